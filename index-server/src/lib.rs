@@ -1,0 +1,1 @@
+//! hazel-index: a headless index server speaking the OpenNap (Napster) protocol.

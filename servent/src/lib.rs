@@ -1,0 +1,3 @@
+//! hazel-servent: the Gnutella servent (library part of the `hazel` binary).
+
+pub mod core;

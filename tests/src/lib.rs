@@ -1,0 +1,1 @@
+//! hazel-tests: helpers shared by the end-to-end tests.

@@ -1,0 +1,1 @@
+//! hazel-tools: shared code of the `hazel-trace` and `hazel-load` binaries.
