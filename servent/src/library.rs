@@ -1,0 +1,1 @@
+//! Scanning shared directories and hashing files, off the event-loop thread (being written).
