@@ -8,34 +8,10 @@ mod conformance_traces;
 use std::collections::BTreeMap;
 
 use conformance_traces::*;
-use hazel_protocol::handshake::{Handshake, Parsed};
+use hazel_protocol::handshake::Parsed;
 use hazel_protocol::http::{Request, Response};
 use hazel_protocol::pcap::{read_capture, Direction, TcpStream};
 use serde_json::Value;
-
-/// The consecutive handshake blocks at the start of one direction, each as
-/// (raw bytes including the blank line, parsed block).
-fn handshake_blocks(bytes: &[u8]) -> Vec<(Vec<u8>, Handshake)> {
-    let mut blocks = Vec::new();
-    let mut rest = bytes;
-    while rest.starts_with(b"GNUTELLA") {
-        match Handshake::parse(rest) {
-            Ok(Parsed::Complete { message, consumed }) => {
-                blocks.push((rest[..consumed].to_vec(), message));
-                rest = &rest[consumed..];
-            }
-            Ok(Parsed::NeedMore) => panic!(
-                "handshake block cut short: {:?}",
-                String::from_utf8_lossy(rest)
-            ),
-            Err(e) => panic!(
-                "handshake block does not parse ({e}): {:?}",
-                String::from_utf8_lossy(rest)
-            ),
-        }
-    }
-    blocks
-}
 
 /// A block as the expected file stores it: without its final blank line.
 fn without_blank_line(raw: &[u8]) -> String {
@@ -49,34 +25,6 @@ fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
         .unwrap_or_default()
-}
-
-struct Link {
-    established: bool,
-    tls_upgrade: bool,
-    c2s_deflate: bool,
-    s2c_deflate: bool,
-    g2: bool,
-}
-
-/// What the 0.6 three-step handshake agreed: the server's block (step 2) and
-/// the client's answer (step 3) decide.
-fn link(client: &[(Vec<u8>, Handshake)], server: &[(Vec<u8>, Handshake)]) -> Option<Link> {
-    let (_, step2) = server.first()?;
-    let (_, step3) = client.get(1)?;
-    let (h2, h3) = (step2.headers()?, step3.headers()?);
-    let g2 = |h: &hazel_protocol::handshake::Headers| {
-        h.get("Content-Type")
-            .is_some_and(|v| v.eq_ignore_ascii_case("application/x-gnutella2"))
-    };
-    Some(Link {
-        established: step2.code() == Some(200) && step3.code() == Some(200),
-        tls_upgrade: h2.get("Upgrade").is_some_and(|v| v.starts_with("TLS"))
-            && h3.has_token("Connection", "Upgrade"),
-        c2s_deflate: h3.content_deflate(),
-        s2c_deflate: h2.content_deflate(),
-        g2: g2(h2) || g2(h3),
-    })
 }
 
 #[test]
