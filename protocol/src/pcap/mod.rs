@@ -309,3 +309,60 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::writer::PcapWriter;
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> Vec<u8> {
+        let c: SocketAddr = "10.1.1.1:3000".parse().unwrap();
+        let s: SocketAddr = "10.1.1.2:6346".parse().unwrap();
+        let mut w = PcapWriter::new();
+        w.tcp_conversation(
+            c,
+            s,
+            &[
+                (true, b"GET /get/1/a HTTP/1.0\r\n\r\n"),
+                (false, b"HTTP 503 Busy\r\n\r\n"),
+            ],
+        );
+        w.udp(c, s, &[0u8; 23]);
+        w.into_bytes()
+    }
+
+    proptest! {
+        /// Any bytes at all: a value or an error, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = read_capture(&bytes);
+            let mut with_header = sample()[..24].to_vec();
+            with_header.extend_from_slice(&bytes);
+            let _ = read_capture(&with_header);
+        }
+
+        /// A real capture damaged anywhere: frames before the damage read as before.
+        #[test]
+        fn damage_leaves_earlier_frames_alone(at in 24usize..400, junk in proptest::collection::vec(any::<u8>(), 1..40), cut in any::<bool>()) {
+            let good = sample();
+            let at = at.min(good.len() - 1);
+            let mut bad = good[..at].to_vec();
+            if !cut {
+                bad.extend_from_slice(&junk);
+                bad.extend_from_slice(good.get(at + junk.len()..).unwrap_or(&[]));
+            }
+            let whole: Vec<Frame> = Capture::open(&good).unwrap().frames().map(|f| f.unwrap()).collect();
+            let Ok(damaged) = Capture::open(&bad) else {
+                return Ok(());
+            };
+            for (i, f) in damaged.frames().enumerate() {
+                let Ok(f) = f else { break };
+                if i < whole.len() && (f.data.as_ptr() as usize - bad.as_ptr() as usize) + f.data.len() <= at {
+                    prop_assert_eq!(f.data, whole[i].data);
+                }
+            }
+            let _ = read_capture(&bad);
+        }
+    }
+}
