@@ -15,7 +15,7 @@ fn ndpi_frames_udp_streams_and_tcp_streams_match_tshark() {
     let pcap = read_trace(&format!("{NDPI}.pcap"));
     let c = read_capture(&pcap).expect("ndpi trace opens");
     assert_eq!(c.frames, 3905, "tshark counts 3905 frames");
-    assert!(c.file_error.is_none(), "{:?}", c.file_error);
+    assert!(c.file_errors.is_empty(), "{:?}", c.file_errors);
     // Frame 1 is cut to 4 of 60 bytes: an error for that frame only.
     assert_eq!(c.frame_errors, vec![(1, DecodeError::Truncated)]);
 
@@ -95,7 +95,7 @@ fn ppa_streams_and_the_split_request() {
     let pcap = read_trace(&format!("{PPA}.pcap"));
     let c = read_capture(&pcap).expect("ppa trace opens");
     assert_eq!(c.frames, 1343);
-    assert!(c.file_error.is_none() && c.frame_errors.is_empty());
+    assert!(c.file_errors.is_empty() && c.frame_errors.is_empty());
     assert_eq!(c.tcp.len(), 243, "tshark counts 243 TCP streams");
     let expected = read_jsonl(&format!("{PPA}.expected.jsonl"));
     let mut checked = 0;

@@ -15,6 +15,61 @@ use pcap_parser::{PcapError, PcapHeader};
 /// (`MAXIMUM_SNAPLEN`) is 262144; anything larger is a damaged record header.
 const MAX_RECORD_LEN: u32 = 262_144;
 
+/// How far past a damaged record the reader looks for the next good one.
+const MAX_RESYNC_SCAN: usize = 4 << 20;
+
+/// A record whose clock is further than this from the last good record's is
+/// not taken for a record header when resynchronising.
+const MAX_CLOCK_JUMP_SECS: u32 = 7 * 86_400;
+
+/// The shape of legacy pcap record headers in one file.
+#[derive(Debug, Clone, Copy)]
+struct LegacyLayout {
+    big_endian: bool,
+    nanos: bool,
+    header_len: usize,
+}
+
+impl LegacyLayout {
+    fn frac_limit(&self) -> u32 {
+        if self.nanos {
+            1_000_000_000
+        } else {
+            1_000_000
+        }
+    }
+
+    /// (seconds, fraction, captured length, original length), if whole.
+    fn header(&self, at: &[u8]) -> Option<(u32, u32, u32, u32)> {
+        let head = at.get(..self.header_len)?;
+        let word = |i: usize| {
+            let b = [head[i], head[i + 1], head[i + 2], head[i + 3]];
+            if self.big_endian {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            }
+        };
+        Some((word(0), word(4), word(8), word(12)))
+    }
+
+    /// The whole length of a believable record at `pos`, if there is one.
+    fn plausible(&self, data: &[u8], pos: usize, last_secs: Option<u32>) -> Option<usize> {
+        let (secs, frac, caplen, origlen) = self.header(data.get(pos..)?)?;
+        let believable = caplen > 0
+            && caplen <= MAX_RECORD_LEN
+            && origlen >= caplen
+            && origlen <= MAX_RECORD_LEN
+            && frac < self.frac_limit()
+            && match last_secs {
+                Some(last) => secs.abs_diff(last) <= MAX_CLOCK_JUMP_SECS,
+                None => true,
+            };
+        let len = self.header_len + caplen as usize;
+        (believable && pos + len <= data.len()).then_some(len)
+    }
+}
+
 /// Link-layer types this reader knows how to take apart (tcpdump.org numbers).
 pub mod linktype {
     /// Ethernet II.
@@ -91,12 +146,16 @@ pub enum CaptureError {
     /// The file ends inside a record: `frame` is the number the record would
     /// have had, `offset` where it starts in the file.
     Truncated { frame: u32, offset: usize },
-    /// A record header makes no sense (for example a length above 256 KiB);
-    /// nothing after it can be trusted.
+    /// A record header makes no sense (for example a length above 256 KiB).
+    /// `resumed_at` is where reading goes on: the next offset at which two
+    /// plausible records follow each other (legacy pcap), or `None` when
+    /// nothing after the damage can be trusted. Frame numbers after a
+    /// resumption count the records found, not those lost in the damage.
     Damaged {
         frame: u32,
         offset: usize,
         reason: &'static str,
+        resumed_at: Option<usize>,
     },
 }
 
@@ -112,9 +171,20 @@ impl fmt::Display for CaptureError {
                 frame,
                 offset,
                 reason,
+                resumed_at: None,
             } => write!(
                 f,
                 "capture file is damaged at the record of frame {frame} (file offset {offset}): {reason}; the rest of the file is skipped"
+            ),
+            CaptureError::Damaged {
+                frame,
+                offset,
+                reason,
+                resumed_at: Some(at),
+            } => write!(
+                f,
+                "capture file is damaged at the record of frame {frame} (file offset {offset}): {reason}; skipped {} bytes, reading resumes at offset {at} (later frame numbers count only the records found)",
+                at.saturating_sub(*offset)
             ),
         }
     }
@@ -178,6 +248,7 @@ impl<'a> Capture<'a> {
             next_number: 1,
             done: false,
             ng: NgState::default(),
+            last_secs: None,
         }
     }
 }
@@ -208,6 +279,8 @@ pub struct Frames<'a> {
     next_number: u32,
     done: bool,
     ng: NgState,
+    /// Seconds of the last good legacy record, to judge candidate headers.
+    last_secs: Option<u32>,
 }
 
 impl<'a> Iterator for Frames<'a> {
@@ -232,7 +305,14 @@ impl<'a> Iterator for Frames<'a> {
                 Some(Ok(frame))
             }
             Some(Err(e)) => {
-                self.done = true;
+                // Only a resumable damage lets the iteration go on.
+                self.done = !matches!(
+                    e,
+                    CaptureError::Damaged {
+                        resumed_at: Some(_),
+                        ..
+                    }
+                );
                 Some(Err(e))
             }
             None => {
@@ -260,6 +340,33 @@ impl<'a> Frames<'a> {
             frame: self.next_number,
             offset: self.pos,
             reason,
+            resumed_at: None,
+        }
+    }
+
+    /// Legacy pcap: reports damage at `pos` and moves past it to the next
+    /// offset where a plausible record is followed by another (or by the end
+    /// of the file). Without one, the rest of the file is given up.
+    fn legacy_damage(&mut self, reason: &'static str, legacy: LegacyLayout) -> CaptureError {
+        let offset = self.pos;
+        let limit = self.data.len().min(offset.saturating_add(MAX_RESYNC_SCAN));
+        let found =
+            (offset + 1..limit).find(|&p| match legacy.plausible(self.data, p, self.last_secs) {
+                Some(len) => {
+                    let next = p + len;
+                    next == self.data.len()
+                        || legacy.plausible(self.data, next, self.last_secs).is_some()
+                }
+                None => false,
+            });
+        if let Some(p) = found {
+            self.pos = p;
+        }
+        CaptureError::Damaged {
+            frame: self.next_number,
+            offset,
+            reason,
+            resumed_at: found,
         }
     }
 
@@ -270,38 +377,42 @@ impl<'a> Frames<'a> {
         modified: bool,
         linktype: i32,
     ) -> Option<Result<Frame<'a>, CaptureError>> {
+        let layout = LegacyLayout {
+            big_endian,
+            nanos,
+            header_len: if modified { 24 } else { 16 },
+        };
         let rest = self.rest();
         if rest.is_empty() {
             return None;
         }
-        let header_len = if modified { 24 } else { 16 };
-        if rest.len() < header_len {
+        let Some((ts_sec, ts_frac, caplen, origlen)) = layout.header(rest) else {
             return Some(Err(self.truncated()));
-        }
-        let word = |at: usize| -> u32 {
-            let b = [rest[at], rest[at + 1], rest[at + 2], rest[at + 3]];
-            if big_endian {
-                u32::from_be_bytes(b)
-            } else {
-                u32::from_le_bytes(b)
-            }
         };
-        let (ts_sec, ts_frac, caplen, origlen) = (word(0), word(4), word(8), word(12));
         if caplen > MAX_RECORD_LEN {
-            return Some(Err(
-                self.damaged("record length above 256 KiB (not a record header)")
-            ));
+            return Some(Err(self.legacy_damage(
+                "record length above 256 KiB (not a record header)",
+                layout,
+            )));
         }
-        if ts_frac >= if nanos { 1_000_000_000 } else { 1_000_000 } {
-            return Some(Err(
-                self.damaged("sub-second timestamp out of range (not a record header)")
-            ));
+        if ts_frac >= layout.frac_limit() {
+            return Some(Err(self.legacy_damage(
+                "sub-second timestamp out of range (not a record header)",
+                layout,
+            )));
         }
-        let end = header_len + caplen as usize;
-        let Some(data) = rest.get(header_len..end) else {
+        if origlen < caplen {
+            return Some(Err(self.legacy_damage(
+                "record keeps more bytes than the packet had (not a record header)",
+                layout,
+            )));
+        }
+        let end = layout.header_len + caplen as usize;
+        let Some(data) = rest.get(layout.header_len..end) else {
             return Some(Err(self.truncated()));
         };
         self.pos += end;
+        self.last_secs = Some(ts_sec);
         Some(Ok(Frame {
             number: self.next_number,
             timestamp: Timestamp {
@@ -493,8 +604,40 @@ mod tests {
         let items: Vec<_> = Capture::open(&file).unwrap().frames().collect();
         assert!(matches!(
             items[..],
-            [Err(CaptureError::Damaged { frame: 1, .. })]
+            [Err(CaptureError::Damaged {
+                frame: 1,
+                resumed_at: None,
+                ..
+            })]
         ));
+    }
+
+    #[test]
+    fn reading_resumes_after_a_damaged_record() {
+        let mut file = legacy_header([0xd4, 0xc3, 0xb2, 0xa1]);
+        file.extend(legacy_record(100, 0, &[1; 20], 20));
+        let damaged_at = file.len();
+        let mut second = legacy_record(101, 0, &[2; 20], 20);
+        second[8..12].copy_from_slice(&[0xff; 4]); // its length field is destroyed
+        file.extend(second);
+        let resume_at = file.len();
+        file.extend(legacy_record(102, 0, &[3; 20], 20));
+        file.extend(legacy_record(103, 0, &[4; 20], 20));
+        let items: Vec<_> = Capture::open(&file).unwrap().frames().collect();
+        assert_eq!(items.len(), 4, "{items:?}");
+        assert_eq!(items[0].as_ref().unwrap().data, &[1; 20]);
+        assert_eq!(
+            items[1],
+            Err(CaptureError::Damaged {
+                frame: 2,
+                offset: damaged_at,
+                reason: "record length above 256 KiB (not a record header)",
+                resumed_at: Some(resume_at),
+            })
+        );
+        assert_eq!(items[2].as_ref().unwrap().data, &[3; 20]);
+        assert_eq!(items[3].as_ref().unwrap().data, &[4; 20]);
+        assert_eq!(items[3].as_ref().unwrap().number, 3);
     }
 
     #[test]

@@ -170,8 +170,8 @@ impl TcpStream {
 #[derive(Debug, Clone, Default)]
 pub struct CaptureContents {
     pub frames: u32,
-    /// Why the file could not be read to its end, if so.
-    pub file_error: Option<CaptureError>,
+    /// Damage in the file itself (a truncated end, bad record headers), in order.
+    pub file_errors: Vec<CaptureError>,
     /// `(frame, error)` for every frame whose headers did not parse.
     pub frame_errors: Vec<(u32, DecodeError)>,
     pub udp: Vec<UdpDatagram>,
@@ -189,7 +189,7 @@ pub fn read_capture(bytes: &[u8]) -> Result<CaptureContents, CaptureError> {
     for frame in capture.frames() {
         match frame {
             Ok(frame) => reader.push_frame(&frame, &mut events),
-            Err(e) => contents.file_error = Some(e),
+            Err(e) => contents.file_errors.push(e),
         }
         absorb(&mut contents, &mut events);
     }
@@ -270,7 +270,7 @@ mod tests {
         w.udp(client, server, b"datagram");
         let c = read_capture(w.bytes()).unwrap();
         assert_eq!(c.frames, 9);
-        assert!(c.file_error.is_none() && c.frame_errors.is_empty());
+        assert!(c.file_errors.is_empty() && c.frame_errors.is_empty());
         assert_eq!(c.tcp.len(), 1);
         let s = &c.tcp[0];
         assert_eq!((s.info.client, s.info.server), (client, server));
@@ -304,8 +304,8 @@ mod tests {
         assert_eq!(c.udp.len(), 1);
         assert_eq!(c.udp[0].frame, 2);
         assert!(matches!(
-            c.file_error,
-            Some(CaptureError::Truncated { frame: 3, .. })
+            c.file_errors[..],
+            [CaptureError::Truncated { frame: 3, .. }]
         ));
     }
 }

@@ -254,8 +254,8 @@ pub fn trace_bytes(
         match frame {
             Ok(frame) => tracer.frame(&frame, &mut records, &mut notes),
             Err(e) => {
-                tracer.summary.file_error = Some(e.to_string());
-                notes.push(format!("{e}; decoding what was read"));
+                tracer.summary.file_errors.push(e.to_string());
+                notes.push(e.to_string());
             }
         }
         print(&mut records, &mut notes, out, diag).map_err(TraceFailure::Output)?;

@@ -23,8 +23,8 @@ pub struct Summary {
     pub gaps: u64,
     pub notes: u64,
     pub errors: u64,
-    /// Why the file could not be read to the end, if so.
-    pub file_error: Option<String>,
+    /// Damage in the capture file itself (truncated end, bad record headers).
+    pub file_errors: Vec<String>,
 }
 
 impl Summary {
@@ -76,8 +76,12 @@ impl Summary {
             "; {} deflate directions inflated ({} bytes), {} TLS directions skipped; {} gaps, {} errors",
             self.deflate_directions, self.inflated_bytes, self.tls_directions, self.gaps, self.errors
         ));
-        if let Some(e) = &self.file_error {
-            line.push_str(&format!("; capture incomplete: {e}"));
+        if let Some(first) = self.file_errors.first() {
+            line.push_str(&format!(
+                "; capture damaged ({} problem{}): {first}",
+                self.file_errors.len(),
+                if self.file_errors.len() == 1 { "" } else { "s" }
+            ));
         }
         line
     }
@@ -100,7 +104,7 @@ impl Summary {
             "http_body_bytes": self.http_body_bytes,
             "gaps": self.gaps,
             "errors": self.errors,
-            "file_error": self.file_error,
+            "file_errors": self.file_errors,
         })
     }
 }
