@@ -3,8 +3,9 @@
 //! - the 1016 UDP datagrams (matched by frame number) against
 //!   `ndpi-gtkg-0.6-2022.expected.jsonl`;
 //! - the 660 descriptors inside the three deflate-compressed TCP links,
-//!   which are found from their handshakes, inflated per direction and
-//!   framed here, against `ndpi-gtkg-0.6-2022.inflated.expected.jsonl`
+//!   which are found from their handshakes, inflated and framed per
+//!   direction by the protocol crate's framer (cross-checked against one
+//!   direct inflate of the whole direction), against `ndpi-gtkg-0.6-2022.inflated.expected.jsonl`
 //!   (matched by stream, direction and offset in the inflated bytes).
 //!
 //! Each descriptor is also re-encoded and must give back its exact bytes.
@@ -16,6 +17,7 @@ use std::collections::BTreeMap;
 
 use conformance_traces::*;
 use hazel_protocol::descriptor::{encode_extensions, Descriptor, Payload};
+use hazel_protocol::framer::Framer;
 use hazel_protocol::header::{Header, HEADER_LEN, MAX_PAYLOAD_LEN};
 use hazel_protocol::pcap::{read_capture, Direction};
 use serde_json::Value;
@@ -279,8 +281,21 @@ fn ndpi_deflate_links_inflated_and_framed_match_wireshark() {
             (Direction::ServerToClient, &server),
         ] {
             let skip: usize = blocks.iter().map(|(raw, _)| raw.len()).sum();
-            let plain = inflate(&s.half(dir).bytes[skip..]);
+            let compressed = &s.half(dir).bytes[skip..];
+            // The protocol crate's framer, fed segment-sized pieces as a servent would be.
+            let mut framer = Framer::deflated();
+            let mut framed = Vec::new();
+            for piece in compressed.chunks(1460) {
+                framer.push(piece).expect("compressed bytes accepted");
+                while let Some(frame) = framer.next_frame().expect("the link frames cleanly") {
+                    framed.push(frame.bytes);
+                }
+            }
+            // Cross-check: inflating the whole direction at once and walking the
+            // headers gives the same descriptors at the same offsets.
+            let plain = inflate(compressed);
             let mut offset = 0usize;
+            let mut walked = Vec::new();
             while offset < plain.len() {
                 let h = Header::parse(&plain[offset..]).expect("descriptor header");
                 let len = HEADER_LEN + h.payload_len as usize;
@@ -288,9 +303,20 @@ fn ndpi_deflate_links_inflated_and_framed_match_wireshark() {
                 let whole = plain.get(offset..offset + len).unwrap_or_else(|| {
                     panic!("stream {} {dir:?}: descriptor cut at {offset}", s.info.id)
                 });
+                walked.push(whole.to_vec());
+                offset += len;
+            }
+            assert_eq!(
+                framed, walked,
+                "stream {} {dir:?}: framer and direct inflate agree",
+                s.info.id
+            );
+            let mut offset = 0u64;
+            for bytes in framed {
+                let len = bytes.len() as u64;
                 found.insert(
-                    (u64::from(s.info.id), dir.label().to_string(), offset as u64),
-                    whole.to_vec(),
+                    (u64::from(s.info.id), dir.label().to_string(), offset),
+                    bytes,
                 );
                 offset += len;
             }

@@ -5,14 +5,13 @@
 //! announced; TLS and Gnutella2 links are named and skipped.
 //!
 //! Every buffer is bounded: heads by the parsers' caps, descriptors by the
-//! 64 KiB payload limit, inflated output by working in chunks. A direction
+//! framer's 64 KiB payload check, inflated output by its bounded steps. A direction
 //! that stops making sense (bad message, gap in a compressed stream) is
 //! reported once and ignored from there on; the rest of the capture goes on.
 
-use flate2::{Decompress, FlushDecompress, Status};
+use hazel_protocol::framer::Framer;
 use hazel_protocol::giv::Giv;
 use hazel_protocol::handshake::{Handshake, Headers, Parsed};
-use hazel_protocol::header::{HEADER_LEN, MAX_PAYLOAD_LEN};
 use hazel_protocol::http::{Request, Response};
 use hazel_protocol::pcap::{Direction, StreamInfo, Timestamp};
 use serde_json::{json, Map, Value};
@@ -24,8 +23,6 @@ use super::summary::Summary;
 
 /// Bytes a direction may hold while waiting for the other side's handshake.
 const MAX_WAITING: usize = 1 << 20;
-/// Inflate in chunks of this size so a small input cannot balloon in memory.
-const INFLATE_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug)]
 enum Mode {
@@ -34,8 +31,11 @@ enum Mode {
     Handshake,
     /// Handshake over in this direction; the other side's blocks decide what follows.
     AwaitLink,
+    /// Descriptors through the protocol crate's framer, which inflates in
+    /// bounded steps on deflate links and checks every declared length.
     Descriptors {
-        inflater: Option<Box<Decompress>>,
+        framer: Box<Framer>,
+        deflate: bool,
     },
     HttpRequests,
     /// `body_left`: body bytes of the last response still to skip.
@@ -52,8 +52,6 @@ struct Half {
     mode: Mode,
     /// Wire bytes not consumed yet.
     buf: Vec<u8>,
-    /// Inflated bytes not framed yet (compressed links only).
-    plain: Vec<u8>,
     /// Handshake blocks this side sent, in order.
     blocks: Vec<Handshake>,
     frame: u32,
@@ -65,7 +63,6 @@ impl Half {
         Half {
             mode: Mode::Sniff,
             buf: Vec::new(),
-            plain: Vec::new(),
             blocks: Vec::new(),
             frame: 0,
             time: Timestamp::default(),
@@ -155,7 +152,6 @@ impl Session {
         let h = &mut self.halves[dir.index()];
         h.mode = Mode::Ignore;
         h.buf = Vec::new();
-        h.plain = Vec::new();
     }
 
     /// In-order bytes of one direction.
@@ -228,7 +224,11 @@ impl Session {
     /// The direction ended (FIN/RST) or the capture did.
     pub fn end(&mut self, dir: Direction, out: &mut Vec<Record>, summary: &mut Summary) {
         let h = &self.halves[dir.index()];
-        let left = h.buf.len() + h.plain.len();
+        let left = h.buf.len()
+            + match &h.mode {
+                Mode::Descriptors { framer, .. } => framer.buffered(),
+                _ => 0,
+            };
         let waiting_body = matches!(h.mode, Mode::HttpResponses { body_left } if body_left > 0);
         if left > 0 && !matches!(h.mode, Mode::Ignore) && !waiting_body {
             self.note(
@@ -436,7 +436,12 @@ impl Session {
                     );
                 }
                 self.halves[dir.index()].mode = Mode::Descriptors {
-                    inflater: deflate.then(|| Box::new(Decompress::new(true))),
+                    framer: Box::new(if deflate {
+                        Framer::deflated()
+                    } else {
+                        Framer::new()
+                    }),
+                    deflate,
                 };
             }
             LinkKind::Refused => {
@@ -478,78 +483,39 @@ impl Session {
         summary: &mut Summary,
     ) -> bool {
         let h = &mut self.halves[dir.index()];
-        let Mode::Descriptors { inflater } = &mut h.mode else {
+        let Mode::Descriptors { framer, deflate } = &mut h.mode else {
             return false;
         };
-        let mut inflate_error = None;
-        let mut progress = false;
-        if let Some(z) = inflater {
-            // Inflate a chunk at a time (also with no new input: a full chunk
-            // may have left output inside the inflater), framing as we go.
-            let mut chunk = vec![0u8; INFLATE_CHUNK];
-            let before_in = z.total_in();
-            let before_out = z.total_out();
-            match z.decompress(&h.buf, &mut chunk, FlushDecompress::None) {
-                Ok(status) => {
-                    let used = (z.total_in() - before_in) as usize;
-                    let made = (z.total_out() - before_out) as usize;
-                    h.buf.drain(..used.min(h.buf.len()));
-                    h.plain.extend_from_slice(&chunk[..made.min(chunk.len())]);
-                    summary.inflated_bytes += made as u64;
-                    progress = used > 0 || made > 0;
-                    if status == Status::StreamEnd && !h.buf.is_empty() {
-                        inflate_error = Some("bytes after the end of the zlib stream".to_string());
+        let deflate = *deflate;
+        let wire = std::mem::take(&mut h.buf);
+        let mut failure = framer.push(&wire).err();
+        let mut records = Vec::new();
+        while failure.is_none() {
+            match framer.next_frame_ref() {
+                Ok(Some(frame)) => {
+                    let (text, fields, type_name) = describe::descriptor(frame.bytes);
+                    if deflate {
+                        summary.inflated_bytes += frame.bytes.len() as u64;
                     }
+                    summary.count_descriptor(&type_name, fields.contains_key("error"));
+                    records.push((text, fields));
                 }
-                Err(e) => inflate_error = Some(format!("deflate stream does not inflate: {e}")),
+                Ok(None) => break,
+                Err(e) => failure = Some(e),
             }
-        } else if !h.buf.is_empty() {
-            let wire = std::mem::take(&mut h.buf);
-            h.plain.extend_from_slice(&wire);
         }
-        let framed = self.frame_descriptors(dir, out, summary);
-        if let Some(e) = inflate_error {
-            self.error(dir, e, out, summary);
-            return false;
-        }
-        framed || progress
-    }
-
-    fn frame_descriptors(
-        &mut self,
-        dir: Direction,
-        out: &mut Vec<Record>,
-        summary: &mut Summary,
-    ) -> bool {
-        let mut any = false;
-        let mut start = 0;
-        loop {
-            let plain = &self.halves[dir.index()].plain[start..];
-            let Some(len_bytes) = plain.get(19..23) else {
-                break;
-            };
-            let declared =
-                u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]])
-                    as usize;
-            if declared > MAX_PAYLOAD_LEN {
-                let msg = format!(
-                    "descriptor declares a {declared}-byte payload (limit {MAX_PAYLOAD_LEN}): stream out of sync"
-                );
-                self.halves[dir.index()].plain.drain(..start);
-                self.error(dir, msg, out, summary);
-                return any;
-            }
-            let Some(whole) = plain.get(..HEADER_LEN + declared) else {
-                break;
-            };
-            let (text, fields, type_name) = describe::descriptor(whole);
-            summary.count_descriptor(&type_name, fields.contains_key("error"));
+        for (text, fields) in records {
             self.emit(dir, "descriptor", text, fields, out);
-            start += HEADER_LEN + declared;
-            any = true;
         }
-        self.halves[dir.index()].plain.drain(..start);
-        any
+        if let Some(e) = failure {
+            let what = if deflate {
+                format!("descriptor stream (inflated): {e}")
+            } else {
+                format!("descriptor stream: {e}")
+            };
+            self.error(dir, what, out, summary);
+        }
+        false
     }
 
     fn http_request(
