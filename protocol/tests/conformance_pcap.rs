@@ -7,7 +7,8 @@ mod conformance_traces;
 use std::collections::HashMap;
 
 use conformance_traces::*;
-use hazel_protocol::pcap::{read_capture, Direction};
+use hazel_protocol::pcap::writer::to_pcapng;
+use hazel_protocol::pcap::{read_capture, Capture, Direction};
 use hazel_protocol::DecodeError;
 
 #[test]
@@ -164,4 +165,28 @@ fn ppa_streams_and_the_split_request() {
         c.tcp.len()
     );
     assert_eq!(checked, 13);
+}
+
+#[test]
+fn pcapng_copies_read_the_same() {
+    for name in [NDPI, PPA] {
+        let pcap = read_trace(&format!("{name}.pcap"));
+        let ng = to_pcapng(&Capture::open(&pcap).unwrap()).expect("converts");
+        let a = read_capture(&pcap).unwrap();
+        let b = read_capture(&ng).unwrap();
+        assert!(matches!(
+            Capture::open(&ng).unwrap().format(),
+            hazel_protocol::pcap::file::CaptureFormat::PcapNg
+        ));
+        assert_eq!(a.frames, b.frames, "{name}");
+        assert_eq!(a.frame_errors, b.frame_errors, "{name}");
+        assert_eq!(a.udp, b.udp, "{name}: UDP datagrams, timestamps included");
+        assert_eq!(a.tcp, b.tcp, "{name}: TCP streams");
+        println!(
+            "{name}: pcapng copy reads the same {} frames, {} datagrams, {} streams",
+            b.frames,
+            b.udp.len(),
+            b.tcp.len()
+        );
+    }
 }

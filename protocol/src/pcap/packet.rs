@@ -241,4 +241,38 @@ mod tests {
             Err(DecodeError::Truncated)
         );
     }
+
+    #[test]
+    fn linux_cooked_capture_and_raw_ip() {
+        use etherparse::{LinuxSllPacketType, PacketBuilder};
+        let mut bytes = Vec::new();
+        PacketBuilder::linux_sll(LinuxSllPacketType::OUTGOING, 6, [2, 0, 0, 0, 0, 1, 0, 0])
+            .ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+            .udp(28681, 6346)
+            .write(&mut bytes, b"GND")
+            .unwrap();
+        let sll = Frame {
+            linktype: linktype::LINUX_SLL,
+            ..frame(&bytes, bytes.len() as u32)
+        };
+        let Packet::Udp(udp) = decode_frame(&sll).unwrap() else {
+            panic!("not udp");
+        };
+        assert_eq!(udp.src, "192.0.2.1:28681".parse().unwrap());
+        assert_eq!(udp.payload, b"GND");
+        // The same IP packet without a link header.
+        let raw = Frame {
+            linktype: linktype::RAW,
+            ..frame(&bytes[16..], bytes.len() as u32 - 16)
+        };
+        assert_eq!(decode_frame(&raw), Ok(Packet::Udp(udp)));
+        let unknown = Frame {
+            linktype: 147,
+            ..frame(&bytes, bytes.len() as u32)
+        };
+        assert_eq!(
+            decode_frame(&unknown),
+            Err(DecodeError::BadField("link-layer type (not supported)"))
+        );
+    }
 }

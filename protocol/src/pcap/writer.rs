@@ -197,3 +197,58 @@ impl PcapWriter {
         self.bytes
     }
 }
+
+/// Rewrites a capture as pcapng (little-endian, one interface per link
+/// type, nanosecond timestamps), frame for frame. Lets tests run the pcapng
+/// path of the reader over the same traffic as a legacy file.
+pub fn to_pcapng(capture: &super::file::Capture<'_>) -> Result<Vec<u8>, super::file::CaptureError> {
+    fn block(out: &mut Vec<u8>, block_type: u32, body: &[u8]) {
+        let padded = body.len().div_ceil(4) * 4;
+        let total = (12 + padded) as u32;
+        out.extend_from_slice(&block_type.to_le_bytes());
+        out.extend_from_slice(&total.to_le_bytes());
+        out.extend_from_slice(body);
+        out.resize(out.len() + padded - body.len(), 0);
+        out.extend_from_slice(&total.to_le_bytes());
+    }
+    let mut out = Vec::new();
+    let mut shb = Vec::new();
+    shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+    shb.extend_from_slice(&1u16.to_le_bytes());
+    shb.extend_from_slice(&0u16.to_le_bytes());
+    shb.extend_from_slice(&(-1i64).to_le_bytes());
+    block(&mut out, 0x0a0d_0d0a, &shb);
+    let mut interfaces: Vec<i32> = Vec::new();
+    for frame in capture.frames() {
+        let frame = frame?;
+        let if_id = match interfaces.iter().position(|&l| l == frame.linktype) {
+            Some(i) => i,
+            None => {
+                let mut idb = Vec::new();
+                idb.extend_from_slice(&(frame.linktype as u16).to_le_bytes());
+                idb.extend_from_slice(&0u16.to_le_bytes());
+                idb.extend_from_slice(&262_144u32.to_le_bytes());
+                // if_tsresol = 9 (nanoseconds), then opt_endofopt.
+                idb.extend_from_slice(&9u16.to_le_bytes());
+                idb.extend_from_slice(&1u16.to_le_bytes());
+                idb.extend_from_slice(&[9, 0, 0, 0]);
+                idb.extend_from_slice(&[0, 0, 0, 0]);
+                block(&mut out, 1, &idb);
+                interfaces.push(frame.linktype);
+                interfaces.len() - 1
+            }
+        };
+        let ticks = (frame.timestamp.secs.max(0) as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(frame.timestamp.nanos));
+        let mut epb = Vec::new();
+        epb.extend_from_slice(&(if_id as u32).to_le_bytes());
+        epb.extend_from_slice(&((ticks >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(ticks as u32).to_le_bytes());
+        epb.extend_from_slice(&(frame.data.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&frame.orig_len.to_le_bytes());
+        epb.extend_from_slice(frame.data);
+        block(&mut out, 6, &epb);
+    }
+    Ok(out)
+}
