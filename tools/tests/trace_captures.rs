@@ -102,6 +102,45 @@ fn ndpi_json_lines() {
         .map(|e| e["id"].as_str().unwrap())
         .collect();
     assert_eq!(ggep_ids, vec!["UP", "IPP"]);
+    // IPP travels deflated: shown inflated, 6 bytes per IPv4 host.
+    let ipp = &pong["ggep"][1];
+    assert_eq!(ipp["deflate"], true);
+    assert_eq!(ipp["value_hex"].as_str().unwrap().len(), 2 * 30);
+    // COBS-encoded GGEP in a hit is shown decoded (CT in the hit of frame 1307).
+    let cobs = records
+        .iter()
+        .filter(|r| r["frame"] == 1307 && r["type_name"] == "QueryHit")
+        .flat_map(|r| r["queryhit"]["hits"].as_array().unwrap().iter())
+        .flat_map(|h| h["extensions"].as_array().unwrap().iter())
+        .filter_map(|e| e.get("ggep"))
+        .flat_map(|g| g.as_array().unwrap().iter())
+        .find(|x| x["id"] == "CT" && x["cobs"] == true)
+        .expect("a COBS CT extension");
+    assert_eq!(cobs["value_hex"], "9e200061");
+    // QueryHits: trailer vendor and flags, HUGE urns per hit.
+    let hits: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["type_name"] == "QueryHit")
+        .collect();
+    assert_eq!(hits.len(), 87);
+    let raza = hits
+        .iter()
+        .filter(|r| r["queryhit"]["trailer"]["vendor"] == "RAZA")
+        .count();
+    assert_eq!(raza, 83, "QHD vendors: RAZA 83");
+    let urns = hits
+        .iter()
+        .flat_map(|r| r["queryhit"]["hits"].as_array().unwrap().iter())
+        .filter(|h| {
+            h["extensions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e.get("urn").is_some())
+        })
+        .count();
+    println!("{} hits, {urns} results with a HUGE urn", hits.len());
+    assert!(urns >= 175, "urn:bitprint/ed2khash/md5 on 175 results");
     // Handshake blocks carry their headers.
     let hs: Vec<&Value> = records
         .iter()
