@@ -244,3 +244,54 @@ fn push_callback_giv_then_http() {
         out.summary()
     );
 }
+
+#[test]
+fn refused_handshake_and_a_gap_are_reported() {
+    let query = descriptor(5, Payload::Query(Query::new(SpeedField::flags(0), "lost")));
+    let ping = descriptor(6, Payload::Ping(Ping { ggep: None }));
+    let mut w = PcapWriter::new();
+    // Refused: whatever the server sends after its 503 is not decoded.
+    w.tcp_conversation(
+        addr("10.0.0.1:5003"),
+        addr("10.0.0.4:6346"),
+        &[
+            (true, b"GNUTELLA CONNECT/0.6\r\nX-Ultrapeer: False\r\n\r\n"),
+            (
+                false,
+                b"GNUTELLA/0.6 503 Busy\r\nX-Try-Ultrapeers: 10.9.9.9:6346\r\n\r\n",
+            ),
+            (false, b"junk after refusal"),
+        ],
+    );
+    // A 0.4 link whose capture missed one segment: the gap is shown, the
+    // descriptors before it are decoded, nothing after it is guessed.
+    w.tcp_conversation_losing(
+        addr("10.0.0.1:5004"),
+        addr("10.0.0.5:6346"),
+        &[
+            (true, b"GNUTELLA CONNECT/0.4\n\n"),
+            (false, b"GNUTELLA OK\n\n"),
+            (true, &ping),
+            (true, &query[..30]),
+            (true, &query[30..]),
+            (true, &ping),
+        ],
+        &[3],
+    );
+    let file = TempFile::new("refused", w.bytes());
+    let out = hazel_trace(&[], &file.0);
+    assert_eq!(out.code, 0);
+    println!("{}", out.stdout);
+    let lines = out.lines();
+    let has = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(has("handshake: GNUTELLA/0.6 503 Busy"), 1);
+    assert_eq!(
+        has("tcp#0 10.0.0.4:6346 > 10.0.0.1:5003 handshake did not establish a link"),
+        1
+    );
+    assert_eq!(has("tcp#1 10.0.0.1:5004 > 10.0.0.5:6346 Ping"), 1);
+    assert_eq!(has("gap: 30 bytes at offset 45 were not captured"), 1);
+    assert_eq!(has("message boundaries lost after the gap"), 1);
+    assert_eq!(has("Query"), 0);
+    assert!(out.summary().contains("1 gaps"), "{}", out.summary());
+}

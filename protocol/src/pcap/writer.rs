@@ -146,6 +146,19 @@ impl PcapWriter {
         server: SocketAddr,
         segments: &[(bool, &[u8])],
     ) -> &mut Self {
+        self.tcp_conversation_losing(client, server, segments, &[])
+    }
+
+    /// Like [`PcapWriter::tcp_conversation`], but the segments whose
+    /// positions are in `lost` are left out of the capture (their sequence
+    /// numbers are still used, as if the capture had missed them).
+    pub fn tcp_conversation_losing(
+        &mut self,
+        client: SocketAddr,
+        server: SocketAddr,
+        segments: &[(bool, &[u8])],
+        lost: &[usize],
+    ) -> &mut Self {
         let mut c_seq: u32 = 0x1000_0000;
         let mut s_seq: u32 = 0x7fff_fff0; // wraps past 2^31 on purpose
         let mut frame = |src, dst, t, p: &[u8]| {
@@ -170,12 +183,17 @@ impl PcapWriter {
         c_seq = c_seq.wrapping_add(1);
         s_seq = s_seq.wrapping_add(1);
         frame(client, server, tcp(c_seq, s_seq, false, false), &[]);
-        for &(from_client, payload) in segments {
+        for (i, &(from_client, payload)) in segments.iter().enumerate() {
+            let captured = !lost.contains(&i);
             if from_client {
-                frame(client, server, tcp(c_seq, s_seq, false, false), payload);
+                if captured {
+                    frame(client, server, tcp(c_seq, s_seq, false, false), payload);
+                }
                 c_seq = c_seq.wrapping_add(payload.len() as u32);
             } else {
-                frame(server, client, tcp(s_seq, c_seq, false, false), payload);
+                if captured {
+                    frame(server, client, tcp(s_seq, c_seq, false, false), payload);
+                }
                 s_seq = s_seq.wrapping_add(payload.len() as u32);
             }
         }

@@ -379,11 +379,12 @@ impl Session {
         if matches!(first_server, Handshake::Ok04) {
             return Some(LinkKind::Descriptors);
         }
-        if matches!(client.first(), Some(Handshake::Connect04)) {
+        if matches!(client.first(), Some(Handshake::Connect04)) || first_server.code() != Some(200)
+        {
             return Some(LinkKind::Refused);
         }
         let step3 = client.get(1)?;
-        if first_server.code() != Some(200) || step3.code() != Some(200) {
+        if step3.code() != Some(200) {
             return Some(LinkKind::Refused);
         }
         let empty = Headers::new();
@@ -686,7 +687,11 @@ fn describe_handshake(block: &Handshake) -> (String, Map<String, Value>) {
                 notable.push(format!("{name}: {v}"));
             }
         }
-        text.push_str(&format!(" ({} headers", h.len()));
+        text.push_str(&format!(
+            " ({} header{}",
+            h.len(),
+            if h.len() == 1 { "" } else { "s" }
+        ));
         if !notable.is_empty() {
             text.push_str("; ");
             text.push_str(&notable.join("; "));
