@@ -295,3 +295,50 @@ fn refused_handshake_and_a_gap_are_reported() {
     assert_eq!(has("Query"), 0);
     assert!(out.summary().contains("1 gaps"), "{}", out.summary());
 }
+
+#[test]
+fn opennap_data_port_get_and_push() {
+    let mut w = PcapWriter::new();
+    // Direct: the downloader connects; the sharer greets with "1".
+    w.tcp_conversation(
+        addr("127.0.0.1:40010"),
+        addr("127.0.0.1:6699"),
+        &[
+            (false, b"1"),
+            (true, b"GET"),
+            (true, b"alice \"C:\\mp3\\song one.mp3\" 1024"),
+            (false, b"4000"),
+            (false, &[0xffu8; 100]),
+        ],
+    );
+    // Firewalled: the sharer connects to the downloader and pushes.
+    w.tcp_conversation(
+        addr("127.0.0.1:40011"),
+        addr("127.0.0.1:6700"),
+        &[
+            (false, b"1"),
+            (true, b"SENDbob \"song.mp3\" 4000"),
+            (false, b"0"),
+            (true, &[0xeeu8; 300]),
+        ],
+    );
+    let file = TempFile::new("napdata", w.bytes());
+    let out = hazel_trace(&[], &file.0);
+    assert_eq!(out.code, 0);
+    println!("{}", out.stdout);
+    let data: Vec<&str> = out
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("OpenNap data port:"))
+        .collect();
+    assert_eq!(data.len(), 6, "{}", out.stdout);
+    assert!(data[0].contains("127.0.0.1:6699 > 127.0.0.1:40010 OpenNap data port: greeting \"1\""));
+    assert!(data[1].contains("GET nick=\"alice\" file=\"C:\\\\mp3\\\\song one.mp3\" offset=1024"));
+    assert!(data[2].contains("OpenNap data port: size 4000"));
+    assert!(data[3].contains("127.0.0.1:6700 > 127.0.0.1:40011 OpenNap data port: greeting"));
+    assert!(data[4].contains("SEND nick=\"bob\" file=\"song.mp3\" size=4000"));
+    assert!(data[5].contains("OpenNap data port: offset 0"));
+    assert!(!out.stdout.contains("stream ends inside"));
+    let json = hazel_trace(&["--json"], &file.0).json();
+    assert_eq!(json.last().unwrap()["nap_data_bytes"], 400);
+}
