@@ -152,6 +152,10 @@ impl Tracer {
             Event::Tcp(TcpEvent::Closed { stream, dir, .. }) => {
                 if let Some(s) = self.sessions.get_mut(&stream) {
                     s.end(dir, out, &mut self.summary);
+                    // Keep memory flat on long captures: drop streams that are done.
+                    if s.is_finished() {
+                        self.sessions.remove(&stream);
+                    }
                 }
             }
         }

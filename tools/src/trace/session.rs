@@ -110,6 +110,11 @@ impl Session {
         }
     }
 
+    /// Both directions have ended: nothing more will come out of this stream.
+    pub fn is_finished(&self) -> bool {
+        self.halves.iter().all(|h| matches!(h.mode, Mode::Ignore))
+    }
+
     fn origin(&self, dir: Direction) -> Origin {
         let h = &self.halves[dir.index()];
         let (src, dst) = match dir {
