@@ -224,6 +224,9 @@ fn push_callback_giv_then_http() {
             ),
             (true, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"),
             (false, b"GET /get/7/song%20one.mp3 HTTP/1.1\r\n\r\n"),
+            (false, b"HEAD /get/7/song%20one.mp3 HTTP/1.1\r\n\r\n"),
+            (true, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"),
+            (true, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"),
         ],
     );
     let file = TempFile::new("giv", w.bytes());
@@ -237,9 +240,15 @@ fn push_callback_giv_then_http() {
     );
     assert!(lines[2].contains("HTTP response: \"HTTP/1.1 200 OK\" body=5"));
     assert!(lines[3].contains("HTTP request"));
+    assert!(lines[4].contains("HTTP request: \"HEAD /get/7/song%20one.mp3 HTTP/1.1\""));
+    assert!(lines[5].contains("HTTP response: \"HTTP/1.1 200 OK\" body=5"));
+    // The answer to the HEAD has a length but no body: the head is found.
+    assert!(lines[6].contains("HTTP response: \"HTTP/1.1 200 OK\""));
+    assert!(!lines[6].contains("body="));
+    assert!(!out.stdout.contains("stream ends inside"));
     assert!(
         out.summary()
-            .contains("GIV 1, HTTP request 2, HTTP response 1"),
+            .contains("GIV 1, HTTP request 3, HTTP response 3"),
         "{}",
         out.summary()
     );

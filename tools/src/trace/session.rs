@@ -89,6 +89,8 @@ pub struct Session {
     nap_greeting: bool,
     /// The data-port request was `SEND` (push) rather than `GET`.
     nap_send: bool,
+    /// For each HTTP request not yet answered: was it a HEAD (no body back)?
+    unanswered_heads: std::collections::VecDeque<bool>,
 }
 
 /// What a finished 0.6 handshake agreed for the bytes that follow.
@@ -107,6 +109,7 @@ impl Session {
             client_spoke: false,
             nap_greeting: false,
             nap_send: false,
+            unanswered_heads: std::collections::VecDeque::new(),
         }
     }
 
@@ -594,6 +597,10 @@ impl Session {
             Ok(Parsed::NeedMore) => false,
             Ok(Parsed::Complete { message, consumed }) => {
                 summary.count("HTTP request");
+                if self.unanswered_heads.len() < 1024 {
+                    self.unanswered_heads
+                        .push_back(message.method == hazel_protocol::http::Method::Head);
+                }
                 let line = format!(
                     "{} {} {}",
                     message.method.as_str(),
@@ -648,7 +655,17 @@ impl Session {
             Ok(Parsed::NeedMore) => false,
             Ok(Parsed::Complete { message, consumed }) => {
                 summary.count("HTTP response");
-                let length = message.content_length().ok().flatten();
+                let answers_head = self.unanswered_heads.pop_front().unwrap_or(false);
+                // No body after a HEAD, a 1xx, a 204 or a 304, whatever the headers say.
+                let bodiless = answers_head
+                    || (100..200).contains(&message.code)
+                    || message.code == 204
+                    || message.code == 304;
+                let length = if bodiless {
+                    Some(0)
+                } else {
+                    message.content_length().ok().flatten()
+                };
                 let mut f = Map::new();
                 f.insert("status_line".into(), message.status_line().into());
                 f.insert(
@@ -675,7 +692,7 @@ impl Session {
                 if let Some(range) = message.headers.get("Content-Range") {
                     text.push_str(&format!(" Content-Range: {range}"));
                 }
-                if let Some(l) = length {
+                if let Some(l) = length.filter(|&l| l > 0) {
                     text.push_str(&format!(" body={l}"));
                 }
                 self.emit(dir, "http_response", text, f, out);
