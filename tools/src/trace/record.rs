@@ -145,3 +145,48 @@ pub fn quoted(bytes: &[u8], max: usize) -> String {
     out.push('"');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_helpers() {
+        assert_eq!(hex(&[0, 0xff, 0x10]), "00ff10");
+        assert_eq!(text_or_hex(b"GTKG"), "GTKG");
+        assert_eq!(text_or_hex(&[1, 2]), "0x0102");
+        assert_eq!(text_or_hex(b""), "");
+        assert_eq!(quoted(b"a\"b\\c\n", 10), "\"a\\\"b\\\\c\\x0a\"");
+        assert_eq!(quoted("héllo wörld".as_bytes(), 5), "\"héllo…\"");
+        assert_eq!(quoted(&[0xff, b'a'], 5), "\"\u{fffd}a\"");
+    }
+
+    #[test]
+    fn line_and_json_carry_the_origin() {
+        let origin = Origin {
+            frame: 12,
+            time: Timestamp {
+                secs: 3,
+                nanos: 500_000_000,
+            },
+            transport: Transport::Udp,
+            stream: 4,
+            src: "10.0.0.1:1".parse().unwrap(),
+            dst: "10.0.0.2:2".parse().unwrap(),
+            dir: Direction::ServerToClient,
+        };
+        let mut f = Map::new();
+        f.insert("x".into(), 1.into());
+        let r = Record::new(origin, "descriptor", "Ping".into(), f);
+        assert_eq!(
+            r.to_line(),
+            "    12     3.500000 udp#4 10.0.0.1:1 > 10.0.0.2:2 Ping"
+        );
+        let j = r.to_json();
+        assert_eq!(j["frame"], 12);
+        assert_eq!(j["time"], 3.5);
+        assert_eq!(j["dir"], "resp>orig");
+        assert_eq!(j["kind"], "descriptor");
+        assert_eq!(j["x"], 1);
+    }
+}
