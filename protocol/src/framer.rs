@@ -12,7 +12,8 @@
 //! descriptor, never stream sync.
 //!
 //! 0.6 links that agreed on `Content-Encoding: deflate` carry a zlib stream
-//! per direction (the captured gtk-gnutella links start with `78 xx`).
+//! per direction: in the captured links every direction starts with a zlib
+//! header (`78 da`, or `68 81` for a 16 KiB window), never raw deflate.
 //! [`Framer::deflated`] inflates incoming bytes in bounded steps, only when
 //! no complete frame is waiting, so a small compressed input cannot grow
 //! the buffer beyond one descriptor plus one step. [`Deflater`] compresses
