@@ -4,6 +4,9 @@
 
 mod conformance_traces;
 
+#[path = "../../fuzz/checks/pcap.rs"]
+mod pcap_checks;
+
 use std::collections::HashMap;
 
 use conformance_traces::*;
@@ -209,5 +212,29 @@ fn pcapng_copies_read_the_same() {
             b.udp.len(),
             b.tcp.len()
         );
+    }
+}
+
+/// Replays `fuzz/corpus/regressions/{pcap,tcp_reassembly}` through the checks
+/// the `pcap` and `tcp_reassembly` fuzz targets run.
+#[test]
+fn fuzz_regressions_replay() {
+    let root =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/regressions");
+    for (target, check) in [
+        ("pcap", pcap_checks::check_capture as fn(&[u8])),
+        ("tcp_reassembly", pcap_checks::check_reassembly as fn(&[u8])),
+    ] {
+        let dir = root.join(target);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("regression corpus {} missing: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no inputs in {}", dir.display());
+        for path in &files {
+            check(&std::fs::read(path).unwrap());
+        }
+        println!("{target}: {} regression inputs replayed", files.len());
     }
 }
