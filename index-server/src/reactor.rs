@@ -1,0 +1,545 @@
+//! The only module that touches sockets: one mio event loop for client
+//! connections and the `--stats-listen` HTTP endpoint.
+//!
+//! Reads are drained until `WouldBlock` and cut into frames as they come;
+//! each frame goes to the [`Server`]; what it answers is appended to the
+//! connections' output queues and written after the whole batch of input is
+//! handled, so all results of one search leave in one write. WRITABLE
+//! interest is held only while output is queued; a client whose queue
+//! exceeds the cap (it stopped reading) is dropped. Connection ids never
+//! repeat even though slab keys do.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown as SocketShutdown};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use crate::metrics::DropReason;
+use crate::server::{kind, Outbox, Server};
+use crate::session::ConnId;
+use crate::wire::split_frame;
+
+const LISTENER: Token = Token(0);
+const STATS_LISTENER: Token = Token(1);
+const WAKER: Token = Token(2);
+const FIRST_CONN: usize = 3;
+/// How often timers (login timeout, periodic stats) are checked.
+const TICK: Duration = Duration::from_millis(250);
+/// Largest stats request head accepted.
+const MAX_STATS_REQUEST: usize = 8192;
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Asks a running server to stop; cloneable, usable from any thread or a
+/// signal handler (through [`Shutdown::flag`]).
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Mutex<Option<Arc<Waker>>>>,
+}
+
+impl Shutdown {
+    pub fn new() -> Shutdown {
+        Shutdown::default()
+    }
+
+    /// The flag itself, for `signal_hook::flag::register`. The reactor
+    /// checks it at least every tick.
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.flag)
+    }
+
+    /// Stops the server promptly.
+    pub fn trigger(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        if let Ok(guard) = self.waker.lock() {
+            if let Some(w) = guard.as_ref() {
+                let _ = w.wake();
+            }
+        }
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+}
+
+struct Client {
+    id: ConnId,
+    stream: TcpStream,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    /// Bytes of `output` already written.
+    written: usize,
+    wants_writable: bool,
+}
+
+impl Client {
+    fn queued(&self) -> usize {
+        self.output.len() - self.written
+    }
+}
+
+struct StatsClient {
+    stream: TcpStream,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    written: usize,
+}
+
+enum Conn {
+    Client(Client),
+    Stats(StatsClient),
+}
+
+/// Writes as much of `output[*written..]` as the socket takes.
+/// `Ok(true)` when everything is written.
+fn flush(stream: &mut TcpStream, output: &mut Vec<u8>, written: &mut usize) -> io::Result<bool> {
+    while *written < output.len() {
+        match stream.write(&output[*written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    output.clear();
+    *written = 0;
+    Ok(true)
+}
+
+fn peer_ipv4(stream: &TcpStream) -> Ipv4Addr {
+    match stream.peer_addr().map(|a| a.ip()) {
+        Ok(IpAddr::V4(ip)) => ip,
+        Ok(IpAddr::V6(ip)) => ip.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
+        Err(_) => Ipv4Addr::UNSPECIFIED,
+    }
+}
+
+struct Reactor {
+    poll: Poll,
+    listener: TcpListener,
+    stats_listener: Option<TcpListener>,
+    conns: Slab<Conn>,
+    by_id: HashMap<ConnId, usize>,
+    next_id: u64,
+    server: Server,
+    outbox: Outbox,
+    shutdown: Shutdown,
+}
+
+/// Runs the server on `listener` (and metrics on `stats_listener`) until
+/// `shutdown` is triggered.
+pub fn run(
+    listener: std::net::TcpListener,
+    stats_listener: Option<std::net::TcpListener>,
+    server: Server,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    let poll = Poll::new()?;
+    listener.set_nonblocking(true)?;
+    let mut listener = TcpListener::from_std(listener);
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let stats_listener = match stats_listener {
+        Some(l) => {
+            l.set_nonblocking(true)?;
+            let mut l = TcpListener::from_std(l);
+            poll.registry()
+                .register(&mut l, STATS_LISTENER, Interest::READABLE)?;
+            Some(l)
+        }
+        None => None,
+    };
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    if let Ok(mut slot) = shutdown.waker.lock() {
+        *slot = Some(waker);
+    }
+    let mut reactor = Reactor {
+        poll,
+        listener,
+        stats_listener,
+        conns: Slab::new(),
+        by_id: HashMap::new(),
+        next_id: 1,
+        server,
+        outbox: Outbox::new(),
+        shutdown,
+    };
+    reactor.event_loop()
+}
+
+impl Reactor {
+    fn event_loop(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut next_tick = Instant::now() + TICK;
+        while !self.shutdown.is_triggered() {
+            let now = Instant::now();
+            let timeout = next_tick.saturating_duration_since(now);
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_clients()?,
+                    STATS_LISTENER => self.accept_stats()?,
+                    WAKER => {}
+                    Token(t) => {
+                        let key = t - FIRST_CONN;
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read(key);
+                        }
+                        if event.is_writable() {
+                            self.write_ready(key);
+                        }
+                    }
+                }
+                self.apply_outbox();
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                next_tick = now + TICK;
+                self.server.on_tick(now, &mut self.outbox);
+                self.apply_outbox();
+            }
+        }
+        info!("shutting down: closing {} connections", self.conns.len());
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.remove(key);
+        }
+        Ok(())
+    }
+
+    fn accept_clients(&mut self) -> io::Result<()> {
+        loop {
+            let (mut stream, _) = match self.listener.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of descriptors and the like: keep serving the others.
+                    warn!("accept: {e}");
+                    return Ok(());
+                }
+            };
+            // Opennap never set this, so every small reply waited for the
+            // client's delayed ACK; Hazel always does.
+            if let Err(e) = stream.set_nodelay(true) {
+                debug!("TCP_NODELAY: {e}");
+            }
+            let ip = peer_ipv4(&stream);
+            let id = ConnId(self.next_id);
+            self.next_id += 1;
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            if let Err(e) = self.poll.registry().register(
+                &mut stream,
+                Token(key + FIRST_CONN),
+                Interest::READABLE,
+            ) {
+                warn!("register: {e}");
+                continue;
+            }
+            entry.insert(Conn::Client(Client {
+                id,
+                stream,
+                input: Vec::new(),
+                output: Vec::new(),
+                written: 0,
+                wants_writable: false,
+            }));
+            self.by_id.insert(id, key);
+            let now = Instant::now();
+            if self.server.on_connect(id, ip, now, &mut self.outbox) {
+                debug!("{id:?} connected from {ip}");
+            }
+            self.apply_outbox();
+        }
+    }
+
+    fn accept_stats(&mut self) -> io::Result<()> {
+        let Some(listener) = self.stats_listener.as_ref() else {
+            return Ok(());
+        };
+        loop {
+            let (mut stream, _) = match listener.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warn!("stats accept: {e}");
+                    return Ok(());
+                }
+            };
+            let entry = self.conns.vacant_entry();
+            if self
+                .poll
+                .registry()
+                .register(
+                    &mut stream,
+                    Token(entry.key() + FIRST_CONN),
+                    Interest::READABLE,
+                )
+                .is_ok()
+            {
+                entry.insert(Conn::Stats(StatsClient {
+                    stream,
+                    input: Vec::new(),
+                    output: Vec::new(),
+                    written: 0,
+                }));
+            }
+        }
+    }
+
+    fn read(&mut self, key: usize) {
+        match self.conns.get(key) {
+            Some(Conn::Client(_)) => self.read_client(key),
+            Some(Conn::Stats(_)) => self.read_stats(key),
+            None => {}
+        }
+    }
+
+    fn read_client(&mut self, key: usize) {
+        let mut chunk = [0u8; READ_CHUNK];
+        loop {
+            let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
+                return;
+            };
+            let id = client.id;
+            match client.stream.read(&mut chunk) {
+                Ok(0) => {
+                    debug!("{id:?} closed by peer");
+                    self.remove(key);
+                    return;
+                }
+                Ok(n) => {
+                    self.server.metrics.bytes_in += n as u64;
+                    client.input.extend_from_slice(&chunk[..n]);
+                    if !self.handle_input(key) {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("{id:?} read error: {e}");
+                    self.remove(key);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Hands every whole frame in the client's input to the server. Returns
+    /// false if the connection is being closed (stop reading).
+    fn handle_input(&mut self, key: usize) -> bool {
+        let max_len = self.server.config().max_command_length;
+        let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
+            return false;
+        };
+        let id = client.id;
+        let mut input = std::mem::take(&mut client.input);
+        let mut used = 0;
+        let mut keep_reading = true;
+        loop {
+            match split_frame(&input[used..], max_len) {
+                Ok(Some((frame, n))) => {
+                    used += n;
+                    let now = Instant::now();
+                    self.server
+                        .on_frame(id, frame.kind, frame.payload, now, &mut self.outbox);
+                    if frame.kind == kind::SEARCH {
+                        self.server.metrics.search_latency.observe(now.elapsed());
+                    }
+                    if self.outbox_closes(id) {
+                        keep_reading = false;
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    let len = input
+                        .get(used..used + 2)
+                        .map_or(0, |h| usize::from(u16::from_le_bytes([h[0], h[1]])));
+                    self.server.on_oversized_frame(id, len, &mut self.outbox);
+                    keep_reading = false;
+                    break;
+                }
+            }
+        }
+        input.drain(..used);
+        if let Some(Conn::Client(client)) = self.conns.get_mut(key) {
+            client.input = input;
+        }
+        keep_reading
+    }
+
+    fn outbox_closes(&self, id: ConnId) -> bool {
+        self.outbox.closing().contains(&id)
+    }
+
+    fn read_stats(&mut self, key: usize) {
+        let mut chunk = [0u8; 1024];
+        loop {
+            let Some(Conn::Stats(stats)) = self.conns.get_mut(key) else {
+                return;
+            };
+            match stats.stream.read(&mut chunk) {
+                Ok(0) => {
+                    self.remove(key);
+                    return;
+                }
+                Ok(n) => {
+                    stats.input.extend_from_slice(&chunk[..n]);
+                    if stats.input.len() > MAX_STATS_REQUEST {
+                        self.remove(key);
+                        return;
+                    }
+                    if stats.input.windows(4).any(|w| w == b"\r\n\r\n") && stats.output.is_empty() {
+                        let body = self.server.metrics.render(Instant::now());
+                        let Some(Conn::Stats(stats)) = self.conns.get_mut(key) else {
+                            return;
+                        };
+                        stats.output = format!(
+                            "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .into_bytes();
+                        self.write_ready(key);
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.remove(key);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn write_ready(&mut self, key: usize) {
+        match self.conns.get_mut(key) {
+            Some(Conn::Client(_)) => self.flush_client(key),
+            Some(Conn::Stats(stats)) => {
+                if stats.output.is_empty() {
+                    return;
+                }
+                match flush(&mut stats.stream, &mut stats.output, &mut stats.written) {
+                    Ok(true) => self.remove(key),
+                    Ok(false) => {
+                        let _ = self.poll.registry().reregister(
+                            &mut stats.stream,
+                            Token(key + FIRST_CONN),
+                            Interest::READABLE | Interest::WRITABLE,
+                        );
+                    }
+                    Err(_) => self.remove(key),
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Writes what the client's socket takes, and keeps WRITABLE interest
+    /// exactly while something is still queued.
+    fn flush_client(&mut self, key: usize) {
+        let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
+            return;
+        };
+        let before = client.queued();
+        let result = flush(&mut client.stream, &mut client.output, &mut client.written);
+        self.server.metrics.bytes_out += (before - client.queued()) as u64;
+        match result {
+            Ok(done) => {
+                if done == client.wants_writable {
+                    let interest = if done {
+                        Interest::READABLE
+                    } else {
+                        Interest::READABLE | Interest::WRITABLE
+                    };
+                    client.wants_writable = !done;
+                    if let Err(e) = self.poll.registry().reregister(
+                        &mut client.stream,
+                        Token(key + FIRST_CONN),
+                        interest,
+                    ) {
+                        warn!("reregister: {e}");
+                    }
+                }
+            }
+            Err(e) => {
+                debug!("{:?} write error: {e}", client.id);
+                self.remove(key);
+            }
+        }
+    }
+
+    /// Moves what the server produced onto the sockets.
+    fn apply_outbox(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let (frames, closes) = self.outbox.take();
+        let cap = self.server.config().output_queue_cap;
+        let mut touched = Vec::with_capacity(frames.len());
+        for (id, bytes) in frames {
+            let Some(&key) = self.by_id.get(&id) else {
+                continue;
+            };
+            let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if client.queued() + bytes.len() > cap && !closes.contains(&id) {
+                // It stopped reading: drop it rather than grow without bound.
+                info!("{id:?} output queue over {cap} bytes: dropped");
+                self.server.metrics.count_drop(DropReason::OutputQueueFull);
+                self.remove(key);
+                continue;
+            }
+            client.output.extend_from_slice(&bytes);
+            touched.push(key);
+        }
+        touched.dedup();
+        for key in touched {
+            self.flush_client(key);
+        }
+        for id in closes {
+            if let Some(&key) = self.by_id.get(&id) {
+                // Best effort: the farewell is already flushed if the socket took it.
+                self.flush_client(key);
+                self.remove(key);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: usize) {
+        if !self.conns.contains(key) {
+            return;
+        }
+        match self.conns.remove(key) {
+            Conn::Client(mut client) => {
+                let _ = self.poll.registry().deregister(&mut client.stream);
+                let _ = client.stream.shutdown(SocketShutdown::Both);
+                self.by_id.remove(&client.id);
+                self.server.on_disconnect(client.id);
+            }
+            Conn::Stats(mut stats) => {
+                let _ = self.poll.registry().deregister(&mut stats.stream);
+            }
+        }
+    }
+}
