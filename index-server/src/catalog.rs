@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 
 use crate::search::{file_words, Query};
-use crate::session::{ConnId, SharedFile};
+use hazel_protocol::napster::SharedFile;
+
+use crate::session::ConnId;
 
 /// One search result: the file and who shares it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hazel_protocol::napster::NapsterFramer;
+use hazel_protocol::DecodeError;
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -24,7 +26,6 @@ use slab::Slab;
 use crate::metrics::DropReason;
 use crate::server::{kind, Outbox, Server};
 use crate::session::ConnId;
-use crate::wire::split_frame;
 
 const LISTENER: Token = Token(0);
 const STATS_LISTENER: Token = Token(1);
@@ -73,7 +74,7 @@ impl Shutdown {
 struct Client {
     id: ConnId,
     stream: TcpStream,
-    input: Vec<u8>,
+    framer: NapsterFramer,
     output: Vec<u8>,
     /// Bytes of `output` already written.
     written: usize,
@@ -254,7 +255,7 @@ impl Reactor {
             entry.insert(Conn::Client(Client {
                 id,
                 stream,
-                input: Vec::new(),
+                framer: NapsterFramer::new(self.server.config().max_command_length),
                 output: Vec::new(),
                 written: 0,
                 wants_writable: false,
@@ -326,7 +327,7 @@ impl Reactor {
                 }
                 Ok(n) => {
                     self.server.metrics.bytes_in += n as u64;
-                    client.input.extend_from_slice(&chunk[..n]);
+                    client.framer.push(&chunk[..n]);
                     if !self.handle_input(key) {
                         return;
                     }
@@ -345,45 +346,34 @@ impl Reactor {
     /// Hands every whole frame in the client's input to the server. Returns
     /// false if the connection is being closed (stop reading).
     fn handle_input(&mut self, key: usize) -> bool {
-        let max_len = self.server.config().max_command_length;
-        let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
-            return false;
-        };
-        let id = client.id;
-        let mut input = std::mem::take(&mut client.input);
-        let mut used = 0;
-        let mut keep_reading = true;
         loop {
-            match split_frame(&input[used..], max_len) {
-                Ok(Some((frame, n))) => {
-                    used += n;
+            let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
+                return false;
+            };
+            let id = client.id;
+            match client.framer.next_frame_ref() {
+                Ok(Some((kind, payload))) => {
                     let now = Instant::now();
                     self.server
-                        .on_frame(id, frame.kind, frame.payload, now, &mut self.outbox);
-                    if frame.kind == kind::SEARCH {
+                        .on_frame(id, kind, payload, now, &mut self.outbox);
+                    if kind == kind::SEARCH {
                         self.server.metrics.search_latency.observe(now.elapsed());
                     }
                     if self.outbox_closes(id) {
-                        keep_reading = false;
-                        break;
+                        return false;
                     }
                 }
-                Ok(None) => break,
-                Err(_) => {
-                    let len = input
-                        .get(used..used + 2)
-                        .map_or(0, |h| usize::from(u16::from_le_bytes([h[0], h[1]])));
+                Ok(None) => return true,
+                Err(e) => {
+                    let len = match e {
+                        DecodeError::TooLong { len, .. } => len,
+                        _ => 0,
+                    };
                     self.server.on_oversized_frame(id, len, &mut self.outbox);
-                    keep_reading = false;
-                    break;
+                    return false;
                 }
             }
         }
-        input.drain(..used);
-        if let Some(Conn::Client(client)) = self.conns.get_mut(key) {
-            client.input = input;
-        }
-        keep_reading
     }
 
     fn outbox_closes(&self, id: ConnId) -> bool {

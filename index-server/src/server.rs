@@ -3,74 +3,38 @@
 //!
 //! Pure protocol logic: the reactor hands it connections, frames and the
 //! current time, and it answers with frames to send and connections to
-//! close (an [`Outbox`]). Behaviour follows opennap-ng where the written
+//! close (an [`Outbox`]). Messages are decoded and encoded with
+//! `hazel_protocol::napster`. Behaviour follows opennap-ng where the written
 //! specification and opennap-ng differ.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
+use hazel_protocol::napster::message::batch_path;
+use hazel_protocol::napster::{
+    encode_frame, ClientMessage, DownloadAck, ServerMessage, SharedFile,
+};
 use log::{info, warn};
 
 use crate::catalog::{AddRefused, Catalog};
 use crate::config::{Config, Registration};
 use crate::metrics::{DropReason, Metrics};
 use crate::search::Query;
-use crate::session::{ConnId, Phase, Session, SharedFile, UserInfo};
+use crate::session::{ConnId, Phase, Session, UserInfo};
 use crate::store::{BanKind, Credentials, Level, Store, StoreError};
-use crate::wire::{ip_to_wire, put_frame, Fields, Payload};
+use crate::wire::{ip_to_wire, Fields, Payload};
 
-/// Message numbers the server reads or writes.
+/// Message numbers the server reads or writes (beyond the typed ones).
 pub mod kind {
-    pub const ERROR: u16 = 0;
-    pub const LOGIN: u16 = 2;
-    pub const LOGIN_ACK: u16 = 3;
+    pub use hazel_protocol::napster::message::kind::*;
     pub const VERSION_CHECK: u16 = 4;
-    pub const NEW_USER_LOGIN: u16 = 6;
-    pub const NICK_CHECK: u16 = 7;
-    pub const NICK_FREE: u16 = 8;
-    pub const NICK_REGISTERED: u16 = 9;
-    pub const NICK_INVALID: u16 = 10;
-    pub const SHARE: u16 = 100;
-    pub const UNSHARE: u16 = 102;
-    pub const UNSHARE_ALL: u16 = 110;
-    pub const SEARCH: u16 = 200;
-    pub const SEARCH_RESULT: u16 = 201;
-    pub const SEARCH_END: u16 = 202;
-    pub const DOWNLOAD_REQUEST: u16 = 203;
-    pub const DOWNLOAD_ACK: u16 = 204;
-    pub const DOWNLOAD_ERROR: u16 = 206;
-    pub const BROWSE: u16 = 211;
-    pub const BROWSE_ENTRY: u16 = 212;
-    pub const BROWSE_END: u16 = 213;
-    pub const STATS: u16 = 214;
-    pub const DOWNLOADING: u16 = 218;
-    pub const DOWNLOAD_DONE: u16 = 219;
-    pub const UPLOADING: u16 = 220;
-    pub const UPLOAD_DONE: u16 = 221;
-    pub const ERROR_MESSAGE: u16 = 404;
-    pub const FIREWALLED_DOWNLOAD: u16 = 500;
-    pub const FIREWALLED_ACK: u16 = 501;
     pub const WHOIS: u16 = 603;
     pub const WHOIS_RESPONSE: u16 = 604;
     pub const WHOWAS: u16 = 605;
-    pub const SET_LEVEL: u16 = 606;
-    pub const UPLOAD_REQUEST: u16 = 607;
-    pub const UPLOAD_ACCEPT: u16 = 608;
-    pub const KILL: u16 = 610;
     pub const NUKE: u16 = 611;
-    pub const BAN: u16 = 612;
-    pub const UNBAN: u16 = 614;
-    pub const BAN_LIST: u16 = 615;
     pub const BAN_ENTRY: u16 = 616;
-    pub const QUEUE_LIMIT: u16 = 619;
-    pub const QUEUE_LIMIT_NOTICE: u16 = 620;
-    pub const MOTD: u16 = 621;
-    pub const SERVER_PING: u16 = 750;
-    pub const PING: u16 = 751;
-    pub const PONG: u16 = 752;
     pub const CHANGE_PASSWORD: u16 = 753;
-    pub const ADD_FILES_BY_DIRECTORY: u16 = 870;
 }
 
 /// Longest nick accepted (opennap-ng's default).
@@ -90,16 +54,27 @@ impl Outbox {
         Outbox::default()
     }
 
-    /// Queues one frame for `to`; consecutive frames to one connection share
-    /// a buffer, so a search's results leave in one write.
+    /// The buffer for `to`: consecutive frames to one connection share a
+    /// buffer, so a search's results leave in one write.
+    fn buffer(&mut self, to: ConnId) -> &mut Vec<u8> {
+        if self.frames.last().map(|(id, _)| *id) != Some(to) {
+            self.frames.push((to, Vec::with_capacity(256)));
+        }
+        let last = self.frames.len() - 1;
+        &mut self.frames[last].1
+    }
+
+    /// Queues one typed message for `to`.
+    pub fn message(&mut self, to: ConnId, message: &ServerMessage) {
+        if let Err(e) = message.encode(self.buffer(to)) {
+            warn!("cannot encode {} for {to:?}: {e}", message.kind());
+        }
+    }
+
+    /// Queues one frame with a ready payload for `to`.
     pub fn send(&mut self, to: ConnId, kind: u16, payload: &[u8]) {
-        match self.frames.last_mut() {
-            Some((id, buf)) if *id == to => put_frame(buf, kind, payload),
-            _ => {
-                let mut buf = Vec::with_capacity(payload.len() + 4);
-                put_frame(&mut buf, kind, payload);
-                self.frames.push((to, buf));
-            }
+        if let Err(e) = encode_frame(kind, payload, self.buffer(to)) {
+            warn!("cannot encode {kind} for {to:?}: {e}");
         }
     }
 
@@ -163,46 +138,25 @@ pub fn valid_nick(nick: &[u8]) -> bool {
             .all(|&b| b.is_ascii_graphic() && !b"\"\\/:,%*#".contains(&b))
 }
 
-fn is_known(kind: u16) -> bool {
-    use kind::*;
-    matches!(
-        kind,
-        LOGIN
-            | VERSION_CHECK
-            | NEW_USER_LOGIN
-            | NICK_CHECK
-            | SHARE
-            | UNSHARE
-            | UNSHARE_ALL
-            | SEARCH
-            | DOWNLOAD_REQUEST
-            | BROWSE
-            | STATS
-            | DOWNLOADING
-            | DOWNLOAD_DONE
-            | UPLOADING
-            | UPLOAD_DONE
-            | FIREWALLED_DOWNLOAD
-            | WHOIS
-            | SET_LEVEL
-            | UPLOAD_ACCEPT
-            | KILL
-            | NUKE
-            | BAN
-            | UNBAN
-            | BAN_LIST
-            | QUEUE_LIMIT
-            | MOTD
-            | SERVER_PING
-            | PING
-            | PONG
-            | CHANGE_PASSWORD
-            | ADD_FILES_BY_DIRECTORY
-    )
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn error_message(message: impl Into<Vec<u8>>) -> ServerMessage {
+    ServerMessage::ErrorMessage {
+        message: message.into(),
+    }
+}
+
+/// A login (2) or new-user login (6), whichever arrived.
+struct LoginRequest {
+    nick: String,
+    password: Vec<u8>,
+    port: u16,
+    client_info: Vec<u8>,
+    link_speed: u32,
+    /// Present for a new-user login.
+    email: Option<Vec<u8>>,
 }
 
 impl Server {
@@ -271,7 +225,12 @@ impl Server {
         };
         if let Some((reason, message)) = refusal {
             self.metrics.count_drop(reason);
-            out.send(id, kind::ERROR, message.as_bytes());
+            out.message(
+                id,
+                &ServerMessage::Error {
+                    message: message.into(),
+                },
+            );
             out.close(id);
             return false;
         }
@@ -303,6 +262,20 @@ impl Server {
         self.refresh_gauges();
     }
 
+    fn is_online(&self, id: ConnId) -> bool {
+        self.sessions.get(&id).is_some_and(|s| s.user().is_some())
+    }
+
+    /// An error in the form the client expects: 0 before login, 404 after.
+    fn send_error(&self, id: ConnId, message: &str, out: &mut Outbox) {
+        let message = message.as_bytes().to_vec();
+        if self.is_online(id) {
+            out.message(id, &ServerMessage::ErrorMessage { message });
+        } else {
+            out.message(id, &ServerMessage::Error { message });
+        }
+    }
+
     /// A client sent a frame longer than `--max-command-length`.
     pub fn on_oversized_frame(&mut self, id: ConnId, len: usize, out: &mut Outbox) {
         self.metrics.count_drop(DropReason::CommandTooLong);
@@ -312,17 +285,6 @@ impl Server {
         );
         self.send_error(id, &message, out);
         out.close(id);
-    }
-
-    /// A client sent bytes that are not a frame (only possible with a broken framer).
-    fn send_error(&self, id: ConnId, message: &str, out: &mut Outbox) {
-        let online = self.sessions.get(&id).is_some_and(|s| s.user().is_some());
-        let kind = if online {
-            kind::ERROR_MESSAGE
-        } else {
-            kind::ERROR
-        };
-        out.send(id, kind, message.as_bytes());
     }
 
     /// Periodic work: login timeouts, stats (214) to everyone, rate gauges.
@@ -336,29 +298,33 @@ impl Server {
             .collect();
         for id in expired {
             self.metrics.count_drop(DropReason::LoginTimeout);
-            out.send(id, kind::ERROR, b"Login timed out");
+            out.message(
+                id,
+                &ServerMessage::Error {
+                    message: b"Login timed out".to_vec(),
+                },
+            );
             out.close(id);
         }
         if now >= self.next_stats {
             self.next_stats = now + self.config.stats_interval;
-            let stats = self.stats_payload();
+            let stats = self.stats();
             let mut online: Vec<ConnId> = self.nicks.values().copied().collect();
             online.sort();
             for id in online {
-                out.send(id, kind::STATS, &stats);
+                out.message(id, &stats);
             }
         }
         self.metrics.sample_rates(now);
         self.refresh_gauges();
     }
 
-    fn stats_payload(&self) -> Vec<u8> {
-        let gigabytes = self.catalog.total_bytes() / (1 << 30);
-        Payload::new()
-            .num(self.nicks.len())
-            .num(self.catalog.total_files())
-            .num(gigabytes)
-            .0
+    fn stats(&self) -> ServerMessage {
+        ServerMessage::Stats {
+            users: self.nicks.len() as u64,
+            files: self.catalog.total_files(),
+            gigabytes: self.catalog.total_bytes() / (1 << 30),
+        }
     }
 
     /// One frame from a client.
@@ -373,44 +339,153 @@ impl Server {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
+        let online = session.user().is_some();
         if session.messages.hit(now) > self.config.max_messages_per_second {
             self.metrics.count_drop(DropReason::MessageFlood);
-            let online = session.user().is_some();
-            let k = if online {
-                kind::ERROR_MESSAGE
-            } else {
-                kind::ERROR
-            };
-            out.send(id, k, b"Flooding: disconnected");
+            self.send_error(id, "Flooding: disconnected", out);
             out.close(id);
             return;
         }
-        let online = session.user().is_some();
-        if !is_known(kind) {
-            self.metrics.unknown_messages += 1;
-            self.metrics.count_message(kind);
-            return;
-        }
         self.metrics.count_message(kind);
-        match kind {
-            kind::LOGIN | kind::NEW_USER_LOGIN => {
-                if online {
-                    out.send(id, kind::ERROR_MESSAGE, b"You are already logged in");
+        match ClientMessage::parse(kind, payload) {
+            Ok(ClientMessage::Login(l)) => self.login(
+                id,
+                LoginRequest {
+                    nick: l.nick,
+                    password: l.password,
+                    port: l.port,
+                    client_info: l.client_info,
+                    link_speed: l.link_speed,
+                    email: None,
+                },
+                now,
+                out,
+            ),
+            Ok(ClientMessage::NewUserLogin(l)) => self.login(
+                id,
+                LoginRequest {
+                    nick: l.nick,
+                    password: l.password,
+                    port: l.port,
+                    client_info: l.client_info,
+                    link_speed: l.link_speed,
+                    email: Some(l.email),
+                },
+                now,
+                out,
+            ),
+            Ok(ClientMessage::NickCheck { nick }) => self.nick_check(id, nick.as_bytes(), out),
+            Err(_) if kind == kind::NICK_CHECK => out.message(id, &ServerMessage::NickInvalid),
+            Ok(ClientMessage::Unknown { kind: k, .. }) if k == kind::VERSION_CHECK => {}
+            Ok(ClientMessage::Unknown { kind: k, payload }) => {
+                if online && matches!(k, kind::WHOIS | kind::NUKE | kind::CHANGE_PASSWORD) {
+                    self.untyped_message(id, k, &payload, now, out);
                 } else {
-                    self.login(id, kind == kind::NEW_USER_LOGIN, payload, now, out);
+                    self.metrics.unknown_messages += 1;
                 }
             }
-            kind::NICK_CHECK => self.nick_check(id, payload, out),
-            kind::VERSION_CHECK => {}
-            _ if !online => {
-                out.send(id, kind::ERROR, b"You must log in first");
+            Err(e) if kind == kind::LOGIN || kind == kind::NEW_USER_LOGIN => {
+                let msg = format!("Invalid login message: {e}");
+                self.refuse_login(id, DropReason::LoginRefused, &msg, out);
             }
-            _ => self.online_message(id, kind, payload, now, out),
+            _ if !online => {
+                out.message(
+                    id,
+                    &ServerMessage::Error {
+                        message: b"You must log in first".to_vec(),
+                    },
+                );
+            }
+            Err(e) => {
+                let msg = if kind == kind::SEARCH {
+                    "Invalid search request".to_string()
+                } else {
+                    format!("Invalid message {kind}: {e}")
+                };
+                out.message(id, &error_message(msg));
+                if kind == kind::SEARCH {
+                    out.message(id, &ServerMessage::SearchEnd);
+                }
+            }
+            Ok(message) => self.online_message(id, message, now, out),
         }
         self.refresh_gauges();
     }
 
     fn online_message(
+        &mut self,
+        id: ConnId,
+        message: ClientMessage,
+        now: Instant,
+        out: &mut Outbox,
+    ) {
+        match message {
+            ClientMessage::Login(_) | ClientMessage::NewUserLogin(_) => {
+                out.message(id, &error_message("You are already logged in"));
+            }
+            ClientMessage::Share(file) => {
+                self.add_share(id, file, out);
+            }
+            ClientMessage::ShareBatch { directory, files } => {
+                for mut file in files {
+                    file.name = batch_path(&directory, &file.name);
+                    if !self.add_share(id, file, out) {
+                        break;
+                    }
+                }
+            }
+            ClientMessage::Unshare { name } => {
+                if !self.catalog.remove(id, &name) {
+                    let msg = format!("Not sharing \"{}\"", text(&name));
+                    out.message(id, &error_message(msg));
+                }
+            }
+            ClientMessage::UnshareAll => self.catalog.remove_owner(id),
+            ClientMessage::Search(query) => self.search(id, &Query::from_request(&query), now, out),
+            ClientMessage::DownloadRequest { nick, name } => {
+                self.download_request(id, &nick, name, out)
+            }
+            ClientMessage::UploadAccept { nick, name } => self.upload_accept(id, &nick, name, out),
+            ClientMessage::QueueLimit { nick, name, limit } => {
+                self.queue_limit(id, &nick, name, limit, out)
+            }
+            ClientMessage::FirewalledDownloadRequest { nick, name } => {
+                self.firewalled_download(id, &nick, name, out)
+            }
+            ClientMessage::Browse { nick } => self.browse(id, &nick, out),
+            ClientMessage::StatsRequest => out.message(id, &self.stats()),
+            ClientMessage::DownloadStarted
+            | ClientMessage::DownloadFinished
+            | ClientMessage::UploadStarted
+            | ClientMessage::UploadFinished => {
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    match message {
+                        ClientMessage::DownloadStarted => {
+                            s.downloads = s.downloads.saturating_add(1)
+                        }
+                        ClientMessage::DownloadFinished => {
+                            s.downloads = s.downloads.saturating_sub(1)
+                        }
+                        ClientMessage::UploadStarted => s.uploads = s.uploads.saturating_add(1),
+                        _ => s.uploads = s.uploads.saturating_sub(1),
+                    }
+                }
+            }
+            ClientMessage::MotdRequest => self.send_motd(id, out),
+            ClientMessage::ServerPing { .. } => out.message(id, &ServerMessage::ServerPing),
+            ClientMessage::PingUser { nick } => self.relay_ping(id, &nick, true, out),
+            ClientMessage::PongUser { nick } => self.relay_ping(id, &nick, false, out),
+            ClientMessage::Kill { nick, reason } => self.kill(id, &nick, reason, out),
+            ClientMessage::Ban { target, reason } => self.ban(id, &target, reason, out),
+            ClientMessage::Unban { target, .. } => self.unban(id, &target, out),
+            ClientMessage::ShowBans => self.ban_list(id, out),
+            ClientMessage::SetUserLevel { nick, level } => self.set_level(id, &nick, &level, out),
+            ClientMessage::NickCheck { .. } | ClientMessage::Unknown { .. } => {}
+        }
+    }
+
+    /// Messages the protocol crate keeps as `Unknown` but the server serves.
+    fn untyped_message(
         &mut self,
         id: ConnId,
         k: u16,
@@ -419,42 +494,7 @@ impl Server {
         out: &mut Outbox,
     ) {
         match k {
-            kind::SHARE => self.share(id, payload, out),
-            kind::ADD_FILES_BY_DIRECTORY => self.share_directory(id, payload, out),
-            kind::UNSHARE => {
-                let name = Fields::new(payload).remainder();
-                if !self.catalog.remove(id, name) {
-                    let msg = format!("Not sharing \"{}\"", text(name));
-                    out.send(id, kind::ERROR_MESSAGE, msg.as_bytes());
-                }
-            }
-            kind::UNSHARE_ALL => self.catalog.remove_owner(id),
-            kind::SEARCH => self.search(id, payload, now, out),
-            kind::DOWNLOAD_REQUEST => self.download_request(id, payload, out),
-            kind::UPLOAD_ACCEPT => self.upload_accept(id, payload, out),
-            kind::QUEUE_LIMIT => self.queue_limit(id, payload, out),
-            kind::FIREWALLED_DOWNLOAD => self.firewalled_download(id, payload, out),
-            kind::BROWSE => self.browse(id, payload, out),
-            kind::STATS => out.send(id, kind::STATS, &self.stats_payload()),
-            kind::DOWNLOADING | kind::DOWNLOAD_DONE | kind::UPLOADING | kind::UPLOAD_DONE => {
-                if let Some(s) = self.sessions.get_mut(&id) {
-                    match k {
-                        kind::DOWNLOADING => s.downloads = s.downloads.saturating_add(1),
-                        kind::DOWNLOAD_DONE => s.downloads = s.downloads.saturating_sub(1),
-                        kind::UPLOADING => s.uploads = s.uploads.saturating_add(1),
-                        _ => s.uploads = s.uploads.saturating_sub(1),
-                    }
-                }
-            }
-            kind::MOTD => self.send_motd(id, out),
-            kind::SERVER_PING => out.send(id, kind::SERVER_PING, b""),
-            kind::PING | kind::PONG => self.relay_ping(id, k, payload, out),
             kind::WHOIS => self.whois(id, payload, now, out),
-            kind::KILL => self.kill(id, payload, out),
-            kind::BAN => self.ban(id, payload, out),
-            kind::UNBAN => self.unban(id, payload, out),
-            kind::BAN_LIST => self.ban_list(id, out),
-            kind::SET_LEVEL => self.set_level(id, payload, out),
             kind::NUKE => self.nuke(id, payload, out),
             kind::CHANGE_PASSWORD => self.change_password(id, payload, out),
             _ => {}
@@ -465,80 +505,48 @@ impl Server {
         self.sessions.get(&id)
     }
 
-    fn online_by_nick(&self, nick: &[u8]) -> Option<&Session> {
-        let nick = std::str::from_utf8(nick).ok()?;
+    fn online_by_nick(&self, nick: &str) -> Option<&Session> {
         let id = self.nicks.get(&nick_key(nick))?;
         self.sessions.get(id)
     }
 
-    fn nick_check(&mut self, id: ConnId, payload: &[u8], out: &mut Outbox) {
-        let nick = Fields::new(payload).remainder();
+    fn nick_check(&mut self, id: ConnId, nick: &[u8], out: &mut Outbox) {
         let reply = if !valid_nick(nick) {
-            kind::NICK_INVALID
+            ServerMessage::NickInvalid
         } else {
-            match self.store.account(&text(nick)) {
-                Ok(Some(_)) => kind::NICK_REGISTERED,
-                Ok(None) if self.online_by_nick(nick).is_some() => kind::NICK_REGISTERED,
-                Ok(None) => kind::NICK_FREE,
+            let nick = text(nick);
+            match self.store.account(&nick) {
+                Ok(Some(_)) => ServerMessage::NickRegistered,
+                Ok(None) if self.online_by_nick(&nick).is_some() => ServerMessage::NickRegistered,
+                Ok(None) => ServerMessage::NickNotRegistered,
                 Err(e) => {
                     warn!("nick check: {e}");
-                    kind::NICK_REGISTERED
+                    ServerMessage::NickRegistered
                 }
             }
         };
-        out.send(id, reply, b"");
+        out.message(id, &reply);
     }
 
     fn refuse_login(&mut self, id: ConnId, reason: DropReason, message: &str, out: &mut Outbox) {
         self.metrics.count_drop(reason);
-        out.send(id, kind::ERROR, message.as_bytes());
+        out.message(
+            id,
+            &ServerMessage::Error {
+                message: message.as_bytes().to_vec(),
+            },
+        );
         out.close(id);
     }
 
-    fn login(
-        &mut self,
-        id: ConnId,
-        new_user: bool,
-        payload: &[u8],
-        now: Instant,
-        out: &mut Outbox,
-    ) {
-        struct Login<'a> {
-            nick: &'a [u8],
-            password: &'a str,
-            port: u16,
-            client: &'a [u8],
-            link: u32,
-            email: &'a [u8],
+    fn login(&mut self, id: ConnId, login: LoginRequest, now: Instant, out: &mut Outbox) {
+        if self.is_online(id) {
+            return out.message(id, &error_message("You are already logged in"));
         }
-        let parse = || -> Result<Login<'_>, hazel_protocol::DecodeError> {
-            let mut f = Fields::new(payload);
-            let nick = f.field("nick")?;
-            let password = f.text("password")?;
-            let port = f.number("data port")?;
-            let client = f.field("client info")?;
-            let link = f.number("link type")?;
-            let email = if new_user { f.field("email")? } else { b"" };
-            Ok(Login {
-                nick,
-                password,
-                port,
-                client,
-                link,
-                email,
-            })
-        };
-        let login = match parse() {
-            Ok(l) => l,
-            Err(e) => {
-                let msg = format!("Invalid login message: {e}");
-                return self.refuse_login(id, DropReason::LoginRefused, &msg, out);
-            }
-        };
-        if !valid_nick(login.nick) {
+        if !valid_nick(login.nick.as_bytes()) {
             return self.refuse_login(id, DropReason::LoginRefused, "Invalid nickname", out);
         }
-        let nick = text(login.nick);
+        let nick = login.nick;
         let Some(ip) = self.session(id).map(|s| s.ip) else {
             return;
         };
@@ -555,7 +563,7 @@ impl Server {
             .admins
             .iter()
             .any(|a| a.eq_ignore_ascii_case(&nick));
-        let account = if new_user {
+        let account = if let Some(email) = &login.email {
             if self.config.registration == Registration::Closed {
                 return self.refuse_login(
                     id,
@@ -571,7 +579,7 @@ impl Server {
             };
             match self
                 .store
-                .register(&nick, login.password, &text(login.email), level)
+                .register(&nick, &login.password, &text(email), level)
             {
                 Ok(acct) => {
                     info!("registered {nick}");
@@ -591,7 +599,7 @@ impl Server {
                 }
             }
         } else {
-            match self.store.check_login(&nick, login.password) {
+            match self.store.check_login(&nick, &login.password) {
                 Ok(Credentials::Accepted(acct)) => Some(acct),
                 Ok(Credentials::Unregistered) => None,
                 Ok(Credentials::WrongPassword) => {
@@ -608,14 +616,12 @@ impl Server {
             if account.is_some() {
                 // The account holder proved the password: the old
                 // connection is a ghost (opennap-ng kills it).
-                out.send(
+                self.disconnect_user(
                     other,
-                    kind::ERROR_MESSAGE,
-                    b"You logged in from another connection",
+                    "You logged in from another connection",
+                    DropReason::Killed,
+                    out,
                 );
-                out.close(other);
-                self.metrics.count_drop(DropReason::Killed);
-                self.on_disconnect(other);
             } else {
                 let msg = format!("Nick {nick} is already active");
                 return self.refuse_login(id, DropReason::LoginRefused, &msg, out);
@@ -635,8 +641,8 @@ impl Server {
             s.phase = Phase::Online(UserInfo {
                 nick: nick.clone(),
                 data_port: login.port,
-                client: login.client.to_vec(),
-                link_speed: login.link,
+                client: login.client_info,
+                link_speed: login.link_speed,
                 level,
                 registered,
                 email: email.clone(),
@@ -644,32 +650,33 @@ impl Server {
             });
         }
         info!("{nick} logged in from {ip}");
-        out.send(id, kind::LOGIN_ACK, email.as_bytes());
+        out.message(
+            id,
+            &ServerMessage::LoginAck {
+                email: email.into_bytes(),
+            },
+        );
         self.send_motd(id, out);
-        out.send(id, kind::STATS, &self.stats_payload());
+        out.message(id, &self.stats());
     }
 
     fn send_motd(&self, id: ConnId, out: &mut Outbox) {
         for line in &self.config.motd {
-            out.send(id, kind::MOTD, line.as_bytes());
+            out.message(
+                id,
+                &ServerMessage::Motd {
+                    line: line.as_bytes().to_vec(),
+                },
+            );
         }
     }
 
-    fn parse_share(
-        f: &mut Fields<'_>,
-        name: Vec<u8>,
-    ) -> Result<SharedFile, hazel_protocol::DecodeError> {
-        Ok(SharedFile {
-            name,
-            md5: f.field("md5")?.to_vec(),
-            size: f.number("size")?,
-            bitrate: f.number("bitrate")?,
-            frequency: f.number("frequency")?,
-            duration: f.number("duration")?,
-        })
-    }
-
+    /// Adds one file; false (with a 404 sent) once the share limit is hit.
     fn add_share(&mut self, id: ConnId, file: SharedFile, out: &mut Outbox) -> bool {
+        if file.name.is_empty() {
+            out.message(id, &error_message("Invalid share request"));
+            return true;
+        }
         let link = self
             .session(id)
             .and_then(|s| s.user())
@@ -679,51 +686,13 @@ impl Server {
             Err(AddRefused::Limit) => {
                 self.metrics.count_drop(DropReason::ShareLimit);
                 let msg = format!("You may share at most {} files", self.config.max_shares);
-                out.send(id, kind::ERROR_MESSAGE, msg.as_bytes());
+                out.message(id, &error_message(msg));
                 false
             }
         }
     }
 
-    fn share(&mut self, id: ConnId, payload: &[u8], out: &mut Outbox) {
-        let mut f = Fields::new(payload);
-        let parsed = f
-            .field("file name")
-            .map(<[u8]>::to_vec)
-            .and_then(|name| Self::parse_share(&mut f, name));
-        match parsed {
-            Ok(file) if !file.name.is_empty() => {
-                self.add_share(id, file, out);
-            }
-            _ => out.send(id, kind::ERROR_MESSAGE, b"Invalid share request"),
-        }
-    }
-
-    fn share_directory(&mut self, id: ConnId, payload: &[u8], out: &mut Outbox) {
-        let mut f = Fields::new(payload);
-        let Ok(dir) = f.field("directory") else {
-            return out.send(id, kind::ERROR_MESSAGE, b"Invalid share request");
-        };
-        while !f.is_empty() {
-            let parsed = f.field("file name").and_then(|file| {
-                let mut name = Vec::with_capacity(dir.len() + 1 + file.len());
-                name.extend_from_slice(dir);
-                name.push(b'\\');
-                name.extend_from_slice(file);
-                Self::parse_share(&mut f, name)
-            });
-            match parsed {
-                Ok(file) => {
-                    if !self.add_share(id, file, out) {
-                        return;
-                    }
-                }
-                Err(_) => return out.send(id, kind::ERROR_MESSAGE, b"Invalid share request"),
-            }
-        }
-    }
-
-    fn search(&mut self, id: ConnId, payload: &[u8], now: Instant, out: &mut Outbox) {
+    fn search(&mut self, id: ConnId, query: &Query, now: Instant, out: &mut Outbox) {
         let limit = self.config.searches_per_minute;
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
@@ -733,94 +702,90 @@ impl Server {
             // Over the limit: refuse politely; far over it: a flooder.
             if count > limit.saturating_mul(2).max(limit.saturating_add(10)) {
                 self.metrics.count_drop(DropReason::SearchFlood);
-                out.send(id, kind::ERROR_MESSAGE, b"Search flood: disconnected");
+                out.message(id, &error_message("Search flood: disconnected"));
                 out.close(id);
             } else {
                 self.metrics.count_drop(DropReason::SearchRateLimited);
                 let msg = format!("Too many searches: at most {limit} per minute");
-                out.send(id, kind::ERROR_MESSAGE, msg.as_bytes());
-                out.send(id, kind::SEARCH_END, b"");
+                out.message(id, &error_message(msg));
+                out.message(id, &ServerMessage::SearchEnd);
             }
             return;
         }
-        let query = match Query::parse(payload) {
-            Ok(q) if !q.include.is_empty() => q,
-            _ => {
-                out.send(id, kind::ERROR_MESSAGE, b"Invalid search request");
-                out.send(id, kind::SEARCH_END, b"");
-                return;
-            }
-        };
+        if query.include.is_empty() {
+            out.message(id, &error_message("Invalid search request"));
+            out.message(id, &ServerMessage::SearchEnd);
+            return;
+        }
         self.metrics.searches_total += 1;
         let cap = query
             .max_results
             .filter(|&n| n > 0)
             .map_or(self.config.max_results, |n| n.min(self.config.max_results));
-        for hit in self.catalog.search(&query, id, cap) {
+        let mut buffer = Vec::with_capacity(160);
+        for hit in self.catalog.search(query, id, cap) {
             let Some(owner) = self.sessions.get(&hit.owner) else {
                 continue;
             };
             let Some(user) = owner.user() else {
                 continue;
             };
+            // Written field by field rather than through a SearchResult so a
+            // search allocates nothing per result (the hot path).
             let f = hit.file;
-            let p = Payload::new()
+            buffer.clear();
+            let payload = Payload(buffer)
                 .quoted(&f.name)
                 .word(&f.md5)
                 .num(f.size)
                 .num(f.bitrate)
-                .num(f.frequency)
+                .num(f.freq)
                 .num(f.duration)
                 .text(&user.nick)
                 .num(ip_to_wire(owner.ip))
                 .num(user.link_speed);
-            out.send(id, kind::SEARCH_RESULT, &p.0);
+            out.send(id, kind::SEARCH_RESULT, &payload.0);
+            buffer = payload.0;
         }
-        out.send(id, kind::SEARCH_END, b"");
+        out.message(id, &ServerMessage::SearchEnd);
     }
 
-    /// `<nick> "<file>"`, the shape of 203, 500 and 608.
-    fn nick_and_file(payload: &[u8]) -> Option<(&[u8], &[u8])> {
-        let mut f = Fields::new(payload);
-        let nick = f.field("nick").ok()?;
-        let file = f.field("file name").ok()?;
-        Some((nick, file))
-    }
-
-    fn download_error(id: ConnId, nick: &[u8], file: &[u8], out: &mut Outbox) {
-        out.send(
+    fn download_error(id: ConnId, nick: &str, name: Vec<u8>, out: &mut Outbox) {
+        out.message(
             id,
-            kind::DOWNLOAD_ERROR,
-            &Payload::new().word(nick).quoted(file).0,
+            &ServerMessage::DownloadError {
+                nick: nick.to_string(),
+                name,
+            },
         );
     }
 
-    fn download_request(&mut self, id: ConnId, payload: &[u8], out: &mut Outbox) {
-        let Some((nick, file)) = Self::nick_and_file(payload) else {
-            return out.send(id, kind::ERROR_MESSAGE, b"Invalid download request");
-        };
+    fn download_request(&mut self, id: ConnId, nick: &str, name: Vec<u8>, out: &mut Outbox) {
         let Some(sharer) = self.online_by_nick(nick) else {
-            return Self::download_error(id, nick, file, out);
+            return Self::download_error(id, nick, name, out);
         };
         let sharer_id = sharer.id;
-        if sharer_id == id || self.catalog.file(sharer_id, file).is_none() {
-            return Self::download_error(id, nick, file, out);
+        if sharer_id == id || self.catalog.file(sharer_id, &name).is_none() {
+            return Self::download_error(id, nick, name, out);
         }
         let Some(me) = self.session(id).and_then(|s| s.user()) else {
             return;
         };
-        let request = Payload::new()
-            .text(&me.nick)
-            .quoted(file)
-            .num(me.link_speed);
-        out.send(sharer_id, kind::UPLOAD_REQUEST, &request.0);
+        out.message(
+            sharer_id,
+            &ServerMessage::UploadRequest {
+                nick: me.nick.clone(),
+                name: name.clone(),
+                link_speed: Some(me.link_speed),
+            },
+        );
         let pending = self.pending.entry(sharer_id).or_default();
         if pending.len() >= MAX_PENDING_UPLOADS {
             pending.remove(0);
         }
         pending.push(PendingUpload {
             downloader: id,
-            file: file.to_vec(),
+            file: name,
         });
     }
 
@@ -828,7 +793,7 @@ impl Server {
     fn take_pending(
         &mut self,
         sharer: ConnId,
-        downloader_nick: &[u8],
+        downloader_nick: &str,
         file: &[u8],
     ) -> Option<ConnId> {
         let downloader = self.online_by_nick(downloader_nick)?.id;
@@ -840,11 +805,8 @@ impl Server {
         Some(downloader)
     }
 
-    fn upload_accept(&mut self, id: ConnId, payload: &[u8], out: &mut Outbox) {
-        let Some((nick, file)) = Self::nick_and_file(payload) else {
-            return out.send(id, kind::ERROR_MESSAGE, b"Invalid upload accept");
-        };
-        let Some(downloader) = self.take_pending(id, nick, file) else {
+    fn upload_accept(&mut self, id: ConnId, nick: &str, name: Vec<u8>, out: &mut Outbox) {
+        let Some(downloader) = self.take_pending(id, nick, &name) else {
             return; // Not asked, or the downloader left: nothing to answer.
         };
         let Some(sharer) = self.session(id) else {
@@ -853,56 +815,49 @@ impl Server {
         let Some(user) = sharer.user() else {
             return;
         };
-        match self.catalog.file(id, file) {
+        match self.catalog.file(id, &name) {
             Some(shared) => {
-                let ack = Payload::new()
-                    .text(&user.nick)
-                    .num(ip_to_wire(sharer.ip))
-                    .num(user.data_port)
-                    .quoted(file)
-                    .word(&shared.md5)
-                    .num(user.link_speed);
-                out.send(downloader, kind::DOWNLOAD_ACK, &ack.0);
+                let ack = DownloadAck {
+                    nick: user.nick.clone(),
+                    ip: sharer.ip,
+                    port: user.data_port,
+                    md5: shared.md5.clone(),
+                    name,
+                    link_speed: user.link_speed,
+                };
+                out.message(downloader, &ServerMessage::DownloadAck(ack));
             }
-            None => Self::download_error(downloader, user.nick.as_bytes(), file, out),
+            None => Self::download_error(downloader, &user.nick, name, out),
         }
     }
 
-    fn queue_limit(&mut self, id: ConnId, payload: &[u8], out: &mut Outbox) {
-        let mut f = Fields::new(payload);
-        let (Ok(nick), Ok(file), Ok(limit)) =
-            (f.field("nick"), f.field("file"), f.number::<u32>("limit"))
-        else {
-            return out.send(id, kind::ERROR_MESSAGE, b"Invalid queue limit");
-        };
-        let Some(downloader) = self.take_pending(id, nick, file) else {
+    fn queue_limit(&mut self, id: ConnId, nick: &str, name: Vec<u8>, limit: u32, out: &mut Outbox) {
+        let Some(downloader) = self.take_pending(id, nick, &name) else {
             return;
         };
         let (Some(sharer), Some(shared)) = (
             self.session(id).and_then(|s| s.user()),
-            self.catalog.file(id, file),
+            self.catalog.file(id, &name),
         ) else {
             return;
         };
-        let notice = Payload::new()
-            .text(&sharer.nick)
-            .quoted(file)
-            .num(shared.size)
-            .num(limit);
-        out.send(downloader, kind::QUEUE_LIMIT_NOTICE, &notice.0);
+        let notice = ServerMessage::QueueLimitReached {
+            nick: sharer.nick.clone(),
+            size: shared.size,
+            name,
+            limit,
+        };
+        out.message(downloader, &notice);
     }
 
-    fn firewalled_download(&mut self, id: ConnId, payload: &[u8], out: &mut Outbox) {
-        let Some((nick, file)) = Self::nick_and_file(payload) else {
-            return out.send(id, kind::ERROR_MESSAGE, b"Invalid download request");
-        };
+    fn firewalled_download(&mut self, id: ConnId, nick: &str, name: Vec<u8>, out: &mut Outbox) {
         let Some(sharer) = self.online_by_nick(nick) else {
-            let msg = format!("User {} is not currently online", text(nick));
-            return out.send(id, kind::ERROR_MESSAGE, msg.as_bytes());
+            let msg = format!("User {nick} is not currently online");
+            return out.message(id, &error_message(msg));
         };
         let sharer_id = sharer.id;
-        let Some(shared) = self.catalog.file(sharer_id, file) else {
-            return Self::download_error(id, nick, file, out);
+        let Some(shared) = self.catalog.file(sharer_id, &name) else {
+            return Self::download_error(id, nick, name, out);
         };
         let Some(me) = self.session(id) else {
             return;
@@ -911,66 +866,78 @@ impl Server {
             return;
         };
         if user.data_port == 0 {
-            return out.send(
-                id,
-                kind::ERROR_MESSAGE,
-                b"Both you and the sharer are firewalled",
-            );
+            return out.message(id, &error_message("Both you and the sharer are firewalled"));
         }
-        let ack = Payload::new()
-            .text(&user.nick)
-            .num(ip_to_wire(me.ip))
-            .num(user.data_port)
-            .quoted(file)
-            .word(&shared.md5)
-            .num(user.link_speed);
-        out.send(sharer_id, kind::FIREWALLED_ACK, &ack.0);
+        let ack = DownloadAck {
+            nick: user.nick.clone(),
+            ip: me.ip,
+            port: user.data_port,
+            md5: shared.md5.clone(),
+            name,
+            link_speed: user.link_speed,
+        };
+        out.message(sharer_id, &ServerMessage::FirewalledDownloadAck(ack));
     }
 
-    fn browse(&mut self, id: ConnId, payload: &[u8], out: &mut Outbox) {
-        let nick = Fields::new(payload).remainder();
+    fn browse(&mut self, id: ConnId, nick: &str, out: &mut Outbox) {
         let Some(target) = self.online_by_nick(nick) else {
-            let msg = format!("User {} is not currently online", text(nick));
-            out.send(id, kind::ERROR_MESSAGE, msg.as_bytes());
-            out.send(id, kind::BROWSE_END, nick);
+            let msg = format!("User {nick} is not currently online");
+            out.message(id, &error_message(msg));
+            out.message(
+                id,
+                &ServerMessage::BrowseEnd {
+                    nick: nick.to_string(),
+                    ip: None,
+                },
+            );
             return;
         };
         let Some(user) = target.user() else {
             return;
         };
         for f in self.catalog.files_of(target.id) {
-            let entry = Payload::new()
-                .text(&user.nick)
-                .quoted(&f.name)
-                .word(&f.md5)
-                .num(f.size)
-                .num(f.bitrate)
-                .num(f.frequency)
-                .num(f.duration);
-            out.send(id, kind::BROWSE_ENTRY, &entry.0);
+            out.message(
+                id,
+                &ServerMessage::BrowseEntry {
+                    nick: user.nick.clone(),
+                    file: f.clone(),
+                },
+            );
         }
-        let end = Payload::new().text(&user.nick).num(ip_to_wire(target.ip));
-        out.send(id, kind::BROWSE_END, &end.0);
+        out.message(
+            id,
+            &ServerMessage::BrowseEnd {
+                nick: user.nick.clone(),
+                ip: Some(target.ip),
+            },
+        );
     }
 
-    fn relay_ping(&mut self, id: ConnId, k: u16, payload: &[u8], out: &mut Outbox) {
-        let nick = Fields::new(payload).remainder();
+    fn relay_ping(&mut self, id: ConnId, nick: &str, ping: bool, out: &mut Outbox) {
         let Some(me) = self.session(id).and_then(|s| s.nick()) else {
             return;
         };
+        let me = me.to_string();
         match self.online_by_nick(nick) {
-            Some(target) => out.send(target.id, k, me.as_bytes()),
+            Some(target) => {
+                let message = if ping {
+                    ServerMessage::PingUser { nick: me }
+                } else {
+                    ServerMessage::PongUser { nick: me }
+                };
+                out.message(target.id, &message);
+            }
             None => {
-                let msg = format!("ping failed, {} is not online", text(nick));
-                out.send(id, kind::ERROR_MESSAGE, msg.as_bytes());
+                let msg = format!("ping failed, {nick} is not online");
+                out.message(id, &error_message(msg));
             }
         }
     }
 
     fn whois(&mut self, id: ConnId, payload: &[u8], now: Instant, out: &mut Outbox) {
-        let nick = Fields::new(payload).remainder();
+        let nick = text(Fields::new(payload).remainder());
         let asker_level = self.session(id).map_or(Level::User, Session::level);
-        if let Some(target) = self.online_by_nick(nick) {
+        if let Some(target) = self.online_by_nick(&nick) {
             let Some(user) = target.user() else {
                 return;
             };
@@ -997,7 +964,7 @@ impl Server {
             out.send(id, kind::WHOIS_RESPONSE, &p.0);
             return;
         }
-        match self.store.account(&text(nick)) {
+        match self.store.account(&nick) {
             Ok(Some(acct)) => {
                 let p = Payload::new()
                     .text(&acct.nick)
@@ -1006,8 +973,8 @@ impl Server {
                 out.send(id, kind::WHOWAS, &p.0);
             }
             _ => {
-                let msg = format!("User {} is not currently online", text(nick));
-                out.send(id, kind::ERROR_MESSAGE, msg.as_bytes());
+                let msg = format!("User {nick} is not currently online");
+                out.message(id, &error_message(msg));
             }
         }
     }
@@ -1018,21 +985,9 @@ impl Server {
         if user.level >= needed {
             Some((user.nick.clone(), user.level))
         } else {
-            out.send(id, kind::ERROR_MESSAGE, b"permission denied");
+            out.message(id, &error_message("permission denied"));
             None
         }
-    }
-
-    /// `<target> ["<reason>"]`, the shape of kill, ban and unban.
-    fn target_and_reason(payload: &[u8]) -> Option<(String, String)> {
-        let mut f = Fields::new(payload);
-        let target = text(f.field("target").ok()?);
-        let reason = f.remainder();
-        let reason = reason
-            .strip_prefix(b"\"")
-            .and_then(|r| r.strip_suffix(b"\""))
-            .unwrap_or(reason);
-        Some((target, text(reason)))
     }
 
     fn disconnect_user(
@@ -1043,40 +998,35 @@ impl Server {
         out: &mut Outbox,
     ) {
         self.metrics.count_drop(reason);
-        out.send(target, kind::ERROR_MESSAGE, message.as_bytes());
+        out.message(target, &error_message(message));
         out.close(target);
         self.on_disconnect(target);
     }
 
-    fn kill(&mut self, id: ConnId, payload: &[u8], out: &mut Outbox) {
+    fn kill(&mut self, id: ConnId, target: &str, reason: Option<Vec<u8>>, out: &mut Outbox) {
         let Some((me, my_level)) = self.require(id, Level::Moderator, out) else {
             return;
         };
-        let Some((target, reason)) = Self::target_and_reason(payload) else {
-            return out.send(id, kind::ERROR_MESSAGE, b"Invalid kill request");
-        };
-        let Some(victim) = self.online_by_nick(target.as_bytes()) else {
+        let reason = text(&reason.unwrap_or_default());
+        let Some(victim) = self.online_by_nick(target) else {
             let msg = format!("User {target} is not currently online");
-            return out.send(id, kind::ERROR_MESSAGE, msg.as_bytes());
+            return out.message(id, &error_message(msg));
         };
         if victim.level() >= my_level && my_level != Level::Elite {
-            return out.send(id, kind::ERROR_MESSAGE, b"permission denied");
+            return out.message(id, &error_message("permission denied"));
         }
         let victim = victim.id;
         info!("{me} killed {target}: {reason}");
         let msg = format!("You were killed by {me}: {reason}");
         self.disconnect_user(victim, &msg, DropReason::Killed, out);
-        let msg = format!("{target} killed: {reason}");
-        out.send(id, kind::ERROR_MESSAGE, msg.as_bytes());
+        out.message(id, &error_message(format!("{target} killed: {reason}")));
     }
 
-    fn ban(&mut self, id: ConnId, payload: &[u8], out: &mut Outbox) {
+    fn ban(&mut self, id: ConnId, target: &str, reason: Option<Vec<u8>>, out: &mut Outbox) {
         let Some((me, _)) = self.require(id, Level::Moderator, out) else {
             return;
         };
-        let Some((target, reason)) = Self::target_and_reason(payload) else {
-            return out.send(id, kind::ERROR_MESSAGE, b"Invalid ban request");
-        };
+        let reason = text(&reason.unwrap_or_default());
         let looks_like_ip = target.parse::<Ipv4Addr>().is_ok()
             || (target.ends_with('.') && target.bytes().all(|b| b.is_ascii_digit() || b == b'.'));
         let kind_of = if looks_like_ip {
@@ -1084,21 +1034,21 @@ impl Server {
         } else {
             BanKind::Nick
         };
-        if let Err(e) = self.store.ban(&target, kind_of, &me, &reason) {
+        if let Err(e) = self.store.ban(target, kind_of, &me, &reason) {
             warn!("ban {target}: {e}");
-            return out.send(id, kind::ERROR_MESSAGE, b"Server error");
+            return out.message(id, &error_message("Server error"));
         }
         info!("{me} banned {target}: {reason}");
-        // Everyone now matched by the ban leaves.
+        // Everyone now matched by the ban leaves (except whoever set it).
         let victims: Vec<ConnId> = self
             .sessions
             .values()
             .filter(|s| s.id != id)
             .filter(|s| match kind_of {
-                BanKind::Nick => s.nick().is_some_and(|n| n.eq_ignore_ascii_case(&target)),
+                BanKind::Nick => s.nick().is_some_and(|n| n.eq_ignore_ascii_case(target)),
                 BanKind::Ip => {
                     let ip = s.ip.to_string();
-                    ip == target || (target.ends_with('.') && ip.starts_with(&target))
+                    ip == target || (target.ends_with('.') && ip.starts_with(target))
                 }
             })
             .map(|s| s.id)
@@ -1107,18 +1057,14 @@ impl Server {
             let msg = format!("You were banned by {me}: {reason}");
             self.disconnect_user(victim, &msg, DropReason::Banned, out);
         }
-        let msg = format!("{target} banned: {reason}");
-        out.send(id, kind::ERROR_MESSAGE, msg.as_bytes());
+        out.message(id, &error_message(format!("{target} banned: {reason}")));
     }
 
-    fn unban(&mut self, id: ConnId, payload: &[u8], out: &mut Outbox) {
+    fn unban(&mut self, id: ConnId, target: &str, out: &mut Outbox) {
         let Some((me, _)) = self.require(id, Level::Moderator, out) else {
             return;
         };
-        let Some((target, _)) = Self::target_and_reason(payload) else {
-            return out.send(id, kind::ERROR_MESSAGE, b"Invalid unban request");
-        };
-        let msg = match self.store.unban(&target) {
+        let msg = match self.store.unban(target) {
             Ok(true) => {
                 info!("{me} unbanned {target}");
                 format!("{target} unbanned")
@@ -1129,7 +1075,7 @@ impl Server {
                 "Server error".to_string()
             }
         };
-        out.send(id, kind::ERROR_MESSAGE, msg.as_bytes());
+        out.message(id, &error_message(msg));
     }
 
     fn ban_list(&mut self, id: ConnId, out: &mut Outbox) {
@@ -1145,24 +1091,20 @@ impl Server {
                 .num(0);
             out.send(id, kind::BAN_ENTRY, &p.0);
         }
-        out.send(id, kind::BAN_LIST, b"");
+        out.send(id, kind::SHOW_BANS, b"");
     }
 
-    fn set_level(&mut self, id: ConnId, payload: &[u8], out: &mut Outbox) {
+    fn set_level(&mut self, id: ConnId, target: &str, level: &[u8], out: &mut Outbox) {
         let Some((me, my_level)) = self.require(id, Level::Admin, out) else {
             return;
         };
-        let mut f = Fields::new(payload);
-        let (Ok(target), Ok(level)) = (f.text("nick"), f.text("level")) else {
-            return out.send(id, kind::ERROR_MESSAGE, b"Invalid level change");
-        };
-        let Some(level) = Level::parse(level) else {
-            return out.send(id, kind::ERROR_MESSAGE, b"Invalid level");
+        let Some(level) = Level::parse(&text(level)) else {
+            return out.message(id, &error_message("Invalid level"));
         };
         if level >= my_level && my_level != Level::Elite {
-            return out.send(id, kind::ERROR_MESSAGE, b"permission denied");
+            return out.message(id, &error_message("permission denied"));
         }
-        match self.store.set_level(target, level) {
+        let msg = match self.store.set_level(target, level) {
             Ok(true) => {
                 if let Some(&tid) = self.nicks.get(&nick_key(target)) {
                     if let Some(Phase::Online(u)) =
@@ -1172,18 +1114,15 @@ impl Server {
                     }
                 }
                 info!("{me} set {target} to {}", level.name());
-                let msg = format!("{target} is now {}", level.name());
-                out.send(id, kind::ERROR_MESSAGE, msg.as_bytes());
+                format!("{target} is now {}", level.name())
             }
-            Ok(false) => {
-                let msg = format!("{target} is not registered");
-                out.send(id, kind::ERROR_MESSAGE, msg.as_bytes());
-            }
+            Ok(false) => format!("{target} is not registered"),
             Err(e) => {
                 warn!("set level {target}: {e}");
-                out.send(id, kind::ERROR_MESSAGE, b"Server error");
+                "Server error".to_string()
             }
-        }
+        };
+        out.message(id, &error_message(msg));
     }
 
     fn nuke(&mut self, id: ConnId, payload: &[u8], out: &mut Outbox) {
@@ -1199,7 +1138,7 @@ impl Server {
                 "Server error".to_string()
             }
         };
-        out.send(id, kind::ERROR_MESSAGE, msg.as_bytes());
+        out.message(id, &error_message(msg));
     }
 
     fn change_password(&mut self, id: ConnId, payload: &[u8], out: &mut Outbox) {
@@ -1207,8 +1146,8 @@ impl Server {
             return;
         }
         let mut f = Fields::new(payload);
-        let (Ok(target), Ok(password)) = (f.text("nick"), f.text("password")) else {
-            return out.send(id, kind::ERROR_MESSAGE, b"Invalid password change");
+        let (Ok(target), Ok(password)) = (f.text("nick"), f.field("password")) else {
+            return out.message(id, &error_message("Invalid password change"));
         };
         let msg = match self.store.set_password(target, password) {
             Ok(true) => format!("Password for {target} changed"),
@@ -1218,6 +1157,130 @@ impl Server {
                 "Server error".to_string()
             }
         };
-        out.send(id, kind::ERROR_MESSAGE, msg.as_bytes());
+        out.message(id, &error_message(msg));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::PasswordCost;
+    use hazel_protocol::napster::{NapsterFramer, SearchResult};
+
+    fn server(now: Instant) -> Server {
+        let cost = PasswordCost {
+            memory_kib: 64,
+            iterations: 1,
+        };
+        Server::new(
+            Config::new(std::path::PathBuf::from(".")),
+            Store::open_in_memory(cost).unwrap(),
+            now,
+        )
+    }
+
+    /// Decodes everything queued for `id` as server messages.
+    fn replies(out: &mut Outbox, id: ConnId) -> Vec<ServerMessage> {
+        let (frames, _) = out.take();
+        let mut framer = NapsterFramer::new(65535);
+        for (to, bytes) in frames {
+            if to == id {
+                framer.push(&bytes);
+            }
+        }
+        let mut got = Vec::new();
+        while let Some(frame) = framer.next_frame().unwrap() {
+            got.push(ServerMessage::from_frame(&frame).unwrap());
+        }
+        got
+    }
+
+    #[test]
+    fn search_results_decode_as_the_protocol_crate_reads_them() {
+        let now = Instant::now();
+        let mut s = server(now);
+        let mut out = Outbox::new();
+        let (a, b) = (ConnId(1), ConnId(2));
+        let ip = Ipv4Addr::new(10, 0, 0, 7);
+        assert!(s.on_connect(a, ip, now, &mut out));
+        assert!(s.on_connect(b, Ipv4Addr::LOCALHOST, now, &mut out));
+        s.on_frame(a, 2, b"sharer pw 6699 \"nap\" 8", now, &mut out);
+        s.on_frame(b, 2, b"seeker pw 0 \"nap\" 3", now, &mut out);
+        s.on_frame(
+            a,
+            100,
+            b"\"Music\\Artist\\Song Title.mp3\" abc123 5000 192 48000 240",
+            now,
+            &mut out,
+        );
+        out.take();
+        s.on_frame(
+            b,
+            200,
+            b"FILENAME CONTAINS \"song\" MAX_RESULTS 10",
+            now,
+            &mut out,
+        );
+        let got = replies(&mut out, b);
+        assert_eq!(
+            got,
+            vec![
+                ServerMessage::SearchResult(SearchResult {
+                    name: b"Music\\Artist\\Song Title.mp3".to_vec(),
+                    md5: b"abc123".to_vec(),
+                    size: 5000,
+                    bitrate: 192,
+                    freq: 48000,
+                    duration: 240,
+                    nick: "sharer".to_string(),
+                    ip,
+                    link_speed: 8,
+                    weight: None,
+                }),
+                ServerMessage::SearchEnd,
+            ]
+        );
+    }
+
+    #[test]
+    fn all_results_of_a_search_share_one_buffer() {
+        let now = Instant::now();
+        let mut s = server(now);
+        let mut out = Outbox::new();
+        let (a, b) = (ConnId(1), ConnId(2));
+        s.on_connect(a, Ipv4Addr::LOCALHOST, now, &mut out);
+        s.on_connect(b, Ipv4Addr::LOCALHOST, now, &mut out);
+        s.on_frame(a, 2, b"sharer pw 6699 \"nap\" 8", now, &mut out);
+        s.on_frame(b, 2, b"seeker pw 0 \"nap\" 3", now, &mut out);
+        for i in 0..30 {
+            let share = format!("\"d\\common {i}.mp3\" m 1 128 44100 60");
+            s.on_frame(a, 100, share.as_bytes(), now, &mut out);
+        }
+        out.take();
+        s.on_frame(
+            b,
+            200,
+            b"FILENAME CONTAINS \"common\" MAX_RESULTS 100",
+            now,
+            &mut out,
+        );
+        let (frames, closes) = out.take();
+        assert!(closes.is_empty());
+        assert_eq!(frames.len(), 1, "one batch for the searcher");
+        assert_eq!(frames[0].0, b);
+    }
+
+    #[test]
+    fn login_timeout_closes_only_silent_connections() {
+        let t0 = Instant::now();
+        let mut s = server(t0);
+        let mut out = Outbox::new();
+        s.on_connect(ConnId(1), Ipv4Addr::LOCALHOST, t0, &mut out);
+        s.on_connect(ConnId(2), Ipv4Addr::LOCALHOST, t0, &mut out);
+        s.on_frame(ConnId(2), 2, b"quick pw 0 \"nap\" 3", t0, &mut out);
+        out.take();
+        s.on_tick(t0 + s.config().login_timeout, &mut out);
+        let (_, closes) = out.take();
+        assert_eq!(closes, vec![ConnId(1)]);
     }
 }

@@ -1,5 +1,5 @@
 //! One client's protocol state: where it is in the login, who it is once
-//! logged in, what it shares, and the counters that enforce its limits.
+//! logged in, and the counters that enforce its limits.
 //!
 //! Pure: no sockets and no clock; the caller passes `now` in. The
 //! server state ([`crate::server`]) owns one `Session` per connection and
@@ -13,18 +13,6 @@ use crate::store::Level;
 /// A connection's id. Slab keys are reused; these never are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnId(pub u64);
-
-/// One shared file, as a client described it in 100 or 870.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SharedFile {
-    /// The path exactly as sent (Napster clients use `\`), bytes kept as-is.
-    pub name: Vec<u8>,
-    pub md5: Vec<u8>,
-    pub size: u64,
-    pub bitrate: u32,
-    pub frequency: u32,
-    pub duration: u32,
-}
 
 /// What the client told us at login.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +71,6 @@ pub struct Session {
     pub id: ConnId,
     pub ip: Ipv4Addr,
     pub phase: Phase,
-    pub files: Vec<SharedFile>,
     pub downloads: u32,
     pub uploads: u32,
     pub messages: RateWindow,
@@ -96,7 +83,6 @@ impl Session {
             id,
             ip,
             phase: Phase::AwaitingLogin { since: now },
-            files: Vec::new(),
             downloads: 0,
             uploads: 0,
             messages: RateWindow::new(Duration::from_secs(1), now),
@@ -125,11 +111,6 @@ impl Session {
             Phase::AwaitingLogin { since } => now.saturating_duration_since(since) >= timeout,
             Phase::Online(_) => false,
         }
-    }
-
-    /// The shared file with exactly this name, if any.
-    pub fn file(&self, name: &[u8]) -> Option<&SharedFile> {
-        self.files.iter().find(|f| f.name == name)
     }
 }
 

@@ -204,14 +204,14 @@ impl Store {
         Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
     }
 
-    fn hash_password(&self, password: &str) -> Result<String, StoreError> {
+    fn hash_password(&self, password: &[u8]) -> Result<String, StoreError> {
         let mut salt_bytes = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut salt_bytes);
         let salt =
             SaltString::encode_b64(&salt_bytes).map_err(|e| StoreError::Hash(e.to_string()))?;
         let hash = self
             .hasher()?
-            .hash_password(password.as_bytes(), &salt)
+            .hash_password(password, &salt)
             .map_err(|e| StoreError::Hash(e.to_string()))?;
         Ok(hash.to_string())
     }
@@ -220,7 +220,7 @@ impl Store {
     pub fn register(
         &mut self,
         nick: &str,
-        password: &str,
+        password: &[u8],
         email: &str,
         level: Level,
     ) -> Result<Account, StoreError> {
@@ -260,7 +260,7 @@ impl Store {
     }
 
     /// Checks a login's password.
-    pub fn check_login(&self, nick: &str, password: &str) -> Result<Credentials, StoreError> {
+    pub fn check_login(&self, nick: &str, password: &[u8]) -> Result<Credentials, StoreError> {
         let row: Option<(String, String, String, i64)> = self
             .db
             .query_row(
@@ -274,10 +274,7 @@ impl Store {
         };
         let parsed = PasswordHash::new(&hash).map_err(|e| StoreError::Hash(e.to_string()))?;
         // Verification uses the parameters recorded in the hash itself.
-        if Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-        {
+        if Argon2::default().verify_password(password, &parsed).is_ok() {
             self.db.execute(
                 "UPDATE accounts SET last_seen = ?1 WHERE nick = ?2",
                 params![unix_now(), stored_nick],
@@ -302,7 +299,7 @@ impl Store {
     }
 
     /// Replaces a registered nick's password; false if not registered.
-    pub fn set_password(&mut self, nick: &str, password: &str) -> Result<bool, StoreError> {
+    pub fn set_password(&mut self, nick: &str, password: &[u8]) -> Result<bool, StoreError> {
         let hash = self.hash_password(password)?;
         let changed = self.db.execute(
             "UPDATE accounts SET password_hash = ?1 WHERE nick = ?2",
@@ -402,13 +399,13 @@ mod tests {
     fn registered_nick_needs_its_password() {
         let mut store = Store::open_in_memory(cheap()).unwrap();
         assert_eq!(
-            store.check_login("alice", "pw").unwrap(),
+            store.check_login("alice", b"pw").unwrap(),
             Credentials::Unregistered
         );
         store
-            .register("alice", "s3cret", "a@example.org", Level::User)
+            .register("alice", b"s3cret", "a@example.org", Level::User)
             .unwrap();
-        match store.check_login("ALICE", "s3cret").unwrap() {
+        match store.check_login("ALICE", b"s3cret").unwrap() {
             Credentials::Accepted(acct) => {
                 assert_eq!(acct.nick, "alice");
                 assert_eq!(acct.email, "a@example.org");
@@ -416,11 +413,11 @@ mod tests {
             other => panic!("expected acceptance, got {other:?}"),
         }
         assert_eq!(
-            store.check_login("alice", "wrong").unwrap(),
+            store.check_login("alice", b"wrong").unwrap(),
             Credentials::WrongPassword
         );
         assert!(matches!(
-            store.register("Alice", "x", "", Level::User),
+            store.register("Alice", b"x", "", Level::User),
             Err(StoreError::NickTaken)
         ));
     }
@@ -428,8 +425,8 @@ mod tests {
     #[test]
     fn password_is_stored_only_as_a_salted_hash() {
         let mut store = Store::open_in_memory(cheap()).unwrap();
-        store.register("a", "same", "", Level::User).unwrap();
-        store.register("b", "same", "", Level::User).unwrap();
+        store.register("a", b"same", "", Level::User).unwrap();
+        store.register("b", b"same", "", Level::User).unwrap();
         let hashes: Vec<String> = store
             .db
             .prepare("SELECT password_hash FROM accounts ORDER BY nick")
@@ -470,14 +467,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut store = Store::open(dir.path(), cheap()).unwrap();
-            store.register("bob", "pw", "", Level::User).unwrap();
+            store.register("bob", b"pw", "", Level::User).unwrap();
             assert!(store.set_level("bob", Level::Admin).unwrap());
             store.ban("1.2.3.4", BanKind::Ip, "bob", "").unwrap();
         }
         let store = Store::open(dir.path(), cheap()).unwrap();
         assert_eq!(store.account("bob").unwrap().unwrap().level, Level::Admin);
         assert!(matches!(
-            store.check_login("bob", "pw").unwrap(),
+            store.check_login("bob", b"pw").unwrap(),
             Credentials::Accepted(_)
         ));
         assert!(store.ip_ban(Ipv4Addr::new(1, 2, 3, 4)).unwrap().is_some());

@@ -1,7 +1,6 @@
-//! The small amount of OpenNap wire handling the server needs on its own:
-//! splitting frames out of a connection's input buffer, reading the
-//! space-separated (and double-quoted) fields of a payload, and writing
-//! reply frames.
+//! Payload helpers for what `hazel_protocol::napster` keeps untyped (whois,
+//! nuke, password change, ban lists) and for the search-result hot path:
+//! reading space-separated, double-quoted fields, and building payloads.
 //!
 //! Payloads are kept as bytes: 2000-era clients send Latin-1 names, and a
 //! name must come back to them byte for byte or their downloads fail.
@@ -9,42 +8,6 @@
 use std::net::Ipv4Addr;
 
 use hazel_protocol::DecodeError;
-
-/// Bytes in a frame header: u16 length, u16 type, both little-endian.
-pub const HEADER_LEN: usize = 4;
-
-/// One frame split out of an input buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Frame<'a> {
-    pub kind: u16,
-    pub payload: &'a [u8],
-}
-
-/// Splits the first whole frame off `buf`: `Ok(None)` means "read more";
-/// a declared length over `max_len` is an error before anything is buffered.
-pub fn split_frame(buf: &[u8], max_len: usize) -> Result<Option<(Frame<'_>, usize)>, DecodeError> {
-    let Some(header) = buf.get(..HEADER_LEN) else {
-        return Ok(None);
-    };
-    let len = usize::from(u16::from_le_bytes([header[0], header[1]]));
-    let kind = u16::from_le_bytes([header[2], header[3]]);
-    if len > max_len {
-        return Err(DecodeError::TooLong { len, max: max_len });
-    }
-    match buf.get(HEADER_LEN..HEADER_LEN + len) {
-        Some(payload) => Ok(Some((Frame { kind, payload }, HEADER_LEN + len))),
-        None => Ok(None),
-    }
-}
-
-/// Appends one frame to `out`. Payloads longer than a u16 are cut at the
-/// limit (the server never builds one: names come from frames themselves).
-pub fn put_frame(out: &mut Vec<u8>, kind: u16, payload: &[u8]) {
-    let len = payload.len().min(usize::from(u16::MAX));
-    out.extend_from_slice(&(len as u16).to_le_bytes());
-    out.extend_from_slice(&kind.to_le_bytes());
-    out.extend_from_slice(&payload[..len]);
-}
 
 /// Builds a payload field by field: `p.word(..).quoted(..).num(..)`.
 #[derive(Debug, Default)]
@@ -185,27 +148,6 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn split_frame_waits_for_whole_frames_and_caps_length() {
-        let mut buf = Vec::new();
-        put_frame(&mut buf, 2, b"nick pass 6699 \"nap\" 3");
-        for cut in 0..buf.len() {
-            assert_eq!(split_frame(&buf[..cut], 2048).unwrap(), None);
-        }
-        let (frame, used) = split_frame(&buf, 2048).unwrap().unwrap();
-        assert_eq!(used, buf.len());
-        assert_eq!(frame.kind, 2);
-        assert_eq!(frame.payload, b"nick pass 6699 \"nap\" 3");
-        // Length 0x0900 = 2304 declared in the header alone is refused.
-        assert_eq!(
-            split_frame(&[0x00, 0x09, 0xc8, 0x00], 2048),
-            Err(DecodeError::TooLong {
-                len: 2304,
-                max: 2048
-            })
-        );
-    }
-
-    #[test]
     fn fields_handle_quotes_and_extra_spaces() {
         let mut f = Fields::new(b"  lefty  \"band - song.mp3\" 7 \"\"");
         assert_eq!(f.field("nick").unwrap(), b"lefty");
@@ -232,31 +174,6 @@ mod tests {
                     _ => break,
                 }
             }
-        }
-
-        #[test]
-        fn frames_split_anywhere_reassemble(
-            payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..6),
-            cut in any::<proptest::sample::Index>(),
-        ) {
-            let mut stream = Vec::new();
-            for (i, p) in payloads.iter().enumerate() {
-                put_frame(&mut stream, i as u16, p);
-            }
-            let cut = cut.index(stream.len() + 1);
-            let mut buf = stream[..cut].to_vec();
-            let mut got = Vec::new();
-            let drain = |buf: &mut Vec<u8>, got: &mut Vec<Vec<u8>>| {
-                while let Some((frame, used)) = split_frame(buf, 2048).unwrap() {
-                    got.push(frame.payload.to_vec());
-                    buf.drain(..used);
-                }
-            };
-            drain(&mut buf, &mut got);
-            buf.extend_from_slice(&stream[cut..]);
-            drain(&mut buf, &mut got);
-            prop_assert_eq!(got, payloads);
-            prop_assert!(buf.is_empty());
         }
     }
 }
