@@ -24,7 +24,9 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::metrics::DropReason;
-use crate::server::{kind, Outbox, Server};
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::server::{kind, Outbox, PasswordJob, PasswordOutcome, Server};
 use crate::session::ConnId;
 
 const LISTENER: Token = Token(0);
@@ -134,6 +136,29 @@ struct Reactor {
     server: Server,
     outbox: Outbox,
     shutdown: Shutdown,
+    /// Password jobs to the worker thread, and their outcomes back.
+    jobs: Option<Sender<PasswordJob>>,
+    outcomes: Receiver<(ConnId, PasswordOutcome)>,
+}
+
+/// Most password jobs waiting for the worker; a login beyond that is told
+/// the server is busy rather than queued without bound.
+const MAX_QUEUED_PASSWORD_JOBS: usize = 256;
+
+/// Runs password jobs off the event loop, waking it with each outcome.
+fn password_worker(
+    jobs: Receiver<PasswordJob>,
+    outcomes: Sender<(ConnId, PasswordOutcome)>,
+    waker: Arc<Waker>,
+) {
+    for job in jobs {
+        let conn = job.conn();
+        let outcome = job.run();
+        if outcomes.send((conn, outcome)).is_err() {
+            return;
+        }
+        let _ = waker.wake();
+    }
 }
 
 /// Runs the server on `listener` (and metrics on `stats_listener`) until
@@ -161,8 +186,13 @@ pub fn run(
     };
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     if let Ok(mut slot) = shutdown.waker.lock() {
-        *slot = Some(waker);
+        *slot = Some(Arc::clone(&waker));
     }
+    let (job_tx, job_rx) = crossbeam_channel::bounded(MAX_QUEUED_PASSWORD_JOBS);
+    let (outcome_tx, outcome_rx) = crossbeam_channel::unbounded();
+    let worker = std::thread::Builder::new()
+        .name("password-worker".to_string())
+        .spawn(move || password_worker(job_rx, outcome_tx, waker))?;
     let mut reactor = Reactor {
         poll,
         listener,
@@ -173,8 +203,14 @@ pub fn run(
         server,
         outbox: Outbox::new(),
         shutdown,
+        jobs: Some(job_tx),
+        outcomes: outcome_rx,
     };
-    reactor.event_loop()
+    let result = reactor.event_loop();
+    // Closing the job channel ends the worker after its current job.
+    reactor.jobs = None;
+    let _ = worker.join();
+    result
 }
 
 impl Reactor {
@@ -194,7 +230,7 @@ impl Reactor {
                 match event.token() {
                     LISTENER => self.accept_clients()?,
                     STATS_LISTENER => self.accept_stats()?,
-                    WAKER => {}
+                    WAKER => self.password_outcomes(),
                     Token(t) => {
                         let key = t - FIRST_CONN;
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -319,6 +355,10 @@ impl Reactor {
                 return;
             };
             let id = client.id;
+            if self.server.is_authenticating(id) {
+                // Paused until the password job answers; resumed then.
+                return;
+            }
             match client.stream.read(&mut chunk) {
                 Ok(0) => {
                     debug!("{id:?} closed by peer");
@@ -351,6 +391,9 @@ impl Reactor {
                 return false;
             };
             let id = client.id;
+            if self.server.is_authenticating(id) {
+                return false;
+            }
             match client.framer.next_frame_ref() {
                 Ok(Some((kind, payload))) => {
                     let now = Instant::now();
@@ -483,6 +526,18 @@ impl Reactor {
         if self.outbox.is_empty() {
             return;
         }
+        for job in self.outbox.take_jobs() {
+            let conn = job.conn();
+            let sent = self.jobs.as_ref().map(|tx| tx.try_send(job));
+            if !matches!(sent, Some(Ok(()))) {
+                self.server.on_password_result(
+                    conn,
+                    PasswordOutcome::Unavailable,
+                    Instant::now(),
+                    &mut self.outbox,
+                );
+            }
+        }
         let (frames, closes) = self.outbox.take();
         let cap = self.server.config().output_queue_cap;
         let mut touched = Vec::with_capacity(frames.len());
@@ -512,6 +567,23 @@ impl Reactor {
                 // Best effort: the farewell is already flushed if the socket took it.
                 self.flush_client(key);
                 self.remove(key);
+            }
+        }
+    }
+
+    /// Completes logins whose password jobs finished, then resumes reading
+    /// those connections (input that arrived meanwhile is still queued).
+    fn password_outcomes(&mut self) {
+        let done: Vec<(ConnId, PasswordOutcome)> = self.outcomes.try_iter().collect();
+        for (conn, outcome) in done {
+            self.server
+                .on_password_result(conn, outcome, Instant::now(), &mut self.outbox);
+            self.apply_outbox();
+            if let Some(&key) = self.by_id.get(&conn) {
+                if self.handle_input(key) {
+                    self.read_client(key);
+                }
+                self.apply_outbox();
             }
         }
     }

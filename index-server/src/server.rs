@@ -22,7 +22,7 @@ use crate::config::{Config, Registration};
 use crate::metrics::{DropReason, Metrics};
 use crate::search::Query;
 use crate::session::{ConnId, Phase, Session, UserInfo};
-use crate::store::{BanKind, Credentials, Level, Store, StoreError};
+use crate::store::{self, Account, BanKind, Level, PasswordCost, Store, StoreError};
 use crate::wire::{ip_to_wire, Fields, Payload};
 
 /// Message numbers the server reads or writes (beyond the typed ones).
@@ -47,6 +47,7 @@ const MAX_PENDING_UPLOADS: usize = 64;
 pub struct Outbox {
     frames: Vec<(ConnId, Vec<u8>)>,
     close: Vec<ConnId>,
+    jobs: Vec<PasswordJob>,
 }
 
 impl Outbox {
@@ -94,13 +95,90 @@ impl Outbox {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.frames.is_empty() && self.close.is_empty()
+        self.frames.is_empty() && self.close.is_empty() && self.jobs.is_empty()
+    }
+
+    /// Queues slow password work (see [`PasswordJob`]).
+    pub fn job(&mut self, job: PasswordJob) {
+        self.jobs.push(job);
+    }
+
+    /// Takes the queued password jobs.
+    pub fn take_jobs(&mut self) -> Vec<PasswordJob> {
+        std::mem::take(&mut self.jobs)
     }
 
     /// Connections asked to be closed so far.
     pub fn closing(&self) -> &[ConnId] {
         &self.close
     }
+}
+
+/// Password work too slow for the event loop (argon2 takes tens of
+/// milliseconds by design): the reactor runs it on a worker thread and hands
+/// the outcome back through [`Server::on_password_result`]. Until then the
+/// connection's further input waits unread.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PasswordJob {
+    /// Check a login's password against the stored hash.
+    Verify {
+        conn: ConnId,
+        hash: String,
+        password: Vec<u8>,
+    },
+    /// Hash a new user's password.
+    Hash {
+        conn: ConnId,
+        password: Vec<u8>,
+        cost: PasswordCost,
+    },
+}
+
+impl std::fmt::Debug for PasswordJob {
+    // Never print a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PasswordJob::Verify { conn, .. } => write!(f, "Verify({conn:?})"),
+            PasswordJob::Hash { conn, .. } => write!(f, "Hash({conn:?})"),
+        }
+    }
+}
+
+/// The result of a [`PasswordJob`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordOutcome {
+    Verified(bool),
+    /// The PHC string, or None if hashing failed.
+    Hashed(Option<String>),
+    /// The worker could not take the job (queue full or gone).
+    Unavailable,
+}
+
+impl PasswordJob {
+    pub fn conn(&self) -> ConnId {
+        match self {
+            PasswordJob::Verify { conn, .. } | PasswordJob::Hash { conn, .. } => *conn,
+        }
+    }
+
+    /// Does the work (slow; call it off the event loop).
+    pub fn run(self) -> PasswordOutcome {
+        match self {
+            PasswordJob::Verify { hash, password, .. } => {
+                PasswordOutcome::Verified(store::verify_password(&hash, &password))
+            }
+            PasswordJob::Hash { password, cost, .. } => {
+                PasswordOutcome::Hashed(store::hash_password(cost, &password).ok())
+            }
+        }
+    }
+}
+
+/// A login waiting for its password job.
+struct PendingLogin {
+    request: LoginRequest,
+    /// The stored account for a login (2); None for a registration (6).
+    account: Option<Account>,
 }
 
 /// A download the server asked a sharer about (607), awaiting 608.
@@ -121,6 +199,7 @@ pub struct Server {
     per_ip: HashMap<Ipv4Addr, usize>,
     catalog: Catalog,
     pending: HashMap<ConnId, Vec<PendingUpload>>,
+    authenticating: HashMap<ConnId, PendingLogin>,
     next_stats: Instant,
 }
 
@@ -178,6 +257,7 @@ impl Server {
             per_ip: HashMap::new(),
             catalog: Catalog::new(),
             pending: HashMap::new(),
+            authenticating: HashMap::new(),
             next_stats,
         }
     }
@@ -259,7 +339,14 @@ impl Server {
         }
         self.catalog.remove_owner(id);
         self.pending.remove(&id);
+        self.authenticating.remove(&id);
         self.refresh_gauges();
+    }
+
+    /// True while a login waits for its password job; the reactor leaves
+    /// the connection's further input unread until then.
+    pub fn is_authenticating(&self, id: ConnId) -> bool {
+        self.authenticating.contains_key(&id)
     }
 
     fn is_online(&self, id: ConnId) -> bool {
@@ -540,17 +627,16 @@ impl Server {
     }
 
     fn login(&mut self, id: ConnId, login: LoginRequest, now: Instant, out: &mut Outbox) {
-        if self.is_online(id) {
+        if self.is_online(id) || self.is_authenticating(id) {
             return out.message(id, &error_message("You are already logged in"));
         }
         if !valid_nick(login.nick.as_bytes()) {
             return self.refuse_login(id, DropReason::LoginRefused, "Invalid nickname", out);
         }
-        let nick = login.nick;
         let Some(ip) = self.session(id).map(|s| s.ip) else {
             return;
         };
-        match self.store.ban_for(&nick, ip) {
+        match self.store.ban_for(&login.nick, ip) {
             Ok(Some(ban)) => {
                 let msg = format!("You are banned from this server: {}", ban.reason);
                 return self.refuse_login(id, DropReason::Banned, &msg, out);
@@ -558,12 +644,7 @@ impl Server {
             Ok(None) => {}
             Err(e) => warn!("ban lookup failed: {e}"),
         }
-        let is_admin_nick = self
-            .config
-            .admins
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(&nick));
-        let account = if let Some(email) = &login.email {
+        if login.email.is_some() {
             if self.config.registration == Registration::Closed {
                 return self.refuse_login(
                     id,
@@ -572,20 +653,9 @@ impl Server {
                     out,
                 );
             }
-            let level = if is_admin_nick {
-                Level::Admin
-            } else {
-                Level::User
-            };
-            match self
-                .store
-                .register(&nick, &login.password, &text(email), level)
-            {
-                Ok(acct) => {
-                    info!("registered {nick}");
-                    Some(acct)
-                }
-                Err(StoreError::NickTaken) => {
+            match self.store.account(&login.nick) {
+                Ok(None) => {}
+                Ok(Some(_)) => {
                     return self.refuse_login(
                         id,
                         DropReason::LoginRefused,
@@ -594,24 +664,118 @@ impl Server {
                     )
                 }
                 Err(e) => {
-                    warn!("register {nick}: {e}");
+                    warn!("register {}: {e}", login.nick);
                     return self.refuse_login(id, DropReason::LoginRefused, "Server error", out);
                 }
             }
-        } else {
-            match self.store.check_login(&nick, &login.password) {
-                Ok(Credentials::Accepted(acct)) => Some(acct),
-                Ok(Credentials::Unregistered) => None,
-                Ok(Credentials::WrongPassword) => {
-                    return self.refuse_login(id, DropReason::LoginRefused, "Invalid password", out)
-                }
-                Err(e) => {
-                    warn!("login {nick}: {e}");
-                    return self.refuse_login(id, DropReason::LoginRefused, "Server error", out);
-                }
+            out.job(PasswordJob::Hash {
+                conn: id,
+                password: login.password.clone(),
+                cost: self.store.cost(),
+            });
+            self.authenticating.insert(
+                id,
+                PendingLogin {
+                    request: login,
+                    account: None,
+                },
+            );
+            return;
+        }
+        match self.store.password_record(&login.nick) {
+            // opennap-ng's default: an unregistered nick logs in as a guest.
+            Ok(None) => self.complete_login(id, login, None, now, out),
+            Ok(Some((account, hash))) => {
+                out.job(PasswordJob::Verify {
+                    conn: id,
+                    hash,
+                    password: login.password.clone(),
+                });
+                self.authenticating.insert(
+                    id,
+                    PendingLogin {
+                        request: login,
+                        account: Some(account),
+                    },
+                );
             }
+            Err(e) => {
+                warn!("login {}: {e}", login.nick);
+                self.refuse_login(id, DropReason::LoginRefused, "Server error", out);
+            }
+        }
+    }
+
+    /// A password job finished: complete or refuse the waiting login.
+    pub fn on_password_result(
+        &mut self,
+        id: ConnId,
+        outcome: PasswordOutcome,
+        now: Instant,
+        out: &mut Outbox,
+    ) {
+        let Some(pending) = self.authenticating.remove(&id) else {
+            return; // The connection left meanwhile.
         };
-        let key = nick_key(&nick);
+        if !self.sessions.contains_key(&id) {
+            return;
+        }
+        let request = pending.request;
+        match (outcome, pending.account) {
+            (PasswordOutcome::Verified(true), Some(account)) => {
+                if let Err(e) = self.store.touch(&account.nick) {
+                    warn!("last-seen of {}: {e}", account.nick);
+                }
+                self.complete_login(id, request, Some(account), now, out);
+            }
+            (PasswordOutcome::Verified(false), _) => {
+                self.refuse_login(id, DropReason::LoginRefused, "Invalid password", out)
+            }
+            (PasswordOutcome::Hashed(Some(hash)), None) => {
+                let is_admin = self
+                    .config
+                    .admins
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(&request.nick));
+                let level = if is_admin { Level::Admin } else { Level::User };
+                let email = text(request.email.as_deref().unwrap_or_default());
+                match self
+                    .store
+                    .insert_account(&request.nick, &hash, &email, level)
+                {
+                    Ok(account) => {
+                        info!("registered {}", account.nick);
+                        self.complete_login(id, request, Some(account), now, out);
+                    }
+                    Err(StoreError::NickTaken) => self.refuse_login(
+                        id,
+                        DropReason::LoginRefused,
+                        "Nickname is already registered",
+                        out,
+                    ),
+                    Err(e) => {
+                        warn!("register {}: {e}", request.nick);
+                        self.refuse_login(id, DropReason::LoginRefused, "Server error", out);
+                    }
+                }
+            }
+            (PasswordOutcome::Unavailable, _) => {
+                self.refuse_login(id, DropReason::LoginRefused, "Server busy, try again", out)
+            }
+            _ => self.refuse_login(id, DropReason::LoginRefused, "Server error", out),
+        }
+    }
+
+    /// Puts an authenticated (or guest) connection online: 3, MOTD, 214.
+    fn complete_login(
+        &mut self,
+        id: ConnId,
+        login: LoginRequest,
+        account: Option<Account>,
+        now: Instant,
+        out: &mut Outbox,
+    ) {
+        let key = nick_key(&login.nick);
         if let Some(&other) = self.nicks.get(&key) {
             if account.is_some() {
                 // The account holder proved the password: the old
@@ -623,32 +787,34 @@ impl Server {
                     out,
                 );
             } else {
-                let msg = format!("Nick {nick} is already active");
+                let msg = format!("Nick {} is already active", login.nick);
                 return self.refuse_login(id, DropReason::LoginRefused, &msg, out);
             }
         }
         let (nick, email, level, registered) = match account {
             Some(acct) => (acct.nick, acct.email, acct.level, true),
             None => (
-                nick,
+                login.nick,
                 format!("anon@{}", self.config.server_name),
                 Level::User,
                 false,
             ),
         };
         self.nicks.insert(key, id);
-        if let Some(s) = self.sessions.get_mut(&id) {
-            s.phase = Phase::Online(UserInfo {
-                nick: nick.clone(),
-                data_port: login.port,
-                client: login.client_info,
-                link_speed: login.link_speed,
-                level,
-                registered,
-                email: email.clone(),
-                logged_in_at: now,
-            });
-        }
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let ip = session.ip;
+        session.phase = Phase::Online(UserInfo {
+            nick: nick.clone(),
+            data_port: login.port,
+            client: login.client_info,
+            link_speed: login.link_speed,
+            level,
+            registered,
+            email: email.clone(),
+            logged_in_at: now,
+        });
         info!("{nick} logged in from {ip}");
         out.message(
             id,
@@ -658,6 +824,7 @@ impl Server {
         );
         self.send_motd(id, out);
         out.message(id, &self.stats());
+        self.refresh_gauges();
     }
 
     fn send_motd(&self, id: ConnId, out: &mut Outbox) {

@@ -148,6 +148,28 @@ pub enum Credentials {
     WrongPassword,
 }
 
+/// Hashes a password with argon2id and a fresh random salt, as a PHC
+/// string. Slow by design: the reactor runs it on a worker thread.
+pub fn hash_password(cost: PasswordCost, password: &[u8]) -> Result<String, StoreError> {
+    let params = Params::new(cost.memory_kib, cost.iterations, 1, None)
+        .map_err(|e| StoreError::Hash(e.to_string()))?;
+    let mut salt_bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut salt_bytes);
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| StoreError::Hash(e.to_string()))?;
+    let hash = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(password, &salt)
+        .map_err(|e| StoreError::Hash(e.to_string()))?;
+    Ok(hash.to_string())
+}
+
+/// Whether `password` matches a PHC hash string (with the parameters
+/// recorded in it). A malformed hash never matches.
+pub fn verify_password(hash: &str, password: &[u8]) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| Argon2::default().verify_password(password, &parsed).is_ok())
+        .unwrap_or(false)
+}
+
 /// Accounts and bans in one SQLite database.
 pub struct Store {
     db: Connection,
@@ -198,22 +220,13 @@ impl Store {
         Ok(Store { db, cost })
     }
 
-    fn hasher(&self) -> Result<Argon2<'static>, StoreError> {
-        let params = Params::new(self.cost.memory_kib, self.cost.iterations, 1, None)
-            .map_err(|e| StoreError::Hash(e.to_string()))?;
-        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    fn hash_password(&self, password: &[u8]) -> Result<String, StoreError> {
+        hash_password(self.cost, password)
     }
 
-    fn hash_password(&self, password: &[u8]) -> Result<String, StoreError> {
-        let mut salt_bytes = [0u8; 16];
-        rand::rngs::OsRng.fill_bytes(&mut salt_bytes);
-        let salt =
-            SaltString::encode_b64(&salt_bytes).map_err(|e| StoreError::Hash(e.to_string()))?;
-        let hash = self
-            .hasher()?
-            .hash_password(password, &salt)
-            .map_err(|e| StoreError::Hash(e.to_string()))?;
-        Ok(hash.to_string())
+    /// The cost new hashes are made with.
+    pub fn cost(&self) -> PasswordCost {
+        self.cost
     }
 
     /// Registers a nick. Fails with [`StoreError::NickTaken`] if it exists.
@@ -228,17 +241,63 @@ impl Store {
             return Err(StoreError::NickTaken);
         }
         let hash = self.hash_password(password)?;
+        self.insert_account(nick, &hash, email, level)
+    }
+
+    /// Stores an account whose password was hashed elsewhere (see
+    /// [`hash_password`]). Fails with [`StoreError::NickTaken`] if it exists.
+    pub fn insert_account(
+        &mut self,
+        nick: &str,
+        password_hash: &str,
+        email: &str,
+        level: Level,
+    ) -> Result<Account, StoreError> {
         let now = unix_now();
-        self.db.execute(
-            "INSERT INTO accounts (nick, password_hash, email, level, created, last_seen)
+        let inserted = self.db.execute(
+            "INSERT OR IGNORE INTO accounts (nick, password_hash, email, level, created, last_seen)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            params![nick, hash, email, level.code(), now],
+            params![nick, password_hash, email, level.code(), now],
         )?;
+        if inserted == 0 {
+            return Err(StoreError::NickTaken);
+        }
         Ok(Account {
             nick: nick.to_string(),
             email: email.to_string(),
             level,
         })
+    }
+
+    /// The account and its password hash, for verifying elsewhere (see
+    /// [`verify_password`]).
+    pub fn password_record(&self, nick: &str) -> Result<Option<(Account, String)>, StoreError> {
+        Ok(self
+            .db
+            .query_row(
+                "SELECT nick, email, level, password_hash FROM accounts WHERE nick = ?1",
+                params![nick],
+                |row| {
+                    Ok((
+                        Account {
+                            nick: row.get(0)?,
+                            email: row.get(1)?,
+                            level: Level::from_code(row.get(2)?),
+                        },
+                        row.get(3)?,
+                    ))
+                },
+            )
+            .optional()?)
+    }
+
+    /// Records a successful login.
+    pub fn touch(&mut self, nick: &str) -> Result<(), StoreError> {
+        self.db.execute(
+            "UPDATE accounts SET last_seen = ?1 WHERE nick = ?2",
+            params![unix_now(), nick],
+        )?;
+        Ok(())
     }
 
     /// The account registered under `nick` (case-insensitive), if any.
@@ -259,31 +318,14 @@ impl Store {
             .optional()?)
     }
 
-    /// Checks a login's password.
-    pub fn check_login(&self, nick: &str, password: &[u8]) -> Result<Credentials, StoreError> {
-        let row: Option<(String, String, String, i64)> = self
-            .db
-            .query_row(
-                "SELECT nick, password_hash, email, level FROM accounts WHERE nick = ?1",
-                params![nick],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-            )
-            .optional()?;
-        let Some((stored_nick, hash, email, level)) = row else {
+    /// Checks a login's password (hashing on the calling thread).
+    pub fn check_login(&mut self, nick: &str, password: &[u8]) -> Result<Credentials, StoreError> {
+        let Some((account, hash)) = self.password_record(nick)? else {
             return Ok(Credentials::Unregistered);
         };
-        let parsed = PasswordHash::new(&hash).map_err(|e| StoreError::Hash(e.to_string()))?;
-        // Verification uses the parameters recorded in the hash itself.
-        if Argon2::default().verify_password(password, &parsed).is_ok() {
-            self.db.execute(
-                "UPDATE accounts SET last_seen = ?1 WHERE nick = ?2",
-                params![unix_now(), stored_nick],
-            )?;
-            Ok(Credentials::Accepted(Account {
-                nick: stored_nick,
-                email,
-                level: Level::from_code(level),
-            }))
+        if verify_password(&hash, password) {
+            self.touch(&account.nick)?;
+            Ok(Credentials::Accepted(account))
         } else {
             Ok(Credentials::WrongPassword)
         }
@@ -471,7 +513,7 @@ mod tests {
             assert!(store.set_level("bob", Level::Admin).unwrap());
             store.ban("1.2.3.4", BanKind::Ip, "bob", "").unwrap();
         }
-        let store = Store::open(dir.path(), cheap()).unwrap();
+        let mut store = Store::open(dir.path(), cheap()).unwrap();
         assert_eq!(store.account("bob").unwrap().unwrap().level, Level::Admin);
         assert!(matches!(
             store.check_login("bob", b"pw").unwrap(),

@@ -825,3 +825,57 @@ fn ghost_of_a_registered_nick_is_replaced() {
     second.sync();
     assert_eq!(server.metric("hazel_index_users"), 1.0);
 }
+
+#[test]
+fn password_hashing_does_not_stall_other_clients() {
+    // A deliberately expensive hash: the registration takes a while…
+    let server = TestServer::start_with(|c| {
+        c.password_cost = hazel_index::store::PasswordCost {
+            memory_kib: 16 * 1024,
+            iterations: 3,
+        }
+    });
+    let mut other = server.login("bystander", 0);
+    let mut registering = server.connect();
+    registering.send(6, "slowhash pw 0 \"nap\" 3 s@s");
+    // Let the server pick the registration up first (a blocking hash
+    // would then hold the bystander's ping until it finished).
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // …and meanwhile everyone else is served.
+    other.sync();
+    other.send(214, "");
+    assert_eq!(other.recv().kind, 214);
+    assert!(
+        registering.nothing_arrived(),
+        "the registration finished before the bystander was served; hashing is too cheap to tell"
+    );
+    let ack = registering.recv();
+    assert_eq!(ack.kind, 3, "{}", ack.text());
+}
+
+#[test]
+fn frames_pipelined_behind_a_registered_login_wait_for_it() {
+    let server = TestServer::start();
+    let mut first = server.connect();
+    first.send(6, "piper pw 0 \"nap\" 3 p@p");
+    assert_eq!(first.recv().kind, 3);
+    drop(first);
+    server.wait_users(0);
+    // Login, a share and a stats request in one write, before any answer.
+    let mut c = server.connect();
+    let mut burst = common::frame(2, b"piper pw 0 \"nap\" 3");
+    burst.extend(common::frame(
+        100,
+        b"\"d\\pipelined song.mp3\" m 1 128 44100 60",
+    ));
+    burst.extend(common::frame(214, b""));
+    c.stream.write_all(&burst).unwrap();
+    assert_eq!(c.recv().kind, 3);
+    assert_eq!(c.recv().kind, 621);
+    assert_eq!(c.recv().text(), "1 0 0", "stats sent at login");
+    assert_eq!(
+        c.recv().text(),
+        "1 1 0",
+        "the share was handled after the login"
+    );
+}

@@ -269,3 +269,18 @@ impl Client {
         self.recv_kind(750);
     }
 }
+
+impl Client {
+    /// True if nothing has arrived from the server yet (checked without waiting).
+    pub fn nothing_arrived(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        self.stream.set_nonblocking(true).unwrap();
+        let mut byte = [0u8; 1];
+        let empty =
+            matches!(self.stream.peek(&mut byte), Err(e) if e.kind() == ErrorKind::WouldBlock);
+        self.stream.set_nonblocking(false).unwrap();
+        empty
+    }
+}
