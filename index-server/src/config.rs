@@ -27,13 +27,16 @@ pub struct Config {
     pub motd: Vec<String>,
     pub registration: Registration,
     pub server_name: String,
+    /// 0 means unlimited.
     pub searches_per_minute: u32,
+    /// 0 means unlimited.
     pub clones_per_ip: usize,
     pub login_timeout: Duration,
     pub max_command_length: usize,
     pub output_queue_cap: usize,
     pub stats_interval: Duration,
-    /// Frames a client may send per second before it is disconnected as a flooder.
+    /// Frames a client may send per second before it is disconnected as a
+    /// flooder; 0 means unlimited.
     pub max_messages_per_second: u32,
     pub password_cost: PasswordCost,
     /// Nicks made Admin when they register (or at startup if registered).
@@ -104,10 +107,10 @@ pub struct Cli {
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     pub log_level: String,
     /// Searches one client may make per minute; more get a 404 error, and a
-    /// client far over the limit is disconnected.
+    /// client far over the limit is disconnected. 0: unlimited (benchmarks).
     #[arg(long, value_name = "N", default_value_t = 60)]
     pub searches_per_minute: u32,
-    /// Most simultaneous connections from one IP address.
+    /// Most simultaneous connections from one IP address. 0: unlimited.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub clones_per_ip: usize,
     /// Seconds a connection may take to log in before it is dropped.
@@ -125,6 +128,7 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub stats_interval: u64,
     /// Messages one client may send per second before it is disconnected.
+    /// 0: unlimited.
     #[arg(long, value_name = "N", default_value_t = 2000)]
     pub max_messages_per_second: u32,
     /// Nick given Admin level (repeatable): at registration, or at startup if

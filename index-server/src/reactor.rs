@@ -38,6 +38,10 @@ const TICK: Duration = Duration::from_millis(250);
 /// Largest stats request head accepted.
 const MAX_STATS_REQUEST: usize = 8192;
 const READ_CHUNK: usize = 16 * 1024;
+/// Simultaneous metrics requests served; more are closed at once.
+const MAX_STATS_CLIENTS: usize = 16;
+/// A metrics request must be answered within this time or is dropped.
+const STATS_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Asks a running server to stop; cloneable, usable from any thread or a
 /// signal handler (through [`Shutdown::flag`]).
@@ -94,6 +98,7 @@ struct StatsClient {
     input: Vec<u8>,
     output: Vec<u8>,
     written: usize,
+    since: Instant,
 }
 
 enum Conn {
@@ -139,6 +144,7 @@ struct Reactor {
     /// Password jobs to the worker thread, and their outcomes back.
     jobs: Option<Sender<PasswordJob>>,
     outcomes: Receiver<(ConnId, PasswordOutcome)>,
+    stats_clients: usize,
 }
 
 /// Most password jobs waiting for the worker; a login beyond that is told
@@ -205,6 +211,7 @@ pub fn run(
         shutdown,
         jobs: Some(job_tx),
         outcomes: outcome_rx,
+        stats_clients: 0,
     };
     let result = reactor.event_loop();
     // Closing the job channel ends the worker after its current job.
@@ -248,6 +255,7 @@ impl Reactor {
                 next_tick = now + TICK;
                 self.server.on_tick(now, &mut self.outbox);
                 self.apply_outbox();
+                self.expire_stats_clients(now);
             }
         }
         info!("shutting down: closing {} connections", self.conns.len());
@@ -319,6 +327,9 @@ impl Reactor {
                     return Ok(());
                 }
             };
+            if self.stats_clients >= MAX_STATS_CLIENTS {
+                continue; // Dropping the stream closes it.
+            }
             let entry = self.conns.vacant_entry();
             if self
                 .poll
@@ -335,7 +346,9 @@ impl Reactor {
                     input: Vec::new(),
                     output: Vec::new(),
                     written: 0,
+                    since: Instant::now(),
                 }));
+                self.stats_clients += 1;
             }
         }
     }
@@ -588,6 +601,27 @@ impl Reactor {
         }
     }
 
+    fn expire_stats_clients(&mut self, now: Instant) {
+        if self.stats_clients == 0 {
+            return;
+        }
+        let stale: Vec<usize> = self
+            .conns
+            .iter()
+            .filter_map(|(key, conn)| match conn {
+                Conn::Stats(s)
+                    if now.saturating_duration_since(s.since) >= STATS_CLIENT_TIMEOUT =>
+                {
+                    Some(key)
+                }
+                _ => None,
+            })
+            .collect();
+        for key in stale {
+            self.remove(key);
+        }
+    }
+
     fn remove(&mut self, key: usize) {
         if !self.conns.contains(key) {
             return;
@@ -601,6 +635,7 @@ impl Reactor {
             }
             Conn::Stats(mut stats) => {
                 let _ = self.poll.registry().deregister(&mut stats.stream);
+                self.stats_clients -= 1;
             }
         }
     }

@@ -285,7 +285,9 @@ impl Server {
     pub fn on_connect(&mut self, id: ConnId, ip: Ipv4Addr, now: Instant, out: &mut Outbox) -> bool {
         let refusal = if self.sessions.len() >= self.config.max_connections {
             Some((DropReason::MaxConnections, "Server is full".to_string()))
-        } else if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.config.clones_per_ip {
+        } else if self.config.clones_per_ip > 0
+            && self.per_ip.get(&ip).copied().unwrap_or(0) >= self.config.clones_per_ip
+        {
             Some((
                 DropReason::ClonesPerIp,
                 "Too many connections from your address".to_string(),
@@ -427,7 +429,8 @@ impl Server {
             return;
         };
         let online = session.user().is_some();
-        if session.messages.hit(now) > self.config.max_messages_per_second {
+        let per_second = self.config.max_messages_per_second;
+        if per_second > 0 && session.messages.hit(now) > per_second {
             self.metrics.count_drop(DropReason::MessageFlood);
             self.send_error(id, "Flooding: disconnected", out);
             out.close(id);
@@ -865,7 +868,7 @@ impl Server {
             return;
         };
         let count = session.searches.hit(now);
-        if count > limit {
+        if limit > 0 && count > limit {
             // Over the limit: refuse politely; far over it: a flooder.
             if count > limit.saturating_mul(2).max(limit.saturating_add(10)) {
                 self.metrics.count_drop(DropReason::SearchFlood);
@@ -1449,5 +1452,90 @@ mod tests {
         s.on_tick(t0 + s.config().login_timeout, &mut out);
         let (_, closes) = out.take();
         assert_eq!(closes, vec![ConnId(1)]);
+    }
+
+    /// Payloads that are valid for some message, to mix with random bytes.
+    const TEMPLATES: &[&[u8]] = &[
+        b"nick pw 6699 \"nap\" 3",
+        b"nick pw 0 \"nap\" 3 e@x",
+        b"\"d\\some song.mp3\" m 100 128 44100 60",
+        b"\"d\" \"a.mp3\" m 1 128 44100 60 \"b.mp3\" m 2 128 44100 60",
+        b"FILENAME CONTAINS \"song\" MAX_RESULTS 5",
+        b"nick \"d\\some song.mp3\"",
+        b"nick \"d\\some song.mp3\" 3",
+        b"nick",
+        b"nick admin",
+        b"nick \"reason\"",
+        b"d\\some song.mp3",
+        b"",
+    ];
+    const KINDS: &[u16] = &[
+        2, 6, 7, 100, 102, 110, 200, 203, 211, 214, 218, 219, 220, 221, 500, 603, 606, 608, 610,
+        611, 612, 614, 615, 619, 621, 750, 751, 752, 753, 870, 9999,
+    ];
+
+    proptest::proptest! {
+        #[test]
+        fn any_message_sequence_keeps_the_server_consistent(
+            steps in proptest::collection::vec(
+                (0u64..4, 0usize..KINDS.len(), 0usize..TEMPLATES.len() + 1,
+                 proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 0u8..3),
+                1..60,
+            )
+        ) {
+            let t0 = Instant::now();
+            let mut s = server(t0);
+            let mut out = Outbox::new();
+            let nicks = ["nick", "other", "third", "fourth"];
+            for c in 0..4u64 {
+                s.on_connect(ConnId(c), Ipv4Addr::new(10, 0, 0, c as u8), t0, &mut out);
+            }
+            for (i, (conn, k, template, random, action)) in steps.into_iter().enumerate() {
+                let now = t0 + std::time::Duration::from_millis(i as u64 * 10);
+                let id = ConnId(conn);
+                match action {
+                    0 => {
+                        let payload = match TEMPLATES.get(template) {
+                            Some(t) => t.to_vec(),
+                            None => random,
+                        };
+                        // Each connection uses its own nick in login templates.
+                        let payload = if KINDS[k] == 2 || KINDS[k] == 6 {
+                            let text = String::from_utf8_lossy(&payload)
+                                .replacen("nick", nicks[conn as usize], 1);
+                            text.into_bytes()
+                        } else {
+                            payload
+                        };
+                        s.on_frame(id, KINDS[k], &payload, now, &mut out);
+                    }
+                    1 => s.on_tick(now, &mut out),
+                    _ => {
+                        for job in out.take_jobs() {
+                            let conn = job.conn();
+                            let outcome = job.run();
+                            s.on_password_result(conn, outcome, now, &mut out);
+                        }
+                    }
+                }
+                let (_, closes) = out.take();
+                for id in closes {
+                    s.on_disconnect(id);
+                }
+                proptest::prop_assert!(s.users() <= s.connections());
+                proptest::prop_assert_eq!(s.metrics.files, s.catalog.total_files());
+                let counted: usize = (0..4).map(|c| s.catalog.count_of(ConnId(c))).sum();
+                proptest::prop_assert_eq!(counted as u64, s.catalog.total_files());
+                for c in 0..4 {
+                    if !s.is_online(ConnId(c)) {
+                        proptest::prop_assert_eq!(s.catalog.count_of(ConnId(c)), 0);
+                    }
+                }
+                for (nick, id) in &s.nicks {
+                    let online = s.sessions.get(id).and_then(|x| x.nick()).map(nick_key);
+                    proptest::prop_assert_eq!(online.as_deref(), Some(nick.as_str()));
+                }
+            }
+        }
     }
 }
