@@ -106,5 +106,36 @@ fn bench_search(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_search);
+fn bench_share(c: &mut Criterion) {
+    let (mut server, mut out) = loaded_server();
+    let sharer = ConnId(20_000);
+    let now = Instant::now();
+    server.on_connect(sharer, Ipv4Addr::LOCALHOST, now, &mut out);
+    server.on_frame(sharer, 2, b"sharer pw 0 \"bench\" 7", now, &mut out);
+    out.take();
+    let mut rng = Lcg(9);
+    let mut n = 0u64;
+    let mut group = c.benchmark_group("server");
+    group.throughput(Throughput::Elements(1));
+    // Share then unshare, so the user stays under its share limit and the
+    // index keeps its size: one iteration indexes and removes one file.
+    group.bench_function("share_and_unshare_file", |b| {
+        b.iter(|| {
+            n += 1;
+            let words: Vec<String> = (0..4).map(|_| word(rng.next() % VOCABULARY)).collect();
+            let name = format!(
+                "C:\\x\\{} {} {} {} {n}.mp3",
+                words[0], words[1], words[2], words[3]
+            );
+            let share =
+                format!("\"{name}\" 0123456789abcdef0123456789abcdef 4000000 128 44100 240");
+            server.on_frame(sharer, 100, share.as_bytes(), now, &mut out);
+            server.on_frame(sharer, 102, name.as_bytes(), now, &mut out);
+            black_box(out.take());
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_search, bench_share);
 criterion_main!(benches);

@@ -892,8 +892,11 @@ impl Server {
         self.metrics.searches_total += 1;
         // Every 201 is encoded straight into the searcher's output buffer:
         // no allocation per result, and one write for the whole answer.
+        let buffer = out.buffer(id);
+        // Typical 201s are 100–200 bytes: one allocation for the whole answer.
+        buffer.reserve(self.config.max_results.min(1000) * 160);
         self.catalog
-            .search_into(query, id, self.config.max_results, out.buffer(id));
+            .search_into(query, id, self.config.max_results, buffer);
         out.message(id, &ServerMessage::SearchEnd);
     }
 
