@@ -91,6 +91,10 @@ pub struct Metrics {
     /// For searches/s: the total and time at the previous rate sample.
     rate_sample: (Instant, u64),
     pub searches_per_second: f64,
+    /// Bytes held by the index structures (sampled periodically).
+    pub index_bytes: u64,
+    /// Resident memory of the process, when known (Linux).
+    pub resident_bytes: Option<u64>,
 }
 
 impl Metrics {
@@ -109,6 +113,8 @@ impl Metrics {
             bytes_out: 0,
             rate_sample: (now, 0),
             searches_per_second: 0.0,
+            index_bytes: 0,
+            resident_bytes: None,
         }
     }
 
@@ -171,6 +177,20 @@ impl Metrics {
             "Seconds since the server started.",
             now.saturating_duration_since(self.started).as_secs_f64(),
         );
+        gauge(
+            &mut out,
+            "hazel_index_index_bytes",
+            "Bytes held by the inverted index (sampled every few seconds).",
+            self.index_bytes as f64,
+        );
+        if let Some(rss) = self.resident_bytes {
+            gauge(
+                &mut out,
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                rss as f64,
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP hazel_index_searches_total Searches answered.\n# TYPE hazel_index_searches_total counter\nhazel_index_searches_total {}",

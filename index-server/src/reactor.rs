@@ -123,6 +123,15 @@ fn flush(stream: &mut TcpStream, output: &mut Vec<u8>, written: &mut usize) -> i
     Ok(true)
 }
 
+/// The process's resident memory from `/proc/self/statm` (Linux only).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(page).ok().map(|p| p * pages)
+}
+
 fn peer_ipv4(stream: &TcpStream) -> Ipv4Addr {
     match stream.peer_addr().map(|a| a.ip()) {
         Ok(IpAddr::V4(ip)) => ip,
@@ -454,6 +463,7 @@ impl Reactor {
                         return;
                     }
                     if stats.input.windows(4).any(|w| w == b"\r\n\r\n") && stats.output.is_empty() {
+                        self.server.metrics.resident_bytes = resident_bytes();
                         let body = self.server.metrics.render(Instant::now());
                         let Some(Conn::Stats(stats)) = self.conns.get_mut(key) else {
                             return;

@@ -200,7 +200,11 @@ pub struct Server {
     pending: HashMap<ConnId, Vec<PendingUpload>>,
     authenticating: HashMap<ConnId, PendingLogin>,
     next_stats: Instant,
+    next_memory_sample: Instant,
 }
+
+/// How often the index's memory use is measured for the metrics.
+const MEMORY_SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn nick_key(nick: &str) -> String {
     nick.to_ascii_lowercase()
@@ -258,6 +262,7 @@ impl Server {
             pending: HashMap::new(),
             authenticating: HashMap::new(),
             next_stats,
+            next_memory_sample: now,
         }
     }
 
@@ -402,6 +407,10 @@ impl Server {
             for id in online {
                 out.message(id, &stats);
             }
+        }
+        if now >= self.next_memory_sample {
+            self.next_memory_sample = now + MEMORY_SAMPLE_INTERVAL;
+            self.metrics.index_bytes = self.catalog.memory_bytes() as u64;
         }
         self.metrics.sample_rates(now);
         self.refresh_gauges();

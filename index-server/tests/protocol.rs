@@ -809,6 +809,8 @@ fn metrics_report_users_files_searches_and_latency() {
         "{text}"
     );
     assert!(text.contains("# TYPE hazel_index_search_latency_seconds histogram"));
+    assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
+    assert!(text.contains("\nhazel_index_index_bytes "), "{text}");
 }
 
 #[test]
