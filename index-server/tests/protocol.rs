@@ -881,3 +881,58 @@ fn frames_pipelined_behind_a_registered_login_wait_for_it() {
         "the share was handled after the login"
     );
 }
+
+#[test]
+fn many_concurrent_clients_share_and_search_consistently() {
+    const CLIENTS: usize = 16;
+    const FILES: usize = 300;
+    let server = TestServer::start_with(|c| {
+        c.max_shares = FILES;
+        c.searches_per_minute = 0;
+    });
+    let addr = server.addr;
+    // Client i shares FILES files; file f of every client contains the word
+    // "common", and the word "only<i>x<f mod 3>" for exact expectations.
+    let handles: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut c = common::Client::connect(addr);
+                c.login(&format!("peer{i}"), 0);
+                let mut batch = String::new();
+                for f in 0..FILES {
+                    let entry = format!(
+                        " \"common only{i}x{} n{f}.mp3\" 0123456789abcdef0123456789abcdef {f} 128 44100 60",
+                        f % 3
+                    );
+                    if batch.len() + entry.len() > 1900 {
+                        c.send(870, &format!("\"C:\\dir{i}\"{batch}"));
+                        batch.clear();
+                    }
+                    batch.push_str(&entry);
+                }
+                c.send(870, &format!("\"C:\\dir{i}\"{batch}"));
+                c.sync();
+                c
+            })
+        })
+        .collect();
+    let mut clients: Vec<common::Client> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(server.metric("hazel_index_files") as usize, CLIENTS * FILES);
+    for (i, c) in clients.iter_mut().enumerate() {
+        let other = (i + 1) % CLIENTS;
+        // 100 files of the other client match "only<other>x1"; capped at 50.
+        let hits = c.search(&format!(
+            "FILENAME CONTAINS \"only{other}x1\" MAX_RESULTS 50"
+        ));
+        assert_eq!(hits.len(), 50);
+        assert!(hits.iter().all(|h| h.contains(&format!(" peer{other} "))));
+        // Two words ANDed, own files excluded.
+        let own = c.search(&format!(
+            "FILENAME CONTAINS \"common only{i}x2\" MAX_RESULTS 100"
+        ));
+        assert!(own.is_empty());
+    }
+    drop(clients);
+    server.wait_users(0);
+    assert_eq!(server.metric("hazel_index_files"), 0.0);
+}
