@@ -26,7 +26,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> usize {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
         (self.0 >> 33) as usize
     }
 }
@@ -48,7 +51,12 @@ fn loaded_server() -> (Server, Outbox) {
     let mut rng = Lcg(42);
     for u in 0..USERS {
         let id = ConnId(u);
-        server.on_connect(id, Ipv4Addr::new(10, 0, (u >> 8) as u8, u as u8), now, &mut out);
+        server.on_connect(
+            id,
+            Ipv4Addr::new(10, 0, (u >> 8) as u8, u as u8),
+            now,
+            &mut out,
+        );
         let login = format!("user{u} pw 6699 \"bench\" 7");
         server.on_frame(id, 2, login.as_bytes(), now, &mut out);
         for f in 0..FILES_PER_USER {
@@ -76,7 +84,10 @@ fn bench_search(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("search_one_word", |b| {
         b.iter(|| {
-            let q = format!("FILENAME CONTAINS \"{}\" MAX_RESULTS 100", word(rng.next() % VOCABULARY));
+            let q = format!(
+                "FILENAME CONTAINS \"{}\" MAX_RESULTS 100",
+                word(rng.next() % VOCABULARY)
+            );
             server.on_frame(searcher, 200, q.as_bytes(), now, &mut out);
             black_box(out.take());
         })

@@ -4,12 +4,14 @@
 //! - [`reactor`]: the only module that touches sockets (mio): accepts,
 //!   reads frames, writes replies, enforces the output queue cap; also
 //!   serves `--stats-listen`.
-//! - [`wire`]: splitting frames from a buffer, payload fields, reply frames.
+//! - [`wire`]: payload fields and builders for the messages
+//!   `hazel_protocol::napster` keeps untyped (frames and typed messages come
+//!   from there).
 //! - [`server`]: what every client message does (pure: frames in, frames
 //!   and closes out); [`session`]: one connection's state and limits.
-//! - [`search`]: the 200 query grammar and opennap's tokenization;
-//!   [`catalog`]: every user's shared files and search over them;
-//!   [`index`]: the inverted index.
+//! - [`catalog`]: every online user's shared files (the [`index`] keyed by
+//!   connection, with the share limit and duplicate check);
+//!   [`index`]: the inverted index and opennap's tokenization.
 //! - [`store`]: accounts (argon2id hashes) and bans in `<data-dir>/index.db`.
 //! - [`metrics`]: Prometheus text; [`config`]: settings and the command line.
 //!
@@ -21,7 +23,6 @@ pub mod config;
 pub mod index;
 pub mod metrics;
 pub mod reactor;
-pub mod search;
 pub mod server;
 pub mod session;
 pub mod store;

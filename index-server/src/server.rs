@@ -13,17 +13,16 @@ use std::time::Instant;
 
 use hazel_protocol::napster::message::batch_path;
 use hazel_protocol::napster::{
-    encode_frame, ClientMessage, DownloadAck, ServerMessage, SharedFile,
+    encode_frame, ClientMessage, DownloadAck, SearchQuery, ServerMessage, SharedFile,
 };
 use log::{info, warn};
 
-use crate::catalog::{AddRefused, Catalog};
+use crate::catalog::{has_search_words, AddRefused, Catalog};
 use crate::config::{Config, Registration};
 use crate::metrics::{DropReason, Metrics};
-use crate::search::Query;
 use crate::session::{ConnId, Phase, Session, UserInfo};
 use crate::store::{self, Account, BanKind, Level, PasswordCost, Store, StoreError};
-use crate::wire::{ip_to_wire, Fields, Payload};
+use crate::wire::{Fields, Payload};
 
 /// Message numbers the server reads or writes (beyond the typed ones).
 pub mod kind {
@@ -57,7 +56,7 @@ impl Outbox {
 
     /// The buffer for `to`: consecutive frames to one connection share a
     /// buffer, so a search's results leave in one write.
-    fn buffer(&mut self, to: ConnId) -> &mut Vec<u8> {
+    pub fn buffer(&mut self, to: ConnId) -> &mut Vec<u8> {
         if self.frames.last().map(|(id, _)| *id) != Some(to) {
             self.frames.push((to, Vec::with_capacity(256)));
         }
@@ -412,7 +411,7 @@ impl Server {
         ServerMessage::Stats {
             users: self.nicks.len() as u64,
             files: self.catalog.total_files(),
-            gigabytes: self.catalog.total_bytes() / (1 << 30),
+            gigabytes: self.catalog.total_gigabytes(),
         }
     }
 
@@ -530,8 +529,8 @@ impl Server {
                     out.message(id, &error_message(msg));
                 }
             }
-            ClientMessage::UnshareAll => self.catalog.remove_owner(id),
-            ClientMessage::Search(query) => self.search(id, &Query::from_request(&query), now, out),
+            ClientMessage::UnshareAll => self.catalog.remove_all(id),
+            ClientMessage::Search(query) => self.search(id, &query, now, out),
             ClientMessage::DownloadRequest { nick, name } => {
                 self.download_request(id, &nick, name, out)
             }
@@ -808,6 +807,7 @@ impl Server {
             return;
         };
         let ip = session.ip;
+        self.catalog.add_owner(id, &nick, ip, login.link_speed);
         session.phase = Phase::Online(UserInfo {
             nick: nick.clone(),
             data_port: login.port,
@@ -847,11 +847,7 @@ impl Server {
             out.message(id, &error_message("Invalid share request"));
             return true;
         }
-        let link = self
-            .session(id)
-            .and_then(|s| s.user())
-            .map_or(0, |u| u.link_speed);
-        match self.catalog.add(id, link, file, self.config.max_shares) {
+        match self.catalog.add(id, &file, self.config.max_shares) {
             Ok(()) | Err(AddRefused::Duplicate) => true,
             Err(AddRefused::Limit) => {
                 self.metrics.count_drop(DropReason::ShareLimit);
@@ -859,10 +855,16 @@ impl Server {
                 out.message(id, &error_message(msg));
                 false
             }
+            Err(AddRefused::NotOnline) => false,
+            Err(AddRefused::Invalid(e)) => {
+                let msg = format!("Cannot share \"{}\": {e}", text(&file.name));
+                out.message(id, &error_message(msg));
+                true
+            }
         }
     }
 
-    fn search(&mut self, id: ConnId, query: &Query, now: Instant, out: &mut Outbox) {
+    fn search(&mut self, id: ConnId, query: &SearchQuery, now: Instant, out: &mut Outbox) {
         let limit = self.config.searches_per_minute;
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
@@ -882,41 +884,16 @@ impl Server {
             }
             return;
         }
-        if query.include.is_empty() {
+        if !has_search_words(query) {
             out.message(id, &error_message("Invalid search request"));
             out.message(id, &ServerMessage::SearchEnd);
             return;
         }
         self.metrics.searches_total += 1;
-        let cap = query
-            .max_results
-            .filter(|&n| n > 0)
-            .map_or(self.config.max_results, |n| n.min(self.config.max_results));
-        let mut buffer = Vec::with_capacity(160);
-        for hit in self.catalog.search(query, id, cap) {
-            let Some(owner) = self.sessions.get(&hit.owner) else {
-                continue;
-            };
-            let Some(user) = owner.user() else {
-                continue;
-            };
-            // Written field by field rather than through a SearchResult so a
-            // search allocates nothing per result (the hot path).
-            let f = hit.file;
-            buffer.clear();
-            let payload = Payload(buffer)
-                .quoted(&f.name)
-                .word(&f.md5)
-                .num(f.size)
-                .num(f.bitrate)
-                .num(f.freq)
-                .num(f.duration)
-                .text(&user.nick)
-                .num(ip_to_wire(owner.ip))
-                .num(user.link_speed);
-            out.send(id, kind::SEARCH_RESULT, &payload.0);
-            buffer = payload.0;
-        }
+        // Every 201 is encoded straight into the searcher's output buffer:
+        // no allocation per result, and one write for the whole answer.
+        self.catalog
+            .search_into(query, id, self.config.max_results, out.buffer(id));
         out.message(id, &ServerMessage::SearchEnd);
     }
 
@@ -991,7 +968,7 @@ impl Server {
                     nick: user.nick.clone(),
                     ip: sharer.ip,
                     port: user.data_port,
-                    md5: shared.md5.clone(),
+                    md5: shared.md5(),
                     name,
                     link_speed: user.link_speed,
                 };
@@ -1042,7 +1019,7 @@ impl Server {
             nick: user.nick.clone(),
             ip: me.ip,
             port: user.data_port,
-            md5: shared.md5.clone(),
+            md5: shared.md5(),
             name,
             link_speed: user.link_speed,
         };
@@ -1070,7 +1047,7 @@ impl Server {
                 id,
                 &ServerMessage::BrowseEntry {
                     nick: user.nick.clone(),
-                    file: f.clone(),
+                    file: f.to_shared_file(),
                 },
             );
         }

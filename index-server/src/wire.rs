@@ -1,11 +1,9 @@
 //! Payload helpers for what `hazel_protocol::napster` keeps untyped (whois,
-//! nuke, password change, ban lists) and for the search-result hot path:
+//! nuke, password change, ban lists):
 //! reading space-separated, double-quoted fields, and building payloads.
 //!
 //! Payloads are kept as bytes: 2000-era clients send Latin-1 names, and a
 //! name must come back to them byte for byte or their downloads fail.
-
-use std::net::Ipv4Addr;
 
 use hazel_protocol::DecodeError;
 
@@ -45,11 +43,6 @@ impl Payload {
     pub fn num(self, n: impl std::fmt::Display) -> Self {
         self.text(&n.to_string())
     }
-}
-
-/// Napster's IP encoding: the in_addr bytes read as a little-endian u32.
-pub fn ip_to_wire(ip: Ipv4Addr) -> u32 {
-    u32::from_le_bytes(ip.octets())
 }
 
 /// Reads the fields of a payload one at a time.
@@ -157,11 +150,6 @@ mod tests {
         assert_eq!(f.next_field().unwrap(), None);
         let mut bad = Fields::new(b"\"open");
         assert!(bad.next_field().is_err());
-    }
-
-    #[test]
-    fn ip_encoding_matches_napster() {
-        assert_eq!(ip_to_wire(Ipv4Addr::new(127, 0, 0, 1)), 16_777_343);
     }
 
     proptest! {
