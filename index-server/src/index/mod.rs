@@ -335,6 +335,21 @@ fn unpost(postings: &mut HashMap<Box<[u8]>, Vec<u32>>, words: &mut WordList, nam
     }
 }
 
+/// Removes the ascending `ids` from the ascending `list` in one pass, and
+/// gives back memory once the list is mostly empty.
+fn remove_sorted(list: &mut Vec<u32>, ids: &[u32]) {
+    let mut next = 0;
+    list.retain(|&v| {
+        while ids.get(next).is_some_and(|&id| id < v) {
+            next += 1;
+        }
+        ids.get(next) != Some(&v)
+    });
+    if list.capacity() > 16 && list.len() < list.capacity() / 4 {
+        list.shrink_to(list.len() * 2);
+    }
+}
+
 /// First position at or after `from` whose value is ≥ `target` (galloping,
 /// then binary search inside the bracket).
 fn gallop(list: &[u32], from: usize, target: u32) -> usize {
@@ -563,19 +578,45 @@ impl Index {
         let Some(u) = self.users.get_mut(user.index()).and_then(Option::as_mut) else {
             return 0;
         };
-        let files = std::mem::take(&mut u.files);
+        let mut files = std::mem::take(&mut u.files);
         let arena = std::mem::take(&mut u.arena);
         u.garbage = 0;
         u.bytes_shared = 0;
+        // Group the ids by word first, then take each word's ids out of its
+        // list in one merge pass: removing them one by one would move the
+        // tail of a long list (a word every name shares) once per file.
+        files.sort_unstable();
+        let mut by_word: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
         for &id in &files {
             let Some(record) = self.files.get(id as usize).copied() else {
                 continue;
             };
             let start = record.name_at as usize;
             if let Some(name) = arena.get(start..start + usize::from(record.name_len)) {
-                unpost(&mut self.postings, &mut self.words, name, id);
+                self.words.clear();
+                self.words.add_path(name);
+                for word in self.words.iter() {
+                    match by_word.get_mut(word) {
+                        Some(ids) => ids.push(id),
+                        None => {
+                            by_word.insert(word.to_vec(), vec![id]);
+                        }
+                    }
+                }
             }
             self.free_file_slot(id, record.size);
+        }
+        for (word, ids) in by_word {
+            let now_empty = match self.postings.get_mut(word.as_slice()) {
+                Some(list) => {
+                    remove_sorted(list, &ids);
+                    list.is_empty()
+                }
+                None => false,
+            };
+            if now_empty {
+                self.postings.remove(word.as_slice());
+            }
         }
         files.len()
     }
