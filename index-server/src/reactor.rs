@@ -578,7 +578,13 @@ impl Reactor {
                 self.remove(key);
                 continue;
             }
-            client.output.extend_from_slice(&bytes);
+            if client.queued() == 0 {
+                // The usual case: take the buffer as it is, no copy.
+                client.output = bytes;
+                client.written = 0;
+            } else {
+                client.output.extend_from_slice(&bytes);
+            }
             touched.push(key);
         }
         touched.dedup();
