@@ -118,7 +118,10 @@ fn flush(stream: &mut TcpStream, output: &mut Vec<u8>, written: &mut usize) -> i
             Err(e) => return Err(e),
         }
     }
-    output.clear();
+    // Free rather than keep the capacity: the next reply brings its own
+    // buffer, and thousands of idle clients must not each pin their
+    // largest answer.
+    *output = Vec::new();
     *written = 0;
     Ok(true)
 }
@@ -393,6 +396,7 @@ impl Reactor {
                     if !self.handle_input(key) {
                         return;
                     }
+                    self.release_burst_buffer(key, n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -437,6 +441,19 @@ impl Reactor {
                     self.server.on_oversized_frame(id, len, &mut self.outbox);
                     return false;
                 }
+            }
+        }
+    }
+
+    /// After a large read is fully consumed (a share burst at login), give
+    /// the framer's grown buffer back, so idle connections stay small.
+    fn release_burst_buffer(&mut self, key: usize, read: usize) {
+        if read < READ_CHUNK / 4 {
+            return;
+        }
+        if let Some(Conn::Client(client)) = self.conns.get_mut(key) {
+            if client.framer.buffered() == 0 {
+                client.framer = NapsterFramer::new(self.server.config().max_command_length);
             }
         }
     }
