@@ -936,3 +936,26 @@ fn many_concurrent_clients_share_and_search_consistently() {
     server.wait_users(0);
     assert_eq!(server.metric("hazel_index_files"), 0.0);
 }
+
+#[test]
+fn a_library_shared_in_one_burst_is_not_a_flood() {
+    let server = TestServer::start_with(|c| {
+        c.max_messages_per_second = 50;
+        c.max_shares = 3000;
+    });
+    let mut c = server.login("bigshare", 0);
+    let burst: Vec<u8> = (0..3000)
+        .flat_map(|i| {
+            let share =
+                format!("\"lib\\track {i}.mp3\" 0123456789abcdef0123456789abcdef 1 128 44100 60");
+            common::frame(100, share.as_bytes())
+        })
+        .collect();
+    c.stream.write_all(&burst).unwrap();
+    c.sync();
+    assert_eq!(server.metric("hazel_index_files"), 3000.0);
+    assert_eq!(
+        server.metric("hazel_index_drops_total{reason=\"message_flood\"}"),
+        0.0
+    );
+}
