@@ -268,6 +268,9 @@ impl Reactor {
                 self.server.on_tick(now, &mut self.outbox);
                 self.apply_outbox();
                 self.expire_stats_clients(now);
+                // An accept that failed (out of descriptors) leaves the
+                // backlog without a new readiness edge: retry each tick.
+                self.accept_clients()?;
             }
         }
         info!("shutting down: closing {} connections", self.conns.len());
