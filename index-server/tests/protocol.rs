@@ -666,14 +666,14 @@ fn max_connections_is_enforced() {
 #[test]
 fn login_timeout_drops_silent_connections() {
     let server =
-        TestServer::start_with(|c| c.login_timeout = std::time::Duration::from_millis(300));
+        TestServer::start_with(|c| c.login_timeout = std::time::Duration::from_millis(1000));
     let mut silent = server.connect();
     let e = silent.recv();
     assert_eq!((e.kind, e.text().as_str()), (0, "Login timed out"));
     assert!(silent.closed_by_server());
     let mut prompt = server.connect();
     prompt.login("prompt", 0);
-    std::thread::sleep(std::time::Duration::from_millis(600));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     prompt.sync();
 }
 
