@@ -359,6 +359,14 @@ fn remove_sorted(list: &mut Vec<u32>, ids: &[u32]) {
 /// First position at or after `from` whose value is ≥ `target` (galloping,
 /// then binary search inside the bracket).
 fn gallop(list: &[u32], from: usize, target: u32) -> usize {
+    // Lists of similar length advance a step or two per candidate: a short
+    // linear probe beats the bracket-and-bisect below for those.
+    for (offset, &v) in list.get(from..).unwrap_or(&[]).iter().take(8).enumerate() {
+        if v >= target {
+            return from + offset;
+        }
+    }
+    let from = (from + 8).min(list.len());
     let mut lo = from;
     let mut step = 1;
     let mut hi = from;
