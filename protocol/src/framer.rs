@@ -58,6 +58,14 @@ impl Frame {
         Descriptor::parse_payload(&self.header, self.payload())
     }
 
+    /// The frame of a descriptor about to be sent.
+    pub fn from_descriptor(d: &Descriptor) -> Frame {
+        Frame {
+            header: d.header(),
+            bytes: d.to_bytes(),
+        }
+    }
+
     /// Rewrites TTL and hops in place (for forwarding without re-encoding).
     pub fn set_ttl_hops(&mut self, ttl: u8, hops: u8) {
         self.header.ttl = ttl;
@@ -499,6 +507,26 @@ mod tests {
         let (_, good) = f.next_descriptor().unwrap().unwrap();
         assert!(matches!(good.unwrap().payload, Payload::Ping(_)));
         assert!(f.next_frame().unwrap().is_none());
+    }
+
+    #[test]
+    fn frame_of_a_descriptor_reads_back() {
+        let d = Descriptor {
+            id: DescriptorId([7; 16]),
+            ttl: 7,
+            hops: 0,
+            payload: Payload::Bye(crate::descriptor::Bye {
+                code: 200,
+                message: b"bye".to_vec(),
+            }),
+        };
+        let frame = Frame::from_descriptor(&d);
+        assert_eq!(frame.header.payload_len, 6);
+        let mut f = Framer::new();
+        f.push(&frame.bytes).unwrap();
+        let back = f.next_frame().unwrap().unwrap();
+        assert_eq!(back, frame);
+        assert_eq!(back.decode().unwrap(), d);
     }
 
     #[test]
