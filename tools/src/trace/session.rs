@@ -235,7 +235,8 @@ impl Session {
                 *body_left -= len + h.buf.len() as u64;
                 h.buf.clear();
             }
-            Mode::Ignore => {}
+            // File data on an OpenNap data port: nothing to resynchronise.
+            Mode::Ignore | Mode::NapData => {}
             _ => {
                 self.note(
                     dir,
