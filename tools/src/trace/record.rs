@@ -30,6 +30,8 @@ pub struct Origin {
     pub frame: u32,
     /// Time since the first frame of the capture.
     pub time: Timestamp,
+    /// The frame's own timestamp (seconds since the epoch, as captured).
+    pub epoch: Timestamp,
     pub transport: Transport,
     /// tshark's `tcp.stream` / `udp.stream`.
     pub stream: u32,
@@ -91,6 +93,7 @@ impl Record {
         let mut m = Map::new();
         m.insert("frame".into(), o.frame.into());
         m.insert("time".into(), Value::from(o.time.as_secs_f64()));
+        m.insert("epoch".into(), Value::from(o.epoch.as_secs_f64()));
         m.insert("transport".into(), o.transport.as_str().into());
         m.insert("stream".into(), o.stream.into());
         m.insert("src".into(), o.src.to_string().into());
@@ -169,6 +172,10 @@ mod tests {
                 secs: 3,
                 nanos: 500_000_000,
             },
+            epoch: Timestamp {
+                secs: 1_000_000_003,
+                nanos: 500_000_000,
+            },
             transport: Transport::Udp,
             stream: 4,
             src: "10.0.0.1:1".parse().unwrap(),
@@ -185,6 +192,7 @@ mod tests {
         let j = r.to_json();
         assert_eq!(j["frame"], 12);
         assert_eq!(j["time"], 3.5);
+        assert_eq!(j["epoch"], 1_000_000_003.5);
         assert_eq!(j["dir"], "resp>orig");
         assert_eq!(j["kind"], "descriptor");
         assert_eq!(j["x"], 1);

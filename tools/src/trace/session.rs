@@ -63,6 +63,7 @@ struct Half {
     blocks: Vec<Handshake>,
     frame: u32,
     time: Timestamp,
+    epoch: Timestamp,
 }
 
 impl Half {
@@ -73,8 +74,19 @@ impl Half {
             blocks: Vec::new(),
             frame: 0,
             time: Timestamp::default(),
+            epoch: Timestamp::default(),
         }
     }
+}
+
+/// Where a piece of stream data was seen.
+#[derive(Debug, Clone, Copy)]
+pub struct At {
+    pub frame: u32,
+    /// Since the first frame of the capture.
+    pub time: Timestamp,
+    /// As captured.
+    pub epoch: Timestamp,
 }
 
 /// One TCP stream being decoded.
@@ -127,6 +139,7 @@ impl Session {
         Origin {
             frame: h.frame,
             time: h.time,
+            epoch: h.epoch,
             transport: Transport::Tcp,
             stream: self.info.id,
             src,
@@ -183,15 +196,15 @@ impl Session {
     pub fn data(
         &mut self,
         dir: Direction,
-        frame: u32,
-        time: Timestamp,
+        at: At,
         data: &[u8],
         out: &mut Vec<Record>,
         summary: &mut Summary,
     ) {
         let h = &mut self.halves[dir.index()];
-        h.frame = frame;
-        h.time = time;
+        h.frame = at.frame;
+        h.time = at.time;
+        h.epoch = at.epoch;
         if matches!(h.mode, Mode::Ignore) {
             return;
         }
