@@ -266,12 +266,17 @@ pub struct Reactor<E: Engine> {
 }
 
 impl<E: Engine> Reactor<E> {
-    /// Takes an already-bound listener (tests bind port 0 and read it back).
-    pub fn new(
+    /// Takes an already-bound listener (tests bind port 0 and read it back)
+    /// and builds the engine with a [`Handle`], so the engine can hand it to
+    /// threads that must wake the loop (the library scanner).
+    pub fn new<F>(
         listener: std::net::TcpListener,
-        engine: E,
         config: ReactorConfig,
-    ) -> io::Result<Reactor<E>> {
+        make_engine: F,
+    ) -> io::Result<Reactor<E>>
+    where
+        F: FnOnce(Handle) -> io::Result<E>,
+    {
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
         let mut listener = TcpListener::from_std(listener);
@@ -280,6 +285,11 @@ impl<E: Engine> Reactor<E> {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = crossbeam_channel::unbounded();
+        let handle = Handle {
+            requests: tx,
+            waker,
+        };
+        let engine = make_engine(handle.clone())?;
         let next_save = Instant::now() + config.save_interval;
         Ok(Reactor {
             poll,
@@ -290,10 +300,7 @@ impl<E: Engine> Reactor<E> {
             next_id: 1,
             engine,
             requests: rx,
-            handle: Handle {
-                requests: tx,
-                waker,
-            },
+            handle,
             config,
             unfinished_reads: VecDeque::new(),
             dirty: Vec::new(),
@@ -938,7 +945,7 @@ mod tests {
                 connect_timeout: Duration::from_secs(2),
                 ..ReactorConfig::default()
             };
-            let mut reactor = Reactor::new(listener, engine, config).unwrap();
+            let mut reactor = Reactor::new(listener, config, |_| Ok(engine)).unwrap();
             let addr = reactor.local_addr();
             let handle = reactor.handle();
             let thread = std::thread::spawn(move || reactor.run().unwrap());

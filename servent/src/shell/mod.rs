@@ -7,6 +7,7 @@
 //! as data means `hazel ctl --json` and the terminal print the same facts.
 
 mod render;
+pub mod terminal;
 
 pub use render::render_text;
 
