@@ -210,8 +210,8 @@ impl Library {
         out
     }
 
-    /// The same search by a linear scan of every name: the reference the index is tested and
-    /// benchmarked against.
+    /// The same search by a linear scan of every file's (pre-split) keywords: the reference the
+    /// index is tested and benchmarked against.
     pub fn search_linear(&self, criteria: &SearchCriteria) -> Vec<&SharedFile> {
         let mut query = split_keywords(&criteria.text);
         query.sort_unstable();
@@ -228,11 +228,10 @@ impl Library {
         if query.is_empty() {
             return out;
         }
-        for file in &self.files {
-            let words = keyword_set(&file.name);
+        for (file, words) in self.files.iter().zip(&self.file_words) {
             if query
                 .iter()
-                .all(|k| keywords::has_word_with_prefix(&words, k))
+                .all(|k| keywords::has_word_with_prefix(words, k))
                 && !out
                     .get(..urn_hits)
                     .unwrap_or(&[])
