@@ -1,1 +1,795 @@
-//! (module being written)
+//! Gnutella connection handshakes: 0.4 (`GNUTELLA CONNECT/0.4` / `GNUTELLA OK`) and 0.6 (request and
+//! status lines followed by an HTTP-like header block).
+//!
+//! Parsing is incremental: [`Handshake::parse`] is handed everything read so far and answers
+//! [`Parsed::NeedMore`] until the blank line that ends the block has arrived, then the message and
+//! the number of bytes it took. Bytes after the blank line belong to whatever follows (the next
+//! handshake step or the descriptor stream) and are never looked at. A block that has not ended
+//! within [`MAX_HANDSHAKE_HEAD`] bytes is an error, so a peer cannot make us buffer forever.
+//!
+//! Header blocks ([`Headers`]) keep every header in order with its original spelling, spacing and
+//! folding, so a block read from the wire with CRLF line ends re-encodes to the same bytes. The same
+//! header machinery serves the HTTP heads of [`crate::http`]. Names compare case-insensitively;
+//! values are exposed unfolded (each continuation line joined with one space) and trimmed.
+//!
+//! Emitting: 0.4 lines end in bare LF (what every 0.4 servent expects), 0.6 blocks use CRLF.
+
+use std::net::{IpAddr, SocketAddrV4};
+
+use crate::error::{DecodeError, Result};
+
+/// Largest handshake block accepted, blank line included.
+///
+/// The biggest blocks in the captures are about 1.3 KiB (gtk-gnutella's with folded
+/// `X-Try-Ultrapeers`); 16 KiB leaves ample room for verbose peers while bounding what a peer that
+/// never sends the blank line can make us hold.
+pub const MAX_HANDSHAKE_HEAD: usize = 16 * 1024;
+
+/// Most headers accepted in one block (handshake or HTTP). Real blocks carry about twenty.
+pub const MAX_HEADERS: usize = 256;
+
+/// Outcome of an incremental parse over a growing buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed<T> {
+    /// The message has not ended yet: read more and call again with the whole buffer.
+    NeedMore,
+    /// A whole message; `consumed` bytes from the start of the buffer belong to it.
+    Complete { message: T, consumed: usize },
+}
+
+impl<T> Parsed<T> {
+    /// The message and its length, if complete.
+    pub fn complete(self) -> Option<(T, usize)> {
+        match self {
+            Parsed::NeedMore => None,
+            Parsed::Complete { message, consumed } => Some((message, consumed)),
+        }
+    }
+
+    /// True when more input is needed.
+    pub fn is_need_more(&self) -> bool {
+        matches!(self, Parsed::NeedMore)
+    }
+}
+
+/// One header of a block, as read (or as it will be written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// The whole logical line without its final line end; continuation lines are joined with
+    /// CRLF so the header re-encodes as it came.
+    line: String,
+    /// The name, without any spacing before the colon.
+    name: String,
+    /// The value: continuation lines joined with a single space, outer whitespace trimmed.
+    value: String,
+}
+
+impl Header {
+    /// A header to send, written `Name: value`.
+    ///
+    /// A value can never break the block: CR, LF and other control bytes are replaced by spaces,
+    /// and bytes not allowed in a name (space, colon, controls) become `-`.
+    pub fn new(name: &str, value: &str) -> Header {
+        let name: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() && c != ':' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let value: String = value
+            .chars()
+            .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
+            .collect();
+        let value = value.trim_matches(is_ws).to_string();
+        let line = format!("{name}: {value}");
+        Header { line, name, value }
+    }
+
+    /// The header's name as spelled by the sender.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The value, unfolded and trimmed.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// The header as it appears on the wire, without the final line end.
+    pub fn raw_line(&self) -> &str {
+        &self.line
+    }
+
+    /// True if this header's name is `name`, ignoring ASCII case.
+    pub fn is(&self, name: &str) -> bool {
+        self.name.eq_ignore_ascii_case(name)
+    }
+}
+
+fn is_ws(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+/// An ordered header block. Lookups ignore the case of names.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Headers {
+    list: Vec<Header>,
+}
+
+impl Headers {
+    /// An empty block.
+    pub fn new() -> Headers {
+        Headers::default()
+    }
+
+    /// Appends a header (see [`Header::new`] for how unsafe bytes are neutralised).
+    pub fn push(&mut self, name: &str, value: &str) -> &mut Headers {
+        self.list.push(Header::new(name, value));
+        self
+    }
+
+    /// Appends a header that was already built or parsed.
+    pub fn push_header(&mut self, header: Header) -> &mut Headers {
+        self.list.push(header);
+        self
+    }
+
+    /// Replaces every header called `name` by one with `value` (placed where the first was, or
+    /// at the end).
+    pub fn set(&mut self, name: &str, value: &str) -> &mut Headers {
+        let header = Header::new(name, value);
+        match self.list.iter().position(|h| h.is(name)) {
+            Some(at) => {
+                self.list[at] = header;
+                let mut i = 0;
+                self.list.retain(|h| {
+                    let keep = i <= at || !h.is(name);
+                    i += 1;
+                    keep
+                });
+            }
+            None => self.list.push(header),
+        }
+        self
+    }
+
+    /// Removes every header called `name`; returns how many were removed.
+    pub fn remove(&mut self, name: &str) -> usize {
+        let before = self.list.len();
+        self.list.retain(|h| !h.is(name));
+        before - self.list.len()
+    }
+
+    /// The value of the first header called `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.list.iter().find(|h| h.is(name)).map(Header::value)
+    }
+
+    /// The values of every header called `name`, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.list
+            .iter()
+            .filter(move |h| h.is(name))
+            .map(Header::value)
+    }
+
+    /// True if a header called `name` is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.list.iter().any(|h| h.is(name))
+    }
+
+    /// True if any header called `name` lists `token` in its comma-separated value (ignoring
+    /// case and any `;parameters`), e.g. `has_token("Accept-Encoding", "deflate")`.
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.get_all(name).any(|value| {
+            value.split(',').any(|item| {
+                let item = item.split(';').next().unwrap_or("");
+                item.trim_matches(is_ws).eq_ignore_ascii_case(token)
+            })
+        })
+    }
+
+    /// The headers in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Header> {
+        self.list.iter()
+    }
+
+    /// Number of headers (a folded header counts once).
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// True if there is no header.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Bytes [`Headers::encode`] writes.
+    pub fn encoded_len(&self) -> usize {
+        self.list.iter().map(|h| h.line.len() + 2).sum()
+    }
+
+    /// Writes each header followed by CRLF (not the blank line that ends a block).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        for h in &self.list {
+            out.extend_from_slice(h.line.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    // --- Gnutella handshake headers -------------------------------------------------------
+
+    /// `User-Agent`.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.get("User-Agent")
+    }
+
+    /// `Remote-IP`: the address the peer sees us at (accepts a bare IP or `ip:port`).
+    pub fn remote_ip(&self) -> Option<IpAddr> {
+        let value = self.get("Remote-IP")?;
+        value
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| value.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+    }
+
+    /// `X-Ultrapeer: True|False`; `None` when absent or neither word.
+    pub fn ultrapeer(&self) -> Option<bool> {
+        parse_bool(self.get("X-Ultrapeer")?)
+    }
+
+    /// `Bye-Packet`: the version the peer announces (e.g. `0.1`), meaning it understands Bye.
+    pub fn bye_packet(&self) -> Option<&str> {
+        self.get("Bye-Packet")
+    }
+
+    /// The peer accepts a deflate stream from us (`Accept-Encoding: deflate`).
+    pub fn accepts_deflate(&self) -> bool {
+        self.has_token("Accept-Encoding", "deflate")
+    }
+
+    /// The sender of this block will deflate what it sends next (`Content-Encoding: deflate`).
+    pub fn content_deflate(&self) -> bool {
+        self.has_token("Content-Encoding", "deflate")
+    }
+
+    /// Hosts from every `X-Try` header, in order.
+    pub fn x_try(&self) -> Vec<SocketAddrV4> {
+        self.get_all("X-Try").flat_map(parse_host_list).collect()
+    }
+
+    /// Hosts from every `X-Try-Ultrapeers` header, in order.
+    pub fn x_try_ultrapeers(&self) -> Vec<SocketAddrV4> {
+        self.get_all("X-Try-Ultrapeers")
+            .flat_map(parse_host_list)
+            .collect()
+    }
+
+    /// The address the peer listens on, from `Listen-IP` or `Node` (`ip:port`).
+    pub fn listen_addr(&self) -> Option<SocketAddrV4> {
+        self.get("Listen-IP")
+            .or_else(|| self.get("Node"))
+            .and_then(|v| parse_host_list(v).into_iter().next())
+    }
+}
+
+impl<'a> IntoIterator for &'a Headers {
+    type Item = &'a Header;
+    type IntoIter = std::slice::Iter<'a, Header>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.list.iter()
+    }
+}
+
+/// `True` / `False` in any case.
+fn parse_bool(value: &str) -> Option<bool> {
+    if value.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if value.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Parses a host list as found in `X-Try`, `X-Try-Ultrapeers` and `X-Try-Hubs`: comma-separated
+/// `ip:port` entries, with any spacing, each possibly followed by more words (a timestamp such as
+/// `2022-03-07T03:22Z`). Entries that are not an IPv4 `ip:port` are skipped.
+pub fn parse_host_list(value: &str) -> Vec<SocketAddrV4> {
+    value
+        .split(',')
+        .filter_map(|entry| entry.split_whitespace().next())
+        .filter_map(|addr| addr.parse::<SocketAddrV4>().ok())
+        .collect()
+}
+
+/// Formats hosts for `X-Try` / `X-Try-Ultrapeers`: `ip:port,ip:port`.
+pub fn format_host_list(hosts: &[SocketAddrV4]) -> String {
+    let mut out = String::new();
+    for (i, host) in hosts.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&host.to_string());
+    }
+    out
+}
+
+/// One handshake block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handshake {
+    /// `GNUTELLA CONNECT/0.4`, no headers.
+    Connect04,
+    /// `GNUTELLA OK`, the 0.4 acceptance.
+    Ok04,
+    /// `GNUTELLA CONNECT/<version>` with headers (0.6 and later; also 0.4 if headers follow).
+    Connect { version: String, headers: Headers },
+    /// `GNUTELLA/<version> <code> <reason>` with headers: the second and third steps of 0.6.
+    Status {
+        version: String,
+        code: u16,
+        reason: String,
+        headers: Headers,
+    },
+}
+
+const GNUTELLA: &[u8] = b"GNUTELLA";
+
+impl Handshake {
+    /// A 0.6 connect request.
+    pub fn connect06(headers: Headers) -> Handshake {
+        Handshake::Connect {
+            version: "0.6".to_string(),
+            headers,
+        }
+    }
+
+    /// A 0.6 status (`200 OK`, `503 Busy`, ...).
+    pub fn status06(code: u16, reason: &str, headers: Headers) -> Handshake {
+        Handshake::Status {
+            version: "0.6".to_string(),
+            code,
+            reason: reason.to_string(),
+            headers,
+        }
+    }
+
+    /// Parses one block from the start of `buf` (see the module doc).
+    pub fn parse(buf: &[u8]) -> Result<Parsed<Handshake>> {
+        let probe = &buf[..buf.len().min(GNUTELLA.len())];
+        if !GNUTELLA.starts_with(probe) {
+            return Err(DecodeError::BadField("handshake start line"));
+        }
+        let Some(end) = find_head_end(buf, MAX_HANDSHAKE_HEAD)? else {
+            return Ok(Parsed::NeedMore);
+        };
+        let head = split_head(&buf[..end]);
+        let start = head.start_line;
+        let headers = parse_header_lines(head.header_lines)?;
+        let message = if let Some(version) = start.strip_prefix(b"GNUTELLA CONNECT/") {
+            let version = parse_version_token(version, "handshake version")?;
+            if version == "0.4" && headers.is_empty() {
+                Handshake::Connect04
+            } else {
+                Handshake::Connect { version, headers }
+            }
+        } else if start == b"GNUTELLA OK" {
+            if !headers.is_empty() {
+                return Err(DecodeError::BadField("headers after GNUTELLA OK"));
+            }
+            Handshake::Ok04
+        } else if let Some(rest) = start.strip_prefix(b"GNUTELLA/") {
+            let space = rest
+                .iter()
+                .position(|&b| b == b' ')
+                .ok_or(DecodeError::BadField("handshake status line"))?;
+            let version = parse_version_token(&rest[..space], "handshake version")?;
+            let (code, reason) = parse_code_reason(&rest[space + 1..], "handshake status code")?;
+            Handshake::Status {
+                version,
+                code,
+                reason,
+                headers,
+            }
+        } else {
+            return Err(DecodeError::BadField("handshake start line"));
+        };
+        Ok(Parsed::Complete {
+            message,
+            consumed: end,
+        })
+    }
+
+    /// The header block (empty for the 0.4 lines).
+    pub fn headers(&self) -> Option<&Headers> {
+        match self {
+            Handshake::Connect04 | Handshake::Ok04 => None,
+            Handshake::Connect { headers, .. } | Handshake::Status { headers, .. } => Some(headers),
+        }
+    }
+
+    /// The status code of a status block (`GNUTELLA OK` counts as 200).
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            Handshake::Ok04 => Some(200),
+            Handshake::Status { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The first line, without its line end (e.g. `GNUTELLA/0.6 503 Busy`).
+    pub fn start_line(&self) -> String {
+        match self {
+            Handshake::Connect04 => "GNUTELLA CONNECT/0.4".to_string(),
+            Handshake::Ok04 => "GNUTELLA OK".to_string(),
+            Handshake::Connect { version, .. } => format!("GNUTELLA CONNECT/{version}"),
+            Handshake::Status {
+                version,
+                code,
+                reason,
+                ..
+            } => {
+                if reason.is_empty() {
+                    format!("GNUTELLA/{version} {code:03}")
+                } else {
+                    format!("GNUTELLA/{version} {code:03} {reason}")
+                }
+            }
+        }
+    }
+
+    /// Bytes [`Handshake::encode`] writes.
+    pub fn encoded_len(&self) -> usize {
+        match self.headers() {
+            None => self.start_line().len() + 2,
+            Some(h) => self.start_line().len() + 2 + h.encoded_len() + 2,
+        }
+    }
+
+    /// Writes the block with its final blank line: LF for the 0.4 lines, CRLF for 0.6 blocks.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.start_line().as_bytes());
+        match self.headers() {
+            None => out.extend_from_slice(b"\n\n"),
+            Some(headers) => {
+                out.extend_from_slice(b"\r\n");
+                headers.encode(out);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+
+    /// The encoded block as a new vector.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode(&mut out);
+        out
+    }
+}
+
+// --- Shared head machinery (also used by `giv` and `http`) -----------------------------------
+
+/// Finds the end of a head: the offset just past the blank line (LF or CRLF) that closes it.
+///
+/// `Ok(None)` while no blank line has arrived and the buffer is within `max`; an error once the
+/// head is (or must be) longer than `max`.
+pub(crate) fn find_head_end(buf: &[u8], max: usize) -> Result<Option<usize>> {
+    let window = &buf[..buf.len().min(max)];
+    let mut line_start = 0;
+    for (i, &b) in window.iter().enumerate() {
+        if b == b'\n' {
+            let line = &window[line_start..i];
+            if line.is_empty() || line == b"\r" {
+                return Ok(Some(i + 1));
+            }
+            line_start = i + 1;
+        }
+    }
+    if buf.len() >= max {
+        Err(DecodeError::TooLong {
+            len: buf.len(),
+            max,
+        })
+    } else {
+        Ok(None)
+    }
+}
+
+/// A complete head cut into its start line and its header lines (line ends removed).
+pub(crate) struct HeadLines<'a> {
+    pub start_line: &'a [u8],
+    pub header_lines: Vec<&'a [u8]>,
+}
+
+/// Splits a head (ending with its blank line, as found by [`find_head_end`]) into lines.
+pub(crate) fn split_head(head: &[u8]) -> HeadLines<'_> {
+    let mut lines = head.split(|&b| b == b'\n').map(strip_cr);
+    let start_line = lines.next().unwrap_or(&[]);
+    let header_lines = lines.take_while(|line| !line.is_empty()).collect();
+    HeadLines {
+        start_line,
+        header_lines,
+    }
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Builds a header block from its lines, joining continuation lines (starting with SP or TAB).
+pub(crate) fn parse_header_lines(lines: Vec<&[u8]>) -> Result<Headers> {
+    let mut headers = Headers::new();
+    for line in lines {
+        let line =
+            std::str::from_utf8(line).map_err(|_| DecodeError::BadField("header not UTF-8"))?;
+        if line.starts_with([' ', '\t']) {
+            let Some(last) = headers.list.last_mut() else {
+                return Err(DecodeError::BadField("continuation line without a header"));
+            };
+            last.line.push_str("\r\n");
+            last.line.push_str(line);
+            let more = line.trim_matches(is_ws);
+            if more.chars().any(|c| c.is_control() && c != '\t') {
+                return Err(DecodeError::BadField("control byte in header value"));
+            }
+            if !more.is_empty() {
+                if !last.value.is_empty() {
+                    last.value.push(' ');
+                }
+                last.value.push_str(more);
+            }
+            continue;
+        }
+        if headers.list.len() >= MAX_HEADERS {
+            return Err(DecodeError::TooLong {
+                len: headers.list.len() + 1,
+                max: MAX_HEADERS,
+            });
+        }
+        let colon = line
+            .find(':')
+            .ok_or(DecodeError::BadField("header line without a colon"))?;
+        // Tolerate spacing between the name and the colon; the name itself is a token.
+        let name = line[..colon].trim_end_matches(is_ws);
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(DecodeError::BadField("header name"));
+        }
+        let value = line[colon + 1..].trim_matches(is_ws);
+        if value.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(DecodeError::BadField("control byte in header value"));
+        }
+        headers.list.push(Header {
+            line: line.to_string(),
+            name: name.to_string(),
+            value: value.to_string(),
+        });
+    }
+    Ok(headers)
+}
+
+/// A protocol version such as `0.6` or `1.1`: digits and dots only.
+fn parse_version_token(bytes: &[u8], what: &'static str) -> Result<String> {
+    if bytes.is_empty() || !bytes.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
+        return Err(DecodeError::BadField(what));
+    }
+    // Only ASCII digits and dots, so this cannot fail.
+    std::str::from_utf8(bytes)
+        .map(str::to_string)
+        .map_err(|_| DecodeError::BadField(what))
+}
+
+/// `<3 digits>[ <reason>]`, as in status lines of handshakes and HTTP responses.
+pub(crate) fn parse_code_reason(rest: &[u8], what: &'static str) -> Result<(u16, String)> {
+    let (code, reason) = match rest.iter().position(|&b| b == b' ') {
+        Some(sp) => (&rest[..sp], &rest[sp + 1..]),
+        None => (rest, &rest[rest.len()..]),
+    };
+    if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
+        return Err(DecodeError::BadField(what));
+    }
+    let code = code
+        .iter()
+        .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+    let reason = std::str::from_utf8(reason)
+        .map_err(|_| DecodeError::BadField("status reason not UTF-8"))?;
+    if reason.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(DecodeError::BadField("control byte in status reason"));
+    }
+    Ok((code, reason.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete(buf: &[u8]) -> (Handshake, usize) {
+        Handshake::parse(buf)
+            .expect("valid block")
+            .complete()
+            .expect("complete block")
+    }
+
+    #[test]
+    fn connect04_with_lf_and_crlf() {
+        assert_eq!(
+            complete(b"GNUTELLA CONNECT/0.4\n\n"),
+            (Handshake::Connect04, 22)
+        );
+        assert_eq!(
+            complete(b"GNUTELLA CONNECT/0.4\r\n\r\n"),
+            (Handshake::Connect04, 24)
+        );
+        assert_eq!(Handshake::Connect04.to_bytes(), b"GNUTELLA CONNECT/0.4\n\n");
+        assert_eq!(Handshake::Connect04.encoded_len(), 22);
+    }
+
+    #[test]
+    fn ok04_leaves_descriptor_bytes_alone() {
+        let buf = b"GNUTELLA OK\n\n\x01\x02\x03";
+        let (msg, used) = complete(buf);
+        assert_eq!(msg, Handshake::Ok04);
+        assert_eq!(&buf[used..], b"\x01\x02\x03");
+        assert_eq!(Handshake::Ok04.to_bytes(), b"GNUTELLA OK\n\n");
+        assert_eq!(msg.code(), Some(200));
+    }
+
+    #[test]
+    fn connect06_headers_case_insensitive_and_reencoded() {
+        let block = b"GNUTELLA CONNECT/0.6\r\nUser-Agent: Hazel/0.1\r\nx-ultrapeer: False\r\n\
+Accept-Encoding: deflate\r\nBye-Packet: 0.1\r\nRemote-IP: 10.0.0.7\r\n\r\n";
+        let (msg, used) = complete(block);
+        assert_eq!(used, block.len());
+        let h = msg.headers().expect("0.6 has headers");
+        assert_eq!(h.len(), 5);
+        assert_eq!(h.user_agent(), Some("Hazel/0.1"));
+        assert_eq!(h.get("USER-AGENT"), Some("Hazel/0.1"));
+        assert_eq!(h.ultrapeer(), Some(false));
+        assert!(h.accepts_deflate());
+        assert!(!h.content_deflate());
+        assert_eq!(h.bye_packet(), Some("0.1"));
+        assert_eq!(h.remote_ip(), Some("10.0.0.7".parse().unwrap()));
+        assert_eq!(msg.to_bytes(), block);
+    }
+
+    #[test]
+    fn status_lines() {
+        let (msg, _) = complete(b"GNUTELLA/0.6 503 Too many leaf connections (300 max)\r\n\r\n");
+        assert_eq!(msg.code(), Some(503));
+        match &msg {
+            Handshake::Status {
+                version, reason, ..
+            } => {
+                assert_eq!(version, "0.6");
+                assert_eq!(reason, "Too many leaf connections (300 max)");
+            }
+            other => panic!("expected a status, got {other:?}"),
+        }
+        let (msg, _) = complete(b"GNUTELLA/0.6 200\n\n");
+        assert_eq!(msg.start_line(), "GNUTELLA/0.6 200");
+        assert!(Handshake::parse(b"GNUTELLA/0.6 20x OK\r\n\r\n").is_err());
+        assert!(Handshake::parse(b"GNUTELLA/0.6 2000 OK\r\n\r\n").is_err());
+        assert!(Handshake::parse(b"GNUTELLA/ 200 OK\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn folded_x_try_ultrapeers() {
+        let block = b"GNUTELLA/0.6 503 Busy\r\nX-Try-Ultrapeers: 1.2.3.4:6346, 5.6.7.8:1,\r\n\t9.9.9.9:65535\r\n\
+X-Try: 10.0.0.1:2 2022-03-07T03:22Z,bogus, 10.0.0.2:3\r\n\r\n";
+        let (msg, _) = complete(block);
+        let h = msg.headers().unwrap();
+        assert_eq!(h.len(), 2);
+        assert_eq!(
+            h.get("x-try-ultrapeers"),
+            Some("1.2.3.4:6346, 5.6.7.8:1, 9.9.9.9:65535")
+        );
+        let ups: Vec<String> = h.x_try_ultrapeers().iter().map(|a| a.to_string()).collect();
+        assert_eq!(ups, ["1.2.3.4:6346", "5.6.7.8:1", "9.9.9.9:65535"]);
+        let tries: Vec<String> = h.x_try().iter().map(|a| a.to_string()).collect();
+        assert_eq!(tries, ["10.0.0.1:2", "10.0.0.2:3"]);
+        assert_eq!(msg.to_bytes(), block);
+    }
+
+    #[test]
+    fn lf_only_block_reencodes_with_crlf() {
+        let (msg, used) = complete(b"GNUTELLA CONNECT/0.6\nA: 1\n  more\nB:2\n\nrest");
+        assert_eq!(used, 38);
+        let h = msg.headers().unwrap();
+        assert_eq!(h.get("a"), Some("1 more"));
+        assert_eq!(h.get("b"), Some("2"));
+        assert_eq!(
+            msg.to_bytes(),
+            b"GNUTELLA CONNECT/0.6\r\nA: 1\r\n  more\r\nB:2\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn every_prefix_needs_more() {
+        let block = b"GNUTELLA/0.6 200 OK\r\nContent-Encoding: deflate\r\nX-Try: 1.2.3.4:5,\r\n 6.7.8.9:10\r\n\r\n";
+        for cut in 0..block.len() {
+            assert_eq!(
+                Handshake::parse(&block[..cut]),
+                Ok(Parsed::NeedMore),
+                "prefix of {cut} bytes"
+            );
+        }
+        assert!(Handshake::parse(block).unwrap().complete().is_some());
+    }
+
+    #[test]
+    fn garbage_is_rejected_early() {
+        assert!(Handshake::parse(b"GET / HTTP/1.0").is_err());
+        assert!(Handshake::parse(b"GNUTELLX").is_err());
+        assert!(Handshake::parse(b"GNUTELLA HELLO\r\n\r\n").is_err());
+        assert!(Handshake::parse(b"GNUTELLA OK\r\nX: y\r\n\r\n").is_err());
+        assert_eq!(
+            Handshake::parse(b"GNUTELLA CONNECT/0.6\r\n continuation first\r\n\r\n"),
+            Err(DecodeError::BadField("continuation line without a header"))
+        );
+        assert_eq!(
+            Handshake::parse(b"GNUTELLA CONNECT/0.6\r\nno colon here\r\n\r\n"),
+            Err(DecodeError::BadField("header line without a colon"))
+        );
+        assert!(Handshake::parse(b"GNUTELLA CONNECT/0.6\r\nA: \xff\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn head_over_cap_is_an_error() {
+        let mut block = b"GNUTELLA CONNECT/0.6\r\n".to_vec();
+        while block.len() < MAX_HANDSHAKE_HEAD {
+            block.extend_from_slice(
+                b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+            );
+        }
+        assert!(matches!(
+            Handshake::parse(&block),
+            Err(DecodeError::TooLong {
+                max: MAX_HANDSHAKE_HEAD,
+                ..
+            })
+        ));
+        // Ends exactly at the cap: accepted.
+        let mut exact = b"GNUTELLA CONNECT/0.6\r\nX-Pad: ".to_vec();
+        exact.resize(MAX_HANDSHAKE_HEAD - 4, b'a');
+        exact.extend_from_slice(b"\r\n\r\n");
+        let (_, used) = complete(&exact);
+        assert_eq!(used, MAX_HANDSHAKE_HEAD);
+    }
+
+    #[test]
+    fn built_headers_cannot_break_the_block() {
+        let mut h = Headers::new();
+        h.push("X-Evil", "a\r\nInjected: yes");
+        h.push("Bad Name:", "v");
+        let msg = Handshake::status06(503, "Busy", h);
+        let bytes = msg.to_bytes();
+        let (back, used) = complete(&bytes);
+        assert_eq!(used, bytes.len());
+        let back_h = back.headers().unwrap();
+        assert_eq!(back_h.len(), 2);
+        assert!(!back_h.contains("Injected"));
+        assert_eq!(back_h.get("Bad-Name-"), Some("v"));
+    }
+
+    #[test]
+    fn set_replaces_and_remove_drops() {
+        let mut h = Headers::new();
+        h.push("A", "1").push("B", "2").push("a", "3");
+        h.set("A", "9");
+        assert_eq!(h.get_all("a").collect::<Vec<_>>(), ["9"]);
+        assert_eq!(h.iter().map(Header::name).collect::<Vec<_>>(), ["A", "B"]);
+        assert_eq!(h.remove("b"), 1);
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn host_list_formats_and_parses() {
+        let hosts = parse_host_list("1.2.3.4:5,6.7.8.9:10");
+        assert_eq!(format_host_list(&hosts), "1.2.3.4:5,6.7.8.9:10");
+        assert!(parse_host_list("").is_empty());
+        assert!(parse_host_list("[::1]:5, host:6").is_empty());
+    }
+}
