@@ -10,7 +10,7 @@
 //!   `(files, kbytes)` for Pongs; [`Library::get`] finds a file by index, [`Library::by_sha1`] by digest.
 //! - `query_hits::build_query_hits` (in progress) encodes matches into QueryHit descriptors of at most
 //!   16 KiB each, with HUGE urns, the `HZEL` trailer and correct open-data flags.
-//! - `upload` (in progress): a sans-IO HTTP upload state machine (`GET`/`HEAD` of `/get/<index>/<name>` and
+//! - [`upload`]: a sans-IO HTTP upload state machine (`GET`/`HEAD` of `/get/<index>/<name>` and
 //!   `/uri-res/N2R?urn:sha1:…`): request bytes in, response head + file span out.
 //!
 //! # Matching
@@ -20,6 +20,7 @@
 //! whole library).
 
 pub mod keywords;
+pub mod upload;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
