@@ -1,1 +1,1 @@
-//! (module being written)
+//! (framer being written)
