@@ -1,0 +1,216 @@
+//! Keywords of file names and queries, and the inverted index from keyword to files.
+//!
+//! A keyword is a maximal run of Unicode alphanumeric characters (combining marks stay inside the
+//! word, so a decomposed "u\u{308}" does not split a word in two), lower-cased with Unicode's full
+//! lower-case mapping, so "Ünïcode" and "ÜNÏCODE" give the same keyword. Names are not normalized
+//! (NFC vs NFD): a decomposed name only matches a decomposed query.
+//!
+//! Matching rule: a query keyword matches a file when it is a prefix of one of the file name's
+//! keywords ("beat" finds "Beatles.mp3", "eatles" does not). Prefix matching is what lets the index
+//! answer from a sorted vocabulary instead of scanning every name, while still letting a user type
+//! the start of a word, as Gnutella users expect.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+/// True for characters that belong inside a keyword.
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || is_combining_mark(c)
+}
+
+/// The common blocks of combining marks (the standard library has no general-category lookup).
+fn is_combining_mark(c: char) -> bool {
+    matches!(c,
+        '\u{0300}'..='\u{036F}'
+        | '\u{1AB0}'..='\u{1AFF}'
+        | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{20D0}'..='\u{20FF}'
+        | '\u{FE20}'..='\u{FE2F}')
+}
+
+/// Splits `text` into lower-cased keywords, in order, duplicates kept.
+pub fn keywords(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for c in text.chars() {
+        if is_word_char(c) {
+            current.extend(c.to_lowercase());
+        } else if !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Keywords of `text`, sorted and without duplicates.
+pub fn keyword_set(text: &str) -> Vec<String> {
+    let mut words = keywords(text);
+    words.sort_unstable();
+    words.dedup();
+    words
+}
+
+/// Inverted index: keyword → sorted positions (into the library's file table) of the files whose
+/// name contains that keyword. The vocabulary is kept sorted so that every keyword starting with a
+/// given prefix is one contiguous range.
+#[derive(Debug, Default, Clone)]
+pub struct KeywordIndex {
+    postings: BTreeMap<String, Vec<u32>>,
+}
+
+impl KeywordIndex {
+    /// Builds the index from each file's keyword set; `names[i]` is the set of file position `i`.
+    pub fn build<'a>(names: impl IntoIterator<Item = &'a [String]>) -> Self {
+        let mut postings: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (position, words) in names.into_iter().enumerate() {
+            let position = u32::try_from(position).unwrap_or(u32::MAX);
+            for word in words {
+                match postings.get_mut(word.as_str()) {
+                    Some(list) => list.push(position),
+                    None => {
+                        postings.insert(word.clone(), vec![position]);
+                    }
+                }
+            }
+        }
+        // Positions were pushed in increasing order, so every list is already sorted.
+        KeywordIndex { postings }
+    }
+
+    /// Number of distinct keywords.
+    pub fn vocabulary_len(&self) -> usize {
+        self.postings.len()
+    }
+
+    /// The posting lists of every keyword that starts with `prefix`.
+    fn lists_with_prefix<'s>(&'s self, prefix: &'s str) -> impl Iterator<Item = &'s Vec<u32>> + 's {
+        self.postings
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(move |(word, _)| word.starts_with(prefix))
+            .map(|(_, list)| list)
+    }
+
+    /// How many (keyword, file) pairs a prefix covers: a cheap upper bound on its matches, used to
+    /// start from the most selective keyword.
+    fn prefix_weight(&self, prefix: &str) -> usize {
+        self.lists_with_prefix(prefix).map(Vec::len).sum()
+    }
+
+    /// Positions of the files matched by every keyword of `query` (AND), sorted, at most `limit`.
+    /// `file_words(position)` returns a file's sorted keyword set, used to check the remaining
+    /// keywords on the candidates of the most selective one.
+    pub fn search<'w>(
+        &self,
+        query: &[String],
+        limit: usize,
+        file_words: impl Fn(u32) -> &'w [String],
+    ) -> Vec<u32> {
+        if query.is_empty() || limit == 0 {
+            return Vec::new();
+        }
+        let mut order: Vec<(usize, &str)> = query
+            .iter()
+            .map(|k| (self.prefix_weight(k), k.as_str()))
+            .collect();
+        order.sort_unstable();
+        let Some(&(weight, first)) = order.first() else {
+            return Vec::new();
+        };
+        if weight == 0 {
+            return Vec::new();
+        }
+        let mut candidates: Vec<u32> = Vec::with_capacity(weight);
+        for list in self.lists_with_prefix(first) {
+            candidates.extend_from_slice(list);
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        let rest = order.get(1..).unwrap_or(&[]);
+        let mut out = Vec::new();
+        for position in candidates {
+            let words = file_words(position);
+            if rest
+                .iter()
+                .all(|&(_, keyword)| has_word_with_prefix(words, keyword))
+            {
+                out.push(position);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// True when some word of the sorted set `words` starts with `prefix`.
+pub fn has_word_with_prefix(words: &[String], prefix: &str) -> bool {
+    let start = words.partition_point(|w| w.as_str() < prefix);
+    words.get(start).is_some_and(|w| w.starts_with(prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_on_non_alphanumerics_and_lowercases() {
+        assert_eq!(
+            keywords("The_Beatles - Let.It.Be (1970).mp3"),
+            vec!["the", "beatles", "let", "it", "be", "1970", "mp3"]
+        );
+        assert!(keywords("  --__..  ").is_empty());
+    }
+
+    #[test]
+    fn unicode_case_folding() {
+        assert_eq!(keywords("Ünïcode"), keywords("ÜNÏCODE"));
+        assert_eq!(keywords("ÜNÏCODE"), vec!["ünïcode"]);
+        assert_eq!(keywords("ΣΟΦΙΑ_Straße"), vec!["σοφια", "straße"]);
+        assert_eq!(keywords("日本語の歌"), vec!["日本語の歌"]);
+    }
+
+    #[test]
+    fn combining_marks_stay_inside_words() {
+        // "U" + COMBINING DIAERESIS, decomposed.
+        assert_eq!(
+            keywords("U\u{308}nicode song"),
+            vec!["u\u{308}nicode", "song"]
+        );
+    }
+
+    #[test]
+    fn keyword_set_is_sorted_and_unique() {
+        assert_eq!(keyword_set("b a B a"), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn prefix_lookup_in_sorted_words() {
+        let words = keyword_set("beatles help");
+        assert!(has_word_with_prefix(&words, "beat"));
+        assert!(has_word_with_prefix(&words, "help"));
+        assert!(!has_word_with_prefix(&words, "eatles"));
+        assert!(!has_word_with_prefix(&words, "helpless"));
+    }
+
+    #[test]
+    fn index_search_is_and_of_prefixes() {
+        let names: Vec<Vec<String>> = ["beatles help", "beatles yesterday", "stones help"]
+            .iter()
+            .map(|n| keyword_set(n))
+            .collect();
+        let index = KeywordIndex::build(names.iter().map(Vec::as_slice));
+        let words = |p: u32| names[p as usize].as_slice();
+        let q = |text: &str| index.search(&keywords(text), usize::MAX, words);
+        assert_eq!(q("help"), vec![0, 2]);
+        assert_eq!(q("beat help"), vec![0]);
+        assert_eq!(q("HELP Stones"), vec![2]);
+        assert_eq!(q("help yesterday"), Vec::<u32>::new());
+        assert_eq!(q("nothing"), Vec::<u32>::new());
+        assert_eq!(q(""), Vec::<u32>::new());
+        assert_eq!(index.search(&keywords("help"), 1, words), vec![0]);
+    }
+}
