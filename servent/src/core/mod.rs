@@ -59,6 +59,9 @@ pub mod shares;
 pub mod stats;
 pub mod wire;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -245,15 +248,12 @@ struct Search {
     text: String,
     query_id: [u8; 16],
     results: Vec<SearchResult>,
-    // Read once QueryHit decoding (desc) is wired into collect_results.
-    #[allow(dead_code)]
     seen: HashSet<([u8; 16], u32)>,
 }
 
 /// Most searches remembered; the oldest is forgotten first.
 const MAX_SEARCHES: usize = 64;
 /// Most results kept per search.
-#[allow(dead_code)]
 const MAX_RESULTS_PER_SEARCH: usize = 2000;
 /// Housekeeping period.
 const TICK: Duration = Duration::from_secs(1);

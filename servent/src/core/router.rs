@@ -7,11 +7,17 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use hazel_protocol::descriptor::QueryHit;
+use hazel_protocol::huge::sha1_urn;
+
 use super::connection::inflate_chunks;
 use super::queue::{Class, Frame};
 use super::stats::DropReason;
 use super::wire::{self, RawHeader, HEADER_LEN};
-use super::{hex, Action, ConnId, Core, CoreEvent, PushRequest, LOCAL};
+use super::{hex, Action, ConnId, Core, CoreEvent, PushRequest, SearchResult, LOCAL};
+
+/// Most QueryHit results we read from one hit for our searches.
+const MAX_RESULTS_PER_HIT: usize = 256;
 
 impl Core {
     /// Descriptor bytes from an established link: inflate if needed, frame,
@@ -386,12 +392,53 @@ impl Core {
         }
     }
 
-    /// A QueryHit for one of our searches.
-    ///
-    /// PARTIAL: results are recorded once the descriptor types (desc) land.
-    fn collect_results(&mut self, h: &RawHeader, _payload: &[u8]) {
-        if !self.searches.iter().any(|(_, s)| s.query_id == h.id) {
+    /// A QueryHit for one of our searches: record its results, once per
+    /// (servent id, file index).
+    fn collect_results(&mut self, h: &RawHeader, payload: &[u8]) {
+        let Some(pos) = self.searches.iter().position(|(_, s)| s.query_id == h.id) else {
             self.count_drop(wire::QUERY_HIT, DropReason::StaleReply);
+            return;
+        };
+        let Ok(hit) = QueryHit::parse(payload) else {
+            self.count_drop(wire::QUERY_HIT, DropReason::Malformed);
+            return;
+        };
+        let Some((search_id, search)) = self.searches.get_mut(pos) else {
+            return;
+        };
+        let search_id = *search_id;
+        let addr = SocketAddr::new(IpAddr::V4(hit.ip), hit.port);
+        let needs_push = hit
+            .trailer
+            .as_ref()
+            .and_then(|t| t.flags().push)
+            .unwrap_or(false);
+        let servent = hex(&hit.servent_id.0);
+        let mut fresh = Vec::new();
+        for result in hit.results.iter().take(MAX_RESULTS_PER_HIT) {
+            if search.results.len() >= super::MAX_RESULTS_PER_SEARCH {
+                break;
+            }
+            if !search.seen.insert((hit.servent_id.0, result.index)) {
+                continue;
+            }
+            let r = SearchResult {
+                search: search_id,
+                servent_id: servent.clone(),
+                addr,
+                file_index: result.index,
+                size: u64::from(result.size),
+                name: String::from_utf8_lossy(&result.name).into_owned(),
+                urn: result.sha1().map(|d| sha1_urn(&d)),
+                needs_push,
+                hops: h.hops,
+            };
+            search.results.push(r.clone());
+            fresh.push(r);
+        }
+        for r in fresh {
+            self.actions
+                .push_back(Action::Event(CoreEvent::SearchResult(r)));
         }
     }
 
