@@ -139,7 +139,8 @@ fn large_file_ggep(size: u64) -> Ggep {
 }
 
 /// Encodes `matches` into as many QueryHits as needed (see the module doc). A result too large to
-/// fit a QueryHit alone (impossible with real file names) is left out.
+/// fit a QueryHit alone, or a name containing NUL (neither happens with real file names), is
+/// left out.
 pub fn build_query_hits(
     matches: &[&SharedFile],
     query_id: DescriptorId,
@@ -173,6 +174,11 @@ pub fn build_query_hits(
         });
     };
     for file in matches {
+        if file.name.contains('\0') {
+            // A NUL ends the name on the wire; such a name cannot be listed (and no Unix file
+            // name has one).
+            continue;
+        }
         let result = hit_result(file);
         let len = result.encoded_len();
         if len > budget {
