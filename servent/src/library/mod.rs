@@ -39,6 +39,8 @@ use scan::{scan, ScanOptions, ScannedFile};
 
 /// Bytes read per `read` call while hashing: the only buffer, whatever the file size.
 const HASH_BUFFER: usize = 64 * 1024;
+/// While hashing, the cache file is rewritten at most this often (and once at the end).
+const CACHE_SAVE_INTERVAL: Duration = Duration::from_secs(30);
 /// While hashing one file, commands are checked every this many buffers (4 MiB).
 const COMMAND_CHECK_EVERY: u32 = 64;
 
@@ -294,6 +296,7 @@ impl Worker {
             .collect();
         pending.sort();
         let mut last_publish = Instant::now();
+        let mut last_save = Instant::now();
         let mut unpublished = false;
         let mut unsaved = false;
         for path in pending {
@@ -336,12 +339,14 @@ impl Worker {
             }
             if unpublished && last_publish.elapsed() >= self.config.publish_interval {
                 self.publish_library();
-                if unsaved {
-                    self.save_cache();
-                    unsaved = false;
-                }
                 last_publish = Instant::now();
                 unpublished = false;
+            }
+            // Progress survives a crash without rewriting a large cache file every publish.
+            if unsaved && last_save.elapsed() >= CACHE_SAVE_INTERVAL {
+                self.save_cache();
+                last_save = Instant::now();
+                unsaved = false;
             }
         }
         if unpublished {
