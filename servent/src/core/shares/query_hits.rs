@@ -67,9 +67,10 @@ impl QueryHitParams {
 
 impl SearchCriteria {
     /// What the library matches of a Query: its search text (lossily UTF-8: peers send any
-    /// encoding) and the SHA-1 of every HUGE urn among its extensions.
+    /// encoding) and the SHA-1 of every HUGE urn among its extensions (or of a search text that
+    /// is itself a `urn:sha1:` / `urn:bitprint:`).
     pub fn from_query(query: &Query) -> SearchCriteria {
-        let sha1_urns = query
+        let mut sha1_urns: Vec<[u8; 20]> = query
             .extensions
             .iter()
             .filter_map(|e| match e {
@@ -77,6 +78,10 @@ impl SearchCriteria {
                 _ => None,
             })
             .collect();
+        // Some servents put the urn in the search text itself.
+        if let Some(sha1) = Urn::parse(query.search.trim_ascii()).sha1() {
+            sha1_urns.push(sha1);
+        }
         SearchCriteria {
             text: String::from_utf8_lossy(&query.search).into_owned(),
             sha1_urns,
@@ -408,6 +413,15 @@ mod tests {
         );
 
         query.extensions.clear();
+        query.search = format!("urn:sha1:{}", data_encoding::BASE32.encode(&[1; 20])).into_bytes();
+        let hits = lib.answer_query(&query, DescriptorId([9; 16]), 2, &params(), 64);
+        let (_, hit) = wire_round_trip(&hits[0]);
+        assert_eq!(
+            hit.results.iter().map(|r| r.index).collect::<Vec<_>>(),
+            vec![1]
+        );
+
+        query.search = b"\\".to_vec();
         assert!(lib
             .answer_query(&query, DescriptorId([9; 16]), 2, &params(), 64)
             .is_empty());
