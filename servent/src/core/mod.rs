@@ -110,6 +110,8 @@ pub struct CoreConfig {
     /// Clamp for TTL + hops when forwarding.
     pub max_ttl: u8,
     pub user_agent: String,
+    /// Upload speed announced in QueryHits (kb/s).
+    pub speed_kbps: u32,
     /// Offer and accept deflate on 0.6 links.
     pub deflate: bool,
     /// Seed of the random generator (descriptor ids, hash keys).
@@ -149,6 +151,7 @@ impl CoreConfig {
             ttl: 7,
             max_ttl: 7,
             user_agent: format!("Hazel/{}", env!("CARGO_PKG_VERSION")),
+            speed_kbps: 1000,
             deflate: true,
             seed: 0x4a7e_1c0d_e5e7_0001,
             handshake_timeout: Duration::from_secs(20),
@@ -296,6 +299,10 @@ pub struct Core {
     /// Our address as peers see it (Remote-IP), used when listening on 0.0.0.0.
     external_ip: Option<Ipv4Addr>,
     shutting_down: bool,
+    /// Every upload slot is taken (QueryHits say busy).
+    uploads_busy: bool,
+    /// An upload completed at least once (QueryHits say so).
+    have_uploaded: bool,
     /// Scratch buffer for inflated input.
     inflate_scratch: Vec<u8>,
 }
@@ -334,6 +341,8 @@ impl Core {
             self_addrs: HashSet::new(),
             external_ip: None,
             shutting_down: false,
+            uploads_busy: false,
+            have_uploaded: false,
             inflate_scratch: Vec::new(),
             config,
         }
@@ -611,6 +620,12 @@ impl Core {
     /// Replaces the shared library (answers and Pong totals use it from now).
     pub fn set_library(&mut self, library: Arc<Library>) {
         self.library = library;
+    }
+
+    /// Upload state for the flags of our QueryHits (the reactor knows it).
+    pub fn set_upload_state(&mut self, busy: bool, have_uploaded: bool) {
+        self.uploads_busy = busy;
+        self.have_uploaded = have_uploaded;
     }
 
     pub fn library(&self) -> &Arc<Library> {

@@ -7,17 +7,23 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use hazel_protocol::descriptor::QueryHit;
+use std::net::Ipv4Addr;
+
+use hazel_protocol::descriptor::{Query, QueryHit, ServentId};
+use hazel_protocol::header::DescriptorId;
 use hazel_protocol::huge::sha1_urn;
 
 use super::connection::inflate_chunks;
 use super::queue::{Class, Frame};
+use super::shares::query_hits::QueryHitParams;
 use super::stats::DropReason;
 use super::wire::{self, RawHeader, HEADER_LEN};
 use super::{hex, Action, ConnId, Core, CoreEvent, PushRequest, SearchResult, LOCAL};
 
 /// Most QueryHit results we read from one hit for our searches.
 const MAX_RESULTS_PER_HIT: usize = 256;
+/// Most files we list in answer to one Query.
+const MAX_RESULTS_PER_QUERY: usize = 100;
 
 impl Core {
     /// Descriptor bytes from an established link: inflate if needed, frame,
@@ -297,11 +303,47 @@ impl Core {
         self.broadcast(from, Class::Query { hops }, frame, ttl, hops, now);
     }
 
-    /// Asks the library and sends its QueryHits back to `from`.
-    ///
-    /// PARTIAL: waits for the descriptor types (desc) and the QueryHit
-    /// builder (servent-shares); until they land, no QueryHits are sent.
-    fn answer_query(&mut self, _from: ConnId, _h: &RawHeader, _payload: &[u8], _now: Instant) {}
+    /// Asks the library and sends its QueryHits back to `from` (hops 0,
+    /// TTL = query hops + 1, capped: the library's builder sets them).
+    fn answer_query(&mut self, from: ConnId, h: &RawHeader, payload: &[u8], now: Instant) {
+        if self.library.is_empty() {
+            return;
+        }
+        let Ok(query) = Query::parse(payload) else {
+            return;
+        };
+        let params = self.hit_params();
+        let hits = self.library.answer_query(
+            &query,
+            DescriptorId(h.id),
+            h.hops,
+            &params,
+            MAX_RESULTS_PER_QUERY,
+        );
+        for hit in hits {
+            self.originated.add(wire::QUERY_HIT, 1);
+            self.enqueue(from, Class::Keep, hit.to_bytes().into(), now);
+        }
+    }
+
+    /// What our QueryHits say about us.
+    fn hit_params(&self) -> QueryHitParams {
+        let ip = match self.advertised_ip() {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+        };
+        QueryHitParams {
+            servent_id: ServentId(self.config.servent_id),
+            ip,
+            port: self.config.listen_addr.port(),
+            speed_kbps: self.config.speed_kbps,
+            firewalled: self.config.firewalled,
+            busy: self.uploads_busy,
+            have_uploaded: self.have_uploaded,
+            upload_speed_measured: false,
+            max_ttl: self.config.max_ttl.max(1),
+        }
+    }
 
     fn route_pong(
         &mut self,

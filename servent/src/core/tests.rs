@@ -743,3 +743,57 @@ fn keeps_peers_outgoing_connections_from_the_host_cache_with_backoff() {
         "the failed host backs off"
     );
 }
+
+fn library() -> Arc<shares::Library> {
+    let file = |index: u32, name: &str, size: u64| shares::SharedFile {
+        index,
+        name: name.to_string(),
+        rel_path: name.into(),
+        path: name.into(),
+        size,
+        mtime: std::time::SystemTime::UNIX_EPOCH,
+        sha1: Some([index as u8; 20]),
+    };
+    Arc::new(shares::Library::new(vec![
+        file(1, "hazel nut song.mp3", 4096),
+        file(2, "other.txt", 2048),
+    ]))
+}
+
+#[test]
+fn queries_for_us_are_answered_with_hops_0_and_ttl_query_hops_plus_1() {
+    let mut rig = Rig::new(config());
+    rig.core.set_library(library());
+    let a = rig.attach();
+    rig.send(a, &query(1, 5, 2, "hazel song"));
+    let got = rig.received(a);
+    assert_eq!(got.len(), 1);
+    let h = header(&got[0]);
+    assert_eq!(h.payload_type, wire::QUERY_HIT);
+    assert_eq!(h.id, id(1));
+    assert_eq!((h.ttl, h.hops), (3, 0));
+    let hit = hazel_protocol::descriptor::QueryHit::parse(&got[0][HEADER_LEN..]).expect("hit");
+    assert_eq!(hit.servent_id.0, OUR_ID);
+    assert_eq!(hit.results.len(), 1);
+    assert_eq!(hit.results[0].index, 1);
+    assert_eq!(hit.port, 6346);
+    // Capped at max TTL.
+    rig.send(a, &query(2, 1, 9, "hazel"));
+    let got = rig.received(a);
+    assert_eq!((header(&got[0]).ttl, header(&got[0]).hops), (7, 0));
+    // No match: no hit.
+    rig.send(a, &query(3, 5, 0, "absent"));
+    assert!(rig.received(a).is_empty());
+}
+
+#[test]
+fn our_pong_reports_the_librarys_files_and_kilobytes() {
+    let mut rig = Rig::new(config());
+    rig.core.set_library(library());
+    let a = rig.attach();
+    rig.send(a, &ping(1, 1, 0));
+    let got = rig.received(a);
+    let f = wire::PongFields::read(&got[0][HEADER_LEN..]).expect("pong");
+    assert_eq!((f.files, f.kbytes), (2, 6));
+    assert_eq!(f.port, 6346);
+}
