@@ -540,11 +540,17 @@ impl Core {
         true
     }
 
-    /// Originates a Query for `text` to every established neighbour.
+    /// Originates a Query for `text` to every established neighbour, with
+    /// the configured TTL.
     pub fn search(&mut self, text: &str, now: Instant) -> SearchId {
+        self.search_with_ttl(text, self.config.ttl, now)
+    }
+
+    /// Like [`Core::search`] with an explicit TTL (clamped to 1..=max TTL).
+    pub fn search_with_ttl(&mut self, text: &str, ttl: u8, now: Instant) -> SearchId {
         let query_id = self.new_descriptor_id();
         let payload = wire::query_payload(text, self.config.firewalled);
-        let ttl = self.config.ttl.clamp(1, self.config.max_ttl.max(1));
+        let ttl = ttl.clamp(1, self.config.max_ttl.max(1));
         let frame: queue::Frame = wire::descriptor(query_id, wire::QUERY, ttl, 0, &payload).into();
         self.query_routes.insert_new(&query_id, LOCAL, now);
         let search_id = self.next_search;
