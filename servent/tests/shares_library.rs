@@ -233,3 +233,41 @@ fn data_dir_inside_a_share_is_not_shared() {
     assert_eq!(scanner.stats().cache_hits, 1);
     assert_eq!(lib.len(), 1);
 }
+
+#[test]
+fn upload_serves_the_requested_bytes_of_a_scanned_file() {
+    use hazel_servent::core::shares::upload::{
+        UploadConfig, UploadPoll, UploadSession, UploadSlots,
+    };
+    use hazel_servent::library::open_span;
+    use std::io::Read;
+
+    let share = tempfile::tempdir().expect("temp dir");
+    let data = tempfile::tempdir().expect("temp dir");
+    let content: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    fs::write(share.path().join("Some File.bin"), &content).expect("write");
+    let (_scanner, rx) = start(share.path(), data.path());
+    let lib = wait_for(&rx, fully_hashed(1));
+    let index = index_of(&lib, "Some File.bin");
+
+    let mut slots = UploadSlots::new(2);
+    let mut session = UploadSession::new(UploadConfig::default());
+    session.on_bytes(
+        format!("GET /get/{index}/Some%20File.bin HTTP/1.1\r\nRange: bytes=1000-1999\r\n\r\n")
+            .as_bytes(),
+    );
+    let UploadPoll::Respond(reply) = session.poll(&lib, &mut slots) else {
+        panic!("reply expected");
+    };
+    assert_eq!(reply.status, 206);
+    let span = reply.body.expect("a body");
+    let mut file = open_span(&span).expect("open span");
+    let mut sent = vec![0u8; usize::try_from(span.len).expect("small")];
+    file.read_exact(&mut sent).expect("read span");
+    assert_eq!(sent, content[1000..2000]);
+
+    // Once the file changes on disk, the span is refused rather than sending other bytes.
+    fs::write(share.path().join("Some File.bin"), b"short").expect("rewrite");
+    let err = open_span(&span).expect_err("changed file must be refused");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+}

@@ -309,6 +309,32 @@ mod tests {
         assert_eq!(FileStamp::new(1, before).mtime(), before);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parse_is_total_and_round_trips(
+            garbage in ".*",
+            entries in proptest::collection::vec(
+                (proptest::collection::vec(proptest::num::u8::ANY, 1..40), proptest::num::u64::ANY,
+                 proptest::num::i64::ANY, proptest::array::uniform20(proptest::num::u8::ANY),
+                 proptest::num::u32::ANY),
+                0..8),
+        ) {
+            // Any text parses to some cache, without panicking.
+            let _ = HashCache::parse(&garbage);
+            let _ = HashCache::parse(&format!("{HEADER}\n{garbage}"));
+            let mut cache = HashCache::default();
+            for (path, size, mtime, sha1, index) in entries {
+                let mut bytes = b"/".to_vec();
+                bytes.extend(path);
+                cache.insert(
+                    PathBuf::from(OsString::from_vec(bytes)),
+                    CachedHash { stamp: FileStamp { size, mtime_ns: i128::from(mtime) }, sha1, index },
+                );
+            }
+            proptest::prop_assert_eq!(HashCache::parse(&cache.to_text()), cache);
+        }
+    }
+
     #[test]
     fn save_and_load() {
         let dir = tempfile::tempdir().expect("temp dir");

@@ -13,6 +13,8 @@
 //! - SHA-1 is computed streaming with a bounded buffer, skipping files whose digest is in the cache
 //!   ([`cache`]) for the same (path, size, mtime). A file that changes while it is hashed, or cannot
 //!   be read, is left out of the library until the next rescan.
+//! - [`open_span`] opens the file of an upload reply at its offset, refusing a file changed since
+//!   the scan (the reactor streams `len` bytes from it).
 //! - The walk's policy (symlinks, hidden files, the data directory) is described in [`scan`].
 
 pub mod cache;
@@ -20,7 +22,7 @@ pub mod scan;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,12 +32,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use sha1::{Digest, Sha1};
 
+use crate::core::shares::upload::FileSpan;
 use crate::core::shares::{Library, SharedFile};
 use cache::{CachedHash, FileStamp, HashCache};
 use scan::{scan, ScanOptions, ScannedFile};
 
 /// Bytes read per `read` call while hashing: the only buffer, whatever the file size.
 const HASH_BUFFER: usize = 64 * 1024;
+/// While hashing, the cache file is rewritten at most this often (and once at the end).
+const CACHE_SAVE_INTERVAL: Duration = Duration::from_secs(30);
 /// While hashing one file, commands are checked every this many buffers (4 MiB).
 const COMMAND_CHECK_EVERY: u32 = 64;
 
@@ -291,6 +296,7 @@ impl Worker {
             .collect();
         pending.sort();
         let mut last_publish = Instant::now();
+        let mut last_save = Instant::now();
         let mut unpublished = false;
         let mut unsaved = false;
         for path in pending {
@@ -333,12 +339,14 @@ impl Worker {
             }
             if unpublished && last_publish.elapsed() >= self.config.publish_interval {
                 self.publish_library();
-                if unsaved {
-                    self.save_cache();
-                    unsaved = false;
-                }
                 last_publish = Instant::now();
                 unpublished = false;
+            }
+            // Progress survives a crash without rewriting a large cache file every publish.
+            if unsaved && last_save.elapsed() >= CACHE_SAVE_INTERVAL {
+                self.save_cache();
+                last_save = Instant::now();
+                unsaved = false;
             }
         }
         if unpublished {
@@ -481,6 +489,25 @@ impl Worker {
             );
         }
     }
+}
+
+/// Opens the file of an upload reply, positioned at the span's first byte, after checking that
+/// the file still has the size and mtime the library announced (else its content may differ from
+/// what the head promised, and the upload must not start: `ErrorKind::InvalidData`).
+pub fn open_span(span: &FileSpan) -> io::Result<File> {
+    let mut file = File::open(&span.path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file()
+        || meta.len() != span.expected_size
+        || meta.modified()? != span.expected_mtime
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "shared file changed since the last scan",
+        ));
+    }
+    file.seek(SeekFrom::Start(span.offset))?;
+    Ok(file)
 }
 
 /// SHA-1 of a whole file, streaming with a bounded buffer.

@@ -1,8 +1,9 @@
 //! Keywords of file names and queries, and the inverted index from keyword to files.
 //!
 //! A keyword is a maximal run of Unicode alphanumeric characters (combining marks stay inside the
-//! word, so a decomposed "u\u{308}" does not split a word in two), lower-cased with Unicode's full
-//! lower-case mapping, so "Ünïcode" and "ÜNÏCODE" give the same keyword. Names are not normalized
+//! word, so a decomposed "u\u{308}" does not split a word in two), case-folded (Unicode's full
+//! lower-case mapping plus the folds of ß, final sigma and long s), so "Ünïcode" and "ÜNÏCODE"
+//! give the same keyword, and "STRASSE" the same as "Straße". Names are not normalized
 //! (NFC vs NFD): a decomposed name only matches a decomposed query.
 //!
 //! Matching rule: a query keyword matches a file when it is a prefix of one of the file name's
@@ -28,13 +29,27 @@ fn is_combining_mark(c: char) -> bool {
         | '\u{FE20}'..='\u{FE2F}')
 }
 
-/// Splits `text` into lower-cased keywords, in order, duplicates kept.
+/// Appends the case-folded form of an already lower-cased character. Lower-casing is not quite
+/// case folding: these are the differences that matter for names (Unicode CaseFolding.txt, full
+/// foldings), so "STRASSE" finds "Straße" and a final sigma matches a medial one.
+fn fold_into(lower: char, out: &mut String) {
+    match lower {
+        'ß' => out.push_str("ss"),
+        'ς' => out.push('σ'),
+        'ſ' => out.push('s'),
+        other => out.push(other),
+    }
+}
+
+/// Splits `text` into case-folded keywords, in order, duplicates kept.
 pub fn keywords(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
     for c in text.chars() {
         if is_word_char(c) {
-            current.extend(c.to_lowercase());
+            for lower in c.to_lowercase() {
+                fold_into(lower, &mut current);
+            }
         } else if !current.is_empty() {
             out.push(std::mem::take(&mut current));
         }
@@ -169,7 +184,10 @@ mod tests {
     fn unicode_case_folding() {
         assert_eq!(keywords("Ünïcode"), keywords("ÜNÏCODE"));
         assert_eq!(keywords("ÜNÏCODE"), vec!["ünïcode"]);
-        assert_eq!(keywords("ΣΟΦΙΑ_Straße"), vec!["σοφια", "straße"]);
+        assert_eq!(keywords("ΣΟΦΙΑ_Straße"), vec!["σοφια", "strasse"]);
+        assert_eq!(keywords("STRASSE"), keywords("straße"));
+        assert_eq!(keywords("STRAẞE"), keywords("straße"));
+        assert_eq!(keywords("σοφίας"), keywords("ΣΟΦΊΑΣ"));
         assert_eq!(keywords("日本語の歌"), vec!["日本語の歌"]);
     }
 

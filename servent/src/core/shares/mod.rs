@@ -8,8 +8,10 @@
 //! - [`Library::new`] builds the indexes from files; [`Library::search`] /
 //!   [`Library::search_limited`] answer a [`SearchCriteria`] (search text + `urn:sha1` values); [`Library::totals`] gives
 //!   `(files, kbytes)` for Pongs; [`Library::get`] finds a file by index, [`Library::by_sha1`] by digest.
-//! - `query_hits::build_query_hits` (in progress) encodes matches into QueryHit descriptors of at most
-//!   16 KiB each, with HUGE urns, the `HZEL` trailer and correct open-data flags.
+//! - [`query_hits::build_query_hits`] encodes matches into QueryHit descriptors of at most
+//!   16 KiB each, with HUGE urns, the `HZEL` trailer and correct open-data flags;
+//!   [`Library::answer_query`] does search + build for a received Query, and
+//!   [`SearchCriteria::from_query`] is what a Query is reduced to (search text + HUGE sha1 urns).
 //! - [`upload`]: a sans-IO HTTP upload state machine (`GET`/`HEAD` of `/get/<index>/<name>` and
 //!   `/uri-res/N2R?urn:sha1:…`): request bytes in, response head + file span out.
 //!
@@ -20,6 +22,7 @@
 //! whole library).
 
 pub mod keywords;
+pub mod query_hits;
 pub mod upload;
 
 use std::collections::HashMap;

@@ -1,0 +1,262 @@
+//! Bounded memory of recently seen 16-byte ids (descriptor ids, servent ids).
+//!
+//! Used for duplicate suppression (Ping, Query, Push) and for reverse paths
+//! (which connection delivered a Ping or a Query, which connection a servent
+//! id's QueryHits came from). Memory must stay bounded under a flood of unique
+//! ids, yet an entry must survive long enough to catch late duplicates, so the
+//! table keeps two generations of fixed-capacity hash maps: new ids go into
+//! the current one; the previous one is only read. When the current one is
+//! full or older than `generation_age`, the previous one is cleared and the two
+//! swap. An entry therefore lives at least `generation_age` unless a flood
+//! fills a whole generation sooner, and the maps never grow past
+//! `capacity` entries each (their allocation is made once, up front).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::time::{Duration, Instant};
+
+/// A 16-byte id as two words: 8-byte alignment keeps map entries small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdKey(u64, u64);
+
+impl IdKey {
+    pub fn new(bytes: &[u8; 16]) -> IdKey {
+        let mut lo = [0u8; 8];
+        let mut hi = [0u8; 8];
+        lo.copy_from_slice(&bytes[..8]);
+        hi.copy_from_slice(&bytes[8..]);
+        IdKey(u64::from_le_bytes(lo), u64::from_le_bytes(hi))
+    }
+}
+
+impl Hash for IdKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+        state.write_u64(self.1);
+    }
+}
+
+/// Keyed folded-multiply hasher: ids are random on the wire, so one multiply
+/// per word is enough, and the per-table random key keeps a peer from
+/// choosing ids that all land in one bucket.
+#[derive(Clone, Copy)]
+pub struct IdHashBuilder {
+    k0: u64,
+    k1: u64,
+}
+
+impl IdHashBuilder {
+    pub fn new(seed: u64) -> IdHashBuilder {
+        // Split the seed into two odd-ish keys that differ everywhere.
+        let k0 = seed ^ 0x243f_6a88_85a3_08d3;
+        let k1 = seed.rotate_left(29) ^ 0x1319_8a2e_0370_7344;
+        IdHashBuilder { k0, k1 }
+    }
+}
+
+pub struct IdHasher {
+    state: u64,
+    k1: u64,
+}
+
+fn fold(a: u64, b: u64) -> u64 {
+    let p = (a as u128).wrapping_mul(b as u128);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.state
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.state = fold(self.state ^ x, self.k1 | 1);
+    }
+}
+
+impl BuildHasher for IdHashBuilder {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher {
+            state: self.k0,
+            k1: self.k1,
+        }
+    }
+}
+
+/// Two generations of fixed-capacity maps from id to a small value.
+pub struct SeenTable<V> {
+    current: HashMap<IdKey, V, IdHashBuilder>,
+    previous: HashMap<IdKey, V, IdHashBuilder>,
+    capacity: usize,
+    generation_age: Duration,
+    generation_started: Instant,
+    rotations: u64,
+}
+
+impl<V: Copy> SeenTable<V> {
+    /// `capacity` entries per generation (at least 1), each generation
+    /// retired after `generation_age`.
+    pub fn new(capacity: usize, generation_age: Duration, seed: u64, now: Instant) -> Self {
+        let capacity = capacity.max(1);
+        let hasher = IdHashBuilder::new(seed);
+        SeenTable {
+            current: HashMap::with_capacity_and_hasher(capacity, hasher),
+            previous: HashMap::with_capacity_and_hasher(capacity, hasher),
+            capacity,
+            generation_age,
+            generation_started: now,
+            rotations: 0,
+        }
+    }
+
+    /// The value remembered for `id`, if it is still remembered.
+    pub fn get(&self, id: &[u8; 16]) -> Option<V> {
+        let key = IdKey::new(id);
+        self.current
+            .get(&key)
+            .or_else(|| self.previous.get(&key))
+            .copied()
+    }
+
+    /// Remembers `id` unless it already is; returns true when it was new.
+    pub fn insert_new(&mut self, id: &[u8; 16], value: V, now: Instant) -> bool {
+        let key = IdKey::new(id);
+        if self.current.contains_key(&key) || self.previous.contains_key(&key) {
+            return false;
+        }
+        self.rotate_if_due(now);
+        self.current.insert(key, value);
+        true
+    }
+
+    /// Remembers `id` with `value`, replacing an older value (used for routes
+    /// that should follow the most recent path, such as servent ids).
+    pub fn upsert(&mut self, id: &[u8; 16], value: V, now: Instant) {
+        let key = IdKey::new(id);
+        if let Some(slot) = self.current.get_mut(&key) {
+            *slot = value;
+            return;
+        }
+        self.previous.remove(&key);
+        self.rotate_if_due(now);
+        self.current.insert(key, value);
+    }
+
+    /// Retires a generation when it is full or old. Also called from timers so
+    /// that an idle table still forgets.
+    pub fn rotate_if_due(&mut self, now: Instant) {
+        let old = now.saturating_duration_since(self.generation_started) >= self.generation_age;
+        if self.current.len() >= self.capacity || old {
+            self.previous.clear();
+            std::mem::swap(&mut self.current, &mut self.previous);
+            self.generation_started = now;
+            self.rotations += 1;
+        }
+    }
+
+    /// Entries currently remembered (both generations).
+    pub fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many times a generation was retired.
+    pub fn rotations(&self) -> u64 {
+        self.rotations
+    }
+
+    /// Bytes held by both maps' tables, estimated from their bucket count
+    /// (hashbrown: one control byte per bucket plus the entry).
+    pub fn memory_bytes(&self) -> usize {
+        let per_bucket = std::mem::size_of::<(IdKey, V)>() + 1;
+        let buckets = |cap: usize| {
+            if cap == 0 {
+                0
+            } else {
+                (cap * 8 / 7).next_power_of_two()
+            }
+        };
+        (buckets(self.current.capacity()) + buckets(self.previous.capacity())) * per_bucket
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u64) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&n.to_le_bytes());
+        b[8] = 0xff;
+        b
+    }
+
+    #[test]
+    fn a_repeat_is_refused_and_its_value_kept() {
+        let t0 = Instant::now();
+        let mut table = SeenTable::new(100, Duration::from_secs(600), 1, t0);
+        assert!(table.insert_new(&id(1), 7u64, t0));
+        assert!(!table.insert_new(&id(1), 8u64, t0));
+        assert_eq!(table.get(&id(1)), Some(7));
+        assert_eq!(table.get(&id(2)), None);
+    }
+
+    #[test]
+    fn an_entry_survives_at_least_one_generation_age() {
+        let t0 = Instant::now();
+        let age = Duration::from_secs(600);
+        let mut table = SeenTable::new(100, age, 1, t0);
+        table.insert_new(&id(1), (), t0);
+        // Just before the age and just after one rotation it is still there.
+        let t1 = t0 + age - Duration::from_secs(1);
+        assert!(table.insert_new(&id(2), (), t1));
+        assert!(!table.insert_new(&id(1), (), t1), "still a duplicate");
+        let t2 = t0 + age + Duration::from_secs(1);
+        table.rotate_if_due(t2);
+        assert!(
+            table.get(&id(1)).is_some(),
+            "kept in the previous generation"
+        );
+        // A second rotation forgets it.
+        table.rotate_if_due(t2 + age);
+        assert_eq!(table.get(&id(1)), None);
+    }
+
+    #[test]
+    fn a_flood_of_unique_ids_never_grows_the_table() {
+        let t0 = Instant::now();
+        let mut table = SeenTable::new(1000, Duration::from_secs(600), 9, t0);
+        let before = table.memory_bytes();
+        for n in 0..50_000u64 {
+            assert!(table.insert_new(&id(n), (), t0));
+            assert!(table.len() <= 2000);
+        }
+        assert_eq!(table.memory_bytes(), before);
+        assert!(table.rotations() >= 49);
+        // The most recent ids are still remembered.
+        assert!(!table.insert_new(&id(49_999), (), t0));
+    }
+
+    #[test]
+    fn upsert_moves_a_route_to_the_newest_value() {
+        let t0 = Instant::now();
+        let mut table = SeenTable::new(10, Duration::from_secs(600), 3, t0);
+        table.upsert(&id(5), 1u64, t0);
+        table.upsert(&id(5), 2u64, t0);
+        assert_eq!(table.get(&id(5)), Some(2));
+        table.rotate_if_due(t0 + Duration::from_secs(601));
+        table.upsert(&id(5), 3u64, t0 + Duration::from_secs(602));
+        assert_eq!(table.get(&id(5)), Some(3));
+        assert_eq!(table.len(), 1);
+    }
+}
