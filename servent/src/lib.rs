@@ -6,6 +6,7 @@
 //! - [`reactor`]: the mio event loop, the only module that touches sockets.
 //! - [`shell`]: the command language (`peers`, `search`, ...) and its text/JSON replies.
 //! - [`control`]: the control socket `<data-dir>/control.sock` and its client (`hazel ctl`).
+//! - [`node`]: the core and the library scanner behind the reactor; [`node::run`] starts a servent.
 //! - [`store`]: the data directory and atomic file replacement.
 //! - [`cli`], [`config`]: the command line and the settings it produces.
 
@@ -14,6 +15,7 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod library;
+pub mod node;
 pub mod reactor;
 pub mod shell;
 pub mod store;

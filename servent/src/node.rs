@@ -1,0 +1,384 @@
+//! The running servent: the sans-IO [`Core`] and the library scanner put
+//! together behind the reactor's [`Engine`] interface, the shell's commands
+//! answered from them, and [`run`], which starts everything `hazel` needs.
+
+use crate::config::{Config, ProtocolVersion};
+use crate::control;
+use crate::core::shares::Library;
+use crate::core::{self as core_mod, Action, Core, CoreConfig, CoreEvent, HostCache};
+use crate::library::{LibraryConfig, LibraryScanner};
+use crate::reactor::{
+    ConnId, Direction, Engine, EngineAction, Handle, Reactor, ReactorConfig, Sniffed,
+};
+use crate::shell::{Command, Reply, Response};
+use crate::store::{DataDir, CONTROL_SOCKET, HOST_CACHE_FILE, PORT_FILE};
+use crossbeam_channel::Receiver;
+use serde_json::json;
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Most files listed by `shares` (the totals always count all of them).
+const SHARES_LISTED: usize = 1000;
+/// Most hosts listed by `hosts`.
+const HOSTS_LISTED: usize = 1000;
+
+/// A connection the reactor sniffed as something other than the overlay.
+/// HTTP uploads and GIV callbacks are not served yet: such sockets are closed.
+struct SideConn {
+    kind: Sniffed,
+    peer: SocketAddr,
+}
+
+/// The servent behind the reactor.
+pub struct Node {
+    core: Core,
+    data: DataDir,
+    scanner: Option<LibraryScanner>,
+    libraries: Receiver<Arc<Library>>,
+    /// Print events on stdout (interactive terminal) rather than only logging them.
+    print_events: bool,
+    side: HashMap<ConnId, SideConn>,
+    own_actions: VecDeque<EngineAction>,
+    started: Instant,
+}
+
+impl Node {
+    /// Builds the core from `config` (reloading the host cache) and starts the
+    /// library scanner, which wakes the loop through `handle` with each new library.
+    pub fn new(
+        config: &Config,
+        listen_addr: SocketAddr,
+        data: DataDir,
+        handle: Handle,
+        now: Instant,
+    ) -> io::Result<Node> {
+        let mut servent_id = *uuid::Uuid::new_v4().as_bytes();
+        servent_id[8] = 0xff;
+        servent_id[15] = 0x00;
+        let mut core_config = CoreConfig::new(servent_id, listen_addr);
+        core_config.firewalled = config.firewalled;
+        core_config.protocol = match config.protocol {
+            ProtocolVersion::V04 => core_mod::ProtocolVersion::V04,
+            ProtocolVersion::V06 => core_mod::ProtocolVersion::V06,
+        };
+        core_config.peers = config.peers;
+        core_config.max_peers = config.max_peers;
+        core_config.ttl = config.ttl;
+        core_config.seed = rand::random();
+        let mut core = Core::new(core_config, now);
+        match data.load(HOST_CACHE_FILE) {
+            Ok(Some(bytes)) => {
+                let capacity = core.config().host_cache_capacity;
+                let hosts = HostCache::from_bytes(&bytes, capacity, now);
+                log::info!("host cache: {} hosts reloaded", hosts.len());
+                core.set_host_cache(hosts);
+            }
+            Ok(None) => {}
+            Err(e) => log::warn!("reading the host cache: {e}"),
+        }
+        for addr in &config.connect {
+            core.connect(*addr, now);
+        }
+        let (tx, libraries) = crossbeam_channel::unbounded();
+        let library_config = LibraryConfig::new(config.shares.clone(), data.root().to_path_buf());
+        let scanner = LibraryScanner::spawn(library_config, move |library| {
+            if tx.send(library).is_ok() {
+                handle.wake();
+            }
+        })?;
+        Ok(Node {
+            core,
+            data,
+            scanner: Some(scanner),
+            libraries,
+            print_events: !config.headless,
+            side: HashMap::new(),
+            own_actions: VecDeque::new(),
+            started: now,
+        })
+    }
+
+    /// The core, for inspection.
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn event_text(event: &CoreEvent) -> String {
+        match event {
+            CoreEvent::PeerUp(peer) => format!(
+                "peer {} up: {} {:?} {} {}",
+                peer.id,
+                peer.addr,
+                peer.direction,
+                peer.protocol.as_str(),
+                peer.user_agent
+            ),
+            CoreEvent::PeerDown { id, addr, reason } => {
+                format!("peer {id} down: {addr} ({reason})")
+            }
+            CoreEvent::SearchResult(r) => format!(
+                "search {}: {} ({} bytes) at {}",
+                r.search, r.name, r.size, r.addr
+            ),
+            CoreEvent::PushRequest(p) => format!(
+                "push for file {} from {} (GIV callbacks are not served yet)",
+                p.file_index, p.addr
+            ),
+        }
+    }
+
+    fn shares_reply(&self) -> Reply {
+        let library = self.core.library();
+        let (files, kbytes) = library.totals();
+        let listed: Vec<serde_json::Value> = library
+            .files()
+            .iter()
+            .take(SHARES_LISTED)
+            .map(|f| {
+                json!({
+                    "index": f.index,
+                    "name": f.name,
+                    "size": f.size,
+                    "sha1": f.sha1.map(|d| format!(
+                        "urn:sha1:{}",
+                        data_encoding::BASE32.encode(&d)
+                    )),
+                })
+            })
+            .collect();
+        let scan = self.scanner.as_ref().map(|s| s.stats());
+        Reply::new(
+            "shares",
+            json!({
+                "files": files,
+                "kbytes": kbytes,
+                "pending_hashes": library.pending_hashes(),
+                "scan": scan,
+                "list": listed,
+            }),
+        )
+    }
+}
+
+fn to_value<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+impl Engine for Node {
+    fn on_connection(
+        &mut self,
+        id: ConnId,
+        direction: Direction,
+        kind: Sniffed,
+        peer: SocketAddr,
+        now: Instant,
+    ) {
+        match kind {
+            Sniffed::Overlay => {
+                let direction = match direction {
+                    Direction::Incoming => core_mod::Direction::Incoming,
+                    Direction::Outgoing => core_mod::Direction::Outgoing,
+                };
+                self.core.on_connection(id, direction, peer, now);
+            }
+            Sniffed::Http | Sniffed::Giv => {
+                log::info!("{kind:?} connection from {peer}: not served yet, closing");
+                self.side.insert(id, SideConn { kind, peer });
+                self.own_actions.push_back(EngineAction::Close(id));
+            }
+        }
+    }
+
+    fn on_connect_failed(&mut self, addr: SocketAddr, now: Instant) {
+        self.core.on_connect_failed(addr, now);
+    }
+
+    fn on_bytes(&mut self, id: ConnId, bytes: &[u8], now: Instant) {
+        if !self.side.contains_key(&id) {
+            self.core.on_bytes(id, bytes, now);
+        }
+    }
+
+    fn on_closed(&mut self, id: ConnId, now: Instant) {
+        if let Some(side) = self.side.remove(&id) {
+            log::debug!(
+                "{:?} connection {} from {} closed",
+                side.kind,
+                id,
+                side.peer
+            );
+        } else {
+            self.core.on_closed(id, now);
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.core.handle_timeout(now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.core.poll_timeout()
+    }
+
+    fn poll_action(&mut self) -> Option<EngineAction> {
+        if let Some(action) = self.own_actions.pop_front() {
+            return Some(action);
+        }
+        let action = self.core.poll_action()?;
+        Some(match action {
+            Action::Connect(addr) => EngineAction::Connect(addr),
+            Action::Close(id) => EngineAction::Close(id),
+            Action::WantWrite(id) => EngineAction::WantWrite(id),
+            Action::Event(event) => {
+                let text = Self::event_text(&event);
+                if self.print_events {
+                    println!("{text}");
+                }
+                EngineAction::Event(text)
+            }
+        })
+    }
+
+    fn output(&mut self, id: ConnId) -> &[u8] {
+        if self.side.contains_key(&id) {
+            return &[];
+        }
+        self.core.output(id)
+    }
+
+    fn consume_output(&mut self, id: ConnId, n: usize) {
+        self.core.consume_output(id, n, Instant::now());
+    }
+
+    fn on_wake(&mut self, _now: Instant) {
+        // Only the newest library matters.
+        if let Some(library) = self.libraries.try_iter().last() {
+            log::info!(
+                "library: {} files, {} pending hashes",
+                library.len(),
+                library.pending_hashes()
+            );
+            self.core.set_library(library);
+        }
+    }
+
+    fn command(&mut self, command: Command, now: Instant) -> Response {
+        let reply = match command {
+            Command::Connect(addr) => {
+                self.core.connect(addr, now);
+                Reply::message(format!("connecting to {addr}"))
+            }
+            Command::Disconnect(id) => {
+                if !self.core.disconnect(id, now) {
+                    return Response::error(format!("no connection {id}"));
+                }
+                Reply::message(format!("disconnecting {id}"))
+            }
+            Command::Peers => Reply::new("peers", to_value(&self.core.peers(now))),
+            Command::Search(words) => {
+                let text = words.join(" ");
+                let id = self.core.search(&text, now);
+                Reply::new("search", json!({ "search_id": id, "text": text }))
+            }
+            Command::Results(search) => {
+                if let Some(id) = search {
+                    if !self.core.searches().iter().any(|(s, _)| *s == id) {
+                        return Response::error(format!("no search {id}"));
+                    }
+                }
+                Reply::new("results", to_value(&self.core.results(search)))
+            }
+            Command::Shares => self.shares_reply(),
+            Command::Rescan => match &self.scanner {
+                Some(scanner) => {
+                    scanner.rescan();
+                    Reply::message("rescanning")
+                }
+                None => return Response::error("the library scanner is not running"),
+            },
+            Command::Stats => {
+                let mut stats = to_value(&self.core.stats());
+                if let serde_json::Value::Object(map) = &mut stats {
+                    map.insert(
+                        "uptime_secs".into(),
+                        json!(now.saturating_duration_since(self.started).as_secs()),
+                    );
+                }
+                Reply::new("stats", stats)
+            }
+            Command::Hosts => {
+                let hosts: Vec<String> = self
+                    .core
+                    .host_cache()
+                    .recent(HOSTS_LISTED)
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect();
+                Reply::new("hosts", json!(hosts))
+            }
+            Command::Help => Reply::help(),
+            Command::Quit => Reply::message("bye"),
+        };
+        Response::ok(reply)
+    }
+
+    fn shutdown(&mut self, now: Instant) {
+        self.core.shutdown(now);
+    }
+
+    fn save(&mut self) {
+        let bytes = self.core.host_cache().to_bytes();
+        if let Err(e) = self.data.save_atomic(HOST_CACHE_FILE, &bytes) {
+            log::warn!("saving the host cache: {e}");
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(scanner) = self.scanner.take() {
+            scanner.shutdown();
+        }
+    }
+}
+
+/// Runs a servent until `quit` or SIGINT/SIGTERM; returns when it has said Bye
+/// and saved its host cache.
+pub fn run(config: Config) -> io::Result<()> {
+    let data = DataDir::open(&config.data_dir)?;
+    let listener = std::net::TcpListener::bind(config.listen)?;
+    let listen_addr = listener.local_addr()?;
+    let now = Instant::now();
+    let mut reactor = Reactor::new(listener, ReactorConfig::default(), |handle| {
+        Node::new(&config, listen_addr, data.clone(), handle, now)
+    })?;
+    let handle = reactor.handle();
+    let _control = control::serve(&data.path(CONTROL_SOCKET), handle.clone())?;
+    // Announce the port last, once commands can be taken: tests wait for this file.
+    data.save_atomic(PORT_FILE, format!("{listen_addr}\n").as_bytes())?;
+    println!("listening on {listen_addr}");
+    spawn_signal_thread(handle.clone())?;
+    crate::shell::terminal::spawn_stdin(handle, !config.headless)?;
+    let result = reactor.run();
+    let _ = std::fs::remove_file(data.path(PORT_FILE));
+    result
+}
+
+/// SIGINT and SIGTERM become a `quit` command.
+fn spawn_signal_thread(handle: Handle) -> io::Result<()> {
+    use control::Requests;
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                log::info!("signal {signal}: quitting");
+                let _ = handle.request(Command::Quit, std::time::Duration::from_secs(5));
+            }
+        })?;
+    Ok(())
+}
