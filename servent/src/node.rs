@@ -4,6 +4,7 @@
 
 use crate::config::{Config, ProtocolVersion};
 use crate::control;
+use crate::core::shares::upload::{FileSpan, UploadConfig, UploadPoll, UploadSession, UploadSlots};
 use crate::core::shares::Library;
 use crate::core::{self as core_mod, Action, Core, CoreConfig, CoreEvent, HostCache};
 use crate::library::{LibraryConfig, LibraryScanner};
@@ -25,11 +26,66 @@ const SHARES_LISTED: usize = 1000;
 /// Most hosts listed by `hosts`.
 const HOSTS_LISTED: usize = 1000;
 
-/// A connection the reactor sniffed as something other than the overlay.
-/// HTTP uploads and GIV callbacks are not served yet: such sockets are closed.
-struct SideConn {
-    kind: Sniffed,
+/// Bytes of a file read per refill of an upload's output (one disk read of
+/// this size happens on the loop thread only when the socket has drained).
+const UPLOAD_CHUNK: usize = 64 * 1024;
+/// Concurrent file bodies; beyond, `GET` gets 503 and QueryHits say busy.
+const UPLOAD_SLOTS: usize = 4;
+
+/// The rest of a file body being sent.
+struct Body {
+    file: std::fs::File,
+    remaining: u64,
+}
+
+/// An HTTP connection (an incoming `GET`/`HEAD`, or our GIV callback that a
+/// downloader then sends its `GET` on), driven by the shares' upload session.
+struct Upload {
+    session: UploadSession,
     peer: SocketAddr,
+    /// Output ready to write: a response head, then body chunks.
+    out: Vec<u8>,
+    sent: usize,
+    body: Option<Body>,
+    /// A reply is in flight (its head or body not yet fully written).
+    replying: bool,
+    /// Close once `out` and `body` are written.
+    close_after: bool,
+    closing: bool,
+}
+
+impl Upload {
+    fn new(peer: SocketAddr) -> Upload {
+        Upload {
+            session: UploadSession::new(UploadConfig::default()),
+            peer,
+            out: Vec::new(),
+            sent: 0,
+            body: None,
+            replying: false,
+            close_after: false,
+            closing: false,
+        }
+    }
+
+    fn pending(&self) -> &[u8] {
+        self.out.get(self.sent..).unwrap_or_default()
+    }
+}
+
+/// Opens the file of a span, checking it is still what the library saw.
+fn open_span(span: &FileSpan) -> io::Result<Body> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(&span.path)?;
+    let meta = file.metadata()?;
+    if meta.len() != span.expected_size || meta.modified().ok() != Some(span.expected_mtime) {
+        return Err(io::Error::other("file changed since the scan"));
+    }
+    file.seek(SeekFrom::Start(span.offset))?;
+    Ok(Body {
+        file,
+        remaining: span.len,
+    })
 }
 
 /// The servent behind the reactor.
@@ -40,7 +96,10 @@ pub struct Node {
     libraries: Receiver<Arc<Library>>,
     /// Print events on stdout (interactive terminal) rather than only logging them.
     print_events: bool,
-    side: HashMap<ConnId, SideConn>,
+    uploads: HashMap<ConnId, Upload>,
+    slots: UploadSlots,
+    /// GIV callbacks being connected: address → (file index, GIV line).
+    pending_givs: HashMap<SocketAddr, Vec<u8>>,
     own_actions: VecDeque<EngineAction>,
     started: Instant,
 }
@@ -95,7 +154,9 @@ impl Node {
             scanner: Some(scanner),
             libraries,
             print_events: !config.headless,
-            side: HashMap::new(),
+            uploads: HashMap::new(),
+            slots: UploadSlots::new(UPLOAD_SLOTS),
+            pending_givs: HashMap::new(),
             own_actions: VecDeque::new(),
             started: now,
         })
@@ -124,10 +185,118 @@ impl Node {
                 r.search, r.name, r.size, r.addr
             ),
             CoreEvent::PushRequest(p) => format!(
-                "push for file {} from {} (GIV callbacks are not served yet)",
+                "push for file {}: calling back {} with a GIV",
                 p.file_index, p.addr
             ),
         }
+    }
+
+    /// Lets the upload session answer what it has buffered; queues its reply.
+    fn drive_upload(&mut self, id: ConnId) {
+        let library = self.core.library().clone();
+        let Some(upload) = self.uploads.get_mut(&id) else {
+            return;
+        };
+        if upload.replying || upload.closing {
+            return;
+        }
+        match upload.session.poll(&library, &mut self.slots) {
+            UploadPoll::NeedMore => return,
+            UploadPoll::Close => {
+                upload.closing = true;
+                self.own_actions.push_back(EngineAction::Close(id));
+                return;
+            }
+            UploadPoll::Respond(reply) => {
+                log::info!("HTTP {} to {}", reply.status, upload.peer);
+                upload.out.extend_from_slice(&reply.head);
+                upload.replying = true;
+                upload.close_after = !reply.keep_alive;
+                if let Some(span) = &reply.body {
+                    match open_span(span) {
+                        Ok(body) => upload.body = Some(body),
+                        Err(e) => {
+                            // The head promised bytes we cannot send: end the connection.
+                            log::warn!("upload of {}: {e}", span.path.display());
+                            upload.out.clear();
+                            upload.closing = true;
+                            self.own_actions.push_back(EngineAction::Close(id));
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        self.own_actions.push_back(EngineAction::WantWrite(id));
+        self.publish_upload_state();
+    }
+
+    /// Moves the next chunk of a body into the output once the previous one is written.
+    fn refill_upload(&mut self, id: ConnId) {
+        use std::io::Read;
+        let Some(upload) = self.uploads.get_mut(&id) else {
+            return;
+        };
+        if !upload.pending().is_empty() {
+            return;
+        }
+        if let Some(body) = &mut upload.body {
+            let want = body.remaining.min(UPLOAD_CHUNK as u64) as usize;
+            upload.out.clear();
+            upload.sent = 0;
+            upload.out.resize(want, 0);
+            match body.file.read(&mut upload.out) {
+                Ok(n) if n > 0 => {
+                    upload.out.truncate(n);
+                    body.remaining -= n as u64;
+                    if body.remaining == 0 {
+                        upload.body = None;
+                    }
+                }
+                _ => {
+                    // Short file or read error: the announced length cannot be met.
+                    upload.out.clear();
+                    upload.body = None;
+                    upload.closing = true;
+                    self.own_actions.push_back(EngineAction::Close(id));
+                }
+            }
+        } else if upload.close_after && !upload.replying && !upload.closing {
+            upload.closing = true;
+            self.own_actions.push_back(EngineAction::Close(id));
+        }
+    }
+
+    /// Tells the core whether uploads are busy (QueryHit flags).
+    fn publish_upload_state(&mut self) {
+        self.core
+            .set_upload_state(self.slots.all_taken(), self.slots.have_uploaded());
+    }
+
+    /// Starts a GIV callback for a Push addressed to us.
+    fn start_giv(&mut self, push: &core_mod::PushRequest) {
+        let Ok(id) = data_encoding::HEXLOWER_PERMISSIVE.decode(push.servent_id.as_bytes()) else {
+            return;
+        };
+        let Ok(servent_id) = <[u8; 16]>::try_from(id.as_slice()) else {
+            return;
+        };
+        let name = self
+            .core
+            .library()
+            .get(push.file_index)
+            .map(|f| f.name.clone().into_bytes())
+            .unwrap_or_default();
+        let giv = hazel_protocol::giv::Giv {
+            file_index: push.file_index,
+            servent_id,
+            file_name: name,
+        };
+        let mut line = Vec::with_capacity(giv.encoded_len());
+        giv.encode(&mut line);
+        self.pending_givs.insert(push.addr, line);
+        self.own_actions
+            .push_back(EngineAction::ConnectAs(push.addr, Sniffed::Giv));
     }
 
     fn shares_reply(&self) -> Reply {
@@ -184,32 +353,51 @@ impl Engine for Node {
                 };
                 self.core.on_connection(id, direction, peer, now);
             }
-            Sniffed::Http | Sniffed::Giv => {
-                log::info!("{kind:?} connection from {peer}: not served yet, closing");
-                self.side.insert(id, SideConn { kind, peer });
+            Sniffed::Http => {
+                self.uploads.insert(id, Upload::new(peer));
+            }
+            Sniffed::Giv if direction == Direction::Outgoing => {
+                // Our callback: announce the file, then serve the GET that follows.
+                let mut upload = Upload::new(peer);
+                if let Some(line) = self.pending_givs.remove(&peer) {
+                    upload.out = line;
+                }
+                self.uploads.insert(id, upload);
+                self.own_actions.push_back(EngineAction::WantWrite(id));
+            }
+            Sniffed::Giv => {
+                // A GIV answers a Push we sent; Hazel has no downloads to match it with.
+                log::info!("GIV from {peer}: no download is waiting for it, closing");
+                self.uploads.insert(id, Upload::new(peer));
                 self.own_actions.push_back(EngineAction::Close(id));
             }
         }
     }
 
-    fn on_connect_failed(&mut self, addr: SocketAddr, now: Instant) {
-        self.core.on_connect_failed(addr, now);
+    fn on_connect_failed(&mut self, addr: SocketAddr, kind: Sniffed, now: Instant) {
+        match kind {
+            Sniffed::Overlay => self.core.on_connect_failed(addr, now),
+            _ => {
+                log::info!("GIV callback to {addr} failed");
+                self.pending_givs.remove(&addr);
+            }
+        }
     }
 
     fn on_bytes(&mut self, id: ConnId, bytes: &[u8], now: Instant) {
-        if !self.side.contains_key(&id) {
+        if let Some(upload) = self.uploads.get_mut(&id) {
+            upload.session.on_bytes(bytes);
+            self.drive_upload(id);
+        } else {
             self.core.on_bytes(id, bytes, now);
         }
     }
 
     fn on_closed(&mut self, id: ConnId, now: Instant) {
-        if let Some(side) = self.side.remove(&id) {
-            log::debug!(
-                "{:?} connection {} from {} closed",
-                side.kind,
-                id,
-                side.peer
-            );
+        if let Some(mut upload) = self.uploads.remove(&id) {
+            upload.session.on_close(&mut self.slots);
+            log::debug!("HTTP connection {id} from {} closed", upload.peer);
+            self.publish_upload_state();
         } else {
             self.core.on_closed(id, now);
         }
@@ -233,6 +421,9 @@ impl Engine for Node {
             Action::Close(id) => EngineAction::Close(id),
             Action::WantWrite(id) => EngineAction::WantWrite(id),
             Action::Event(event) => {
+                if let CoreEvent::PushRequest(push) = &event {
+                    self.start_giv(push);
+                }
                 let text = Self::event_text(&event);
                 if self.print_events {
                     println!("{text}");
@@ -243,14 +434,30 @@ impl Engine for Node {
     }
 
     fn output(&mut self, id: ConnId) -> &[u8] {
-        if self.side.contains_key(&id) {
-            return &[];
+        if !self.uploads.contains_key(&id) {
+            return self.core.output(id);
         }
-        self.core.output(id)
+        self.refill_upload(id);
+        self.uploads.get(&id).map_or(&[], Upload::pending)
     }
 
     fn consume_output(&mut self, id: ConnId, n: usize) {
-        self.core.consume_output(id, n, Instant::now());
+        let Some(upload) = self.uploads.get_mut(&id) else {
+            self.core.consume_output(id, n, Instant::now());
+            return;
+        };
+        upload.sent = (upload.sent + n).min(upload.out.len());
+        if upload.sent == upload.out.len() {
+            upload.out.clear();
+            upload.sent = 0;
+            if upload.body.is_none() && upload.replying {
+                // Head (and body) written: the reply is complete.
+                upload.replying = false;
+                upload.session.reply_sent(&mut self.slots);
+                self.publish_upload_state();
+                self.drive_upload(id);
+            }
+        }
     }
 
     fn on_wake(&mut self, _now: Instant) {

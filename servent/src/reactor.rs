@@ -63,6 +63,9 @@ pub enum EngineAction {
     /// Open an overlay connection; success is reported with `on_connection`,
     /// failure with `on_connect_failed`.
     Connect(SocketAddr),
+    /// Open a connection for another purpose (a GIV callback: [`Sniffed::Giv`]);
+    /// reported like `Connect`, with this kind.
+    ConnectAs(SocketAddr, Sniffed),
     /// Write what is queued for this connection, then close it.
     Close(ConnId),
     /// This connection has new output.
@@ -87,8 +90,8 @@ pub trait Engine {
         peer: SocketAddr,
         now: Instant,
     );
-    /// An outgoing connect to `addr` failed or timed out.
-    fn on_connect_failed(&mut self, addr: SocketAddr, now: Instant);
+    /// An outgoing connect to `addr` (opened for `kind`) failed or timed out.
+    fn on_connect_failed(&mut self, addr: SocketAddr, kind: Sniffed, now: Instant);
     /// Bytes arrived on a connection.
     fn on_bytes(&mut self, id: ConnId, bytes: &[u8], now: Instant);
     /// The connection is gone (peer closed, error, or after our `Close`).
@@ -228,7 +231,7 @@ enum State {
     /// Incoming, waiting for the first bytes.
     Sniffing { prefix: Vec<u8>, deadline: Instant },
     /// Outgoing, connect in progress.
-    Connecting { deadline: Instant },
+    Connecting { deadline: Instant, kind: Sniffed },
     /// Handed to the engine.
     Open,
     /// Engine asked to close: flush its output, then close.
@@ -381,7 +384,7 @@ impl<E: Engine> Reactor<E> {
         for (_, conn) in &self.conns {
             match conn.state {
                 State::Sniffing { deadline, .. }
-                | State::Connecting { deadline }
+                | State::Connecting { deadline, .. }
                 | State::Closing { deadline } => next = next.min(deadline),
                 State::Open => {}
             }
@@ -469,20 +472,21 @@ impl<E: Engine> Reactor<E> {
         Ok(id)
     }
 
-    fn connect(&mut self, addr: SocketAddr, now: Instant) {
+    fn connect(&mut self, addr: SocketAddr, kind: Sniffed, now: Instant) {
         if self.quitting.is_some() || self.conns.len() >= self.config.max_sockets {
-            self.engine.on_connect_failed(addr, now);
+            self.engine.on_connect_failed(addr, kind, now);
             return;
         }
         let result = TcpStream::connect(addr).and_then(|socket| {
             let state = State::Connecting {
                 deadline: now + self.config.connect_timeout,
+                kind,
             };
             self.insert(socket, addr, state, Interest::READABLE | Interest::WRITABLE)
         });
         if let Err(e) = result {
             log::debug!("connect {addr}: {e}");
-            self.engine.on_connect_failed(addr, now);
+            self.engine.on_connect_failed(addr, kind, now);
         }
     }
 
@@ -522,10 +526,14 @@ impl<E: Engine> Reactor<E> {
             },
         };
         let addr = conn.peer;
+        let kind = match conn.state {
+            State::Connecting { kind, .. } => kind,
+            _ => Sniffed::Overlay,
+        };
         if let Some(e) = failed {
             log::debug!("connect {addr}: {e}");
             self.remove_silently(key);
-            self.engine.on_connect_failed(addr, now);
+            self.engine.on_connect_failed(addr, kind, now);
             return;
         }
         let _ = conn.socket.set_nodelay(true);
@@ -541,7 +549,7 @@ impl<E: Engine> Reactor<E> {
         }
         conn.writable = false;
         self.engine
-            .on_connection(id, Direction::Outgoing, Sniffed::Overlay, addr, now);
+            .on_connection(id, Direction::Outgoing, kind, addr, now);
         self.dirty.push(id);
     }
 
@@ -711,21 +719,21 @@ impl<E: Engine> Reactor<E> {
         if self.engine.poll_timeout().is_some_and(|t| t <= now) {
             self.engine.handle_timeout(now);
         }
-        let expired: Vec<(usize, bool)> = self
+        let expired: Vec<(usize, Option<Sniffed>)> = self
             .conns
             .iter()
             .filter_map(|(key, conn)| match conn.state {
-                State::Sniffing { deadline, .. } if deadline <= now => Some((key, false)),
-                State::Connecting { deadline } if deadline <= now => Some((key, true)),
-                State::Closing { deadline } if deadline <= now => Some((key, false)),
+                State::Sniffing { deadline, .. } if deadline <= now => Some((key, None)),
+                State::Connecting { deadline, kind } if deadline <= now => Some((key, Some(kind))),
+                State::Closing { deadline } if deadline <= now => Some((key, None)),
                 _ => None,
             })
             .collect();
-        for (key, was_connecting) in expired {
-            if was_connecting {
+        for (key, connecting) in expired {
+            if let Some(kind) = connecting {
                 let addr = self.conns[key].peer;
                 self.remove_silently(key);
-                self.engine.on_connect_failed(addr, now);
+                self.engine.on_connect_failed(addr, kind, now);
             } else if matches!(self.conns[key].state, State::Closing { .. }) {
                 self.close_now(key, now);
             } else {
@@ -747,7 +755,8 @@ impl<E: Engine> Reactor<E> {
             while let Some(action) = self.engine.poll_action() {
                 any = true;
                 match action {
-                    EngineAction::Connect(addr) => self.connect(addr, now),
+                    EngineAction::Connect(addr) => self.connect(addr, Sniffed::Overlay, now),
+                    EngineAction::ConnectAs(addr, kind) => self.connect(addr, kind, now),
                     EngineAction::Close(id) => self.begin_close(id, now),
                     EngineAction::WantWrite(id) => self.dirty.push(id),
                     EngineAction::Event(text) => self.event(text),
@@ -879,7 +888,7 @@ mod tests {
             self.note(format!("open {id} {d:?} {k:?}"));
             self.out.insert(id, Vec::new());
         }
-        fn on_connect_failed(&mut self, addr: SocketAddr, _: Instant) {
+        fn on_connect_failed(&mut self, addr: SocketAddr, _: Sniffed, _: Instant) {
             self.note(format!("failed {}", addr.port()));
         }
         fn on_bytes(&mut self, id: ConnId, bytes: &[u8], _: Instant) {
