@@ -568,8 +568,14 @@ pub fn run(config: Config) -> io::Result<()> {
     data.save_atomic(PORT_FILE, format!("{listen_addr}\n").as_bytes())?;
     println!("listening on {listen_addr}");
     spawn_signal_thread(handle.clone())?;
-    crate::shell::terminal::spawn_stdin(handle, !config.headless)?;
+    let terminal = crate::shell::terminal::spawn_stdin(handle, !config.headless)?;
     let result = reactor.run();
+    // A `quit` typed on stdin: let the terminal print its answer before the
+    // process ends (bounded: the thread may instead be blocked reading).
+    let deadline = Instant::now() + std::time::Duration::from_millis(300);
+    while !terminal.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let _ = std::fs::remove_file(data.path(PORT_FILE));
     result
 }

@@ -4,7 +4,8 @@
 mod e2e_support;
 
 use e2e_support::{num, wait_until, Servent, WAIT};
-use std::process::Command;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn ctl(servent: &Servent, words: &[&str]) -> (bool, String, String) {
@@ -113,4 +114,103 @@ fn sigterm_says_bye_saves_the_host_cache_and_a_restart_reloads_it() {
         .wait_exit(Duration::from_secs(20))
         .expect("no exit after quit");
     assert!(status.success());
+}
+
+/// Runs `hazel` with commands on stdin; returns its exit status and stdout.
+fn run_with_stdin(extra: &[&str], input: &str) -> (std::process::ExitStatus, String) {
+    let temp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hazel"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--peers",
+            "0",
+            "--log-level",
+            "warn",
+        ])
+        .arg("--data-dir")
+        .arg(temp.path().join("data"))
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn hazel");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // Wait until it is up (it prints its address first), then type.
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.starts_with("listening on 127.0.0.1:"), "{first}");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut rest);
+        rest
+    });
+    let mut status = None;
+    let exited = wait_until(WAIT, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("hazel did not quit");
+    }
+    (status.unwrap(), reader.join().unwrap())
+}
+
+#[test]
+fn the_interactive_terminal_prompts_answers_and_quits() {
+    let (status, out) = run_with_stdin(&[], "peers\nbogus\nstats\nquit\n");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        out.starts_with("hazel> (none)\nhazel> error: unknown command `bogus`"),
+        "{out}"
+    );
+    assert!(out.contains("received:"), "{out}");
+    assert!(out.contains("hazel> bye"), "{out}");
+}
+
+#[test]
+fn end_of_input_quits_the_interactive_terminal() {
+    let (status, out) = run_with_stdin(&[], "peers\n");
+    assert!(status.success(), "{status:?}");
+    assert!(out.starts_with("hazel> (none)\nhazel> "), "{out}");
+}
+
+#[test]
+fn headless_stdin_takes_commands_without_a_prompt() {
+    let (status, out) = run_with_stdin(&["--headless"], "search two words\nquit\n");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(out, "search 1 started\nbye\n");
+}
+
+#[test]
+fn protocol_04_links_are_made_when_asked() {
+    let b = Servent::start("b", &["--peers", "0"], &[]);
+    let a = Servent::start(
+        "a",
+        &[
+            "--peers",
+            "0",
+            "--protocol",
+            "0.4",
+            "--connect",
+            &b.addr.to_string(),
+        ],
+        &[],
+    );
+    a.wait_established(1);
+    let peers = a.must("peers");
+    assert_eq!(peers[0]["protocol"], "0.4", "{peers}");
+    // A query crosses the 0.4 link.
+    let before = num(&b.stats(), "received.query");
+    a.must("search over old links");
+    assert!(wait_until(WAIT, || num(&b.stats(), "received.query") > before));
 }

@@ -12,21 +12,27 @@ use std::time::Duration;
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reads stdin line by line on a new thread, printing each reply. With
-/// `prompt`, shows `hazel> ` before every line. End of input stops reading but
-/// not the servent (a headless servent started with stdin closed keeps running).
+/// `prompt` (the interactive terminal), shows `hazel> ` before every line and
+/// end of input (Ctrl-D) quits the servent; headless, end of input only stops
+/// reading (a servent started with stdin closed keeps running).
 pub fn spawn_stdin<R: Requests>(requests: R, prompt: bool) -> io::Result<thread::JoinHandle<()>> {
-    thread::Builder::new()
-        .name("stdin".into())
-        .spawn(move || read_commands(io::stdin().lock(), io::stdout(), &requests, prompt))
+    thread::Builder::new().name("stdin".into()).spawn(move || {
+        let quit = read_commands(io::stdin().lock(), io::stdout(), &requests, prompt);
+        if prompt && !quit {
+            println!();
+            let _ = requests.request(crate::shell::Command::Quit, ANSWER_TIMEOUT);
+        }
+    })
 }
 
-/// The loop behind [`spawn_stdin`], on any reader and writer.
+/// The loop behind [`spawn_stdin`], on any reader and writer. Returns true
+/// when it ended on a `quit`, false at end of input.
 pub fn read_commands<R: Requests, I: BufRead, O: Write>(
     mut input: I,
     mut output: O,
     requests: &R,
     prompt: bool,
-) {
+) -> bool {
     loop {
         if prompt {
             let _ = write!(output, "hazel> ");
@@ -34,7 +40,7 @@ pub fn read_commands<R: Requests, I: BufRead, O: Write>(
         }
         let mut line = String::new();
         match input.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return false,
             Ok(_) => {}
         }
         if line.trim().is_empty() {
@@ -53,7 +59,7 @@ pub fn read_commands<R: Requests, I: BufRead, O: Write>(
         let _ = writeln!(output, "{}", response.to_text());
         let _ = output.flush();
         if quit {
-            return;
+            return true;
         }
     }
 }
@@ -78,12 +84,15 @@ mod tests {
     fn each_line_gets_a_reply_and_bad_lines_do_not_stop_the_loop() {
         let input = b"peers\n\nnonsense here\nstats\nquit\nrescan\n";
         let mut out = Vec::new();
-        read_commands(&input[..], &mut out, &Named, true);
+        assert!(read_commands(&input[..], &mut out, &Named, true));
         let out = String::from_utf8(out).unwrap();
         assert_eq!(
             out,
             "hazel> Peers\nhazel> hazel> error: unknown command `nonsense` (try `help`)\n\
              hazel> Stats\nhazel> bye\n"
         );
+        let mut out = Vec::new();
+        assert!(!read_commands(&b"peers\n"[..], &mut out, &Named, false));
+        assert_eq!(out, b"Peers\n");
     }
 }
