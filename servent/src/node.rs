@@ -555,6 +555,7 @@ impl Drop for Node {
 /// Runs a servent until `quit` or SIGINT/SIGTERM; returns when it has said Bye
 /// and saved its host cache.
 pub fn run(config: Config) -> io::Result<()> {
+    raise_fd_limit();
     let data = DataDir::open(&config.data_dir)?;
     let listener = std::net::TcpListener::bind(config.listen)?;
     let listen_addr = listener.local_addr()?;
@@ -578,6 +579,27 @@ pub fn run(config: Config) -> io::Result<()> {
     }
     let _ = std::fs::remove_file(data.path(PORT_FILE));
     result
+}
+
+/// Lifts the soft limit on open files to the hard limit (at most 65536), so
+/// `--max-peers` in the thousands is not cut short by a default of 1024.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            let wanted = limit.rlim_max.min(65536);
+            if limit.rlim_cur < wanted {
+                limit.rlim_cur = wanted;
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    log::warn!("could not raise the open-file limit");
+                }
+            }
+        }
+    }
 }
 
 /// SIGINT and SIGTERM become a `quit` command.

@@ -63,8 +63,12 @@ fn ctl_prints_text_and_json_and_bad_commands_get_one_line_errors() {
         assert_eq!(err.lines().count(), 1, "{bad:?}: {err}");
         assert!(err.starts_with("error: "), "{bad:?}: {err}");
     }
-    // Still running and answering.
+    // Still running and answering; a rescan picks up a new file.
     assert!(wait_until(WAIT, || num(&a.must("shares"), "files") == 1));
+    std::fs::write(a.share_dir.join("second.ogg"), b"da da").unwrap();
+    let (ok, out, _) = ctl(&a, &["rescan"]);
+    assert!(ok, "{out}");
+    assert!(wait_until(WAIT, || num(&a.must("shares"), "files") == 2));
     let (ok, out, _) = ctl(&a, &["peers"]);
     assert!(ok);
     assert_eq!(out.trim(), "(none)");
@@ -90,8 +94,13 @@ fn sigterm_says_bye_saves_the_host_cache_and_a_restart_reloads_it() {
     a.signal(libc::SIGTERM);
     let status = a.wait_exit(WAIT).expect("a did not exit after SIGTERM");
     assert!(status.success(), "exit status {status:?}");
-    // b saw the link go (a Bye, then the close).
+    // b saw the link go: a Bye, then the close.
     assert!(wait_until(WAIT, || b.established() == 0));
+    assert!(
+        wait_until(WAIT, || b.log().contains("peer sent Bye 200")),
+        "b's log shows no Bye:\n{}",
+        b.log()
+    );
     let saved = std::fs::read_to_string(data.join("hosts")).expect("host cache saved");
     assert!(saved.contains(&b_addr), "host cache: {saved:?}");
     assert!(
