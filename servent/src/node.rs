@@ -412,25 +412,28 @@ impl Engine for Node {
     }
 
     fn poll_action(&mut self) -> Option<EngineAction> {
-        if let Some(action) = self.own_actions.pop_front() {
-            return Some(action);
-        }
-        let action = self.core.poll_action()?;
-        Some(match action {
-            Action::Connect(addr) => EngineAction::Connect(addr),
-            Action::Close(id) => EngineAction::Close(id),
-            Action::WantWrite(id) => EngineAction::WantWrite(id),
-            Action::Event(event) => {
-                if let CoreEvent::PushRequest(push) = &event {
-                    self.start_giv(push);
-                }
-                let text = Self::event_text(&event);
-                if self.print_events {
-                    println!("{text}");
-                }
-                EngineAction::Event(text)
+        loop {
+            if let Some(action) = self.own_actions.pop_front() {
+                return Some(action);
             }
-        })
+            return Some(match self.core.poll_action()? {
+                Action::Connect(addr) => EngineAction::Connect(addr),
+                Action::Close(id) => EngineAction::Close(id),
+                Action::WantWrite(id) => EngineAction::WantWrite(id),
+                Action::Event(event) => {
+                    if let CoreEvent::PushRequest(push) = &event {
+                        self.start_giv(push);
+                    }
+                    let text = Self::event_text(&event);
+                    if self.print_events {
+                        // The terminal shows it; logging it too would say it twice.
+                        println!("{text}");
+                        continue;
+                    }
+                    EngineAction::Event(text)
+                }
+            });
+        }
     }
 
     fn output(&mut self, id: ConnId) -> &[u8] {

@@ -278,6 +278,16 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any line, however strange, parses or gives a one-line error.
+        #[test]
+        fn any_line_parses_or_gives_a_one_line_error(line in "\\PC{0,200}") {
+            if let Err(e) = Command::parse(&line) {
+                proptest::prop_assert!(!e.to_string().contains('\n'));
+            }
+        }
+    }
+
     #[test]
     fn a_long_unknown_word_is_cut_in_the_error() {
         let line = "x".repeat(1000);
