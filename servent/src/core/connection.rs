@@ -77,6 +77,8 @@ pub struct Connection {
     pub peer_ultrapeer: Option<bool>,
     /// The peer announced `Bye-Packet`: it may be sent a Bye.
     pub peer_bye: bool,
+    /// The peer's `GUID` header (lower-case hex), to spot a second link to it.
+    pub peer_guid: Option<String>,
     /// Input bytes not yet consumed (a partial handshake block or descriptor).
     pub inbuf: Vec<u8>,
     pub inflater: Option<Decompress>,
@@ -126,6 +128,7 @@ impl Connection {
             user_agent: String::new(),
             peer_ultrapeer: None,
             peer_bye: false,
+            peer_guid: None,
             inbuf: Vec::new(),
             inflater: None,
             out: Vec::new(),

@@ -97,7 +97,12 @@ impl Core {
 
     /// Incoming: the peer's CONNECT.
     fn on_connect_block(&mut self, id: ConnId, block: Handshake, now: Instant) {
-        let full = self.conns.len() > self.config.max_peers || self.shutting_down;
+        let others = self
+            .conns
+            .values()
+            .filter(|c| c.id != id && !c.is_closing())
+            .count();
+        let full = others >= self.config.max_peers || self.shutting_down;
         match block {
             Handshake::Connect04 => {
                 if full {
@@ -132,6 +137,10 @@ impl Core {
                 }
                 if let Some(addr) = listen {
                     self.hosts.add(addr, now);
+                }
+                if self.has_link_to_guid(id) {
+                    self.refuse(id, 409, "Already connected", now);
+                    return;
                 }
                 if full {
                     self.refuse(id, 503, "Too many connections", now);
@@ -312,6 +321,17 @@ impl Core {
         self.want_write(id);
     }
 
+    /// Another live link already leads to the servent that `id`'s GUID names
+    /// (both sides dialled each other).
+    fn has_link_to_guid(&self, id: ConnId) -> bool {
+        let Some(guid) = self.conns.get(&id).and_then(|c| c.peer_guid.clone()) else {
+            return false;
+        };
+        self.conns
+            .values()
+            .any(|c| c.id != id && !c.is_closing() && c.peer_guid.as_deref() == Some(&guid))
+    }
+
     fn learn_external_ip(&mut self, ip: IpAddr) {
         if let IpAddr::V4(v4) = ip {
             if !v4.is_unspecified() {
@@ -331,6 +351,10 @@ fn note_peer_headers(conn: &mut super::connection::Connection, headers: &Headers
     }
     conn.peer_ultrapeer = headers.ultrapeer();
     conn.peer_bye = headers.bye_packet().is_some();
+    conn.peer_guid = headers
+        .get("GUID")
+        .filter(|g| g.len() == 32)
+        .map(|g| g.to_ascii_lowercase());
     if let Some(listen) = headers.listen_addr() {
         let listen = SocketAddr::V4(listen);
         if super::hosts::is_dialable(&listen) {

@@ -269,7 +269,7 @@ const X_TRY_HOSTS: usize = 10;
 pub struct Core {
     config: CoreConfig,
     rng: StdRng,
-    conns: HashMap<ConnId, Connection>,
+    conns: HashMap<ConnId, Connection, seen::ConnIdHashBuilder>,
     /// Established connections, for broadcasts.
     established: Vec<ConnId>,
     pending_connects: HashMap<SocketAddr, Instant>,
@@ -320,7 +320,7 @@ impl Core {
             hosts: HostCache::new(config.host_cache_capacity),
             pong_cache: PongCache::new(config.pong_cache_fresh),
             rng,
-            conns: HashMap::new(),
+            conns: HashMap::with_hasher(seen::ConnIdHashBuilder),
             established: Vec::new(),
             pending_connects: HashMap::new(),
             actions: VecDeque::new(),
@@ -730,6 +730,8 @@ impl Core {
         }
         let dropped = conn.enqueue(class, frame);
         let overflowed = conn.queue.overflowed();
+        let signal = !conn.write_signalled;
+        conn.write_signalled = true;
         if dropped.total() > 0 {
             self.drops
                 .add(DropReason::QueueFullPing, u64::from(dropped.pings));
@@ -746,7 +748,9 @@ impl Core {
             let _ = now;
             return false;
         }
-        self.want_write(to);
+        if signal {
+            self.actions.push_back(Action::WantWrite(to));
+        }
         true
     }
 

@@ -195,7 +195,7 @@ impl Core {
         if self.established.len() <= 1 {
             return;
         }
-        let frame: Frame = wire::with_ttl_hops(frame, ttl, hops).into();
+        let frame: Frame = wire::with_ttl_hops(frame, ttl, hops);
         let payload_type = frame.get(16).copied().unwrap_or(0);
         let mut i = 0;
         // Bounded by the number of established links; enqueue may remove one.
@@ -219,7 +219,7 @@ impl Core {
             self.count_drop(h.payload_type, DropReason::RouteGone);
             return;
         }
-        let frame: Frame = wire::with_ttl_hops(frame, ttl, hops).into();
+        let frame: Frame = wire::with_ttl_hops(frame, ttl, hops);
         if self.enqueue(to, class, frame, now) {
             self.forwarded.add(h.payload_type, 1);
         }

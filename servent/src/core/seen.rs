@@ -90,6 +90,34 @@ impl BuildHasher for IdHashBuilder {
     }
 }
 
+/// Hasher for connection ids: the reactor allocates them sequentially, so
+/// one multiply spreads them well; they are not chosen by peers.
+#[derive(Clone, Copy, Default)]
+pub struct ConnIdHashBuilder;
+
+pub struct ConnIdHasher(u64);
+
+impl Hasher for ConnIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = fold(self.0 ^ x, 0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl BuildHasher for ConnIdHashBuilder {
+    type Hasher = ConnIdHasher;
+    fn build_hasher(&self) -> ConnIdHasher {
+        ConnIdHasher(0)
+    }
+}
+
 /// Two generations of fixed-capacity maps from id to a small value.
 pub struct SeenTable<V> {
     current: HashMap<IdKey, V, IdHashBuilder>,
@@ -128,12 +156,24 @@ impl<V: Copy> SeenTable<V> {
     /// Remembers `id` unless it already is; returns true when it was new.
     pub fn insert_new(&mut self, id: &[u8; 16], value: V, now: Instant) -> bool {
         let key = IdKey::new(id);
-        if self.current.contains_key(&key) || self.previous.contains_key(&key) {
+        if self.previous.contains_key(&key) {
             return false;
         }
-        self.rotate_if_due(now);
-        self.current.insert(key, value);
-        true
+        if self.current.len() >= self.capacity
+            || now.saturating_duration_since(self.generation_started) >= self.generation_age
+        {
+            if self.current.contains_key(&key) {
+                return false;
+            }
+            self.rotate_if_due(now);
+        }
+        match self.current.entry(key) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(value);
+                true
+            }
+        }
     }
 
     /// Remembers `id` with `value`, replacing an older value (used for routes

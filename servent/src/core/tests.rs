@@ -797,3 +797,28 @@ fn our_pong_reports_the_librarys_files_and_kilobytes() {
     assert_eq!((f.files, f.kbytes), (2, 6));
     assert_eq!(f.port, 6346);
 }
+
+#[test]
+fn a_second_link_to_the_same_servent_is_refused() {
+    let mut rig = Rig::new(config());
+    let hello = "GNUTELLA CONNECT/0.6\r\nGUID: 0123456789abcdef0123456789abcdef\r\n\r\n";
+    rig.core.on_connection(
+        1,
+        Direction::Incoming,
+        "10.0.0.1:1".parse().expect("a"),
+        rig.now,
+    );
+    rig.core.on_bytes(1, hello.as_bytes(), rig.now);
+    assert!(rig.drain(1).starts_with(b"GNUTELLA/0.6 200"));
+    rig.core
+        .on_bytes(1, b"GNUTELLA/0.6 200 OK\r\n\r\n", rig.now);
+    rig.core.on_connection(
+        2,
+        Direction::Incoming,
+        "10.0.0.1:2".parse().expect("a"),
+        rig.now,
+    );
+    rig.core.on_bytes(2, hello.as_bytes(), rig.now);
+    assert!(rig.drain(2).starts_with(b"GNUTELLA/0.6 409"));
+    assert_eq!(rig.core.established_ids(), &[1]);
+}

@@ -75,12 +75,17 @@ impl RawHeader {
     }
 }
 
-/// A whole descriptor with new TTL and hops (the payload is copied as is).
-pub fn with_ttl_hops(frame: &[u8], ttl: u8, hops: u8) -> Vec<u8> {
-    let mut out = frame.to_vec();
-    if out.len() >= HEADER_LEN {
-        out[field::TTL] = ttl;
-        out[field::HOPS] = hops;
+/// A whole descriptor with new TTL and hops (the payload is copied as is),
+/// shared: one allocation however many neighbours it is queued for.
+pub fn with_ttl_hops(frame: &[u8], ttl: u8, hops: u8) -> std::sync::Arc<[u8]> {
+    let mut out: std::sync::Arc<[u8]> = std::sync::Arc::from(frame);
+    if let Some(bytes) = std::sync::Arc::get_mut(&mut out) {
+        if let Some(t) = bytes.get_mut(field::TTL) {
+            *t = ttl;
+        }
+        if let Some(h) = bytes.get_mut(field::HOPS) {
+            *h = hops;
+        }
     }
     out
 }
