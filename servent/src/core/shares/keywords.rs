@@ -11,7 +11,8 @@
 //! answer from a sorted vocabulary instead of scanning every name, while still letting a user type
 //! the start of a word, as Gnutella users expect.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::ops::Bound;
 
 /// True for characters that belong inside a keyword.
@@ -137,15 +138,31 @@ impl KeywordIndex {
         if weight == 0 {
             return Vec::new();
         }
-        let mut candidates: Vec<u32> = Vec::with_capacity(weight);
-        for list in self.lists_with_prefix(first) {
-            candidates.extend_from_slice(list);
-        }
-        candidates.sort_unstable();
-        candidates.dedup();
+        // The candidates of the most selective keyword, in position order, merged from the sorted
+        // posting lists of every word it prefixes (a k-way merge, so a limited search stops
+        // early instead of gathering and sorting every candidate).
+        let lists: Vec<&[u32]> = self.lists_with_prefix(first).map(Vec::as_slice).collect();
+        let mut heads: BinaryHeap<Reverse<(u32, usize)>> = lists
+            .iter()
+            .enumerate()
+            .filter_map(|(list, positions)| positions.first().map(|&p| Reverse((p, list))))
+            .collect();
+        let mut offsets: Vec<usize> = vec![0; lists.len()];
         let rest = order.get(1..).unwrap_or(&[]);
         let mut out = Vec::new();
-        for position in candidates {
+        let mut last: Option<u32> = None;
+        while let Some(Reverse((position, list))) = heads.pop() {
+            if let (Some(offset), Some(positions)) = (offsets.get_mut(list), lists.get(list)) {
+                *offset += 1;
+                if let Some(&next) = positions.get(*offset) {
+                    heads.push(Reverse((next, list)));
+                }
+            }
+            // A file can contain several words with the prefix: list it once.
+            if last == Some(position) {
+                continue;
+            }
+            last = Some(position);
             let words = file_words(position);
             if rest
                 .iter()
