@@ -12,8 +12,7 @@
 //! the start of a word, as Gnutella users expect.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
-use std::ops::Bound;
+use std::collections::{BinaryHeap, HashMap};
 
 /// True for characters that belong inside a keyword.
 fn is_word_char(c: char) -> bool {
@@ -70,29 +69,30 @@ pub fn keyword_set(text: &str) -> Vec<String> {
 }
 
 /// Inverted index: keyword → sorted positions (into the library's file table) of the files whose
-/// name contains that keyword. The vocabulary is kept sorted so that every keyword starting with a
-/// given prefix is one contiguous range.
+/// name contains that keyword. The vocabulary is a sorted vector so that every keyword starting
+/// with a given prefix is one contiguous run, found by binary search.
 #[derive(Debug, Default, Clone)]
 pub struct KeywordIndex {
-    postings: BTreeMap<String, Vec<u32>>,
+    postings: Vec<(String, Vec<u32>)>,
 }
 
 impl KeywordIndex {
     /// Builds the index from each file's keyword set; `names[i]` is the set of file position `i`.
     pub fn build<'a>(names: impl IntoIterator<Item = &'a [String]>) -> Self {
-        let mut postings: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        // A hash map while collecting (cheap lookups), sorted once at the end.
+        let mut collecting: HashMap<&'a str, Vec<u32>> = HashMap::new();
         for (position, words) in names.into_iter().enumerate() {
             let position = u32::try_from(position).unwrap_or(u32::MAX);
             for word in words {
-                match postings.get_mut(word.as_str()) {
-                    Some(list) => list.push(position),
-                    None => {
-                        postings.insert(word.clone(), vec![position]);
-                    }
-                }
+                collecting.entry(word.as_str()).or_default().push(position);
             }
         }
         // Positions were pushed in increasing order, so every list is already sorted.
+        let mut postings: Vec<(String, Vec<u32>)> = collecting
+            .into_iter()
+            .map(|(word, list)| (word.to_owned(), list))
+            .collect();
+        postings.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         KeywordIndex { postings }
     }
 
@@ -103,8 +103,13 @@ impl KeywordIndex {
 
     /// The posting lists of every keyword that starts with `prefix`.
     fn lists_with_prefix<'s>(&'s self, prefix: &'s str) -> impl Iterator<Item = &'s Vec<u32>> + 's {
+        let start = self
+            .postings
+            .partition_point(|(word, _)| word.as_str() < prefix);
         self.postings
-            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .get(start..)
+            .unwrap_or(&[])
+            .iter()
             .take_while(move |(word, _)| word.starts_with(prefix))
             .map(|(_, list)| list)
     }

@@ -27,6 +27,7 @@ pub mod upload;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use keywords::{keyword_set, keywords as split_keywords, KeywordIndex};
@@ -70,16 +71,34 @@ impl SearchCriteria {
     }
 }
 
+/// The keyword side of a library: it depends only on the names, so libraries that differ only in
+/// SHA-1s (every publish while hashing) share it.
+#[derive(Debug, Default)]
+struct NameIndex {
+    /// Sorted keyword set of each file, parallel to `Library::files`.
+    file_words: Vec<Vec<String>>,
+    index: KeywordIndex,
+}
+
 /// The shared set at one moment: immutable once built, shared with the reactor as `Arc<Library>`.
 #[derive(Debug, Default, Clone)]
 pub struct Library {
     /// Files sorted by index.
     files: Vec<SharedFile>,
-    /// Sorted keyword set of each file, parallel to `files`.
-    file_words: Vec<Vec<String>>,
-    index: KeywordIndex,
+    names: Arc<NameIndex>,
     by_sha1: HashMap<[u8; 20], u32>,
     total_bytes: u64,
+}
+
+/// Digest → position of the first file with it.
+fn sha1_table(files: &[SharedFile]) -> HashMap<[u8; 20], u32> {
+    let mut by_sha1 = HashMap::with_capacity(files.len());
+    for (position, file) in files.iter().enumerate() {
+        if let (Some(digest), Ok(position)) = (file.sha1, u32::try_from(position)) {
+            by_sha1.entry(digest).or_insert(position);
+        }
+    }
+    by_sha1
 }
 
 impl Library {
@@ -94,19 +113,31 @@ impl Library {
         files.dedup_by_key(|f| f.index);
         let file_words: Vec<Vec<String>> = files.iter().map(|f| keyword_set(&f.name)).collect();
         let index = KeywordIndex::build(file_words.iter().map(Vec::as_slice));
-        let mut by_sha1 = HashMap::new();
-        for (position, file) in files.iter().enumerate() {
-            if let (Some(digest), Ok(position)) = (file.sha1, u32::try_from(position)) {
-                by_sha1.entry(digest).or_insert(position);
-            }
-        }
         let total_bytes = files.iter().map(|f| f.size).fold(0u64, u64::saturating_add);
         Library {
+            by_sha1: sha1_table(&files),
             files,
-            file_words,
-            index,
-            by_sha1,
+            names: Arc::new(NameIndex { file_words, index }),
             total_bytes,
+        }
+    }
+
+    /// A copy with the SHA-1 of some files set (`(index, digest)`; unknown indexes ignored). The
+    /// keyword index is shared, not rebuilt: this is how hashing progress is published cheaply.
+    pub fn with_sha1s(&self, digests: &[(u32, [u8; 20])]) -> Library {
+        let mut files = self.files.clone();
+        for (index, digest) in digests {
+            if let Ok(position) = files.binary_search_by_key(index, |f| f.index) {
+                if let Some(file) = files.get_mut(position) {
+                    file.sha1 = Some(*digest);
+                }
+            }
+        }
+        Library {
+            by_sha1: sha1_table(&files),
+            files,
+            names: Arc::clone(&self.names),
+            total_bytes: self.total_bytes,
         }
     }
 
@@ -156,7 +187,7 @@ impl Library {
 
     /// Number of distinct keywords in the index.
     pub fn vocabulary_len(&self) -> usize {
-        self.index.vocabulary_len()
+        self.names.index.vocabulary_len()
     }
 
     /// Every file matching `criteria` (see the module doc), urn matches first, then keyword matches
@@ -186,10 +217,10 @@ impl Library {
         query.sort_unstable();
         query.dedup();
         let urn_hits = out.len();
-        let positions = self.index.search(&query, remaining + urn_hits, |p| {
+        let positions = self.names.index.search(&query, remaining + urn_hits, |p| {
             usize::try_from(p)
                 .ok()
-                .and_then(|p| self.file_words.get(p))
+                .and_then(|p| self.names.file_words.get(p))
                 .map_or(&[][..], Vec::as_slice)
         });
         for position in positions {
@@ -232,7 +263,7 @@ impl Library {
         if query.is_empty() {
             return out;
         }
-        for (file, words) in self.files.iter().zip(&self.file_words) {
+        for (file, words) in self.files.iter().zip(&self.names.file_words) {
             if query
                 .iter()
                 .all(|k| keywords::has_word_with_prefix(words, k))
@@ -365,6 +396,21 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn with_sha1s_updates_lookup_and_keeps_search() {
+        let lib = sample();
+        let updated = lib.with_sha1s(&[(2, [2; 20]), (99, [9; 20])]);
+        assert_eq!(updated.by_sha1(&[2; 20]).map(|f| f.index), Some(2));
+        assert!(updated.by_sha1(&[9; 20]).is_none());
+        assert_eq!(updated.pending_hashes(), 0);
+        assert_eq!(lib.pending_hashes(), 1, "the original is unchanged");
+        assert_eq!(
+            indexes(updated.search(&SearchCriteria::text("help"))),
+            vec![2, 3]
+        );
+        assert_eq!(updated.totals(), lib.totals());
     }
 
     #[test]
