@@ -116,6 +116,11 @@ fn bench_search(c: &mut Criterion) {
         });
         group.finish();
     }
+    // Publishing hashing progress: new digests on the same names (the keyword index is shared).
+    let digests: Vec<(u32, [u8; 20])> = (1..=1000).map(|i| (i * 37, [i as u8; 20])).collect();
+    c.bench_function("with_sha1s_100k", |b| {
+        b.iter(|| black_box(library.with_sha1s(black_box(&digests)).len()))
+    });
     c.bench_function("build_library_100k", |b| {
         b.iter_batched(
             || library.files().to_vec(),

@@ -147,13 +147,29 @@ impl KeywordIndex {
         // posting lists of every word it prefixes (a k-way merge, so a limited search stops
         // early instead of gathering and sorting every candidate).
         let lists: Vec<&[u32]> = self.lists_with_prefix(first).map(Vec::as_slice).collect();
+        let rest = order.get(1..).unwrap_or(&[]);
+        let matches_rest = |position: u32| {
+            let words = file_words(position);
+            rest.iter()
+                .all(|&(_, keyword)| has_word_with_prefix(words, keyword))
+        };
+        if limit >= weight {
+            // Every candidate will be looked at anyway: gathering and sorting beats the heap.
+            let mut candidates: Vec<u32> = Vec::with_capacity(weight);
+            for list in &lists {
+                candidates.extend_from_slice(list);
+            }
+            candidates.sort_unstable();
+            candidates.dedup();
+            candidates.retain(|&p| matches_rest(p));
+            return candidates;
+        }
         let mut heads: BinaryHeap<Reverse<(u32, usize)>> = lists
             .iter()
             .enumerate()
             .filter_map(|(list, positions)| positions.first().map(|&p| Reverse((p, list))))
             .collect();
         let mut offsets: Vec<usize> = vec![0; lists.len()];
-        let rest = order.get(1..).unwrap_or(&[]);
         let mut out = Vec::new();
         let mut last: Option<u32> = None;
         while let Some(Reverse((position, list))) = heads.pop() {
@@ -168,11 +184,7 @@ impl KeywordIndex {
                 continue;
             }
             last = Some(position);
-            let words = file_words(position);
-            if rest
-                .iter()
-                .all(|&(_, keyword)| has_word_with_prefix(words, keyword))
-            {
+            if matches_rest(position) {
                 out.push(position);
                 if out.len() >= limit {
                     break;
