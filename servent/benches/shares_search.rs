@@ -123,7 +123,13 @@ fn bench_search(c: &mut Criterion) {
     });
     c.bench_function("build_library_100k", |b| {
         b.iter_batched(
-            || library.files().to_vec(),
+            || {
+                library
+                    .files()
+                    .iter()
+                    .map(|f| SharedFile::clone(f))
+                    .collect::<Vec<_>>()
+            },
             |files| black_box(Library::new(files).len()),
             criterion::BatchSize::LargeInput,
         )

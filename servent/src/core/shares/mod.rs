@@ -83,15 +83,16 @@ struct NameIndex {
 /// The shared set at one moment: immutable once built, shared with the reactor as `Arc<Library>`.
 #[derive(Debug, Default, Clone)]
 pub struct Library {
-    /// Files sorted by index.
-    files: Vec<SharedFile>,
+    /// Files sorted by index. Each behind an `Arc` so that a library differing only in a few
+    /// digests shares every other entry with its predecessor.
+    files: Vec<Arc<SharedFile>>,
     names: Arc<NameIndex>,
     by_sha1: HashMap<[u8; 20], u32>,
     total_bytes: u64,
 }
 
 /// Digest → position of the first file with it.
-fn sha1_table(files: &[SharedFile]) -> HashMap<[u8; 20], u32> {
+fn sha1_table(files: &[Arc<SharedFile>]) -> HashMap<[u8; 20], u32> {
     let mut by_sha1 = HashMap::with_capacity(files.len());
     for (position, file) in files.iter().enumerate() {
         if let (Some(digest), Ok(position)) = (file.sha1, u32::try_from(position)) {
@@ -114,6 +115,7 @@ impl Library {
         let file_words: Vec<Vec<String>> = files.iter().map(|f| keyword_set(&f.name)).collect();
         let index = KeywordIndex::build(file_words.iter().map(Vec::as_slice));
         let total_bytes = files.iter().map(|f| f.size).fold(0u64, u64::saturating_add);
+        let files: Vec<Arc<SharedFile>> = files.into_iter().map(Arc::new).collect();
         Library {
             by_sha1: sha1_table(&files),
             files,
@@ -126,15 +128,37 @@ impl Library {
     /// keyword index is shared, not rebuilt: this is how hashing progress is published cheaply.
     pub fn with_sha1s(&self, digests: &[(u32, [u8; 20])]) -> Library {
         let mut files = self.files.clone();
+        let mut by_sha1 = self.by_sha1.clone();
         for (index, digest) in digests {
-            if let Ok(position) = files.binary_search_by_key(index, |f| f.index) {
-                if let Some(file) = files.get_mut(position) {
-                    file.sha1 = Some(*digest);
+            let Ok(position) = files.binary_search_by_key(index, |f| f.index) else {
+                continue;
+            };
+            let (Some(file), Ok(position_key)) = (files.get_mut(position), u32::try_from(position))
+            else {
+                continue;
+            };
+            if file.sha1 == Some(*digest) {
+                continue;
+            }
+            let replaced = file.sha1;
+            Arc::make_mut(file).sha1 = Some(*digest);
+            by_sha1.entry(*digest).or_insert(position_key);
+            if let Some(old) = replaced {
+                if by_sha1.get(&old) == Some(&position_key) {
+                    // Another file may share the old digest (rare: only a changed digest).
+                    match files.iter().position(|f| f.sha1 == Some(old)) {
+                        Some(other) => {
+                            by_sha1.insert(old, u32::try_from(other).unwrap_or(u32::MAX));
+                        }
+                        None => {
+                            by_sha1.remove(&old);
+                        }
+                    }
                 }
             }
         }
         Library {
-            by_sha1: sha1_table(&files),
+            by_sha1,
             files,
             names: Arc::clone(&self.names),
             total_bytes: self.total_bytes,
@@ -142,7 +166,7 @@ impl Library {
     }
 
     /// Every file, sorted by index.
-    pub fn files(&self) -> &[SharedFile] {
+    pub fn files(&self) -> &[Arc<SharedFile>] {
         &self.files
     }
 
@@ -176,13 +200,15 @@ impl Library {
     /// The file with this index.
     pub fn get(&self, index: u32) -> Option<&SharedFile> {
         let position = self.files.binary_search_by_key(&index, |f| f.index).ok()?;
-        self.files.get(position)
+        self.files.get(position).map(|f| &**f)
     }
 
     /// The file with this SHA-1.
     pub fn by_sha1(&self, digest: &[u8; 20]) -> Option<&SharedFile> {
         let position = *self.by_sha1.get(digest)?;
-        self.files.get(usize::try_from(position).ok()?)
+        self.files
+            .get(usize::try_from(position).ok()?)
+            .map(|f| &**f)
     }
 
     /// Number of distinct keywords in the index.
@@ -230,6 +256,7 @@ impl Library {
             let Some(file) = usize::try_from(position)
                 .ok()
                 .and_then(|p| self.files.get(p))
+                .map(|f| &**f)
             else {
                 continue;
             };
@@ -255,7 +282,7 @@ impl Library {
         for digest in &criteria.sha1_urns {
             if let Some(file) = self.files.iter().find(|f| f.sha1.as_ref() == Some(digest)) {
                 if !out.iter().any(|f| f.index == file.index) {
-                    out.push(file);
+                    out.push(&**file);
                 }
             }
         }
