@@ -15,7 +15,7 @@
 //!   be read, is left out of the library until the next rescan.
 //! - [`open_span`] opens the file of an upload reply at its offset, refusing a file changed since
 //!   the scan (the reactor streams `len` bytes from it).
-//! - The walk's policy (symlinks, hidden files, the data directory) is described in [`scan`].
+//! - The walk's policy (symlinks, hidden files, the data directory) is described in [`mod@scan`].
 
 pub mod cache;
 pub mod scan;

@@ -5,15 +5,18 @@
 //! # API
 //! - [`SharedFile`]: one shared file (`index` stable while the file is unchanged, `name`, relative
 //!   and absolute path, `size`, `mtime`, `sha1` once hashed).
-//! - [`Library::new`] builds the indexes from files; [`Library::search`] /
-//!   [`Library::search_limited`] answer a [`SearchCriteria`] (search text + `urn:sha1` values); [`Library::totals`] gives
-//!   `(files, kbytes)` for Pongs; [`Library::get`] finds a file by index, [`Library::by_sha1`] by digest.
+//! - [`Library::new`] builds the indexes from files; [`Library::with_sha1s`] is a cheap copy with
+//!   new digests (hashing progress; the keyword index is shared).
+//! - [`Library::search`] / [`Library::search_limited`] answer a [`SearchCriteria`] (search text +
+//!   `urn:sha1` values); [`Library::totals`] gives `(files, kbytes)` for Pongs; [`Library::get`]
+//!   finds a file by index, [`Library::by_sha1`] by digest, [`Library::files`] lists them all.
 //! - [`query_hits::build_query_hits`] encodes matches into QueryHit descriptors of at most
 //!   16 KiB each, with HUGE urns, the `HZEL` trailer and correct open-data flags;
 //!   [`Library::answer_query`] does search + build for a received Query, and
 //!   [`SearchCriteria::from_query`] is what a Query is reduced to (search text + HUGE sha1 urns).
 //! - [`upload`]: a sans-IO HTTP upload state machine (`GET`/`HEAD` of `/get/<index>/<name>` and
-//!   `/uri-res/N2R?urn:sha1:…`): request bytes in, response head + file span out.
+//!   `/uri-res/N2R?urn:sha1:…`): request bytes in, response head + file span out; its
+//!   [`upload::UploadSlots`] also give the QueryHit busy / have-uploaded flags.
 //!
 //! # Matching
 //! A query matches a file when every keyword of its search text is a prefix of a keyword of the
