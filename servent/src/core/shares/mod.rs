@@ -132,6 +132,9 @@ impl Library {
     pub fn with_sha1s(&self, digests: &[(u32, [u8; 20])]) -> Library {
         let mut files = self.files.clone();
         let mut by_sha1 = self.by_sha1.clone();
+        // Digests replaced on a file that the table pointed at: another file may still have them
+        // (rare: only a changed digest). Found again in one pass at the end.
+        let mut lost: Vec<[u8; 20]> = Vec::new();
         for (index, digest) in digests {
             let Ok(position) = files.binary_search_by_key(index, |f| f.index) else {
                 continue;
@@ -148,14 +151,17 @@ impl Library {
             by_sha1.entry(*digest).or_insert(position_key);
             if let Some(old) = replaced {
                 if by_sha1.get(&old) == Some(&position_key) {
-                    // Another file may share the old digest (rare: only a changed digest).
-                    match files.iter().position(|f| f.sha1 == Some(old)) {
-                        Some(other) => {
-                            by_sha1.insert(old, u32::try_from(other).unwrap_or(u32::MAX));
-                        }
-                        None => {
-                            by_sha1.remove(&old);
-                        }
+                    by_sha1.remove(&old);
+                    lost.push(old);
+                }
+            }
+        }
+        if !lost.is_empty() {
+            let lost: std::collections::HashSet<[u8; 20]> = lost.into_iter().collect();
+            for (position, file) in files.iter().enumerate() {
+                if let (Some(digest), Ok(position)) = (file.sha1, u32::try_from(position)) {
+                    if lost.contains(&digest) {
+                        by_sha1.entry(digest).or_insert(position);
                     }
                 }
             }
