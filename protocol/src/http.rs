@@ -80,8 +80,10 @@ impl Method {
     }
 }
 
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+/// Method names: RFC 9110 allows any token, but every real method is upper-case letters, and
+/// insisting on that rejects non-HTTP bytes (`No listener`, TLS records) at the first byte.
+fn is_method_byte(b: u8) -> bool {
+    b.is_ascii_uppercase() || b == b'-' || b == b'_'
 }
 
 /// A request head.
@@ -113,7 +115,7 @@ impl Request {
             if b == b' ' && i > 0 {
                 break;
             }
-            if !is_token_byte(b) || i == MAX_METHOD_LEN {
+            if !is_method_byte(b) || i == MAX_METHOD_LEN {
                 return Err(DecodeError::BadField("request method"));
             }
         }
