@@ -1,3 +1,8 @@
 //! hazel-tools: shared code of the `hazel-trace` and `hazel-load` binaries.
+//!
+//! - [`trace`]: decoding captures for `hazel-trace` (handshakes, descriptors,
+//!   deflate links, HTTP, GIV, OpenNap), as readable lines or JSON lines.
+//! - [`load`]: load generators and measurements for `hazel-load`.
 
 pub mod load;
+pub mod trace;
