@@ -31,6 +31,8 @@ const HOSTS_LISTED: usize = 1000;
 const UPLOAD_CHUNK: usize = 64 * 1024;
 /// Concurrent file bodies; beyond, `GET` gets 503 and QueryHits say busy.
 const UPLOAD_SLOTS: usize = 4;
+/// An HTTP connection with nothing in flight is closed after this long.
+const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The rest of a file body being sent.
 struct Body {
@@ -52,10 +54,12 @@ struct Upload {
     /// Close once `out` and `body` are written.
     close_after: bool,
     closing: bool,
+    /// Last byte received or sent.
+    last_activity: Instant,
 }
 
 impl Upload {
-    fn new(peer: SocketAddr) -> Upload {
+    fn new(peer: SocketAddr, now: Instant) -> Upload {
         Upload {
             session: UploadSession::new(UploadConfig::default()),
             peer,
@@ -65,6 +69,7 @@ impl Upload {
             replying: false,
             close_after: false,
             closing: false,
+            last_activity: now,
         }
     }
 
@@ -354,11 +359,11 @@ impl Engine for Node {
                 self.core.on_connection(id, direction, peer, now);
             }
             Sniffed::Http => {
-                self.uploads.insert(id, Upload::new(peer));
+                self.uploads.insert(id, Upload::new(peer, now));
             }
             Sniffed::Giv if direction == Direction::Outgoing => {
                 // Our callback: announce the file, then serve the GET that follows.
-                let mut upload = Upload::new(peer);
+                let mut upload = Upload::new(peer, now);
                 if let Some(line) = self.pending_givs.remove(&peer) {
                     upload.out = line;
                 }
@@ -368,7 +373,7 @@ impl Engine for Node {
             Sniffed::Giv => {
                 // A GIV answers a Push we sent; Hazel has no downloads to match it with.
                 log::info!("GIV from {peer}: no download is waiting for it, closing");
-                self.uploads.insert(id, Upload::new(peer));
+                self.uploads.insert(id, Upload::new(peer, now));
                 self.own_actions.push_back(EngineAction::Close(id));
             }
         }
@@ -386,6 +391,7 @@ impl Engine for Node {
 
     fn on_bytes(&mut self, id: ConnId, bytes: &[u8], now: Instant) {
         if let Some(upload) = self.uploads.get_mut(&id) {
+            upload.last_activity = now;
             upload.session.on_bytes(bytes);
             self.drive_upload(id);
         } else {
@@ -405,6 +411,14 @@ impl Engine for Node {
 
     fn handle_timeout(&mut self, now: Instant) {
         self.core.handle_timeout(now);
+        for (&id, upload) in self.uploads.iter_mut() {
+            let idle = now.saturating_duration_since(upload.last_activity) >= UPLOAD_IDLE;
+            if idle && !upload.closing && upload.pending().is_empty() && upload.body.is_none() {
+                log::debug!("HTTP connection {id} from {} idle, closing", upload.peer);
+                upload.closing = true;
+                self.own_actions.push_back(EngineAction::Close(id));
+            }
+        }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -450,6 +464,7 @@ impl Engine for Node {
             return;
         };
         upload.sent = (upload.sent + n).min(upload.out.len());
+        upload.last_activity = Instant::now();
         if upload.sent == upload.out.len() {
             upload.out.clear();
             upload.sent = 0;
