@@ -189,6 +189,8 @@ const SNIFF_MAX: usize = 17; // "GNUTELLA CONNECT/"
 /// Bytes read per connection per wake-up before giving others a turn.
 const READ_BUDGET: usize = 256 * 1024;
 const SCRATCH: usize = 64 * 1024;
+/// Pause before accepting again after `accept` failed (e.g. no file descriptors left).
+const ACCEPT_RETRY: Duration = Duration::from_millis(250);
 
 const MAGICS: [(&[u8], Sniffed); 4] = [
     (b"GNUTELLA CONNECT/", Sniffed::Overlay),
@@ -266,6 +268,9 @@ pub struct Reactor<E: Engine> {
     scratch: Box<[u8]>,
     quitting: Option<Instant>,
     next_save: Instant,
+    /// Accepting failed (out of file descriptors): try again at this time,
+    /// since an edge-triggered listener gives no new event for the backlog.
+    accept_retry: Option<Instant>,
 }
 
 impl<E: Engine> Reactor<E> {
@@ -310,6 +315,7 @@ impl<E: Engine> Reactor<E> {
             scratch: vec![0u8; SCRATCH].into_boxed_slice(),
             quitting: None,
             next_save,
+            accept_retry: None,
         })
     }
 
@@ -381,6 +387,9 @@ impl<E: Engine> Reactor<E> {
         if let Some(started) = self.quitting {
             next = next.min(started + self.config.shutdown_grace);
         }
+        if let Some(retry) = self.accept_retry {
+            next = next.min(retry);
+        }
         for (_, conn) in &self.conns {
             match conn.state {
                 State::Sniffing { deadline, .. }
@@ -439,8 +448,9 @@ impl<E: Engine> Reactor<E> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EMFILE and friends: log, give up this round; the listener stays.
+                    // EMFILE and friends: the backlog stays; retry shortly.
                     log::warn!("accept: {e}");
+                    self.accept_retry = Some(now + ACCEPT_RETRY);
                     return;
                 }
             }
@@ -716,6 +726,10 @@ impl<E: Engine> Reactor<E> {
     }
 
     fn timers(&mut self, now: Instant) {
+        if self.accept_retry.is_some_and(|t| t <= now) {
+            self.accept_retry = None;
+            self.accept_all(now);
+        }
         if self.engine.poll_timeout().is_some_and(|t| t <= now) {
             self.engine.handle_timeout(now);
         }

@@ -223,3 +223,34 @@ fn protocol_04_links_are_made_when_asked() {
     a.must("search over old links");
     assert!(wait_until(WAIT, || num(&b.stats(), "received.query") > before));
 }
+
+#[test]
+fn beyond_max_peers_a_newcomer_is_refused_with_503_and_x_try() {
+    let b = Servent::start("b", &["--peers", "0"], &[]);
+    let a = Servent::start(
+        "a",
+        &[
+            "--peers",
+            "0",
+            "--max-peers",
+            "1",
+            "--connect",
+            &b.addr.to_string(),
+        ],
+        &[],
+    );
+    a.wait_established(1);
+    let mut late = std::net::TcpStream::connect(a.addr).unwrap();
+    late.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    late.write_all(b"GNUTELLA CONNECT/0.6\r\nUser-Agent: late\r\nX-Ultrapeer: False\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = std::io::Read::read_to_string(&mut late, &mut answer);
+    assert!(answer.starts_with("GNUTELLA/0.6 503"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("x-try"),
+        "no X-Try in {answer}"
+    );
+    assert_eq!(a.established(), 1, "the existing link stays");
+}
