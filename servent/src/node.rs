@@ -12,7 +12,7 @@ use crate::reactor::{
     ConnId, Direction, Engine, EngineAction, Handle, Reactor, ReactorConfig, Sniffed,
 };
 use crate::shell::{Command, Reply, Response};
-use crate::store::{DataDir, CONTROL_SOCKET, HOST_CACHE_FILE, PORT_FILE};
+use crate::store::{DataDir, CONTROL_SOCKET, HOST_CACHE_FILE, PORT_FILE, SERVENT_ID_FILE};
 use crossbeam_channel::Receiver;
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
@@ -119,9 +119,8 @@ impl Node {
         handle: Handle,
         now: Instant,
     ) -> io::Result<Node> {
-        let mut servent_id = *uuid::Uuid::new_v4().as_bytes();
-        servent_id[8] = 0xff;
-        servent_id[15] = 0x00;
+        let servent_id = load_or_make_servent_id(&data);
+        log::info!("servent id {}", data_encoding::HEXLOWER.encode(&servent_id));
         let mut core_config = CoreConfig::new(servent_id, listen_addr);
         core_config.firewalled = config.firewalled;
         core_config.protocol = match config.protocol {
@@ -568,6 +567,34 @@ impl Drop for Node {
             scanner.shutdown();
         }
     }
+}
+
+/// Our servent id, kept in the data dir so QueryHits (and the Pushes that
+/// follow them) name the same servent across restarts. A missing or damaged
+/// file gets a fresh id.
+fn load_or_make_servent_id(data: &DataDir) -> [u8; 16] {
+    let stored = data
+        .load(SERVENT_ID_FILE)
+        .ok()
+        .flatten()
+        .and_then(|bytes| {
+            data_encoding::HEXLOWER_PERMISSIVE
+                .decode(bytes.trim_ascii())
+                .ok()
+        })
+        .and_then(|bytes| <[u8; 16]>::try_from(bytes.as_slice()).ok());
+    if let Some(id) = stored {
+        return id;
+    }
+    let mut id = *uuid::Uuid::new_v4().as_bytes();
+    // The modern id shape (PROTOCOL-NOTES §1).
+    id[8] = 0xff;
+    id[15] = 0x00;
+    let text = format!("{}\n", data_encoding::HEXLOWER.encode(&id));
+    if let Err(e) = data.save_atomic(SERVENT_ID_FILE, text.as_bytes()) {
+        log::warn!("saving the servent id: {e}");
+    }
+    id
 }
 
 /// Runs a servent until `quit` or SIGINT/SIGTERM; returns when it has said Bye

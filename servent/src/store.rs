@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 pub const HOST_CACHE_FILE: &str = "hosts";
 /// File name holding the bound listening address, written at start.
 pub const PORT_FILE: &str = "port";
+/// File name of the servent id (32 hex digits), made once and kept.
+pub const SERVENT_ID_FILE: &str = "servent-id";
 /// The control socket's file name.
 pub const CONTROL_SOCKET: &str = "control.sock";
 

@@ -108,7 +108,20 @@ fn sigterm_says_bye_saves_the_host_cache_and_a_restart_reloads_it() {
         "control socket removed"
     );
 
+    let id_before = std::fs::read_to_string(data.join("servent-id")).expect("servent id kept");
     let restarted = Servent::start_in("a2", &data, &share, &["--peers", "0"], &[]);
+    assert_eq!(
+        std::fs::read_to_string(data.join("servent-id")).unwrap(),
+        id_before,
+        "the servent id survives a restart"
+    );
+    assert!(
+        restarted
+            .log()
+            .contains(&format!("servent id {}", id_before.trim())),
+        "the restarted servent uses the kept id:\n{}",
+        restarted.log()
+    );
     let hosts = restarted.must("hosts");
     assert!(
         hosts
