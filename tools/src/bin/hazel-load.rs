@@ -1,31 +1,61 @@
-//! `hazel-load`: load generators and measurements for Hazel's programs.
+//! `hazel-load`: load generators and benchmarks. One subcommand per target;
+//! each lives in its own module under `hazel_tools::load`.
 
 use clap::{Parser, Subcommand};
+use hazel_tools::load::index::{self, IndexLoadArgs};
 use std::process::ExitCode;
 
-#[derive(Parser)]
-#[command(name = "hazel-load", version, about)]
+#[derive(Parser, Debug)]
+#[command(
+    name = "hazel-load",
+    version,
+    about = "Load generators and benchmarks for Hazel"
+)]
 struct Cli {
     #[command(subcommand)]
-    workload: Load,
+    command: Command,
 }
 
-#[derive(Subcommand)]
-enum Load {
-    /// Route, idle-connection and dedup measurements of a real `hazel` servent.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Share and search against an OpenNap-protocol index server (issue 4's
+    /// workload); reports files/s, searches/s, latency, server CPU and memory.
+    Index(IndexLoadArgs),
+    /// Route, idle-connection and dedup measurements of a real `hazel`
+    /// servent (issue 3's workload): routed descriptors/s, CPU per routed
+    /// descriptor, memory per idle connection, dedup table memory.
     Servent(hazel_tools::load::servent::ServentArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.workload {
-        Load::Servent(args) => hazel_tools::load::servent::run(args),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("hazel-load: {e}");
-            ExitCode::FAILURE
-        }
+    match cli.command {
+        Command::Index(args) => match index::run(&args) {
+            Ok(report) => {
+                if args.json {
+                    match serde_json::to_string(&report) {
+                        Ok(line) => println!("{line}"),
+                        Err(e) => {
+                            eprintln!("hazel-load: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                } else {
+                    print!("{}", report.to_text());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hazel-load index: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Servent(args) => match hazel_tools::load::servent::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hazel-load servent: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -291,29 +291,18 @@ fn count_queries(stream: TcpStream, queries: Arc<AtomicU64>, stop: Arc<AtomicBoo
     }
 }
 
-/// CPU seconds (user + system) of a process, from /proc/PID/stat.
+/// CPU seconds (user + system) of a process.
 fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start after ") ".
-    let rest = stat.rsplit_once(") ")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Some((utime + stime) / ticks.max(1.0))
+    super::proc_stats::sample(pid)
+        .ok()
+        .map(|s| s.cpu.as_secs_f64())
 }
 
-/// Resident memory of a process in KiB, from /proc/PID/status.
+/// Resident memory of a process in KiB.
 fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
+    super::proc_stats::sample(pid)
         .ok()
+        .map(|s| s.rss_bytes / 1024)
 }
 
 fn route(target: &Target, neighbours: usize, seconds: u64, window: u64) -> io::Result<()> {
