@@ -262,6 +262,8 @@ const MAX_RESULTS_PER_SEARCH: usize = 2000;
 const TICK: Duration = Duration::from_secs(1);
 /// A pending connect the reactor never reported is forgotten after this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A compressed link that wrote nothing for this long frees its compressor.
+const DEFLATER_IDLE: Duration = Duration::from_secs(5);
 /// Hosts offered in X-Try headers.
 const X_TRY_HOSTS: usize = 10;
 
@@ -455,6 +457,14 @@ impl Core {
                     let interval = self.config.keepalive_interval;
                     if (quiet_in >= interval || quiet_out >= interval) && since_ping >= interval {
                         self.send_keepalive(id, now);
+                    } else if quiet_out >= DEFLATER_IDLE {
+                        let flushed = self
+                            .conns
+                            .get_mut(&id)
+                            .is_some_and(|c| c.release_idle_deflater());
+                        if flushed {
+                            self.want_write(id);
+                        }
                     }
                 }
                 _ => {
