@@ -442,4 +442,9 @@ fn virtual_time_keeps_links_alive_and_tables_bounded() {
         net.cores.iter().all(|c| c.stats().host_cache > 0),
         "pongs fed the host caches"
     );
+    let responders = check_search(&mut net, &edges, 3, 3);
+    assert!(
+        !responders.is_empty(),
+        "searches still work after idle periods"
+    );
 }
