@@ -183,7 +183,7 @@ impl Ggep {
     /// returns it with the number of bytes it took.
     pub fn parse_prefix(bytes: &[u8]) -> Result<(Ggep, usize)> {
         let mut extensions = Vec::new();
-        let consumed = walk(bytes, |ext| extensions.push(ext.to_owned()))?;
+        let consumed = walk(bytes, |ext| extensions.push(ext.into_owned()))?;
         Ok((Ggep { extensions }, consumed))
     }
 
@@ -234,9 +234,9 @@ pub struct GgepExtensionRef<'a> {
 }
 
 impl GgepExtensionRef<'_> {
-    pub fn to_owned(&self) -> GgepExtension {
+    pub fn into_owned(self) -> GgepExtension {
         GgepExtension {
-            // The walker only yields ids of 1..=15 bytes.
+            // The reader only yields ids of 1..=15 bytes.
             id: GgepId::new(self.id).unwrap_or(GgepId {
                 len: 0,
                 bytes: [0; 15],
@@ -246,6 +246,35 @@ impl GgepExtensionRef<'_> {
             data: self.data.to_vec(),
         }
     }
+}
+
+/// Reads the extension at `pos` (after the magic byte): returns it, the
+/// position after it, and whether it carries the last-extension flag.
+fn read_extension(bytes: &[u8], pos: usize) -> Result<(GgepExtensionRef<'_>, usize, bool)> {
+    let flags = *bytes.get(pos).ok_or(DecodeError::Truncated)?;
+    let mut pos = pos + 1;
+    if flags & flag::RESERVED != 0 {
+        return Err(DecodeError::BadField("ggep reserved flag"));
+    }
+    let id_len = (flags & flag::ID_LEN) as usize;
+    if id_len == 0 {
+        return Err(DecodeError::BadField("ggep id length"));
+    }
+    let id = bytes.get(pos..pos + id_len).ok_or(DecodeError::Truncated)?;
+    pos += id_len;
+    let (data_len, len_bytes) = decode_length(bytes.get(pos..).unwrap_or(&[]))?;
+    pos += len_bytes;
+    let data = bytes
+        .get(pos..pos + data_len)
+        .ok_or(DecodeError::Truncated)?;
+    pos += data_len;
+    let ext = GgepExtensionRef {
+        id,
+        cobs: flags & flag::COBS != 0,
+        deflate: flags & flag::DEFLATE != 0,
+        data,
+    };
+    Ok((ext, pos, flags & flag::LAST != 0))
 }
 
 /// Walks a GGEP block at the start of `bytes`, calling `each` for every
@@ -258,31 +287,94 @@ pub fn walk<'a>(bytes: &'a [u8], mut each: impl FnMut(GgepExtensionRef<'a>)) -> 
     }
     let mut pos = 1;
     loop {
-        let flags = *bytes.get(pos).ok_or(DecodeError::Truncated)?;
-        pos += 1;
-        if flags & flag::RESERVED != 0 {
-            return Err(DecodeError::BadField("ggep reserved flag"));
-        }
-        let id_len = (flags & flag::ID_LEN) as usize;
-        if id_len == 0 {
-            return Err(DecodeError::BadField("ggep id length"));
-        }
-        let id = bytes.get(pos..pos + id_len).ok_or(DecodeError::Truncated)?;
-        pos += id_len;
-        let (data_len, len_bytes) = decode_length(bytes.get(pos..).unwrap_or(&[]))?;
-        pos += len_bytes;
-        let data = bytes
-            .get(pos..pos + data_len)
-            .ok_or(DecodeError::Truncated)?;
-        pos += data_len;
-        each(GgepExtensionRef {
-            id,
-            cobs: flags & flag::COBS != 0,
-            deflate: flags & flag::DEFLATE != 0,
-            data,
-        });
-        if flags & flag::LAST != 0 {
+        let (ext, next, last) = read_extension(bytes, pos)?;
+        each(ext);
+        pos = next;
+        if last {
             return Ok(pos);
+        }
+    }
+}
+
+/// A validated GGEP block, borrowed: the zero-copy counterpart of [`Ggep`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GgepRef<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> GgepRef<'a> {
+    /// Validates a block at the start of `bytes`; returns it and its length.
+    pub fn parse_prefix(bytes: &'a [u8]) -> Result<(GgepRef<'a>, usize)> {
+        let used = walk(bytes, |_| {})?;
+        Ok((
+            GgepRef {
+                bytes: &bytes[..used],
+            },
+            used,
+        ))
+    }
+
+    /// Validates a block that fills `bytes` exactly.
+    pub fn parse(bytes: &'a [u8]) -> Result<GgepRef<'a>> {
+        let (g, used) = GgepRef::parse_prefix(bytes)?;
+        if used != bytes.len() {
+            return Err(DecodeError::TrailingBytes);
+        }
+        Ok(g)
+    }
+
+    /// The block's bytes, magic included.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    pub fn iter(&self) -> GgepIter<'a> {
+        GgepIter {
+            bytes: self.bytes,
+            pos: 1,
+            done: false,
+        }
+    }
+
+    /// The first extension with this id.
+    pub fn get(&self, id: &[u8]) -> Option<GgepExtensionRef<'a>> {
+        self.iter().find(|e| e.id == id)
+    }
+
+    pub fn into_owned(self) -> Ggep {
+        Ggep {
+            extensions: self.iter().map(GgepExtensionRef::into_owned).collect(),
+        }
+    }
+}
+
+/// The extensions of a [`GgepRef`], in wire order.
+#[derive(Debug, Clone)]
+pub struct GgepIter<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    done: bool,
+}
+
+impl<'a> Iterator for GgepIter<'a> {
+    type Item = GgepExtensionRef<'a>;
+
+    fn next(&mut self) -> Option<GgepExtensionRef<'a>> {
+        if self.done {
+            return None;
+        }
+        // The block was validated when the GgepRef was made; an error here
+        // cannot happen, and would simply end the iteration.
+        match read_extension(self.bytes, self.pos) {
+            Ok((ext, next, last)) => {
+                self.pos = next;
+                self.done = last;
+                Some(ext)
+            }
+            Err(_) => {
+                self.done = true;
+                None
+            }
         }
     }
 }

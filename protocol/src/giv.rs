@@ -233,4 +233,48 @@ mod tests {
         assert_eq!(used, bytes.len());
         assert_eq!(back.file_name, b"a___b");
     }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn giv() -> impl Strategy<Value = Giv> {
+            (
+                any::<u32>(),
+                any::<[u8; 16]>(),
+                prop::collection::vec(
+                    any::<u8>().prop_filter("no line end", |b| *b != b'\r' && *b != b'\n'),
+                    0..100,
+                ),
+            )
+                .prop_map(|(file_index, servent_id, file_name)| Giv {
+                    file_index,
+                    servent_id,
+                    file_name,
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn round_trip_and_split_anywhere(giv in giv(), tail in prop::collection::vec(any::<u8>(), 0..8)) {
+                let mut bytes = giv.to_bytes();
+                let len = bytes.len();
+                prop_assert_eq!(len, giv.encoded_len());
+                for cut in 0..len {
+                    prop_assert_eq!(Giv::parse(&bytes[..cut]), Ok(Parsed::NeedMore), "cut {}", cut);
+                }
+                bytes.extend_from_slice(&tail);
+                let (back, used) = Giv::parse(&bytes).unwrap().complete().unwrap();
+                prop_assert_eq!(used, len);
+                prop_assert_eq!(back, giv);
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+                if let Ok(Parsed::Complete { consumed, .. }) = Giv::parse(&bytes) {
+                    prop_assert!(consumed <= bytes.len());
+                }
+            }
+        }
+    }
 }

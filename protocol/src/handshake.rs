@@ -177,6 +177,18 @@ impl Headers {
             .map(Header::value)
     }
 
+    /// Every header called `name` combined into one value, joined by `,` (the 0.6 draft says
+    /// repeated headers are equivalent to one with the values comma-separated, in order).
+    pub fn get_combined(&self, name: &str) -> Option<String> {
+        let mut values = self.get_all(name);
+        let mut combined = values.next()?.to_string();
+        for value in values {
+            combined.push(',');
+            combined.push_str(value);
+        }
+        Some(combined)
+    }
+
     /// True if a header called `name` is present.
     pub fn contains(&self, name: &str) -> bool {
         self.list.iter().any(|h| h.is(name))
@@ -783,6 +795,38 @@ X-Try: 10.0.0.1:2 2022-03-07T03:22Z,bogus, 10.0.0.2:3\r\n\r\n";
         assert_eq!(h.iter().map(Header::name).collect::<Vec<_>>(), ["A", "B"]);
         assert_eq!(h.remove("b"), 1);
         assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn draft_examples() {
+        // 0.6 draft §2.1: values of folded headers collapse to single spaces; the space after the
+        // colon is not part of the value.
+        let block =
+            b"GNUTELLA CONNECT/0.6\r\nFirst-Field: this is the value of the first field\r\n\
+Second-Field: this is the value\r\n    of the\r\n    second field\r\n\
+Field: first\r\nField: second\r\nX-Try:1.2.3.4:1234,3.4.5.6:3456,\r\n\r\n";
+        let (msg, _) = complete(block);
+        let h = msg.headers().unwrap();
+        assert_eq!(
+            h.get("first-field"),
+            Some("this is the value of the first field")
+        );
+        assert_eq!(
+            h.get("second-field"),
+            Some("this is the value of the second field")
+        );
+        assert_eq!(h.get_combined("field").as_deref(), Some("first,second"));
+        assert_eq!(h.get_combined("absent"), None);
+        let tries: Vec<String> = h.x_try().iter().map(|a| a.to_string()).collect();
+        assert_eq!(tries, ["1.2.3.4:1234", "3.4.5.6:3456"]);
+        assert_eq!(msg.to_bytes(), block);
+        // Step 4 of the draft: "GNUTELLA/0.6 200 " with an empty reason.
+        let (msg, used) = complete(b"GNUTELLA/0.6 200 \r\nX-Ultrapeer: TRUE\r\n\r\n");
+        assert_eq!(used, 40);
+        assert_eq!(msg.code(), Some(200));
+        assert_eq!(msg.headers().unwrap().ultrapeer(), Some(true));
+        // The draft's own X-Try-Ultrapeers example has a three-octet address: skipped.
+        assert!(parse_host_list("24.37.144:6346").is_empty());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use hazel_protocol::descriptor::{Descriptor, Extension, Payload};
+use hazel_protocol::descriptor::{Descriptor, DescriptorRef, Extension, Payload, PayloadRef};
 use hazel_protocol::header::{Header, PayloadType};
 use serde_json::Value;
 
@@ -85,6 +85,19 @@ fn check(rec: &Value) -> Vec<String> {
         "length".into(),
     );
     expect(d.to_bytes() == raw, "re-encoding differs".into());
+    // The zero-copy view reads the same fields.
+    match DescriptorRef::parse(&raw) {
+        Ok(view) => {
+            expect(view.header == header, "view header".into());
+            if let (PayloadRef::QueryHit(v), Payload::QueryHit(h)) = (&view.payload, &d.payload) {
+                let names: Vec<&[u8]> = v.results().map(|r| r.name).collect();
+                let owned: Vec<&[u8]> = h.results.iter().map(|r| &r.name[..]).collect();
+                expect(names == owned, "view result names".into());
+                expect(v.servent_id == h.servent_id, "view servent id".into());
+            }
+        }
+        Err(e) => expect(false, format!("view: {e}")),
+    }
     expect(d.encoded_len() == raw.len(), "encoded_len".into());
 
     match &d.payload {

@@ -96,6 +96,22 @@ fn parse_block(block: &[u8], what: &str) -> Handshake {
         expected_header_count(block),
         "{what}: header count"
     );
+    // The typed accessors understand every value these peers sent.
+    if headers.contains("Remote-IP") {
+        assert!(headers.remote_ip().is_some(), "{what}: Remote-IP");
+    }
+    if headers.contains("X-Ultrapeer") {
+        assert!(headers.ultrapeer().is_some(), "{what}: X-Ultrapeer");
+    }
+    if headers.contains("Listen-IP") || headers.contains("Node") {
+        assert!(headers.listen_addr().is_some(), "{what}: Listen-IP / Node");
+    }
+    if let Some(bye) = headers.bye_packet() {
+        assert_eq!(bye, "0.1", "{what}: Bye-Packet");
+    }
+    if let Some(agent) = headers.user_agent() {
+        assert!(!agent.is_empty(), "{what}: User-Agent");
+    }
     msg
 }
 

@@ -1,1 +1,6 @@
 //! hazel-tools: shared code of the `hazel-trace` and `hazel-load` binaries.
+//!
+//! - [`trace`]: decoding captures for `hazel-trace` (handshakes, descriptors,
+//!   deflate links, HTTP, GIV, OpenNap), as readable lines or JSON lines.
+
+pub mod trace;

@@ -1,7 +1,9 @@
 //! Bye (0x02, 0.6 only): a status code (u16 LE) and a NUL-terminated text
 //! (which may carry header lines after a CRLF).
 
-use crate::error::{DecodeError, Result};
+use crate::error::Result;
+
+use super::view::ByeRef;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bye {
@@ -12,19 +14,7 @@ pub struct Bye {
 
 impl Bye {
     pub fn parse(payload: &[u8]) -> Result<Bye> {
-        let (code, rest) = payload.split_at_checked(2).ok_or(DecodeError::Truncated)?;
-        let code = u16::from_le_bytes([code[0], code[1]]);
-        let nul = rest
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(DecodeError::BadField("bye text not NUL-terminated"))?;
-        if nul + 1 != rest.len() {
-            return Err(DecodeError::TrailingBytes);
-        }
-        Ok(Bye {
-            code,
-            message: rest[..nul].to_vec(),
-        })
+        ByeRef::parse(payload).map(ByeRef::into_owned)
     }
 
     pub fn encoded_len(&self) -> usize {
@@ -41,6 +31,7 @@ impl Bye {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::DecodeError;
 
     #[test]
     fn bye_from_trace() {

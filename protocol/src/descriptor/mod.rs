@@ -12,7 +12,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use crate::error::{DecodeError, Result};
-use crate::ggep::{Ggep, GGEP_MAGIC};
+use crate::ggep::Ggep;
 use crate::header::{DescriptorId, Header, PayloadType, HEADER_LEN, MAX_PAYLOAD_LEN};
 use crate::huge::Urn;
 
@@ -22,6 +22,7 @@ mod pong;
 mod push;
 mod query;
 mod query_hit;
+mod view;
 
 pub use bye::Bye;
 pub use ping::Ping;
@@ -29,6 +30,10 @@ pub use pong::Pong;
 pub use push::Push;
 pub use query::{Query, SpeedField};
 pub use query_hit::{HitResult, QhdFlags, QhdTrailer, QueryHit};
+pub use view::{
+    ByeRef, DescriptorRef, ExtensionIter, ExtensionRef, ExtensionsRef, HitResultIter, HitResultRef,
+    PayloadRef, PingRef, PongRef, PushRef, QhdTrailerRef, QueryHitRef, QueryRef,
+};
 
 /// Size policy (PROTOCOL-NOTES §1, after the 0.6 draft and gtk-gnutella's
 /// defaults): a Query payload longer than this is not forwarded.
@@ -161,18 +166,7 @@ impl Descriptor {
 impl Payload {
     /// Decodes a payload of the given type.
     pub fn parse(payload_type: PayloadType, bytes: &[u8]) -> Result<Payload> {
-        Ok(match payload_type {
-            PayloadType::Ping => Payload::Ping(Ping::parse(bytes)?),
-            PayloadType::Pong => Payload::Pong(Pong::parse(bytes)?),
-            PayloadType::Query => Payload::Query(Query::parse(bytes)?),
-            PayloadType::QueryHit => Payload::QueryHit(QueryHit::parse(bytes)?),
-            PayloadType::Push => Payload::Push(Push::parse(bytes)?),
-            PayloadType::Bye => Payload::Bye(Bye::parse(bytes)?),
-            PayloadType::Other(code) => Payload::Unknown {
-                payload_type: code,
-                bytes: bytes.to_vec(),
-            },
-        })
+        PayloadRef::parse(payload_type, bytes).map(PayloadRef::into_owned)
     }
 
     pub fn payload_type(&self) -> PayloadType {
@@ -229,16 +223,6 @@ pub enum Extension {
 }
 
 impl Extension {
-    fn classify(item: &[u8]) -> Extension {
-        if Urn::is_urn(item) {
-            Extension::Urn(Urn::parse(item))
-        } else if matches!(item.first(), Some(b'<') | Some(b'{')) {
-            Extension::Xml(item.to_vec())
-        } else {
-            Extension::Text(item.to_vec())
-        }
-    }
-
     pub fn encoded_len(&self) -> usize {
         match self {
             Extension::Urn(u) => u.encoded_len(),
@@ -260,39 +244,7 @@ impl Extension {
 /// own structure (its data may hold 0x1C); anything else runs to the next
 /// separator. Never fails: what is not a urn, XML or GGEP is text.
 pub fn parse_extensions(area: &[u8]) -> Vec<Extension> {
-    let mut items = Vec::new();
-    if area.is_empty() {
-        return items;
-    }
-    let mut pos = 0;
-    loop {
-        let rest = &area[pos..];
-        if rest.first() == Some(&GGEP_MAGIC) {
-            if let Ok((ggep, used)) = Ggep::parse_prefix(rest) {
-                match rest.get(used) {
-                    None => {
-                        items.push(Extension::Ggep(ggep));
-                        return items;
-                    }
-                    Some(&EXTENSION_SEPARATOR) => {
-                        items.push(Extension::Ggep(ggep));
-                        pos += used + 1;
-                        continue;
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-        let end = rest
-            .iter()
-            .position(|&b| b == EXTENSION_SEPARATOR)
-            .unwrap_or(rest.len());
-        items.push(Extension::classify(&rest[..end]));
-        if end == rest.len() {
-            return items;
-        }
-        pos += end + 1;
-    }
+    ExtensionsRef::new(area).into_owned()
 }
 
 /// Writes extensions joined by 0x1C.
@@ -365,17 +317,6 @@ impl<'a> Reader<'a> {
         self.pos = self.bytes.len();
         out
     }
-}
-
-/// Reads an optional GGEP block that must fill `rest` exactly.
-pub(crate) fn optional_ggep(rest: &[u8], what: &'static str) -> Result<Option<Ggep>> {
-    if rest.is_empty() {
-        return Ok(None);
-    }
-    if rest[0] != GGEP_MAGIC {
-        return Err(DecodeError::BadField(what));
-    }
-    Ggep::parse(rest).map(Some)
 }
 
 pub(crate) fn optional_ggep_len(ggep: &Option<Ggep>) -> usize {

@@ -3,7 +3,8 @@
 use crate::error::Result;
 use crate::ggep::Ggep;
 
-use super::{optional_ggep, optional_ggep_len};
+use super::optional_ggep_len;
+use super::view::PingRef;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Ping {
@@ -12,9 +13,7 @@ pub struct Ping {
 
 impl Ping {
     pub fn parse(payload: &[u8]) -> Result<Ping> {
-        Ok(Ping {
-            ggep: optional_ggep(payload, "ping payload")?,
-        })
+        PingRef::parse(payload).map(PingRef::into_owned)
     }
 
     pub fn encoded_len(&self) -> usize {

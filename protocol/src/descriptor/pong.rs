@@ -3,10 +3,11 @@
 
 use std::net::Ipv4Addr;
 
-use crate::error::{DecodeError, Result};
+use crate::error::Result;
 use crate::ggep::Ggep;
 
-use super::{optional_ggep, optional_ggep_len, Reader, PONG_MIN_LEN};
+use super::view::PongRef;
+use super::{optional_ggep_len, PONG_MIN_LEN};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pong {
@@ -21,17 +22,7 @@ pub struct Pong {
 
 impl Pong {
     pub fn parse(payload: &[u8]) -> Result<Pong> {
-        if payload.len() < PONG_MIN_LEN {
-            return Err(DecodeError::Truncated);
-        }
-        let mut r = Reader::new(payload);
-        Ok(Pong {
-            port: r.u16_le()?,
-            ip: r.ipv4()?,
-            files: r.u32_le()?,
-            kbytes: r.u32_le()?,
-            ggep: optional_ggep(r.rest(), "pong extension")?,
-        })
+        PongRef::parse(payload).map(PongRef::into_owned)
     }
 
     pub fn encoded_len(&self) -> usize {
@@ -52,6 +43,7 @@ impl Pong {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::DecodeError;
 
     #[test]
     fn pong_from_trace() {

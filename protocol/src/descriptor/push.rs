@@ -4,10 +4,11 @@
 
 use std::net::Ipv4Addr;
 
-use crate::error::{DecodeError, Result};
+use crate::error::Result;
 use crate::ggep::Ggep;
 
-use super::{optional_ggep, optional_ggep_len, Reader, ServentId, PUSH_MIN_LEN};
+use super::view::PushRef;
+use super::{optional_ggep_len, ServentId, PUSH_MIN_LEN};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Push {
@@ -22,17 +23,7 @@ pub struct Push {
 
 impl Push {
     pub fn parse(payload: &[u8]) -> Result<Push> {
-        if payload.len() < PUSH_MIN_LEN {
-            return Err(DecodeError::Truncated);
-        }
-        let mut r = Reader::new(payload);
-        Ok(Push {
-            servent_id: ServentId(r.array()?),
-            file_index: r.u32_le()?,
-            ip: r.ipv4()?,
-            port: r.u16_le()?,
-            ggep: optional_ggep(r.rest(), "push extension")?,
-        })
+        PushRef::parse(payload).map(PushRef::into_owned)
     }
 
     pub fn encoded_len(&self) -> usize {
@@ -53,6 +44,7 @@ impl Push {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::DecodeError;
 
     // The traces hold no Push; this vector follows the 0.4 spec layout.
     const PUSH: [u8; 26] = [

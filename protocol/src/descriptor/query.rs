@@ -3,10 +3,11 @@
 //! last). Some servents add a stray NUL after the extensions; it is
 //! accepted and kept so the query re-encodes byte for byte.
 
-use crate::error::{DecodeError, Result};
+use crate::error::Result;
 use crate::ggep::Ggep;
 
-use super::{encode_extensions, extensions_len, parse_extensions, Extension};
+use super::view::QueryRef;
+use super::{encode_extensions, extensions_len, Extension};
 
 /// The first two bytes of a Query, in both of their meanings
 /// (PROTOCOL-NOTES §1): when bit 7 of the first byte is set they are a
@@ -82,35 +83,7 @@ impl Query {
     }
 
     pub fn parse(payload: &[u8]) -> Result<Query> {
-        let (speed, rest) = payload.split_at_checked(2).ok_or(DecodeError::Truncated)?;
-        let speed = SpeedField([speed[0], speed[1]]);
-        let nul = rest
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(DecodeError::BadField(
-                "query search text not NUL-terminated",
-            ))?;
-        let search = rest[..nul].to_vec();
-        let area = &rest[nul + 1..];
-        let (extensions, stray_nul) = match area.split_last() {
-            Some((0, body)) => {
-                // A final NUL is a stray one unless it is the last byte of a
-                // GGEP block that fills the area.
-                let whole = parse_extensions(area);
-                if matches!(whole.last(), Some(Extension::Ggep(_))) {
-                    (whole, false)
-                } else {
-                    (parse_extensions(body), true)
-                }
-            }
-            _ => (parse_extensions(area), false),
-        };
-        Ok(Query {
-            speed,
-            search,
-            extensions,
-            stray_nul,
-        })
+        QueryRef::parse(payload).map(QueryRef::into_owned)
     }
 
     /// The GGEP block among the extensions, if any.
@@ -139,6 +112,7 @@ impl Query {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::DecodeError;
     use crate::huge::Urn;
 
     fn hex(s: &str) -> Vec<u8> {

@@ -7,13 +7,13 @@
 
 use std::net::Ipv4Addr;
 
-use crate::error::{DecodeError, Result};
+use crate::error::Result;
 use crate::ggep::{Ggep, GGEP_MAGIC};
 use crate::huge::Sha1Digest;
 
+use super::view::QueryHitRef;
 use super::{
-    encode_extensions, extensions_len, parse_extensions, Extension, Reader, ServentId,
-    QUERY_HIT_FIXED_LEN, SERVENT_ID_LEN,
+    encode_extensions, extensions_len, Extension, ServentId, QUERY_HIT_FIXED_LEN, SERVENT_ID_LEN,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,21 +144,6 @@ impl QhdTrailer {
             .find_map(|(at, _)| Ggep::parse_prefix(&data[at..]).ok().map(|(g, _)| g))
     }
 
-    fn parse(area: &[u8]) -> Result<QhdTrailer> {
-        let mut r = Reader::new(area);
-        let vendor = r.array::<4>()?;
-        let open_len = r.u8()? as usize;
-        let open_data = r
-            .take(open_len)
-            .map_err(|_| DecodeError::BadField("query hit open data size"))?
-            .to_vec();
-        Ok(QhdTrailer {
-            vendor,
-            open_data,
-            private_data: r.rest().to_vec(),
-        })
-    }
-
     pub fn encoded_len(&self) -> usize {
         4 + 1 + self.open_data.len() + self.private_data.len()
     }
@@ -190,19 +175,6 @@ impl HitResult {
         })
     }
 
-    fn parse(r: &mut Reader<'_>) -> Result<HitResult> {
-        let index = r.u32_le()?;
-        let size = r.u32_le()?;
-        let name = take_to_nul(r, "hit name not NUL-terminated")?.to_vec();
-        let extensions = parse_extensions(take_to_nul(r, "hit extensions not NUL-terminated")?);
-        Ok(HitResult {
-            index,
-            size,
-            name,
-            extensions,
-        })
-    }
-
     pub fn encoded_len(&self) -> usize {
         8 + self.name.len() + 1 + extensions_len(&self.extensions) + 1
     }
@@ -217,48 +189,9 @@ impl HitResult {
     }
 }
 
-fn take_to_nul<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a [u8]> {
-    let rest = r.rest_peek();
-    let nul = rest
-        .iter()
-        .position(|&b| b == 0)
-        .ok_or(DecodeError::BadField(what))?;
-    let out = r.take(nul)?;
-    r.take(1)?;
-    Ok(out)
-}
-
 impl QueryHit {
     pub fn parse(payload: &[u8]) -> Result<QueryHit> {
-        if payload.len() < QUERY_HIT_FIXED_LEN + SERVENT_ID_LEN {
-            return Err(DecodeError::Truncated);
-        }
-        let (body, id) = payload.split_at(payload.len() - SERVENT_ID_LEN);
-        let mut servent_id = [0u8; SERVENT_ID_LEN];
-        servent_id.copy_from_slice(id);
-        let mut r = Reader::new(body);
-        let count = r.u8()?;
-        let port = r.u16_le()?;
-        let ip = r.ipv4()?;
-        let speed = r.u32_le()?;
-        let mut results = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            results.push(HitResult::parse(&mut r)?);
-        }
-        let area = r.rest();
-        let trailer = if area.is_empty() {
-            None
-        } else {
-            Some(QhdTrailer::parse(area)?)
-        };
-        Ok(QueryHit {
-            port,
-            ip,
-            speed,
-            results,
-            trailer,
-            servent_id: ServentId(servent_id),
-        })
+        QueryHitRef::parse(payload).map(QueryHitRef::into_owned)
     }
 
     pub fn encoded_len(&self) -> usize {
@@ -292,6 +225,7 @@ impl QueryHit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::DecodeError;
     use crate::huge::Urn;
 
     fn hex(s: &str) -> Vec<u8> {

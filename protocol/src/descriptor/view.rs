@@ -1,0 +1,640 @@
+//! Zero-copy descriptor views: [`DescriptorRef`] and one `…Ref` per payload.
+//!
+//! Parsing a view does all the checking the owned decoder does — the same
+//! inputs are accepted and rejected, with the same errors — but copies
+//! nothing: names, extension areas and GGEP blocks stay borrowed slices,
+//! and results, extensions and GGEP extensions are iterated on demand from
+//! the validated bytes. The owned types are built from these views
+//! (`into_owned`), so the two can never disagree.
+//!
+//! This is what the router uses on its hot path: it needs the header, a
+//! Query's text or a QueryHit's servent id, not owned copies of everything.
+
+use std::net::Ipv4Addr;
+
+use crate::error::{DecodeError, Result};
+use crate::ggep::{GgepRef, GGEP_MAGIC};
+use crate::header::{DescriptorId, Header, PayloadType, HEADER_LEN};
+use crate::huge::Urn;
+
+use super::{
+    Bye, Descriptor, Extension, HitResult, Payload, Ping, Pong, Push, QhdFlags, QhdTrailer, Query,
+    QueryHit, Reader, ServentId, SpeedField, EXTENSION_SEPARATOR, PONG_MIN_LEN, PUSH_MIN_LEN,
+    QUERY_HIT_FIXED_LEN, SERVENT_ID_LEN,
+};
+
+/// A whole descriptor, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DescriptorRef<'a> {
+    pub header: Header,
+    pub payload: PayloadRef<'a>,
+}
+
+/// A payload, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadRef<'a> {
+    Ping(PingRef<'a>),
+    Pong(PongRef<'a>),
+    Query(QueryRef<'a>),
+    QueryHit(QueryHitRef<'a>),
+    Push(PushRef<'a>),
+    Bye(ByeRef<'a>),
+    Unknown { payload_type: u8, bytes: &'a [u8] },
+}
+
+impl<'a> DescriptorRef<'a> {
+    /// Parses one whole descriptor (header + exactly the declared payload).
+    pub fn parse(bytes: &'a [u8]) -> Result<DescriptorRef<'a>> {
+        let header = Header::parse(bytes)?;
+        let payload = &bytes[HEADER_LEN..];
+        let declared = header.payload_len as usize;
+        if payload.len() < declared {
+            return Err(DecodeError::Truncated);
+        }
+        if payload.len() > declared {
+            return Err(DecodeError::TrailingBytes);
+        }
+        DescriptorRef::parse_payload(header, payload)
+    }
+
+    /// Parses a payload whose header was already read.
+    pub fn parse_payload(header: Header, payload: &'a [u8]) -> Result<DescriptorRef<'a>> {
+        if payload.len() != header.payload_len as usize {
+            return Err(DecodeError::BadField("payload length"));
+        }
+        Ok(DescriptorRef {
+            header,
+            payload: PayloadRef::parse(header.payload_type, payload)?,
+        })
+    }
+
+    pub fn id(&self) -> DescriptorId {
+        self.header.id
+    }
+
+    pub fn into_owned(self) -> Descriptor {
+        Descriptor {
+            id: self.header.id,
+            ttl: self.header.ttl,
+            hops: self.header.hops,
+            payload: self.payload.into_owned(),
+        }
+    }
+}
+
+impl<'a> PayloadRef<'a> {
+    pub fn parse(payload_type: PayloadType, bytes: &'a [u8]) -> Result<PayloadRef<'a>> {
+        Ok(match payload_type {
+            PayloadType::Ping => PayloadRef::Ping(PingRef::parse(bytes)?),
+            PayloadType::Pong => PayloadRef::Pong(PongRef::parse(bytes)?),
+            PayloadType::Query => PayloadRef::Query(QueryRef::parse(bytes)?),
+            PayloadType::QueryHit => PayloadRef::QueryHit(QueryHitRef::parse(bytes)?),
+            PayloadType::Push => PayloadRef::Push(PushRef::parse(bytes)?),
+            PayloadType::Bye => PayloadRef::Bye(ByeRef::parse(bytes)?),
+            PayloadType::Other(code) => PayloadRef::Unknown {
+                payload_type: code,
+                bytes,
+            },
+        })
+    }
+
+    pub fn into_owned(self) -> Payload {
+        match self {
+            PayloadRef::Ping(p) => Payload::Ping(p.into_owned()),
+            PayloadRef::Pong(p) => Payload::Pong(p.into_owned()),
+            PayloadRef::Query(p) => Payload::Query(p.into_owned()),
+            PayloadRef::QueryHit(p) => Payload::QueryHit(p.into_owned()),
+            PayloadRef::Push(p) => Payload::Push(p.into_owned()),
+            PayloadRef::Bye(p) => Payload::Bye(p.into_owned()),
+            PayloadRef::Unknown {
+                payload_type,
+                bytes,
+            } => Payload::Unknown {
+                payload_type,
+                bytes: bytes.to_vec(),
+            },
+        }
+    }
+}
+
+/// An optional GGEP block that must fill `rest` exactly.
+fn optional_ggep_ref<'a>(rest: &'a [u8], what: &'static str) -> Result<Option<GgepRef<'a>>> {
+    match rest.first() {
+        None => Ok(None),
+        Some(&GGEP_MAGIC) => GgepRef::parse(rest).map(Some),
+        Some(_) => Err(DecodeError::BadField(what)),
+    }
+}
+
+/// A borrowed [`Ping`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PingRef<'a> {
+    pub ggep: Option<GgepRef<'a>>,
+}
+
+impl<'a> PingRef<'a> {
+    pub fn parse(payload: &'a [u8]) -> Result<PingRef<'a>> {
+        Ok(PingRef {
+            ggep: optional_ggep_ref(payload, "ping payload")?,
+        })
+    }
+
+    pub fn into_owned(self) -> Ping {
+        Ping {
+            ggep: self.ggep.map(GgepRef::into_owned),
+        }
+    }
+}
+
+/// A borrowed [`Pong`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PongRef<'a> {
+    pub port: u16,
+    pub ip: Ipv4Addr,
+    pub files: u32,
+    pub kbytes: u32,
+    pub ggep: Option<GgepRef<'a>>,
+}
+
+impl<'a> PongRef<'a> {
+    pub fn parse(payload: &'a [u8]) -> Result<PongRef<'a>> {
+        if payload.len() < PONG_MIN_LEN {
+            return Err(DecodeError::Truncated);
+        }
+        let mut r = Reader::new(payload);
+        Ok(PongRef {
+            port: r.u16_le()?,
+            ip: r.ipv4()?,
+            files: r.u32_le()?,
+            kbytes: r.u32_le()?,
+            ggep: optional_ggep_ref(r.rest(), "pong extension")?,
+        })
+    }
+
+    pub fn into_owned(self) -> Pong {
+        Pong {
+            port: self.port,
+            ip: self.ip,
+            files: self.files,
+            kbytes: self.kbytes,
+            ggep: self.ggep.map(GgepRef::into_owned),
+        }
+    }
+}
+
+/// A borrowed [`Push`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushRef<'a> {
+    pub servent_id: ServentId,
+    pub file_index: u32,
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    pub ggep: Option<GgepRef<'a>>,
+}
+
+impl<'a> PushRef<'a> {
+    pub fn parse(payload: &'a [u8]) -> Result<PushRef<'a>> {
+        if payload.len() < PUSH_MIN_LEN {
+            return Err(DecodeError::Truncated);
+        }
+        let mut r = Reader::new(payload);
+        Ok(PushRef {
+            servent_id: ServentId(r.array()?),
+            file_index: r.u32_le()?,
+            ip: r.ipv4()?,
+            port: r.u16_le()?,
+            ggep: optional_ggep_ref(r.rest(), "push extension")?,
+        })
+    }
+
+    pub fn into_owned(self) -> Push {
+        Push {
+            servent_id: self.servent_id,
+            file_index: self.file_index,
+            ip: self.ip,
+            port: self.port,
+            ggep: self.ggep.map(GgepRef::into_owned),
+        }
+    }
+}
+
+/// A borrowed [`Bye`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByeRef<'a> {
+    pub code: u16,
+    pub message: &'a [u8],
+}
+
+impl<'a> ByeRef<'a> {
+    pub fn parse(payload: &'a [u8]) -> Result<ByeRef<'a>> {
+        let (code, rest) = payload.split_at_checked(2).ok_or(DecodeError::Truncated)?;
+        let code = u16::from_le_bytes([code[0], code[1]]);
+        let nul = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(DecodeError::BadField("bye text not NUL-terminated"))?;
+        if nul + 1 != rest.len() {
+            return Err(DecodeError::TrailingBytes);
+        }
+        Ok(ByeRef {
+            code,
+            message: &rest[..nul],
+        })
+    }
+
+    pub fn into_owned(self) -> Bye {
+        Bye {
+            code: self.code,
+            message: self.message.to_vec(),
+        }
+    }
+}
+
+/// One extension, borrowed (see [`Extension`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtensionRef<'a> {
+    /// The urn's text; [`Urn::parse`] reads it.
+    Urn(&'a [u8]),
+    Xml(&'a [u8]),
+    Ggep(GgepRef<'a>),
+    Text(&'a [u8]),
+}
+
+impl<'a> ExtensionRef<'a> {
+    fn classify(item: &'a [u8]) -> ExtensionRef<'a> {
+        if Urn::is_urn(item) {
+            ExtensionRef::Urn(item)
+        } else if matches!(item.first(), Some(b'<') | Some(b'{')) {
+            ExtensionRef::Xml(item)
+        } else {
+            ExtensionRef::Text(item)
+        }
+    }
+
+    pub fn into_owned(self) -> Extension {
+        match self {
+            ExtensionRef::Urn(t) => Extension::Urn(Urn::parse(t)),
+            ExtensionRef::Xml(b) => Extension::Xml(b.to_vec()),
+            ExtensionRef::Ggep(g) => Extension::Ggep(g.into_owned()),
+            ExtensionRef::Text(b) => Extension::Text(b.to_vec()),
+        }
+    }
+}
+
+/// An extension area (Query tail, or a result's bytes between its NULs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtensionsRef<'a> {
+    area: &'a [u8],
+}
+
+impl<'a> ExtensionsRef<'a> {
+    pub fn new(area: &'a [u8]) -> ExtensionsRef<'a> {
+        ExtensionsRef { area }
+    }
+
+    /// The area's bytes, separators included.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.area
+    }
+
+    pub fn iter(&self) -> ExtensionIter<'a> {
+        ExtensionIter {
+            area: self.area,
+            pos: 0,
+            done: self.area.is_empty(),
+        }
+    }
+
+    pub fn into_owned(self) -> Vec<Extension> {
+        self.iter().map(ExtensionRef::into_owned).collect()
+    }
+}
+
+/// Splits an extension area at 0x1C separators. A GGEP block is read by its
+/// own structure (its data may hold 0x1C); anything else runs to the next
+/// separator. What is not a urn, XML or GGEP is text.
+#[derive(Debug, Clone)]
+pub struct ExtensionIter<'a> {
+    area: &'a [u8],
+    pos: usize,
+    done: bool,
+}
+
+impl<'a> Iterator for ExtensionIter<'a> {
+    type Item = ExtensionRef<'a>;
+
+    fn next(&mut self) -> Option<ExtensionRef<'a>> {
+        if self.done {
+            return None;
+        }
+        let rest = self.area.get(self.pos..).unwrap_or(&[]);
+        if rest.first() == Some(&GGEP_MAGIC) {
+            if let Ok((ggep, used)) = GgepRef::parse_prefix(rest) {
+                match rest.get(used) {
+                    None => {
+                        self.done = true;
+                        return Some(ExtensionRef::Ggep(ggep));
+                    }
+                    Some(&EXTENSION_SEPARATOR) => {
+                        self.pos += used + 1;
+                        return Some(ExtensionRef::Ggep(ggep));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let end = rest
+            .iter()
+            .position(|&b| b == EXTENSION_SEPARATOR)
+            .unwrap_or(rest.len());
+        if end == rest.len() {
+            self.done = true;
+        } else {
+            self.pos += end + 1;
+        }
+        Some(ExtensionRef::classify(&rest[..end]))
+    }
+}
+
+/// A borrowed [`Query`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryRef<'a> {
+    pub speed: SpeedField,
+    pub search: &'a [u8],
+    pub extensions: ExtensionsRef<'a>,
+    pub stray_nul: bool,
+}
+
+impl<'a> QueryRef<'a> {
+    pub fn parse(payload: &'a [u8]) -> Result<QueryRef<'a>> {
+        let (speed, rest) = payload.split_at_checked(2).ok_or(DecodeError::Truncated)?;
+        let speed = SpeedField([speed[0], speed[1]]);
+        let nul = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(DecodeError::BadField(
+                "query search text not NUL-terminated",
+            ))?;
+        let area = &rest[nul + 1..];
+        let (area, stray_nul) = match area.split_last() {
+            // A final NUL is a stray one unless it is the last byte of a
+            // GGEP block that ends the area.
+            Some((0, body)) => {
+                let ends_in_ggep = matches!(
+                    ExtensionsRef::new(area).iter().last(),
+                    Some(ExtensionRef::Ggep(_))
+                );
+                if ends_in_ggep {
+                    (area, false)
+                } else {
+                    (body, true)
+                }
+            }
+            _ => (area, false),
+        };
+        Ok(QueryRef {
+            speed,
+            search: &rest[..nul],
+            extensions: ExtensionsRef::new(area),
+            stray_nul,
+        })
+    }
+
+    /// The GGEP block among the extensions, if any.
+    pub fn ggep(&self) -> Option<GgepRef<'a>> {
+        self.extensions.iter().find_map(|e| match e {
+            ExtensionRef::Ggep(g) => Some(g),
+            _ => None,
+        })
+    }
+
+    pub fn into_owned(self) -> Query {
+        Query {
+            speed: self.speed,
+            search: self.search.to_vec(),
+            extensions: self.extensions.into_owned(),
+            stray_nul: self.stray_nul,
+        }
+    }
+}
+
+/// A borrowed [`QueryHit`]. The results were located and checked by
+/// `parse`; [`QueryHitRef::results`] walks them again without copying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryHitRef<'a> {
+    pub port: u16,
+    pub ip: Ipv4Addr,
+    pub speed: u32,
+    result_count: u8,
+    results_area: &'a [u8],
+    pub trailer: Option<QhdTrailerRef<'a>>,
+    pub servent_id: ServentId,
+}
+
+/// A borrowed [`HitResult`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HitResultRef<'a> {
+    pub index: u32,
+    pub size: u32,
+    pub name: &'a [u8],
+    pub extensions: ExtensionsRef<'a>,
+}
+
+/// A borrowed [`QhdTrailer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QhdTrailerRef<'a> {
+    pub vendor: [u8; 4],
+    pub open_data: &'a [u8],
+    pub private_data: &'a [u8],
+}
+
+fn take_to_nul<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a [u8]> {
+    let rest = r.rest_peek();
+    let nul = rest
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(DecodeError::BadField(what))?;
+    let out = r.take(nul)?;
+    r.take(1)?;
+    Ok(out)
+}
+
+impl<'a> HitResultRef<'a> {
+    fn read(r: &mut Reader<'a>) -> Result<HitResultRef<'a>> {
+        let index = r.u32_le()?;
+        let size = r.u32_le()?;
+        let name = take_to_nul(r, "hit name not NUL-terminated")?;
+        let area = take_to_nul(r, "hit extensions not NUL-terminated")?;
+        Ok(HitResultRef {
+            index,
+            size,
+            name,
+            extensions: ExtensionsRef::new(area),
+        })
+    }
+
+    pub fn into_owned(self) -> HitResult {
+        HitResult {
+            index: self.index,
+            size: self.size,
+            name: self.name.to_vec(),
+            extensions: self.extensions.into_owned(),
+        }
+    }
+}
+
+impl<'a> QhdTrailerRef<'a> {
+    fn parse(area: &'a [u8]) -> Result<QhdTrailerRef<'a>> {
+        let mut r = Reader::new(area);
+        let vendor = r.array::<4>()?;
+        let open_len = r.u8()? as usize;
+        let open_data = r
+            .take(open_len)
+            .map_err(|_| DecodeError::BadField("query hit open data size"))?;
+        Ok(QhdTrailerRef {
+            vendor,
+            open_data,
+            private_data: r.rest(),
+        })
+    }
+
+    pub fn flags(&self) -> QhdFlags {
+        QhdFlags::from_open_data(self.open_data)
+    }
+
+    pub fn into_owned(self) -> QhdTrailer {
+        QhdTrailer {
+            vendor: self.vendor,
+            open_data: self.open_data.to_vec(),
+            private_data: self.private_data.to_vec(),
+        }
+    }
+}
+
+impl<'a> QueryHitRef<'a> {
+    pub fn parse(payload: &'a [u8]) -> Result<QueryHitRef<'a>> {
+        if payload.len() < QUERY_HIT_FIXED_LEN + SERVENT_ID_LEN {
+            return Err(DecodeError::Truncated);
+        }
+        let (body, id) = payload.split_at(payload.len() - SERVENT_ID_LEN);
+        let mut servent_id = [0u8; SERVENT_ID_LEN];
+        servent_id.copy_from_slice(id);
+        let mut r = Reader::new(body);
+        let result_count = r.u8()?;
+        let port = r.u16_le()?;
+        let ip = r.ipv4()?;
+        let speed = r.u32_le()?;
+        let results_start = body.len() - r.rest_peek().len();
+        for _ in 0..result_count {
+            HitResultRef::read(&mut r)?;
+        }
+        let area = r.rest();
+        let results_area = &body[results_start..body.len() - area.len()];
+        let trailer = if area.is_empty() {
+            None
+        } else {
+            Some(QhdTrailerRef::parse(area)?)
+        };
+        Ok(QueryHitRef {
+            port,
+            ip,
+            speed,
+            result_count,
+            results_area,
+            trailer,
+            servent_id: ServentId(servent_id),
+        })
+    }
+
+    pub fn result_count(&self) -> usize {
+        self.result_count as usize
+    }
+
+    pub fn results(&self) -> HitResultIter<'a> {
+        HitResultIter {
+            reader: Reader::new(self.results_area),
+            remaining: self.result_count,
+        }
+    }
+
+    pub fn into_owned(self) -> QueryHit {
+        QueryHit {
+            port: self.port,
+            ip: self.ip,
+            speed: self.speed,
+            results: self.results().map(HitResultRef::into_owned).collect(),
+            trailer: self.trailer.map(QhdTrailerRef::into_owned),
+            servent_id: self.servent_id,
+        }
+    }
+}
+
+/// The results of a [`QueryHitRef`].
+pub struct HitResultIter<'a> {
+    reader: Reader<'a>,
+    remaining: u8,
+}
+
+impl<'a> Iterator for HitResultIter<'a> {
+    type Item = HitResultRef<'a>;
+
+    fn next(&mut self) -> Option<HitResultRef<'a>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        // Checked by QueryHitRef::parse; an error would just end the walk.
+        HitResultRef::read(&mut self.reader).ok()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.remaining as usize))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn view_agrees_with_owned_on_a_hit() {
+        // The gtk-gnutella-relayed Shareaza hit of query_hit.rs, with a header.
+        let body = data_encoding::HEXLOWER.decode(b"010c4a021f0ceb000100002e650000870400005370696465724d616e2e4e6f2e5761792e486f6d652e323032312e56322e783236342e3830304d422e4141432e484443414d2d48757368526970732e6d6b762e746f7272656e740075726e3a6269747072696e743a425a44435542525a594e495356464d51585a4a534d505a4d4f4f3243413358592e4f544c4a56374e574d4b50425541495a36374b414232575135554459594c3237493334335156591c75726e3a6564326b686173683a38323065303961383030323938303563373562646137306339343266326661381c75726e3a6d64353a33633034303232323261633661653066626434373663616231333761616162381cc382435444efa3bf610052415a41043c21b60000c3824248407b6465666c6174657d78da3dcedd0a82401040e15759e6015c233008b58b32caccfe28a4bbc9a676415dd959547afa20aafbc3c70967435d898e2c6bd34430f27c98c5a133d652e3580caca78dc9b1266eb1a453a9a8c6cc94e83eb972ae9d4ad9f7bdc70a2de10bbdd2d4923f1dcb9b765fca1bf80e7f58b45677e8e851e1338207564c207473a721021f844256111c9741b64a2745302e92f5f9b0b89ee7fb7499ecf2ed659c6e7629c83894bfd3f80d6a6945cd00e795275ae2eb0f4a8b3ec6ad550688d6").unwrap();
+        let view = QueryHitRef::parse(&body).unwrap();
+        assert_eq!(view.result_count(), 1);
+        let r = view.results().next().unwrap();
+        assert!(r.name.ends_with(b".torrent"));
+        let kinds: Vec<&str> = r
+            .extensions
+            .iter()
+            .map(|e| match e {
+                ExtensionRef::Urn(_) => "urn",
+                ExtensionRef::Xml(_) => "xml",
+                ExtensionRef::Ggep(_) => "ggep",
+                ExtensionRef::Text(_) => "text",
+            })
+            .collect();
+        assert_eq!(kinds, ["urn", "urn", "urn", "ggep"]);
+        assert_eq!(view.trailer.unwrap().flags().ggep, Some(true));
+        let owned = view.into_owned();
+        let mut out = Vec::new();
+        owned.encode(&mut out);
+        assert_eq!(out, body);
+    }
+
+    #[test]
+    fn view_rejects_what_owned_rejects() {
+        for (ty, bytes) in [
+            (PayloadType::Pong, &[0u8; 13][..]),
+            (PayloadType::Ping, b"x"),
+            (PayloadType::Query, b"\x80\x00abc"),
+            (PayloadType::QueryHit, &[2u8; 30][..]),
+            (PayloadType::Bye, b"\xc8\x00a\x00b"),
+            (PayloadType::Push, &[0u8; 27][..]),
+        ] {
+            let view = PayloadRef::parse(ty, bytes).map(PayloadRef::into_owned);
+            assert!(view.is_err(), "{ty:?}");
+            assert_eq!(view, Payload::parse(ty, bytes), "{ty:?}");
+        }
+    }
+}

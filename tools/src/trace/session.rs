@@ -1,0 +1,702 @@
+//! Decoding one TCP stream: each direction is sniffed from its first bytes
+//! (Gnutella handshake, HTTP, GIV, OpenNap) and then read message by
+//! message. After a 0.6 handshake both sides' blocks decide what follows:
+//! descriptors, inflated first when `Content-Encoding: deflate` was
+//! announced; TLS and Gnutella2 links are named and skipped.
+//!
+//! Every buffer is bounded: heads by the parsers' caps, descriptors by the
+//! framer's 64 KiB payload check, inflated output by its bounded steps. A direction
+//! that stops making sense (bad message, gap in a compressed stream) is
+//! reported once and ignored from there on; the rest of the capture goes on.
+
+use hazel_protocol::framer::Framer;
+use hazel_protocol::giv::Giv;
+use hazel_protocol::handshake::{Handshake, Headers, Parsed};
+use hazel_protocol::http::{Request, Response};
+use hazel_protocol::pcap::{Direction, StreamInfo, Timestamp};
+use serde_json::{json, Map, Value};
+
+use super::describe;
+use super::opennap;
+use super::record::{quoted, Origin, Record, Transport};
+use super::summary::Summary;
+
+/// Bytes a direction may hold while waiting for the other side's handshake.
+const MAX_WAITING: usize = 1 << 20;
+
+#[derive(Debug)]
+enum Mode {
+    /// Nothing seen yet: the first bytes decide.
+    Sniff,
+    Handshake,
+    /// Handshake over in this direction; the other side's blocks decide what follows.
+    AwaitLink,
+    /// Descriptors through the protocol crate's framer, which inflates in
+    /// bounded steps on deflate links and checks every declared length.
+    Descriptors {
+        framer: Box<Framer>,
+        deflate: bool,
+    },
+    HttpRequests,
+    /// `body_left`: body bytes of the last response still to skip.
+    HttpResponses {
+        body_left: u64,
+    },
+    OpenNap,
+    /// Not decoded from here on (the reason was reported when entering).
+    Ignore,
+}
+
+#[derive(Debug)]
+struct Half {
+    mode: Mode,
+    /// Wire bytes not consumed yet.
+    buf: Vec<u8>,
+    /// Handshake blocks this side sent, in order.
+    blocks: Vec<Handshake>,
+    frame: u32,
+    time: Timestamp,
+}
+
+impl Half {
+    fn new() -> Half {
+        Half {
+            mode: Mode::Sniff,
+            buf: Vec::new(),
+            blocks: Vec::new(),
+            frame: 0,
+            time: Timestamp::default(),
+        }
+    }
+}
+
+/// One TCP stream being decoded.
+#[derive(Debug)]
+pub struct Session {
+    info: StreamInfo,
+    halves: [Half; 2],
+}
+
+/// What a finished 0.6 handshake agreed for the bytes that follow.
+enum LinkKind {
+    Descriptors,
+    Refused,
+    Tls,
+    Gnutella2,
+}
+
+impl Session {
+    pub fn new(info: StreamInfo) -> Session {
+        Session {
+            info,
+            halves: [Half::new(), Half::new()],
+        }
+    }
+
+    fn origin(&self, dir: Direction) -> Origin {
+        let h = &self.halves[dir.index()];
+        let (src, dst) = match dir {
+            Direction::ClientToServer => (self.info.client, self.info.server),
+            Direction::ServerToClient => (self.info.server, self.info.client),
+        };
+        Origin {
+            frame: h.frame,
+            time: h.time,
+            transport: Transport::Tcp,
+            stream: self.info.id,
+            src,
+            dst,
+            dir,
+        }
+    }
+
+    fn emit(
+        &self,
+        dir: Direction,
+        kind: &'static str,
+        text: String,
+        fields: Map<String, Value>,
+        out: &mut Vec<Record>,
+    ) {
+        out.push(Record::new(self.origin(dir), kind, text, fields));
+    }
+
+    fn note(&self, dir: Direction, text: String, out: &mut Vec<Record>, summary: &mut Summary) {
+        summary.notes += 1;
+        let mut f = Map::new();
+        f.insert("note".into(), text.clone().into());
+        self.emit(dir, "note", text, f, out);
+    }
+
+    fn error(
+        &mut self,
+        dir: Direction,
+        what: String,
+        out: &mut Vec<Record>,
+        summary: &mut Summary,
+    ) {
+        summary.errors += 1;
+        let mut f = Map::new();
+        f.insert("error".into(), what.clone().into());
+        self.emit(
+            dir,
+            "error",
+            format!("error: {what}; rest of this direction not decoded"),
+            f,
+            out,
+        );
+        self.ignore(dir);
+    }
+
+    fn ignore(&mut self, dir: Direction) {
+        let h = &mut self.halves[dir.index()];
+        h.mode = Mode::Ignore;
+        h.buf = Vec::new();
+    }
+
+    /// In-order bytes of one direction.
+    pub fn data(
+        &mut self,
+        dir: Direction,
+        frame: u32,
+        time: Timestamp,
+        data: &[u8],
+        out: &mut Vec<Record>,
+        summary: &mut Summary,
+    ) {
+        let h = &mut self.halves[dir.index()];
+        h.frame = frame;
+        h.time = time;
+        if matches!(h.mode, Mode::Ignore) {
+            return;
+        }
+        h.buf.extend_from_slice(data);
+        self.pump(dir, out, summary);
+        // This side's progress may settle what the other side was waiting for.
+        let other = dir.reverse();
+        if matches!(self.halves[other.index()].mode, Mode::AwaitLink) {
+            self.pump(other, out, summary);
+        }
+    }
+
+    /// Bytes that were never captured.
+    pub fn gap(
+        &mut self,
+        dir: Direction,
+        frame: u32,
+        offset: u64,
+        len: u64,
+        out: &mut Vec<Record>,
+        summary: &mut Summary,
+    ) {
+        summary.gaps += 1;
+        self.halves[dir.index()].frame = frame;
+        let mut f = Map::new();
+        f.insert("offset".into(), offset.into());
+        f.insert("len".into(), len.into());
+        self.emit(
+            dir,
+            "gap",
+            format!("gap: {len} bytes at offset {offset} were not captured"),
+            f,
+            out,
+        );
+        let h = &mut self.halves[dir.index()];
+        match &mut h.mode {
+            Mode::HttpResponses { body_left } if *body_left >= len + h.buf.len() as u64 => {
+                *body_left -= len + h.buf.len() as u64;
+                h.buf.clear();
+            }
+            Mode::Ignore => {}
+            _ => {
+                self.note(
+                    dir,
+                    "message boundaries lost after the gap; rest of this direction not decoded"
+                        .into(),
+                    out,
+                    summary,
+                );
+                self.ignore(dir);
+            }
+        }
+    }
+
+    /// The direction ended (FIN/RST) or the capture did.
+    pub fn end(&mut self, dir: Direction, out: &mut Vec<Record>, summary: &mut Summary) {
+        let h = &self.halves[dir.index()];
+        let left = h.buf.len()
+            + match &h.mode {
+                Mode::Descriptors { framer, .. } => framer.buffered(),
+                _ => 0,
+            };
+        let waiting_body = matches!(h.mode, Mode::HttpResponses { body_left } if body_left > 0);
+        if left > 0 && !matches!(h.mode, Mode::Ignore) && !waiting_body {
+            self.note(
+                dir,
+                format!("stream ends inside a message ({left} bytes left undecoded)"),
+                out,
+                summary,
+            );
+        }
+        self.ignore(dir);
+    }
+
+    fn pump(&mut self, dir: Direction, out: &mut Vec<Record>, summary: &mut Summary) {
+        // Each pass either consumes bytes, changes mode, or returns.
+        for _ in 0..1_000_000 {
+            let progressed = match self.halves[dir.index()].mode {
+                Mode::Sniff => self.sniff(dir, out, summary),
+                Mode::Handshake => self.handshake(dir, out, summary),
+                Mode::AwaitLink => self.await_link(dir, out, summary),
+                Mode::Descriptors { .. } => self.descriptors(dir, out, summary),
+                Mode::HttpRequests => self.http_request(dir, out, summary),
+                Mode::HttpResponses { .. } => self.http_response(dir, out, summary),
+                Mode::OpenNap => self.opennap(dir, out, summary),
+                Mode::Ignore => false,
+            };
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn sniff(&mut self, dir: Direction, out: &mut Vec<Record>, summary: &mut Summary) -> bool {
+        let buf = &self.halves[dir.index()].buf;
+        if buf.is_empty() {
+            return false;
+        }
+        let could_be = |word: &[u8]| {
+            let n = buf.len().min(word.len());
+            buf[..n] == word[..n]
+        };
+        let decided = |word: &[u8]| buf.len() >= word.len();
+        let mode = if could_be(b"GNUTELLA") {
+            decided(b"GNUTELLA").then_some(Mode::Handshake)
+        } else if could_be(b"GET ") || could_be(b"HEAD ") {
+            (decided(b"GET ") && could_be(b"GET ") || decided(b"HEAD "))
+                .then_some(Mode::HttpRequests)
+        } else if could_be(b"HTTP") {
+            decided(b"HTTP").then_some(Mode::HttpResponses { body_left: 0 })
+        } else if could_be(b"GIV ") {
+            if !decided(b"GIV ") {
+                None
+            } else {
+                return self.giv(dir, out, summary);
+            }
+        } else {
+            match opennap::sniff(buf, dir) {
+                Some(true) => Some(Mode::OpenNap),
+                Some(false) => {
+                    self.ignore(dir);
+                    return false;
+                }
+                None => None,
+            }
+        };
+        match mode {
+            Some(mode) => {
+                self.halves[dir.index()].mode = mode;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn giv(&mut self, dir: Direction, out: &mut Vec<Record>, summary: &mut Summary) -> bool {
+        match Giv::parse(&self.halves[dir.index()].buf) {
+            Ok(Parsed::NeedMore) => false,
+            Ok(Parsed::Complete { message, consumed }) => {
+                summary.count("GIV");
+                let mut f = Map::new();
+                f.insert("index".into(), message.file_index.into());
+                f.insert(
+                    "servent_id".into(),
+                    super::record::hex(&message.servent_id).into(),
+                );
+                f.insert(
+                    "name".into(),
+                    String::from_utf8_lossy(&message.file_name).into(),
+                );
+                self.emit(
+                    dir,
+                    "giv",
+                    format!(
+                        "GIV index={} servent={} name={}",
+                        message.file_index,
+                        super::record::hex(&message.servent_id),
+                        quoted(&message.file_name, 80)
+                    ),
+                    f,
+                    out,
+                );
+                let h = &mut self.halves[dir.index()];
+                h.buf.drain(..consumed);
+                // The GIV sender serves the file: HTTP responses follow.
+                h.mode = Mode::HttpResponses { body_left: 0 };
+                true
+            }
+            Err(e) => {
+                self.error(dir, format!("GIV line: {e}"), out, summary);
+                false
+            }
+        }
+    }
+
+    fn handshake(&mut self, dir: Direction, out: &mut Vec<Record>, summary: &mut Summary) -> bool {
+        let h = &self.halves[dir.index()];
+        if h.buf.is_empty() {
+            return false;
+        }
+        let n = h.buf.len().min(8);
+        if h.buf[..n] != b"GNUTELLA"[..n] {
+            // The blocks are over; what follows depends on both sides.
+            self.halves[dir.index()].mode = Mode::AwaitLink;
+            return true;
+        }
+        match Handshake::parse(&h.buf) {
+            Ok(Parsed::NeedMore) => false,
+            Ok(Parsed::Complete { message, consumed }) => {
+                summary.count("handshake");
+                let (text, fields) = describe_handshake(&message);
+                self.emit(dir, "handshake", text, fields, out);
+                let h = &mut self.halves[dir.index()];
+                h.buf.drain(..consumed);
+                h.blocks.push(message);
+                true
+            }
+            Err(e) => {
+                self.error(dir, format!("handshake block: {e}"), out, summary);
+                false
+            }
+        }
+    }
+
+    /// What the handshake agreed, once both sides have said enough.
+    fn link(&self) -> Option<LinkKind> {
+        let client = &self.halves[0].blocks;
+        let server = &self.halves[1].blocks;
+        let first_server = server.first()?;
+        if matches!(first_server, Handshake::Ok04) {
+            return Some(LinkKind::Descriptors);
+        }
+        if matches!(client.first(), Some(Handshake::Connect04)) || first_server.code() != Some(200)
+        {
+            return Some(LinkKind::Refused);
+        }
+        let step3 = client.get(1)?;
+        if step3.code() != Some(200) {
+            return Some(LinkKind::Refused);
+        }
+        let empty = Headers::new();
+        let h2 = first_server.headers().unwrap_or(&empty);
+        let h3 = step3.headers().unwrap_or(&empty);
+        let g2 = |h: &Headers| {
+            h.get("Content-Type")
+                .is_some_and(|v| v.eq_ignore_ascii_case("application/x-gnutella2"))
+        };
+        if g2(h2) || g2(h3) {
+            return Some(LinkKind::Gnutella2);
+        }
+        if h2
+            .get("Upgrade")
+            .is_some_and(|v| v.to_ascii_uppercase().starts_with("TLS"))
+            && h3.has_token("Connection", "Upgrade")
+        {
+            return Some(LinkKind::Tls);
+        }
+        Some(LinkKind::Descriptors)
+    }
+
+    fn await_link(&mut self, dir: Direction, out: &mut Vec<Record>, summary: &mut Summary) -> bool {
+        let Some(link) = self.link() else {
+            if self.halves[dir.index()].buf.len() > MAX_WAITING {
+                self.note(
+                    dir,
+                    "no handshake answer seen; rest of this direction not decoded".into(),
+                    out,
+                    summary,
+                );
+                self.ignore(dir);
+            }
+            return false;
+        };
+        match link {
+            LinkKind::Descriptors => {
+                // Each side announces the encoding of what it sends.
+                let own = self.halves[dir.index()].blocks.last();
+                let deflate = own
+                    .and_then(|b| b.headers())
+                    .is_some_and(|h| h.content_deflate());
+                if deflate {
+                    summary.deflate_directions += 1;
+                    self.note(
+                        dir,
+                        "Content-Encoding: deflate — inflating this direction".into(),
+                        out,
+                        summary,
+                    );
+                }
+                self.halves[dir.index()].mode = Mode::Descriptors {
+                    framer: Box::new(if deflate {
+                        Framer::deflated()
+                    } else {
+                        Framer::new()
+                    }),
+                    deflate,
+                };
+            }
+            LinkKind::Refused => {
+                self.note(
+                    dir,
+                    "handshake did not establish a link; rest not decoded".into(),
+                    out,
+                    summary,
+                );
+                self.ignore(dir);
+            }
+            LinkKind::Tls => {
+                summary.tls_directions += 1;
+                self.note(
+                    dir,
+                    "link switches to TLS after the handshake; not decoded".into(),
+                    out,
+                    summary,
+                );
+                self.ignore(dir);
+            }
+            LinkKind::Gnutella2 => {
+                self.note(
+                    dir,
+                    "Gnutella2 link (application/x-gnutella2); not decoded".into(),
+                    out,
+                    summary,
+                );
+                self.ignore(dir);
+            }
+        }
+        true
+    }
+
+    fn descriptors(
+        &mut self,
+        dir: Direction,
+        out: &mut Vec<Record>,
+        summary: &mut Summary,
+    ) -> bool {
+        let h = &mut self.halves[dir.index()];
+        let Mode::Descriptors { framer, deflate } = &mut h.mode else {
+            return false;
+        };
+        let deflate = *deflate;
+        let wire = std::mem::take(&mut h.buf);
+        let mut failure = framer.push(&wire).err();
+        let mut records = Vec::new();
+        while failure.is_none() {
+            match framer.next_frame_ref() {
+                Ok(Some(frame)) => {
+                    let (text, fields, type_name) = describe::descriptor(frame.bytes);
+                    if deflate {
+                        summary.inflated_bytes += frame.bytes.len() as u64;
+                    }
+                    summary.count_descriptor(&type_name, fields.contains_key("error"));
+                    records.push((text, fields));
+                }
+                Ok(None) => break,
+                Err(e) => failure = Some(e),
+            }
+        }
+        for (text, fields) in records {
+            self.emit(dir, "descriptor", text, fields, out);
+        }
+        if let Some(e) = failure {
+            let what = if deflate {
+                format!("descriptor stream (inflated): {e}")
+            } else {
+                format!("descriptor stream: {e}")
+            };
+            self.error(dir, what, out, summary);
+        }
+        false
+    }
+
+    fn http_request(
+        &mut self,
+        dir: Direction,
+        out: &mut Vec<Record>,
+        summary: &mut Summary,
+    ) -> bool {
+        let h = &self.halves[dir.index()];
+        if h.buf.is_empty() {
+            return false;
+        }
+        match Request::parse(&h.buf) {
+            Ok(Parsed::NeedMore) => false,
+            Ok(Parsed::Complete { message, consumed }) => {
+                summary.count("HTTP request");
+                let line = format!(
+                    "{} {} {}",
+                    message.method.as_str(),
+                    String::from_utf8_lossy(&message.target),
+                    message.version
+                );
+                let mut f = Map::new();
+                f.insert("method".into(), message.method.as_str().into());
+                f.insert(
+                    "target".into(),
+                    String::from_utf8_lossy(&message.target).into(),
+                );
+                f.insert("version".into(), message.version.to_string().into());
+                f.insert("headers".into(), headers_json(&message.headers));
+                let mut text = format!("HTTP request: {}", quoted(line.as_bytes(), 200));
+                if let Some(r) = message.headers.get("Range") {
+                    text.push_str(&format!(" Range: {r}"));
+                }
+                self.emit(dir, "http_request", text, f, out);
+                self.halves[dir.index()].buf.drain(..consumed);
+                true
+            }
+            Err(e) => {
+                self.error(dir, format!("HTTP request head: {e}"), out, summary);
+                false
+            }
+        }
+    }
+
+    fn http_response(
+        &mut self,
+        dir: Direction,
+        out: &mut Vec<Record>,
+        summary: &mut Summary,
+    ) -> bool {
+        let h = &mut self.halves[dir.index()];
+        if let Mode::HttpResponses { body_left } = &mut h.mode {
+            if *body_left > 0 {
+                let skip = (*body_left).min(h.buf.len() as u64);
+                h.buf.drain(..skip as usize);
+                *body_left -= skip;
+                summary.http_body_bytes += skip;
+                if *body_left > 0 {
+                    return false;
+                }
+            }
+        }
+        if h.buf.is_empty() {
+            return false;
+        }
+        match Response::parse(&h.buf) {
+            Ok(Parsed::NeedMore) => false,
+            Ok(Parsed::Complete { message, consumed }) => {
+                summary.count("HTTP response");
+                let length = message.content_length().ok().flatten();
+                let mut f = Map::new();
+                f.insert("status_line".into(), message.status_line().into());
+                f.insert(
+                    "version".into(),
+                    message
+                        .version
+                        .map(|v| v.to_string())
+                        .map_or(Value::Null, Value::from),
+                );
+                f.insert("code".into(), message.code.into());
+                f.insert("reason".into(), message.reason.clone().into());
+                f.insert("headers".into(), headers_json(&message.headers));
+                f.insert(
+                    "content_length".into(),
+                    length.map_or(Value::Null, Value::from),
+                );
+                let mut text = format!(
+                    "HTTP response: {}",
+                    quoted(message.status_line().as_bytes(), 120)
+                );
+                if let Some(server) = message.headers.get("Server") {
+                    text.push_str(&format!(" Server: {server}"));
+                }
+                if let Some(range) = message.headers.get("Content-Range") {
+                    text.push_str(&format!(" Content-Range: {range}"));
+                }
+                if let Some(l) = length {
+                    text.push_str(&format!(" body={l}"));
+                }
+                self.emit(dir, "http_response", text, f, out);
+                let h = &mut self.halves[dir.index()];
+                h.buf.drain(..consumed);
+                // Without a length the body runs to the end of the connection.
+                h.mode = Mode::HttpResponses {
+                    body_left: length.unwrap_or(u64::MAX),
+                };
+                true
+            }
+            Err(e) => {
+                self.error(dir, format!("HTTP response head: {e}"), out, summary);
+                false
+            }
+        }
+    }
+
+    fn opennap(&mut self, dir: Direction, out: &mut Vec<Record>, summary: &mut Summary) -> bool {
+        let h = &self.halves[dir.index()];
+        match opennap::next(&h.buf, dir) {
+            opennap::Next::NeedMore => false,
+            opennap::Next::Message {
+                consumed,
+                text,
+                fields,
+            } => {
+                summary.count("OpenNap");
+                self.emit(dir, "opennap", text, fields, out);
+                self.halves[dir.index()].buf.drain(..consumed);
+                true
+            }
+            opennap::Next::Error(e) => {
+                self.error(dir, format!("OpenNap frame: {e}"), out, summary);
+                false
+            }
+        }
+    }
+}
+
+fn headers_json(headers: &Headers) -> Value {
+    Value::Array(
+        headers
+            .iter()
+            .map(|h| json!([h.name(), h.value()]))
+            .collect(),
+    )
+}
+
+fn describe_handshake(block: &Handshake) -> (String, Map<String, Value>) {
+    let mut f = Map::new();
+    f.insert("start_line".into(), block.start_line().into());
+    let headers = block.headers();
+    f.insert(
+        "headers".into(),
+        headers.map_or(Value::Array(Vec::new()), headers_json),
+    );
+    let mut text = format!("handshake: {}", block.start_line());
+    if let Some(h) = headers {
+        let mut notable = Vec::new();
+        for name in [
+            "User-Agent",
+            "X-Ultrapeer",
+            "Accept-Encoding",
+            "Content-Encoding",
+            "Upgrade",
+            "Content-Type",
+        ] {
+            if let Some(v) = h.get(name) {
+                notable.push(format!("{name}: {v}"));
+            }
+        }
+        text.push_str(&format!(
+            " ({} header{}",
+            h.len(),
+            if h.len() == 1 { "" } else { "s" }
+        ));
+        if !notable.is_empty() {
+            text.push_str("; ");
+            text.push_str(&notable.join("; "));
+        }
+        text.push(')');
+    }
+    (text, f)
+}
