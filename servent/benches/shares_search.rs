@@ -116,9 +116,37 @@ fn bench_search(c: &mut Criterion) {
         });
         group.finish();
     }
+    // Publishing hashing progress: 1,000 new digests for files not hashed yet, on the same names
+    // (the keyword index is shared).
+    let unhashed = Library::new(
+        library
+            .files()
+            .iter()
+            .map(|f| SharedFile {
+                sha1: None,
+                ..SharedFile::clone(f)
+            })
+            .collect(),
+    );
+    let digests: Vec<(u32, [u8; 20])> = (1..=1000u32)
+        .map(|i| {
+            let mut digest = [0u8; 20];
+            digest[..4].copy_from_slice(&i.to_le_bytes());
+            (i * 37, digest)
+        })
+        .collect();
+    c.bench_function("with_sha1s_100k", |b| {
+        b.iter(|| black_box(unhashed.with_sha1s(black_box(&digests)).len()))
+    });
     c.bench_function("build_library_100k", |b| {
         b.iter_batched(
-            || library.files().to_vec(),
+            || {
+                library
+                    .files()
+                    .iter()
+                    .map(|f| SharedFile::clone(f))
+                    .collect::<Vec<_>>()
+            },
             |files| black_box(Library::new(files).len()),
             criterion::BatchSize::LargeInput,
         )

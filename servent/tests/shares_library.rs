@@ -271,3 +271,37 @@ fn upload_serves_the_requested_bytes_of_a_scanned_file() {
     let err = open_span(&span).expect_err("changed file must be refused");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
 }
+
+#[test]
+fn hashing_progress_is_published_step_by_step() {
+    let share = tempfile::tempdir().expect("temp dir");
+    let data = tempfile::tempdir().expect("temp dir");
+    for i in 0..6 {
+        fs::write(
+            share.path().join(format!("track {i}.mp3")),
+            vec![i as u8; 3000],
+        )
+        .expect("write");
+    }
+    let mut config =
+        LibraryConfig::new(vec![share.path().to_path_buf()], data.path().to_path_buf());
+    config.publish_interval = Duration::ZERO;
+    let (scanner, rx) = LibraryScanner::spawn_with_channel(config).expect("spawn");
+    let mut pending_seen = Vec::new();
+    let last = wait_for(&rx, |lib| {
+        // Every step lists every file and stays searchable while hashes arrive.
+        assert_eq!(lib.len(), 6);
+        assert_eq!(lib.search(&SearchCriteria::text("TRACK mp3")).len(), 6);
+        true
+    });
+    pending_seen.push(last.pending_hashes());
+    while pending_seen.last() != Some(&0) {
+        let lib = wait_for(&rx, |_| true);
+        assert_eq!(lib.len(), 6);
+        assert_eq!(lib.search(&SearchCriteria::text("track")).len(), 6);
+        pending_seen.push(lib.pending_hashes());
+    }
+    // The first library comes right after the walk, then one per hashed file.
+    assert_eq!(pending_seen, vec![6, 5, 4, 3, 2, 1, 0]);
+    assert_eq!(scanner.stats().published, 7);
+}

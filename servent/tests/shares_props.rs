@@ -95,6 +95,51 @@ proptest! {
     }
 
     #[test]
+    fn with_sha1s_equals_a_rebuild(
+        files in files(),
+        updates in prop::collection::vec((0usize..40, any::<[u8; 20]>(), any::<bool>()), 0..20),
+    ) {
+        let lib = Library::new(files.clone());
+        let mut expected_files = files.clone();
+        let mut digests = Vec::new();
+        for (pick, digest, reuse) in updates {
+            if expected_files.is_empty() {
+                break;
+            }
+            let at = pick % expected_files.len();
+            // Sometimes reuse a digest another file already has.
+            let digest = if reuse {
+                expected_files.iter().find_map(|f| f.sha1).unwrap_or(digest)
+            } else {
+                digest
+            };
+            expected_files[at].sha1 = Some(digest);
+            digests.push((expected_files[at].index, digest));
+        }
+        let updated = lib.with_sha1s(&digests);
+        let rebuilt = Library::new(expected_files.clone());
+        prop_assert_eq!(updated.files().len(), rebuilt.files().len());
+        for (a, b) in updated.files().iter().zip(rebuilt.files()) {
+            prop_assert_eq!(&**a, &**b);
+        }
+        for file in &expected_files {
+            if let Some(digest) = file.sha1 {
+                let found = updated.by_sha1(&digest).expect("every digest is found");
+                prop_assert_eq!(found.sha1, Some(digest));
+            }
+        }
+        // Digests no file has any more are gone.
+        for file in &files {
+            if let Some(digest) = file.sha1 {
+                prop_assert_eq!(
+                    updated.by_sha1(&digest).is_some(),
+                    expected_files.iter().any(|f| f.sha1 == Some(digest))
+                );
+            }
+        }
+    }
+
+    #[test]
     fn query_hits_fit_decode_and_reencode(files in files(), hops in any::<u8>()) {
         let refs: Vec<&SharedFile> = files.iter().collect();
         let hits = build_query_hits(&refs, DescriptorId([5; 16]), hops, &params());

@@ -283,6 +283,19 @@ fn closing_mid_body_releases_the_slot() {
 }
 
 #[test]
+fn flood_during_a_reply_closes_and_still_releases_the_slot() {
+    let mut slots = UploadSlots::new(1);
+    let (mut session, reply) = answer(b"GET /get/5/Song%20One.mp3 HTTP/1.1\r\n\r\n", &mut slots);
+    assert!(reply.body.is_some());
+    for _ in 0..64 {
+        session.on_bytes(&[b'x'; 1024]);
+    }
+    assert_eq!(session.poll(&library(), &mut slots), UploadPoll::Close);
+    session.on_close(&mut slots);
+    assert_eq!(slots.active(), 0);
+}
+
+#[test]
 fn pipelined_requests_wait_for_the_previous_reply() {
     let lib = library();
     let mut slots = UploadSlots::new(4);

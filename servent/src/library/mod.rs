@@ -15,7 +15,7 @@
 //!   be read, is left out of the library until the next rescan.
 //! - [`open_span`] opens the file of an upload reply at its offset, refusing a file changed since
 //!   the scan (the reactor streams `len` bytes from it).
-//! - The walk's policy (symlinks, hidden files, the data directory) is described in [`scan`].
+//! - The walk's policy (symlinks, hidden files, the data directory) is described in [`mod@scan`].
 
 pub mod cache;
 pub mod scan;
@@ -207,6 +207,10 @@ struct Worker {
     next_index: u32,
     /// A command read while busy, handled at the next opportunity.
     pending: Option<Command>,
+    /// The last library published, and what changed since.
+    published: Option<Arc<Library>>,
+    new_digests: Vec<(u32, [u8; 20])>,
+    needs_rebuild: bool,
     buffer: Vec<u8>,
 }
 
@@ -236,6 +240,9 @@ impl Worker {
             entries: HashMap::new(),
             next_index,
             pending: None,
+            published: None,
+            new_digests: Vec::new(),
+            needs_rebuild: true,
             buffer: vec![0; HASH_BUFFER],
         })
     }
@@ -286,6 +293,7 @@ impl Worker {
         let scanned = scan(&self.config.shares, &options);
         self.reconcile(scanned);
         self.counters.scans.fetch_add(1, Ordering::Relaxed);
+        self.needs_rebuild = true;
         self.publish_library();
 
         let mut pending: Vec<PathBuf> = self
@@ -297,7 +305,6 @@ impl Worker {
         pending.sort();
         let mut last_publish = Instant::now();
         let mut last_save = Instant::now();
-        let mut unpublished = false;
         let mut unsaved = false;
         for path in pending {
             if self.poll_command(commands) {
@@ -318,8 +325,8 @@ impl Worker {
                                 index: entry.index,
                             },
                         );
+                        self.new_digests.push((entry.index, digest));
                     }
-                    unpublished = true;
                     unsaved = true;
                 }
                 Ok(HashOutcome::Changed) => {
@@ -328,19 +335,18 @@ impl Worker {
                         path.display()
                     );
                     self.entries.remove(&path);
-                    unpublished = true;
+                    self.needs_rebuild = true;
                 }
                 Ok(HashOutcome::Interrupted) => break,
                 Err(e) => {
                     log::warn!("{}: {e}; not shared", path.display());
                     self.entries.remove(&path);
-                    unpublished = true;
+                    self.needs_rebuild = true;
                 }
             }
-            if unpublished && last_publish.elapsed() >= self.config.publish_interval {
+            if self.has_unpublished() && last_publish.elapsed() >= self.config.publish_interval {
                 self.publish_library();
                 last_publish = Instant::now();
-                unpublished = false;
             }
             // Progress survives a crash without rewriting a large cache file every publish.
             if unsaved && last_save.elapsed() >= CACHE_SAVE_INTERVAL {
@@ -349,7 +355,7 @@ impl Worker {
                 unsaved = false;
             }
         }
-        if unpublished {
+        if self.has_unpublished() {
             self.publish_library();
         }
         if unsaved {
@@ -462,7 +468,25 @@ impl Worker {
         Ok(HashOutcome::Digest(hasher.finalize().into()))
     }
 
+    fn has_unpublished(&self) -> bool {
+        self.needs_rebuild || !self.new_digests.is_empty()
+    }
+
+    /// Publishes the current state: a full rebuild after a scan or a removal, else the last
+    /// library with the new digests (sharing its keyword index).
     fn publish_library(&mut self) {
+        let library = match (&self.published, self.needs_rebuild) {
+            (Some(last), false) => Arc::new(last.with_sha1s(&self.new_digests)),
+            _ => Arc::new(self.build_library()),
+        };
+        self.needs_rebuild = false;
+        self.new_digests.clear();
+        self.published = Some(Arc::clone(&library));
+        self.counters.published.fetch_add(1, Ordering::Relaxed);
+        (self.publish)(library);
+    }
+
+    fn build_library(&self) -> Library {
         let files: Vec<SharedFile> = self
             .entries
             .iter()
@@ -476,9 +500,7 @@ impl Worker {
                 sha1: e.sha1,
             })
             .collect();
-        let library = Arc::new(Library::new(files));
-        self.counters.published.fetch_add(1, Ordering::Relaxed);
-        (self.publish)(library);
+        Library::new(files)
     }
 
     fn save_cache(&self) {

@@ -11,8 +11,8 @@
 //! answer from a sorted vocabulary instead of scanning every name, while still letting a user type
 //! the start of a word, as Gnutella users expect.
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 /// True for characters that belong inside a keyword.
 fn is_word_char(c: char) -> bool {
@@ -69,29 +69,30 @@ pub fn keyword_set(text: &str) -> Vec<String> {
 }
 
 /// Inverted index: keyword → sorted positions (into the library's file table) of the files whose
-/// name contains that keyword. The vocabulary is kept sorted so that every keyword starting with a
-/// given prefix is one contiguous range.
+/// name contains that keyword. The vocabulary is a sorted vector so that every keyword starting
+/// with a given prefix is one contiguous run, found by binary search.
 #[derive(Debug, Default, Clone)]
 pub struct KeywordIndex {
-    postings: BTreeMap<String, Vec<u32>>,
+    postings: Vec<(String, Vec<u32>)>,
 }
 
 impl KeywordIndex {
     /// Builds the index from each file's keyword set; `names[i]` is the set of file position `i`.
     pub fn build<'a>(names: impl IntoIterator<Item = &'a [String]>) -> Self {
-        let mut postings: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        // A hash map while collecting (cheap lookups), sorted once at the end.
+        let mut collecting: HashMap<&'a str, Vec<u32>> = HashMap::new();
         for (position, words) in names.into_iter().enumerate() {
             let position = u32::try_from(position).unwrap_or(u32::MAX);
             for word in words {
-                match postings.get_mut(word.as_str()) {
-                    Some(list) => list.push(position),
-                    None => {
-                        postings.insert(word.clone(), vec![position]);
-                    }
-                }
+                collecting.entry(word.as_str()).or_default().push(position);
             }
         }
         // Positions were pushed in increasing order, so every list is already sorted.
+        let mut postings: Vec<(String, Vec<u32>)> = collecting
+            .into_iter()
+            .map(|(word, list)| (word.to_owned(), list))
+            .collect();
+        postings.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         KeywordIndex { postings }
     }
 
@@ -102,8 +103,13 @@ impl KeywordIndex {
 
     /// The posting lists of every keyword that starts with `prefix`.
     fn lists_with_prefix<'s>(&'s self, prefix: &'s str) -> impl Iterator<Item = &'s Vec<u32>> + 's {
+        let start = self
+            .postings
+            .partition_point(|(word, _)| word.as_str() < prefix);
         self.postings
-            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .get(start..)
+            .unwrap_or(&[])
+            .iter()
             .take_while(move |(word, _)| word.starts_with(prefix))
             .map(|(_, list)| list)
     }
@@ -137,20 +143,60 @@ impl KeywordIndex {
         if weight == 0 {
             return Vec::new();
         }
-        let mut candidates: Vec<u32> = Vec::with_capacity(weight);
-        for list in self.lists_with_prefix(first) {
-            candidates.extend_from_slice(list);
-        }
-        candidates.sort_unstable();
-        candidates.dedup();
+        // The candidates of the most selective keyword, in position order, from the sorted
+        // posting lists of every word it prefixes.
+        let lists: Vec<&[u32]> = self.lists_with_prefix(first).map(Vec::as_slice).collect();
         let rest = order.get(1..).unwrap_or(&[]);
-        let mut out = Vec::new();
-        for position in candidates {
+        let matches_rest = |position: u32| {
             let words = file_words(position);
-            if rest
-                .iter()
+            rest.iter()
                 .all(|&(_, keyword)| has_word_with_prefix(words, keyword))
-            {
+        };
+        if let [only] = lists.as_slice() {
+            // One word has the prefix: its list is already in order.
+            return only
+                .iter()
+                .copied()
+                .filter(|&p| matches_rest(p))
+                .take(limit)
+                .collect();
+        }
+        if limit >= weight || !rest.is_empty() {
+            // Every candidate may have to be looked at (all wanted, or other keywords may reject
+            // most of them): gathering and sorting beats the heap.
+            let mut candidates: Vec<u32> = Vec::with_capacity(weight);
+            for list in &lists {
+                candidates.extend_from_slice(list);
+            }
+            candidates.sort_unstable();
+            candidates.dedup();
+            candidates.retain(|&p| matches_rest(p));
+            candidates.truncate(limit);
+            return candidates;
+        }
+        // One keyword covering many words, and a limit: every candidate matches, so a merge in
+        // position order can stop after `limit` files.
+        let mut heads: BinaryHeap<Reverse<(u32, usize)>> = lists
+            .iter()
+            .enumerate()
+            .filter_map(|(list, positions)| positions.first().map(|&p| Reverse((p, list))))
+            .collect();
+        let mut offsets: Vec<usize> = vec![0; lists.len()];
+        let mut out = Vec::new();
+        let mut last: Option<u32> = None;
+        while let Some(Reverse((position, list))) = heads.pop() {
+            if let (Some(offset), Some(positions)) = (offsets.get_mut(list), lists.get(list)) {
+                *offset += 1;
+                if let Some(&next) = positions.get(*offset) {
+                    heads.push(Reverse((next, list)));
+                }
+            }
+            // A file can contain several words with the prefix: list it once.
+            if last == Some(position) {
+                continue;
+            }
+            last = Some(position);
+            if matches_rest(position) {
                 out.push(position);
                 if out.len() >= limit {
                     break;
@@ -230,5 +276,31 @@ mod tests {
         assert_eq!(q("nothing"), Vec::<u32>::new());
         assert_eq!(q(""), Vec::<u32>::new());
         assert_eq!(index.search(&keywords("help"), 1, words), vec![0]);
+    }
+
+    #[test]
+    fn every_search_strategy_gives_positions_in_order() {
+        // "beat" prefixes three words: limited searches merge their lists, unlimited ones sort.
+        let names: Vec<Vec<String>> = [
+            "beatnik one",
+            "beat two",
+            "beatles three",
+            "beat beatles four",
+            "other",
+            "beatnik two",
+        ]
+        .iter()
+        .map(|n| keyword_set(n))
+        .collect();
+        let index = KeywordIndex::build(names.iter().map(Vec::as_slice));
+        let words = |p: u32| names[p as usize].as_slice();
+        let q = |text: &str, limit: usize| index.search(&keywords(text), limit, words);
+        assert_eq!(q("beat", usize::MAX), vec![0, 1, 2, 3, 5]);
+        assert_eq!(q("beat", 2), vec![0, 1]);
+        assert_eq!(q("beat", 4), vec![0, 1, 2, 3]);
+        assert_eq!(q("beat two", 1), vec![1]);
+        assert_eq!(q("beat two", usize::MAX), vec![1, 5]);
+        assert_eq!(q("beatles", 1), vec![2]);
+        assert_eq!(q("beatles", usize::MAX), vec![2, 3]);
     }
 }

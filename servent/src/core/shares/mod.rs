@@ -5,15 +5,18 @@
 //! # API
 //! - [`SharedFile`]: one shared file (`index` stable while the file is unchanged, `name`, relative
 //!   and absolute path, `size`, `mtime`, `sha1` once hashed).
-//! - [`Library::new`] builds the indexes from files; [`Library::search`] /
-//!   [`Library::search_limited`] answer a [`SearchCriteria`] (search text + `urn:sha1` values); [`Library::totals`] gives
-//!   `(files, kbytes)` for Pongs; [`Library::get`] finds a file by index, [`Library::by_sha1`] by digest.
+//! - [`Library::new`] builds the indexes from files; [`Library::with_sha1s`] is a cheap copy with
+//!   new digests (hashing progress; the keyword index is shared).
+//! - [`Library::search`] / [`Library::search_limited`] answer a [`SearchCriteria`] (search text +
+//!   `urn:sha1` values); [`Library::totals`] gives `(files, kbytes)` for Pongs; [`Library::get`]
+//!   finds a file by index, [`Library::by_sha1`] by digest, [`Library::files`] lists them all.
 //! - [`query_hits::build_query_hits`] encodes matches into QueryHit descriptors of at most
 //!   16 KiB each, with HUGE urns, the `HZEL` trailer and correct open-data flags;
 //!   [`Library::answer_query`] does search + build for a received Query, and
 //!   [`SearchCriteria::from_query`] is what a Query is reduced to (search text + HUGE sha1 urns).
 //! - [`upload`]: a sans-IO HTTP upload state machine (`GET`/`HEAD` of `/get/<index>/<name>` and
-//!   `/uri-res/N2R?urn:sha1:…`): request bytes in, response head + file span out.
+//!   `/uri-res/N2R?urn:sha1:…`): request bytes in, response head + file span out; its
+//!   [`upload::UploadSlots`] also give the QueryHit busy / have-uploaded flags.
 //!
 //! # Matching
 //! A query matches a file when every keyword of its search text is a prefix of a keyword of the
@@ -27,6 +30,7 @@ pub mod upload;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use keywords::{keyword_set, keywords as split_keywords, KeywordIndex};
@@ -70,16 +74,35 @@ impl SearchCriteria {
     }
 }
 
+/// The keyword side of a library: it depends only on the names, so libraries that differ only in
+/// SHA-1s (every publish while hashing) share it.
+#[derive(Debug, Default)]
+struct NameIndex {
+    /// Sorted keyword set of each file, parallel to `Library::files`.
+    file_words: Vec<Vec<String>>,
+    index: KeywordIndex,
+}
+
 /// The shared set at one moment: immutable once built, shared with the reactor as `Arc<Library>`.
 #[derive(Debug, Default, Clone)]
 pub struct Library {
-    /// Files sorted by index.
-    files: Vec<SharedFile>,
-    /// Sorted keyword set of each file, parallel to `files`.
-    file_words: Vec<Vec<String>>,
-    index: KeywordIndex,
+    /// Files sorted by index. Each behind an `Arc` so that a library differing only in a few
+    /// digests shares every other entry with its predecessor.
+    files: Vec<Arc<SharedFile>>,
+    names: Arc<NameIndex>,
     by_sha1: HashMap<[u8; 20], u32>,
     total_bytes: u64,
+}
+
+/// Digest → position of the first file with it.
+fn sha1_table(files: &[Arc<SharedFile>]) -> HashMap<[u8; 20], u32> {
+    let mut by_sha1 = HashMap::with_capacity(files.len());
+    for (position, file) in files.iter().enumerate() {
+        if let (Some(digest), Ok(position)) = (file.sha1, u32::try_from(position)) {
+            by_sha1.entry(digest).or_insert(position);
+        }
+    }
+    by_sha1
 }
 
 impl Library {
@@ -94,24 +117,65 @@ impl Library {
         files.dedup_by_key(|f| f.index);
         let file_words: Vec<Vec<String>> = files.iter().map(|f| keyword_set(&f.name)).collect();
         let index = KeywordIndex::build(file_words.iter().map(Vec::as_slice));
-        let mut by_sha1 = HashMap::new();
-        for (position, file) in files.iter().enumerate() {
-            if let (Some(digest), Ok(position)) = (file.sha1, u32::try_from(position)) {
-                by_sha1.entry(digest).or_insert(position);
-            }
-        }
         let total_bytes = files.iter().map(|f| f.size).fold(0u64, u64::saturating_add);
+        let files: Vec<Arc<SharedFile>> = files.into_iter().map(Arc::new).collect();
         Library {
+            by_sha1: sha1_table(&files),
             files,
-            file_words,
-            index,
-            by_sha1,
+            names: Arc::new(NameIndex { file_words, index }),
             total_bytes,
         }
     }
 
+    /// A copy with the SHA-1 of some files set (`(index, digest)`; unknown indexes ignored). The
+    /// keyword index is shared, not rebuilt: this is how hashing progress is published cheaply.
+    pub fn with_sha1s(&self, digests: &[(u32, [u8; 20])]) -> Library {
+        let mut files = self.files.clone();
+        let mut by_sha1 = self.by_sha1.clone();
+        // Digests replaced on a file that the table pointed at: another file may still have them
+        // (rare: only a changed digest). Found again in one pass at the end.
+        let mut lost: Vec<[u8; 20]> = Vec::new();
+        for (index, digest) in digests {
+            let Ok(position) = files.binary_search_by_key(index, |f| f.index) else {
+                continue;
+            };
+            let (Some(file), Ok(position_key)) = (files.get_mut(position), u32::try_from(position))
+            else {
+                continue;
+            };
+            if file.sha1 == Some(*digest) {
+                continue;
+            }
+            let replaced = file.sha1;
+            Arc::make_mut(file).sha1 = Some(*digest);
+            by_sha1.entry(*digest).or_insert(position_key);
+            if let Some(old) = replaced {
+                if by_sha1.get(&old) == Some(&position_key) {
+                    by_sha1.remove(&old);
+                    lost.push(old);
+                }
+            }
+        }
+        if !lost.is_empty() {
+            let lost: std::collections::HashSet<[u8; 20]> = lost.into_iter().collect();
+            for (position, file) in files.iter().enumerate() {
+                if let (Some(digest), Ok(position)) = (file.sha1, u32::try_from(position)) {
+                    if lost.contains(&digest) {
+                        by_sha1.entry(digest).or_insert(position);
+                    }
+                }
+            }
+        }
+        Library {
+            by_sha1,
+            files,
+            names: Arc::clone(&self.names),
+            total_bytes: self.total_bytes,
+        }
+    }
+
     /// Every file, sorted by index.
-    pub fn files(&self) -> &[SharedFile] {
+    pub fn files(&self) -> &[Arc<SharedFile>] {
         &self.files
     }
 
@@ -145,18 +209,20 @@ impl Library {
     /// The file with this index.
     pub fn get(&self, index: u32) -> Option<&SharedFile> {
         let position = self.files.binary_search_by_key(&index, |f| f.index).ok()?;
-        self.files.get(position)
+        self.files.get(position).map(|f| &**f)
     }
 
     /// The file with this SHA-1.
     pub fn by_sha1(&self, digest: &[u8; 20]) -> Option<&SharedFile> {
         let position = *self.by_sha1.get(digest)?;
-        self.files.get(usize::try_from(position).ok()?)
+        self.files
+            .get(usize::try_from(position).ok()?)
+            .map(|f| &**f)
     }
 
     /// Number of distinct keywords in the index.
     pub fn vocabulary_len(&self) -> usize {
-        self.index.vocabulary_len()
+        self.names.index.vocabulary_len()
     }
 
     /// Every file matching `criteria` (see the module doc), urn matches first, then keyword matches
@@ -186,10 +252,10 @@ impl Library {
         query.sort_unstable();
         query.dedup();
         let urn_hits = out.len();
-        let positions = self.index.search(&query, remaining + urn_hits, |p| {
+        let positions = self.names.index.search(&query, remaining + urn_hits, |p| {
             usize::try_from(p)
                 .ok()
-                .and_then(|p| self.file_words.get(p))
+                .and_then(|p| self.names.file_words.get(p))
                 .map_or(&[][..], Vec::as_slice)
         });
         for position in positions {
@@ -199,6 +265,7 @@ impl Library {
             let Some(file) = usize::try_from(position)
                 .ok()
                 .and_then(|p| self.files.get(p))
+                .map(|f| &**f)
             else {
                 continue;
             };
@@ -224,7 +291,7 @@ impl Library {
         for digest in &criteria.sha1_urns {
             if let Some(file) = self.files.iter().find(|f| f.sha1.as_ref() == Some(digest)) {
                 if !out.iter().any(|f| f.index == file.index) {
-                    out.push(file);
+                    out.push(&**file);
                 }
             }
         }
@@ -232,7 +299,7 @@ impl Library {
         if query.is_empty() {
             return out;
         }
-        for (file, words) in self.files.iter().zip(&self.file_words) {
+        for (file, words) in self.files.iter().zip(&self.names.file_words) {
             if query
                 .iter()
                 .all(|k| keywords::has_word_with_prefix(words, k))
@@ -365,6 +432,21 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn with_sha1s_updates_lookup_and_keeps_search() {
+        let lib = sample();
+        let updated = lib.with_sha1s(&[(2, [2; 20]), (99, [9; 20])]);
+        assert_eq!(updated.by_sha1(&[2; 20]).map(|f| f.index), Some(2));
+        assert!(updated.by_sha1(&[9; 20]).is_none());
+        assert_eq!(updated.pending_hashes(), 0);
+        assert_eq!(lib.pending_hashes(), 1, "the original is unchanged");
+        assert_eq!(
+            indexes(updated.search(&SearchCriteria::text("help"))),
+            vec![2, 3]
+        );
+        assert_eq!(updated.totals(), lib.totals());
     }
 
     #[test]

@@ -163,6 +163,9 @@ pub struct UploadSession {
     config: UploadConfig,
     buffer: Vec<u8>,
     state: State,
+    /// The client sent more than we buffer: close (kept apart from `state` so a slot held by the
+    /// reply in flight is still released by `on_close`).
+    overflowed: bool,
     requests: u64,
 }
 
@@ -172,6 +175,7 @@ impl UploadSession {
             config,
             buffer: Vec::new(),
             state: State::Reading,
+            overflowed: false,
             requests: 0,
         }
     }
@@ -183,14 +187,14 @@ impl UploadSession {
 
     /// Bytes received from the client.
     pub fn on_bytes(&mut self, bytes: &[u8]) {
-        if self.state == State::Closed {
+        if self.state == State::Closed || self.overflowed {
             return;
         }
         if self.buffer.len().saturating_add(bytes.len()) > MAX_BUFFERED {
             // Either a head past the cap (the parser would reject it) or a client pushing bytes
             // we have no reason to hold: stop here.
             self.buffer.clear();
-            self.state = State::Closed;
+            self.overflowed = true;
             return;
         }
         self.buffer.extend_from_slice(bytes);
@@ -198,6 +202,9 @@ impl UploadSession {
 
     /// Decides what to do with the buffered bytes, given the current library and slots.
     pub fn poll(&mut self, library: &Library, slots: &mut UploadSlots) -> UploadPoll {
+        if self.overflowed {
+            return UploadPoll::Close;
+        }
         match self.state {
             State::Closed => return UploadPoll::Close,
             State::Replying { .. } => return UploadPoll::NeedMore,
