@@ -99,6 +99,9 @@ pub struct Connection {
     pub last_received: Instant,
     pub last_sent: Instant,
     pub last_keepalive: Option<Instant>,
+    /// Since when our pings on this link have gone unanswered (no Pong for
+    /// one of our Pings arrived since the first of them).
+    pub unanswered_ping_since: Option<Instant>,
     pub last_ping_accepted: Option<Instant>,
     pub descriptors_in: u64,
     pub descriptors_out: u64,
@@ -149,6 +152,7 @@ impl Connection {
             last_received: now,
             last_sent: now,
             last_keepalive: None,
+            unanswered_ping_since: None,
             last_ping_accepted: None,
             descriptors_in: 0,
             descriptors_out: 0,

@@ -446,7 +446,13 @@ impl Core {
                 Phase::Established => {
                     let quiet_in = now.saturating_duration_since(conn.last_received);
                     let quiet_out = now.saturating_duration_since(conn.last_sent);
-                    if quiet_in >= self.config.idle_timeout {
+                    let unanswered = conn
+                        .unanswered_ping_since
+                        .map(|t| now.saturating_duration_since(t))
+                        .unwrap_or_default();
+                    if quiet_in >= self.config.idle_timeout
+                        || unanswered >= self.config.idle_timeout
+                    {
                         self.bye_and_close(id, 406, "No reply to alive pings", now);
                         continue;
                     }
@@ -770,6 +776,7 @@ impl Core {
         let frame = wire::descriptor(ping_id, wire::PING, 1, 0, &[]).into();
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.last_keepalive = Some(now);
+            conn.unanswered_ping_since.get_or_insert(now);
         }
         self.originated.add(wire::PING, 1);
         self.enqueue(id, Class::Ping, frame, now);

@@ -937,3 +937,27 @@ fn deflate_links_carry_descriptors_both_ways() {
     assert_eq!(header(&got[0]).id, id(1));
     assert_eq!(header(&got[1]).payload_type, wire::PING);
 }
+
+#[test]
+fn a_busy_peer_that_never_answers_our_pings_is_dropped() {
+    let mut rig = Rig::new(config());
+    let a = rig.attach();
+    let mut closed = false;
+    let mut byes = 0;
+    // The peer keeps talking (queries) but never sends a Pong.
+    for n in 0..20u8 {
+        rig.send(a, &query(n, 1, 0, "chatter"));
+        rig.advance(Duration::from_secs(10));
+        byes += rig
+            .received(a)
+            .iter()
+            .filter(|f| header(f).payload_type == wire::BYE)
+            .count();
+        closed |= rig.actions().contains(&Action::Close(a));
+        if closed {
+            break;
+        }
+    }
+    assert!(closed, "dropped for not answering");
+    assert_eq!(byes, 1);
+}
