@@ -277,13 +277,13 @@ pub struct Core {
     pending_connects: HashMap<SocketAddr, Instant>,
     actions: VecDeque<Action>,
     /// Ping id → origin connection (or LOCAL): dedup and reverse path.
-    ping_routes: SeenTable<u64>,
+    ping_routes: SeenTable,
     /// Query id → origin connection (or LOCAL): dedup and reverse path.
-    query_routes: SeenTable<u64>,
+    query_routes: SeenTable,
     /// Push ids seen: dedup only.
-    push_seen: SeenTable<()>,
+    push_seen: SeenTable,
     /// Servent id → connection its QueryHits arrived on.
-    push_routes: SeenTable<u64>,
+    push_routes: SeenTable,
     hosts: HostCache,
     pong_cache: PongCache,
     library: Arc<Library>,
@@ -631,7 +631,7 @@ impl Core {
         }
         .payload();
         let id = self.new_descriptor_id();
-        self.push_seen.insert_new(&id, (), now);
+        self.push_seen.insert_new(&id, 0, now);
         let ttl = self.config.max_ttl.max(1);
         let frame = wire::descriptor(id, wire::PUSH, ttl, 0, &payload).into();
         self.originated.add(wire::PUSH, 1);

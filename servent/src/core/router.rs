@@ -417,7 +417,7 @@ impl Core {
             self.count_drop(wire::PUSH, DropReason::Malformed);
             return;
         };
-        if !self.push_seen.insert_new(&h.id, (), now) {
+        if !self.push_seen.insert_new(&h.id, 0, now) {
             self.count_drop(wire::PUSH, DropReason::Duplicate);
             return;
         }

@@ -19,6 +19,8 @@ fn config() -> CoreConfig {
     let mut c = CoreConfig::new(OUR_ID, listen());
     c.deflate = false;
     c.peers = 0;
+    // Small tables keep the hundreds of cores the proptests build cheap.
+    c.dedup_capacity = 4096;
     c
 }
 
