@@ -164,11 +164,8 @@ impl SeenTable {
     }
 
     fn fingerprint(&self, id: &[u8; 16]) -> u64 {
-        let key = IdKey::new(id);
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
         // 0 marks an empty slot.
-        h.finish().max(1)
+        self.hasher.hash_one(IdKey::new(id)).max(1)
     }
 
     /// Where `fingerprint` is (Ok) or would go (Err) in `generation`.
