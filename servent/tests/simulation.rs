@@ -424,7 +424,8 @@ fn compressed_links_route_the_same() {
 
 #[test]
 fn virtual_time_keeps_links_alive_and_tables_bounded() {
-    let (mut net, _edges) = build(50, 50, 0x5eed_0004, false);
+    // Compressed links: idle compressors are freed and the streams go on.
+    let (mut net, edges) = build(50, 50, 0x5eed_0004, true);
     let links: usize = net.cores.iter().map(|c| c.established_ids().len()).sum();
     // Ten quiet minutes: keep-alive pings and pongs keep every link up.
     for _ in 0..60 {
@@ -440,5 +441,10 @@ fn virtual_time_keeps_links_alive_and_tables_bounded() {
     assert!(
         net.cores.iter().all(|c| c.stats().host_cache > 0),
         "pongs fed the host caches"
+    );
+    let responders = check_search(&mut net, &edges, 3, 3);
+    assert!(
+        !responders.is_empty(),
+        "searches still work after idle periods"
     );
 }

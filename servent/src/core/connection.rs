@@ -84,13 +84,24 @@ pub struct Connection {
     pub inflater: Option<Decompress>,
     out: Vec<u8>,
     out_pos: usize,
+    /// The compressor, present only while output flows: an idle link
+    /// ends the deflate state with a full flush and frees it (a compressor
+    /// holds ~300 KiB), and the next output continues the same stream with a
+    /// fresh raw-deflate compressor.
     deflater: Option<Compress>,
+    /// Output is deflated (negotiated and established).
+    compressing: bool,
+    /// The zlib header went out (only the first compressor writes one).
+    zlib_header_sent: bool,
     pub queue: SendQueue,
     /// A `WantWrite` was emitted and output has not yet been seen empty.
     pub write_signalled: bool,
     pub last_received: Instant,
     pub last_sent: Instant,
     pub last_keepalive: Option<Instant>,
+    /// Since when our pings on this link have gone unanswered (no Pong for
+    /// one of our Pings arrived since the first of them).
+    pub unanswered_ping_since: Option<Instant>,
     pub last_ping_accepted: Option<Instant>,
     pub descriptors_in: u64,
     pub descriptors_out: u64,
@@ -134,11 +145,14 @@ impl Connection {
             out: Vec::new(),
             out_pos: 0,
             deflater: None,
+            compressing: false,
+            zlib_header_sent: false,
             queue,
             write_signalled: false,
             last_received: now,
             last_sent: now,
             last_keepalive: None,
+            unanswered_ping_since: None,
             last_ping_accepted: None,
             descriptors_in: 0,
             descriptors_out: 0,
@@ -166,8 +180,27 @@ impl Connection {
 
     /// From now on, descriptors are deflated (zlib stream) on the way out.
     pub fn start_deflate_out(&mut self) {
-        self.deflater = Some(Compress::new(Compression::default(), true));
+        self.compressing = true;
         self.deflate_out = true;
+    }
+
+    /// On an idle compressed link: full-flush and free the compressor.
+    /// Returns true when flush bytes were added to the output.
+    pub fn release_idle_deflater(&mut self) -> bool {
+        if !self.queue.is_empty() {
+            return false;
+        }
+        let Some(mut deflater) = self.deflater.take() else {
+            return false;
+        };
+        let before = self.out.len();
+        deflate_into(&mut deflater, &[], FlushCompress::Full, &mut self.out);
+        self.out.len() > before
+    }
+
+    /// Whether a compressor is allocated now.
+    pub fn holds_deflater(&self) -> bool {
+        self.deflater.is_some()
     }
 
     pub fn start_deflate_in(&mut self) {
@@ -208,6 +241,14 @@ impl Connection {
             batch.push(frame);
         }
         self.descriptors_out += batch.len() as u64;
+        if self.compressing && self.deflater.is_none() && !batch.is_empty() {
+            // After a full flush the stream continues as raw deflate blocks.
+            self.deflater = Some(Compress::new(
+                Compression::default(),
+                !self.zlib_header_sent,
+            ));
+            self.zlib_header_sent = true;
+        }
         match self.deflater.as_mut() {
             None => {
                 for frame in &batch {
@@ -365,6 +406,52 @@ mod tests {
         }
         assert_eq!(got, expected);
         assert_eq!(conn.descriptors_out, 100);
+    }
+
+    #[test]
+    fn a_freed_idle_compressor_continues_the_same_stream() {
+        let now = Instant::now();
+        let peer: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let mut conn = Connection::new(
+            1,
+            Direction::Outgoing,
+            peer,
+            ProtocolVersion::V06,
+            SendQueue::new(1 << 20, 1 << 21),
+            now,
+        );
+        conn.start_deflate_out();
+        let mut wire = Vec::new();
+        let mut expected = Vec::new();
+        for round in 0..3u8 {
+            for n in 0..5u8 {
+                let frame: Vec<u8> = (0..30).map(|i| round ^ n ^ i).collect();
+                expected.extend_from_slice(&frame);
+                conn.enqueue(Class::Keep, frame.into());
+            }
+            for _ in 0..10 {
+                let out = conn.output().to_vec();
+                if out.is_empty() {
+                    break;
+                }
+                wire.extend_from_slice(&out);
+                conn.consume_output(out.len(), now);
+            }
+            assert!(conn.holds_deflater());
+            assert!(conn.release_idle_deflater());
+            assert!(!conn.holds_deflater());
+            let out = conn.output().to_vec();
+            wire.extend_from_slice(&out);
+            conn.consume_output(out.len(), now);
+        }
+        let mut inflater = Decompress::new(true);
+        let mut got = Vec::new();
+        let mut scratch = Vec::new();
+        assert!(inflate_chunks(&mut inflater, &wire, &mut scratch, |c| {
+            got.extend_from_slice(c);
+            true
+        }));
+        assert_eq!(got, expected);
     }
 
     #[test]

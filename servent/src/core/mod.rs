@@ -262,6 +262,8 @@ const MAX_RESULTS_PER_SEARCH: usize = 2000;
 const TICK: Duration = Duration::from_secs(1);
 /// A pending connect the reactor never reported is forgotten after this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A compressed link that wrote nothing for this long frees its compressor.
+const DEFLATER_IDLE: Duration = Duration::from_secs(5);
 /// Hosts offered in X-Try headers.
 const X_TRY_HOSTS: usize = 10;
 
@@ -275,13 +277,13 @@ pub struct Core {
     pending_connects: HashMap<SocketAddr, Instant>,
     actions: VecDeque<Action>,
     /// Ping id → origin connection (or LOCAL): dedup and reverse path.
-    ping_routes: SeenTable<u64>,
+    ping_routes: SeenTable,
     /// Query id → origin connection (or LOCAL): dedup and reverse path.
-    query_routes: SeenTable<u64>,
+    query_routes: SeenTable,
     /// Push ids seen: dedup only.
-    push_seen: SeenTable<()>,
+    push_seen: SeenTable,
     /// Servent id → connection its QueryHits arrived on.
-    push_routes: SeenTable<u64>,
+    push_routes: SeenTable,
     hosts: HostCache,
     pong_cache: PongCache,
     library: Arc<Library>,
@@ -444,7 +446,13 @@ impl Core {
                 Phase::Established => {
                     let quiet_in = now.saturating_duration_since(conn.last_received);
                     let quiet_out = now.saturating_duration_since(conn.last_sent);
-                    if quiet_in >= self.config.idle_timeout {
+                    let unanswered = conn
+                        .unanswered_ping_since
+                        .map(|t| now.saturating_duration_since(t))
+                        .unwrap_or_default();
+                    if quiet_in >= self.config.idle_timeout
+                        || unanswered >= self.config.idle_timeout
+                    {
                         self.bye_and_close(id, 406, "No reply to alive pings", now);
                         continue;
                     }
@@ -455,6 +463,14 @@ impl Core {
                     let interval = self.config.keepalive_interval;
                     if (quiet_in >= interval || quiet_out >= interval) && since_ping >= interval {
                         self.send_keepalive(id, now);
+                    } else if quiet_out >= DEFLATER_IDLE {
+                        let flushed = self
+                            .conns
+                            .get_mut(&id)
+                            .is_some_and(|c| c.release_idle_deflater());
+                        if flushed {
+                            self.want_write(id);
+                        }
                     }
                 }
                 _ => {
@@ -615,7 +631,7 @@ impl Core {
         }
         .payload();
         let id = self.new_descriptor_id();
-        self.push_seen.insert_new(&id, (), now);
+        self.push_seen.insert_new(&id, 0, now);
         let ttl = self.config.max_ttl.max(1);
         let frame = wire::descriptor(id, wire::PUSH, ttl, 0, &payload).into();
         self.originated.add(wire::PUSH, 1);
@@ -760,6 +776,7 @@ impl Core {
         let frame = wire::descriptor(ping_id, wire::PING, 1, 0, &[]).into();
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.last_keepalive = Some(now);
+            conn.unanswered_ping_since.get_or_insert(now);
         }
         self.originated.add(wire::PING, 1);
         self.enqueue(id, Class::Ping, frame, now);

@@ -364,7 +364,12 @@ impl Core {
             self.pong_cache.insert(fields, h.hops, now);
         }
         match self.ping_routes.get(&h.id) {
-            Some(LOCAL) => {}
+            Some(LOCAL) => {
+                // An answer to one of our pings: the link is alive.
+                if let Some(conn) = self.conns.get_mut(&from) {
+                    conn.unanswered_ping_since = None;
+                }
+            }
             Some(to) if to != from => self.forward_to(to, Class::Pong, frame, &h, now),
             Some(_) => self.count_drop(wire::PONG, DropReason::NoRoute),
             None => self.count_drop(wire::PONG, DropReason::NoRoute),
@@ -412,7 +417,7 @@ impl Core {
             self.count_drop(wire::PUSH, DropReason::Malformed);
             return;
         };
-        if !self.push_seen.insert_new(&h.id, (), now) {
+        if !self.push_seen.insert_new(&h.id, 0, now) {
             self.count_drop(wire::PUSH, DropReason::Duplicate);
             return;
         }

@@ -19,6 +19,8 @@ fn config() -> CoreConfig {
     let mut c = CoreConfig::new(OUR_ID, listen());
     c.deflate = false;
     c.peers = 0;
+    // Small tables keep the hundreds of cores the proptests build cheap.
+    c.dedup_capacity = 4096;
     c
 }
 
@@ -821,4 +823,143 @@ fn a_second_link_to_the_same_servent_is_refused() {
     rig.core.on_bytes(2, hello.as_bytes(), rig.now);
     assert!(rig.drain(2).starts_with(b"GNUTELLA/0.6 409"));
     assert_eq!(rig.core.established_ids(), &[1]);
+}
+
+mod robustness {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Any bytes during the handshake: no panic, bounded buffering.
+        #[test]
+        fn any_handshake_bytes(chunks in proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), 0..400), 1..6)) {
+            let mut rig = Rig::new(config());
+            rig.core.on_connection(1, Direction::Incoming, "10.0.0.1:1".parse().expect("a"), rig.now);
+            for c in &chunks {
+                rig.core.on_bytes(1, c, rig.now);
+                rig.drain(1);
+            }
+            if let Some(conn) = rig.core.conns.get(&1) {
+                prop_assert!(conn.inbuf.len() <= hazel_protocol::handshake::MAX_HANDSHAKE_HEAD);
+            }
+        }
+
+        /// Any bytes on an established link (descriptor headers with
+        /// arbitrary fields, or garbage): no panic, the other link survives,
+        /// the input buffer stays under one maximal descriptor.
+        #[test]
+        fn any_descriptor_bytes(
+            frames in proptest::collection::vec(
+                (any::<[u8; 16]>(), any::<u8>(), any::<u8>(), any::<u8>(),
+                 proptest::collection::vec(any::<u8>(), 0..80), any::<bool>()), 0..12),
+            garbage in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let mut rig = Rig::new(config());
+            rig.core.set_library(library());
+            let a = rig.attach();
+            let b = rig.attach();
+            let mut stream = Vec::new();
+            for (id, ty, ttl, hops, payload, known) in &frames {
+                let ty = if *known {
+                    [wire::PING, wire::PONG, wire::BYE, wire::PUSH, wire::QUERY, wire::QUERY_HIT][usize::from(*ty) % 6]
+                } else {
+                    *ty
+                };
+                stream.extend_from_slice(&wire::descriptor(*id, ty, *ttl, *hops, payload));
+            }
+            stream.extend_from_slice(&garbage);
+            for piece in stream.chunks(37) {
+                rig.core.on_bytes(a, piece, rig.now);
+                rig.drain(a);
+                rig.drain(b);
+            }
+            if let Some(conn) = rig.core.conns.get(&a) {
+                prop_assert!(conn.inbuf.len() < HEADER_LEN + wire::MAX_PAYLOAD_LEN);
+            }
+            prop_assert!(rig.core.conns.contains_key(&b));
+        }
+
+        /// A deflate link fed arbitrary bytes: closed or fine, never a panic.
+        #[test]
+        fn any_bytes_on_a_deflate_link(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let mut cfg = config();
+            cfg.deflate = true;
+            let mut rig = Rig::new(cfg);
+            rig.core.on_connection(1, Direction::Incoming, "10.0.0.1:1".parse().expect("a"), rig.now);
+            rig.core.on_bytes(1, b"GNUTELLA CONNECT/0.6\r\nAccept-Encoding: deflate\r\n\r\n", rig.now);
+            rig.drain(1);
+            rig.core.on_bytes(1, b"GNUTELLA/0.6 200 OK\r\nContent-Encoding: deflate\r\n\r\n", rig.now);
+            rig.core.on_bytes(1, &bytes, rig.now);
+            rig.drain(1);
+        }
+    }
+}
+
+#[test]
+fn deflate_links_carry_descriptors_both_ways() {
+    let mut cfg = config();
+    cfg.deflate = true;
+    let mut rig = Rig::new(cfg);
+    rig.core.on_connection(
+        1,
+        Direction::Incoming,
+        "10.0.0.1:1".parse().expect("a"),
+        rig.now,
+    );
+    rig.core.on_bytes(
+        1,
+        b"GNUTELLA CONNECT/0.6\r\nAccept-Encoding: deflate\r\n\r\n",
+        rig.now,
+    );
+    let reply = String::from_utf8(rig.drain(1)).expect("text");
+    assert!(reply.contains("Content-Encoding: deflate\r\n"), "{reply}");
+    // Our final block says we compress too; the descriptor follows in the same read.
+    let mut compressor = flate2::Compress::new(flate2::Compression::default(), true);
+    let mut compressed = Vec::with_capacity(1024);
+    compressor
+        .compress_vec(&ping(1, 1, 0), &mut compressed, flate2::FlushCompress::Sync)
+        .expect("deflate");
+    let mut bytes = b"GNUTELLA/0.6 200 OK\r\nContent-Encoding: deflate\r\n\r\n".to_vec();
+    bytes.extend_from_slice(&compressed);
+    rig.core.on_bytes(1, &bytes, rig.now);
+    let out = rig.drain(1);
+    let mut inflater = flate2::Decompress::new(true);
+    let mut plain = Vec::with_capacity(4096);
+    inflater
+        .decompress_vec(&out, &mut plain, flate2::FlushDecompress::Sync)
+        .expect("inflate");
+    let got = frames(&plain);
+    // Our Pong for the peer's ping (sent first: Pongs outrank Pings), then
+    // our discovery ping.
+    assert_eq!(got.len(), 2);
+    assert_eq!(header(&got[0]).payload_type, wire::PONG);
+    assert_eq!(header(&got[0]).id, id(1));
+    assert_eq!(header(&got[1]).payload_type, wire::PING);
+}
+
+#[test]
+fn a_busy_peer_that_never_answers_our_pings_is_dropped() {
+    let mut rig = Rig::new(config());
+    let a = rig.attach();
+    let mut closed = false;
+    let mut byes = 0;
+    // The peer keeps talking (queries) but never sends a Pong.
+    for n in 0..20u8 {
+        rig.send(a, &query(n, 1, 0, "chatter"));
+        rig.advance(Duration::from_secs(10));
+        byes += rig
+            .received(a)
+            .iter()
+            .filter(|f| header(f).payload_type == wire::BYE)
+            .count();
+        closed |= rig.actions().contains(&Action::Close(a));
+        if closed {
+            break;
+        }
+    }
+    assert!(closed, "dropped for not answering");
+    assert_eq!(byes, 1);
 }

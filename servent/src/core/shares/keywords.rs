@@ -143,9 +143,8 @@ impl KeywordIndex {
         if weight == 0 {
             return Vec::new();
         }
-        // The candidates of the most selective keyword, in position order, merged from the sorted
-        // posting lists of every word it prefixes (a k-way merge, so a limited search stops
-        // early instead of gathering and sorting every candidate).
+        // The candidates of the most selective keyword, in position order, from the sorted
+        // posting lists of every word it prefixes.
         let lists: Vec<&[u32]> = self.lists_with_prefix(first).map(Vec::as_slice).collect();
         let rest = order.get(1..).unwrap_or(&[]);
         let matches_rest = |position: u32| {
@@ -153,8 +152,18 @@ impl KeywordIndex {
             rest.iter()
                 .all(|&(_, keyword)| has_word_with_prefix(words, keyword))
         };
-        if limit >= weight {
-            // Every candidate will be looked at anyway: gathering and sorting beats the heap.
+        if let [only] = lists.as_slice() {
+            // One word has the prefix: its list is already in order.
+            return only
+                .iter()
+                .copied()
+                .filter(|&p| matches_rest(p))
+                .take(limit)
+                .collect();
+        }
+        if limit >= weight || !rest.is_empty() {
+            // Every candidate may have to be looked at (all wanted, or other keywords may reject
+            // most of them): gathering and sorting beats the heap.
             let mut candidates: Vec<u32> = Vec::with_capacity(weight);
             for list in &lists {
                 candidates.extend_from_slice(list);
@@ -162,8 +171,11 @@ impl KeywordIndex {
             candidates.sort_unstable();
             candidates.dedup();
             candidates.retain(|&p| matches_rest(p));
+            candidates.truncate(limit);
             return candidates;
         }
+        // One keyword covering many words, and a limit: every candidate matches, so a merge in
+        // position order can stop after `limit` files.
         let mut heads: BinaryHeap<Reverse<(u32, usize)>> = lists
             .iter()
             .enumerate()
@@ -264,5 +276,31 @@ mod tests {
         assert_eq!(q("nothing"), Vec::<u32>::new());
         assert_eq!(q(""), Vec::<u32>::new());
         assert_eq!(index.search(&keywords("help"), 1, words), vec![0]);
+    }
+
+    #[test]
+    fn every_search_strategy_gives_positions_in_order() {
+        // "beat" prefixes three words: limited searches merge their lists, unlimited ones sort.
+        let names: Vec<Vec<String>> = [
+            "beatnik one",
+            "beat two",
+            "beatles three",
+            "beat beatles four",
+            "other",
+            "beatnik two",
+        ]
+        .iter()
+        .map(|n| keyword_set(n))
+        .collect();
+        let index = KeywordIndex::build(names.iter().map(Vec::as_slice));
+        let words = |p: u32| names[p as usize].as_slice();
+        let q = |text: &str, limit: usize| index.search(&keywords(text), limit, words);
+        assert_eq!(q("beat", usize::MAX), vec![0, 1, 2, 3, 5]);
+        assert_eq!(q("beat", 2), vec![0, 1]);
+        assert_eq!(q("beat", 4), vec![0, 1, 2, 3]);
+        assert_eq!(q("beat two", 1), vec![1]);
+        assert_eq!(q("beat two", usize::MAX), vec![1, 5]);
+        assert_eq!(q("beatles", 1), vec![2]);
+        assert_eq!(q("beatles", usize::MAX), vec![2, 3]);
     }
 }

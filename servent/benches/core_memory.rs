@@ -1,8 +1,10 @@
-//! Dedup-table memory under a flood of one million unique Query ids, with a
-//! counting allocator: the heap held by a Core must not grow with the flood.
-//! Also times the flood (Queries from one neighbour, nothing to forward to).
+//! Memory, measured with a counting allocator:
+//! - dedup tables under a flood of one million unique Query ids: the heap
+//!   held by a Core must not grow with the flood (the flood is also timed:
+//!   Queries from one neighbour, nothing to forward to);
+//! - heap per idle established connection, with and without deflate.
 //!
-//! `cargo bench -p hazel-servent --bench core_dedup`
+//! `cargo bench -p hazel-servent --bench core_memory`
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddr;
@@ -104,7 +106,7 @@ fn dedup_memory(c: &mut Criterion) {
     );
 
     let mut next = 1_000_000u64;
-    c.bench_function("core_dedup/unique_query_flood_100k", |b| {
+    c.bench_function("core_memory/unique_query_flood_100k", |b| {
         b.iter(|| {
             flood(&mut core, 1, next, 100_000, now);
             next += 100_000;
@@ -112,9 +114,75 @@ fn dedup_memory(c: &mut Criterion) {
     });
 }
 
+/// Heap per idle established connection: 1000 peers complete the handshake
+/// (and its discovery ping is drained), then sit idle.
+fn idle_connection_memory(c: &mut Criterion) {
+    for deflate in [false, true] {
+        let now = Instant::now();
+        let mut config = CoreConfig::new([0xEF; 16], "127.0.0.1:6346".parse().expect("addr"));
+        config.peers = 0;
+        config.max_peers = 2000;
+        config.deflate = deflate;
+        config.dedup_capacity = 1024;
+        let mut core = Core::new(config, now);
+        let hello: &[u8] = if deflate {
+            b"GNUTELLA CONNECT/0.6\r\nAccept-Encoding: deflate\r\n\r\n"
+        } else {
+            b"GNUTELLA CONNECT/0.6\r\n\r\n"
+        };
+        let last: &[u8] = if deflate {
+            b"GNUTELLA/0.6 200 OK\r\nContent-Encoding: deflate\r\n\r\n"
+        } else {
+            b"GNUTELLA/0.6 200 OK\r\n\r\n"
+        };
+        let drain = |core: &mut Core, id: u64| {
+            for _ in 0..100 {
+                let n = core.output(id).len();
+                if n == 0 {
+                    break;
+                }
+                core.consume_output(id, n, now);
+            }
+        };
+        let before = live();
+        const CONNS: u64 = 1000;
+        for id in 1..=CONNS {
+            let peer: SocketAddr = format!("10.{}.{}.1:5000", id >> 8, id & 0xff)
+                .parse()
+                .expect("addr");
+            core.on_connection(id, Direction::Incoming, peer, now);
+            core.on_bytes(id, hello, now);
+            drain(&mut core, id);
+            core.on_bytes(id, last, now);
+            drain(&mut core, id);
+        }
+        // Idle for a few seconds: compressors are flushed and freed.
+        let later = now + std::time::Duration::from_secs(6);
+        core.handle_timeout(later);
+        for id in 1..=CONNS {
+            for _ in 0..100 {
+                let n = core.output(id).len();
+                if n == 0 {
+                    break;
+                }
+                core.consume_output(id, n, later);
+            }
+        }
+        while core.poll_action().is_some() {}
+        assert_eq!(core.established_ids().len(), CONNS as usize);
+        let per_conn = (live() - before) / CONNS as isize;
+        eprintln!(
+            "idle established connection (deflate {}): {} bytes of heap each (1000 connections)",
+            if deflate { "on" } else { "off" },
+            per_conn
+        );
+    }
+    let _ = c;
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10);
-    targets = dedup_memory
+    targets = idle_connection_memory, dedup_memory
 }
 criterion_main!(benches);
