@@ -2,5 +2,7 @@
 //!
 //! - [`trace`]: decoding captures for `hazel-trace` (handshakes, descriptors,
 //!   deflate links, HTTP, GIV, OpenNap), as readable lines or JSON lines.
+//! - [`load`]: the load generators behind `hazel-load` (`hazel-load index`).
 
+pub mod load;
 pub mod trace;

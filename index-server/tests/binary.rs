@@ -1,0 +1,143 @@
+//! The real `hazel-index` binary: accounts survive `kill -9`, SIGTERM shuts
+//! it down cleanly, `--help` documents the options.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{Client, WAIT};
+
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+}
+
+/// Starts the binary on port 0 and reads the bound address from its log.
+fn start(data_dir: &std::path::Path) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hazel-index"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args([
+            "--log-level",
+            "info",
+            "--password-memory-kib",
+            "256",
+            "--password-iterations",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hazel-index");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("listening on ").nth(1) {
+                let _ = tx.send(addr.trim().to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(WAIT)
+        .expect("server never logged its address")
+        .parse()
+        .expect("address");
+    Running { child, addr }
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "server did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn accounts_survive_kill_dash_nine() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path());
+    let mut c = Client::connect(server.addr);
+    c.send(6, "survivor hunter2 0 \"nap\" 3 s@example.org");
+    assert_eq!(c.recv().kind, 3);
+    drop(c);
+    server.child.kill().unwrap(); // SIGKILL: no chance to flush anything
+    wait_exit(&mut server.child);
+
+    let mut server = start(dir.path());
+    let mut good = Client::connect(server.addr);
+    good.send(2, "survivor hunter2 0 \"nap\" 3");
+    let ack = good.recv();
+    assert_eq!((ack.kind, ack.text().as_str()), (3, "s@example.org"));
+    let mut bad = Client::connect(server.addr);
+    bad.send(2, "survivor hunter3 0 \"nap\" 3");
+    let refusal = bad.recv();
+    assert_eq!(
+        (refusal.kind, refusal.text().as_str()),
+        (0, "Invalid password")
+    );
+    server.child.kill().unwrap();
+    wait_exit(&mut server.child);
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path());
+    let mut c = Client::connect(server.addr);
+    c.login("leaving", 0);
+    let pid = libc::pid_t::try_from(server.child.id()).unwrap();
+    // SAFETY: sending a signal to a child process we spawned.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = wait_exit(&mut server.child);
+    assert!(status.success(), "exit status {status:?}");
+    assert!(c.closed_by_server(), "clients are disconnected on shutdown");
+}
+
+#[test]
+fn help_documents_every_option() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hazel-index"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for option in [
+        "--listen",
+        "--data-dir",
+        "--max-connections",
+        "--max-results",
+        "--max-shares",
+        "--motd",
+        "--motd-file",
+        "--registration",
+        "--stats-listen",
+        "--log-level",
+        "--searches-per-minute",
+        "--clones-per-ip",
+        "--login-timeout",
+        "--max-command-length",
+        "--output-queue-cap",
+    ] {
+        assert!(help.contains(option), "--help lacks {option}:\n{help}");
+    }
+}
+
+#[test]
+fn bad_arguments_fail_with_a_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hazel-index"))
+        .args(["--listen", "not-an-address", "--data-dir", "x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!out.stderr.is_empty());
+}

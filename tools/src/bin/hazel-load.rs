@@ -1,0 +1,50 @@
+//! `hazel-load`: load generators and benchmarks. One subcommand per target;
+//! each lives in its own module under `hazel_tools::load`.
+
+use clap::{Parser, Subcommand};
+use hazel_tools::load::index::{self, IndexLoadArgs};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hazel-load",
+    version,
+    about = "Load generators and benchmarks for Hazel"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Share and search against an OpenNap-protocol index server (issue 4's
+    /// workload); reports files/s, searches/s, latency, server CPU and memory.
+    Index(IndexLoadArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Index(args) => match index::run(&args) {
+            Ok(report) => {
+                if args.json {
+                    match serde_json::to_string(&report) {
+                        Ok(line) => println!("{line}"),
+                        Err(e) => {
+                            eprintln!("hazel-load: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                } else {
+                    print!("{}", report.to_text());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hazel-load index: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

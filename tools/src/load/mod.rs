@@ -1,0 +1,35 @@
+//! Load generators behind `hazel-load`, one module per target:
+//! - [`index`]: `hazel-load index`, OpenNap clients sharing and searching
+//!   against any OpenNap-protocol server.
+//! - [`proc_stats`]: CPU time and resident memory of a process from /proc.
+
+pub mod index;
+pub mod proc_stats;
+
+use std::time::Duration;
+
+/// Latency percentile (0–100) of an ascending-sorted sample; zero if empty.
+pub fn percentile(sorted: &[Duration], pct: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((pct / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted
+        .get(rank.min(sorted.len() - 1))
+        .copied()
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_nearest_rank() {
+        let sample: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        assert_eq!(percentile(&sample, 50.0), Duration::from_micros(51));
+        assert_eq!(percentile(&sample, 99.0), Duration::from_micros(99));
+        assert_eq!(percentile(&sample, 100.0), Duration::from_micros(100));
+        assert_eq!(percentile(&[], 50.0), Duration::ZERO);
+    }
+}
