@@ -305,3 +305,33 @@ fn hashing_progress_is_published_step_by_step() {
     assert_eq!(pending_seen, vec![6, 5, 4, 3, 2, 1, 0]);
     assert_eq!(scanner.stats().published, 7);
 }
+
+#[test]
+fn file_changed_after_the_walk_is_rehashed_with_a_new_index() {
+    let share = tempfile::tempdir().expect("temp dir");
+    let data = tempfile::tempdir().expect("temp dir");
+    let path = share.path().join("growing.log");
+    fs::write(&path, b"first version").expect("write");
+    let config = LibraryConfig::new(vec![share.path().to_path_buf()], data.path().to_path_buf());
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let writer_path = path.clone();
+    // The callback runs on the library thread between the walk and the hashing: changing the
+    // file there makes the hasher find a different size than the walk saw.
+    let mut rewritten = false;
+    let scanner = LibraryScanner::spawn(config, move |lib| {
+        if !rewritten && lib.pending_hashes() == 1 {
+            fs::write(&writer_path, b"second, longer version").expect("rewrite");
+            rewritten = true;
+        }
+        let _ = tx.send(lib);
+    })
+    .expect("spawn");
+    let first = wait_for(&rx, |lib| lib.len() == 1);
+    let walked_index = index_of(&first, "growing.log");
+    let done = wait_for(&rx, fully_hashed(1));
+    let file = done.files().first().expect("the file is still shared");
+    assert_eq!(file.size, b"second, longer version".len() as u64);
+    assert_eq!(file.sha1, Some(sha1_of_file(&path).expect("hash")));
+    assert_ne!(file.index, walked_index, "new content, new index");
+    assert_eq!(scanner.stats().files_hashed, 1);
+}

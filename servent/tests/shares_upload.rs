@@ -227,6 +227,17 @@ fn not_found_for_mismatch_and_traversal() {
 }
 
 #[test]
+fn plus_for_space_is_accepted_but_other_names_are_not() {
+    let mut slots = UploadSlots::new(4);
+    let (_, reply) = answer(b"GET /get/5/Song+One.mp3 HTTP/1.1\r\n\r\n", &mut slots);
+    assert_eq!(reply.status, 200);
+    let (_, reply) = answer(b"GET /get/5/Song+One.mp4 HTTP/1.1\r\n\r\n", &mut slots);
+    assert_eq!(reply.status, 404);
+    let (_, reply) = answer(b"GET /get/5/Song+One.mp3x HTTP/1.1\r\n\r\n", &mut slots);
+    assert_eq!(reply.status, 404);
+}
+
+#[test]
 fn trailing_slash_form_and_empty_file() {
     let mut slots = UploadSlots::new(4);
     let (_, reply) = answer(b"GET /get/5/Song%20One.mp3/ HTTP/1.0\r\n\r\n", &mut slots);

@@ -11,8 +11,9 @@
 //!   path, size and mtime are unchanged, so downloads in flight keep working; a changed file gets a
 //!   new index, and indexes are never reused for other content within a run.
 //! - SHA-1 is computed streaming with a bounded buffer, skipping files whose digest is in the cache
-//!   ([`cache`]) for the same (path, size, mtime). A file that changes while it is hashed, or cannot
-//!   be read, is left out of the library until the next rescan.
+//!   ([`cache`]) for the same (path, size, mtime). A file that changed since the walk is hashed
+//!   again once (with a new index: new content); one that keeps changing, or cannot be read, is
+//!   left out of the library until the next rescan.
 //! - [`open_span`] opens the file of an upload reply at its offset, refusing a file changed since
 //!   the scan (the reactor streams `len` bytes from it).
 //! - The walk's policy (symlinks, hidden files, the data directory) is described in [`mod@scan`].
@@ -20,7 +21,7 @@
 pub mod cache;
 pub mod scan;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -303,10 +304,14 @@ impl Worker {
             .map(|(path, _)| path.clone())
             .collect();
         pending.sort();
+        let mut pending: VecDeque<PathBuf> = pending.into();
+        // Files that changed after the walk get one more chance in this pass (a file still being
+        // written keeps changing and waits for the next rescan).
+        let mut retried: HashSet<PathBuf> = HashSet::new();
         let mut last_publish = Instant::now();
         let mut last_save = Instant::now();
         let mut unsaved = false;
-        for path in pending {
+        while let Some(path) = pending.pop_front() {
             if self.poll_command(commands) {
                 break;
             }
@@ -330,12 +335,17 @@ impl Worker {
                     unsaved = true;
                 }
                 Ok(HashOutcome::Changed) => {
-                    log::info!(
-                        "{}: changed while hashing; left for the next rescan",
-                        path.display()
-                    );
-                    self.entries.remove(&path);
                     self.needs_rebuild = true;
+                    if retried.insert(path.clone()) && self.restamp(&path) {
+                        log::debug!("{}: changed since the walk; hashed again", path.display());
+                        pending.push_back(path);
+                    } else {
+                        log::info!(
+                            "{}: changed while hashing; left for the next rescan",
+                            path.display()
+                        );
+                        self.entries.remove(&path);
+                    }
                 }
                 Ok(HashOutcome::Interrupted) => break,
                 Err(e) => {
@@ -466,6 +476,29 @@ impl Worker {
         }
         self.counters.files_hashed.fetch_add(1, Ordering::Relaxed);
         Ok(HashOutcome::Digest(hasher.finalize().into()))
+    }
+
+    /// Takes a changed file's new size and mtime: new content, so a new index and no digest.
+    /// False when it is no longer a readable regular file.
+    fn restamp(&mut self, path: &Path) -> bool {
+        let stamp = match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => match meta.modified() {
+                Ok(mtime) => FileStamp::new(meta.len(), mtime),
+                Err(_) => return false,
+            },
+            _ => return false,
+        };
+        let used: HashSet<u32> = self.entries.values().map(|e| e.index).collect();
+        let index = self.allocate_index(&used);
+        match self.entries.get_mut(path) {
+            Some(entry) => {
+                entry.stamp = stamp;
+                entry.index = index;
+                entry.sha1 = None;
+                true
+            }
+            None => false,
+        }
     }
 
     fn has_unpublished(&self) -> bool {

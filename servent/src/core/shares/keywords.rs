@@ -1,10 +1,14 @@
 //! Keywords of file names and queries, and the inverted index from keyword to files.
 //!
 //! A keyword is a maximal run of Unicode alphanumeric characters (combining marks stay inside the
-//! word, so a decomposed "u\u{308}" does not split a word in two), case-folded (Unicode's full
-//! lower-case mapping plus the folds of ß, final sigma and long s), so "Ünïcode" and "ÜNÏCODE"
-//! give the same keyword, and "STRASSE" the same as "Straße". Names are not normalized
-//! (NFC vs NFD): a decomposed name only matches a decomposed query.
+//! word), folded for matching:
+//! - case: Unicode's full lower-case mapping plus the folds of ß, final sigma and long s, so
+//!   "Ünïcode" and "ÜNÏCODE" give the same keyword, and "STRASSE" the same as "Straße";
+//! - diacritics: combining marks are dropped and precomposed Latin, Greek and Cyrillic letters
+//!   become their base letter (a table generated from the Unicode data), so "Beyoncé",
+//!   "BEYONCE" and a decomposed "Beyonce\u{301}" (as macOS writes names) all give "beyonce".
+//!   Letters that have no decomposition (ø, ł, đ) stay as they are, and kana keep their voicing
+//!   marks.
 //!
 //! Matching rule: a query keyword matches a file when it is a prefix of one of the file name's
 //! keywords ("beat" finds "Beatles.mp3", "eatles" does not). Prefix matching is what lets the index
@@ -13,6 +17,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+
+use super::fold_table::BASE_LETTERS;
 
 /// True for characters that belong inside a keyword.
 fn is_word_char(c: char) -> bool {
@@ -29,19 +35,29 @@ fn is_combining_mark(c: char) -> bool {
         | '\u{FE20}'..='\u{FE2F}')
 }
 
-/// Appends the case-folded form of an already lower-cased character. Lower-casing is not quite
-/// case folding: these are the differences that matter for names (Unicode CaseFolding.txt, full
-/// foldings), so "STRASSE" finds "Straße" and a final sigma matches a medial one.
+/// Appends the folded form of an already lower-cased character (see the module doc). Lower-casing
+/// is not quite case folding: ß, final sigma and long s are the differences that matter for names
+/// (Unicode CaseFolding.txt, full foldings).
 fn fold_into(lower: char, out: &mut String) {
     match lower {
         'ß' => out.push_str("ss"),
         'ς' => out.push('σ'),
         'ſ' => out.push('s'),
-        other => out.push(other),
+        c if c.is_ascii() => out.push(c),
+        c if is_combining_mark(c) => {}
+        c => out.push(base_letter(c)),
     }
 }
 
-/// Splits `text` into case-folded keywords, in order, duplicates kept.
+/// The letter without its diacritics, for the scripts in the fold table.
+fn base_letter(c: char) -> char {
+    match BASE_LETTERS.binary_search_by_key(&c, |&(precomposed, _)| precomposed) {
+        Ok(at) => BASE_LETTERS.get(at).map_or(c, |&(_, base)| base),
+        Err(_) => c,
+    }
+}
+
+/// Splits `text` into folded keywords, in order, duplicates kept.
 pub fn keywords(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
@@ -229,7 +245,7 @@ mod tests {
     #[test]
     fn unicode_case_folding() {
         assert_eq!(keywords("Ünïcode"), keywords("ÜNÏCODE"));
-        assert_eq!(keywords("ÜNÏCODE"), vec!["ünïcode"]);
+        assert_eq!(keywords("ÜNÏCODE"), vec!["unicode"]);
         assert_eq!(keywords("ΣΟΦΙΑ_Straße"), vec!["σοφια", "strasse"]);
         assert_eq!(keywords("STRASSE"), keywords("straße"));
         assert_eq!(keywords("STRAẞE"), keywords("straße"));
@@ -239,11 +255,25 @@ mod tests {
 
     #[test]
     fn combining_marks_stay_inside_words() {
-        // "U" + COMBINING DIAERESIS, decomposed.
-        assert_eq!(
-            keywords("U\u{308}nicode song"),
-            vec!["u\u{308}nicode", "song"]
-        );
+        // "U" + COMBINING DIAERESIS, decomposed: one word, the same as the precomposed form.
+        assert_eq!(keywords("U\u{308}nicode song"), vec!["unicode", "song"]);
+        assert_eq!(keywords("U\u{308}nicode"), keywords("Ünicode"));
+    }
+
+    #[test]
+    fn diacritics_are_folded_for_the_common_scripts() {
+        assert_eq!(keywords("Beyoncé"), vec!["beyonce"]);
+        assert_eq!(keywords("BEYONCÉ"), keywords("beyonce"));
+        assert_eq!(keywords("Beyonce\u{301}"), keywords("beyonce"));
+        assert_eq!(keywords("Ἀθῆναι Ёлка Łódź"), vec!["αθηναι", "елка", "łodz"]);
+        // İ lower-cases to i + COMBINING DOT ABOVE: the mark goes.
+        assert_eq!(keywords("İstanbul"), vec!["istanbul"]);
+        // Kana keep their voicing mark; letters without decomposition stay.
+        assert_ne!(keywords("が"), keywords("か"));
+        assert_eq!(keywords("Øre"), vec!["øre"]);
+        // The table is sorted (binary search) and maps only to letters.
+        assert!(BASE_LETTERS.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(BASE_LETTERS.iter().all(|&(_, base)| base.is_alphabetic()));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! file to send out. The reactor owns the socket and streams the span from disk.
 //!
 //! Served (PROTOCOL-NOTES §4): `GET` and `HEAD` of `/get/<index>/<name>` (the index selects the
-//! file, the percent-decoded name must equal its name) and of `/uri-res/N2R?urn:sha1:<base32>`.
+//! file, the percent-decoded name must equal its name, `+` accepted for a space) and of `/uri-res/N2R?urn:sha1:<base32>`.
 //! Only files of the current [`Library`] are ever served: a request never becomes a path, so no
 //! spelling of a target (`..`, absolute paths, encoded slashes) reaches outside the shared set.
 //!
@@ -32,6 +32,18 @@ use super::{Library, SharedFile};
 /// Bytes a client may send beyond one request head while a reply is being sent (pipelining);
 /// past this the session closes rather than buffer without bound.
 const MAX_BUFFERED: usize = 2 * MAX_HTTP_HEAD;
+
+/// Whether a requested (percent-decoded) name names this file: the same bytes, or the same once
+/// `+` is read as a space on both sides (form-encoding clients write spaces as `+`).
+fn name_matches(file_name: &str, requested: &[u8]) -> bool {
+    let file_name = file_name.as_bytes();
+    file_name == requested
+        || (file_name.len() == requested.len()
+            && file_name
+                .iter()
+                .zip(requested)
+                .all(|(&a, &b)| a == b || (a == b' ' || a == b'+') && (b == b' ' || b == b'+')))
+}
 
 /// Upload slots shared by every upload session of a servent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,7 +287,7 @@ impl UploadSession {
         let file = match request.resource() {
             Resource::File { index, name } => library
                 .get(index)
-                .filter(|file| file.name.as_bytes() == name.as_slice()),
+                .filter(|file| name_matches(&file.name, &name)),
             Resource::Sha1 { sha1 } => library.by_sha1(&sha1),
             Resource::Other(_) => None,
         };
