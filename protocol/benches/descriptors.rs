@@ -13,11 +13,17 @@
 //! - `full_decode/borrowed_view_walk`: the same, then every hit result,
 //!   every extension item and every GGEP extension visited.
 //!
+//! Every benchmark runs twice: `wall/…` measures wall-clock time (criterion's
+//! default), `cpu/…` measures this thread's CPU time, which stays meaningful
+//! when the machine is shared and the thread is descheduled for part of
+//! the wall-clock interval.
+//!
 //! Run: `cargo bench -p hazel-protocol --bench descriptors -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
 use std::path::PathBuf;
 
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hazel_protocol::descriptor::{Descriptor, DescriptorRef, ExtensionRef, PayloadRef};
 use hazel_protocol::framer::{split_frame, Framer};
@@ -61,7 +67,56 @@ fn trace_descriptors() -> Vec<Vec<u8>> {
     out
 }
 
-fn benches(c: &mut Criterion) {
+/// CPU time of the calling thread, in nanoseconds (CLOCK_THREAD_CPUTIME_ID).
+struct ThreadCpuTime {
+    wall: WallTime,
+}
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec we pass it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(start)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Values are nanoseconds, like wall time: reuse its formatting.
+        self.wall.formatter()
+    }
+}
+
+fn wall_benches(c: &mut Criterion) {
+    benches(c, "wall");
+}
+
+fn cpu_benches(c: &mut Criterion<ThreadCpuTime>) {
+    benches(c, "cpu");
+}
+
+fn benches<M: Measurement>(c: &mut Criterion<M>, clock: &str) {
     let descriptors = trace_descriptors();
     let stream: Vec<u8> = descriptors.concat();
     let count = descriptors.len() as u64;
@@ -82,7 +137,7 @@ fn benches(c: &mut Criterion) {
     };
     assert_eq!(frames.len() as u64, count);
 
-    let mut g = c.benchmark_group("framing");
+    let mut g = c.benchmark_group(format!("{clock}/framing"));
     g.throughput(Throughput::Bytes(stream.len() as u64));
     g.bench_function("framer_64k_reads", |b| {
         let mut framer = Framer::new();
@@ -110,7 +165,7 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
-    let mut g = c.benchmark_group("full_decode");
+    let mut g = c.benchmark_group(format!("{clock}/full_decode"));
     g.throughput(Throughput::Elements(count));
     g.bench_function("owned", |b| {
         b.iter(|| {
@@ -191,5 +246,10 @@ fn visit(d: &DescriptorRef<'_>) -> u64 {
     }
 }
 
-criterion_group!(descriptor_benches, benches);
-criterion_main!(descriptor_benches);
+criterion_group!(wall, wall_benches);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ThreadCpuTime { wall: WallTime });
+    targets = cpu_benches
+}
+criterion_main!(wall, cpu);

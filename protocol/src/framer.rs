@@ -12,7 +12,8 @@
 //! descriptor, never stream sync.
 //!
 //! 0.6 links that agreed on `Content-Encoding: deflate` carry a zlib stream
-//! per direction (the captured gtk-gnutella links start with `78 xx`).
+//! per direction: in the captured links every direction starts with a zlib
+//! header (`78 da`, or `68 81` for a 16 KiB window), never raw deflate.
 //! [`Framer::deflated`] inflates incoming bytes in bounded steps, only when
 //! no complete frame is waiting, so a small compressed input cannot grow
 //! the buffer beyond one descriptor plus one step. [`Deflater`] compresses
@@ -55,6 +56,14 @@ impl Frame {
     /// Decodes the payload according to the header's type.
     pub fn decode(&self) -> Result<Descriptor> {
         Descriptor::parse_payload(&self.header, self.payload())
+    }
+
+    /// The frame of a descriptor about to be sent.
+    pub fn from_descriptor(d: &Descriptor) -> Frame {
+        Frame {
+            header: d.header(),
+            bytes: d.to_bytes(),
+        }
     }
 
     /// Rewrites TTL and hops in place (for forwarding without re-encoding).
@@ -498,6 +507,26 @@ mod tests {
         let (_, good) = f.next_descriptor().unwrap().unwrap();
         assert!(matches!(good.unwrap().payload, Payload::Ping(_)));
         assert!(f.next_frame().unwrap().is_none());
+    }
+
+    #[test]
+    fn frame_of_a_descriptor_reads_back() {
+        let d = Descriptor {
+            id: DescriptorId([7; 16]),
+            ttl: 7,
+            hops: 0,
+            payload: Payload::Bye(crate::descriptor::Bye {
+                code: 200,
+                message: b"bye".to_vec(),
+            }),
+        };
+        let frame = Frame::from_descriptor(&d);
+        assert_eq!(frame.header.payload_len, 6);
+        let mut f = Framer::new();
+        f.push(&frame.bytes).unwrap();
+        let back = f.next_frame().unwrap().unwrap();
+        assert_eq!(back, frame);
+        assert_eq!(back.decode().unwrap(), d);
     }
 
     #[test]

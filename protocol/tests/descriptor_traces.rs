@@ -261,6 +261,35 @@ fn inflated_tcp_descriptors_match_wireshark_and_reencode() {
 }
 
 #[test]
+fn non_ascii_names_are_kept_as_bytes() {
+    // Wireshark shows non-ASCII hit names with U+FFFD; the bytes (name_hex)
+    // are UTF-8 and must come out of the decoder intact.
+    let mut replaced = 0;
+    for rec in records("ndpi-gtkg-0.6-2022.inflated.expected.jsonl") {
+        let Some(hits) = rec["queryhit"]["hits"].as_array() else {
+            continue;
+        };
+        let raw = hex(rec["raw_hex"].as_str().unwrap());
+        let Ok(Descriptor {
+            payload: Payload::QueryHit(h),
+            ..
+        }) = Descriptor::parse(&raw)
+        else {
+            panic!("query hit {} does not decode", rec["id"]);
+        };
+        for (r, x) in h.results.iter().zip(hits) {
+            if x["name"].as_str().is_some_and(|n| n.contains('\u{FFFD}')) {
+                replaced += 1;
+                let name = String::from_utf8(r.name.clone()).expect("name is UTF-8");
+                assert!(!name.contains('\u{FFFD}') && !name.is_ascii(), "{name}");
+            }
+        }
+    }
+    println!("{replaced} names Wireshark showed with U+FFFD decode as UTF-8");
+    assert!(replaced > 0, "the trace has non-ASCII names");
+}
+
+#[test]
 fn trace_hits_carry_huge_and_ggep() {
     // Every decoded extension is typed: urns, GGEP blocks, XML, text.
     let mut urns = 0;

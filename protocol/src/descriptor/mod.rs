@@ -7,6 +7,11 @@
 //!
 //! Every decoder is total (a value or a [`DecodeError`], never a panic) and
 //! keeps enough of what it read for `encode` to give back the same bytes.
+//!
+//! [`DescriptorRef`] and the other `…Ref` types are zero-copy views that
+//! make exactly the same checks; the owned types are built from them, so
+//! the two decoders cannot disagree. Use the views on hot paths (routing,
+//! forwarding), the owned types where values are kept or built.
 
 use std::fmt;
 use std::net::Ipv4Addr;

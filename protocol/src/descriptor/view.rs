@@ -23,6 +23,31 @@ use super::{
     QUERY_HIT_FIXED_LEN, SERVENT_ID_LEN,
 };
 
+/// The first position of `needle` in `haystack`. Names and extension
+/// areas are scanned for NUL and 0x1C on every decode; reading eight bytes
+/// at a time (the classic "has zero byte" test) keeps that from dominating.
+pub(crate) fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let pattern = LOW.wrapping_mul(needle as u64);
+    let chunks = haystack.chunks_exact(8);
+    let tail_start = haystack.len() - chunks.remainder().len();
+    for (i, chunk) in chunks.enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ pattern;
+        // The lowest flagged byte is exact; flags above it may be spurious.
+        let found = x.wrapping_sub(LOW) & !x & HIGH;
+        if found != 0 {
+            return Some(i * 8 + (found.trailing_zeros() / 8) as usize);
+        }
+    }
+    haystack[tail_start..]
+        .iter()
+        .position(|&b| b == needle)
+        .map(|p| tail_start + p)
+}
+
 /// A whole descriptor, borrowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DescriptorRef<'a> {
@@ -229,10 +254,7 @@ impl<'a> ByeRef<'a> {
     pub fn parse(payload: &'a [u8]) -> Result<ByeRef<'a>> {
         let (code, rest) = payload.split_at_checked(2).ok_or(DecodeError::Truncated)?;
         let code = u16::from_le_bytes([code[0], code[1]]);
-        let nul = rest
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(DecodeError::BadField("bye text not NUL-terminated"))?;
+        let nul = find_byte(rest, 0).ok_or(DecodeError::BadField("bye text not NUL-terminated"))?;
         if nul + 1 != rest.len() {
             return Err(DecodeError::TrailingBytes);
         }
@@ -343,10 +365,7 @@ impl<'a> Iterator for ExtensionIter<'a> {
                 }
             }
         }
-        let end = rest
-            .iter()
-            .position(|&b| b == EXTENSION_SEPARATOR)
-            .unwrap_or(rest.len());
+        let end = find_byte(rest, EXTENSION_SEPARATOR).unwrap_or(rest.len());
         if end == rest.len() {
             self.done = true;
         } else {
@@ -369,12 +388,9 @@ impl<'a> QueryRef<'a> {
     pub fn parse(payload: &'a [u8]) -> Result<QueryRef<'a>> {
         let (speed, rest) = payload.split_at_checked(2).ok_or(DecodeError::Truncated)?;
         let speed = SpeedField([speed[0], speed[1]]);
-        let nul = rest
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(DecodeError::BadField(
-                "query search text not NUL-terminated",
-            ))?;
+        let nul = find_byte(rest, 0).ok_or(DecodeError::BadField(
+            "query search text not NUL-terminated",
+        ))?;
         let area = &rest[nul + 1..];
         let (area, stray_nul) = match area.split_last() {
             // A final NUL is a stray one unless it is the last byte of a
@@ -450,10 +466,7 @@ pub struct QhdTrailerRef<'a> {
 
 fn take_to_nul<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a [u8]> {
     let rest = r.rest_peek();
-    let nul = rest
-        .iter()
-        .position(|&b| b == 0)
-        .ok_or(DecodeError::BadField(what))?;
+    let nul = find_byte(rest, 0).ok_or(DecodeError::BadField(what))?;
     let out = r.take(nul)?;
     r.take(1)?;
     Ok(out)
@@ -595,6 +608,25 @@ impl<'a> Iterator for HitResultIter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_byte_matches_position() {
+        let mut hay: Vec<u8> = (1..=200u8).collect();
+        for needle in [0u8, 0x1C, 1, 0x80, 0xFF, 200] {
+            for len in 0..hay.len() {
+                assert_eq!(
+                    find_byte(&hay[..len], needle),
+                    hay[..len].iter().position(|&b| b == needle),
+                    "needle {needle} len {len}"
+                );
+            }
+        }
+        // Bytes just above the needle next to it (the borrow case of the trick).
+        hay = vec![1, 1, 0, 1, 0x1D, 0x1C, 0, 0];
+        assert_eq!(find_byte(&hay, 0), Some(2));
+        assert_eq!(find_byte(&hay, 0x1C), Some(5));
+        assert_eq!(find_byte(&[0x81, 0x01], 0x80), None);
+    }
 
     #[test]
     fn view_agrees_with_owned_on_a_hit() {
