@@ -18,7 +18,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum SubCommand {
-    /// Send one command to a running headless servent and print its reply.
+    /// Send one command to a running servent (through its control socket) and print its reply.
     Ctl(CtlArgs),
 }
 

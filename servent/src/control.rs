@@ -27,9 +27,12 @@ pub trait Requests: Clone + Send + 'static {
 
 /// Parses one line and, when it is a command, asks the servent; one response either way.
 pub fn answer_line<R: Requests>(requests: &R, line: &str, timeout: Duration) -> Response {
-    match Command::parse(line) {
+    match Command::parse(line)
+        .map_err(|e| e.to_string())
+        .and_then(Command::resolve)
+    {
         Ok(command) => requests.request(command, timeout),
-        Err(e) => Response::error(e.to_string()),
+        Err(e) => Response::error(e),
     }
 }
 

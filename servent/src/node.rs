@@ -495,6 +495,10 @@ impl Engine for Node {
                 self.core.connect(addr, now);
                 Reply::message(format!("connecting to {addr}"))
             }
+            Command::ConnectHost(host, _) => {
+                // Resolved before it reaches the loop; never block here on DNS.
+                return Response::error(format!("{host} was not resolved"));
+            }
             Command::Disconnect(id) => {
                 if !self.core.disconnect(id, now) {
                     return Response::error(format!("no connection {id}"));

@@ -72,6 +72,12 @@ fn ctl_prints_text_and_json_and_bad_commands_get_one_line_errors() {
     let (ok, out, _) = ctl(&a, &["peers"]);
     assert!(ok);
     assert_eq!(out.trim(), "(none)");
+    // `connect HOST:PORT` takes a host name.
+    let b = Servent::start("b", &["--peers", "0"], &[]);
+    let target = format!("localhost:{}", b.addr.port());
+    let (ok, out, err) = ctl(&a, &["connect", &target]);
+    assert!(ok, "{out}{err}");
+    a.wait_established(1);
 }
 
 #[test]

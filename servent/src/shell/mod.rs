@@ -15,11 +15,29 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
 
+/// `IP:PORT`, or `NAME:PORT` with a plausible host name.
+fn parse_target(target: &str) -> Option<Command> {
+    if let Ok(addr) = target.parse::<SocketAddr>() {
+        return Some(Command::Connect(addr));
+    }
+    let (host, port) = target.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|&p| p != 0)?;
+    let plausible = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    plausible.then(|| Command::ConnectHost(host.to_string(), port))
+}
+
 /// One thing a user can ask the running servent to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Open an outgoing Gnutella connection.
     Connect(SocketAddr),
+    /// `connect NAME:PORT` with a host name: resolved (off the event loop) by
+    /// [`Command::resolve`] into `Connect` before the servent sees it.
+    ConnectHost(String, u16),
     /// Close the connection with this id (as shown by `peers`).
     Disconnect(u64),
     /// List the connections.
@@ -67,7 +85,7 @@ impl std::error::Error for ParseError {}
 
 /// One line per command, shown by `help`.
 pub const HELP: &[(&str, &str)] = &[
-    ("connect HOST:PORT", "open a Gnutella connection to IP:PORT"),
+    ("connect HOST:PORT", "open a Gnutella connection"),
     ("disconnect ID", "close the connection with this id"),
     (
         "peers",
@@ -90,6 +108,23 @@ pub const HELP: &[(&str, &str)] = &[
 pub const MAX_LINE: usize = 4096;
 
 impl Command {
+    /// Resolves `ConnectHost` to `Connect` (first IPv4 address; may block on
+    /// DNS, so never call it on the event loop); other commands pass through.
+    pub fn resolve(self) -> Result<Command, String> {
+        match self {
+            Command::ConnectHost(host, port) => {
+                use std::net::ToSocketAddrs;
+                (host.as_str(), port)
+                    .to_socket_addrs()
+                    .map_err(|e| format!("cannot resolve {host}: {e}"))?
+                    .find(SocketAddr::is_ipv4)
+                    .map(Command::Connect)
+                    .ok_or_else(|| format!("{host} has no IPv4 address"))
+            }
+            other => Ok(other),
+        }
+    }
+
     /// Parses one command line. Words are separated by whitespace; command names
     /// are case-insensitive.
     pub fn parse(line: &str) -> Result<Command, ParseError> {
@@ -108,11 +143,8 @@ impl Command {
         };
         match name.as_str() {
             "connect" => match rest.as_slice() {
-                [addr] => addr
-                    .parse::<SocketAddr>()
-                    .map(Command::Connect)
-                    .map_err(|_| ParseError::Usage("connect IP:PORT")),
-                _ => Err(ParseError::Usage("connect IP:PORT")),
+                [target] => parse_target(target).ok_or(ParseError::Usage("connect HOST:PORT")),
+                _ => Err(ParseError::Usage("connect HOST:PORT")),
             },
             "disconnect" => match rest.as_slice() {
                 [id] => id
@@ -237,6 +269,10 @@ mod tests {
             Command::parse("  DISCONNECT 7 "),
             Ok(Command::Disconnect(7))
         );
+        assert_eq!(
+            Command::parse("connect gnutella.example:6346"),
+            Ok(Command::ConnectHost("gnutella.example".into(), 6346))
+        );
         assert_eq!(Command::parse("peers"), Ok(Command::Peers));
         assert_eq!(
             Command::parse("search free  music"),
@@ -258,12 +294,17 @@ mod tests {
             ("", ParseError::Empty),
             ("   ", ParseError::Empty),
             ("frobnicate 1", ParseError::Unknown("frobnicate".into())),
-            ("connect", ParseError::Usage("connect IP:PORT")),
-            ("connect nowhere", ParseError::Usage("connect IP:PORT")),
+            ("connect", ParseError::Usage("connect HOST:PORT")),
+            ("connect nowhere", ParseError::Usage("connect HOST:PORT")),
             (
                 "connect 1.2.3.4:99999",
-                ParseError::Usage("connect IP:PORT"),
+                ParseError::Usage("connect HOST:PORT"),
             ),
+            (
+                "connect bad/host:80",
+                ParseError::Usage("connect HOST:PORT"),
+            ),
+            ("connect :80", ParseError::Usage("connect HOST:PORT")),
             ("disconnect x", ParseError::Usage("disconnect ID")),
             ("disconnect 1 2", ParseError::Usage("disconnect ID")),
             ("search", ParseError::Usage("search WORDS...")),
@@ -286,6 +327,16 @@ mod tests {
                 proptest::prop_assert!(!e.to_string().contains('\n'));
             }
         }
+    }
+
+    #[test]
+    fn localhost_resolves_to_a_connect() {
+        let command = Command::parse("connect localhost:6346").unwrap();
+        assert_eq!(
+            command.resolve(),
+            Ok(Command::Connect("127.0.0.1:6346".parse().unwrap()))
+        );
+        assert_eq!(Command::Stats.resolve(), Ok(Command::Stats));
     }
 
     #[test]
