@@ -966,6 +966,7 @@ mod tests {
             let config = ReactorConfig {
                 sniff_timeout: Duration::from_millis(300),
                 connect_timeout: Duration::from_secs(2),
+                close_linger: Duration::from_millis(500),
                 ..ReactorConfig::default()
             };
             let mut reactor = Reactor::new(listener, config, |_| Ok(engine)).unwrap();
@@ -1101,5 +1102,86 @@ mod tests {
         assert!(running.wait_event("closed 1"));
         drop(running.ask(Command::Quit));
         assert!(running.wait_event("saved"));
+    }
+
+    #[test]
+    fn a_flooding_connection_does_not_starve_a_quiet_one() {
+        let running = Running::start();
+        let mut flood = client(running.addr);
+        flood.write_all(b"GIV ").unwrap();
+        let mut flood_reader = flood.try_clone().unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Keep the flood's echo drained so the flood never stalls on its own output.
+        let drain_stop = stop.clone();
+        let drain = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            let _ = flood_reader.set_read_timeout(Some(Duration::from_millis(100)));
+            while !drain_stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = flood_reader.read(&mut buf);
+            }
+        });
+        let flood_stop = stop.clone();
+        let flooder = std::thread::spawn(move || {
+            let chunk = vec![b'x'; 65536];
+            let started = Instant::now();
+            while !flood_stop.load(std::sync::atomic::Ordering::Relaxed)
+                && started.elapsed() < Duration::from_secs(10)
+            {
+                if flood.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let mut quiet = client(running.addr);
+        let asked = Instant::now();
+        quiet.write_all(b"GIV quiet\n").unwrap();
+        let mut echoed = [0u8; 10];
+        quiet.read_exact(&mut echoed).unwrap();
+        let waited = asked.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        flooder.join().unwrap();
+        drain.join().unwrap();
+        assert_eq!(&echoed, b"GIV quiet\n");
+        assert!(
+            waited < Duration::from_secs(3),
+            "quiet peer waited {waited:?}"
+        );
+    }
+
+    #[test]
+    fn a_peer_that_never_reads_is_closed_after_the_linger() {
+        let running = Running::start();
+        let mut stuck = client(running.addr);
+        // Far more echo than the socket buffers hold, and never read.
+        let payload = vec![b'y'; 16 * 1024 * 1024];
+        let mut writer = stuck.try_clone().unwrap();
+        writer
+            .set_write_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let sender = std::thread::spawn(move || {
+            let _ = writer.write_all(b"GIV ");
+            let _ = writer.write_all(&payload);
+        });
+        assert!(running.wait_event("open 1 Incoming Giv"));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(running.ask(Command::Disconnect(1)).ok);
+        // Output is still queued, but the linger (500 ms here) ends it.
+        assert!(running.wait_event("closed 1"), "{:?}", running.events());
+        let _ = sender.join();
+        let mut buf = vec![0u8; 65536];
+        // Whatever was in flight, the socket ends (EOF or reset) promptly.
+        let _ = stuck.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut ended = false;
+        for _ in 0..10_000 {
+            match stuck.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    ended = true;
+                    break;
+                }
+                Ok(_) => {}
+            }
+        }
+        assert!(ended);
     }
 }
