@@ -11,8 +11,43 @@ pub fn render_text(reply: &Reply) -> String {
             Some(id) => format!("search {} started", scalar(id)),
             None => render_value(&reply.data),
         },
+        // The table shows what fits a terminal; `--json` has every field.
+        ("peers", Value::Array(rows)) => chosen_columns(rows, PEER_COLUMNS),
+        ("results", Value::Array(rows)) => chosen_columns(rows, RESULT_COLUMNS),
         _ => render_value(&reply.data),
     }
+}
+
+const PEER_COLUMNS: &[&str] = &[
+    "id",
+    "addr",
+    "direction",
+    "protocol",
+    "state",
+    "user_agent",
+    "age_secs",
+    "descriptors_in",
+    "descriptors_out",
+    "bytes_in",
+    "bytes_out",
+    "queued_descriptors",
+    "dropped",
+];
+const RESULT_COLUMNS: &[&str] = &["search", "addr", "file_index", "size", "name", "urn"];
+
+/// A table of the named columns (those present), in that order.
+fn chosen_columns(rows: &[Value], columns: &[&str]) -> String {
+    if rows.is_empty() || !rows.iter().all(Value::is_object) {
+        return render_value(&Value::Array(rows.to_vec()));
+    }
+    let present: Vec<String> = columns
+        .iter()
+        .filter(|c| rows.iter().any(|r| r.get(**c).is_some()))
+        .map(|c| c.to_string())
+        .collect();
+    let mut out = String::new();
+    render_table(rows, &present, &mut out);
+    out.trim_end_matches('\n').to_string()
 }
 
 fn render_value(value: &Value) -> String {
@@ -94,6 +129,11 @@ fn render_rows(rows: &[Value], out: &mut String) {
         }
     }
     let columns: Vec<String> = ordered_keys(columns.iter()).into_iter().cloned().collect();
+    render_table(rows, &columns, out);
+}
+
+/// Rows of records as an aligned table of `columns`.
+fn render_table(rows: &[Value], columns: &[String], out: &mut String) {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
@@ -129,7 +169,7 @@ fn render_rows(rows: &[Value], out: &mut String) {
             .collect();
         padded.join("  ").trim_end().to_string()
     };
-    out.push_str(&line(&columns));
+    out.push_str(&line(columns));
     out.push('\n');
     for row in &cells {
         out.push_str(&line(row));
@@ -145,7 +185,7 @@ mod tests {
     #[test]
     fn a_list_of_records_is_a_table_with_id_first() {
         let reply = Reply::new(
-            "peers",
+            "hosts",
             json!([
                 { "address": "127.0.0.1:1", "id": 1, "protocol": "0.6" },
                 { "address": "127.0.0.1:22", "id": 22, "protocol": "0.4" },
@@ -156,6 +196,18 @@ mod tests {
             "id  address       protocol\n\
              1   127.0.0.1:1   0.6\n\
              22  127.0.0.1:22  0.4"
+        );
+    }
+
+    #[test]
+    fn peers_show_the_columns_that_fit_a_terminal_in_order() {
+        let reply = Reply::new(
+            "peers",
+            json!([{ "user_agent": "Hazel/0.1", "deflate_in": true, "addr": "127.0.0.1:7", "id": 3 }]),
+        );
+        assert_eq!(
+            render_text(&reply),
+            "id  addr         user_agent\n3   127.0.0.1:7  Hazel/0.1"
         );
     }
 
