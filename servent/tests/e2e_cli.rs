@@ -135,13 +135,26 @@ fn sigterm_says_bye_saves_the_host_cache_and_a_restart_reloads_it() {
             .is_some_and(|h| h.iter().any(|a| a == b_addr.as_str())),
         "host cache not reloaded: {hosts}"
     );
-    // quit over the control socket ends it too, with status 0.
+    // `quit` over the control socket ends it too, with status 0.
     let mut restarted = restarted;
     assert!(restarted.ask("quit").is_ok());
     let status = restarted
         .wait_exit(Duration::from_secs(20))
         .expect("no exit after quit");
     assert!(status.success());
+}
+
+#[test]
+fn sigint_quits_with_status_0_and_saves_the_host_cache() {
+    let b = Servent::start("b", &["--peers", "0"], &[]);
+    let b_addr = b.addr.to_string();
+    let mut a = Servent::start("a", &["--peers", "0", "--connect", &b_addr], &[]);
+    a.wait_established(1);
+    a.signal(libc::SIGINT);
+    let status = a.wait_exit(WAIT).expect("a did not exit after SIGINT");
+    assert!(status.success(), "exit status {status:?}");
+    let saved = std::fs::read_to_string(a.data_dir.join("hosts")).expect("host cache saved");
+    assert!(saved.contains(&b_addr), "host cache: {saved:?}");
 }
 
 /// Runs `hazel` with commands on stdin; returns its exit status and stdout.
