@@ -6,7 +6,8 @@
 //! - [`reactor`]: the mio event loop, the only module that touches sockets.
 //! - [`shell`]: the command language (`peers`, `search`, ...) and its text/JSON replies.
 //! - [`control`]: the control socket `<data-dir>/control.sock` and its client (`hazel ctl`).
-//! - [`node`]: the core and the library scanner behind the reactor; [`node::run`] starts a servent.
+//! - [`node`]: the core and the library scanner behind the reactor; [`node::run`] runs
+//!   `hazel`, [`node::spawn`] runs a servent on a thread (tests, embedding).
 //! - [`store`]: the data directory and atomic file replacement.
 //! - [`cli`], [`config`]: the command line and the settings it produces.
 

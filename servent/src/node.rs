@@ -605,13 +605,8 @@ fn load_or_make_servent_id(data: &DataDir) -> [u8; 16] {
 /// and saved its host cache.
 pub fn run(config: Config) -> io::Result<()> {
     raise_fd_limit();
-    let data = DataDir::open(&config.data_dir)?;
-    let listener = std::net::TcpListener::bind(config.listen)?;
-    let listen_addr = listener.local_addr()?;
-    let now = Instant::now();
-    let mut reactor = Reactor::new(listener, ReactorConfig::default(), |handle| {
-        Node::new(&config, listen_addr, data.clone(), handle, now)
-    })?;
+    let (mut reactor, data) = build(&config)?;
+    let listen_addr = reactor.local_addr();
     let handle = reactor.handle();
     let _control = control::serve(&data.path(CONTROL_SOCKET), handle.clone())?;
     // Announce the port last, once commands can be taken: tests wait for this file.
@@ -628,6 +623,88 @@ pub fn run(config: Config) -> io::Result<()> {
     }
     let _ = std::fs::remove_file(data.path(PORT_FILE));
     result
+}
+
+/// The data dir, the listener, the node and its reactor, ready to run.
+fn build(config: &Config) -> io::Result<(Reactor<Node>, DataDir)> {
+    let data = DataDir::open(&config.data_dir)?;
+    let listener = std::net::TcpListener::bind(config.listen)?;
+    let listen_addr = listener.local_addr()?;
+    let now = Instant::now();
+    let reactor = Reactor::new(listener, ReactorConfig::default(), |handle| {
+        Node::new(config, listen_addr, data.clone(), handle, now)
+    })?;
+    Ok((reactor, data))
+}
+
+/// A servent running on a thread of this process (for tests of several
+/// servents, or embedding): no stdin, no signal handlers, but the control
+/// socket in its data dir as usual. Dropping it quits it and waits.
+pub struct RunningServent {
+    /// The bound listening address.
+    pub addr: SocketAddr,
+    handle: Handle,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+    _control: control::ControlServer,
+}
+
+impl RunningServent {
+    /// Answers one command line, as the terminal or the control socket would.
+    pub fn command(&self, line: &str) -> Response {
+        control::answer_line(&self.handle, line, std::time::Duration::from_secs(10))
+    }
+
+    /// Says Bye, saves, and waits for the loop to end.
+    pub fn stop(mut self) -> io::Result<()> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> io::Result<()> {
+        use control::Requests;
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        let _ = self
+            .handle
+            .request(Command::Quit, std::time::Duration::from_secs(10));
+        thread
+            .join()
+            .map_err(|_| io::Error::other("the servent thread panicked"))?
+    }
+}
+
+impl Drop for RunningServent {
+    fn drop(&mut self) {
+        let _ = self.stop_inner();
+    }
+}
+
+/// Starts a servent on a new thread (see [`RunningServent`]).
+pub fn spawn(config: Config) -> io::Result<RunningServent> {
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+    let thread = std::thread::Builder::new()
+        .name("servent".into())
+        .spawn(move || {
+            let (mut reactor, data) = match build(&config) {
+                Ok(built) => built,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return Ok(());
+                }
+            };
+            let _ = ready_tx.send(Ok((reactor.local_addr(), reactor.handle(), data)));
+            reactor.run()
+        })?;
+    let (addr, handle, data) = ready_rx
+        .recv()
+        .map_err(|_| io::Error::other("the servent thread ended before starting"))??;
+    let control = control::serve(&data.path(CONTROL_SOCKET), handle.clone())?;
+    Ok(RunningServent {
+        addr,
+        handle,
+        thread: Some(thread),
+        _control: control,
+    })
 }
 
 /// Lifts the soft limit on open files to the hard limit (at most 65536), so
@@ -665,4 +742,82 @@ fn spawn_signal_thread(handle: Handle) -> io::Result<()> {
             }
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProtocolVersion;
+    use std::time::Duration;
+
+    fn config(dir: &std::path::Path, shares: Vec<std::path::PathBuf>) -> Config {
+        Config {
+            headless: true,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            shares,
+            data_dir: dir.to_path_buf(),
+            connect: Vec::new(),
+            peers: 0,
+            max_peers: 8,
+            ttl: 7,
+            firewalled: false,
+            protocol: ProtocolVersion::V06,
+        }
+    }
+
+    fn wait(mut f: impl FnMut() -> bool) -> bool {
+        for _ in 0..300 {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    #[test]
+    fn two_servents_in_one_process_link_up_and_find_each_others_files() {
+        let temp = tempfile::tempdir().unwrap();
+        let share = temp.path().join("share");
+        std::fs::create_dir_all(&share).unwrap();
+        std::fs::write(share.join("in process.txt"), b"12345").unwrap();
+        let a = spawn(config(&temp.path().join("a"), Vec::new())).unwrap();
+        let b = spawn(config(&temp.path().join("b"), vec![share])).unwrap();
+        assert!(a.command(&format!("connect {}", b.addr)).ok);
+        let files = |s: &RunningServent| {
+            s.command("shares")
+                .reply
+                .and_then(|r| r.data.get("files")?.as_u64())
+                .unwrap_or(0)
+        };
+        assert!(wait(|| files(&b) == 1));
+        let established = |s: &RunningServent| {
+            s.command("stats")
+                .reply
+                .and_then(|r| r.data.get("established")?.as_u64())
+                .unwrap_or(0)
+        };
+        assert!(wait(|| established(&a) == 1));
+        let search = a.command("search in process");
+        assert!(search.ok, "{search:?}");
+        assert!(wait(|| {
+            a.command("results").reply.is_some_and(|r| {
+                r.data
+                    .as_array()
+                    .is_some_and(|hits| hits.iter().any(|h| h["name"] == "in process.txt"))
+            })
+        }));
+        // The control socket works for these too.
+        let via_socket = control::send_command(
+            &temp.path().join("a").join(CONTROL_SOCKET),
+            "peers",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert!(via_socket.ok);
+        b.stop().unwrap();
+        assert!(wait(|| established(&a) == 0));
+        a.stop().unwrap();
+        assert!(temp.path().join("a").join(HOST_CACHE_FILE).exists());
+    }
 }
