@@ -25,11 +25,11 @@ pub enum SubCommand {
 /// Options of a running servent.
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// No terminal: read commands from stdin and from <data-dir>/control.sock.
+    /// No terminal: read commands from stdin and from DATA-DIR/control.sock.
     #[arg(long)]
     pub headless: bool,
     /// Address and port to listen on (port 0 picks a free one; it is printed and
-    /// written to <data-dir>/port).
+    /// written to DATA-DIR/port).
     #[arg(long, default_value = "0.0.0.0:6346", value_name = "ADDR:PORT")]
     pub listen: SocketAddr,
     /// A directory to share (repeatable).
