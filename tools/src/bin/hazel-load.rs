@@ -21,6 +21,10 @@ enum Command {
     /// Share and search against an OpenNap-protocol index server (issue 4's
     /// workload); reports files/s, searches/s, latency, server CPU and memory.
     Index(IndexLoadArgs),
+    /// Route, idle-connection and dedup measurements of a real `hazel`
+    /// servent (issue 3's workload): routed descriptors/s, CPU per routed
+    /// descriptor, memory per idle connection, dedup table memory.
+    Servent(hazel_tools::load::servent::ServentArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +47,13 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("hazel-load index: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Servent(args) => match hazel_tools::load::servent::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hazel-load servent: {e}");
                 ExitCode::FAILURE
             }
         },

@@ -1,10 +1,13 @@
 //! Load generators behind `hazel-load`, one module per target:
 //! - [`index`]: `hazel-load index`, OpenNap clients sharing and searching
 //!   against any OpenNap-protocol server.
+//! - [`servent`]: `hazel-load servent`, routing throughput, CPU per routed
+//!   descriptor, memory per idle connection and dedup memory of a `hazel`.
 //! - [`proc_stats`]: CPU time and resident memory of a process from /proc.
 
 pub mod index;
 pub mod proc_stats;
+pub mod servent;
 
 use std::time::Duration;
 

@@ -1,0 +1,210 @@
+//! The `hazel` command line: running a servent, or `hazel ctl` to talk to a
+//! running one through its control socket.
+
+use crate::config::{Config, ProtocolVersion};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Hazel, a Gnutella servent.
+#[derive(Debug, Parser)]
+#[command(name = "hazel", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<SubCommand>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubCommand {
+    /// Send one command to a running servent (through its control socket) and print its reply.
+    Ctl(CtlArgs),
+}
+
+/// Options of a running servent.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// No terminal: read commands from stdin and from DATA-DIR/control.sock.
+    #[arg(long)]
+    pub headless: bool,
+    /// Address and port to listen on (port 0 picks a free one; it is printed and
+    /// written to DATA-DIR/port).
+    #[arg(long, default_value = "0.0.0.0:6346", value_name = "ADDR:PORT")]
+    pub listen: SocketAddr,
+    /// A directory to share (repeatable).
+    #[arg(long = "share", value_name = "DIR")]
+    pub shares: Vec<PathBuf>,
+    /// Where the servent keeps its files (created if missing).
+    #[arg(long, default_value = "hazel-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// A peer to connect to at start (repeatable).
+    #[arg(long = "connect", value_name = "HOST:PORT")]
+    pub connect: Vec<String>,
+    /// Outgoing connections to keep up.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub peers: usize,
+    /// Most connections accepted; beyond, 503 with X-Try.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub max_peers: usize,
+    /// TTL of the queries and pings this servent originates (1..=7).
+    #[arg(long, default_value_t = 7, value_name = "N",
+          value_parser = clap::value_parser!(u8).range(1..=7))]
+    pub ttl: u8,
+    /// Behind a firewall: Pongs carry port 0, QueryHits ask for a Push.
+    #[arg(long)]
+    pub firewalled: bool,
+    /// Handshake version used for outgoing connections.
+    #[arg(long, default_value = "0.6", value_name = "0.4|0.6")]
+    pub protocol: ProtocolVersion,
+    /// Log level (error, warn, info, debug, trace), or an env_logger filter.
+    #[arg(long, default_value = "info", value_name = "LEVEL")]
+    pub log_level: String,
+}
+
+/// Options of `hazel ctl`.
+#[derive(Debug, Args, Clone)]
+pub struct CtlArgs {
+    /// The running servent's data directory (its control socket is there).
+    #[arg(long, default_value = "hazel-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Print the reply as one line of JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for the reply.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// The command and its arguments (see `help`); `--json` may also follow it.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub words: Vec<String>,
+}
+
+impl CtlArgs {
+    /// The command line to send, and whether JSON was asked for anywhere on the line.
+    pub fn command_line(&self) -> (String, bool) {
+        let mut json = self.json;
+        let mut words = Vec::with_capacity(self.words.len());
+        for word in &self.words {
+            if word == "--json" {
+                json = true;
+            } else {
+                words.push(word.as_str());
+            }
+        }
+        (words.join(" "), json)
+    }
+}
+
+impl RunArgs {
+    /// Turns the options into a [`Config`], resolving `--connect` host names.
+    pub fn to_config(&self) -> Result<Config, String> {
+        use std::net::ToSocketAddrs;
+        let mut connect = Vec::new();
+        for target in &self.connect {
+            let addr = target
+                .to_socket_addrs()
+                .map_err(|e| format!("--connect {target}: {e}"))?
+                .find(SocketAddr::is_ipv4)
+                .ok_or_else(|| format!("--connect {target}: no IPv4 address"))?;
+            connect.push(addr);
+        }
+        if self.max_peers == 0 {
+            return Err("--max-peers must be at least 1".to_string());
+        }
+        Ok(Config {
+            headless: self.headless,
+            listen: self.listen,
+            shares: self.shares.clone(),
+            data_dir: self.data_dir.clone(),
+            connect,
+            peers: self.peers,
+            max_peers: self.max_peers,
+            ttl: self.ttl,
+            firewalled: self.firewalled,
+            protocol: self.protocol,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_command_line_parses() {
+        let cli = Cli::try_parse_from([
+            "hazel",
+            "--headless",
+            "--listen",
+            "127.0.0.1:0",
+            "--share",
+            "a",
+            "--share",
+            "b",
+            "--data-dir",
+            "d",
+            "--connect",
+            "127.0.0.1:6346",
+            "--connect",
+            "127.0.0.1:6347",
+            "--peers",
+            "2",
+            "--max-peers",
+            "9",
+            "--ttl",
+            "3",
+            "--firewalled",
+            "--protocol",
+            "0.4",
+            "--log-level",
+            "debug",
+        ])
+        .unwrap();
+        assert!(cli.command.is_none());
+        let config = cli.run.to_config().unwrap();
+        assert!(config.headless && config.firewalled);
+        assert_eq!(config.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(config.shares, vec![PathBuf::from("a"), PathBuf::from("b")]);
+        assert_eq!(config.connect.len(), 2);
+        assert_eq!((config.peers, config.max_peers, config.ttl), (2, 9, 3));
+        assert_eq!(config.protocol, ProtocolVersion::V04);
+    }
+
+    #[test]
+    fn out_of_range_ttl_and_unknown_protocol_are_refused() {
+        assert!(Cli::try_parse_from(["hazel", "--ttl", "8"]).is_err());
+        assert!(Cli::try_parse_from(["hazel", "--ttl", "0"]).is_err());
+        assert!(Cli::try_parse_from(["hazel", "--protocol", "0.5"]).is_err());
+    }
+
+    #[test]
+    fn ctl_takes_the_command_words_and_json_anywhere() {
+        let cli = Cli::try_parse_from([
+            "hazel",
+            "ctl",
+            "--data-dir",
+            "d",
+            "search",
+            "a",
+            "b",
+            "--json",
+        ])
+        .unwrap();
+        let Some(SubCommand::Ctl(ctl)) = cli.command else {
+            panic!("not ctl")
+        };
+        assert_eq!(ctl.data_dir, PathBuf::from("d"));
+        assert_eq!(ctl.command_line(), ("search a b".to_string(), true));
+
+        let cli = Cli::try_parse_from(["hazel", "ctl", "--json", "peers"]).unwrap();
+        let Some(SubCommand::Ctl(ctl)) = cli.command else {
+            panic!("not ctl")
+        };
+        assert_eq!(ctl.command_line(), ("peers".to_string(), true));
+    }
+}

@@ -1,0 +1,364 @@
+//! The core's side of the 0.4 and 0.6 handshakes (PROTOCOL-NOTES §3): what
+//! we send, what we accept, refusals with X-Try, deflate negotiation and
+//! self-connection detection. Block parsing and encoding are
+//! `hazel_protocol::handshake`'s.
+
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::time::Instant;
+
+use hazel_protocol::handshake::{format_host_list, Handshake, Headers, Parsed};
+
+use super::connection::Phase;
+use super::{hex, wire, Action, ConnId, Core, CoreEvent, Direction, ProtocolVersion};
+
+impl Core {
+    /// The first block of an outgoing connection.
+    pub(super) fn connect_block(&self, peer: SocketAddr) -> Vec<u8> {
+        match self.config.protocol {
+            ProtocolVersion::V04 => Handshake::Connect04.to_bytes(),
+            ProtocolVersion::V06 => {
+                let mut headers = self.our_headers(peer);
+                if self.config.deflate {
+                    headers.push("Accept-Encoding", "deflate");
+                }
+                Handshake::connect06(headers).to_bytes()
+            }
+        }
+    }
+
+    /// Headers every 0.6 block of ours carries.
+    fn our_headers(&self, peer: SocketAddr) -> Headers {
+        let mut h = Headers::new();
+        h.push("User-Agent", &self.config.user_agent);
+        // A leaf: Hazel does not do ultrapeer duties (QRP, dynamic querying).
+        h.push("X-Ultrapeer", "False");
+        h.push("Pong-Caching", "0.1");
+        h.push("Bye-Packet", "0.1");
+        h.push("GGEP", "0.5");
+        h.push("Remote-IP", &peer.ip().to_string());
+        let ip = self.advertised_ip();
+        if !self.config.firewalled && !ip.is_unspecified() {
+            let listen = SocketAddr::new(ip, self.config.listen_addr.port());
+            h.push("Listen-IP", &listen.to_string());
+        }
+        // Lets a servent that dialled itself notice it.
+        h.push("GUID", &hex(&self.config.servent_id));
+        h
+    }
+
+    /// Whether a peer's headers are our own (we dialled ourselves).
+    fn is_own_headers(&self, headers: &Headers) -> bool {
+        headers
+            .get("GUID")
+            .is_some_and(|g| g.eq_ignore_ascii_case(&hex(&self.config.servent_id)))
+    }
+
+    /// Reads the handshake blocks waiting in the connection's input and acts
+    /// on them; once established, passes any remaining bytes to the router.
+    pub(super) fn drive_handshake(&mut self, id: ConnId, now: Instant) {
+        // At most the blocks of one handshake (CONNECT, response, final).
+        for _ in 0..3 {
+            let Some(conn) = self.conns.get_mut(&id) else {
+                return;
+            };
+            let parsed = match Handshake::parse(&conn.inbuf) {
+                Ok(Parsed::NeedMore) => return,
+                Ok(Parsed::Complete { message, consumed }) => {
+                    conn.inbuf.drain(..consumed.min(conn.inbuf.len()));
+                    message
+                }
+                Err(_) => {
+                    self.drop_conn(id, "malformed handshake", now);
+                    return;
+                }
+            };
+            let phase = conn.phase;
+            match phase {
+                Phase::AwaitingConnect => self.on_connect_block(id, parsed, now),
+                Phase::AwaitingResponse => self.on_response_block(id, parsed, now),
+                Phase::AwaitingFinal => self.on_final_block(id, parsed, now),
+                Phase::Established | Phase::Closing { .. } => return,
+            }
+            let Some(conn) = self.conns.get_mut(&id) else {
+                return;
+            };
+            if conn.is_established() {
+                let rest = std::mem::take(&mut conn.inbuf);
+                if !rest.is_empty() {
+                    self.on_stream_bytes(id, &rest, now);
+                }
+                return;
+            }
+            if conn.is_closing() {
+                return;
+            }
+        }
+    }
+
+    /// Incoming: the peer's CONNECT.
+    fn on_connect_block(&mut self, id: ConnId, block: Handshake, now: Instant) {
+        let others = self
+            .conns
+            .values()
+            .filter(|c| c.id != id && !c.is_closing())
+            .count();
+        let full = others >= self.config.max_peers || self.shutting_down;
+        match block {
+            Handshake::Connect04 => {
+                if full {
+                    // 0.4 has no refusal: close without a word.
+                    self.close_now(id, "refused 0.4 peer: full");
+                    return;
+                }
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    conn.version = ProtocolVersion::V04;
+                    conn.write_raw(&Handshake::Ok04.to_bytes());
+                }
+                self.establish(id, now);
+            }
+            Handshake::Connect { headers, .. } => {
+                let Some(conn) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                conn.version = ProtocolVersion::V06;
+                let peer = conn.peer;
+                note_peer_headers(conn, &headers);
+                let listen = conn.listen_addr;
+                if let Some(ip) = headers.remote_ip() {
+                    self.learn_external_ip(ip);
+                }
+                if self.is_own_headers(&headers) {
+                    if let Some(addr) = listen {
+                        self.self_addrs.insert(addr);
+                        self.hosts.remove(&addr);
+                    }
+                    self.refuse(id, 409, "Connected to self", now);
+                    return;
+                }
+                if let Some(addr) = listen {
+                    self.hosts.add(addr, now);
+                }
+                if self.has_link_to_guid(id) {
+                    self.refuse(id, 409, "Already connected", now);
+                    return;
+                }
+                if full {
+                    self.refuse(id, 503, "Too many connections", now);
+                    return;
+                }
+                let mut reply = self.our_headers(peer);
+                let deflate_out = self.config.deflate && headers.accepts_deflate();
+                if self.config.deflate {
+                    reply.push("Accept-Encoding", "deflate");
+                }
+                if deflate_out {
+                    reply.push("Content-Encoding", "deflate");
+                }
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    conn.deflate_out = deflate_out;
+                    conn.write_raw(&Handshake::status06(200, "OK", reply).to_bytes());
+                    conn.phase = Phase::AwaitingFinal;
+                }
+                self.want_write(id);
+            }
+            _ => self.drop_conn(id, "expected GNUTELLA CONNECT", now),
+        }
+    }
+
+    /// Incoming 0.6: the peer's final block.
+    fn on_final_block(&mut self, id: ConnId, block: Handshake, now: Instant) {
+        match block {
+            Handshake::Status {
+                code: 200, headers, ..
+            } => {
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    if headers.content_deflate() {
+                        conn.start_deflate_in();
+                    }
+                }
+                self.establish(id, now);
+            }
+            Handshake::Status { code, reason, .. } => {
+                self.close_now(id, &format!("peer declined: {code} {reason}"))
+            }
+            _ => self.drop_conn(id, "expected a status line", now),
+        }
+    }
+
+    /// Outgoing: the peer's answer to our CONNECT.
+    fn on_response_block(&mut self, id: ConnId, block: Handshake, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let peer = conn.peer;
+        match block {
+            Handshake::Ok04 => {
+                conn.version = ProtocolVersion::V04;
+                self.establish(id, now);
+            }
+            Handshake::Status {
+                code,
+                reason,
+                headers,
+                ..
+            } => {
+                conn.version = ProtocolVersion::V06;
+                note_peer_headers(conn, &headers);
+                let tries: Vec<SocketAddrV4> = headers
+                    .x_try()
+                    .into_iter()
+                    .chain(headers.x_try_ultrapeers())
+                    .collect();
+                for addr in tries {
+                    self.hosts.add(SocketAddr::V4(addr), now);
+                }
+                if let Some(ip) = headers.remote_ip() {
+                    self.learn_external_ip(ip);
+                }
+                if self.is_own_headers(&headers) {
+                    self.self_addrs.insert(peer);
+                    self.hosts.remove(&peer);
+                    self.close_now(id, "connected to self");
+                    return;
+                }
+                if code != 200 {
+                    self.hosts.failed(&peer, now);
+                    self.close_now(id, &format!("refused: {code} {reason}"));
+                    return;
+                }
+                let deflate_out = self.config.deflate && headers.accepts_deflate();
+                let mut last = Headers::new();
+                if deflate_out {
+                    last.push("Content-Encoding", "deflate");
+                }
+                let Some(conn) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                conn.write_raw(&Handshake::status06(200, "OK", last).to_bytes());
+                conn.deflate_out = deflate_out;
+                if headers.content_deflate() {
+                    conn.start_deflate_in();
+                }
+                self.establish(id, now);
+            }
+            Handshake::Connect04 | Handshake::Connect { .. } => {
+                self.drop_conn(id, "expected a handshake response", now)
+            }
+        }
+    }
+
+    /// Sends a refusal (503 with X-Try, or 409 for ourselves) and closes
+    /// once it drained.
+    fn refuse(&mut self, id: ConnId, code: u16, reason: &str, now: Instant) {
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
+        let peer = conn.peer;
+        let mut headers = Headers::new();
+        headers.push("User-Agent", &self.config.user_agent);
+        headers.push("Remote-IP", &peer.ip().to_string());
+        let hosts: Vec<SocketAddrV4> = self
+            .hosts
+            .recent(X_TRY_HOSTS_ALL)
+            .into_iter()
+            .filter_map(|a| match a {
+                SocketAddr::V4(v4) if !self.is_self_addr(&a) && a != peer => Some(v4),
+                _ => None,
+            })
+            .take(super::X_TRY_HOSTS)
+            .collect();
+        if !hosts.is_empty() {
+            let list = format_host_list(&hosts);
+            headers.push("X-Try", &list);
+            headers.push("X-Try-Ultrapeers", &list);
+        }
+        let block = Handshake::status06(code, reason, headers).to_bytes();
+        let linger = self.config.close_linger;
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.write_raw(&block);
+            conn.phase = Phase::Closing {
+                deadline: now + linger,
+            };
+            conn.write_signalled = false;
+        }
+        self.actions.push_back(Action::Event(CoreEvent::PeerDown {
+            id,
+            addr: peer,
+            reason: format!("refused: {code} {reason}"),
+        }));
+        self.want_write(id);
+    }
+
+    fn establish(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.phase = Phase::Established;
+        conn.established_at = Some(now);
+        conn.last_received = now;
+        if conn.deflate_out {
+            conn.start_deflate_out();
+        }
+        let direction = conn.direction;
+        let peer = conn.peer;
+        self.established.push(id);
+        if direction == Direction::Outgoing {
+            self.hosts.succeeded(&peer, now);
+        }
+        let info = super::peer_info(conn, now);
+        self.actions
+            .push_back(Action::Event(CoreEvent::PeerUp(info)));
+        // Discover hosts: our neighbour answers, and so do the hosts in its
+        // pong cache.
+        let ping_id = self.new_descriptor_id();
+        self.ping_routes.insert_new(&ping_id, super::LOCAL, now);
+        let frame = wire::descriptor(ping_id, wire::PING, 2, 0, &[]).into();
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.last_keepalive = Some(now);
+        }
+        self.originated.add(wire::PING, 1);
+        self.enqueue(id, super::queue::Class::Ping, frame, now);
+        self.want_write(id);
+    }
+
+    /// Another live link already leads to the servent that `id`'s GUID names
+    /// (both sides dialled each other).
+    fn has_link_to_guid(&self, id: ConnId) -> bool {
+        let Some(guid) = self.conns.get(&id).and_then(|c| c.peer_guid.clone()) else {
+            return false;
+        };
+        self.conns
+            .values()
+            .any(|c| c.id != id && !c.is_closing() && c.peer_guid.as_deref() == Some(&guid))
+    }
+
+    fn learn_external_ip(&mut self, ip: IpAddr) {
+        if let IpAddr::V4(v4) = ip {
+            if !v4.is_unspecified() {
+                self.external_ip = Some(v4);
+            }
+        }
+    }
+}
+
+/// Hosts considered for X-Try before filtering out ourselves and the peer.
+const X_TRY_HOSTS_ALL: usize = 32;
+
+/// Records what a peer's headers say about it.
+fn note_peer_headers(conn: &mut super::connection::Connection, headers: &Headers) {
+    if let Some(ua) = headers.user_agent() {
+        conn.user_agent = ua.chars().take(128).collect();
+    }
+    conn.peer_ultrapeer = headers.ultrapeer();
+    conn.peer_bye = headers.bye_packet().is_some();
+    conn.peer_guid = headers
+        .get("GUID")
+        .filter(|g| g.len() == 32)
+        .map(|g| g.to_ascii_lowercase());
+    if let Some(listen) = headers.listen_addr() {
+        let listen = SocketAddr::V4(listen);
+        if super::hosts::is_dialable(&listen) {
+            conn.listen_addr = Some(listen);
+        }
+    }
+}

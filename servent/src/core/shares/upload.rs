@@ -1,0 +1,397 @@
+//! Serving shared files over HTTP, sans IO: request bytes in, a response head plus the span of the
+//! file to send out. The reactor owns the socket and streams the span from disk.
+//!
+//! Served (PROTOCOL-NOTES §4): `GET` and `HEAD` of `/get/<index>/<name>` (the index selects the
+//! file, the percent-decoded name must equal its name, `+` accepted for a space) and of `/uri-res/N2R?urn:sha1:<base32>`.
+//! Only files of the current [`Library`] are ever served: a request never becomes a path, so no
+//! spelling of a target (`..`, absolute paths, encoded slashes) reaches outside the shared set.
+//!
+//! One `Range` (`bytes=a-b`, `a-`, `-n`) gives `206` with `Content-Range`; a range outside the file
+//! gives `416` with `Content-Range: bytes */size`; a malformed or multi-range `Range` is ignored
+//! (RFC 9110 allows it) and the whole file is sent with `200`. Every response carries
+//! `Content-Length`; file responses carry `X-Gnutella-Content-URN` once the SHA-1 is known. When
+//! all upload slots are taken a `GET` gets `503` with `Retry-After` (a `HEAD` needs no slot).
+//! Keep-alive follows the request (HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with
+//! `Connection: Keep-Alive`); a request that cannot be parsed gets `400` and the connection ends.
+//!
+//! Driving it: [`UploadSession::on_bytes`] with whatever arrived, then [`UploadSession::poll`]:
+//! `NeedMore`, `Respond(reply)` — write `reply.head`, then stream `reply.body` if any, then call
+//! [`UploadSession::reply_sent`] — or `Close`. Pipelined requests wait in the buffer until the
+//! previous reply is sent. [`UploadSession::on_close`] releases a slot still held.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use data_encoding::BASE32;
+use hazel_protocol::http::{
+    ContentRange, HttpVersion, Method, Parsed, Request, Resource, Response, MAX_HTTP_HEAD,
+};
+
+use super::{Library, SharedFile};
+
+/// Bytes a client may send beyond one request head while a reply is being sent (pipelining);
+/// past this the session closes rather than buffer without bound.
+const MAX_BUFFERED: usize = 2 * MAX_HTTP_HEAD;
+
+/// Whether a requested (percent-decoded) name names this file: the same bytes, or the same once
+/// `+` is read as a space on both sides (form-encoding clients write spaces as `+`).
+fn name_matches(file_name: &str, requested: &[u8]) -> bool {
+    let file_name = file_name.as_bytes();
+    file_name == requested
+        || (file_name.len() == requested.len()
+            && file_name
+                .iter()
+                .zip(requested)
+                .all(|(&a, &b)| a == b || (a == b' ' || a == b'+') && (b == b' ' || b == b'+')))
+}
+
+/// Upload slots shared by every upload session of a servent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSlots {
+    max: usize,
+    active: usize,
+    /// Whether any upload has completed (the QueryHit "have uploaded" flag).
+    have_uploaded: bool,
+}
+
+impl UploadSlots {
+    /// `max` concurrent file bodies.
+    pub fn new(max: usize) -> Self {
+        UploadSlots {
+            max,
+            active: 0,
+            have_uploaded: false,
+        }
+    }
+
+    /// Bodies being sent now.
+    pub fn active(&self) -> usize {
+        self.active
+    }
+
+    /// The configured number of slots.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// True when a new `GET` would get `503` (the QueryHit "busy" flag).
+    pub fn all_taken(&self) -> bool {
+        self.active >= self.max
+    }
+
+    /// True once at least one file body was sent completely.
+    pub fn have_uploaded(&self) -> bool {
+        self.have_uploaded
+    }
+
+    fn try_acquire(&mut self) -> bool {
+        if self.all_taken() {
+            false
+        } else {
+            self.active += 1;
+            true
+        }
+    }
+
+    fn release(&mut self) {
+        self.active = self.active.saturating_sub(1);
+    }
+}
+
+/// Fixed settings of the upload server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadConfig {
+    /// The `Server` header.
+    pub server: String,
+    /// Seconds announced in `Retry-After` when busy.
+    pub retry_after_secs: u32,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        UploadConfig {
+            server: format!("Hazel/{}", env!("CARGO_PKG_VERSION")),
+            retry_after_secs: 60,
+        }
+    }
+}
+
+/// The part of a shared file to stream after the head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSpan {
+    /// The file's index in the library.
+    pub index: u32,
+    /// The file to open (always a file of the library).
+    pub path: PathBuf,
+    /// First byte to send.
+    pub offset: u64,
+    /// Bytes to send (never 0).
+    pub len: u64,
+    /// Size and mtime the library saw: if the file on disk differs, its content changed since the
+    /// scan and the reactor should close instead of sending other bytes than announced.
+    pub expected_size: u64,
+    pub expected_mtime: SystemTime,
+}
+
+/// One response to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadReply {
+    /// The status code (also in `head`), for logs and counters.
+    pub status: u16,
+    /// The encoded response head, blank line included.
+    pub head: Vec<u8>,
+    /// The file bytes to send after the head (`None` for `HEAD`, errors and empty files).
+    pub body: Option<FileSpan>,
+    /// Whether to read another request after this reply (else close once it is sent).
+    pub keep_alive: bool,
+}
+
+/// What the session wants next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadPoll {
+    /// Read more bytes (or wait for [`UploadSession::reply_sent`]).
+    NeedMore,
+    /// Send this reply, then call [`UploadSession::reply_sent`].
+    Respond(UploadReply),
+    /// Close the connection (after flushing what was already queued).
+    Close,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for (the rest of) a request head.
+    Reading,
+    /// A reply was handed out; `holds_slot` when its body took an upload slot.
+    Replying {
+        keep_alive: bool,
+        holds_slot: bool,
+    },
+    Closed,
+}
+
+/// One HTTP upload connection.
+#[derive(Debug, Clone)]
+pub struct UploadSession {
+    config: UploadConfig,
+    buffer: Vec<u8>,
+    state: State,
+    /// The client sent more than we buffer: close (kept apart from `state` so a slot held by the
+    /// reply in flight is still released by `on_close`).
+    overflowed: bool,
+    requests: u64,
+}
+
+impl UploadSession {
+    pub fn new(config: UploadConfig) -> Self {
+        UploadSession {
+            config,
+            buffer: Vec::new(),
+            state: State::Reading,
+            overflowed: false,
+            requests: 0,
+        }
+    }
+
+    /// Requests answered so far.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// Bytes received from the client.
+    pub fn on_bytes(&mut self, bytes: &[u8]) {
+        if self.state == State::Closed || self.overflowed {
+            return;
+        }
+        if self.buffer.len().saturating_add(bytes.len()) > MAX_BUFFERED {
+            // Either a head past the cap (the parser would reject it) or a client pushing bytes
+            // we have no reason to hold: stop here.
+            self.buffer.clear();
+            self.overflowed = true;
+            return;
+        }
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    /// Decides what to do with the buffered bytes, given the current library and slots.
+    pub fn poll(&mut self, library: &Library, slots: &mut UploadSlots) -> UploadPoll {
+        if self.overflowed {
+            return UploadPoll::Close;
+        }
+        match self.state {
+            State::Closed => return UploadPoll::Close,
+            State::Replying { .. } => return UploadPoll::NeedMore,
+            State::Reading => {}
+        }
+        let (request, consumed) = match Request::parse(&self.buffer) {
+            Ok(Parsed::NeedMore) => return UploadPoll::NeedMore,
+            Ok(Parsed::Complete { message, consumed }) => (message, consumed),
+            Err(_) => {
+                self.buffer.clear();
+                self.requests += 1;
+                self.state = State::Replying {
+                    keep_alive: false,
+                    holds_slot: false,
+                };
+                return UploadPoll::Respond(self.error_reply(400, "Bad Request", false));
+            }
+        };
+        self.buffer.drain(..consumed.min(self.buffer.len()));
+        self.requests += 1;
+        let reply = self.answer(&request, library, slots);
+        self.state = State::Replying {
+            keep_alive: reply.keep_alive,
+            holds_slot: reply.body.is_some(),
+        };
+        UploadPoll::Respond(reply)
+    }
+
+    /// The last reply (head and body) was written: release its slot, and either read the next
+    /// request or close.
+    pub fn reply_sent(&mut self, slots: &mut UploadSlots) {
+        if let State::Replying {
+            keep_alive,
+            holds_slot,
+        } = self.state
+        {
+            if holds_slot {
+                slots.release();
+                slots.have_uploaded = true;
+            }
+            self.state = if keep_alive {
+                State::Reading
+            } else {
+                State::Closed
+            };
+        }
+    }
+
+    /// The connection is gone (or being closed): release a slot still held.
+    pub fn on_close(&mut self, slots: &mut UploadSlots) {
+        if let State::Replying {
+            holds_slot: true, ..
+        } = self.state
+        {
+            slots.release();
+        }
+        self.buffer.clear();
+        self.state = State::Closed;
+    }
+
+    fn answer(&self, request: &Request, library: &Library, slots: &mut UploadSlots) -> UploadReply {
+        let keep_alive = request.keep_alive();
+        let head_only = match request.method {
+            Method::Get => false,
+            Method::Head => true,
+            Method::Other(_) => return self.error_reply(501, "Not Implemented", keep_alive),
+        };
+        let file = match request.resource() {
+            Resource::File { index, name } => library
+                .get(index)
+                .filter(|file| name_matches(&file.name, &name)),
+            Resource::Sha1 { sha1 } => library.by_sha1(&sha1),
+            Resource::Other(_) => None,
+        };
+        let Some(file) = file else {
+            return self.error_reply(404, "Not Found", keep_alive);
+        };
+        let span = match request.range() {
+            None | Some(Err(_)) => None,
+            Some(Ok(range)) => match range.satisfy(file.size) {
+                Some(span) => Some(span),
+                None => return self.unsatisfiable(file, keep_alive),
+            },
+        };
+        let (offset, len) = match span {
+            Some(span) => (span.first, span.len()),
+            None => (0, file.size),
+        };
+        let wants_body = !head_only && len > 0;
+        if wants_body && !slots.try_acquire() {
+            let mut response = self.response(503, "Service Unavailable", false);
+            response
+                .headers
+                .push("Retry-After", &self.config.retry_after_secs.to_string())
+                .push("Content-Length", "0");
+            return UploadReply {
+                status: 503,
+                head: response.to_bytes(),
+                body: None,
+                keep_alive: false,
+            };
+        }
+        let (status, reason) = if span.is_some() {
+            (206, "Partial Content")
+        } else {
+            (200, "OK")
+        };
+        let mut response = self.response(status, reason, keep_alive);
+        response
+            .headers
+            .push("Content-Type", "application/binary")
+            .push("Accept-Ranges", "bytes")
+            .push("Content-Length", &len.to_string());
+        if let Some(span) = span {
+            response.headers.push(
+                "Content-Range",
+                &ContentRange::partial(span, file.size).to_string(),
+            );
+        }
+        if let Some(sha1) = file.sha1 {
+            response.headers.push(
+                "X-Gnutella-Content-URN",
+                &format!("urn:sha1:{}", BASE32.encode(&sha1)),
+            );
+        }
+        UploadReply {
+            status,
+            head: response.to_bytes(),
+            body: wants_body.then(|| FileSpan {
+                index: file.index,
+                path: file.path.clone(),
+                offset,
+                len,
+                expected_size: file.size,
+                expected_mtime: file.mtime,
+            }),
+            keep_alive,
+        }
+    }
+
+    fn unsatisfiable(&self, file: &SharedFile, keep_alive: bool) -> UploadReply {
+        let mut response = self.response(416, "Range Not Satisfiable", keep_alive);
+        response
+            .headers
+            .push(
+                "Content-Range",
+                &ContentRange::unsatisfied(file.size).to_string(),
+            )
+            .push("Content-Length", "0");
+        UploadReply {
+            status: 416,
+            head: response.to_bytes(),
+            body: None,
+            keep_alive,
+        }
+    }
+
+    fn error_reply(&self, status: u16, reason: &str, keep_alive: bool) -> UploadReply {
+        let mut response = self.response(status, reason, keep_alive);
+        response.headers.push("Content-Length", "0");
+        UploadReply {
+            status,
+            head: response.to_bytes(),
+            body: None,
+            keep_alive,
+        }
+    }
+
+    fn response(&self, status: u16, reason: &str, keep_alive: bool) -> Response {
+        let mut response = Response::new(status, reason);
+        response.version = Some(HttpVersion::HTTP_11);
+        response.headers.push("Server", &self.config.server).push(
+            "Connection",
+            if keep_alive { "Keep-Alive" } else { "close" },
+        );
+        response
+    }
+}

@@ -1,1 +1,0 @@
-//! Scanning shared directories and hashing files, off the event-loop thread (being written).

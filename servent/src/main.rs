@@ -1,0 +1,62 @@
+//! `hazel`: run a Gnutella servent, or `hazel ctl` to command a running one.
+
+use clap::Parser;
+use hazel_servent::cli::{Cli, CtlArgs, SubCommand};
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(SubCommand::Ctl(args)) => ctl(&args),
+        None => {
+            env_logger::Builder::new()
+                .parse_filters(&cli.run.log_level)
+                .init();
+            let config = match cli.run.to_config() {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("hazel: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match hazel_servent::node::run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hazel: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Sends one command to the servent whose data dir is given; prints the reply.
+fn ctl(args: &CtlArgs) -> ExitCode {
+    let (line, json) = args.command_line();
+    let socket = args.data_dir.join(hazel_servent::store::CONTROL_SOCKET);
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    match hazel_servent::control::send_command(&socket, &line, timeout) {
+        Ok(response) => {
+            if json {
+                match serde_json::to_string(&response) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => eprintln!("hazel ctl: {e}"),
+                }
+            } else if response.ok {
+                println!("{}", response.to_text());
+            } else {
+                eprintln!("{}", response.to_text());
+            }
+            if response.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("hazel ctl: {}: {e}", socket.display());
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1187 @@
+//! The event loop: the only module that touches sockets through mio.
+//!
+//! One thread runs [`Reactor::run`]. It owns the listening socket, a `Slab` of
+//! connections and the timers, and drives an [`Engine`] (the sans-IO servent)
+//! with bytes, connection events and the current time. The engine answers with
+//! [`EngineAction`]s and keeps every connection's output; the reactor pulls
+//! that output only when the socket can take it, so the engine's send queues
+//! (and their drop policy) see real back-pressure.
+//!
+//! Mechanics, and why:
+//! - One port for everything: a new socket is *sniffed* — its first bytes must
+//!   start `GNUTELLA CONNECT/` (overlay, handed to the engine with the sniffed
+//!   bytes), `GET ` or `HEAD ` (HTTP upload) or `GIV ` (push callback);
+//!   anything else, or silence, closes it.
+//! - Connection ids ([`ConnId`]) come from a counter and never repeat, though
+//!   slab keys (mio tokens) are reused; the engine only ever sees ids.
+//! - Reads and writes drain until `WouldBlock` (readiness is edge-triggered).
+//!   A read budget per wake-up keeps one flooding peer from starving the rest;
+//!   a connection cut short is remembered and continued on the next turn.
+//! - WRITABLE interest is registered only while output is pending.
+//! - Outgoing connects are non-blocking: a writable event, then `take_error`
+//!   and `peer_addr` tell success from failure; a deadline bounds them.
+//! - Other threads (stdin, control socket, signals, the library scanner) talk
+//!   to the loop through a crossbeam channel plus a mio `Waker` ([`Handle`]).
+
+use crate::control::Requests;
+use crate::shell::{Command, Response};
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A connection's identity for its whole life; never reused.
+pub type ConnId = u64;
+
+/// Who opened a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Incoming,
+    Outgoing,
+}
+
+/// What a sniffed incoming connection turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sniffed {
+    /// `GNUTELLA CONNECT/`: an overlay handshake.
+    Overlay,
+    /// `GET ` or `HEAD `: an HTTP request for a shared file.
+    Http,
+    /// `GIV `: a firewalled servent answering our Push.
+    Giv,
+}
+
+/// What the engine asks the reactor to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineAction {
+    /// Open an overlay connection; success is reported with `on_connection`,
+    /// failure with `on_connect_failed`.
+    Connect(SocketAddr),
+    /// Open a connection for another purpose (a GIV callback: [`Sniffed::Giv`]);
+    /// reported like `Connect`, with this kind.
+    ConnectAs(SocketAddr, Sniffed),
+    /// Write what is queued for this connection, then close it.
+    Close(ConnId),
+    /// This connection has new output.
+    WantWrite(ConnId),
+    /// Something a user may want to see (printed by the terminal, logged headless).
+    Event(String),
+}
+
+/// The servent as the reactor sees it: a sans-IO state machine.
+///
+/// Contract: every `on_*` call may queue actions and output; the reactor then
+/// drains [`Engine::poll_action`] and flushes the output of every connection
+/// named in a `WantWrite`. Ids handed in are never reused.
+pub trait Engine {
+    /// A connection is ready: an incoming one sniffed as [`Sniffed`] (its first
+    /// bytes follow in `on_bytes`), or an outgoing connect that completed.
+    fn on_connection(
+        &mut self,
+        id: ConnId,
+        direction: Direction,
+        kind: Sniffed,
+        peer: SocketAddr,
+        now: Instant,
+    );
+    /// An outgoing connect to `addr` (opened for `kind`) failed or timed out.
+    fn on_connect_failed(&mut self, addr: SocketAddr, kind: Sniffed, now: Instant);
+    /// Bytes arrived on a connection.
+    fn on_bytes(&mut self, id: ConnId, bytes: &[u8], now: Instant);
+    /// The connection is gone (peer closed, error, or after our `Close`).
+    fn on_closed(&mut self, id: ConnId, now: Instant);
+    /// Time passed; `now` is at or after the last `poll_timeout`.
+    fn handle_timeout(&mut self, now: Instant);
+    /// When the engine next needs `handle_timeout`.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// The next action, if any.
+    fn poll_action(&mut self) -> Option<EngineAction>;
+    /// Bytes ready to be written on `id` (empty when none).
+    fn output(&mut self, id: ConnId) -> &[u8];
+    /// `n` bytes of `output(id)` were written.
+    fn consume_output(&mut self, id: ConnId, n: usize);
+    /// Another thread woke the loop (e.g. a new library is ready to be taken).
+    fn on_wake(&mut self, now: Instant);
+    /// A user command (never `Quit`: the reactor handles that itself).
+    fn command(&mut self, command: Command, now: Instant) -> Response;
+    /// Begin an orderly shutdown: say Bye, close connections.
+    fn shutdown(&mut self, now: Instant);
+    /// Save what must survive a restart (the host cache). Called periodically and at exit.
+    fn save(&mut self);
+}
+
+/// A command from another thread, with where to send the answer.
+pub struct Request {
+    pub command: Command,
+    pub reply: Sender<Response>,
+}
+
+/// How other threads reach the loop. Cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    requests: Sender<Request>,
+    waker: Arc<Waker>,
+}
+
+impl Handle {
+    /// Wakes the loop so it calls [`Engine::on_wake`].
+    pub fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            log::warn!("waking the event loop: {e}");
+        }
+    }
+}
+
+impl Requests for Handle {
+    fn request(&self, command: Command, timeout: Duration) -> Response {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        if self.requests.send(Request { command, reply }).is_err() {
+            return Response::error("the servent is shutting down");
+        }
+        self.wake();
+        match answer.recv_timeout(timeout) {
+            Ok(response) => response,
+            Err(_) => Response::error("the servent did not answer in time"),
+        }
+    }
+}
+
+/// Tunables of the loop; the defaults suit a servent.
+#[derive(Debug, Clone)]
+pub struct ReactorConfig {
+    /// An incoming socket must say what it is within this time.
+    pub sniff_timeout: Duration,
+    /// An outgoing connect must complete within this time.
+    pub connect_timeout: Duration,
+    /// After `Close`, queued output gets this long to drain.
+    pub close_linger: Duration,
+    /// After `quit`, peers get this long for their Bye and our last bytes.
+    pub shutdown_grace: Duration,
+    /// How often the engine is asked to save.
+    pub save_interval: Duration,
+    /// Most sockets open at once (listener excluded); beyond, accepts are closed at once.
+    pub max_sockets: usize,
+}
+
+impl Default for ReactorConfig {
+    fn default() -> Self {
+        ReactorConfig {
+            sniff_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            close_linger: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(2),
+            save_interval: Duration::from_secs(60),
+            max_sockets: 4096,
+        }
+    }
+}
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+/// Longest sniff prefix we need to see.
+const SNIFF_MAX: usize = 17; // "GNUTELLA CONNECT/"
+/// Bytes read per connection per wake-up before giving others a turn.
+const READ_BUDGET: usize = 256 * 1024;
+const SCRATCH: usize = 64 * 1024;
+/// Pause before accepting again after `accept` failed (e.g. no file descriptors left).
+const ACCEPT_RETRY: Duration = Duration::from_millis(250);
+
+const MAGICS: [(&[u8], Sniffed); 4] = [
+    (b"GNUTELLA CONNECT/", Sniffed::Overlay),
+    (b"GET ", Sniffed::Http),
+    (b"HEAD ", Sniffed::Http),
+    (b"GIV ", Sniffed::Giv),
+];
+
+/// The verdict on the first bytes of an incoming socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sniff {
+    /// Still a prefix of something we serve.
+    NeedMore,
+    /// Decided.
+    Is(Sniffed),
+    /// None of ours: close it.
+    Foreign,
+}
+
+/// Classifies the first bytes of an incoming socket.
+pub fn sniff(prefix: &[u8]) -> Sniff {
+    let mut maybe = false;
+    for (magic, kind) in MAGICS {
+        if prefix.len() >= magic.len() {
+            if prefix.starts_with(magic) {
+                return Sniff::Is(kind);
+            }
+        } else if magic.starts_with(prefix) {
+            maybe = true;
+        }
+    }
+    if maybe {
+        Sniff::NeedMore
+    } else {
+        Sniff::Foreign
+    }
+}
+
+enum State {
+    /// Incoming, waiting for the first bytes.
+    Sniffing { prefix: Vec<u8>, deadline: Instant },
+    /// Outgoing, connect in progress.
+    Connecting { deadline: Instant, kind: Sniffed },
+    /// Handed to the engine.
+    Open,
+    /// Engine asked to close: flush its output, then close.
+    Closing { deadline: Instant },
+}
+
+struct Conn {
+    id: ConnId,
+    socket: TcpStream,
+    peer: SocketAddr,
+    state: State,
+    /// WRITABLE currently registered.
+    writable: bool,
+}
+
+/// The event loop and everything it owns.
+pub struct Reactor<E: Engine> {
+    poll: Poll,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    conns: Slab<Conn>,
+    by_id: HashMap<ConnId, usize>,
+    next_id: ConnId,
+    engine: E,
+    requests: Receiver<Request>,
+    handle: Handle,
+    config: ReactorConfig,
+    /// Connections whose read budget ran out with data possibly left.
+    unfinished_reads: VecDeque<ConnId>,
+    /// Connections with new output to flush at the end of this turn.
+    dirty: Vec<ConnId>,
+    scratch: Box<[u8]>,
+    quitting: Option<Instant>,
+    next_save: Instant,
+    /// Accepting failed (out of file descriptors): try again at this time,
+    /// since an edge-triggered listener gives no new event for the backlog.
+    accept_retry: Option<Instant>,
+}
+
+impl<E: Engine> Reactor<E> {
+    /// Takes an already-bound listener (tests bind port 0 and read it back)
+    /// and builds the engine with a [`Handle`], so the engine can hand it to
+    /// threads that must wake the loop (the library scanner).
+    pub fn new<F>(
+        listener: std::net::TcpListener,
+        config: ReactorConfig,
+        make_engine: F,
+    ) -> io::Result<Reactor<E>>
+    where
+        F: FnOnce(Handle) -> io::Result<E>,
+    {
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        let mut listener = TcpListener::from_std(listener);
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let handle = Handle {
+            requests: tx,
+            waker,
+        };
+        let engine = make_engine(handle.clone())?;
+        let next_save = Instant::now() + config.save_interval;
+        Ok(Reactor {
+            poll,
+            listener,
+            local_addr,
+            conns: Slab::new(),
+            by_id: HashMap::new(),
+            next_id: 1,
+            engine,
+            requests: rx,
+            handle,
+            config,
+            unfinished_reads: VecDeque::new(),
+            dirty: Vec::new(),
+            scratch: vec![0u8; SCRATCH].into_boxed_slice(),
+            quitting: None,
+            next_save,
+            accept_retry: None,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle for other threads.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// The engine, e.g. for a final look after `run` returns.
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    /// Runs until `quit`: then Bye, a short grace period, a final save.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            if let Some(started) = self.quitting {
+                if self.conns.is_empty() || now >= started + self.config.shutdown_grace {
+                    break;
+                }
+            }
+            let timeout = if self.unfinished_reads.is_empty() {
+                self.next_deadline(now)
+                    .map(|d| d.saturating_duration_since(now))
+            } else {
+                Some(Duration::ZERO)
+            };
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(now),
+                    WAKER => {
+                        self.take_requests(now);
+                        self.engine.on_wake(now);
+                    }
+                    Token(key) => self.socket_ready(key, event, now),
+                }
+            }
+            self.continue_reads(now);
+            self.timers(now);
+            self.after_turn(now);
+        }
+        // Close what is left; the process is about to go.
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.drop_conn(key, Instant::now());
+        }
+        self.engine.save();
+        Ok(())
+    }
+
+    fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let mut next = self.next_save;
+        if let Some(t) = self.engine.poll_timeout() {
+            next = next.min(t);
+        }
+        if let Some(started) = self.quitting {
+            next = next.min(started + self.config.shutdown_grace);
+        }
+        if let Some(retry) = self.accept_retry {
+            next = next.min(retry);
+        }
+        for (_, conn) in &self.conns {
+            match conn.state {
+                State::Sniffing { deadline, .. }
+                | State::Connecting { deadline, .. }
+                | State::Closing { deadline } => next = next.min(deadline),
+                State::Open => {}
+            }
+        }
+        Some(next.max(now))
+    }
+
+    fn take_requests(&mut self, now: Instant) {
+        while let Ok(request) = self.requests.try_recv() {
+            let response = match request.command {
+                Command::Quit => {
+                    self.begin_quit(now);
+                    Response::ok(crate::shell::Reply::message("bye"))
+                }
+                command if self.quitting.is_some() => {
+                    let _ = command;
+                    Response::error("the servent is shutting down")
+                }
+                command => self.engine.command(command, now),
+            };
+            let _ = request.reply.send(response);
+        }
+    }
+
+    /// Starts the shutdown (also used for signals, which arrive as `quit`).
+    fn begin_quit(&mut self, now: Instant) {
+        if self.quitting.is_none() {
+            log::info!("shutting down");
+            self.quitting = Some(now);
+            self.engine.shutdown(now);
+        }
+    }
+
+    fn accept_all(&mut self, now: Instant) {
+        loop {
+            match self.listener.accept() {
+                Ok((socket, peer)) => {
+                    if self.quitting.is_some() || self.conns.len() >= self.config.max_sockets {
+                        log::debug!("refusing {peer}: socket limit or shutting down");
+                        drop(socket);
+                        continue;
+                    }
+                    let _ = socket.set_nodelay(true);
+                    let state = State::Sniffing {
+                        prefix: Vec::with_capacity(SNIFF_MAX),
+                        deadline: now + self.config.sniff_timeout,
+                    };
+                    if let Err(e) = self.insert(socket, peer, state, Interest::READABLE) {
+                        log::warn!("registering {peer}: {e}");
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: the backlog stays; retry shortly.
+                    log::warn!("accept: {e}");
+                    self.accept_retry = Some(now + ACCEPT_RETRY);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn insert(
+        &mut self,
+        mut socket: TcpStream,
+        peer: SocketAddr,
+        state: State,
+        interest: Interest,
+    ) -> io::Result<ConnId> {
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        self.poll
+            .registry()
+            .register(&mut socket, Token(key), interest)?;
+        let id = self.next_id;
+        self.next_id += 1;
+        entry.insert(Conn {
+            id,
+            socket,
+            peer,
+            state,
+            writable: interest.is_writable(),
+        });
+        self.by_id.insert(id, key);
+        Ok(id)
+    }
+
+    fn connect(&mut self, addr: SocketAddr, kind: Sniffed, now: Instant) {
+        if self.quitting.is_some() || self.conns.len() >= self.config.max_sockets {
+            self.engine.on_connect_failed(addr, kind, now);
+            return;
+        }
+        let result = TcpStream::connect(addr).and_then(|socket| {
+            let state = State::Connecting {
+                deadline: now + self.config.connect_timeout,
+                kind,
+            };
+            self.insert(socket, addr, state, Interest::READABLE | Interest::WRITABLE)
+        });
+        if let Err(e) = result {
+            log::debug!("connect {addr}: {e}");
+            self.engine.on_connect_failed(addr, kind, now);
+        }
+    }
+
+    fn socket_ready(&mut self, key: usize, event: &mio::event::Event, now: Instant) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return; // closed earlier in this turn
+        };
+        match conn.state {
+            State::Connecting { .. } => {
+                if event.is_writable() || event.is_error() || event.is_write_closed() {
+                    self.finish_connect(key, now);
+                }
+            }
+            State::Sniffing { .. } => self.read_sniff(key, now),
+            State::Open | State::Closing { .. } => {
+                let id = conn.id;
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    self.read_open(key, now);
+                }
+                if event.is_writable() && self.conns.get(key).is_some_and(|c| c.id == id) {
+                    self.flush(id, now);
+                }
+            }
+        }
+    }
+
+    fn finish_connect(&mut self, key: usize, now: Instant) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let failed = match conn.socket.take_error() {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) => match conn.socket.peer_addr() {
+                Ok(_) => None,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // spurious
+                Err(e) => Some(e),
+            },
+        };
+        let addr = conn.peer;
+        let kind = match conn.state {
+            State::Connecting { kind, .. } => kind,
+            _ => Sniffed::Overlay,
+        };
+        if let Some(e) = failed {
+            log::debug!("connect {addr}: {e}");
+            self.remove_silently(key);
+            self.engine.on_connect_failed(addr, kind, now);
+            return;
+        }
+        let _ = conn.socket.set_nodelay(true);
+        conn.state = State::Open;
+        let id = conn.id;
+        // Drop WRITABLE until there is output.
+        if let Err(e) =
+            self.poll
+                .registry()
+                .reregister(&mut conn.socket, Token(key), Interest::READABLE)
+        {
+            log::debug!("reregister {addr}: {e}");
+        }
+        conn.writable = false;
+        self.engine
+            .on_connection(id, Direction::Outgoing, kind, addr, now);
+        self.dirty.push(id);
+    }
+
+    fn read_sniff(&mut self, key: usize, now: Instant) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let State::Sniffing { prefix, .. } = &mut conn.state else {
+            return;
+        };
+        let mut closed = false;
+        loop {
+            let room = SNIFF_MAX - prefix.len();
+            let mut buf = [0u8; SNIFF_MAX];
+            match conn.socket.read(&mut buf[..room]) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => {
+                    prefix.extend_from_slice(&buf[..n]);
+                    if sniff(prefix) != Sniff::NeedMore || prefix.len() >= SNIFF_MAX {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        let verdict = sniff(prefix);
+        match verdict {
+            Sniff::Is(kind) => {
+                let prefix = std::mem::take(prefix);
+                conn.state = State::Open;
+                let (id, peer) = (conn.id, conn.peer);
+                self.engine
+                    .on_connection(id, Direction::Incoming, kind, peer, now);
+                self.engine.on_bytes(id, &prefix, now);
+                self.dirty.push(id);
+                if closed {
+                    self.close_now(key, now);
+                } else {
+                    // More may be waiting behind the sniffed bytes.
+                    self.read_open(key, now);
+                }
+            }
+            Sniff::NeedMore if !closed => {}
+            _ => {
+                log::debug!("closing {}: not a Gnutella or HTTP client", conn.peer);
+                self.remove_silently(key);
+            }
+        }
+    }
+
+    fn read_open(&mut self, key: usize, now: Instant) {
+        let mut total = 0;
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            let id = conn.id;
+            match conn.socket.read(&mut self.scratch) {
+                Ok(0) => {
+                    self.close_now(key, now);
+                    return;
+                }
+                Ok(n) => {
+                    if matches!(conn.state, State::Open) {
+                        self.engine.on_bytes(id, &self.scratch[..n], now);
+                        self.dirty.push(id);
+                    }
+                    total += n;
+                    if total >= READ_BUDGET {
+                        self.unfinished_reads.push_back(id);
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("read {}: {e}", conn.peer);
+                    self.close_now(key, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn continue_reads(&mut self, now: Instant) {
+        let pending: Vec<ConnId> = self.unfinished_reads.drain(..).collect();
+        for id in pending {
+            if let Some(&key) = self.by_id.get(&id) {
+                self.read_open(key, now);
+            }
+        }
+    }
+
+    /// Writes the engine's output for `id` until it is empty or the socket is full.
+    fn flush(&mut self, id: ConnId, now: Instant) {
+        let Some(&key) = self.by_id.get(&id) else {
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if matches!(
+            conn.state,
+            State::Sniffing { .. } | State::Connecting { .. }
+        ) {
+            return;
+        }
+        let mut failed = false;
+        loop {
+            let out = self.engine.output(id);
+            if out.is_empty() {
+                break;
+            }
+            match conn.socket.write(out) {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(n) => self.engine.consume_output(id, n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("write {}: {e}", conn.peer);
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
+            self.close_now(key, now);
+            return;
+        }
+        let pending = !self.engine.output(id).is_empty();
+        if !pending && matches!(conn.state, State::Closing { .. }) {
+            self.close_now(key, now);
+            return;
+        }
+        if pending != conn.writable {
+            let interest = if pending {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            match self
+                .poll
+                .registry()
+                .reregister(&mut conn.socket, Token(key), interest)
+            {
+                Ok(()) => conn.writable = pending,
+                Err(e) => {
+                    log::debug!("reregister {}: {e}", conn.peer);
+                    self.close_now(key, now);
+                }
+            }
+        }
+    }
+
+    fn timers(&mut self, now: Instant) {
+        if self.accept_retry.is_some_and(|t| t <= now) {
+            self.accept_retry = None;
+            self.accept_all(now);
+        }
+        if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+            self.engine.handle_timeout(now);
+        }
+        let expired: Vec<(usize, Option<Sniffed>)> = self
+            .conns
+            .iter()
+            .filter_map(|(key, conn)| match conn.state {
+                State::Sniffing { deadline, .. } if deadline <= now => Some((key, None)),
+                State::Connecting { deadline, kind } if deadline <= now => Some((key, Some(kind))),
+                State::Closing { deadline } if deadline <= now => Some((key, None)),
+                _ => None,
+            })
+            .collect();
+        for (key, connecting) in expired {
+            if let Some(kind) = connecting {
+                let addr = self.conns[key].peer;
+                self.remove_silently(key);
+                self.engine.on_connect_failed(addr, kind, now);
+            } else if matches!(self.conns[key].state, State::Closing { .. }) {
+                self.close_now(key, now);
+            } else {
+                self.remove_silently(key);
+            }
+        }
+        if now >= self.next_save {
+            self.next_save = now + self.config.save_interval;
+            self.engine.save();
+        }
+    }
+
+    /// Applies the engine's actions and flushes output, until the engine is quiet.
+    fn after_turn(&mut self, now: Instant) {
+        // Actions can cause more actions (a failed connect, a close); bounded
+        // by the engine's own queues, and by this cap against a buggy loop.
+        for _ in 0..64 {
+            let mut any = false;
+            while let Some(action) = self.engine.poll_action() {
+                any = true;
+                match action {
+                    EngineAction::Connect(addr) => self.connect(addr, Sniffed::Overlay, now),
+                    EngineAction::ConnectAs(addr, kind) => self.connect(addr, kind, now),
+                    EngineAction::Close(id) => self.begin_close(id, now),
+                    EngineAction::WantWrite(id) => self.dirty.push(id),
+                    EngineAction::Event(text) => self.event(text),
+                }
+            }
+            if !self.dirty.is_empty() {
+                any = true;
+                let mut dirty = std::mem::take(&mut self.dirty);
+                dirty.sort_unstable();
+                dirty.dedup();
+                for id in dirty {
+                    self.flush(id, now);
+                }
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
+    fn event(&self, text: String) {
+        log::info!("{text}");
+    }
+
+    fn begin_close(&mut self, id: ConnId, now: Instant) {
+        let Some(&key) = self.by_id.get(&id) else {
+            return;
+        };
+        let linger = self.config.close_linger;
+        if let Some(conn) = self.conns.get_mut(key) {
+            if matches!(conn.state, State::Open) {
+                conn.state = State::Closing {
+                    deadline: now + linger,
+                };
+            }
+        }
+        // Flush closes it at once when nothing is left to write.
+        self.flush(id, now);
+    }
+
+    /// Closes a connection the engine knows about, and tells it.
+    fn close_now(&mut self, key: usize, now: Instant) {
+        if let Some(conn) = self.conns.get(key) {
+            let id = conn.id;
+            let known = matches!(conn.state, State::Open | State::Closing { .. });
+            self.remove_silently(key);
+            if known {
+                self.engine.on_closed(id, now);
+            }
+        }
+    }
+
+    fn drop_conn(&mut self, key: usize, now: Instant) {
+        self.close_now(key, now);
+    }
+
+    /// Deregisters and drops a socket without telling the engine.
+    fn remove_silently(&mut self, key: usize) {
+        if self.conns.contains(key) {
+            let mut conn = self.conns.remove(key);
+            let _ = self.poll.registry().deregister(&mut conn.socket);
+            self.by_id.remove(&conn.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream as StdStream;
+    use std::sync::Mutex;
+
+    #[test]
+    fn sniffing_decides_on_the_first_bytes() {
+        assert_eq!(sniff(b""), Sniff::NeedMore);
+        assert_eq!(sniff(b"GNUTELLA CONN"), Sniff::NeedMore);
+        assert_eq!(
+            sniff(b"GNUTELLA CONNECT/0.6\r\n"),
+            Sniff::Is(Sniffed::Overlay)
+        );
+        assert_eq!(sniff(b"GE"), Sniff::NeedMore);
+        assert_eq!(sniff(b"GET /get/1/a"), Sniff::Is(Sniffed::Http));
+        assert_eq!(sniff(b"HEAD /"), Sniff::Is(Sniffed::Http));
+        assert_eq!(sniff(b"GIV 1:"), Sniff::Is(Sniffed::Giv));
+        assert_eq!(sniff(b"GNUTELLA OK"), Sniff::Foreign);
+        assert_eq!(sniff(b"\x16\x03\x01"), Sniff::Foreign);
+        assert_eq!(sniff(b"get /"), Sniff::Foreign);
+    }
+
+    /// What the echo engine saw, shared with the test thread.
+    #[derive(Default)]
+    struct Seen {
+        events: Vec<String>,
+    }
+
+    /// An engine that writes back every byte it gets: enough to exercise the
+    /// reactor's sockets, buffers and timers without the servent.
+    struct EchoEngine {
+        seen: Arc<Mutex<Seen>>,
+        out: HashMap<ConnId, Vec<u8>>,
+        actions: VecDeque<EngineAction>,
+    }
+
+    impl EchoEngine {
+        fn new() -> (EchoEngine, Arc<Mutex<Seen>>) {
+            let seen = Arc::new(Mutex::new(Seen::default()));
+            let engine = EchoEngine {
+                seen: seen.clone(),
+                out: HashMap::new(),
+                actions: VecDeque::new(),
+            };
+            (engine, seen)
+        }
+        fn note(&self, event: String) {
+            self.seen.lock().unwrap().events.push(event);
+        }
+    }
+
+    impl Engine for EchoEngine {
+        fn on_connection(
+            &mut self,
+            id: ConnId,
+            d: Direction,
+            k: Sniffed,
+            _: SocketAddr,
+            _: Instant,
+        ) {
+            self.note(format!("open {id} {d:?} {k:?}"));
+            self.out.insert(id, Vec::new());
+        }
+        fn on_connect_failed(&mut self, addr: SocketAddr, _: Sniffed, _: Instant) {
+            self.note(format!("failed {}", addr.port()));
+        }
+        fn on_bytes(&mut self, id: ConnId, bytes: &[u8], _: Instant) {
+            self.out.entry(id).or_default().extend_from_slice(bytes);
+            self.actions.push_back(EngineAction::WantWrite(id));
+        }
+        fn on_closed(&mut self, id: ConnId, _: Instant) {
+            self.out.remove(&id);
+            self.note(format!("closed {id}"));
+        }
+        fn handle_timeout(&mut self, _: Instant) {}
+        fn poll_timeout(&self) -> Option<Instant> {
+            None
+        }
+        fn poll_action(&mut self) -> Option<EngineAction> {
+            self.actions.pop_front()
+        }
+        fn output(&mut self, id: ConnId) -> &[u8] {
+            self.out.get(&id).map_or(&[], |v| v.as_slice())
+        }
+        fn consume_output(&mut self, id: ConnId, n: usize) {
+            if let Some(v) = self.out.get_mut(&id) {
+                v.drain(..n);
+            }
+        }
+        fn on_wake(&mut self, _: Instant) {}
+        fn command(&mut self, command: Command, _: Instant) -> Response {
+            match command {
+                Command::Connect(addr) => self.actions.push_back(EngineAction::Connect(addr)),
+                Command::Disconnect(id) => {
+                    // Something to flush before the close.
+                    self.out.entry(id).or_default().extend_from_slice(b"bye\n");
+                    self.actions.push_back(EngineAction::Close(id));
+                }
+                _ => {}
+            }
+            Response::ok(crate::shell::Reply::message("done"))
+        }
+        fn shutdown(&mut self, _: Instant) {
+            let ids: Vec<ConnId> = self.out.keys().copied().collect();
+            for id in ids {
+                self.actions.push_back(EngineAction::Close(id));
+            }
+        }
+        fn save(&mut self) {
+            self.note("saved".into());
+        }
+    }
+
+    struct Running {
+        addr: SocketAddr,
+        handle: Handle,
+        seen: Arc<Mutex<Seen>>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Running {
+        fn start() -> Running {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let (engine, seen) = EchoEngine::new();
+            let config = ReactorConfig {
+                sniff_timeout: Duration::from_millis(300),
+                connect_timeout: Duration::from_secs(2),
+                close_linger: Duration::from_millis(500),
+                ..ReactorConfig::default()
+            };
+            let mut reactor = Reactor::new(listener, config, |_| Ok(engine)).unwrap();
+            let addr = reactor.local_addr();
+            let handle = reactor.handle();
+            let thread = std::thread::spawn(move || reactor.run().unwrap());
+            Running {
+                addr,
+                handle,
+                seen,
+                thread: Some(thread),
+            }
+        }
+        fn events(&self) -> Vec<String> {
+            self.seen.lock().unwrap().events.clone()
+        }
+        /// Waits (bounded) until an event matching `pred` was seen.
+        fn wait_event(&self, what: &str) -> bool {
+            for _ in 0..200 {
+                if self.events().iter().any(|e| e == what) {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            false
+        }
+        fn ask(&self, command: Command) -> Response {
+            self.handle.request(command, Duration::from_secs(5))
+        }
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.ask(Command::Quit);
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    fn client(addr: SocketAddr) -> StdStream {
+        let stream = StdStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+    }
+
+    #[test]
+    fn garbage_and_silence_are_closed_before_reaching_the_engine() {
+        let running = Running::start();
+        let mut garbage = client(running.addr);
+        garbage.write_all(b"HELLO THERE\r\n").unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(garbage.read(&mut buf).unwrap(), 0, "closed without a byte");
+        let mut silent = client(running.addr);
+        assert_eq!(silent.read(&mut buf).unwrap(), 0, "closed at sniff timeout");
+        assert!(running.events().iter().all(|e| !e.starts_with("open")));
+    }
+
+    #[test]
+    fn a_handshake_split_over_writes_reaches_the_engine_whole() {
+        let running = Running::start();
+        let mut peer = client(running.addr);
+        peer.write_all(b"GNUTELLA CON").unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        peer.write_all(b"NECT/0.6\r\n\r\n").unwrap();
+        let mut echoed = vec![0u8; 24];
+        peer.read_exact(&mut echoed).unwrap();
+        assert_eq!(&echoed, b"GNUTELLA CONNECT/0.6\r\n\r\n");
+        assert!(running.wait_event("open 1 Incoming Overlay"));
+        let mut http = client(running.addr);
+        http.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        assert!(running.wait_event("open 2 Incoming Http"));
+    }
+
+    #[test]
+    fn large_output_is_flushed_under_back_pressure() {
+        let running = Running::start();
+        let mut peer = client(running.addr);
+        let mut reader = peer.try_clone().unwrap();
+        let payload: Vec<u8> = b"GIV "
+            .iter()
+            .copied()
+            .chain((0..4_000_000u32).map(|i| (i % 251) as u8))
+            .collect();
+        let expected = payload.clone();
+        let writer = std::thread::spawn(move || peer.write_all(&payload).unwrap());
+        let mut got = vec![0u8; expected.len()];
+        reader.read_exact(&mut got).unwrap();
+        writer.join().unwrap();
+        assert!(got == expected, "echo differs");
+    }
+
+    #[test]
+    fn outgoing_connects_report_success_or_failure() {
+        let running = Running::start();
+        let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target_addr = target.local_addr().unwrap();
+        let closed_port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        assert!(running.ask(Command::Connect(target_addr)).ok);
+        let (mut accepted, _) = target.accept().unwrap();
+        accepted
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert!(running.wait_event("open 1 Outgoing Overlay"));
+        accepted.write_all(b"ping").unwrap();
+        let mut buf = [0u8; 4];
+        accepted.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ping");
+        assert!(running.ask(Command::Connect(closed_port)).ok);
+        assert!(running.wait_event(&format!("failed {}", closed_port.port())));
+        // Ids never repeat: the failed connect used id 2, the next is 3.
+        let mut third = client(running.addr);
+        third.write_all(b"GIV x").unwrap();
+        assert!(running.wait_event("open 3 Incoming Giv"));
+    }
+
+    #[test]
+    fn close_flushes_queued_output_then_closes_and_quit_saves() {
+        let running = Running::start();
+        let mut peer = client(running.addr);
+        peer.write_all(b"GNUTELLA CONNECT/0.4\n\n").unwrap();
+        let mut echoed = vec![0u8; 22];
+        peer.read_exact(&mut echoed).unwrap();
+        assert!(running.ask(Command::Disconnect(1)).ok);
+        let mut rest = Vec::new();
+        peer.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"bye\n");
+        assert!(running.wait_event("closed 1"));
+        drop(running.ask(Command::Quit));
+        assert!(running.wait_event("saved"));
+    }
+
+    #[test]
+    fn a_flooding_connection_does_not_starve_a_quiet_one() {
+        let running = Running::start();
+        let mut flood = client(running.addr);
+        flood.write_all(b"GIV ").unwrap();
+        let mut flood_reader = flood.try_clone().unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Keep the flood's echo drained so the flood never stalls on its own output.
+        let drain_stop = stop.clone();
+        let drain = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            let _ = flood_reader.set_read_timeout(Some(Duration::from_millis(100)));
+            while !drain_stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = flood_reader.read(&mut buf);
+            }
+        });
+        let flood_stop = stop.clone();
+        let flooder = std::thread::spawn(move || {
+            let chunk = vec![b'x'; 65536];
+            let started = Instant::now();
+            while !flood_stop.load(std::sync::atomic::Ordering::Relaxed)
+                && started.elapsed() < Duration::from_secs(10)
+            {
+                if flood.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let mut quiet = client(running.addr);
+        let asked = Instant::now();
+        quiet.write_all(b"GIV quiet\n").unwrap();
+        let mut echoed = [0u8; 10];
+        quiet.read_exact(&mut echoed).unwrap();
+        let waited = asked.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        flooder.join().unwrap();
+        drain.join().unwrap();
+        assert_eq!(&echoed, b"GIV quiet\n");
+        assert!(
+            waited < Duration::from_secs(3),
+            "quiet peer waited {waited:?}"
+        );
+    }
+
+    #[test]
+    fn a_peer_that_never_reads_is_closed_after_the_linger() {
+        let running = Running::start();
+        let mut stuck = client(running.addr);
+        // Far more echo than the socket buffers hold, and never read.
+        let payload = vec![b'y'; 16 * 1024 * 1024];
+        let mut writer = stuck.try_clone().unwrap();
+        writer
+            .set_write_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let sender = std::thread::spawn(move || {
+            let _ = writer.write_all(b"GIV ");
+            let _ = writer.write_all(&payload);
+        });
+        assert!(running.wait_event("open 1 Incoming Giv"));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(running.ask(Command::Disconnect(1)).ok);
+        // Output is still queued, but the linger (500 ms here) ends it.
+        assert!(running.wait_event("closed 1"), "{:?}", running.events());
+        let _ = sender.join();
+        let mut buf = vec![0u8; 65536];
+        // Whatever was in flight, the socket ends (EOF or reset) promptly.
+        let _ = stuck.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut ended = false;
+        for _ in 0..10_000 {
+            match stuck.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    ended = true;
+                    break;
+                }
+                Ok(_) => {}
+            }
+        }
+        assert!(ended);
+    }
+}

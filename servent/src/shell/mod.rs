@@ -1,0 +1,363 @@
+//! The servent's command language, shared by the interactive terminal, headless
+//! stdin and the control socket.
+//!
+//! A line of text parses into a [`Command`]; the reactor answers with a
+//! [`Reply`] (a kind plus a JSON value), which [`render_text`] turns into
+//! human-readable lines or which is sent as JSON as it is. Keeping the reply
+//! as data means `hazel ctl --json` and the terminal print the same facts.
+
+mod render;
+pub mod terminal;
+
+pub use render::render_text;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+
+/// `IP:PORT`, or `NAME:PORT` with a plausible host name.
+fn parse_target(target: &str) -> Option<Command> {
+    if let Ok(addr) = target.parse::<SocketAddr>() {
+        return Some(Command::Connect(addr));
+    }
+    let (host, port) = target.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|&p| p != 0)?;
+    let plausible = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    plausible.then(|| Command::ConnectHost(host.to_string(), port))
+}
+
+/// One thing a user can ask the running servent to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Open an outgoing Gnutella connection.
+    Connect(SocketAddr),
+    /// `connect NAME:PORT` with a host name: resolved (off the event loop) by
+    /// [`Command::resolve`] into `Connect` before the servent sees it.
+    ConnectHost(String, u16),
+    /// Close the connection with this id (as shown by `peers`).
+    Disconnect(u64),
+    /// List the connections.
+    Peers,
+    /// Send a Query for these keywords; the reply carries the search id.
+    Search(Vec<String>),
+    /// Results of one search, or of every search.
+    Results(Option<u64>),
+    /// The shared library: file count, size, hashing progress, files.
+    Shares,
+    /// Rescan the shared directories.
+    Rescan,
+    /// Routing counters: received / forwarded / dropped by type and reason.
+    Stats,
+    /// The host cache.
+    Hosts,
+    /// The list of commands.
+    Help,
+    /// Say Bye to every peer, save the host cache and exit.
+    Quit,
+}
+
+/// Why a line is not a command. Shown to the user as one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// Nothing but whitespace.
+    Empty,
+    /// The first word is not a command.
+    Unknown(String),
+    /// A known command with wrong or missing arguments; the text says what it expects.
+    Usage(&'static str),
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::Empty => write!(f, "empty command (try `help`)"),
+            ParseError::Unknown(word) => write!(f, "unknown command `{word}` (try `help`)"),
+            ParseError::Usage(usage) => write!(f, "usage: {usage}"),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// One line per command, shown by `help`.
+pub const HELP: &[(&str, &str)] = &[
+    ("connect HOST:PORT", "open a Gnutella connection"),
+    ("disconnect ID", "close the connection with this id"),
+    (
+        "peers",
+        "connections: id, address, direction, protocol, agent, age, traffic, queue",
+    ),
+    ("search WORDS...", "send a Query; prints the search id"),
+    ("results [SEARCH-ID]", "results of one search, or of all"),
+    ("shares", "the shared library"),
+    ("rescan", "rescan the shared directories"),
+    (
+        "stats",
+        "descriptors received/forwarded/dropped, table sizes, host cache",
+    ),
+    ("hosts", "the host cache"),
+    ("help", "this list"),
+    ("quit", "say Bye to peers, save the host cache, exit"),
+];
+
+/// Longest command line accepted, from any source (a line beyond it is an error).
+pub const MAX_LINE: usize = 4096;
+
+impl Command {
+    /// Resolves `ConnectHost` to `Connect` (first IPv4 address; may block on
+    /// DNS, so never call it on the event loop); other commands pass through.
+    pub fn resolve(self) -> Result<Command, String> {
+        match self {
+            Command::ConnectHost(host, port) => {
+                use std::net::ToSocketAddrs;
+                (host.as_str(), port)
+                    .to_socket_addrs()
+                    .map_err(|e| format!("cannot resolve {host}: {e}"))?
+                    .find(SocketAddr::is_ipv4)
+                    .map(Command::Connect)
+                    .ok_or_else(|| format!("{host} has no IPv4 address"))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Parses one command line. Words are separated by whitespace; command names
+    /// are case-insensitive.
+    pub fn parse(line: &str) -> Result<Command, ParseError> {
+        let mut words = line.split_whitespace();
+        let Some(first) = words.next() else {
+            return Err(ParseError::Empty);
+        };
+        let rest: Vec<&str> = words.collect();
+        let name = first.to_ascii_lowercase();
+        let no_args = |cmd: Command, usage: &'static str| {
+            if rest.is_empty() {
+                Ok(cmd)
+            } else {
+                Err(ParseError::Usage(usage))
+            }
+        };
+        match name.as_str() {
+            "connect" => match rest.as_slice() {
+                [target] => parse_target(target).ok_or(ParseError::Usage("connect HOST:PORT")),
+                _ => Err(ParseError::Usage("connect HOST:PORT")),
+            },
+            "disconnect" => match rest.as_slice() {
+                [id] => id
+                    .parse::<u64>()
+                    .map(Command::Disconnect)
+                    .map_err(|_| ParseError::Usage("disconnect ID")),
+                _ => Err(ParseError::Usage("disconnect ID")),
+            },
+            "peers" => no_args(Command::Peers, "peers"),
+            "search" => {
+                if rest.is_empty() {
+                    Err(ParseError::Usage("search WORDS..."))
+                } else {
+                    Ok(Command::Search(
+                        rest.iter().map(|w| w.to_string()).collect(),
+                    ))
+                }
+            }
+            "results" => match rest.as_slice() {
+                [] => Ok(Command::Results(None)),
+                [id] => id
+                    .parse::<u64>()
+                    .map(|id| Command::Results(Some(id)))
+                    .map_err(|_| ParseError::Usage("results [SEARCH-ID]")),
+                _ => Err(ParseError::Usage("results [SEARCH-ID]")),
+            },
+            "shares" => no_args(Command::Shares, "shares"),
+            "rescan" => no_args(Command::Rescan, "rescan"),
+            "stats" => no_args(Command::Stats, "stats"),
+            "hosts" => no_args(Command::Hosts, "hosts"),
+            "help" | "?" => Ok(Command::Help),
+            "quit" | "exit" => no_args(Command::Quit, "quit"),
+            _ => Err(ParseError::Unknown(first.chars().take(64).collect())),
+        }
+    }
+}
+
+/// The answer to a command: what kind of answer, and its facts as JSON.
+///
+/// `kind` names the shape of `data` (`peers`, `stats`, `search`, ...), so a
+/// reader of the JSON form knows what it got without guessing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub kind: String,
+    pub data: serde_json::Value,
+}
+
+impl Reply {
+    /// A reply with structured data.
+    pub fn new(kind: &str, data: serde_json::Value) -> Reply {
+        Reply {
+            kind: kind.to_string(),
+            data,
+        }
+    }
+
+    /// A reply that only says something happened.
+    pub fn message(text: impl Into<String>) -> Reply {
+        Reply::new("message", serde_json::Value::String(text.into()))
+    }
+
+    /// The `help` reply.
+    pub fn help() -> Reply {
+        let rows: Vec<serde_json::Value> = HELP
+            .iter()
+            .map(|(usage, what)| serde_json::json!({ "command": usage, "does": what }))
+            .collect();
+        Reply::new("help", serde_json::Value::Array(rows))
+    }
+}
+
+/// One line on the control socket, answering one request line: either a reply or an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reply: Option<Reply>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+impl Response {
+    pub fn ok(reply: Reply) -> Response {
+        Response {
+            ok: true,
+            reply: Some(reply),
+            error: None,
+        }
+    }
+
+    pub fn error(message: impl Into<String>) -> Response {
+        // One line, whatever the cause said.
+        let message: String = message.into().replace(['\n', '\r'], " ");
+        Response {
+            ok: false,
+            reply: None,
+            error: Some(message),
+        }
+    }
+
+    /// The response as human-readable text (an error is one line starting `error:`).
+    pub fn to_text(&self) -> String {
+        match (&self.reply, &self.error) {
+            (Some(reply), _) if self.ok => render_text(reply),
+            (_, Some(error)) => format!("error: {error}"),
+            _ => "error: empty response".to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_command() {
+        assert_eq!(
+            Command::parse("connect 127.0.0.1:6346"),
+            Ok(Command::Connect("127.0.0.1:6346".parse().unwrap()))
+        );
+        assert_eq!(
+            Command::parse("  DISCONNECT 7 "),
+            Ok(Command::Disconnect(7))
+        );
+        assert_eq!(
+            Command::parse("connect gnutella.example:6346"),
+            Ok(Command::ConnectHost("gnutella.example".into(), 6346))
+        );
+        assert_eq!(Command::parse("peers"), Ok(Command::Peers));
+        assert_eq!(
+            Command::parse("search free  music"),
+            Ok(Command::Search(vec!["free".into(), "music".into()]))
+        );
+        assert_eq!(Command::parse("results"), Ok(Command::Results(None)));
+        assert_eq!(Command::parse("results 3"), Ok(Command::Results(Some(3))));
+        assert_eq!(Command::parse("shares"), Ok(Command::Shares));
+        assert_eq!(Command::parse("rescan"), Ok(Command::Rescan));
+        assert_eq!(Command::parse("stats"), Ok(Command::Stats));
+        assert_eq!(Command::parse("hosts"), Ok(Command::Hosts));
+        assert_eq!(Command::parse("help"), Ok(Command::Help));
+        assert_eq!(Command::parse("quit"), Ok(Command::Quit));
+    }
+
+    #[test]
+    fn rejects_unknown_and_malformed_lines_with_one_line_errors() {
+        let cases = [
+            ("", ParseError::Empty),
+            ("   ", ParseError::Empty),
+            ("frobnicate 1", ParseError::Unknown("frobnicate".into())),
+            ("connect", ParseError::Usage("connect HOST:PORT")),
+            ("connect nowhere", ParseError::Usage("connect HOST:PORT")),
+            (
+                "connect 1.2.3.4:99999",
+                ParseError::Usage("connect HOST:PORT"),
+            ),
+            (
+                "connect bad/host:80",
+                ParseError::Usage("connect HOST:PORT"),
+            ),
+            ("connect :80", ParseError::Usage("connect HOST:PORT")),
+            ("disconnect x", ParseError::Usage("disconnect ID")),
+            ("disconnect 1 2", ParseError::Usage("disconnect ID")),
+            ("search", ParseError::Usage("search WORDS...")),
+            ("results -1", ParseError::Usage("results [SEARCH-ID]")),
+            ("peers now", ParseError::Usage("peers")),
+            ("quit please", ParseError::Usage("quit")),
+        ];
+        for (line, expected) in cases {
+            let err = Command::parse(line).unwrap_err();
+            assert_eq!(err, expected, "line {line:?}");
+            assert!(!err.to_string().contains('\n'));
+        }
+    }
+
+    proptest::proptest! {
+        /// Any line, however strange, parses or gives a one-line error.
+        #[test]
+        fn any_line_parses_or_gives_a_one_line_error(line in "\\PC{0,200}") {
+            if let Err(e) = Command::parse(&line) {
+                proptest::prop_assert!(!e.to_string().contains('\n'));
+            }
+        }
+    }
+
+    #[test]
+    fn localhost_resolves_to_a_connect() {
+        let command = Command::parse("connect localhost:6346").unwrap();
+        assert_eq!(
+            command.resolve(),
+            Ok(Command::Connect("127.0.0.1:6346".parse().unwrap()))
+        );
+        assert_eq!(Command::Stats.resolve(), Ok(Command::Stats));
+    }
+
+    #[test]
+    fn a_long_unknown_word_is_cut_in_the_error() {
+        let line = "x".repeat(1000);
+        let err = Command::parse(&line).unwrap_err().to_string();
+        assert!(err.len() < 120, "{err}");
+    }
+
+    #[test]
+    fn response_round_trips_through_one_json_line() {
+        let response = Response::ok(Reply::new(
+            "search",
+            serde_json::json!({ "search_id": 4, "words": ["a", "b"] }),
+        ));
+        let line = serde_json::to_string(&response).unwrap();
+        assert!(!line.contains('\n'));
+        let back: Response = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, response);
+
+        let error = Response::error("bad\nthing");
+        assert_eq!(error.to_text(), "error: bad thing");
+    }
+}

@@ -1,0 +1,313 @@
+//! Shared by the end-to-end tests: real `hazel` processes on loopback,
+//! commanded and observed through their control sockets.
+//!
+//! Every process is killed when its [`Servent`] guard drops, so a failing
+//! test leaves nothing running. Every wait is bounded.
+
+#![allow(dead_code)] // each test file uses a different part
+
+use hazel_servent::control::send_command;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long any one condition may take to come true (a shared 2-core machine is slow).
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// A running `hazel --headless` process and its directories.
+pub struct Servent {
+    pub name: String,
+    child: Option<Child>,
+    pub data_dir: PathBuf,
+    pub share_dir: PathBuf,
+    pub addr: SocketAddr,
+    /// Keeps the directories alive (and removes them) unless the caller owns them.
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Drop for Servent {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A number inside a JSON value by path (`"received.query"`), 0 when absent.
+pub fn num(value: &Value, path: &str) -> u64 {
+    let mut v = value;
+    for key in path.split('.') {
+        match v.get(key) {
+            Some(next) => v = next,
+            None => return 0,
+        }
+    }
+    v.as_u64().unwrap_or(0)
+}
+
+impl Servent {
+    /// Starts a servent with its own temporary data and share directories;
+    /// `files` are written into the share directory first.
+    pub fn start(name: &str, args: &[&str], files: &[(&str, &[u8])]) -> Servent {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let data_dir = temp.path().join("data");
+        let share_dir = temp.path().join("share");
+        let mut servent = Servent::start_in(name, &data_dir, &share_dir, args, files);
+        servent._temp = Some(temp);
+        servent
+    }
+
+    /// Starts a servent on given directories (to restart one on the same data dir).
+    pub fn start_in(
+        name: &str,
+        data_dir: &Path,
+        share_dir: &Path,
+        args: &[&str],
+        files: &[(&str, &[u8])],
+    ) -> Servent {
+        std::fs::create_dir_all(share_dir).expect("share dir");
+        for (file, content) in files {
+            std::fs::write(share_dir.join(file), content).expect("share file");
+        }
+        // The data dir may not exist yet: the servent creates it.
+        let log_path = data_dir.with_extension("log");
+        if let Some(parent) = log_path.parent() {
+            std::fs::create_dir_all(parent).expect("log dir");
+        }
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_hazel"))
+            .args(["--headless", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .arg("--share")
+            .arg(share_dir)
+            .args(["--log-level", "debug"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn hazel");
+        let mut servent = Servent {
+            name: name.to_string(),
+            child: Some(child),
+            data_dir: data_dir.to_path_buf(),
+            share_dir: share_dir.to_path_buf(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            _temp: None,
+        };
+        let port_file = data_dir.join("port");
+        let mut addr = None;
+        let started = wait_until(WAIT, || {
+            addr = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|text| text.trim().parse().ok());
+            addr.is_some()
+        });
+        assert!(
+            started,
+            "{name} did not write {} in time; log:\n{}",
+            port_file.display(),
+            servent.log()
+        );
+        servent.addr = addr.unwrap_or(servent.addr);
+        servent
+    }
+
+    /// The servent's stderr so far (for failure messages).
+    pub fn log(&self) -> String {
+        let text = std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(60).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Sends one command; the reply's data, or the error text.
+    pub fn ask(&self, line: &str) -> Result<Value, String> {
+        let socket = self.data_dir.join("control.sock");
+        let response = send_command(&socket, line, Duration::from_secs(10))
+            .map_err(|e| format!("{}: control socket: {e}", self.name))?;
+        if response.ok {
+            Ok(response.reply.map(|r| r.data).unwrap_or(Value::Null))
+        } else {
+            Err(response.error.unwrap_or_default())
+        }
+    }
+
+    /// `ask` that must succeed.
+    pub fn must(&self, line: &str) -> Value {
+        match self.ask(line) {
+            Ok(value) => value,
+            Err(e) => panic!("{}: `{line}` failed: {e}\nlog:\n{}", self.name, self.log()),
+        }
+    }
+
+    pub fn stats(&self) -> Value {
+        self.must("stats")
+    }
+
+    /// Established overlay links, as `stats` counts them.
+    pub fn established(&self) -> u64 {
+        num(&self.stats(), "established")
+    }
+
+    /// Waits until at least `n` links are established; panics with the log otherwise.
+    pub fn wait_established(&self, n: u64) {
+        let ok = wait_until(WAIT, || {
+            self.ask("stats").is_ok_and(|s| num(&s, "established") >= n)
+        });
+        assert!(
+            ok,
+            "{}: {} links established, wanted {n}\npeers: {}\nlog:\n{}",
+            self.name,
+            self.established(),
+            self.must("peers"),
+            self.log()
+        );
+    }
+
+    /// The peers' addresses as this servent sees them (remote socket and listen address).
+    pub fn peer_addrs(&self) -> Vec<String> {
+        let peers = self.must("peers");
+        let mut out = Vec::new();
+        for peer in peers.as_array().into_iter().flatten() {
+            for key in ["addr", "listen_addr"] {
+                if let Some(a) = peer.get(key).and_then(Value::as_str) {
+                    out.push(a.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.pid() as i32, signal);
+        }
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let mut status = None;
+        wait_until(timeout, || {
+            status = child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        if status.is_some() {
+            self.child = None;
+        }
+        status
+    }
+
+    /// Kills the process at once (no Bye, no save), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A raw test socket that did the 0.6 handshake as a leaf.
+pub struct RawPeer {
+    pub stream: TcpStream,
+}
+
+impl RawPeer {
+    pub fn connect(addr: SocketAddr) -> RawPeer {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .write_all(b"GNUTELLA CONNECT/0.6\r\nUser-Agent: e2e-raw\r\nX-Ultrapeer: False\r\n\r\n")
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert!(head.len() < 8192, "handshake answer too long");
+            stream.read_exact(&mut byte).expect("handshake answer");
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"GNUTELLA/0.6 200"),
+            "refused: {}",
+            String::from_utf8_lossy(&head)
+        );
+        stream.write_all(b"GNUTELLA/0.6 200 OK\r\n\r\n").unwrap();
+        RawPeer { stream }
+    }
+
+    /// Sends a descriptor: header fields as given, payload as given.
+    pub fn send(&mut self, id: [u8; 16], payload_type: u8, ttl: u8, hops: u8, payload: &[u8]) {
+        let mut bytes = Vec::with_capacity(23 + payload.len());
+        bytes.extend_from_slice(&id);
+        bytes.extend_from_slice(&[payload_type, ttl, hops]);
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(payload);
+        self.stream.write_all(&bytes).unwrap();
+    }
+
+    /// True when the servent closes this socket within `timeout` (reads and
+    /// discards what it sends until then).
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            let _ = self
+                .stream
+                .set_read_timeout(Some(Duration::from_millis(200)));
+            match self.stream.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return true, // reset
+            }
+        }
+        false
+    }
+}
+
+/// A fresh modern descriptor id.
+pub fn new_id(n: u8) -> [u8; 16] {
+    let mut id: [u8; 16] = rand::random();
+    id[0] = n;
+    id[8] = 0xff;
+    id[15] = 0;
+    id
+}
+
+/// A Query payload with the flags word and `text`.
+pub fn query_payload(text: &str) -> Vec<u8> {
+    let mut payload = vec![0x80, 0x00];
+    payload.extend_from_slice(text.as_bytes());
+    payload.push(0);
+    payload
+}

@@ -1,0 +1,385 @@
+//! The upload state machine: request bytes in, response heads and file spans out.
+
+use std::path::PathBuf;
+use std::time::UNIX_EPOCH;
+
+use data_encoding::BASE32;
+use hazel_servent::core::shares::upload::{
+    FileSpan, UploadConfig, UploadPoll, UploadReply, UploadSession, UploadSlots,
+};
+use hazel_servent::core::shares::{Library, SharedFile};
+
+const SHA1: [u8; 20] = [0x11; 20];
+
+fn library() -> Library {
+    Library::new(vec![
+        SharedFile {
+            index: 5,
+            name: "Song One.mp3".into(),
+            rel_path: PathBuf::from("Song One.mp3"),
+            path: PathBuf::from("/srv/music/Song One.mp3"),
+            size: 1000,
+            mtime: UNIX_EPOCH,
+            sha1: Some(SHA1),
+        },
+        SharedFile {
+            index: 6,
+            name: "empty.txt".into(),
+            rel_path: PathBuf::from("empty.txt"),
+            path: PathBuf::from("/srv/music/empty.txt"),
+            size: 0,
+            mtime: UNIX_EPOCH,
+            sha1: None,
+        },
+    ])
+}
+
+fn config() -> UploadConfig {
+    UploadConfig {
+        server: "Hazel/test".into(),
+        retry_after_secs: 30,
+    }
+}
+
+/// Feeds a whole request to a fresh session and returns the reply.
+fn answer(request: &[u8], slots: &mut UploadSlots) -> (UploadSession, UploadReply) {
+    let mut session = UploadSession::new(config());
+    session.on_bytes(request);
+    match session.poll(&library(), slots) {
+        UploadPoll::Respond(reply) => (session, reply),
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+fn head(reply: &UploadReply) -> String {
+    String::from_utf8(reply.head.clone()).expect("ASCII head")
+}
+
+fn span(offset: u64, len: u64) -> Option<FileSpan> {
+    Some(FileSpan {
+        index: 5,
+        path: PathBuf::from("/srv/music/Song One.mp3"),
+        offset,
+        len,
+        expected_size: 1000,
+        expected_mtime: UNIX_EPOCH,
+    })
+}
+
+fn urn() -> String {
+    format!("urn:sha1:{}", BASE32.encode(&SHA1))
+}
+
+#[test]
+fn whole_file_by_index_and_name() {
+    let mut slots = UploadSlots::new(4);
+    let (_, reply) = answer(
+        b"GET /get/5/Song%20One.mp3 HTTP/1.1\r\nHost: x\r\n\r\n",
+        &mut slots,
+    );
+    assert_eq!(
+        head(&reply),
+        format!(
+            "HTTP/1.1 200 OK\r\nServer: Hazel/test\r\nConnection: Keep-Alive\r\n\
+             Content-Type: application/binary\r\nAccept-Ranges: bytes\r\nContent-Length: 1000\r\n\
+             X-Gnutella-Content-URN: {}\r\n\r\n",
+            urn()
+        )
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, span(0, 1000));
+    assert!(reply.keep_alive);
+    assert_eq!(slots.active(), 1);
+}
+
+#[test]
+fn bearshare_style_request_with_raw_spaces_and_open_range() {
+    let mut slots = UploadSlots::new(4);
+    let request =
+        b"GET /get/5/Song One.mp3 HTTP/1.0\nUser-Agent: BearShare 2.2.6\nReferrer: Gnutella\n\
+                    Connection: Keep-Alive\nRange: bytes=0-\n\n";
+    let (_, reply) = answer(request, &mut slots);
+    assert_eq!(reply.status, 206);
+    let text = head(&reply);
+    assert!(
+        text.starts_with("HTTP/1.1 206 Partial Content\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\r\nContent-Range: bytes 0-999/1000\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("\r\nContent-Length: 1000\r\n"), "{text}");
+    assert!(text.contains("\r\nConnection: Keep-Alive\r\n"), "{text}");
+    assert_eq!(reply.body, span(0, 1000));
+}
+
+#[test]
+fn range_forms() {
+    let cases: [(&str, u64, u64, &str); 4] = [
+        ("bytes=100-199", 100, 100, "bytes 100-199/1000"),
+        ("bytes=990-", 990, 10, "bytes 990-999/1000"),
+        ("bytes=-10", 990, 10, "bytes 990-999/1000"),
+        // A last byte past the end is clipped to the file.
+        ("bytes=900-5000", 900, 100, "bytes 900-999/1000"),
+    ];
+    for (range, offset, len, content_range) in cases {
+        let mut slots = UploadSlots::new(4);
+        let request = format!("GET /get/5/Song%20One.mp3 HTTP/1.1\r\nRange: {range}\r\n\r\n");
+        let (_, reply) = answer(request.as_bytes(), &mut slots);
+        let text = head(&reply);
+        assert_eq!(reply.status, 206, "{range}");
+        assert!(
+            text.contains(&format!("\r\nContent-Range: {content_range}\r\n")),
+            "{range}: {text}"
+        );
+        assert!(
+            text.contains(&format!("\r\nContent-Length: {len}\r\n")),
+            "{range}: {text}"
+        );
+        assert_eq!(reply.body, span(offset, len), "{range}");
+    }
+}
+
+#[test]
+fn unsatisfiable_range_is_416_and_bad_range_is_ignored() {
+    for range in ["bytes=1000-", "bytes=5000-6000", "bytes=-0"] {
+        let mut slots = UploadSlots::new(4);
+        let request = format!("GET /get/5/Song%20One.mp3 HTTP/1.1\r\nRange: {range}\r\n\r\n");
+        let (_, reply) = answer(request.as_bytes(), &mut slots);
+        assert_eq!(reply.status, 416, "{range}");
+        let text = head(&reply);
+        assert!(
+            text.starts_with("HTTP/1.1 416 Range Not Satisfiable\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\nContent-Range: bytes */1000\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("\r\nContent-Length: 0\r\n"), "{text}");
+        assert_eq!(reply.body, None);
+        assert_eq!(slots.active(), 0, "a 416 takes no slot");
+    }
+    for range in ["lines=1-2", "bytes=5-1", "bytes=0-1,5-6"] {
+        let mut slots = UploadSlots::new(4);
+        let request = format!("GET /get/5/Song%20One.mp3 HTTP/1.1\r\nRange: {range}\r\n\r\n");
+        let (_, reply) = answer(request.as_bytes(), &mut slots);
+        assert_eq!(reply.status, 200, "{range}");
+        assert_eq!(reply.body, span(0, 1000), "{range}");
+    }
+}
+
+#[test]
+fn head_has_length_but_no_body() {
+    let mut slots = UploadSlots::new(1);
+    let (_, reply) = answer(b"HEAD /get/5/Song%20One.mp3 HTTP/1.1\r\n\r\n", &mut slots);
+    assert_eq!(reply.status, 200);
+    assert!(head(&reply).contains("\r\nContent-Length: 1000\r\n"));
+    assert_eq!(reply.body, None);
+    assert_eq!(slots.active(), 0);
+}
+
+#[test]
+fn by_sha1_urn() {
+    let mut slots = UploadSlots::new(4);
+    let request = format!("GET /uri-res/N2R?{} HTTP/1.1\r\n\r\n", urn());
+    let (_, reply) = answer(request.as_bytes(), &mut slots);
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, span(0, 1000));
+    let unknown = format!(
+        "GET /uri-res/N2R?urn:sha1:{} HTTP/1.1\r\n\r\n",
+        BASE32.encode(&[0x22; 20])
+    );
+    let (_, reply) = answer(unknown.as_bytes(), &mut slots);
+    assert_eq!(reply.status, 404);
+}
+
+#[test]
+fn not_found_for_mismatch_and_traversal() {
+    let targets = [
+        "/get/7/Song%20One.mp3",
+        "/get/5/Other.mp3",
+        "/get/5/song%20one.mp3",
+        "/get/5/../../../etc/passwd",
+        "/get/5/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/get/5/Song%20One.mp3/../../../etc/passwd",
+        "/etc/passwd",
+        "/../srv/music/Song%20One.mp3",
+        "/srv/music/Song%20One.mp3",
+        "/get/6/Song%20One.mp3",
+    ];
+    for target in targets {
+        let mut slots = UploadSlots::new(4);
+        let request = format!("GET {target} HTTP/1.1\r\n\r\n");
+        let (_, reply) = answer(request.as_bytes(), &mut slots);
+        assert_eq!(reply.status, 404, "{target}");
+        assert!(
+            head(&reply).starts_with("HTTP/1.1 404 Not Found\r\n"),
+            "{target}"
+        );
+        assert!(
+            head(&reply).contains("\r\nContent-Length: 0\r\n"),
+            "{target}"
+        );
+        assert_eq!(reply.body, None, "{target}");
+    }
+}
+
+#[test]
+fn plus_for_space_is_accepted_but_other_names_are_not() {
+    let mut slots = UploadSlots::new(4);
+    let (_, reply) = answer(b"GET /get/5/Song+One.mp3 HTTP/1.1\r\n\r\n", &mut slots);
+    assert_eq!(reply.status, 200);
+    let (_, reply) = answer(b"GET /get/5/Song+One.mp4 HTTP/1.1\r\n\r\n", &mut slots);
+    assert_eq!(reply.status, 404);
+    let (_, reply) = answer(b"GET /get/5/Song+One.mp3x HTTP/1.1\r\n\r\n", &mut slots);
+    assert_eq!(reply.status, 404);
+}
+
+#[test]
+fn trailing_slash_form_and_empty_file() {
+    let mut slots = UploadSlots::new(4);
+    let (_, reply) = answer(b"GET /get/5/Song%20One.mp3/ HTTP/1.0\r\n\r\n", &mut slots);
+    assert_eq!(reply.status, 200);
+    assert!(!reply.keep_alive, "HTTP/1.0 without Keep-Alive closes");
+    assert!(head(&reply).contains("\r\nConnection: close\r\n"));
+    let (_, reply) = answer(b"GET /get/6/empty.txt HTTP/1.1\r\n\r\n", &mut slots);
+    assert_eq!(reply.status, 200);
+    assert!(head(&reply).contains("\r\nContent-Length: 0\r\n"));
+    assert!(
+        !head(&reply).contains("X-Gnutella-Content-URN"),
+        "not hashed yet"
+    );
+    assert_eq!(reply.body, None);
+}
+
+#[test]
+fn busy_when_all_slots_are_taken() {
+    let mut slots = UploadSlots::new(1);
+    let lib = library();
+    let (mut first, reply) = answer(b"GET /get/5/Song%20One.mp3 HTTP/1.1\r\n\r\n", &mut slots);
+    assert_eq!(reply.status, 200);
+    assert!(slots.all_taken());
+    assert!(!slots.have_uploaded());
+
+    let (_, busy) = answer(b"GET /get/5/Song%20One.mp3 HTTP/1.1\r\n\r\n", &mut slots);
+    assert_eq!(
+        head(&busy),
+        "HTTP/1.1 503 Service Unavailable\r\nServer: Hazel/test\r\nConnection: close\r\n\
+         Retry-After: 30\r\nContent-Length: 0\r\n\r\n"
+    );
+    assert!(!busy.keep_alive);
+    // A HEAD needs no slot.
+    let (_, head_reply) = answer(b"HEAD /get/5/Song%20One.mp3 HTTP/1.1\r\n\r\n", &mut slots);
+    assert_eq!(head_reply.status, 200);
+
+    first.reply_sent(&mut slots);
+    assert!(!slots.all_taken());
+    assert!(slots.have_uploaded());
+    assert_eq!(first.poll(&lib, &mut slots), UploadPoll::NeedMore);
+    let (_, again) = answer(b"GET /get/5/Song%20One.mp3 HTTP/1.1\r\n\r\n", &mut slots);
+    assert_eq!(again.status, 200);
+}
+
+#[test]
+fn closing_mid_body_releases_the_slot() {
+    let mut slots = UploadSlots::new(1);
+    let (mut session, _) = answer(b"GET /get/5/Song%20One.mp3 HTTP/1.1\r\n\r\n", &mut slots);
+    assert_eq!(slots.active(), 1);
+    session.on_close(&mut slots);
+    assert_eq!(slots.active(), 0);
+    assert!(!slots.have_uploaded());
+    assert_eq!(session.poll(&library(), &mut slots), UploadPoll::Close);
+}
+
+#[test]
+fn flood_during_a_reply_closes_and_still_releases_the_slot() {
+    let mut slots = UploadSlots::new(1);
+    let (mut session, reply) = answer(b"GET /get/5/Song%20One.mp3 HTTP/1.1\r\n\r\n", &mut slots);
+    assert!(reply.body.is_some());
+    for _ in 0..64 {
+        session.on_bytes(&[b'x'; 1024]);
+    }
+    assert_eq!(session.poll(&library(), &mut slots), UploadPoll::Close);
+    session.on_close(&mut slots);
+    assert_eq!(slots.active(), 0);
+}
+
+#[test]
+fn pipelined_requests_wait_for_the_previous_reply() {
+    let lib = library();
+    let mut slots = UploadSlots::new(4);
+    let mut session = UploadSession::new(config());
+    session.on_bytes(
+        b"GET /get/5/Song%20One.mp3 HTTP/1.1\r\nRange: bytes=0-9\r\n\r\n\
+          HEAD /get/5/Song%20One.mp3 HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    let UploadPoll::Respond(first) = session.poll(&lib, &mut slots) else {
+        panic!("first reply expected");
+    };
+    assert_eq!(first.body, span(0, 10));
+    assert_eq!(session.poll(&lib, &mut slots), UploadPoll::NeedMore);
+    session.reply_sent(&mut slots);
+    let UploadPoll::Respond(second) = session.poll(&lib, &mut slots) else {
+        panic!("second reply expected");
+    };
+    assert_eq!(second.status, 200);
+    assert!(!second.keep_alive);
+    session.reply_sent(&mut slots);
+    assert_eq!(session.poll(&lib, &mut slots), UploadPoll::Close);
+    assert_eq!(session.requests(), 2);
+}
+
+#[test]
+fn request_split_anywhere_needs_more_until_complete() {
+    let lib = library();
+    let request = b"GET /get/5/Song%20One.mp3 HTTP/1.1\r\nRange: bytes=-10\r\n\r\n";
+    let mut slots = UploadSlots::new(4);
+    let mut session = UploadSession::new(config());
+    for (i, byte) in request.iter().enumerate() {
+        session.on_bytes(&[*byte]);
+        let poll = session.poll(&lib, &mut slots);
+        if i + 1 < request.len() {
+            assert_eq!(poll, UploadPoll::NeedMore, "after {} bytes", i + 1);
+        } else {
+            let UploadPoll::Respond(reply) = poll else {
+                panic!("reply expected at the end");
+            };
+            assert_eq!(reply.body, span(990, 10));
+        }
+    }
+}
+
+#[test]
+fn garbage_gets_400_then_close_and_floods_are_cut() {
+    let lib = library();
+    let mut slots = UploadSlots::new(4);
+    let (mut session, reply) = answer(b"GET\r\n\r\n", &mut slots);
+    assert_eq!(reply.status, 400);
+    assert!(!reply.keep_alive);
+    session.reply_sent(&mut slots);
+    assert_eq!(session.poll(&lib, &mut slots), UploadPoll::Close);
+
+    let (_, reply) = answer(b"POST /get/5/Song%20One.mp3 HTTP/1.1\r\n\r\n", &mut slots);
+    assert_eq!(reply.status, 501);
+
+    let mut flood = UploadSession::new(config());
+    let mut polls = 0;
+    for _ in 0..100 {
+        flood.on_bytes(&[b'A'; 1024]);
+        polls += 1;
+        match flood.poll(&lib, &mut slots) {
+            UploadPoll::NeedMore => continue,
+            UploadPoll::Respond(reply) => {
+                assert_eq!(reply.status, 400);
+                break;
+            }
+            UploadPoll::Close => break,
+        }
+    }
+    assert!(
+        polls < 100,
+        "a head without end must not be buffered forever"
+    );
+}

@@ -1,0 +1,450 @@
+//! In-memory simulation of many servent cores: no sockets, virtual time,
+//! every byte passes between cores through their real handshakes and
+//! framing. Delivery happens in synchronous rounds (everything written in
+//! round k arrives in round k + 1), so a flood travels breadth-first, as it
+//! would on links of equal latency.
+//!
+//! On seeded random graphs of 1000 nodes: a Query reaches exactly the nodes
+//! within TTL hops of its origin, no node handles it twice, every QueryHit
+//! reaches the origin along the reverse path and nowhere else, and a Push
+//! reaches its target.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use hazel_servent::core::shares::{Library, SharedFile};
+use hazel_servent::core::{
+    Action, ConnId, Core, CoreConfig, CoreEvent, Direction, DropReason, ProtocolVersion, Stats,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Most delivery rounds one `settle` may take.
+const MAX_ROUNDS: usize = 200;
+
+fn listen_addr(node: usize) -> SocketAddr {
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(10, (node >> 8) as u8, (node & 0xff) as u8, 1)),
+        6346,
+    )
+}
+
+fn servent_id(node: usize) -> [u8; 16] {
+    let mut id = [0x5e; 16];
+    id[..8].copy_from_slice(&(node as u64).to_le_bytes());
+    id
+}
+
+fn library(node: usize) -> Arc<Library> {
+    let name = format!("common tune {node}.ogg");
+    Arc::new(Library::new(vec![SharedFile {
+        index: 1,
+        name: name.clone(),
+        rel_path: name.clone().into(),
+        path: name.into(),
+        size: 1000 + node as u64,
+        mtime: SystemTime::UNIX_EPOCH,
+        sha1: Some([node as u8; 20]),
+    }]))
+}
+
+/// One end of a simulated TCP connection.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+struct End {
+    node: usize,
+    conn: ConnId,
+}
+
+struct Net {
+    cores: Vec<Core>,
+    now: Instant,
+    next_conn: ConnId,
+    /// Each end's peer end.
+    links: HashMap<End, End>,
+    by_addr: HashMap<SocketAddr, usize>,
+    dirty: VecDeque<End>,
+    /// Events seen, per node.
+    events: Vec<Vec<CoreEvent>>,
+}
+
+impl Net {
+    fn new(n: usize, seed: u64, deflate: bool) -> Net {
+        let now = Instant::now();
+        let mut cores = Vec::with_capacity(n);
+        let mut by_addr = HashMap::new();
+        for node in 0..n {
+            let mut config = CoreConfig::new(servent_id(node), listen_addr(node));
+            config.peers = 0;
+            config.max_peers = 64;
+            config.deflate = deflate;
+            config.protocol = ProtocolVersion::V06;
+            config.seed = seed ^ (node as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            // Small tables: a thousand cores share this process.
+            config.dedup_capacity = 1024;
+            let mut core = Core::new(config, now);
+            core.set_library(library(node));
+            cores.push(core);
+            by_addr.insert(listen_addr(node), node);
+        }
+        Net {
+            cores,
+            now,
+            next_conn: 1,
+            links: HashMap::new(),
+            by_addr,
+            dirty: VecDeque::new(),
+            events: vec![Vec::new(); n],
+        }
+    }
+
+    /// `from` dials `to`; the connection completes in the next `settle`.
+    fn dial(&mut self, from: usize, to: usize) {
+        self.cores[from].connect(listen_addr(to), self.now);
+    }
+
+    fn take_actions(&mut self, node: usize) {
+        // Bounded: each core emits a finite number of actions per input.
+        for _ in 0..100_000 {
+            let Some(action) = self.cores[node].poll_action() else {
+                return;
+            };
+            match action {
+                Action::Connect(addr) => {
+                    let Some(&to) = self.by_addr.get(&addr) else {
+                        self.cores[node].on_connect_failed(addr, self.now);
+                        continue;
+                    };
+                    let a = End {
+                        node,
+                        conn: self.next_conn,
+                    };
+                    let b = End {
+                        node: to,
+                        conn: self.next_conn + 1,
+                    };
+                    self.next_conn += 2;
+                    self.links.insert(a, b);
+                    self.links.insert(b, a);
+                    let ephemeral = SocketAddr::new(listen_addr(node).ip(), 40_000);
+                    self.cores[to].on_connection(b.conn, Direction::Incoming, ephemeral, self.now);
+                    self.cores[node].on_connection(a.conn, Direction::Outgoing, addr, self.now);
+                }
+                Action::WantWrite(conn) => self.dirty.push_back(End { node, conn }),
+                Action::Close(conn) => {
+                    let end = End { node, conn };
+                    if let Some(peer) = self.links.remove(&end) {
+                        self.links.remove(&peer);
+                        self.cores[peer.node].on_closed(peer.conn, self.now);
+                    }
+                }
+                Action::Event(event) => self.events[node].push(event),
+            }
+        }
+        panic!("node {node} produced an unbounded number of actions");
+    }
+
+    /// Delivers bytes round by round until nothing moves. Returns the rounds used.
+    fn settle(&mut self) -> usize {
+        for node in 0..self.cores.len() {
+            self.take_actions(node);
+        }
+        for round in 0..MAX_ROUNDS {
+            if self.dirty.is_empty() {
+                return round;
+            }
+            // Everything written so far travels one hop this round.
+            let mut deliveries: Vec<(End, Vec<u8>)> = Vec::new();
+            let dirty: HashSet<End> = self.dirty.drain(..).collect();
+            let mut dirty: Vec<End> = dirty.into_iter().collect();
+            dirty.sort_by_key(|e| (e.node, e.conn));
+            for end in dirty {
+                let mut bytes = Vec::new();
+                for _ in 0..10_000 {
+                    let out = self.cores[end.node].output(end.conn);
+                    if out.is_empty() {
+                        break;
+                    }
+                    let n = out.len();
+                    bytes.extend_from_slice(out);
+                    self.cores[end.node].consume_output(end.conn, n, self.now);
+                }
+                if let Some(&peer) = self.links.get(&end) {
+                    deliveries.push((peer, bytes));
+                }
+                self.take_actions(end.node);
+            }
+            for (to, bytes) in deliveries {
+                if self.links.contains_key(&to) && !bytes.is_empty() {
+                    self.cores[to.node].on_bytes(to.conn, &bytes, self.now);
+                }
+                self.take_actions(to.node);
+            }
+        }
+        panic!("the network did not settle in {MAX_ROUNDS} rounds");
+    }
+
+    fn stats(&self) -> Vec<Stats> {
+        self.cores.iter().map(|c| c.stats()).collect()
+    }
+
+    fn duplicates(&self) -> Vec<u64> {
+        self.cores
+            .iter()
+            .map(|c| c.drop_count(DropReason::Duplicate))
+            .collect()
+    }
+}
+
+/// A connected random graph: a random spanning tree plus random chords,
+/// each edge dialled by its first node.
+fn random_graph(n: usize, extra_edges: usize, rng: &mut StdRng) -> Vec<(usize, usize)> {
+    let mut edges = HashSet::new();
+    for node in 1..n {
+        let parent = rng.gen_range(0..node);
+        edges.insert((parent.min(node), parent.max(node)));
+    }
+    let mut tries = 0;
+    while edges.len() < n - 1 + extra_edges && tries < 100 * extra_edges {
+        tries += 1;
+        let a = rng.gen_range(0..n);
+        let b = rng.gen_range(0..n);
+        if a != b {
+            edges.insert((a.min(b), a.max(b)));
+        }
+    }
+    let mut list: Vec<(usize, usize)> = edges.into_iter().collect();
+    list.sort();
+    list
+}
+
+fn distances(n: usize, edges: &[(usize, usize)], origin: usize) -> Vec<Option<usize>> {
+    let mut adj = vec![Vec::new(); n];
+    for &(a, b) in edges {
+        adj[a].push(b);
+        adj[b].push(a);
+    }
+    let mut dist = vec![None; n];
+    dist[origin] = Some(0);
+    let mut queue = VecDeque::from([origin]);
+    while let Some(u) = queue.pop_front() {
+        let d = dist[u].unwrap_or(0);
+        for &v in &adj[u] {
+            if dist[v].is_none() {
+                dist[v] = Some(d + 1);
+                queue.push_back(v);
+            }
+        }
+    }
+    dist
+}
+
+fn build(n: usize, extra: usize, seed: u64, deflate: bool) -> (Net, Vec<(usize, usize)>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let edges = random_graph(n, extra, &mut rng);
+    let mut net = Net::new(n, seed, deflate);
+    for &(a, b) in &edges {
+        net.dial(a, b);
+    }
+    net.settle();
+    for (node, core) in net.cores.iter().enumerate() {
+        let degree = edges
+            .iter()
+            .filter(|(a, b)| *a == node || *b == node)
+            .count();
+        assert_eq!(
+            core.established_ids().len(),
+            degree,
+            "node {node}: every edge completed its handshake"
+        );
+    }
+    // Let the discovery pings and their pongs die out.
+    net.settle();
+    (net, edges)
+}
+
+/// Runs one search with `ttl` from `origin` and checks reach, duplicates
+/// and the QueryHits' paths. Returns the responders and their distances.
+fn check_search(
+    net: &mut Net,
+    edges: &[(usize, usize)],
+    origin: usize,
+    ttl: u8,
+) -> Vec<(usize, usize)> {
+    let n = net.cores.len();
+    let dist = distances(n, edges, origin);
+    let before = net.stats();
+    let dup_before = net.duplicates();
+    let search = net.cores[origin].search_with_ttl("common tune", ttl, net.now);
+    net.settle();
+    let after = net.stats();
+    let dup_after = net.duplicates();
+
+    let mut responders = Vec::new();
+    let mut expected_hit_hops = 0usize;
+    for node in 0..n {
+        let received = after[node].received.query - before[node].received.query;
+        let dups = dup_after[node] - dup_before[node];
+        let handled = received - dups;
+        let within = dist[node].is_some_and(|d| d >= 1 && d <= usize::from(ttl));
+        if node == origin {
+            assert_eq!(handled, 0, "the origin never handles its own query");
+        } else if within {
+            assert_eq!(
+                handled, 1,
+                "node {node} at {:?} hops handles it once",
+                dist[node]
+            );
+            let d = dist[node].unwrap_or(0);
+            responders.push((node, d));
+            expected_hit_hops += d;
+        } else {
+            assert_eq!(
+                received, 0,
+                "node {node} at {:?} hops must not see it",
+                dist[node]
+            );
+        }
+        let originated = after[node].originated.query_hit - before[node].originated.query_hit;
+        assert_eq!(
+            originated,
+            u64::from(within && node != origin),
+            "node {node} answers iff reached"
+        );
+    }
+    // Each hit is received once per hop of its reverse path and nowhere else.
+    let hits_received: u64 = (0..n)
+        .map(|i| after[i].received.query_hit - before[i].received.query_hit)
+        .sum();
+    assert_eq!(
+        hits_received as usize, expected_hit_hops,
+        "QueryHits travel only their reverse paths"
+    );
+    let hit_drops: u64 = (0..n)
+        .map(|i| after[i].dropped.query_hit - before[i].dropped.query_hit)
+        .sum();
+    assert_eq!(hit_drops, 0, "no QueryHit is dropped");
+    let results = net.cores[origin].results(Some(search));
+    let mut from: Vec<String> = results.iter().map(|r| r.servent_id.clone()).collect();
+    from.sort();
+    from.dedup();
+    assert_eq!(
+        results.len(),
+        responders.len(),
+        "one result per responder reaches the origin"
+    );
+    assert_eq!(from.len(), responders.len());
+    for r in &results {
+        let node = net.by_addr[&r.addr];
+        assert_eq!(r.name, format!("common tune {node}.ogg"));
+        assert_eq!(usize::from(r.hops), dist[node].unwrap_or(0) - 1);
+    }
+    responders
+}
+
+fn check_push(net: &mut Net, origin: usize, target: usize, distance: usize) {
+    let before = net.stats();
+    for events in &mut net.events {
+        events.clear();
+    }
+    assert!(
+        net.cores[origin].send_push(servent_id(target), 1, net.now),
+        "route known"
+    );
+    net.settle();
+    let after = net.stats();
+    for (node, events) in net.events.iter().enumerate() {
+        let pushes: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                CoreEvent::PushRequest(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        if node == target {
+            assert_eq!(pushes.len(), 1, "the target gets the Push");
+            assert_eq!(pushes[0].addr, listen_addr(origin), "call back the origin");
+            assert_eq!(pushes[0].file_index, 1);
+        } else {
+            assert!(pushes.is_empty(), "node {node} got a Push not meant for it");
+        }
+    }
+    let received: u64 = (0..net.cores.len())
+        .map(|i| after[i].received.push - before[i].received.push)
+        .sum();
+    assert_eq!(
+        received as usize, distance,
+        "the Push travels the hit's path only"
+    );
+}
+
+#[test]
+fn a_thousand_nodes_route_queries_hits_and_pushes() {
+    let started = std::time::Instant::now();
+    let (mut net, edges) = build(1000, 1000, 0x5eed_0001, false);
+    for (origin, ttl) in [(0usize, 3u8), (517, 4)] {
+        let responders = check_search(&mut net, &edges, origin, ttl);
+        assert!(
+            responders.len() > 10,
+            "a meaningful reach: {}",
+            responders.len()
+        );
+        assert!(responders.len() < 999, "TTL {ttl} must not reach everyone");
+        let &(target, distance) = responders
+            .iter()
+            .max_by_key(|(node, d)| (*d, std::cmp::Reverse(*node)))
+            .expect("a responder");
+        assert!(distance >= 2);
+        check_push(&mut net, origin, target, distance);
+    }
+    eprintln!("1000-node simulation took {:?}", started.elapsed());
+}
+
+#[test]
+fn a_second_seed_with_denser_chords() {
+    let (mut net, edges) = build(1000, 2000, 0x5eed_0002, false);
+    let responders = check_search(&mut net, &edges, 42, 2);
+    assert!(!responders.is_empty());
+    let dups: u64 = net.duplicates().iter().sum();
+    assert!(dups > 0, "chords make duplicates, and they are suppressed");
+}
+
+#[test]
+fn compressed_links_route_the_same() {
+    let (mut net, edges) = build(60, 60, 0x5eed_0003, true);
+    assert!(net
+        .cores
+        .iter()
+        .flat_map(|c| c.peers(net.now))
+        .all(|p| p.deflate_in && p.deflate_out));
+    let responders = check_search(&mut net, &edges, 7, 3);
+    assert!(!responders.is_empty());
+}
+
+#[test]
+fn virtual_time_keeps_links_alive_and_tables_bounded() {
+    // Compressed links: idle compressors are freed and the streams go on.
+    let (mut net, edges) = build(50, 50, 0x5eed_0004, true);
+    let links: usize = net.cores.iter().map(|c| c.established_ids().len()).sum();
+    // Ten quiet minutes: keep-alive pings and pongs keep every link up.
+    for _ in 0..60 {
+        net.now += Duration::from_secs(10);
+        let now = net.now;
+        for core in &mut net.cores {
+            core.handle_timeout(now);
+        }
+        net.settle();
+    }
+    let after: usize = net.cores.iter().map(|c| c.established_ids().len()).sum();
+    assert_eq!(after, links, "no link dropped while pings are answered");
+    assert!(
+        net.cores.iter().all(|c| c.stats().host_cache > 0),
+        "pongs fed the host caches"
+    );
+    let responders = check_search(&mut net, &edges, 3, 3);
+    assert!(
+        !responders.is_empty(),
+        "searches still work after idle periods"
+    );
+}
