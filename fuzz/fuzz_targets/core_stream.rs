@@ -30,11 +30,21 @@ fuzz_target!(|data: &[u8]| {
     config.deflate = mode & 1 == 1;
     let mut core = Core::new(config, now);
     // A quiet neighbour that must survive.
-    core.on_connection(2, Direction::Incoming, "10.0.0.2:1".parse().expect("addr"), now);
+    core.on_connection(
+        2,
+        Direction::Incoming,
+        "10.0.0.2:1".parse().expect("addr"),
+        now,
+    );
     core.on_bytes(2, b"GNUTELLA CONNECT/0.6\r\n\r\n", now);
     core.on_bytes(2, b"GNUTELLA/0.6 200 OK\r\n\r\n", now);
     drain(&mut core, 2, now);
-    core.on_connection(1, Direction::Incoming, "10.0.0.1:1".parse().expect("addr"), now);
+    core.on_connection(
+        1,
+        Direction::Incoming,
+        "10.0.0.1:1".parse().expect("addr"),
+        now,
+    );
     if mode & 2 == 2 {
         // Complete the handshake first; the fuzz bytes are the descriptor stream.
         let hello: &[u8] = if mode & 1 == 1 {
@@ -63,5 +73,8 @@ fuzz_target!(|data: &[u8]| {
         core.handle_timeout(t);
         while core.poll_action().is_some() {}
     }
-    assert!(core.peers(t).iter().any(|p| p.id == 2), "the quiet link survives");
+    assert!(
+        core.peers(t).iter().any(|p| p.id == 2),
+        "the quiet link survives"
+    );
 });
