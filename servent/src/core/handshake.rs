@@ -103,6 +103,11 @@ impl Core {
             .filter(|c| c.id != id && !c.is_closing())
             .count();
         let full = others >= self.config.max_peers || self.shutting_down;
+        // A 0.4 CONNECT that carries headers still expects `GNUTELLA OK`.
+        let block = match block {
+            Handshake::Connect { version, .. } if version == "0.4" => Handshake::Connect04,
+            other => other,
+        };
         match block {
             Handshake::Connect04 => {
                 if full {

@@ -621,6 +621,19 @@ fn handshake_0_4_both_ways() {
     let out = rig.drain(1);
     assert!(out.starts_with(b"GNUTELLA OK\n\n"));
     assert_eq!(rig.core.peers(rig.now)[0].protocol, ProtocolVersion::V04);
+    // 0.4 with (unexpected) headers is still 0.4.
+    rig.core.on_connection(
+        3,
+        Direction::Incoming,
+        "10.0.0.3:1".parse().expect("a"),
+        rig.now,
+    );
+    rig.core.on_bytes(
+        3,
+        b"GNUTELLA CONNECT/0.4\r\nUser-Agent: old\r\n\r\n",
+        rig.now,
+    );
+    assert!(rig.drain(3).starts_with(b"GNUTELLA OK\n\n"));
 
     let mut cfg = config();
     cfg.protocol = ProtocolVersion::V04;
