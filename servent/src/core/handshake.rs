@@ -103,6 +103,11 @@ impl Core {
             .filter(|c| c.id != id && !c.is_closing())
             .count();
         let full = others >= self.config.max_peers || self.shutting_down;
+        // A 0.4 CONNECT that carries headers still expects `GNUTELLA OK`.
+        let block = match block {
+            Handshake::Connect { version, .. } if version == "0.4" => Handshake::Connect04,
+            other => other,
+        };
         match block {
             Handshake::Connect04 => {
                 if full {
@@ -257,6 +262,8 @@ impl Core {
         let mut headers = Headers::new();
         headers.push("User-Agent", &self.config.user_agent);
         headers.push("Remote-IP", &peer.ip().to_string());
+        // Lets a servent that dialled itself recognise the refusal as its own.
+        headers.push("GUID", &hex(&self.config.servent_id));
         let hosts: Vec<SocketAddrV4> = self
             .hosts
             .recent(X_TRY_HOSTS_ALL)
