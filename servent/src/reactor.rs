@@ -661,6 +661,12 @@ impl<E: Engine> Reactor<E> {
 
     fn continue_reads(&mut self, now: Instant) {
         let pending: Vec<ConnId> = self.unfinished_reads.drain(..).collect();
+        // Each connection at most once (see `Conn::read_listed`); the flood
+        // test below trips this if the rule is broken.
+        debug_assert!(
+            pending.len() <= self.conns.len(),
+            "a connection listed twice"
+        );
         for id in pending {
             if let Some(&key) = self.by_id.get(&id) {
                 if let Some(conn) = self.conns.get_mut(key) {
