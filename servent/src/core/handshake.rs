@@ -257,6 +257,8 @@ impl Core {
         let mut headers = Headers::new();
         headers.push("User-Agent", &self.config.user_agent);
         headers.push("Remote-IP", &peer.ip().to_string());
+        // Lets a servent that dialled itself recognise the refusal as its own.
+        headers.push("GUID", &hex(&self.config.servent_id));
         let hosts: Vec<SocketAddrV4> = self
             .hosts
             .recent(X_TRY_HOSTS_ALL)

@@ -42,7 +42,8 @@
 //! # Map
 //! - [`connection`]: one link's state, buffers, deflate, send queue.
 //! - `router` (private): PROTOCOL-NOTES §2, descriptor by descriptor.
-//! - [`seen`]: bounded two-generation tables for duplicates and reverse paths.
+//! - [`seen`]: bounded two-generation tables for duplicates and reverse
+//!   paths (allocated once; memory does not grow under a flood).
 //! - [`queue`]: the per-connection send queue and its drop policy.
 //! - [`hosts`]: the host cache. [`pongs`]: the pong cache.
 //! - [`wire`]: raw header/payload offsets for the routing hot path.
@@ -119,8 +120,8 @@ pub struct CoreConfig {
     pub handshake_timeout: Duration,
     /// A TTL=1 Ping is sent on a link quiet for this long.
     pub keepalive_interval: Duration,
-    /// A link silent (nothing received, not even Pongs to our pings) for this
-    /// long is dropped.
+    /// A link silent (nothing received) or leaving our keep-alive Pings
+    /// without a Pong for this long is dropped (Bye 406).
     pub idle_timeout: Duration,
     /// One Ping accepted per neighbour per this interval.
     pub ping_throttle: Duration,

@@ -77,7 +77,7 @@ impl Core {
                     return;
                 }
                 let total = HEADER_LEN + h.payload_len as usize;
-                let need = (total - pending.len()).min(bytes.len() - taken);
+                let need = total.saturating_sub(pending.len()).min(bytes.len() - taken);
                 pending.extend_from_slice(&bytes[taken..taken + need]);
                 taken += need;
                 if pending.len() == total {

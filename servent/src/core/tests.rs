@@ -585,6 +585,20 @@ fn a_servent_refuses_itself() {
     rig.core.on_bytes(9, hello.as_bytes(), rig.now);
     let reply = String::from_utf8(rig.drain(9)).expect("text");
     assert!(reply.starts_with("GNUTELLA/0.6 409"), "{reply}");
+    // The dialling side (ourselves, under another address) reads our GUID
+    // in the refusal and never dials that address again.
+    let other: SocketAddr = "192.168.1.5:6346".parse().expect("a");
+    rig.core.connect(other, rig.now);
+    rig.core
+        .on_connection(10, Direction::Outgoing, other, rig.now);
+    rig.drain(10);
+    rig.core.on_bytes(10, reply.as_bytes(), rig.now);
+    rig.actions();
+    rig.core.connect(other, rig.now + Duration::from_secs(3600));
+    assert!(!rig
+        .actions()
+        .iter()
+        .any(|a| matches!(a, Action::Connect(_))));
     // And never dials its own listen address.
     rig.core.connect(listen(), rig.now);
     assert!(!rig
