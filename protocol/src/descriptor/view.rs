@@ -575,7 +575,11 @@ impl<'a> QueryHitRef<'a> {
             port: self.port,
             ip: self.ip,
             speed: self.speed,
-            results: self.results().map(HitResultRef::into_owned).collect(),
+            results: {
+                let mut results = Vec::with_capacity(self.result_count as usize);
+                results.extend(self.results().map(HitResultRef::into_owned));
+                results
+            },
             trailer: self.trailer.map(QhdTrailerRef::into_owned),
             servent_id: self.servent_id,
         }
