@@ -47,6 +47,9 @@ pub fn run(
     let store = store::Store::open(&config.data_dir, config.password_cost)
         .map_err(|e| io::Error::other(format!("opening the account database: {e}")))?;
     log::info!("hazel-index listening on {}", listener.local_addr()?);
+    if let Some(stats) = &stats_listener {
+        log::info!("metrics served on {}", stats.local_addr()?);
+    }
     let server = server::Server::new(config, store, std::time::Instant::now());
     reactor::run(listener, stats_listener, server, shutdown)
 }

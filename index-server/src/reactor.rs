@@ -118,7 +118,10 @@ fn flush(stream: &mut TcpStream, output: &mut Vec<u8>, written: &mut usize) -> i
             Err(e) => return Err(e),
         }
     }
-    output.clear();
+    // Free rather than keep the capacity: the next reply brings its own
+    // buffer, and thousands of idle clients must not each pin their
+    // largest answer.
+    *output = Vec::new();
     *written = 0;
     Ok(true)
 }
@@ -265,6 +268,9 @@ impl Reactor {
                 self.server.on_tick(now, &mut self.outbox);
                 self.apply_outbox();
                 self.expire_stats_clients(now);
+                // An accept that failed (out of descriptors) leaves the
+                // backlog without a new readiness edge: retry each tick.
+                self.accept_clients()?;
             }
         }
         info!("shutting down: closing {} connections", self.conns.len());
@@ -393,6 +399,7 @@ impl Reactor {
                     if !self.handle_input(key) {
                         return;
                     }
+                    self.release_burst_buffer(key, n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -437,6 +444,19 @@ impl Reactor {
                     self.server.on_oversized_frame(id, len, &mut self.outbox);
                     return false;
                 }
+            }
+        }
+    }
+
+    /// After a large read is fully consumed (a share burst at login), give
+    /// the framer's grown buffer back, so idle connections stay small.
+    fn release_burst_buffer(&mut self, key: usize, read: usize) {
+        if read < READ_CHUNK / 4 {
+            return;
+        }
+        if let Some(Conn::Client(client)) = self.conns.get_mut(key) {
+            if client.framer.buffered() == 0 {
+                client.framer = NapsterFramer::new(self.server.config().max_command_length);
             }
         }
     }
@@ -578,7 +598,13 @@ impl Reactor {
                 self.remove(key);
                 continue;
             }
-            client.output.extend_from_slice(&bytes);
+            if client.queued() == 0 {
+                // The usual case: take the buffer as it is, no copy.
+                client.output = bytes;
+                client.written = 0;
+            } else {
+                client.output.extend_from_slice(&bytes);
+            }
             touched.push(key);
         }
         touched.dedup();

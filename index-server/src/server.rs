@@ -438,7 +438,11 @@ impl Server {
         };
         let online = session.user().is_some();
         let per_second = self.config.max_messages_per_second;
-        if per_second > 0 && session.messages.hit(now) > per_second {
+        // Clients send their whole library (one 100 per file) right after
+        // login; shares are bounded by --max-shares instead, so they do not
+        // count as flooding. Unshares do, which bounds share/unshare loops.
+        let is_share = kind == kind::SHARE || kind == kind::SHARE_BATCH;
+        if per_second > 0 && !(online && is_share) && session.messages.hit(now) > per_second {
             self.metrics.count_drop(DropReason::MessageFlood);
             self.send_error(id, "Flooding: disconnected", out);
             out.close(id);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -14,6 +14,7 @@ use common::{Client, WAIT};
 struct Running {
     child: Child,
     addr: SocketAddr,
+    stats_addr: SocketAddr,
 }
 
 /// Starts the binary on port 0 and reads the bound address from its log.
@@ -22,6 +23,8 @@ fn start(data_dir: &std::path::Path) -> Running {
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .args([
+            "--stats-listen",
+            "127.0.0.1:0",
             "--log-level",
             "info",
             "--password-memory-kib",
@@ -38,17 +41,31 @@ fn start(data_dir: &std::path::Path) -> Running {
     // Keep draining the log so the server never blocks on a full pipe.
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split("listening on ").nth(1) {
-                let _ = tx.send(addr.trim().to_string());
+            for marker in ["listening on ", "metrics served on "] {
+                if let Some(addr) = line.split(marker).nth(1) {
+                    let _ = tx.send((marker, addr.trim().to_string()));
+                }
             }
         }
     });
-    let addr = rx
-        .recv_timeout(WAIT)
-        .expect("server never logged its address")
-        .parse()
-        .expect("address");
-    Running { child, addr }
+    let mut addr = None;
+    let mut stats_addr = None;
+    while addr.is_none() || stats_addr.is_none() {
+        let (marker, text) = rx
+            .recv_timeout(WAIT)
+            .expect("server never logged its addresses");
+        let parsed: SocketAddr = text.parse().expect("address");
+        if marker.starts_with("listening") {
+            addr = Some(parsed);
+        } else {
+            stats_addr = Some(parsed);
+        }
+    }
+    Running {
+        child,
+        addr: addr.unwrap(),
+        stats_addr: stats_addr.unwrap(),
+    }
 }
 
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
@@ -84,6 +101,19 @@ fn accounts_survive_kill_dash_nine() {
     assert_eq!(
         (refusal.kind, refusal.text().as_str()),
         (0, "Invalid password")
+    );
+    // The binary's metrics endpoint reports the refusal.
+    let mut stats = std::net::TcpStream::connect(server.stats_addr).unwrap();
+    stats.set_read_timeout(Some(WAIT)).unwrap();
+    stats
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    stats.read_to_string(&mut text).unwrap();
+    assert!(text.contains("hazel_index_users 1\n"), "{text}");
+    assert!(
+        text.contains("hazel_index_drops_total{reason=\"login_refused\"} 1\n"),
+        "{text}"
     );
     server.child.kill().unwrap();
     wait_exit(&mut server.child);

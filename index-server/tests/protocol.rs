@@ -666,14 +666,14 @@ fn max_connections_is_enforced() {
 #[test]
 fn login_timeout_drops_silent_connections() {
     let server =
-        TestServer::start_with(|c| c.login_timeout = std::time::Duration::from_millis(300));
+        TestServer::start_with(|c| c.login_timeout = std::time::Duration::from_millis(1000));
     let mut silent = server.connect();
     let e = silent.recv();
     assert_eq!((e.kind, e.text().as_str()), (0, "Login timed out"));
     assert!(silent.closed_by_server());
     let mut prompt = server.connect();
     prompt.login("prompt", 0);
-    std::thread::sleep(std::time::Duration::from_millis(600));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     prompt.sync();
 }
 
@@ -935,4 +935,27 @@ fn many_concurrent_clients_share_and_search_consistently() {
     drop(clients);
     server.wait_users(0);
     assert_eq!(server.metric("hazel_index_files"), 0.0);
+}
+
+#[test]
+fn a_library_shared_in_one_burst_is_not_a_flood() {
+    let server = TestServer::start_with(|c| {
+        c.max_messages_per_second = 50;
+        c.max_shares = 3000;
+    });
+    let mut c = server.login("bigshare", 0);
+    let burst: Vec<u8> = (0..3000)
+        .flat_map(|i| {
+            let share =
+                format!("\"lib\\track {i}.mp3\" 0123456789abcdef0123456789abcdef 1 128 44100 60");
+            common::frame(100, share.as_bytes())
+        })
+        .collect();
+    c.stream.write_all(&burst).unwrap();
+    c.sync();
+    assert_eq!(server.metric("hazel_index_files"), 3000.0);
+    assert_eq!(
+        server.metric("hazel_index_drops_total{reason=\"message_flood\"}"),
+        0.0
+    );
 }

@@ -4,11 +4,14 @@
 
 mod conformance_traces;
 
+#[path = "../../fuzz/checks/pcap.rs"]
+mod pcap_checks;
+
 use std::collections::HashMap;
 
 use conformance_traces::*;
 use hazel_protocol::pcap::writer::to_pcapng;
-use hazel_protocol::pcap::{read_capture, Capture, Direction};
+use hazel_protocol::pcap::{decode_frame, read_capture, Capture, Direction, Packet};
 use hazel_protocol::DecodeError;
 
 #[test]
@@ -54,6 +57,27 @@ fn ndpi_frames_udp_streams_and_tcp_streams_match_tshark() {
     }
     println!("ndpi: {} frames, {} UDP datagrams, {} TCP streams; {checked} UDP descriptor datagrams match tshark's frame/stream/endpoints/bytes", c.frames, c.udp.len(), c.tcp.len());
     assert_eq!(checked, 1016);
+    // ICMP port-unreachable frames quote Gnutella UDP datagrams; the quoted
+    // datagram is not traffic and must not show up as one.
+    let icmp_frames = [2097, 3205, 3663, 3817];
+    for frame in Capture::open(&pcap).unwrap().frames() {
+        let frame = frame.unwrap();
+        if icmp_frames.contains(&frame.number) {
+            assert!(
+                matches!(
+                    decode_frame(&frame),
+                    Ok(Packet::Icmp {
+                        icmp_type: 3,
+                        code: 3,
+                        ..
+                    })
+                ),
+                "frame {} is ICMP port unreachable",
+                frame.number
+            );
+            assert!(!by_frame.contains_key(&frame.number));
+        }
+    }
 
     assert_eq!(c.tcp.len(), 137, "tshark counts 137 TCP streams");
     let handshakes = read_jsonl(&format!("{NDPI}.handshakes.jsonl"));
@@ -188,5 +212,29 @@ fn pcapng_copies_read_the_same() {
             b.udp.len(),
             b.tcp.len()
         );
+    }
+}
+
+/// Replays `fuzz/corpus/regressions/{pcap,tcp_reassembly}` through the checks
+/// the `pcap` and `tcp_reassembly` fuzz targets run.
+#[test]
+fn fuzz_regressions_replay() {
+    let root =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/regressions");
+    for (target, check) in [
+        ("pcap", pcap_checks::check_capture as fn(&[u8])),
+        ("tcp_reassembly", pcap_checks::check_reassembly as fn(&[u8])),
+    ] {
+        let dir = root.join(target);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("regression corpus {} missing: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no inputs in {}", dir.display());
+        for path in &files {
+            check(&std::fs::read(path).unwrap());
+        }
+        println!("{target}: {} regression inputs replayed", files.len());
     }
 }

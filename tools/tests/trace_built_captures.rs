@@ -224,6 +224,9 @@ fn push_callback_giv_then_http() {
             ),
             (true, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"),
             (false, b"GET /get/7/song%20one.mp3 HTTP/1.1\r\n\r\n"),
+            (false, b"HEAD /get/7/song%20one.mp3 HTTP/1.1\r\n\r\n"),
+            (true, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"),
+            (true, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"),
         ],
     );
     let file = TempFile::new("giv", w.bytes());
@@ -237,9 +240,15 @@ fn push_callback_giv_then_http() {
     );
     assert!(lines[2].contains("HTTP response: \"HTTP/1.1 200 OK\" body=5"));
     assert!(lines[3].contains("HTTP request"));
+    assert!(lines[4].contains("HTTP request: \"HEAD /get/7/song%20one.mp3 HTTP/1.1\""));
+    assert!(lines[5].contains("HTTP response: \"HTTP/1.1 200 OK\" body=5"));
+    // The answer to the HEAD has a length but no body: the head is found.
+    assert!(lines[6].contains("HTTP response: \"HTTP/1.1 200 OK\""));
+    assert!(!lines[6].contains("body="));
+    assert!(!out.stdout.contains("stream ends inside"));
     assert!(
         out.summary()
-            .contains("GIV 1, HTTP request 2, HTTP response 1"),
+            .contains("GIV 1, HTTP request 3, HTTP response 3"),
         "{}",
         out.summary()
     );
@@ -294,4 +303,51 @@ fn refused_handshake_and_a_gap_are_reported() {
     assert_eq!(has("message boundaries lost after the gap"), 1);
     assert_eq!(has("Query"), 0);
     assert!(out.summary().contains("1 gaps"), "{}", out.summary());
+}
+
+#[test]
+fn opennap_data_port_get_and_push() {
+    let mut w = PcapWriter::new();
+    // Direct: the downloader connects; the sharer greets with "1".
+    w.tcp_conversation(
+        addr("127.0.0.1:40010"),
+        addr("127.0.0.1:6699"),
+        &[
+            (false, b"1"),
+            (true, b"GET"),
+            (true, b"alice \"C:\\mp3\\song one.mp3\" 1024"),
+            (false, b"4000"),
+            (false, &[0xffu8; 100]),
+        ],
+    );
+    // Firewalled: the sharer connects to the downloader and pushes.
+    w.tcp_conversation(
+        addr("127.0.0.1:40011"),
+        addr("127.0.0.1:6700"),
+        &[
+            (false, b"1"),
+            (true, b"SENDbob \"song.mp3\" 4000"),
+            (false, b"0"),
+            (true, &[0xeeu8; 300]),
+        ],
+    );
+    let file = TempFile::new("napdata", w.bytes());
+    let out = hazel_trace(&[], &file.0);
+    assert_eq!(out.code, 0);
+    println!("{}", out.stdout);
+    let data: Vec<&str> = out
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("OpenNap data port:"))
+        .collect();
+    assert_eq!(data.len(), 6, "{}", out.stdout);
+    assert!(data[0].contains("127.0.0.1:6699 > 127.0.0.1:40010 OpenNap data port: greeting \"1\""));
+    assert!(data[1].contains("GET nick=\"alice\" file=\"C:\\\\mp3\\\\song one.mp3\" offset=1024"));
+    assert!(data[2].contains("OpenNap data port: size 4000"));
+    assert!(data[3].contains("127.0.0.1:6700 > 127.0.0.1:40011 OpenNap data port: greeting"));
+    assert!(data[4].contains("SEND nick=\"bob\" file=\"song.mp3\" size=4000"));
+    assert!(data[5].contains("OpenNap data port: offset 0"));
+    assert!(!out.stdout.contains("stream ends inside"));
+    let json = hazel_trace(&["--json"], &file.0).json();
+    assert_eq!(json.last().unwrap()["nap_data_bytes"], 400);
 }

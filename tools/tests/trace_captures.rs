@@ -203,3 +203,20 @@ fn port_filter_keeps_only_those_ports() {
         .count();
     assert!(tcp94 > 0);
 }
+
+#[test]
+fn repeated_port_flags_combine() {
+    let out = hazel_trace(
+        &["--port", "53258", "--port", "52367", "--json"],
+        &trace("ndpi-gtkg-0.6-2022.pcap"),
+    );
+    assert_eq!(out.code, 0);
+    let records = out.json();
+    let tcp_streams: std::collections::BTreeSet<u64> = records
+        .iter()
+        .filter(|r| r["transport"] == "tcp" && r["kind"] == "descriptor")
+        .map(|r| r["stream"].as_u64().unwrap())
+        .collect();
+    // The deflate links to those two ports: 94 (53258) and 95 (52367), not 122.
+    assert_eq!(tcp_streams.into_iter().collect::<Vec<_>>(), vec![94, 95]);
+}

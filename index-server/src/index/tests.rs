@@ -410,6 +410,19 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
+    fn gallop_finds_the_first_position_not_below_the_target(
+        mut list in prop::collection::vec(0u32..2000, 0..300),
+        from_pick in any::<prop::sample::Index>(),
+        target in 0u32..2100,
+    ) {
+        list.sort_unstable();
+        list.dedup();
+        let from = from_pick.index(list.len() + 1);
+        let expected = from + list[from..].partition_point(|&v| v < target);
+        prop_assert_eq!(gallop(&list, from, target), expected);
+    }
+
+    #[test]
     fn index_agrees_with_a_linear_scan(ops in prop::collection::vec(op(), 1..120)) {
         let mut index = Index::new();
         let mut ids: [Option<UserId>; 4] = [None; 4];

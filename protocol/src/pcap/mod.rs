@@ -342,6 +342,28 @@ mod proptests {
             let _ = read_capture(&with_header);
         }
 
+        /// pcapng: a valid file with bytes flipped or cut anywhere never panics.
+        #[test]
+        fn damaged_pcapng_never_panics(
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..12),
+            cut in any::<usize>(),
+            tail in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let good = sample();
+            let mut ng = writer::to_pcapng(&Capture::open(&good).unwrap()).unwrap();
+            let whole = read_capture(&ng).unwrap();
+            prop_assert_eq!(whole.frames, 8);
+            for (at, b) in flips {
+                let at = at % ng.len();
+                ng[at] = b;
+            }
+            let _ = read_capture(&ng);
+            ng.truncate(cut % (ng.len() + 1));
+            let _ = read_capture(&ng);
+            ng.extend_from_slice(&tail);
+            let _ = read_capture(&ng);
+        }
+
         /// A real capture damaged anywhere: frames before the damage read as before.
         #[test]
         fn damage_leaves_earlier_frames_alone(at in 24usize..400, junk in proptest::collection::vec(any::<u8>(), 1..40), cut in any::<bool>()) {

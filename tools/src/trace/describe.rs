@@ -382,3 +382,68 @@ fn flags_text(f: &QhdFlags) -> String {
     }
     format!("flags[{}]", parts.join(" "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hazel_protocol::descriptor::{Push, ServentId};
+    use hazel_protocol::header::DescriptorId;
+    use std::net::Ipv4Addr;
+
+    fn header(payload_type: u8, payload: &[u8]) -> Vec<u8> {
+        let mut b = vec![0xab; 16];
+        b.extend_from_slice(&[payload_type, 3, 4]);
+        b.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        b.extend_from_slice(payload);
+        b
+    }
+
+    #[test]
+    fn push_line_and_fields() {
+        let bytes = Descriptor {
+            id: DescriptorId::modern([7; 16]),
+            ttl: 5,
+            hops: 2,
+            payload: Payload::Push(Push {
+                servent_id: ServentId([0x11; 16]),
+                file_index: 42,
+                ip: Ipv4Addr::new(192, 0, 2, 9),
+                port: 6346,
+                ggep: None,
+            }),
+        }
+        .to_bytes();
+        let (text, f, name) = descriptor(&bytes);
+        assert_eq!(name, "Push");
+        assert!(text.starts_with("Push ttl=5 hops=2 id=07070707…"), "{text}");
+        assert!(
+            text.ends_with("servent=11111111111111111111111111111111 index=42 to 192.0.2.9:6346"),
+            "{text}"
+        );
+        assert_eq!(f["push"]["port"], 6346);
+        assert_eq!(f["length"], 26);
+    }
+
+    #[test]
+    fn malformed_and_unknown_payloads_are_still_records() {
+        // A Pong must be at least 14 bytes.
+        let (text, f, name) = descriptor(&header(0x01, &[1, 2, 3]));
+        assert_eq!(name, "Pong");
+        assert!(text.contains("MALFORMED"), "{text}");
+        assert!(f.contains_key("error"));
+        assert_eq!(f["payload_hex"], "010203");
+        // A vendor message: vendor, selector and version shown.
+        let (text, f, name) = descriptor(&header(0x31, b"GTKG\x09\x00\x01\x00xyz"));
+        assert_eq!(name, "Vendor");
+        assert!(text.contains("GTKG/9 v1 raw=78797a"), "{text}");
+        assert_eq!(f["vendor"]["selector"], 9);
+        // An unknown type, raw.
+        let (text, _, name) = descriptor(&header(0x99, &[0xde, 0xad]));
+        assert_eq!(name, "0x99");
+        assert!(text.ends_with("raw=dead"), "{text}");
+        // Not even a header.
+        let (_, f, name) = descriptor(&[1, 2, 3]);
+        assert_eq!(name, "malformed");
+        assert!(f.contains_key("error"));
+    }
+}

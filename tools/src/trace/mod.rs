@@ -135,7 +135,12 @@ impl Tracer {
             }) => {
                 let time = self.relative(timestamp);
                 if let Some(s) = self.sessions.get_mut(&stream) {
-                    s.data(dir, frame, time, &data, out, &mut self.summary);
+                    let at = session::At {
+                        frame,
+                        time,
+                        epoch: timestamp,
+                    };
+                    s.data(dir, at, &data, out, &mut self.summary);
                 }
             }
             Event::Tcp(TcpEvent::Gap {
@@ -152,6 +157,10 @@ impl Tracer {
             Event::Tcp(TcpEvent::Closed { stream, dir, .. }) => {
                 if let Some(s) = self.sessions.get_mut(&stream) {
                     s.end(dir, out, &mut self.summary);
+                    // Keep memory flat on long captures: drop streams that are done.
+                    if s.is_finished() {
+                        self.sessions.remove(&stream);
+                    }
                 }
             }
         }
@@ -176,6 +185,7 @@ impl Tracer {
         let origin = Origin {
             frame: d.frame,
             time: self.relative(d.timestamp),
+            epoch: d.timestamp,
             transport: Transport::Udp,
             stream: d.stream,
             src: d.src,

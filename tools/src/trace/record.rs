@@ -30,6 +30,8 @@ pub struct Origin {
     pub frame: u32,
     /// Time since the first frame of the capture.
     pub time: Timestamp,
+    /// The frame's own timestamp (seconds since the epoch, as captured).
+    pub epoch: Timestamp,
     pub transport: Transport,
     /// tshark's `tcp.stream` / `udp.stream`.
     pub stream: u32,
@@ -91,6 +93,7 @@ impl Record {
         let mut m = Map::new();
         m.insert("frame".into(), o.frame.into());
         m.insert("time".into(), Value::from(o.time.as_secs_f64()));
+        m.insert("epoch".into(), Value::from(o.epoch.as_secs_f64()));
         m.insert("transport".into(), o.transport.as_str().into());
         m.insert("stream".into(), o.stream.into());
         m.insert("src".into(), o.src.to_string().into());
@@ -144,4 +147,54 @@ pub fn quoted(bytes: &[u8], max: usize) -> String {
     }
     out.push('"');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_helpers() {
+        assert_eq!(hex(&[0, 0xff, 0x10]), "00ff10");
+        assert_eq!(text_or_hex(b"GTKG"), "GTKG");
+        assert_eq!(text_or_hex(&[1, 2]), "0x0102");
+        assert_eq!(text_or_hex(b""), "");
+        assert_eq!(quoted(b"a\"b\\c\n", 10), "\"a\\\"b\\\\c\\x0a\"");
+        assert_eq!(quoted("héllo wörld".as_bytes(), 5), "\"héllo…\"");
+        assert_eq!(quoted(&[0xff, b'a'], 5), "\"\u{fffd}a\"");
+    }
+
+    #[test]
+    fn line_and_json_carry_the_origin() {
+        let origin = Origin {
+            frame: 12,
+            time: Timestamp {
+                secs: 3,
+                nanos: 500_000_000,
+            },
+            epoch: Timestamp {
+                secs: 1_000_000_003,
+                nanos: 500_000_000,
+            },
+            transport: Transport::Udp,
+            stream: 4,
+            src: "10.0.0.1:1".parse().unwrap(),
+            dst: "10.0.0.2:2".parse().unwrap(),
+            dir: Direction::ServerToClient,
+        };
+        let mut f = Map::new();
+        f.insert("x".into(), 1.into());
+        let r = Record::new(origin, "descriptor", "Ping".into(), f);
+        assert_eq!(
+            r.to_line(),
+            "    12     3.500000 udp#4 10.0.0.1:1 > 10.0.0.2:2 Ping"
+        );
+        let j = r.to_json();
+        assert_eq!(j["frame"], 12);
+        assert_eq!(j["time"], 3.5);
+        assert_eq!(j["epoch"], 1_000_000_003.5);
+        assert_eq!(j["dir"], "resp>orig");
+        assert_eq!(j["kind"], "descriptor");
+        assert_eq!(j["x"], 1);
+    }
 }

@@ -13,6 +13,7 @@ use hazel_protocol::framer::Framer;
 use hazel_protocol::giv::Giv;
 use hazel_protocol::handshake::{Handshake, Headers, Parsed};
 use hazel_protocol::http::{Request, Response};
+use hazel_protocol::napster::transfer::{DataPortRequest, TransferReply};
 use hazel_protocol::pcap::{Direction, StreamInfo, Timestamp};
 use serde_json::{json, Map, Value};
 
@@ -43,6 +44,12 @@ enum Mode {
         body_left: u64,
     },
     OpenNap,
+    /// OpenNap data port, connecting side: `GET`/`SEND` and the request line.
+    NapRequest,
+    /// OpenNap data port, accepting side after its `1`: the size or offset reply.
+    NapReply,
+    /// OpenNap data port: file data, counted and skipped.
+    NapData,
     /// Not decoded from here on (the reason was reported when entering).
     Ignore,
 }
@@ -56,6 +63,7 @@ struct Half {
     blocks: Vec<Handshake>,
     frame: u32,
     time: Timestamp,
+    epoch: Timestamp,
 }
 
 impl Half {
@@ -66,8 +74,19 @@ impl Half {
             blocks: Vec::new(),
             frame: 0,
             time: Timestamp::default(),
+            epoch: Timestamp::default(),
         }
     }
+}
+
+/// Where a piece of stream data was seen.
+#[derive(Debug, Clone, Copy)]
+pub struct At {
+    pub frame: u32,
+    /// Since the first frame of the capture.
+    pub time: Timestamp,
+    /// As captured.
+    pub epoch: Timestamp,
 }
 
 /// One TCP stream being decoded.
@@ -75,6 +94,15 @@ impl Half {
 pub struct Session {
     info: StreamInfo,
     halves: [Half; 2],
+    /// The connecting side has sent something (the data-port greeting `1`
+    /// comes from the accepting side before anything else).
+    client_spoke: bool,
+    /// The accepting side opened with the OpenNap data-port greeting.
+    nap_greeting: bool,
+    /// The data-port request was `SEND` (push) rather than `GET`.
+    nap_send: bool,
+    /// For each HTTP request not yet answered: was it a HEAD (no body back)?
+    unanswered_heads: std::collections::VecDeque<bool>,
 }
 
 /// What a finished 0.6 handshake agreed for the bytes that follow.
@@ -90,7 +118,16 @@ impl Session {
         Session {
             info,
             halves: [Half::new(), Half::new()],
+            client_spoke: false,
+            nap_greeting: false,
+            nap_send: false,
+            unanswered_heads: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Both directions have ended: nothing more will come out of this stream.
+    pub fn is_finished(&self) -> bool {
+        self.halves.iter().all(|h| matches!(h.mode, Mode::Ignore))
     }
 
     fn origin(&self, dir: Direction) -> Origin {
@@ -102,6 +139,7 @@ impl Session {
         Origin {
             frame: h.frame,
             time: h.time,
+            epoch: h.epoch,
             transport: Transport::Tcp,
             stream: self.info.id,
             src,
@@ -158,20 +196,23 @@ impl Session {
     pub fn data(
         &mut self,
         dir: Direction,
-        frame: u32,
-        time: Timestamp,
+        at: At,
         data: &[u8],
         out: &mut Vec<Record>,
         summary: &mut Summary,
     ) {
         let h = &mut self.halves[dir.index()];
-        h.frame = frame;
-        h.time = time;
+        h.frame = at.frame;
+        h.time = at.time;
+        h.epoch = at.epoch;
         if matches!(h.mode, Mode::Ignore) {
             return;
         }
         h.buf.extend_from_slice(data);
         self.pump(dir, out, summary);
+        if dir == Direction::ClientToServer {
+            self.client_spoke = true;
+        }
         // This side's progress may settle what the other side was waiting for.
         let other = dir.reverse();
         if matches!(self.halves[other.index()].mode, Mode::AwaitLink) {
@@ -207,7 +248,8 @@ impl Session {
                 *body_left -= len + h.buf.len() as u64;
                 h.buf.clear();
             }
-            Mode::Ignore => {}
+            // File data on an OpenNap data port: nothing to resynchronise.
+            Mode::Ignore | Mode::NapData => {}
             _ => {
                 self.note(
                     dir,
@@ -223,6 +265,12 @@ impl Session {
 
     /// The direction ended (FIN/RST) or the capture did.
     pub fn end(&mut self, dir: Direction, out: &mut Vec<Record>, summary: &mut Summary) {
+        if matches!(self.halves[dir.index()].mode, Mode::NapReply)
+            && !self.halves[dir.index()].buf.is_empty()
+        {
+            // A number at the very end may have been waiting for a non-digit.
+            self.nap_reply(dir, true, out, summary);
+        }
         let h = &self.halves[dir.index()];
         let left = h.buf.len()
             + match &h.mode {
@@ -230,7 +278,7 @@ impl Session {
                 _ => 0,
             };
         let waiting_body = matches!(h.mode, Mode::HttpResponses { body_left } if body_left > 0);
-        if left > 0 && !matches!(h.mode, Mode::Ignore) && !waiting_body {
+        if left > 0 && !matches!(h.mode, Mode::Ignore | Mode::NapData) && !waiting_body {
             self.note(
                 dir,
                 format!("stream ends inside a message ({left} bytes left undecoded)"),
@@ -252,6 +300,14 @@ impl Session {
                 Mode::HttpRequests => self.http_request(dir, out, summary),
                 Mode::HttpResponses { .. } => self.http_response(dir, out, summary),
                 Mode::OpenNap => self.opennap(dir, out, summary),
+                Mode::NapRequest => self.nap_request(dir, out, summary),
+                Mode::NapReply => self.nap_reply(dir, false, out, summary),
+                Mode::NapData => {
+                    let h = &mut self.halves[dir.index()];
+                    summary.nap_data_bytes += h.buf.len() as u64;
+                    h.buf.clear();
+                    false
+                }
                 Mode::Ignore => false,
             };
             if !progressed {
@@ -264,6 +320,28 @@ impl Session {
         let buf = &self.halves[dir.index()].buf;
         if buf.is_empty() {
             return false;
+        }
+        if dir == Direction::ServerToClient && !self.client_spoke && buf.first() == Some(&b'1') {
+            // The accepting side of an OpenNap data port speaks first, with "1".
+            self.nap_greeting = true;
+            let mut f = Map::new();
+            f.insert("piece".into(), "greeting".into());
+            self.emit(
+                dir,
+                "opennap_data",
+                "OpenNap data port: greeting \"1\"".into(),
+                f,
+                out,
+            );
+            summary.count("OpenNap data port");
+            let h = &mut self.halves[dir.index()];
+            h.buf.drain(..1);
+            h.mode = Mode::NapReply;
+            return true;
+        }
+        if dir == Direction::ClientToServer && self.nap_greeting {
+            self.halves[dir.index()].mode = Mode::NapRequest;
+            return true;
         }
         let could_be = |word: &[u8]| {
             let n = buf.len().min(word.len());
@@ -533,6 +611,10 @@ impl Session {
             Ok(Parsed::NeedMore) => false,
             Ok(Parsed::Complete { message, consumed }) => {
                 summary.count("HTTP request");
+                if self.unanswered_heads.len() < 1024 {
+                    self.unanswered_heads
+                        .push_back(message.method == hazel_protocol::http::Method::Head);
+                }
                 let line = format!(
                     "{} {} {}",
                     message.method.as_str(),
@@ -587,7 +669,17 @@ impl Session {
             Ok(Parsed::NeedMore) => false,
             Ok(Parsed::Complete { message, consumed }) => {
                 summary.count("HTTP response");
-                let length = message.content_length().ok().flatten();
+                let answers_head = self.unanswered_heads.pop_front().unwrap_or(false);
+                // No body after a HEAD, a 1xx, a 204 or a 304, whatever the headers say.
+                let bodiless = answers_head
+                    || (100..200).contains(&message.code)
+                    || message.code == 204
+                    || message.code == 304;
+                let length = if bodiless {
+                    Some(0)
+                } else {
+                    message.content_length().ok().flatten()
+                };
                 let mut f = Map::new();
                 f.insert("status_line".into(), message.status_line().into());
                 f.insert(
@@ -614,7 +706,7 @@ impl Session {
                 if let Some(range) = message.headers.get("Content-Range") {
                     text.push_str(&format!(" Content-Range: {range}"));
                 }
-                if let Some(l) = length {
+                if let Some(l) = length.filter(|&l| l > 0) {
                     text.push_str(&format!(" body={l}"));
                 }
                 self.emit(dir, "http_response", text, f, out);
@@ -628,6 +720,93 @@ impl Session {
             }
             Err(e) => {
                 self.error(dir, format!("HTTP response head: {e}"), out, summary);
+                false
+            }
+        }
+    }
+
+    fn nap_request(
+        &mut self,
+        dir: Direction,
+        out: &mut Vec<Record>,
+        summary: &mut Summary,
+    ) -> bool {
+        match DataPortRequest::parse(&self.halves[dir.index()].buf) {
+            Ok(None) => false,
+            Ok(Some((request, used))) => {
+                summary.count("OpenNap data port");
+                let (word, nick, name, number, what) = match &request {
+                    DataPortRequest::Get { nick, name, offset } => {
+                        ("GET", nick, name, *offset, "offset")
+                    }
+                    DataPortRequest::Send { nick, name, size } => {
+                        ("SEND", nick, name, *size, "size")
+                    }
+                };
+                self.nap_send = word == "SEND";
+                let mut f = Map::new();
+                f.insert("piece".into(), "request".into());
+                f.insert("command".into(), word.into());
+                f.insert("nick".into(), String::from_utf8_lossy(nick).into());
+                f.insert("name".into(), String::from_utf8_lossy(name).into());
+                f.insert(what.into(), number.into());
+                self.emit(
+                    dir,
+                    "opennap_data",
+                    format!(
+                        "OpenNap data port: {word} nick={} file={} {what}={number}",
+                        quoted(nick, 40),
+                        quoted(name, 120)
+                    ),
+                    f,
+                    out,
+                );
+                let h = &mut self.halves[dir.index()];
+                h.buf.drain(..used);
+                // After a SEND the pushing sharer sends the file; after a GET nothing.
+                h.mode = Mode::NapData;
+                true
+            }
+            Err(e) => {
+                self.error(dir, format!("OpenNap data-port request: {e}"), out, summary);
+                false
+            }
+        }
+    }
+
+    fn nap_reply(
+        &mut self,
+        dir: Direction,
+        end_of_piece: bool,
+        out: &mut Vec<Record>,
+        summary: &mut Summary,
+    ) -> bool {
+        match TransferReply::parse(&self.halves[dir.index()].buf, end_of_piece) {
+            Ok(None) => false,
+            Ok(Some((reply, used))) => {
+                summary.count("OpenNap data port");
+                // To a GET the sharer answers the size; to a SEND the downloader the offset.
+                let what = if self.nap_send { "offset" } else { "size" };
+                let mut f = Map::new();
+                f.insert("piece".into(), "reply".into());
+                let text = match &reply {
+                    TransferReply::Number(n) => {
+                        f.insert(what.into(), (*n).into());
+                        format!("OpenNap data port: {what} {n}")
+                    }
+                    TransferReply::Refused(t) => {
+                        f.insert("refused".into(), String::from_utf8_lossy(t).into());
+                        format!("OpenNap data port: refused {}", quoted(t, 80))
+                    }
+                };
+                self.emit(dir, "opennap_data", text, f, out);
+                let h = &mut self.halves[dir.index()];
+                h.buf.drain(..used);
+                h.mode = Mode::NapData;
+                true
+            }
+            Err(e) => {
+                self.error(dir, format!("OpenNap data-port reply: {e}"), out, summary);
                 false
             }
         }

@@ -20,6 +20,8 @@ pub struct Summary {
     pub inflated_bytes: u64,
     pub tls_directions: u64,
     pub http_body_bytes: u64,
+    /// File bytes seen on OpenNap data ports.
+    pub nap_data_bytes: u64,
     pub gaps: u64,
     pub notes: u64,
     pub errors: u64,
@@ -102,6 +104,7 @@ impl Summary {
             "inflated_bytes": self.inflated_bytes,
             "tls_directions": self.tls_directions,
             "http_body_bytes": self.http_body_bytes,
+            "nap_data_bytes": self.nap_data_bytes,
             "gaps": self.gaps,
             "errors": self.errors,
             "file_errors": self.file_errors,
