@@ -1,6 +1,14 @@
 //! The running servent: the sans-IO [`Core`] and the library scanner put
 //! together behind the reactor's [`Engine`] interface, the shell's commands
 //! answered from them, and [`run`], which starts everything `hazel` needs.
+//!
+//! Besides the overlay (handed to the core), the node serves the other kinds
+//! of connection the reactor sniffs: HTTP `GET`/`HEAD` through the shares'
+//! upload session (file bodies read in 64 KiB chunks as the socket drains),
+//! and GIV callbacks for Pushes addressed to us (connect out, send the GIV,
+//! serve the `GET` that follows). A GIV arriving unasked is closed: Hazel has
+//! no downloads waiting for one. Files it writes: `hosts`, `servent-id`,
+//! `port` and `control.sock` in the data dir (the library adds its SHA-1 cache).
 
 use crate::config::{Config, ProtocolVersion};
 use crate::control;
