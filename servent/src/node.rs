@@ -616,7 +616,13 @@ pub fn run(config: Config) -> io::Result<()> {
     let (mut reactor, data) = build(&config)?;
     let listen_addr = reactor.local_addr();
     let handle = reactor.handle();
-    let _control = control::serve(&data.path(CONTROL_SOCKET), handle.clone())?;
+    let socket = data.path(CONTROL_SOCKET);
+    let _control = control::serve(&socket, handle.clone()).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("control socket {}: {e}", socket.display()),
+        )
+    })?;
     // Announce the port last, once commands can be taken: tests wait for this file.
     data.save_atomic(PORT_FILE, format!("{listen_addr}\n").as_bytes())?;
     println!("listening on {listen_addr}");
