@@ -1,6 +1,14 @@
 //! The running servent: the sans-IO [`Core`] and the library scanner put
 //! together behind the reactor's [`Engine`] interface, the shell's commands
 //! answered from them, and [`run`], which starts everything `hazel` needs.
+//!
+//! Besides the overlay (handed to the core), the node serves the other kinds
+//! of connection the reactor sniffs: HTTP `GET`/`HEAD` through the shares'
+//! upload session (file bodies read in 64 KiB chunks as the socket drains),
+//! and GIV callbacks for Pushes addressed to us (connect out, send the GIV,
+//! serve the `GET` that follows). A GIV arriving unasked is closed: Hazel has
+//! no downloads waiting for one. Files it writes: `hosts`, `servent-id`,
+//! `port` and `control.sock` in the data dir (the library adds its SHA-1 cache).
 
 use crate::config::{Config, ProtocolVersion};
 use crate::control;
@@ -608,7 +616,13 @@ pub fn run(config: Config) -> io::Result<()> {
     let (mut reactor, data) = build(&config)?;
     let listen_addr = reactor.local_addr();
     let handle = reactor.handle();
-    let _control = control::serve(&data.path(CONTROL_SOCKET), handle.clone())?;
+    let socket = data.path(CONTROL_SOCKET);
+    let _control = control::serve(&socket, handle.clone()).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("control socket {}: {e}", socket.display()),
+        )
+    })?;
     // Announce the port last, once commands can be taken: tests wait for this file.
     data.save_atomic(PORT_FILE, format!("{listen_addr}\n").as_bytes())?;
     println!("listening on {listen_addr}");

@@ -247,6 +247,9 @@ struct Conn {
     state: State,
     /// WRITABLE currently registered.
     writable: bool,
+    /// Listed in `unfinished_reads` (at most once: a connection listed again
+    /// on every turn would be read ever more often and starve the writes).
+    read_listed: bool,
 }
 
 /// The event loop and everything it owns.
@@ -477,6 +480,7 @@ impl<E: Engine> Reactor<E> {
             peer,
             state,
             writable: interest.is_writable(),
+            read_listed: false,
         });
         self.by_id.insert(id, key);
         Ok(id)
@@ -637,7 +641,10 @@ impl<E: Engine> Reactor<E> {
                     }
                     total += n;
                     if total >= READ_BUDGET {
-                        self.unfinished_reads.push_back(id);
+                        if !conn.read_listed {
+                            conn.read_listed = true;
+                            self.unfinished_reads.push_back(id);
+                        }
                         return;
                     }
                 }
@@ -654,8 +661,17 @@ impl<E: Engine> Reactor<E> {
 
     fn continue_reads(&mut self, now: Instant) {
         let pending: Vec<ConnId> = self.unfinished_reads.drain(..).collect();
+        // Each connection at most once (see `Conn::read_listed`); the flood
+        // test below trips this if the rule is broken.
+        debug_assert!(
+            pending.len() <= self.conns.len(),
+            "a connection listed twice"
+        );
         for id in pending {
             if let Some(&key) = self.by_id.get(&id) {
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.read_listed = false;
+                }
                 self.read_open(key, now);
             }
         }

@@ -7,11 +7,17 @@
 //! - `route`: N neighbours (default 8) flood TTL-2 Queries with unique ids; the
 //!   servent forwards each to the other N-1 with TTL 1, where they are counted.
 //!   Routed/s is what the neighbours receive; CPU comes from `/proc/PID/stat`.
+//!   By default the flood is closed-loop (`--window`: at most that many routed
+//!   descriptors outstanding), which measures routing capacity without drops;
+//!   `--window 0` floods open-loop to watch the drop policy under overload.
 //! - `idle`: M connections (default 1000) handshake and stay idle; memory per
 //!   connection is the VmRSS delta divided by M.
 //! - `dedup`: one neighbour sends U unique TTL-1 Queries (default 1 million);
 //!   the servent must remember each id (dedup) without forwarding; the table
 //!   sizes (`stats`, through the control socket) and VmRSS show the bound.
+//!
+//! Example: `cargo build --release -p hazel-servent -p hazel-tools` then
+//! `target/release/hazel-load servent all` (finds `hazel` next to itself).
 //!
 //! Every wait is bounded; every socket is closed at the end; a spawned servent
 //! is killed at the end even on error.
