@@ -517,3 +517,38 @@ proptest! {
         prop_assert_eq!(index.total_files(), 0);
     }
 }
+
+#[test]
+fn removed_files_vanish_from_searches_before_the_purge_and_slots_wait_for_it() {
+    let mut index = Index::new();
+    let alice = index.add_user("alice", lo(), 1);
+    for i in 0..10 {
+        index
+            .add_file(alice, &file(&format!("tune {i}.mp3"), 1, 1))
+            .unwrap();
+    }
+    assert!(index.remove_file(alice, b"tune 3.mp3"));
+    assert_eq!(index.removed.len(), 1, "one removal of ten does not purge");
+    let hits = index.search(&SearchQuery::simple(b"tune", 100), None, 100);
+    assert_eq!(hits.len(), 9);
+    assert!(index
+        .search(&SearchQuery::simple(b"3", 100), None, 100)
+        .is_empty());
+    let new_id = index.add_file(alice, &file("tune 3.mp3", 1, 1)).unwrap();
+    assert_eq!(new_id.index(), 10, "the removed slot is not reused yet");
+    assert_eq!(
+        index.search(&SearchQuery::simple(b"3", 100), None, 100),
+        vec![new_id]
+    );
+    index.purge();
+    assert!(index.removed.is_empty());
+    assert_eq!(index.postings.get(&b"3"[..]).map(Vec::len), Some(1));
+    let reused = index.add_file(alice, &file("other.mp3", 1, 1)).unwrap();
+    assert_eq!(reused.index(), 3, "after the purge the slot is reused");
+    assert_eq!(
+        index
+            .search(&SearchQuery::simple(b"tune", 100), None, 100)
+            .len(),
+        10
+    );
+}
