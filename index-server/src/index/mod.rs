@@ -327,6 +327,18 @@ fn posting_insert(list: &mut Vec<u32>, id: u32) {
     }
 }
 
+/// Appends the ids present in both ascending lists to `out`.
+fn intersect_sorted(a: &[u32], b: &[u32], out: &mut Vec<u32>) {
+    let (mut i, mut j) = (0, 0);
+    while let (Some(&x), Some(&y)) = (a.get(i), b.get(j)) {
+        if x == y {
+            out.push(x);
+        }
+        i += usize::from(x <= y);
+        j += usize::from(y <= x);
+    }
+}
+
 /// First position at or after `from` whose value is ≥ `target` (galloping,
 /// then binary search inside the bracket).
 fn gallop(list: &[u32], from: usize, target: u32) -> usize {
@@ -739,8 +751,19 @@ impl Index {
         let Some((rarest, others)) = lists.split_first() else {
             return;
         };
+        // Two lists of similar length: one branch-free merge pass beats a
+        // probe per candidate (whose exit branch mispredicts half the time).
+        // Very unequal lengths: walk the short one and gallop in the other.
+        let mut merged = Vec::new();
+        let (candidates, others): (&[u32], &[&[u32]]) = match others.split_first() {
+            Some((second, rest)) if second.len() <= 32 * rarest.len() => {
+                intersect_sorted(rarest, second, &mut merged);
+                (&merged, rest)
+            }
+            _ => (rarest, others),
+        };
         let mut cursors = vec![0usize; others.len()];
-        'candidates: for &id in rarest.iter() {
+        'candidates: for &id in candidates.iter() {
             for (list, cursor) in others.iter().zip(cursors.iter_mut()) {
                 *cursor = gallop(list, *cursor, id);
                 if list.get(*cursor) != Some(&id) {
