@@ -4,15 +4,19 @@
 //! Layout, chosen for memory (≤ 0.25 KB per file at 10 million files) and
 //! for search speed:
 //! - one 32-byte [`FileRecord`] per file in a table indexed by [`FileId`];
-//!   freed slots go on a free list and are reused;
+//!   removed slots are reused after the next purge (below);
 //! - each user's names and md5s live in that user's own byte arena, so a
 //!   logout (the common removal) frees them at once; a single unshare leaves
 //!   a hole that is compacted away once holes exceed half the arena;
 //! - md5s that are 32 lower-case hex digits are stored as 16 raw bytes;
 //! - postings: word → ascending `Vec<u32>` of file ids. Sorted order lets a
-//!   multi-word search walk the rarest list and gallop through the others;
-//!   a removal re-tokenizes the stored name and binary-searches each list,
-//!   and a word whose list empties is dropped, so nothing leaks.
+//!   multi-word search walk the rarest list and gallop through the others.
+//!   Removal is lazy: a removed file's slot is marked (searches skip it) and
+//!   its ids are purged from all lists in one pass once removed files
+//!   outnumber half the live ones; the purge also drops words left with no
+//!   files and releases the slots. Removing one posting at a time instead
+//!   moved the tail of every long list per file: a 10-million-file server
+//!   stalled for minutes when its users logged out.
 //!
 //! Tokenization is opennap-ng's ([`tokenize`]).
 
@@ -123,6 +127,11 @@ pub struct Index {
     user_count: usize,
     files: Vec<FileRecord>,
     free_files: Vec<u32>,
+    /// Removed files whose ids may still sit in posting lists; reusable
+    /// only after the next purge.
+    removed: Vec<u32>,
+    /// One bit per file slot: set while the slot is in `removed`.
+    removed_bits: Vec<u64>,
     postings: HashMap<Box<[u8]>, Vec<u32>>,
     total_files: u64,
     total_bytes: u64,
@@ -318,41 +327,15 @@ fn posting_insert(list: &mut Vec<u32>, id: u32) {
     }
 }
 
-/// Removes every posting of `id` under the words of `name`.
-fn unpost(postings: &mut HashMap<Box<[u8]>, Vec<u32>>, words: &mut WordList, name: &[u8], id: u32) {
-    words.clear();
-    words.add_path(name);
-    for word in words.iter() {
-        let now_empty = match postings.get_mut(word) {
-            Some(list) => {
-                if let Ok(at) = list.binary_search(&id) {
-                    list.remove(at);
-                }
-                if list.capacity() > 16 && list.len() < list.capacity() / 4 {
-                    list.shrink_to(list.len() * 2);
-                }
-                list.is_empty()
-            }
-            None => false,
-        };
-        if now_empty {
-            postings.remove(word);
+/// Appends the ids present in both ascending lists to `out`.
+fn intersect_sorted(a: &[u32], b: &[u32], out: &mut Vec<u32>) {
+    let (mut i, mut j) = (0, 0);
+    while let (Some(&x), Some(&y)) = (a.get(i), b.get(j)) {
+        if x == y {
+            out.push(x);
         }
-    }
-}
-
-/// Removes the ascending `ids` from the ascending `list` in one pass, and
-/// gives back memory once the list is mostly empty.
-fn remove_sorted(list: &mut Vec<u32>, ids: &[u32]) {
-    let mut next = 0;
-    list.retain(|&v| {
-        while ids.get(next).is_some_and(|&id| id < v) {
-            next += 1;
-        }
-        ids.get(next) != Some(&v)
-    });
-    if list.capacity() > 16 && list.len() < list.capacity() / 4 {
-        list.shrink_to(list.len() * 2);
+        i += usize::from(x <= y);
+        j += usize::from(y <= x);
     }
 }
 
@@ -571,11 +554,6 @@ impl Index {
         let Some(u) = self.users.get_mut(user.index()).and_then(Option::as_mut) else {
             return false;
         };
-        let start = record.name_at as usize;
-        let name_end = start + usize::from(record.name_len);
-        if let Some(name) = u.arena.get(start..name_end) {
-            unpost(&mut self.postings, &mut self.words, name, id.0);
-        }
         if let Some(pos) = u.files.iter().position(|&f| f == id.0) {
             u.files.swap_remove(pos);
         }
@@ -583,6 +561,7 @@ impl Index {
         u.bytes_shared -= record.size;
         self.free_file_slot(id.0, record.size);
         self.compact_arena_if_sparse(user);
+        self.purge_if_worthwhile();
         true
     }
 
@@ -592,56 +571,67 @@ impl Index {
         let Some(u) = self.users.get_mut(user.index()).and_then(Option::as_mut) else {
             return 0;
         };
-        let mut files = std::mem::take(&mut u.files);
-        let arena = std::mem::take(&mut u.arena);
+        let files = std::mem::take(&mut u.files);
+        u.arena = Vec::new();
         u.garbage = 0;
         u.bytes_shared = 0;
-        // Group the ids by word first, then take each word's ids out of its
-        // list in one merge pass: removing them one by one would move the
-        // tail of a long list (a word every name shares) once per file.
-        files.sort_unstable();
-        let mut by_word: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
         for &id in &files {
-            let Some(record) = self.files.get(id as usize).copied() else {
-                continue;
-            };
-            let start = record.name_at as usize;
-            if let Some(name) = arena.get(start..start + usize::from(record.name_len)) {
-                self.words.clear();
-                self.words.add_path(name);
-                for word in self.words.iter() {
-                    match by_word.get_mut(word) {
-                        Some(ids) => ids.push(id),
-                        None => {
-                            by_word.insert(word.to_vec(), vec![id]);
-                        }
-                    }
-                }
-            }
-            self.free_file_slot(id, record.size);
+            let size = self.files.get(id as usize).map_or(0, |r| r.size);
+            self.free_file_slot(id, size);
         }
-        for (word, ids) in by_word {
-            let now_empty = match self.postings.get_mut(word.as_slice()) {
-                Some(list) => {
-                    remove_sorted(list, &ids);
-                    list.is_empty()
-                }
-                None => false,
-            };
-            if now_empty {
-                self.postings.remove(word.as_slice());
-            }
-        }
+        self.purge_if_worthwhile();
         files.len()
     }
 
+    /// Marks a slot removed. Its id stays in the posting lists (searches
+    /// skip it: its owner is FREE) until the next purge; the slot is not
+    /// reused before then, so a stale id can never name another file.
     fn free_file_slot(&mut self, id: u32, size: u64) {
         if let Some(slot) = self.files.get_mut(id as usize) {
             slot.owner = FREE;
         }
-        self.free_files.push(id);
+        let word = id as usize / 64;
+        if self.removed_bits.len() <= word {
+            self.removed_bits.resize(word + 1, 0);
+        }
+        if let Some(bits) = self.removed_bits.get_mut(word) {
+            *bits |= 1 << (id % 64);
+        }
+        self.removed.push(id);
         self.total_files -= 1;
         self.total_bytes -= size;
+    }
+
+    /// Purges once removed files outnumber half the live ones: each purge
+    /// costs one pass over the postings and removes at least a third of
+    /// them, so removal stays O(1) amortized per posting, and a logout does
+    /// not touch the posting lists at all.
+    fn purge_if_worthwhile(&mut self) {
+        if !self.removed.is_empty() && self.removed.len() as u64 * 2 > self.total_files {
+            self.purge();
+        }
+    }
+
+    /// Drops every removed id from the posting lists, drops words left with
+    /// no files, and makes the removed slots reusable.
+    pub fn purge(&mut self) {
+        if self.removed.is_empty() {
+            return;
+        }
+        let bits = &self.removed_bits;
+        let is_removed = |id: u32| {
+            bits.get(id as usize / 64)
+                .is_some_and(|w| w & (1 << (id % 64)) != 0)
+        };
+        self.postings.retain(|_, list| {
+            list.retain(|&id| !is_removed(id));
+            if list.capacity() > 16 && list.len() < list.capacity() / 4 {
+                list.shrink_to(list.len() * 2);
+            }
+            !list.is_empty()
+        });
+        self.removed_bits.iter_mut().for_each(|w| *w = 0);
+        self.free_files.append(&mut self.removed);
     }
 
     /// Rewrites a user's arena without holes once holes are most of it.
@@ -761,8 +751,19 @@ impl Index {
         let Some((rarest, others)) = lists.split_first() else {
             return;
         };
+        // Two lists of similar length: one branch-free merge pass beats a
+        // probe per candidate (whose exit branch mispredicts half the time).
+        // Very unequal lengths: walk the short one and gallop in the other.
+        let mut merged = Vec::new();
+        let (candidates, others): (&[u32], &[&[u32]]) = match others.split_first() {
+            Some((second, rest)) if second.len() <= 32 * rarest.len() => {
+                intersect_sorted(rarest, second, &mut merged);
+                (&merged, rest)
+            }
+            _ => (rarest, others),
+        };
         let mut cursors = vec![0usize; others.len()];
-        'candidates: for &id in rarest.iter() {
+        'candidates: for &id in candidates.iter() {
             for (list, cursor) in others.iter().zip(cursors.iter_mut()) {
                 *cursor = gallop(list, *cursor, id);
                 if list.get(*cursor) != Some(&id) {
@@ -775,7 +776,7 @@ impl Index {
             let Some(record) = self.files.get(id as usize) else {
                 continue;
             };
-            if Some(record.owner) == searcher {
+            if record.owner == FREE || Some(record.owner) == searcher {
                 continue;
             }
             if excluded.iter().any(|l| l.binary_search(&id).is_ok()) {
@@ -833,7 +834,9 @@ impl Index {
     /// an estimate of the hash table's per-slot overhead).
     pub fn memory_use(&self) -> MemoryUse {
         let file_table = self.files.capacity() * std::mem::size_of::<FileRecord>()
-            + self.free_files.capacity() * 4;
+            + self.free_files.capacity() * 4
+            + self.removed.capacity() * 4
+            + self.removed_bits.capacity() * 8;
         let mut arenas = 0;
         let mut users = self.users.capacity() * std::mem::size_of::<Option<User>>()
             + self.free_users.capacity() * 4;

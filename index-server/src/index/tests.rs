@@ -395,7 +395,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u8..4, any::<usize>()).prop_map(|(user, pick)| Op::RemoveFile { user, pick }),
         1 => (0u8..4).prop_map(Op::RemoveAll),
         1 => (0u8..4).prop_map(Op::RemoveUser),
-        4 => (prop::collection::vec(0u8..10, 1..3), prop::collection::vec(0u8..10, 0..2), 0u8..5, 0u32..6, prop::option::of(prop_oneof![Just(192u32), Just(320)]))
+        4 => (prop::collection::vec(0u8..10, 1..4), prop::collection::vec(0u8..10, 0..2), 0u8..5, 0u32..6, prop::option::of(prop_oneof![Just(192u32), Just(320)]))
             .prop_map(|(words, excludes, searcher, max, min_bitrate)| Op::Search { words, excludes, searcher, max, min_bitrate }),
     ]
 }
@@ -408,6 +408,18 @@ struct ModelFile {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn intersect_sorted_keeps_exactly_the_common_ids(
+        a in prop::collection::btree_set(0u32..500, 0..200),
+        b in prop::collection::btree_set(0u32..500, 0..200),
+    ) {
+        let (a, b): (Vec<u32>, Vec<u32>) = (a.into_iter().collect(), b.into_iter().collect());
+        let mut out = Vec::new();
+        intersect_sorted(&a, &b, &mut out);
+        let expected: Vec<u32> = a.iter().copied().filter(|x| b.contains(x)).collect();
+        prop_assert_eq!(out, expected);
+    }
 
     #[test]
     fn gallop_finds_the_first_position_not_below_the_target(
@@ -516,4 +528,66 @@ proptest! {
         prop_assert_eq!(index.word_count(), 0);
         prop_assert_eq!(index.total_files(), 0);
     }
+}
+
+#[test]
+fn removed_files_vanish_from_searches_before_the_purge_and_slots_wait_for_it() {
+    let mut index = Index::new();
+    let alice = index.add_user("alice", lo(), 1);
+    for i in 0..10 {
+        index
+            .add_file(alice, &file(&format!("tune {i}.mp3"), 1, 1))
+            .unwrap();
+    }
+    assert!(index.remove_file(alice, b"tune 3.mp3"));
+    assert_eq!(index.removed.len(), 1, "one removal of ten does not purge");
+    let hits = index.search(&SearchQuery::simple(b"tune", 100), None, 100);
+    assert_eq!(hits.len(), 9);
+    assert!(index
+        .search(&SearchQuery::simple(b"3", 100), None, 100)
+        .is_empty());
+    let new_id = index.add_file(alice, &file("tune 3.mp3", 1, 1)).unwrap();
+    assert_eq!(new_id.index(), 10, "the removed slot is not reused yet");
+    assert_eq!(
+        index.search(&SearchQuery::simple(b"3", 100), None, 100),
+        vec![new_id]
+    );
+    index.purge();
+    assert!(index.removed.is_empty());
+    assert_eq!(index.postings.get(&b"3"[..]).map(Vec::len), Some(1));
+    let reused = index.add_file(alice, &file("other.mp3", 1, 1)).unwrap();
+    assert_eq!(reused.index(), 3, "after the purge the slot is reused");
+    assert_eq!(
+        index
+            .search(&SearchQuery::simple(b"tune", 100), None, 100)
+            .len(),
+        10
+    );
+}
+
+#[test]
+fn skewed_and_three_word_intersections() {
+    let mut index = Index::new();
+    let u = index.add_user("u", lo(), 1);
+    for i in 0..100 {
+        index
+            .add_file(u, &file(&format!("common filler{i}.mp3"), 1, 1))
+            .unwrap();
+    }
+    let rare = index
+        .add_file(u, &file("common rare extra.mp3", 1, 1))
+        .unwrap();
+    index.add_file(u, &file("common extra.mp3", 1, 1)).unwrap();
+    // 1 "rare" against 102 "common": the galloping path.
+    let hits = index.search(&SearchQuery::simple(b"rare common", 100), None, 100);
+    assert_eq!(hits, vec![rare]);
+    // Merge of the two shortest, then a gallop in the third.
+    let hits = index.search(&SearchQuery::simple(b"common extra rare", 100), None, 100);
+    assert_eq!(hits, vec![rare]);
+    assert_eq!(
+        index
+            .search(&SearchQuery::simple(b"extra common", 100), None, 100)
+            .len(),
+        2
+    );
 }

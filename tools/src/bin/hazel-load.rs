@@ -20,6 +20,12 @@ struct Cli {
 enum Command {
     /// Share and search against an OpenNap-protocol index server (issue 4's
     /// workload); reports files/s, searches/s, latency, server CPU and memory.
+    ///
+    /// The server must let one client share and search fast: for
+    /// hazel-index, `--searches-per-minute 0 --max-messages-per-second 0
+    /// --clones-per-ip 0 --max-shares <files per client>` and
+    /// `--max-connections` above clients + the largest concurrency.
+    /// Memory per file is meaningful on a freshly started server.
     Index(IndexLoadArgs),
     /// Route, idle-connection and dedup measurements of a real `hazel`
     /// servent (issue 3's workload): routed descriptors/s, CPU per routed

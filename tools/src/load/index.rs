@@ -23,7 +23,7 @@ use super::percentile;
 use super::proc_stats::{self, ProcSample};
 use hazel_protocol::napster::message::kind;
 use hazel_protocol::napster::{
-    ClientMessage, Frame, Login, NapsterFramer, SearchQuery, ServerMessage, SharedFile,
+    ClientMessage, Frame, Login, NapsterFramer, SearchQuery, SharedFile,
 };
 use serde::Serialize;
 use std::io::{ErrorKind, Read, Write};
@@ -329,18 +329,9 @@ impl Client {
             match frame.kind {
                 kind::SEARCH_RESULT => results += 1,
                 kind::SEARCH_END => return Ok((started.elapsed(), results, errors)),
-                kind::ERROR_MESSAGE => {
-                    errors += 1;
-                    // A refused search (rate limit) is answered by 404 alone
-                    // on some servers; count it and stop waiting.
-                    if let Ok(ServerMessage::ErrorMessage { message }) =
-                        ServerMessage::from_frame(&frame)
-                    {
-                        if String::from_utf8_lossy(&message).contains("search") {
-                            return Ok((started.elapsed(), results, errors));
-                        }
-                    }
-                }
+                // A refused search (rate limit, invalid request) is a 404
+                // followed by the 202; count it so the run can fail loudly.
+                kind::ERROR_MESSAGE => errors += 1,
                 _ => {}
             }
         }
