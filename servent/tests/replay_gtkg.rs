@@ -1,0 +1,505 @@
+//! A real `hazel` joins a gtk-gnutella ultrapeer as a leaf, and the
+//! ultrapeer's side is what real gtk-gnutella ultrapeers sent in the
+//! captured links of `ndpi-gtkg-0.6-2022.pcap` (tcp.stream 94, 95, 122):
+//! their `200 OK` block verbatim and their zlib stream in the captured TCP
+//! pieces. After the captured stream, the test plays on with descriptors
+//! gtk-gnutella itself made in the same link (the leaf's Pings and its
+//! `Bye 200 Servent shutdown`), compressed onto the same stream: the capture
+//! has no Ping and no Bye from the ultrapeer side.
+//!
+//! A peer would see: hazel offers itself as a deflate-capable leaf, accepts
+//! the compressed link, counts every descriptor by type, forwards none of
+//! the vendor/HSEP messages, answers Pings with Pongs and the captured
+//! "periscope" Queries with QueryHits carrying the file's urn:sha1, and
+//! closes the link on the Bye while it keeps running. The captured refusals
+//! (503 with folded X-Try-Ultrapeers) feed its host cache.
+
+mod e2e_support;
+mod replay_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{SocketAddrV4, TcpListener};
+use std::time::Duration;
+
+use e2e_support::{num, wait_until, RawPeer, Servent, WAIT};
+use hazel_protocol::descriptor::{Descriptor, Extension, Payload};
+use hazel_protocol::framer::{Frame, Framer};
+use hazel_protocol::header::{DescriptorId, PayloadType};
+use replay_support::*;
+use serde_json::Value;
+use sha1::{Digest, Sha1};
+
+/// The file hazel shares: its name matches every Query in the captured
+/// streams (all are "periscope"; some ask for video through GGEP M / XML).
+const SHARED_NAME: &str = "Periscope trailer.avi";
+const SHARED_CONTENT: &[u8] = b"not really a video, but the bytes hazel hashes for urn:sha1\n";
+
+/// gtk-gnutella throttles nothing, hazel accepts one Ping per 3 s per neighbour.
+const PING_THROTTLE_GAP: Duration = Duration::from_millis(3300);
+
+/// The `stats` counter name of a payload type.
+fn stats_key(payload_type: PayloadType) -> &'static str {
+    match payload_type {
+        PayloadType::Ping => "ping",
+        PayloadType::Pong => "pong",
+        PayloadType::Bye => "bye",
+        PayloadType::Push => "push",
+        PayloadType::Query => "query",
+        PayloadType::QueryHit => "query_hit",
+        PayloadType::Other(_) => "other",
+    }
+}
+
+/// Descriptors by `stats` counter name.
+fn count_by_type<'a>(frames: impl IntoIterator<Item = &'a Frame>) -> BTreeMap<&'static str, u64> {
+    let mut counts = BTreeMap::new();
+    for key in ["ping", "pong", "bye", "push", "query", "query_hit", "other"] {
+        counts.insert(key, 0);
+    }
+    for frame in frames {
+        *counts
+            .entry(stats_key(frame.header.payload_type))
+            .or_default() += 1;
+    }
+    counts
+}
+
+/// Frames every byte of `bytes` (inflating first when `deflated`); every
+/// frame must be whole and decode, and re-encode to the same bytes.
+fn frames_of(bytes: &[u8], deflated: bool, who: &str) -> Vec<(Frame, Descriptor)> {
+    let mut framer = if deflated {
+        Framer::deflated()
+    } else {
+        Framer::new()
+    };
+    framer
+        .push(bytes)
+        .unwrap_or_else(|e| panic!("{who}: hazel's stream does not inflate/frame: {e}"));
+    let mut out = Vec::new();
+    while let Some(frame) = framer
+        .next_frame()
+        .unwrap_or_else(|e| panic!("{who}: hazel sent a bad descriptor header: {e}"))
+    {
+        let descriptor = frame.decode().unwrap_or_else(|e| {
+            panic!(
+                "{who}: hazel sent {:?} that does not decode: {e}",
+                frame.header
+            )
+        });
+        assert_eq!(
+            descriptor.to_bytes(),
+            frame.bytes,
+            "{who}: hazel's {:?} does not re-encode byte-identically",
+            frame.header.payload_type
+        );
+        out.push((frame, descriptor));
+    }
+    assert_eq!(
+        framer.buffered(),
+        0,
+        "{who}: hazel's stream stops inside a descriptor"
+    );
+    out
+}
+
+/// The peer hazel lists with the captured user agent, if established.
+fn gtk_peer(hazel: &Servent, user_agent: &str) -> Option<Value> {
+    let peers = hazel.must("peers");
+    peers
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["user_agent"].as_str() == Some(user_agent) && p["state"] == "established")
+        .cloned()
+}
+
+fn replay_link(stream: u32) {
+    let capture = ndpi_capture();
+    let link = CapturedLink::from_capture(&capture, stream);
+    let leaf_frames = client_frames(&capture, stream);
+    let gtk_pings: Vec<&Frame> = leaf_frames
+        .iter()
+        .filter(|f| f.header.payload_type == PayloadType::Ping && f.header.ttl > 0)
+        .collect();
+    let gtk_bye = leaf_frames
+        .iter()
+        .find(|f| f.header.payload_type == PayloadType::Bye)
+        .expect("the captured leaf said Bye");
+    assert!(
+        gtk_pings.len() >= 2,
+        "stream {stream}: want two captured Pings"
+    );
+    let queries: Vec<&Frame> = link
+        .descriptors
+        .iter()
+        .map(|d| &d.frame)
+        .filter(|f| f.header.payload_type == PayloadType::Query)
+        .collect();
+    assert!(!queries.is_empty(), "stream {stream}: no captured Query");
+
+    // What we will send after the captured stream, compressed onto it; check
+    // first that it inflates as part of that stream.
+    let mut tail = DeflateTail::default();
+    let first_ping = tail.compress(&gtk_pings[0].bytes);
+    let later_pings: Vec<u8> = gtk_pings[1..]
+        .iter()
+        .flat_map(|f| f.bytes.iter().copied())
+        .collect();
+    let later_pings = tail.compress(&later_pings);
+    let bye = tail.compress(&gtk_bye.bytes);
+    let mut check = Framer::deflated();
+    for piece in link.pieces.iter().chain([&first_ping, &later_pings, &bye]) {
+        check.push(piece).expect("the continued stream inflates");
+    }
+    let mut continued = 0;
+    while check
+        .next_frame()
+        .expect("the continued stream frames")
+        .is_some()
+    {
+        continued += 1;
+    }
+    assert_eq!(continued, link.descriptors.len() + gtk_pings.len() + 1);
+
+    // The ultrapeer listens; hazel dials it as a leaf.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let up_addr = listener.local_addr().expect("addr").to_string();
+    let hazel = Servent::start(
+        &format!("hazel-{stream}"),
+        &["--connect", &up_addr, "--peers", "1"],
+        &[(SHARED_NAME, SHARED_CONTENT)],
+    );
+    let mut up = accept_within(&listener, WAIT);
+
+    let connect = read_block(&mut up);
+    let text = String::from_utf8_lossy(&connect).to_string();
+    assert!(
+        connect.starts_with(b"GNUTELLA CONNECT/0.6\r\n"),
+        "not a 0.6 CONNECT: {text}"
+    );
+    let offer = parse_block(&connect);
+    let headers = offer.headers().expect("CONNECT has headers");
+    assert_eq!(
+        headers.ultrapeer(),
+        Some(false),
+        "hazel must offer itself as a leaf: {text}"
+    );
+    assert!(
+        headers.accepts_deflate(),
+        "no Accept-Encoding: deflate: {text}"
+    );
+    assert!(
+        headers.user_agent().is_some_and(|ua| !ua.is_empty()),
+        "{text}"
+    );
+    for name in ["Bye-Packet", "Pong-Caching", "GGEP"] {
+        assert!(headers.contains(name), "CONNECT lacks {name}: {text}");
+    }
+
+    send(&mut up, &link.server_ok, "the captured 200 OK");
+    let third = read_block(&mut up);
+    let third_text = String::from_utf8_lossy(&third).to_string();
+    let answer = parse_block(&third);
+    assert_eq!(answer.code(), Some(200), "third step: {third_text}");
+    assert!(
+        answer.headers().is_some_and(|h| h.content_deflate()),
+        "gtk accepted deflate, so hazel must compress: {third_text}"
+    );
+
+    // A second neighbour (plain 0.6, no compression) to see what hazel forwards.
+    let mut other = RawPeer::connect(hazel.addr);
+    hazel.wait_established(2);
+    let user_agent = link.user_agent();
+    let peer = gtk_peer(&hazel, &user_agent)
+        .unwrap_or_else(|| panic!("no established gtk peer: {}", hazel.must("peers")));
+    assert_eq!(peer["protocol"], "0.6");
+    // The file must be hashed before the captured Queries arrive.
+    let hashed = wait_until(WAIT, || {
+        let shares = hazel.must("shares");
+        num(&shares, "files") == 1
+            && shares["list"]
+                .as_array()
+                .is_some_and(|l| l.iter().all(|f| f["sha1"].is_string()))
+    });
+    assert!(hashed, "share not hashed: {}", hazel.must("shares"));
+
+    // The captured stream, piece by piece as TCP carried it.
+    for (i, piece) in link.pieces.iter().enumerate() {
+        send(&mut up, piece, &format!("captured piece {i}"));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    send(&mut up, &first_ping, "the first gtk Ping");
+    std::thread::sleep(PING_THROTTLE_GAP);
+    send(&mut up, &later_pings, "the later gtk Pings");
+    let (hazel_out, closed) = drain(&mut up, Duration::from_millis(1500), WAIT);
+    assert!(!closed, "hazel closed the replayed link:\n{}", hazel.log());
+
+    // Still established, with the captured identity.
+    let peer = gtk_peer(&hazel, &user_agent).unwrap_or_else(|| {
+        panic!(
+            "the gtk link is gone after the replay: {}\nlog:\n{}",
+            hazel.must("peers"),
+            hazel.log()
+        )
+    });
+    assert_eq!(peer["protocol"], "0.6");
+    assert_eq!(peer["deflate_in"], true);
+    assert_eq!(peer["deflate_out"], true);
+
+    // Counted by type, exactly what was sent.
+    let sent_frames: Vec<&Frame> = link
+        .descriptors
+        .iter()
+        .map(|d| &d.frame)
+        .chain(gtk_pings.iter().copied())
+        .collect();
+    let expected = count_by_type(sent_frames.iter().copied());
+    let stats = hazel.stats();
+    for (key, want) in &expected {
+        assert_eq!(
+            num(&stats, &format!("received.{key}")),
+            *want,
+            "received.{key}; stats {stats}"
+        );
+    }
+    let unknown = expected["other"];
+    assert!(
+        unknown > 0,
+        "the captured stream carries vendor/HSEP messages"
+    );
+    assert_eq!(
+        num(&stats, "drops_by_reason.unknown_type"),
+        unknown,
+        "{stats}"
+    );
+    assert_eq!(num(&stats, "forwarded.other"), 0, "{stats}");
+    assert_eq!(num(&peer, "descriptors_in"), sent_frames.len() as u64);
+
+    // hazel's compressed output is a valid descriptor stream.
+    let out = frames_of(&hazel_out, true, "to the ultrapeer");
+    let unknown_ids: BTreeSet<DescriptorId> = sent_frames
+        .iter()
+        .filter(|f| !f.header.payload_type.is_known())
+        .map(|f| f.header.id)
+        .collect();
+    assert!(
+        out.iter().all(|(f, _)| !unknown_ids.contains(&f.header.id)),
+        "hazel echoed a vendor/HSEP message"
+    );
+
+    // Pings: every one not throttled got our Pong (same id, hops 0, TTL = hops + 1).
+    let answered: Vec<&Frame> = gtk_pings
+        .iter()
+        .copied()
+        .filter(|ping| {
+            out.iter().any(|(f, _)| {
+                f.header.payload_type == PayloadType::Pong
+                    && f.header.id == ping.header.id
+                    && f.header.hops == 0
+                    && f.header.ttl == ping.header.hops + 1
+            })
+        })
+        .collect();
+    for ping in &gtk_pings[..2] {
+        assert!(
+            answered.iter().any(|a| a.header.id == ping.header.id),
+            "Ping {} (sent {:?} apart from the previous) got no Pong",
+            ping.header.id,
+            PING_THROTTLE_GAP
+        );
+    }
+    let throttled = num(&stats, "drops_by_reason.ping_throttled");
+    assert_eq!(
+        answered.len() as u64 + throttled,
+        gtk_pings.len() as u64,
+        "each gtk Ping is answered or counted as throttled; {stats}"
+    );
+
+    println!(
+        "stream {stream}: {} captured pieces, {} descriptors received {expected:?}; \
+         {} of {} gtk Pings answered, {throttled} throttled; hazel sent {} descriptors",
+        link.pieces.len(),
+        sent_frames.len(),
+        answered.len(),
+        gtk_pings.len(),
+        out.len()
+    );
+
+    // Queries: each captured "periscope" Query got a QueryHit for our file.
+    let sha1: [u8; 20] = Sha1::digest(SHARED_CONTENT).into();
+    for query in &queries {
+        let hits: Vec<&(Frame, Descriptor)> = out
+            .iter()
+            .filter(|(f, _)| {
+                f.header.payload_type == PayloadType::QueryHit && f.header.id == query.header.id
+            })
+            .collect();
+        assert!(
+            !hits.is_empty(),
+            "captured Query {} (hops {}) got no QueryHit",
+            query.header.id,
+            query.header.hops
+        );
+        for (frame, descriptor) in hits {
+            assert_eq!(frame.header.hops, 0, "a QueryHit starts with hops 0");
+            assert_eq!(
+                frame.header.ttl,
+                query.header.hops + 1,
+                "TTL = query hops + 1"
+            );
+            let Payload::QueryHit(hit) = &descriptor.payload else {
+                panic!("not a QueryHit");
+            };
+            let result = hit
+                .results
+                .iter()
+                .find(|r| r.name == SHARED_NAME.as_bytes())
+                .expect("the hit names our file");
+            assert_eq!(u64::from(result.size), SHARED_CONTENT.len() as u64);
+            assert!(
+                result
+                    .extensions
+                    .iter()
+                    .any(|e| matches!(e, Extension::Urn(u) if u.sha1() == Some(sha1))),
+                "no urn:sha1 of the file in {:?}",
+                result.extensions
+            );
+        }
+    }
+
+    // The plain neighbour got nothing of the vendor/HSEP traffic, and its
+    // stream is valid too.
+    let (other_out, _) = drain(&mut other.stream, Duration::from_millis(300), WAIT);
+    let other_frames = frames_of(&other_out, false, "to the second neighbour");
+    assert!(
+        other_frames
+            .iter()
+            .all(|(f, _)| f.header.payload_type.is_known() && !unknown_ids.contains(&f.header.id)),
+        "hazel forwarded a vendor/HSEP message"
+    );
+
+    // The captured Bye: hazel closes the link and keeps running.
+    send(&mut up, &bye, "gtk's Bye");
+    let (_, closed) = drain(&mut up, Duration::from_secs(10), WAIT);
+    assert!(
+        closed,
+        "hazel kept the link open after Bye:\n{}",
+        hazel.log()
+    );
+    let gone = wait_until(WAIT, || gtk_peer(&hazel, &user_agent).is_none());
+    assert!(
+        gone,
+        "peers still lists the gtk link: {}",
+        hazel.must("peers")
+    );
+    let stats = hazel.stats();
+    assert_eq!(num(&stats, "received.bye"), 1, "{stats}");
+    assert!(
+        hazel.ask("stats").is_ok(),
+        "hazel stopped answering after the Bye"
+    );
+    let _ = hazel.ask("peers").expect("ctl still answers");
+}
+
+#[test]
+fn gtk_ultrapeer_link_94_replays() {
+    replay_link(94);
+}
+
+#[test]
+fn gtk_ultrapeer_link_95_replays() {
+    replay_link(95);
+}
+
+#[test]
+fn gtk_ultrapeer_link_122_replays() {
+    replay_link(122);
+}
+
+/// Every captured refusal that names other ultrapeers: (stream, block).
+fn captured_refusals() -> Vec<(u32, Vec<u8>)> {
+    let capture = ndpi_capture();
+    let mut refusals = Vec::new();
+    for tcp in &capture.tcp {
+        let s2c = tcp.half(hazel_protocol::pcap::Direction::ServerToClient);
+        if !s2c.bytes.starts_with(b"GNUTELLA/0.6 503") {
+            continue;
+        }
+        let (blocks, _) = handshake_blocks(&s2c.bytes);
+        let Some(block) = blocks.first() else {
+            continue;
+        };
+        let refusal = parse_block(block);
+        if refusal
+            .headers()
+            .is_some_and(|h| !h.x_try_ultrapeers().is_empty())
+        {
+            refusals.push((tcp.info.id, block.clone()));
+        }
+    }
+    refusals
+}
+
+#[test]
+fn captured_refusals_feed_the_host_cache() {
+    let refusals = captured_refusals();
+    assert!(
+        refusals.len() >= 10,
+        "the capture has many 503s with X-Try-Ultrapeers, found {}",
+        refusals.len()
+    );
+    assert!(
+        refusals
+            .iter()
+            .any(|(_, b)| b.windows(3).any(|w| w == b"\r\n\t")),
+        "some captured refusal folds its header lines"
+    );
+    // No automatic dialling: the host cache holds only what the refusals said.
+    let hazel = Servent::start("hazel-refused", &["--peers", "0"], &[]);
+    let mut expected: BTreeSet<SocketAddrV4> = BTreeSet::new();
+    for (stream, block) in &refusals {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        hazel.must(&format!("connect {addr}"));
+        let mut up = accept_within(&listener, WAIT);
+        let connect = read_block(&mut up);
+        assert!(connect.starts_with(b"GNUTELLA CONNECT/0.6\r\n"));
+        send(&mut up, block, &format!("the refusal of stream {stream}"));
+        let (after, closed) = drain(&mut up, Duration::from_secs(5), WAIT);
+        assert!(
+            closed,
+            "stream {stream}: hazel kept a refused link open (sent {:?})",
+            String::from_utf8_lossy(&after)
+        );
+        let hosts = parse_block(block)
+            .headers()
+            .map(|h| h.x_try_ultrapeers())
+            .unwrap_or_default();
+        expected.extend(hosts);
+        let listed = hazel.must("hosts");
+        let listed: BTreeSet<String> = listed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect();
+        let missing: Vec<String> = expected
+            .iter()
+            .map(SocketAddrV4::to_string)
+            .filter(|h| !listed.contains(h))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "after stream {stream}'s refusal the host cache lacks {missing:?}\nrefusal:\n{}",
+            String::from_utf8_lossy(block)
+        );
+    }
+    println!(
+        "{} captured refusals named {} ultrapeers; all are in hazel's host cache",
+        refusals.len(),
+        expected.len()
+    );
+    assert_eq!(hazel.established(), 0);
+    assert!(hazel.ask("stats").is_ok(), "hazel stopped answering");
+}
