@@ -64,43 +64,112 @@ fn count_by_type<'a>(frames: impl IntoIterator<Item = &'a Frame>) -> BTreeMap<&'
     counts
 }
 
-/// Frames every byte of `bytes` (inflating first when `deflated`); every
-/// frame must be whole and decode, and re-encode to the same bytes.
-fn frames_of(bytes: &[u8], deflated: bool, who: &str) -> Vec<(Frame, Descriptor)> {
-    let mut framer = if deflated {
-        Framer::deflated()
-    } else {
-        Framer::new()
-    };
-    framer
-        .push(bytes)
-        .unwrap_or_else(|e| panic!("{who}: hazel's stream does not inflate/frame: {e}"));
-    let mut out = Vec::new();
-    while let Some(frame) = framer
-        .next_frame()
-        .unwrap_or_else(|e| panic!("{who}: hazel sent a bad descriptor header: {e}"))
-    {
-        let descriptor = frame.decode().unwrap_or_else(|e| {
-            panic!(
-                "{who}: hazel sent {:?} that does not decode: {e}",
-                frame.header
-            )
-        });
-        assert_eq!(
-            descriptor.to_bytes(),
-            frame.bytes,
-            "{who}: hazel's {:?} does not re-encode byte-identically",
-            frame.header.payload_type
-        );
-        out.push((frame, descriptor));
-    }
-    assert_eq!(
-        framer.buffered(),
-        0,
-        "{who}: hazel's stream stops inside a descriptor"
-    );
-    out
+/// What hazel sent on one link, framed as it arrives (inflated first on a
+/// compressed link). Every frame must decode and re-encode to its bytes.
+struct HazelOutput {
+    who: &'static str,
+    framer: Framer,
+    frames: Vec<(Frame, Descriptor)>,
+    closed: bool,
 }
+
+impl HazelOutput {
+    fn new(who: &'static str, deflated: bool) -> HazelOutput {
+        HazelOutput {
+            who,
+            framer: if deflated {
+                Framer::deflated()
+            } else {
+                Framer::new()
+            },
+            frames: Vec::new(),
+            closed: false,
+        }
+    }
+
+    fn absorb(&mut self, bytes: &[u8]) {
+        let who = self.who;
+        self.framer
+            .push(bytes)
+            .unwrap_or_else(|e| panic!("{who}: hazel's stream does not inflate/frame: {e}"));
+        while let Some(frame) = self
+            .framer
+            .next_frame()
+            .unwrap_or_else(|e| panic!("{who}: hazel sent a bad descriptor header: {e}"))
+        {
+            let descriptor = frame.decode().unwrap_or_else(|e| {
+                panic!(
+                    "{who}: hazel sent {:?} that does not decode: {e}",
+                    frame.header
+                )
+            });
+            assert_eq!(
+                descriptor.to_bytes(),
+                frame.bytes,
+                "{who}: hazel's {:?} does not re-encode byte-identically",
+                frame.header.payload_type
+            );
+            self.frames.push((frame, descriptor));
+        }
+    }
+
+    /// Reads until `done` holds for what arrived, the link closes, or `limit`
+    /// passes; then whether `done` holds.
+    fn read_until(
+        &mut self,
+        stream: &mut std::net::TcpStream,
+        limit: Duration,
+        done: impl Fn(&[(Frame, Descriptor)]) -> bool,
+    ) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        while !done(&self.frames) && !self.closed && std::time::Instant::now() < deadline {
+            let (bytes, closed) = drain(stream, Duration::from_millis(200), Duration::from_secs(1));
+            self.absorb(&bytes);
+            self.closed = closed;
+        }
+        done(&self.frames)
+    }
+
+    /// Reads what arrives until `quiet` passes with nothing new (bounded by `WAIT`).
+    fn read_quiet(&mut self, stream: &mut std::net::TcpStream, quiet: Duration) {
+        let (bytes, closed) = drain(stream, quiet, WAIT);
+        self.absorb(&bytes);
+        self.closed |= closed;
+    }
+
+    /// Ends cleanly: no half descriptor left over.
+    fn assert_whole(&self) {
+        assert_eq!(
+            self.framer.buffered(),
+            0,
+            "{}: hazel's stream stops inside a descriptor",
+            self.who
+        );
+    }
+}
+
+fn received_total(stats: &Value) -> u64 {
+    ["ping", "pong", "bye", "push", "query", "query_hit", "other"]
+        .iter()
+        .map(|k| num(stats, &format!("received.{k}")))
+        .sum()
+}
+
+/// Waits until hazel has taken in `n` descriptors in all.
+fn wait_received(hazel: &Servent, n: u64) {
+    let ok = wait_until(WAIT, || {
+        hazel.ask("stats").is_ok_and(|s| received_total(&s) >= n)
+    });
+    assert!(
+        ok,
+        "hazel took in {} descriptors, {n} were sent\nlog:\n{}",
+        received_total(&hazel.stats()),
+        hazel.log()
+    );
+}
+
+/// A result as `results` lists it: (servent id, index, name, size, urn).
+type Listed = (String, u64, String, u64, Option<String>);
 
 /// The peer hazel lists with the captured user agent, if established.
 fn gtk_peer(hazel: &Servent, user_agent: &str) -> Option<Value> {
@@ -146,9 +215,8 @@ fn replay_link(stream: u32) {
         .flat_map(|f| f.bytes.iter().copied())
         .collect();
     let later_pings = tail.compress(&later_pings);
-    let bye = tail.compress(&gtk_bye.bytes);
     let mut check = Framer::deflated();
-    for piece in link.pieces.iter().chain([&first_ping, &later_pings, &bye]) {
+    for piece in link.pieces.iter().chain([&first_ping, &later_pings]) {
         check.push(piece).expect("the continued stream inflates");
     }
     let mut continued = 0;
@@ -159,7 +227,7 @@ fn replay_link(stream: u32) {
     {
         continued += 1;
     }
-    assert_eq!(continued, link.descriptors.len() + gtk_pings.len() + 1);
+    assert_eq!(continued, link.descriptors.len() + gtk_pings.len());
 
     // The ultrapeer listens; hazel dials it as a leaf.
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -224,15 +292,51 @@ fn replay_link(stream: u32) {
     assert!(hashed, "share not hashed: {}", hazel.must("shares"));
 
     // The captured stream, piece by piece as TCP carried it.
+    let mut out = HazelOutput::new("to the ultrapeer", true);
     for (i, piece) in link.pieces.iter().enumerate() {
         send(&mut up, piece, &format!("captured piece {i}"));
         std::thread::sleep(Duration::from_millis(2));
     }
+    wait_received(&hazel, link.descriptors.len() as u64);
+    // gtk's Pings: the first, then (after hazel's per-neighbour ping
+    // throttle) the second, then the rest at once.
     send(&mut up, &first_ping, "the first gtk Ping");
+    wait_received(&hazel, link.descriptors.len() as u64 + 1);
     std::thread::sleep(PING_THROTTLE_GAP);
     send(&mut up, &later_pings, "the later gtk Pings");
-    let (hazel_out, closed) = drain(&mut up, Duration::from_millis(1500), WAIT);
-    assert!(!closed, "hazel closed the replayed link:\n{}", hazel.log());
+    let sent_frames: Vec<&Frame> = link
+        .descriptors
+        .iter()
+        .map(|d| &d.frame)
+        .chain(gtk_pings.iter().copied())
+        .collect();
+    wait_received(&hazel, sent_frames.len() as u64);
+    let stats = hazel.stats();
+    let throttled = num(&stats, "drops_by_reason.ping_throttled");
+    let pong_for = |ping: &Frame, frames: &[(Frame, Descriptor)]| {
+        frames.iter().any(|(f, _)| {
+            f.header.payload_type == PayloadType::Pong
+                && f.header.id == ping.header.id
+                && f.header.hops == 0
+                && f.header.ttl == ping.header.hops + 1
+        })
+    };
+    let hit_for = |query: &Frame, frames: &[(Frame, Descriptor)]| {
+        frames.iter().any(|(f, _)| {
+            f.header.payload_type == PayloadType::QueryHit && f.header.id == query.header.id
+        })
+    };
+    let all_answered = out.read_until(&mut up, WAIT, |frames| {
+        let pongs = gtk_pings.iter().filter(|p| pong_for(p, frames)).count() as u64;
+        pongs + throttled == gtk_pings.len() as u64
+            && gtk_pings[..2].iter().all(|p| pong_for(p, frames))
+            && queries.iter().all(|q| hit_for(q, frames))
+    });
+    assert!(
+        !out.closed,
+        "hazel closed the replayed link:\n{}",
+        hazel.log()
+    );
 
     // Still established, with the captured identity.
     let peer = gtk_peer(&hazel, &user_agent).unwrap_or_else(|| {
@@ -247,14 +351,7 @@ fn replay_link(stream: u32) {
     assert_eq!(peer["deflate_out"], true);
 
     // Counted by type, exactly what was sent.
-    let sent_frames: Vec<&Frame> = link
-        .descriptors
-        .iter()
-        .map(|d| &d.frame)
-        .chain(gtk_pings.iter().copied())
-        .collect();
     let expected = count_by_type(sent_frames.iter().copied());
-    let stats = hazel.stats();
     for (key, want) in &expected {
         assert_eq!(
             num(&stats, &format!("received.{key}")),
@@ -275,60 +372,44 @@ fn replay_link(stream: u32) {
     assert_eq!(num(&stats, "forwarded.other"), 0, "{stats}");
     assert_eq!(num(&peer, "descriptors_in"), sent_frames.len() as u64);
 
-    // hazel's compressed output is a valid descriptor stream.
-    let out = frames_of(&hazel_out, true, "to the ultrapeer");
+    // Vendor/HSEP messages are never echoed.
     let unknown_ids: BTreeSet<DescriptorId> = sent_frames
         .iter()
         .filter(|f| !f.header.payload_type.is_known())
         .map(|f| f.header.id)
         .collect();
     assert!(
-        out.iter().all(|(f, _)| !unknown_ids.contains(&f.header.id)),
+        out.frames
+            .iter()
+            .all(|(f, _)| !unknown_ids.contains(&f.header.id)),
         "hazel echoed a vendor/HSEP message"
     );
 
     // Pings: every one not throttled got our Pong (same id, hops 0, TTL = hops + 1).
-    let answered: Vec<&Frame> = gtk_pings
+    let answered = gtk_pings
         .iter()
-        .copied()
-        .filter(|ping| {
-            out.iter().any(|(f, _)| {
-                f.header.payload_type == PayloadType::Pong
-                    && f.header.id == ping.header.id
-                    && f.header.hops == 0
-                    && f.header.ttl == ping.header.hops + 1
-            })
-        })
-        .collect();
+        .filter(|p| pong_for(p, &out.frames))
+        .count();
     for ping in &gtk_pings[..2] {
         assert!(
-            answered.iter().any(|a| a.header.id == ping.header.id),
-            "Ping {} (sent {:?} apart from the previous) got no Pong",
+            pong_for(ping, &out.frames),
+            "Ping {} (sent {:?} after the previous one) got no Pong",
             ping.header.id,
             PING_THROTTLE_GAP
         );
     }
-    let throttled = num(&stats, "drops_by_reason.ping_throttled");
     assert_eq!(
-        answered.len() as u64 + throttled,
+        answered as u64 + throttled,
         gtk_pings.len() as u64,
         "each gtk Ping is answered or counted as throttled; {stats}"
     );
-
-    println!(
-        "stream {stream}: {} captured pieces, {} descriptors received {expected:?}; \
-         {} of {} gtk Pings answered, {throttled} throttled; hazel sent {} descriptors",
-        link.pieces.len(),
-        sent_frames.len(),
-        answered.len(),
-        gtk_pings.len(),
-        out.len()
-    );
+    assert!(all_answered);
 
     // Queries: each captured "periscope" Query got a QueryHit for our file.
     let sha1: [u8; 20] = Sha1::digest(SHARED_CONTENT).into();
     for query in &queries {
         let hits: Vec<&(Frame, Descriptor)> = out
+            .frames
             .iter()
             .filter(|(f, _)| {
                 f.header.payload_type == PayloadType::QueryHit && f.header.id == query.header.id
@@ -367,18 +448,129 @@ fn replay_link(stream: u32) {
         }
     }
 
+    // Our own search through the link: the leaf's captured "spiderman"
+    // search, answered by the captured QueryHits (gtk-gnutella, Shareaza,
+    // ... responders) with their id set to hazel's Query.
+    let captured_hits: Vec<&Frame> = link
+        .descriptors
+        .iter()
+        .map(|d| &d.frame)
+        .filter(|f| f.header.payload_type == PayloadType::QueryHit)
+        .collect();
+    let hit_query_id = captured_hits.first().expect("captured QueryHits").header.id;
+    let leaf_query = leaf_frames
+        .iter()
+        .find(|f| f.header.payload_type == PayloadType::Query && f.header.id == hit_query_id)
+        .expect("the leaf's Query that the captured hits answer");
+    let Ok(Descriptor {
+        payload: Payload::Query(leaf_query),
+        ..
+    }) = leaf_query.decode()
+    else {
+        panic!("the leaf's Query does not decode");
+    };
+    let text = String::from_utf8_lossy(&leaf_query.search).to_string();
+    let search = hazel.must(&format!("search {text}"));
+    let search_id = num(&search, "search_id");
+    let sent_query = out.read_until(&mut up, WAIT, |frames| {
+        frames.iter().any(|(_, d)| {
+            matches!(&d.payload, Payload::Query(q) if q.search == leaf_query.search) && d.hops == 0
+        })
+    });
+    assert!(
+        sent_query,
+        "hazel's search for {text:?} never reached the ultrapeer"
+    );
+    let our_query = out
+        .frames
+        .iter()
+        .find(|(_, d)| matches!(&d.payload, Payload::Query(q) if q.search == leaf_query.search))
+        .map(|(f, _)| f.header)
+        .expect("hazel's Query");
+    assert!(our_query.ttl >= 1 && our_query.ttl <= 7, "{our_query:?}");
+    let mut expected_results: BTreeSet<Listed> = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    let mut hits_plain = Vec::new();
+    for frame in &captured_hits {
+        let mut bytes = frame.bytes.clone();
+        bytes[..16].copy_from_slice(our_query.id.as_bytes());
+        hits_plain.extend_from_slice(&bytes);
+        let Ok(Descriptor {
+            payload: Payload::QueryHit(hit),
+            ..
+        }) = frame.decode()
+        else {
+            panic!("a captured QueryHit does not decode");
+        };
+        for r in &hit.results {
+            if seen.insert((hit.servent_id, r.index)) {
+                expected_results.insert((
+                    hit.servent_id.to_string(),
+                    u64::from(r.index),
+                    String::from_utf8_lossy(&r.name).into_owned(),
+                    u64::from(r.size),
+                    r.sha1().map(|d| hazel_protocol::huge::sha1_urn(&d)),
+                ));
+            }
+        }
+    }
+    let hits_deflated = tail.compress(&hits_plain);
+    send(&mut up, &hits_deflated, "the captured QueryHits");
+    let listed = || -> BTreeSet<Listed> {
+        hazel
+            .must(&format!("results {search_id}"))
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r["servent_id"].as_str().unwrap_or_default().to_string(),
+                    num(r, "file_index"),
+                    r["name"].as_str().unwrap_or_default().to_string(),
+                    num(r, "size"),
+                    r["urn"].as_str().map(str::to_string),
+                )
+            })
+            .collect()
+    };
+    let all_listed = wait_until(WAIT, || listed().len() >= expected_results.len());
+    assert!(
+        all_listed,
+        "hazel lists {} of {} results",
+        listed().len(),
+        expected_results.len()
+    );
+    assert_eq!(listed(), expected_results, "hazel's results for {text:?}");
+
+    out.read_quiet(&mut up, Duration::from_millis(300));
+    out.assert_whole();
+    println!(
+        "stream {stream}: {} captured pieces, {} descriptors received {expected:?}; \
+         {answered} of {} gtk Pings answered, {throttled} throttled; {} captured QueryHits \
+         gave {} results for {text:?}; hazel sent {} descriptors",
+        link.pieces.len(),
+        sent_frames.len(),
+        gtk_pings.len(),
+        captured_hits.len(),
+        expected_results.len(),
+        out.frames.len()
+    );
+
     // The plain neighbour got nothing of the vendor/HSEP traffic, and its
     // stream is valid too.
-    let (other_out, _) = drain(&mut other.stream, Duration::from_millis(300), WAIT);
-    let other_frames = frames_of(&other_out, false, "to the second neighbour");
+    let mut other_out = HazelOutput::new("to the second neighbour", false);
+    other_out.read_quiet(&mut other.stream, Duration::from_millis(300));
+    other_out.assert_whole();
     assert!(
-        other_frames
+        other_out
+            .frames
             .iter()
             .all(|(f, _)| f.header.payload_type.is_known() && !unknown_ids.contains(&f.header.id)),
         "hazel forwarded a vendor/HSEP message"
     );
 
     // The captured Bye: hazel closes the link and keeps running.
+    let bye = tail.compress(&gtk_bye.bytes);
     send(&mut up, &bye, "gtk's Bye");
     let (_, closed) = drain(&mut up, Duration::from_secs(10), WAIT);
     assert!(
