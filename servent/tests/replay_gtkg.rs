@@ -787,3 +787,106 @@ fn gtk_handshake_ping_pair_is_answered() {
         hazel.stats()
     );
 }
+
+/// Every captured server answer to a `GNUTELLA CONNECT/0.6`: (stream, block).
+fn captured_server_answers() -> Vec<(u32, Vec<u8>)> {
+    let capture = ndpi_capture();
+    let mut answers = Vec::new();
+    for tcp in &capture.tcp {
+        let c2s = tcp.half(hazel_protocol::pcap::Direction::ClientToServer);
+        let s2c = tcp.half(hazel_protocol::pcap::Direction::ServerToClient);
+        if !c2s.bytes.starts_with(b"GNUTELLA CONNECT/0.6")
+            || !s2c.bytes.starts_with(b"GNUTELLA/0.6 ")
+        {
+            continue;
+        }
+        let (blocks, _) = handshake_blocks(&s2c.bytes);
+        if let Some(block) = blocks.into_iter().next() {
+            answers.push((tcp.info.id, block));
+        }
+    }
+    answers
+}
+
+/// Every captured answer (gtk-gnutella, Foxy, Shareaza, Phex) played to
+/// hazel's CONNECT: to a Gnutella `200` hazel completes the handshake,
+/// asking for deflate exactly when the server offered it and never
+/// upgrading to TLS; any other status ends the attempt with no `200` from
+/// hazel. hazel keeps running throughout.
+#[test]
+fn captured_server_answers_get_the_right_third_step() {
+    let answers = captured_server_answers();
+    // The capture's README: 45 streams got a reply.
+    assert_eq!(answers.len(), 45, "captured answers to a 0.6 CONNECT");
+    let hazel = Servent::start("hazel-answers", &["--peers", "0"], &[]);
+    let (mut accepted, mut refused, mut g2) = (0, 0, 0);
+    for (stream, block) in &answers {
+        let answer = parse_block(block);
+        let headers = answer.headers().expect("a 0.6 answer has headers");
+        let is_g2 = headers
+            .get("Content-Type")
+            .is_some_and(|v| v.eq_ignore_ascii_case("application/x-gnutella2"));
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        hazel.must(&format!("connect {addr}"));
+        let mut up = accept_within(&listener, WAIT);
+        let connect = read_block(&mut up);
+        assert!(connect.starts_with(b"GNUTELLA CONNECT/0.6\r\n"));
+        send(&mut up, block, &format!("stream {stream}'s answer"));
+        let block_text = String::from_utf8_lossy(block).to_string();
+        if answer.code() == Some(200) && !is_g2 {
+            accepted += 1;
+            let third = read_block(&mut up);
+            let third_text = String::from_utf8_lossy(&third).to_string();
+            let step3 = parse_block(&third);
+            assert_eq!(step3.code(), Some(200), "stream {stream}: {third_text}");
+            let h3 = step3.headers().expect("third step headers");
+            assert_eq!(
+                h3.content_deflate(),
+                headers.accepts_deflate(),
+                "stream {stream}: deflate only when offered\n{block_text}\n{third_text}"
+            );
+            assert!(
+                !h3.has_token("Connection", "Upgrade"),
+                "stream {stream}: hazel does not do TLS: {third_text}"
+            );
+            hazel.wait_established(1);
+            drop(up);
+            let closed = wait_until(WAIT, || hazel.established() == 0);
+            assert!(closed, "stream {stream}: hazel kept a closed link");
+        } else if is_g2 {
+            // A G2 hub's answer to a G2 CONNECT: not a realistic reply to
+            // hazel's CONNECT (which never offers application/x-gnutella2);
+            // only hazel's survival is checked. What hazel said is printed:
+            // today it completes the handshake (it ignores Content-Type).
+            g2 += 1;
+            let (after, _) = drain(&mut up, Duration::from_millis(500), WAIT);
+            println!(
+                "G2 stream {stream}: hazel answered {:?}",
+                String::from_utf8_lossy(after.get(..after.len().min(64)).unwrap_or_default())
+            );
+            drop(up);
+            let closed = wait_until(WAIT, || hazel.established() == 0);
+            assert!(closed, "stream {stream}: hazel kept a closed link");
+        } else {
+            refused += 1;
+            let (after, closed) = drain(&mut up, Duration::from_secs(5), WAIT);
+            assert!(
+                closed,
+                "stream {stream}: hazel kept a refused attempt open\n{block_text}"
+            );
+            assert!(
+                !after.starts_with(b"GNUTELLA/0.6 200"),
+                "stream {stream}: hazel accepted a refusal\n{block_text}"
+            );
+        }
+        assert!(
+            hazel.ask("stats").is_ok(),
+            "hazel stopped after stream {stream}"
+        );
+    }
+    println!(
+        "{accepted} Gnutella 200 answers completed, {refused} refusals closed, {g2} G2 answers"
+    );
+    assert_eq!(hazel.established(), 0);
+}
