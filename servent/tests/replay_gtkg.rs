@@ -9,10 +9,13 @@
 //!
 //! A peer would see: hazel offers itself as a deflate-capable leaf, accepts
 //! the compressed link, counts every descriptor by type, forwards none of
-//! the vendor/HSEP messages, answers Pings with Pongs and the captured
-//! "periscope" Queries with QueryHits carrying the file's urn:sha1, and
+//! the vendor/HSEP messages, answers Pings (within its ping throttle) with
+//! Pongs and the captured "periscope" Queries with QueryHits carrying the
+//! file's urn:sha1, lists the 87 captured QueryHits (gtk-gnutella, Shareaza
+//! and others answering "spiderman") as the results of its own search, and
 //! closes the link on the Bye while it keeps running. The captured refusals
-//! (503 with folded X-Try-Ultrapeers) feed its host cache.
+//! (503 with folded X-Try-Ultrapeers) feed its host cache, and every
+//! captured answer to a 0.6 CONNECT gets the right third step.
 
 mod e2e_support;
 mod replay_support;
@@ -34,7 +37,8 @@ use sha1::{Digest, Sha1};
 const SHARED_NAME: &str = "Periscope trailer.avi";
 const SHARED_CONTENT: &[u8] = b"not really a video, but the bytes hazel hashes for urn:sha1\n";
 
-/// gtk-gnutella throttles nothing, hazel accepts one Ping per 3 s per neighbour.
+/// hazel answers one Ping per 3 s from a neighbour (gtk-gnutella's rule for
+/// ordinary pings); the test spaces two Pings by more than that.
 const PING_THROTTLE_GAP: Duration = Duration::from_millis(3300);
 
 /// The `stats` counter name of a payload type.
@@ -229,7 +233,8 @@ fn replay_link(stream: u32) {
     }
     assert_eq!(continued, link.descriptors.len() + gtk_pings.len());
 
-    // The ultrapeer listens; hazel dials it as a leaf.
+    // The ultrapeer listens; hazel dials it as a leaf (one outgoing link, so
+    // it does not also dial the captured Pongs' hosts while we watch).
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let up_addr = listener.local_addr().expect("addr").to_string();
     let hazel = Servent::start(
