@@ -378,15 +378,17 @@ fn replay_link(stream: u32) {
     assert_eq!(num(&peer, "descriptors_in"), sent_frames.len() as u64);
 
     // Vendor/HSEP messages are never echoed.
-    let unknown_ids: BTreeSet<DescriptorId> = sent_frames
+    // (id, type): gtk's vendor messages reuse Query ids (query status), so
+    // a QueryHit with such an id is not an echo.
+    let unknown_ids: BTreeSet<(DescriptorId, u8)> = sent_frames
         .iter()
         .filter(|f| !f.header.payload_type.is_known())
-        .map(|f| f.header.id)
+        .map(|f| (f.header.id, f.header.payload_type.to_u8()))
         .collect();
     assert!(
         out.frames
             .iter()
-            .all(|(f, _)| !unknown_ids.contains(&f.header.id)),
+            .all(|(f, _)| !unknown_ids.contains(&(f.header.id, f.header.payload_type.to_u8()))),
         "hazel echoed a vendor/HSEP message"
     );
 
@@ -570,7 +572,8 @@ fn replay_link(stream: u32) {
         other_out
             .frames
             .iter()
-            .all(|(f, _)| f.header.payload_type.is_known() && !unknown_ids.contains(&f.header.id)),
+            .all(|(f, _)| f.header.payload_type.is_known()
+                && !unknown_ids.contains(&(f.header.id, f.header.payload_type.to_u8()))),
         "hazel forwarded a vendor/HSEP message"
     );
 
@@ -894,4 +897,267 @@ fn captured_server_answers_get_the_right_third_step() {
         "{accepted} Gnutella 200 answers completed, {refused} refusals closed, {g2} G2 answers"
     );
     assert_eq!(hazel.established(), 0);
+}
+
+/// Lower-case alphanumeric words, as a keyword match sees a name.
+fn words(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// The mirror of `replay_link`: the gtk-gnutella leaf of the captured link
+/// connects to hazel. Its CONNECT, its third step and its whole compressed
+/// stream (QRP tables, vendor messages, HSEP, Pings, its own Queries, its
+/// Bye) are the captured bytes, sent as captured.
+fn replay_leaf(stream: u32) {
+    let capture = ndpi_capture();
+    let leaf = CapturedHalf::from_capture(
+        &capture,
+        stream,
+        hazel_protocol::pcap::Direction::ClientToServer,
+    );
+    assert_eq!(
+        leaf.blocks.len(),
+        2,
+        "stream {stream}: CONNECT and third step"
+    );
+    let bye_at = leaf
+        .descriptors
+        .iter()
+        .position(|d| d.frame.header.payload_type == PayloadType::Bye)
+        .expect("the captured leaf said Bye");
+    assert_eq!(
+        bye_at + 1,
+        leaf.descriptors.len(),
+        "the Bye ends the stream"
+    );
+    let bye_piece = leaf.descriptors[bye_at].piece;
+    let before_bye: Vec<&Frame> = leaf
+        .descriptors
+        .iter()
+        .filter(|d| d.piece < bye_piece)
+        .map(|d| &d.frame)
+        .collect();
+    let shared = "Spiderman periscope pinkfloyd.avi";
+    let shared_words = words(shared);
+    let queries: Vec<&Frame> = before_bye
+        .iter()
+        .copied()
+        .filter(|f| f.header.payload_type == PayloadType::Query)
+        .collect();
+    let matching: Vec<&Frame> = queries
+        .iter()
+        .copied()
+        .filter(|f| match f.decode() {
+            Ok(Descriptor {
+                payload: Payload::Query(q),
+                ..
+            }) => {
+                let w = words(&String::from_utf8_lossy(&q.search));
+                !w.is_empty() && w.is_subset(&shared_words)
+            }
+            _ => false,
+        })
+        .collect();
+    assert!(
+        !matching.is_empty(),
+        "stream {stream}: no captured leaf Query to answer"
+    );
+
+    let hazel = Servent::start(
+        &format!("hazel-leaf-{stream}"),
+        &["--peers", "0"],
+        &[(shared, SHARED_CONTENT)],
+    );
+    let hashed = wait_until(WAIT, || {
+        let shares = hazel.must("shares");
+        num(&shares, "files") == 1
+            && shares["list"]
+                .as_array()
+                .is_some_and(|l| l.iter().all(|f| f["sha1"].is_string()))
+    });
+    assert!(hashed, "share not hashed: {}", hazel.must("shares"));
+
+    let mut gtk = std::net::TcpStream::connect(hazel.addr).expect("connect to hazel");
+    gtk.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    send(&mut gtk, &leaf.blocks[0], "the captured CONNECT");
+    let reply = read_block(&mut gtk);
+    let reply_text = String::from_utf8_lossy(&reply).to_string();
+    let answer = parse_block(&reply);
+    assert_eq!(answer.code(), Some(200), "hazel refused gtk: {reply_text}");
+    let h = answer.headers().expect("headers");
+    assert!(
+        h.accepts_deflate() && h.content_deflate(),
+        "gtk offered deflate: {reply_text}"
+    );
+    assert!(
+        !h.has_token("Connection", "Upgrade"),
+        "hazel does not do TLS: {reply_text}"
+    );
+    send(&mut gtk, &leaf.blocks[1], "the captured third step");
+    hazel.wait_established(1);
+    let user_agent = parse_block(&leaf.blocks[0])
+        .headers()
+        .and_then(|h| h.user_agent().map(str::to_string))
+        .expect("gtk's User-Agent");
+    let peer = gtk_peer(&hazel, &user_agent)
+        .unwrap_or_else(|| panic!("no established gtk peer: {}", hazel.must("peers")));
+    assert_eq!(peer["protocol"], "0.6");
+    assert_eq!(peer["deflate_in"], true);
+    assert_eq!(peer["deflate_out"], true);
+
+    // Everything up to the piece that carries the Bye.
+    for (i, piece) in leaf.pieces[..bye_piece].iter().enumerate() {
+        send(&mut gtk, piece, &format!("captured piece {i}"));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    wait_received(&hazel, before_bye.len() as u64);
+    let stats = hazel.stats();
+    let expected = count_by_type(before_bye.iter().copied());
+    for (key, want) in &expected {
+        assert_eq!(
+            num(&stats, &format!("received.{key}")),
+            *want,
+            "received.{key}; stats {stats}"
+        );
+    }
+    assert_eq!(
+        num(&stats, "drops_by_reason.unknown_type"),
+        expected["other"],
+        "{stats}"
+    );
+    assert_eq!(num(&stats, "forwarded.other"), 0, "{stats}");
+
+    let pings: Vec<&Frame> = before_bye
+        .iter()
+        .copied()
+        .filter(|f| f.header.payload_type == PayloadType::Ping && f.header.ttl > 0)
+        .collect();
+    let throttled = num(&stats, "drops_by_reason.ping_throttled");
+    let pong_for = |ping: &Frame, frames: &[(Frame, Descriptor)]| {
+        frames.iter().any(|(f, _)| {
+            f.header.payload_type == PayloadType::Pong
+                && f.header.id == ping.header.id
+                && f.header.hops == 0
+                && f.header.ttl == ping.header.hops + 1
+        })
+    };
+    let hits_for = |query: &Frame, frames: &[(Frame, Descriptor)]| {
+        frames
+            .iter()
+            .filter(|(f, _)| {
+                f.header.payload_type == PayloadType::QueryHit && f.header.id == query.header.id
+            })
+            .count()
+    };
+    let mut out = HazelOutput::new("to the gtk leaf", true);
+    out.read_until(&mut gtk, WAIT, |frames| {
+        pings.iter().filter(|p| pong_for(p, frames)).count() as u64 + throttled
+            == pings.len() as u64
+            && matching.iter().all(|q| hits_for(q, frames) > 0)
+    });
+    assert!(!out.closed, "hazel closed the gtk leaf:\n{}", hazel.log());
+    if let Some(first) = pings.first() {
+        assert!(pong_for(first, &out.frames), "gtk's first Ping got no Pong");
+    }
+    let answered = pings.iter().filter(|p| pong_for(p, &out.frames)).count();
+    assert_eq!(
+        answered as u64 + throttled,
+        pings.len() as u64,
+        "each gtk Ping is answered or counted as throttled; {stats}"
+    );
+    let sha1: [u8; 20] = Sha1::digest(SHARED_CONTENT).into();
+    for query in &queries {
+        let hits: Vec<&(Frame, Descriptor)> = out
+            .frames
+            .iter()
+            .filter(|(f, _)| {
+                f.header.payload_type == PayloadType::QueryHit && f.header.id == query.header.id
+            })
+            .collect();
+        let should_match = matching.iter().any(|m| m.header.id == query.header.id);
+        assert_eq!(
+            !hits.is_empty(),
+            should_match,
+            "Query {:?}: a hit exactly when its words are in {shared:?}",
+            query.decode().map(|d| d.payload)
+        );
+        for (frame, descriptor) in hits {
+            assert_eq!(frame.header.hops, 0);
+            assert_eq!(
+                frame.header.ttl,
+                query.header.hops + 1,
+                "TTL = query hops + 1"
+            );
+            let Payload::QueryHit(hit) = &descriptor.payload else {
+                panic!("not a QueryHit");
+            };
+            assert!(hit.results.iter().any(|r| r.name == shared.as_bytes()
+                && r.extensions
+                    .iter()
+                    .any(|e| matches!(e, Extension::Urn(u) if u.sha1() == Some(sha1)))));
+        }
+    }
+    let leaf_ids: BTreeSet<(DescriptorId, u8)> = before_bye
+        .iter()
+        .filter(|f| !f.header.payload_type.is_known())
+        .map(|f| (f.header.id, f.header.payload_type.to_u8()))
+        .collect();
+    assert!(
+        out.frames
+            .iter()
+            .all(|(f, _)| !leaf_ids.contains(&(f.header.id, f.header.payload_type.to_u8()))),
+        "hazel echoed a QRP/vendor/HSEP message: {:?}",
+        out.frames
+            .iter()
+            .filter(|(f, _)| leaf_ids.contains(&(f.header.id, f.header.payload_type.to_u8())))
+            .map(|(f, _)| f.header)
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "leaf stream {stream}: {} pieces, {} descriptors before the Bye {expected:?}; \
+         {answered} of {} Pings answered, {throttled} throttled; {} of {} Queries matched; \
+         hazel sent {} descriptors",
+        leaf.pieces.len(),
+        before_bye.len(),
+        pings.len(),
+        matching.len(),
+        queries.len(),
+        out.frames.len()
+    );
+
+    // The rest, with the Bye: hazel closes and keeps running.
+    for piece in &leaf.pieces[bye_piece..] {
+        send(&mut gtk, piece, "the captured pieces with the Bye");
+    }
+    out.read_until(&mut gtk, WAIT, |_| false);
+    assert!(out.closed, "hazel kept the link open after gtk's Bye");
+    out.assert_whole();
+    let gone = wait_until(WAIT, || hazel.established() == 0);
+    assert!(gone, "peers still lists gtk: {}", hazel.must("peers"));
+    let stats = hazel.stats();
+    assert_eq!(
+        received_total(&stats),
+        leaf.descriptors.len() as u64,
+        "{stats}"
+    );
+    assert_eq!(num(&stats, "received.bye"), 1);
+}
+
+#[test]
+fn gtk_leaf_link_94_replays() {
+    replay_leaf(94);
+}
+
+#[test]
+fn gtk_leaf_link_95_replays() {
+    replay_leaf(95);
+}
+
+#[test]
+fn gtk_leaf_link_122_replays() {
+    replay_leaf(122);
 }

@@ -99,28 +99,31 @@ pub struct CapturedLink {
     pub descriptors: Vec<CapturedDescriptor>,
 }
 
-impl CapturedLink {
-    /// Cuts stream `stream` of the capture into handshake and payload pieces,
-    /// and frames the inflated payload with the protocol crate's framer.
-    pub fn from_capture(capture: &CaptureContents, stream: u32) -> CapturedLink {
+/// One direction of a captured link: its handshake blocks verbatim, the
+/// compressed bytes after them as the TCP segments carried them, and the
+/// descriptors inside (framed with the protocol crate's framer).
+pub struct CapturedHalf {
+    pub blocks: Vec<Vec<u8>>,
+    pub pieces: Vec<Vec<u8>>,
+    pub descriptors: Vec<CapturedDescriptor>,
+}
+
+impl CapturedHalf {
+    pub fn from_capture(capture: &CaptureContents, stream: u32, dir: Direction) -> CapturedHalf {
         let tcp = capture
             .tcp
             .get(stream as usize)
             .unwrap_or_else(|| panic!("tcp.stream {stream} is not in the capture"));
-        let s2c = tcp.half(Direction::ServerToClient);
-        let c2s = tcp.half(Direction::ClientToServer);
-        assert!(s2c.gaps.is_empty(), "stream {stream}: s2c has holes");
-        let (server_blocks, payload_start) = handshake_blocks(&s2c.bytes);
-        let (client_blocks, _) = handshake_blocks(&c2s.bytes);
-        assert_eq!(server_blocks.len(), 1, "stream {stream}: one server block");
-        let server_ok = server_blocks[0].clone();
+        let half = tcp.half(dir);
+        assert!(half.gaps.is_empty(), "stream {stream} {dir:?} has holes");
+        let (blocks, payload_start) = handshake_blocks(&half.bytes);
 
         // The segments' offsets are stream offsets; with no holes they index `bytes`.
         let mut pieces = Vec::new();
-        for seg in &s2c.segments {
+        for seg in &half.segments {
             let start = (seg.offset as usize).max(payload_start);
             let end = seg.offset as usize + seg.len;
-            if let Some(piece) = s2c.bytes.get(start..end).filter(|p| !p.is_empty()) {
+            if let Some(piece) = half.bytes.get(start..end).filter(|p| !p.is_empty()) {
                 pieces.push(piece.to_vec());
             }
         }
@@ -129,11 +132,11 @@ impl CapturedLink {
         for (i, piece) in pieces.iter().enumerate() {
             framer
                 .push(piece)
-                .unwrap_or_else(|e| panic!("stream {stream} piece {i}: {e}"));
+                .unwrap_or_else(|e| panic!("stream {stream} {dir:?} piece {i}: {e}"));
             // Bounded: each turn takes one whole frame out of what was pushed.
             while let Some(frame) = framer
                 .next_frame()
-                .unwrap_or_else(|e| panic!("stream {stream} piece {i}: {e}"))
+                .unwrap_or_else(|e| panic!("stream {stream} {dir:?} piece {i}: {e}"))
             {
                 descriptors.push(CapturedDescriptor { frame, piece: i });
             }
@@ -141,14 +144,29 @@ impl CapturedLink {
         assert_eq!(
             framer.buffered(),
             0,
-            "stream {stream}: the s2c stream should end on a descriptor boundary"
+            "stream {stream} {dir:?}: the stream should end on a descriptor boundary"
         );
-        CapturedLink {
-            stream,
-            server_ok,
-            client_blocks,
+        CapturedHalf {
+            blocks,
             pieces,
             descriptors,
+        }
+    }
+}
+
+impl CapturedLink {
+    /// Cuts stream `stream` of the capture into handshake and payload pieces,
+    /// and frames the inflated payload with the protocol crate's framer.
+    pub fn from_capture(capture: &CaptureContents, stream: u32) -> CapturedLink {
+        let server = CapturedHalf::from_capture(capture, stream, Direction::ServerToClient);
+        let client = CapturedHalf::from_capture(capture, stream, Direction::ClientToServer);
+        assert_eq!(server.blocks.len(), 1, "stream {stream}: one server block");
+        CapturedLink {
+            stream,
+            server_ok: server.blocks[0].clone(),
+            client_blocks: client.blocks,
+            pieces: server.pieces,
+            descriptors: server.descriptors,
         }
     }
 
@@ -238,25 +256,11 @@ pub fn send(stream: &mut TcpStream, bytes: &[u8], what: &str) {
 /// The descriptors the gtk-gnutella leaf sent on captured link `stream`
 /// (its compressed client-to-server side, inflated and framed).
 pub fn client_frames(capture: &CaptureContents, stream: u32) -> Vec<Frame> {
-    let tcp = capture
-        .tcp
-        .get(stream as usize)
-        .unwrap_or_else(|| panic!("tcp.stream {stream} is not in the capture"));
-    let c2s = tcp.half(Direction::ClientToServer);
-    assert!(c2s.gaps.is_empty(), "stream {stream}: c2s has holes");
-    let (_, payload_start) = handshake_blocks(&c2s.bytes);
-    let mut framer = Framer::deflated();
-    framer
-        .push(c2s.bytes.get(payload_start..).unwrap_or_default())
-        .unwrap_or_else(|e| panic!("stream {stream} c2s: {e}"));
-    let mut frames = Vec::new();
-    while let Some(frame) = framer
-        .next_frame()
-        .unwrap_or_else(|e| panic!("stream {stream} c2s: {e}"))
-    {
-        frames.push(frame);
-    }
-    frames
+    CapturedHalf::from_capture(capture, stream, Direction::ClientToServer)
+        .descriptors
+        .into_iter()
+        .map(|d| d.frame)
+        .collect()
 }
 
 /// Continues a captured compressed stream with more descriptors. The
