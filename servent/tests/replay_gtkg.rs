@@ -1208,3 +1208,52 @@ fn leaf_sends_its_query_routing_table_to_the_ultrapeer() {
             .collect::<Vec<_>>()
     );
 }
+
+/// The links replayed above are exactly the capture's Gnutella 0.6 links
+/// that were established with deflate both ways (no TLS upgrade, not G2),
+/// and their ultrapeers are gtk-gnutella.
+#[test]
+fn replayed_links_are_the_captured_gtk_deflate_links() {
+    let capture = ndpi_capture();
+    let mut found = Vec::new();
+    for tcp in &capture.tcp {
+        let c2s = tcp.half(hazel_protocol::pcap::Direction::ClientToServer);
+        let s2c = tcp.half(hazel_protocol::pcap::Direction::ServerToClient);
+        if !c2s.bytes.starts_with(b"GNUTELLA CONNECT/0.6")
+            || !s2c.bytes.starts_with(b"GNUTELLA/0.6")
+        {
+            continue;
+        }
+        let (client, _) = handshake_blocks(&c2s.bytes);
+        let (server, _) = handshake_blocks(&s2c.bytes);
+        let (Some(step2), Some(step3)) = (server.first(), client.get(1)) else {
+            continue;
+        };
+        let (step2, step3) = (parse_block(step2), parse_block(step3));
+        let (Some(h2), Some(h3)) = (step2.headers(), step3.headers()) else {
+            continue;
+        };
+        let g2 = |h: &hazel_protocol::handshake::Headers| {
+            h.get("Content-Type")
+                .is_some_and(|v| v.eq_ignore_ascii_case("application/x-gnutella2"))
+        };
+        if step2.code() == Some(200)
+            && step3.code() == Some(200)
+            && h2.content_deflate()
+            && h3.content_deflate()
+            && !h3.has_token("Connection", "Upgrade")
+            && !g2(h2)
+            && !g2(h3)
+        {
+            assert!(
+                h2.user_agent()
+                    .is_some_and(|ua| ua.starts_with("gtk-gnutella/")),
+                "stream {}: {:?}",
+                tcp.info.id,
+                h2.user_agent()
+            );
+            found.push(tcp.info.id);
+        }
+    }
+    assert_eq!(found, DEFLATE_LINKS);
+}
