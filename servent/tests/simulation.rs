@@ -448,3 +448,34 @@ fn virtual_time_keeps_links_alive_and_tables_bounded() {
         "searches still work after idle periods"
     );
 }
+
+#[test]
+fn links_stay_up_through_hours_of_quiet_virtual_time() {
+    // A gtk-gnutella ultrapeer drops a link that leaves its pings unanswered
+    // for about two minutes; Hazel must keep a quiet link alive by itself for
+    // hours. Three virtual hours in 5 s steps, compressed links, no traffic
+    // but what the cores generate.
+    let (mut net, edges) = build(3, 0, 0x5eed_0005, true);
+    let links: usize = net.cores.iter().map(|c| c.established_ids().len()).sum();
+    assert_eq!(links, 2 * edges.len());
+    for step in 0..(3 * 3600 / 5) {
+        net.now += Duration::from_secs(5);
+        let now = net.now;
+        for core in &mut net.cores {
+            core.handle_timeout(now);
+        }
+        net.settle();
+        let up: usize = net.cores.iter().map(|c| c.established_ids().len()).sum();
+        assert_eq!(up, links, "a link dropped after {} s", (step + 1) * 5);
+    }
+    let pings: u64 = net.stats().iter().map(|s| s.received.ping).sum();
+    assert!(
+        pings >= 2 * 3 * 3600 / 20,
+        "keep-alive pings flowed on every quiet link ({pings} received)"
+    );
+    let responders = check_search(&mut net, &edges, 2, 2);
+    assert!(
+        !responders.is_empty(),
+        "searches still work after three hours"
+    );
+}
