@@ -433,16 +433,29 @@ fn pings_are_answered_from_a_fresh_pong_cache_instead_of_flooding() {
 }
 
 #[test]
-fn pings_from_one_neighbour_are_throttled_to_one_per_3s() {
+fn every_ping_is_answered_but_a_neighbour_floods_at_most_one_per_3s() {
     let mut rig = Rig::new(config());
     let a = rig.attach();
-    rig.send(a, &ping(1, 1, 0));
-    rig.send(a, &ping(2, 1, 0));
-    assert_eq!(rig.received(a).len(), 1);
+    let b = rig.attach();
+    // gtk's link opening: a TTL-4 then a TTL-2 Ping, back to back.
+    rig.send(a, &ping(1, 4, 0));
+    rig.send(a, &ping(2, 2, 0));
+    let got = rig.received(a);
+    let answered: Vec<_> = got
+        .iter()
+        .map(|f| (header(f).payload_type, header(f).id))
+        .collect();
+    assert_eq!(answered, vec![(wire::PONG, id(1)), (wire::PONG, id(2))]);
+    // Only the first travels on; the second is throttled (not flooded).
+    let forwarded = rig.received(b);
+    assert_eq!(forwarded.len(), 1);
+    assert_eq!(header(&forwarded[0]).id, id(1));
     assert_eq!(rig.core.drop_count(DropReason::PingThrottled), 1);
     rig.now += Duration::from_secs(3);
-    rig.send(a, &ping(3, 1, 0));
+    rig.send(a, &ping(3, 2, 0));
     assert_eq!(rig.received(a).len(), 1);
+    assert_eq!(rig.received(b).len(), 1, "3 s later a ping floods again");
+    assert_eq!(rig.core.drop_count(DropReason::PingThrottled), 1);
 }
 
 #[test]
