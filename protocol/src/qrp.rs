@@ -179,6 +179,15 @@ impl QueryRouteTable {
         })
     }
 
+    /// An empty table of [`DEFAULT_TABLE_SLOTS`] slots with
+    /// [`DEFAULT_INFINITY`], what Hazel sends.
+    pub fn leaf_default() -> QueryRouteTable {
+        QueryRouteTable {
+            present: vec![false; DEFAULT_TABLE_SLOTS as usize],
+            infinity: DEFAULT_INFINITY,
+        }
+    }
+
     /// Number of slots.
     pub fn slots(&self) -> u32 {
         self.present.len() as u32

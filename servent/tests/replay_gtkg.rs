@@ -28,6 +28,7 @@ use e2e_support::{num, wait_until, RawPeer, Servent, WAIT};
 use hazel_protocol::descriptor::{Descriptor, Extension, Payload};
 use hazel_protocol::framer::{Frame, Framer};
 use hazel_protocol::header::{DescriptorId, PayloadType};
+use hazel_protocol::qrp::{QrpMessage, QrpReceiver, PAYLOAD_TYPE};
 use replay_support::*;
 use serde_json::Value;
 use sha1::{Digest, Sha1};
@@ -1163,10 +1164,10 @@ fn gtk_leaf_link_122_replays() {
 /// sent its query routing table (QRP 0x30: a reset, then patches): gtk's
 /// `qrt_build_query_target()` skips leaves with no table. The captured gtk
 /// leaf sent its table at once on every link (3 resets, 6 patches), which
-/// is why the "periscope" Queries reached it. hazel sends none, so through a
-/// real gtk ultrapeer no Query would ever reach hazel's shares.
+/// is why the "periscope" Queries reached it. hazel, as a leaf, sends a
+/// RESET and zlib PATCHes whose table holds its shared name's words and
+/// (once hashed, as a diff patch) its file's `urn:sha1:`.
 #[test]
-#[ignore = "hazel sends no QRP table, so gtk-gnutella ultrapeers route it no queries (servent gap, reported)"]
 fn leaf_sends_its_query_routing_table_to_the_ultrapeer() {
     let capture = ndpi_capture();
     let link = CapturedLink::from_capture(&capture, 94);
@@ -1191,19 +1192,48 @@ fn leaf_sends_its_query_routing_table_to_the_ultrapeer() {
     send(&mut up, &link.pieces[0], "captured piece 0");
 
     let mut out = HazelOutput::new("to the ultrapeer", true);
-    let is_qrp = |f: &Frame| f.header.payload_type == PayloadType::Other(0x30);
-    let sent_table = out.read_until(&mut up, Duration::from_secs(10), |frames| {
-        frames.iter().filter(|(f, _)| is_qrp(f)).count() >= 2
-    });
+    let sha1: [u8; 20] = Sha1::digest(SHARED_CONTENT).into();
+    let urn = format!("urn:sha1:{}", data_encoding::BASE32_NOPAD.encode(&sha1));
+    // What a gtk ultrapeer would hold after applying hazel's QRP messages.
+    let ultrapeer_table = |frames: &[(Frame, Descriptor)]| {
+        let mut rx = QrpReceiver::new();
+        for (f, _) in frames
+            .iter()
+            .filter(|(f, _)| f.header.payload_type == PayloadType::Other(PAYLOAD_TYPE))
+        {
+            let msg = QrpMessage::decode(f.bytes.get(23..).unwrap_or_default())
+                .unwrap_or_else(|e| panic!("hazel sent an undecodable QRP message: {e}"));
+            rx.apply(&msg)
+                .unwrap_or_else(|e| panic!("hazel's QRP does not apply: {e}"));
+        }
+        rx.table().cloned()
+    };
+    let routed = |frames: &[(Frame, Descriptor)]| {
+        ultrapeer_table(frames).is_some_and(|t| {
+            ["periscope", "trailer", "avi", "peri", urn.as_str()]
+                .iter()
+                .all(|w| t.contains_word(w))
+        })
+    };
+    let sent_table = out.read_until(&mut up, Duration::from_secs(10), routed);
+    let table = ultrapeer_table(&out.frames);
     assert!(
         sent_table,
-        "hazel sent no QRP reset + patch in 10 s (CONNECT offered {:?}); it sent {:?}",
+        "hazel's QRP table does not cover its share in 10 s (CONNECT offered {:?}); it sent {:?}",
         String::from_utf8_lossy(&connect),
         out.frames
             .iter()
             .map(|(f, _)| f.header.payload_type)
             .collect::<Vec<_>>()
     );
+    let table = table.expect("a table");
+    assert_eq!(
+        (table.slots(), table.infinity()),
+        (16384, 2),
+        "as gtk's leaf"
+    );
+    assert!(!table.contains_word("walnut"), "only shared words");
+    assert_eq!(num(&hazel.stats(), "forwarded.other"), 0);
 }
 
 /// The links replayed above are exactly the capture's Gnutella 0.6 links

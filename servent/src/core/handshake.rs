@@ -325,6 +325,14 @@ impl Core {
         }
         self.originated.add(wire::PING, 1);
         self.enqueue(id, super::queue::Class::Ping, frame, now);
+        // A leaf tells its ultrapeer what it shares (gtk-gnutella routes no
+        // Query to a leaf without a table).
+        let to_ultrapeer = self.conns.get(&id).is_some_and(|c| {
+            c.peer_ultrapeer == Some(true) && c.version == super::ProtocolVersion::V06
+        });
+        if to_ultrapeer {
+            self.send_query_routes(id, now);
+        }
         self.want_write(id);
     }
 
