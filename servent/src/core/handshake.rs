@@ -30,8 +30,12 @@ impl Core {
     fn our_headers(&self, peer: SocketAddr) -> Headers {
         let mut h = Headers::new();
         h.push("User-Agent", &self.config.user_agent);
-        // A leaf: Hazel does not do ultrapeer duties (QRP, dynamic querying).
+        // A leaf: Hazel does not do ultrapeer duties (routing others' QRP
+        // tables, dynamic querying).
         h.push("X-Ultrapeer", "False");
+        // It sends its own query routing table (4-bit entries: QRP 0.1) to
+        // its ultrapeers.
+        h.push("X-Query-Routing", "0.1");
         h.push("Pong-Caching", "0.1");
         h.push("Bye-Packet", "0.1");
         h.push("GGEP", "0.5");

@@ -1017,6 +1017,11 @@ fn attach_ultrapeer(rig: &mut Rig) -> (ConnId, Vec<Vec<u8>>) {
     rig.core.on_bytes(id, connect.as_bytes(), rig.now);
     let reply = rig.drain(id);
     assert!(reply.starts_with(b"GNUTELLA/0.6 200 OK\r\n"));
+    let text = String::from_utf8_lossy(&reply);
+    assert!(
+        text.contains("\r\nX-Query-Routing: 0.1\r\n"),
+        "we say we send a QRP table: {text}"
+    );
     rig.core
         .on_bytes(id, b"GNUTELLA/0.6 200 OK\r\n\r\n", rig.now);
     (id, rig.received(id))
