@@ -818,8 +818,9 @@ fn captured_server_answers() -> Vec<(u32, Vec<u8>)> {
 /// Every captured answer (gtk-gnutella, Foxy, Shareaza, Phex) played to
 /// hazel's CONNECT: to a Gnutella `200` hazel completes the handshake,
 /// asking for deflate exactly when the server offered it and never
-/// upgrading to TLS; any other status ends the attempt with no `200` from
-/// hazel. hazel keeps running throughout.
+/// upgrading to TLS; a G2 hub's `200` (Content-Type:
+/// application/x-gnutella2) gets a non-200 third step and the link closes;
+/// any other status ends the attempt with no `200` from hazel. hazel keeps running throughout.
 #[test]
 fn captured_server_answers_get_the_right_third_step() {
     let answers = captured_server_answers();
@@ -862,19 +863,29 @@ fn captured_server_answers_get_the_right_third_step() {
             let closed = wait_until(WAIT, || hazel.established() == 0);
             assert!(closed, "stream {stream}: hazel kept a closed link");
         } else if is_g2 {
-            // A G2 hub's answer to a G2 CONNECT: not a realistic reply to
-            // hazel's CONNECT (which never offers application/x-gnutella2);
-            // only hazel's survival is checked. What hazel said is printed:
-            // today it completes the handshake (it ignores Content-Type).
+            // A G2 hub's answer (Content-Type: application/x-gnutella2):
+            // its stream would be G2, not Gnutella, so hazel declines it
+            // with a non-200 third step and closes.
             g2 += 1;
-            let (after, _) = drain(&mut up, Duration::from_millis(500), WAIT);
-            println!(
-                "G2 stream {stream}: hazel answered {:?}",
-                String::from_utf8_lossy(after.get(..after.len().min(64)).unwrap_or_default())
+            let (after, closed) = drain(&mut up, Duration::from_secs(5), WAIT);
+            assert!(
+                closed,
+                "stream {stream}: hazel kept a G2 hub's link open\n{block_text}"
             );
-            drop(up);
-            let closed = wait_until(WAIT, || hazel.established() == 0);
-            assert!(closed, "stream {stream}: hazel kept a closed link");
+            assert!(
+                !after.starts_with(b"GNUTELLA/0.6 200"),
+                "stream {stream}: hazel accepted a G2 hub: {:?}",
+                String::from_utf8_lossy(&after)
+            );
+            if answer.code() == Some(200) {
+                // A 200 is declined in words: a non-200 third step.
+                assert!(
+                    after.starts_with(b"GNUTELLA/0.6 "),
+                    "stream {stream}: no third step to a G2 hub's 200: {:?}",
+                    String::from_utf8_lossy(&after)
+                );
+            }
+            assert_eq!(hazel.established(), 0, "stream {stream}");
         } else {
             refused += 1;
             let (after, closed) = drain(&mut up, Duration::from_secs(5), WAIT);
@@ -893,7 +904,7 @@ fn captured_server_answers_get_the_right_third_step() {
         );
     }
     println!(
-        "{accepted} Gnutella 200 answers completed, {refused} refusals closed, {g2} G2 answers"
+        "{accepted} Gnutella 200 answers completed, {refused} refusals closed, {g2} G2 answers declined"
     );
     assert_eq!(hazel.established(), 0);
 }

@@ -1126,3 +1126,26 @@ fn ultrapeers_get_our_query_routing_table_and_its_changes_as_patches() {
     );
     assert!(rig.received(up).is_empty());
 }
+
+#[test]
+fn a_g2_hubs_200_is_declined_and_the_link_closed() {
+    let mut rig = Rig::new(config());
+    let addr: SocketAddr = "10.0.0.2:6346".parse().expect("a");
+    rig.core.connect(addr, rig.now);
+    rig.core
+        .on_connection(2, Direction::Outgoing, addr, rig.now);
+    rig.drain(2);
+    // Shareaza's hub answer (as captured): a 200 whose stream would be G2.
+    rig.core.on_bytes(
+        2,
+        b"GNUTELLA/0.6 200 OK\r\nUser-Agent: Shareaza 2.7.10.2\r\nAccept: application/x-gnutella2\r\n\
+Content-Type: application/x-gnutella2\r\nX-Hub: True\r\nX-Ultrapeer: True\r\n\r\n",
+        rig.now,
+    );
+    let third = String::from_utf8(rig.drain(2)).expect("text");
+    assert!(third.starts_with("GNUTELLA/0.6 406 "), "{third}");
+    assert!(rig.core.established_ids().is_empty());
+    rig.advance(Duration::from_secs(10));
+    assert!(rig.actions().contains(&Action::Close(2)));
+    assert!(!rig.core.host_cache().contains(&addr));
+}
