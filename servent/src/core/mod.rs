@@ -47,6 +47,9 @@
 //! - [`queue`]: the per-connection send queue and its drop policy.
 //! - [`hosts`]: the host cache. [`pongs`]: the pong cache.
 //! - [`wire`]: raw header/payload offsets for the routing hot path.
+//! - `qrt` (private): our query routing table, sent as RESET + PATCHes to
+//!   each ultrapeer on link-up and as a diff patch at the first tick after
+//!   [`Core::set_library`] changed it.
 //! - [`stats`]: counters. [`shares`]: the shared library (servent-shares).
 
 pub mod connection;
