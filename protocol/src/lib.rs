@@ -13,6 +13,7 @@
 //! - [`handshake`]: 0.4 and 0.6 connection handshakes, incremental.
 //! - [`giv`]: push callback lines. [`http`]: request/status lines, ranges, for transfers.
 //! - [`napster`]: OpenNap frames and messages, client and server side.
+//! - [`qrp`]: Query Routing Protocol tables, RESET/PATCH messages and the QRP keyword hash.
 //! - [`pcap`]: reading captures (TCP reassembly, UDP) for conformance tests and `hazel-trace`.
 
 pub mod descriptor;
@@ -26,5 +27,6 @@ pub mod http;
 pub mod huge;
 pub mod napster;
 pub mod pcap;
+pub mod qrp;
 
 pub use error::DecodeError;

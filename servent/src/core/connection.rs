@@ -75,6 +75,9 @@ pub struct Connection {
     pub version: ProtocolVersion,
     pub user_agent: String,
     pub peer_ultrapeer: Option<bool>,
+    /// The query routing table this (ultrapeer) peer holds from us, once
+    /// sent: later library changes go as a diff against it.
+    pub qrt_sent: Option<std::sync::Arc<hazel_protocol::qrp::QueryRouteTable>>,
     /// The peer announced `Bye-Packet`: it may be sent a Bye.
     pub peer_bye: bool,
     /// The peer's `GUID` header (lower-case hex), to spot a second link to it.
@@ -138,6 +141,7 @@ impl Connection {
             version,
             user_agent: String::new(),
             peer_ultrapeer: None,
+            qrt_sent: None,
             peer_bye: false,
             peer_guid: None,
             inbuf: Vec::new(),

@@ -30,8 +30,12 @@ impl Core {
     fn our_headers(&self, peer: SocketAddr) -> Headers {
         let mut h = Headers::new();
         h.push("User-Agent", &self.config.user_agent);
-        // A leaf: Hazel does not do ultrapeer duties (QRP, dynamic querying).
+        // A leaf: Hazel does not do ultrapeer duties (routing others' QRP
+        // tables, dynamic querying).
         h.push("X-Ultrapeer", "False");
+        // It sends its own query routing table (4-bit entries: QRP 0.1) to
+        // its ultrapeers.
+        h.push("X-Query-Routing", "0.1");
         h.push("Pong-Caching", "0.1");
         h.push("Bye-Packet", "0.1");
         h.push("GGEP", "0.5");
@@ -231,6 +235,14 @@ impl Core {
                     self.close_now(id, &format!("refused: {code} {reason}"));
                     return;
                 }
+                if speaks_g2(&headers) {
+                    // A G2 hub (Shareaza): its stream would be G2 packets,
+                    // not Gnutella descriptors. Decline and forget the host.
+                    self.hosts.failed(&peer, now);
+                    self.hosts.remove(&peer);
+                    self.decline_g2(id, now);
+                    return;
+                }
                 let deflate_out = self.config.deflate && headers.accepts_deflate();
                 let mut last = Headers::new();
                 if deflate_out {
@@ -250,6 +262,30 @@ impl Core {
                 self.drop_conn(id, "expected a handshake response", now)
             }
         }
+    }
+
+    /// Outgoing: our third step to a G2 hub's 200 is a refusal, then close
+    /// once it drained.
+    fn decline_g2(&mut self, id: ConnId, now: Instant) {
+        let linger = self.config.close_linger;
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let mut headers = Headers::new();
+        headers.push("User-Agent", &self.config.user_agent);
+        let block = Handshake::status06(406, "Gnutella only, not G2", headers).to_bytes();
+        conn.write_raw(&block);
+        conn.phase = Phase::Closing {
+            deadline: now + linger,
+        };
+        conn.write_signalled = false;
+        let peer = conn.peer;
+        self.actions.push_back(Action::Event(CoreEvent::PeerDown {
+            id,
+            addr: peer,
+            reason: "declined: G2 hub".into(),
+        }));
+        self.want_write(id);
     }
 
     /// Sends a refusal (503 with X-Try, or 409 for ourselves) and closes
@@ -325,6 +361,14 @@ impl Core {
         }
         self.originated.add(wire::PING, 1);
         self.enqueue(id, super::queue::Class::Ping, frame, now);
+        // A leaf tells its ultrapeer what it shares (gtk-gnutella routes no
+        // Query to a leaf without a table).
+        let to_ultrapeer = self.conns.get(&id).is_some_and(|c| {
+            c.peer_ultrapeer == Some(true) && c.version == super::ProtocolVersion::V06
+        });
+        if to_ultrapeer {
+            self.send_query_routes(id, now);
+        }
         self.want_write(id);
     }
 
@@ -346,6 +390,15 @@ impl Core {
             }
         }
     }
+}
+
+/// True when the peer declares that its stream is G2 (`Content-Type:
+/// application/x-gnutella2`): G2 is another protocol, not Gnutella 0.6.
+fn speaks_g2(headers: &Headers) -> bool {
+    headers.get("Content-Type").is_some_and(|v| {
+        v.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("application/x-gnutella2"))
+    })
 }
 
 /// Hosts considered for X-Try before filtering out ourselves and the peer.

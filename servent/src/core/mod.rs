@@ -47,12 +47,16 @@
 //! - [`queue`]: the per-connection send queue and its drop policy.
 //! - [`hosts`]: the host cache. [`pongs`]: the pong cache.
 //! - [`wire`]: raw header/payload offsets for the routing hot path.
+//! - `qrt` (private): our query routing table, sent as RESET + PATCHes to
+//!   each ultrapeer on link-up and as a diff patch at the first tick after
+//!   [`Core::set_library`] changed it.
 //! - [`stats`]: counters. [`shares`]: the shared library (servent-shares).
 
 pub mod connection;
 mod handshake;
 pub mod hosts;
 pub mod pongs;
+mod qrt;
 pub mod queue;
 mod router;
 pub mod seen;
@@ -68,6 +72,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hazel_protocol::qrp::PAYLOAD_TYPE;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -288,6 +293,10 @@ pub struct Core {
     hosts: HostCache,
     pong_cache: PongCache,
     library: Arc<Library>,
+    /// The query routing table of `library` (built when first needed).
+    qrt: Option<Arc<hazel_protocol::qrp::QueryRouteTable>>,
+    /// QRP messages (RESET and PATCH pieces) sent to ultrapeers.
+    qrp_sent: u64,
     searches: VecDeque<(SearchId, Search)>,
     next_search: SearchId,
     received: TypeCounts,
@@ -332,6 +341,8 @@ impl Core {
             push_seen,
             push_routes,
             library: Arc::new(Library::empty()),
+            qrt: None,
+            qrp_sent: 0,
             searches: VecDeque::new(),
             next_search: 1,
             received: TypeCounts::default(),
@@ -433,6 +444,7 @@ impl Core {
             return;
         }
         self.next_tick = now + TICK;
+        self.refresh_query_routes(now);
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
             let Some(conn) = self.conns.get(&id) else {
@@ -641,8 +653,61 @@ impl Core {
     }
 
     /// Replaces the shared library (answers and Pong totals use it from now).
+    /// Ultrapeers that hold our query routing table get a patch with the
+    /// difference at the next tick.
     pub fn set_library(&mut self, library: Arc<Library>) {
         self.library = library;
+        self.qrt = None;
+    }
+
+    /// Sends a diff patch to every ultrapeer whose copy of our query
+    /// routing table is older than the library.
+    fn refresh_query_routes(&mut self, now: Instant) {
+        let current = self.qrt.clone();
+        let stale: Vec<ConnId> = self
+            .established
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.conns
+                    .get(id)
+                    .is_some_and(|c| match (&c.qrt_sent, &current) {
+                        (None, _) => false,
+                        (Some(_), None) => true,
+                        (Some(sent), Some(cur)) => !Arc::ptr_eq(sent, cur),
+                    })
+            })
+            .collect();
+        for id in stale {
+            self.send_query_routes(id, now);
+        }
+    }
+
+    /// Sends `id` (an ultrapeer we are a leaf of) what it lacks of our
+    /// current query routing table: RESET + PATCHes the first time, a diff
+    /// patch later, nothing when it is up to date.
+    fn send_query_routes(&mut self, id: ConnId, now: Instant) {
+        let current = match &self.qrt {
+            Some(t) => Arc::clone(t),
+            None => {
+                let t = Arc::new(qrt::table_for(&self.library));
+                self.qrt = Some(Arc::clone(&t));
+                t
+            }
+        };
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let payloads = qrt::messages(&current, conn.qrt_sent.as_ref());
+        conn.qrt_sent = Some(Arc::clone(&current));
+        for payload in payloads {
+            let frame = wire::descriptor(self.new_descriptor_id(), PAYLOAD_TYPE, 1, 0, &payload);
+            // Never dropped: a lost piece would spoil the whole patch.
+            if self.enqueue(id, Class::Keep, frame.into(), now) {
+                self.originated.add(PAYLOAD_TYPE, 1);
+                self.qrp_sent += 1;
+            }
+        }
     }
 
     /// Upload state for the flags of our QueryHits (the reactor knows it).
@@ -696,6 +761,7 @@ impl Core {
             dropped: self.dropped,
             drops_by_reason: self.drops.to_map(),
             pings_answered_from_cache: self.pings_from_cache,
+            qrp_sent: self.qrp_sent,
             ping_table: self.ping_routes.len(),
             query_table: self.query_routes.len(),
             push_table: self.push_seen.len(),

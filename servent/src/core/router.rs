@@ -230,6 +230,18 @@ impl Core {
             self.count_drop(wire::PING, DropReason::Duplicate);
             return;
         }
+        if !self.conns.contains_key(&from) {
+            return;
+        }
+        // Our own Pong, back along the path the Ping came: every Ping gets
+        // one (PROTOCOL-NOTES §2; gtk opens a link with two Pings back to
+        // back and expects both answered). The throttle below only limits
+        // the work a Ping causes beyond that.
+        let reply_ttl = h.hops.saturating_add(1).min(self.config.max_ttl.max(1));
+        let pong = self.our_pong();
+        let our_pong = wire::descriptor(h.id, wire::PONG, reply_ttl, 0, &pong.payload());
+        self.originated.add(wire::PONG, 1);
+        self.enqueue(from, Class::Pong, our_pong.into(), now);
         let throttle = self.config.ping_throttle;
         let Some(conn) = self.conns.get_mut(&from) else {
             return;
@@ -238,16 +250,11 @@ impl Core {
             .last_ping_accepted
             .is_some_and(|t| now.saturating_duration_since(t) < throttle)
         {
+            // Neither cached Pongs nor a flood for this neighbour yet.
             self.count_drop(wire::PING, DropReason::PingThrottled);
             return;
         }
         conn.last_ping_accepted = Some(now);
-        // Our own Pong, back along the path the Ping came.
-        let reply_ttl = h.hops.saturating_add(1).min(self.config.max_ttl.max(1));
-        let pong = self.our_pong();
-        let our_pong = wire::descriptor(h.id, wire::PONG, reply_ttl, 0, &pong.payload());
-        self.originated.add(wire::PONG, 1);
-        self.enqueue(from, Class::Pong, our_pong.into(), now);
         let Some((ttl, hops)) = self.next_hop(&h) else {
             self.count_drop(wire::PING, DropReason::TtlExpired);
             return;

@@ -162,6 +162,8 @@ pub struct Stats {
     pub drops_by_reason: BTreeMap<String, u64>,
     /// Pings answered from the pong cache instead of being forwarded.
     pub pings_answered_from_cache: u64,
+    /// QRP messages (RESET and PATCH pieces) sent to our ultrapeers.
+    pub qrp_sent: u64,
     /// Entries in the duplicate / reverse-path tables.
     pub ping_table: usize,
     pub query_table: usize,

@@ -433,16 +433,29 @@ fn pings_are_answered_from_a_fresh_pong_cache_instead_of_flooding() {
 }
 
 #[test]
-fn pings_from_one_neighbour_are_throttled_to_one_per_3s() {
+fn every_ping_is_answered_but_a_neighbour_floods_at_most_one_per_3s() {
     let mut rig = Rig::new(config());
     let a = rig.attach();
-    rig.send(a, &ping(1, 1, 0));
-    rig.send(a, &ping(2, 1, 0));
-    assert_eq!(rig.received(a).len(), 1);
+    let b = rig.attach();
+    // gtk's link opening: a TTL-4 then a TTL-2 Ping, back to back.
+    rig.send(a, &ping(1, 4, 0));
+    rig.send(a, &ping(2, 2, 0));
+    let got = rig.received(a);
+    let answered: Vec<_> = got
+        .iter()
+        .map(|f| (header(f).payload_type, header(f).id))
+        .collect();
+    assert_eq!(answered, vec![(wire::PONG, id(1)), (wire::PONG, id(2))]);
+    // Only the first travels on; the second is throttled (not flooded).
+    let forwarded = rig.received(b);
+    assert_eq!(forwarded.len(), 1);
+    assert_eq!(header(&forwarded[0]).id, id(1));
     assert_eq!(rig.core.drop_count(DropReason::PingThrottled), 1);
     rig.now += Duration::from_secs(3);
-    rig.send(a, &ping(3, 1, 0));
+    rig.send(a, &ping(3, 2, 0));
     assert_eq!(rig.received(a).len(), 1);
+    assert_eq!(rig.received(b).len(), 1, "3 s later a ping floods again");
+    assert_eq!(rig.core.drop_count(DropReason::PingThrottled), 1);
 }
 
 #[test]
@@ -989,4 +1002,150 @@ fn a_busy_peer_that_never_answers_our_pings_is_dropped() {
     }
     assert!(closed, "dropped for not answering");
     assert_eq!(byes, 1);
+}
+
+/// An incoming 0.6 peer that says it is an ultrapeer; returns its id and
+/// what we sent it once the link was up.
+fn attach_ultrapeer(rig: &mut Rig) -> (ConnId, Vec<Vec<u8>>) {
+    let id = rig.next_id;
+    rig.next_id += 1;
+    let peer: SocketAddr = format!("10.0.1.{id}:5000").parse().expect("addr");
+    rig.core
+        .on_connection(id, Direction::Incoming, peer, rig.now);
+    let connect =
+        "GNUTELLA CONNECT/0.6\r\nUser-Agent: gtk-gnutella/1.2.2\r\nX-Ultrapeer: True\r\n\r\n";
+    rig.core.on_bytes(id, connect.as_bytes(), rig.now);
+    let reply = rig.drain(id);
+    assert!(reply.starts_with(b"GNUTELLA/0.6 200 OK\r\n"));
+    let text = String::from_utf8_lossy(&reply);
+    assert!(
+        text.contains("\r\nX-Query-Routing: 0.1\r\n"),
+        "we say we send a QRP table: {text}"
+    );
+    rig.core
+        .on_bytes(id, b"GNUTELLA/0.6 200 OK\r\n\r\n", rig.now);
+    (id, rig.received(id))
+}
+
+/// The QRP messages among `frames`, checked to be hops 0 / TTL 1.
+fn qrp_messages(frames: &[Vec<u8>]) -> Vec<hazel_protocol::qrp::QrpMessage> {
+    frames
+        .iter()
+        .filter(|f| header(f).payload_type == hazel_protocol::qrp::PAYLOAD_TYPE)
+        .map(|f| {
+            assert_eq!((header(f).ttl, header(f).hops), (1, 0));
+            hazel_protocol::qrp::QrpMessage::decode(&f[HEADER_LEN..]).expect("our QRP decodes")
+        })
+        .collect()
+}
+
+#[test]
+fn ultrapeers_get_our_query_routing_table_and_its_changes_as_patches() {
+    use hazel_protocol::qrp::{QrpMessage, QrpReceiver};
+    let mut rig = Rig::new(config());
+    rig.core.set_library(library());
+    let leaf = rig.attach();
+    let (up, greeting) = attach_ultrapeer(&mut rig);
+    let sent = qrp_messages(&greeting);
+    assert!(
+        matches!(
+            sent.first(),
+            Some(QrpMessage::Reset {
+                table_length: 16384,
+                infinity: 2
+            })
+        ),
+        "{sent:?}"
+    );
+    assert!(sent.len() >= 2, "a reset and at least one patch");
+    let mut ultrapeer = QrpReceiver::new();
+    for m in &sent {
+        ultrapeer.apply(m).expect("our table applies");
+    }
+    let table = ultrapeer.table().expect("table").clone();
+    // Every word a matching query may use: whole keywords, their prefixes
+    // (the library matches prefixes), the file's URN.
+    for word in ["hazel", "haz", "nut", "song", "mp3", "other", "txt"] {
+        assert!(table.contains_word(word), "{word}");
+    }
+    let urn = format!(
+        "urn:sha1:{}",
+        data_encoding::BASE32_NOPAD.encode(&[1u8; 20])
+    );
+    assert!(table.contains_word(&urn));
+    assert!(!table.contains_word("walnut"));
+    assert_eq!(rig.core.stats().qrp_sent, sent.len() as u64);
+    assert!(
+        qrp_messages(&rig.received(leaf)).is_empty(),
+        "leaves get none"
+    );
+
+    // Nothing changes: nothing more is sent.
+    rig.advance(Duration::from_secs(1));
+    assert!(qrp_messages(&rig.received(up)).is_empty());
+
+    // The library changes: a diff patch (no reset) at the next tick.
+    let walnut = shares::SharedFile {
+        index: 3,
+        name: "Walnut.txt".into(),
+        rel_path: "Walnut.txt".into(),
+        path: "/shares/Walnut.txt".into(),
+        size: 10,
+        mtime: std::time::SystemTime::UNIX_EPOCH,
+        sha1: None,
+    };
+    rig.core
+        .set_library(Arc::new(shares::Library::new(vec![walnut])));
+    rig.advance(Duration::from_secs(1));
+    let diff = qrp_messages(&rig.received(up));
+    assert!(!diff.is_empty());
+    assert!(diff.iter().all(|m| matches!(m, QrpMessage::Patch { .. })));
+    for m in &diff {
+        ultrapeer.apply(m).expect("diff applies");
+    }
+    let table = ultrapeer.table().expect("table");
+    assert!(table.contains_word("walnut") && table.contains_word("wal"));
+    assert!(!table.contains_word("hazel") && !table.contains_word(&urn));
+    assert!(qrp_messages(&rig.received(leaf)).is_empty());
+    assert_eq!(rig.core.stats().qrp_sent, (sent.len() + diff.len()) as u64);
+
+    // A peer's QRP is never forwarded.
+    let reset = QrpMessage::Reset {
+        table_length: 1024,
+        infinity: 7,
+    };
+    rig.send(
+        leaf,
+        &wire::descriptor(
+            id(9),
+            hazel_protocol::qrp::PAYLOAD_TYPE,
+            1,
+            0,
+            &reset.encode(),
+        ),
+    );
+    assert!(rig.received(up).is_empty());
+}
+
+#[test]
+fn a_g2_hubs_200_is_declined_and_the_link_closed() {
+    let mut rig = Rig::new(config());
+    let addr: SocketAddr = "10.0.0.2:6346".parse().expect("a");
+    rig.core.connect(addr, rig.now);
+    rig.core
+        .on_connection(2, Direction::Outgoing, addr, rig.now);
+    rig.drain(2);
+    // Shareaza's hub answer (as captured): a 200 whose stream would be G2.
+    rig.core.on_bytes(
+        2,
+        b"GNUTELLA/0.6 200 OK\r\nUser-Agent: Shareaza 2.7.10.2\r\nAccept: application/x-gnutella2\r\n\
+Content-Type: application/x-gnutella2\r\nX-Hub: True\r\nX-Ultrapeer: True\r\n\r\n",
+        rig.now,
+    );
+    let third = String::from_utf8(rig.drain(2)).expect("text");
+    assert!(third.starts_with("GNUTELLA/0.6 406 "), "{third}");
+    assert!(rig.core.established_ids().is_empty());
+    rig.advance(Duration::from_secs(10));
+    assert!(rig.actions().contains(&Action::Close(2)));
+    assert!(!rig.core.host_cache().contains(&addr));
 }
