@@ -5,30 +5,26 @@
 //! would cost more than routing it. Offsets are named once here. Full decoding
 //! (search results, queries handed to the library) uses `hazel_protocol`.
 
-/// Length of the Gnutella descriptor header.
-pub const HEADER_LEN: usize = 23;
-/// A declared payload longer than this means the stream is out of sync or
-/// hostile (PROTOCOL-NOTES §1).
-pub const MAX_PAYLOAD_LEN: usize = 64 * 1024;
-/// Queries above this are not forwarded; above `QUERY_DROP_LEN` dropped.
-pub const QUERY_FORWARD_MAX_LEN: usize = 256;
-pub const QUERY_DROP_LEN: usize = 4 * 1024;
-/// QueryHits above this are not forwarded.
-pub const QUERY_HIT_FORWARD_MAX_LEN: usize = 16 * 1024;
-/// Smallest valid payloads.
-pub const PONG_MIN_LEN: usize = 14;
-pub const PUSH_MIN_LEN: usize = 26;
+// Sizes and codes are the protocol crate's, named once there.
+pub use hazel_protocol::descriptor::{
+    PONG_MIN_LEN, PUSH_MIN_LEN, QUERY_FORWARD_MAX_LEN, QUERY_HIT_FORWARD_MAX_LEN,
+    QUERY_MAX_LEN as QUERY_DROP_LEN,
+};
+use hazel_protocol::descriptor::{QUERY_HIT_FIXED_LEN, SERVENT_ID_LEN};
+use hazel_protocol::header::PayloadType;
+pub use hazel_protocol::header::{HEADER_LEN, MAX_PAYLOAD_LEN};
+
 /// Hit count, port, IP, speed, then at least the servent id.
-pub const QUERY_HIT_MIN_LEN: usize = 11 + 16;
+pub const QUERY_HIT_MIN_LEN: usize = QUERY_HIT_FIXED_LEN + SERVENT_ID_LEN;
 /// Anything with TTL + hops above this is dropped on arrival.
 pub const MAX_TTL_PLUS_HOPS: u16 = 15;
 
-pub const PING: u8 = 0x00;
-pub const PONG: u8 = 0x01;
-pub const BYE: u8 = 0x02;
-pub const PUSH: u8 = 0x40;
-pub const QUERY: u8 = 0x80;
-pub const QUERY_HIT: u8 = 0x81;
+pub const PING: u8 = PayloadType::PING;
+pub const PONG: u8 = PayloadType::PONG;
+pub const BYE: u8 = PayloadType::BYE;
+pub const PUSH: u8 = PayloadType::PUSH;
+pub const QUERY: u8 = PayloadType::QUERY;
+pub const QUERY_HIT: u8 = PayloadType::QUERY_HIT;
 
 mod field {
     use std::ops::Range;
