@@ -345,6 +345,9 @@ impl BlockSearch {
         let first = start + 1;
         let mut pos = first;
         let mut steps = 0usize;
+        // Whether the walk stopped at an extension start that is itself dead (unreadable, or
+        // marked before) rather than after a last extension (whose end is no extension start).
+        let mut stopped_at_start = true;
         let end = loop {
             if self.is_dead(pos) {
                 break None;
@@ -354,6 +357,7 @@ impl BlockSearch {
                     steps += 1;
                     pos = next;
                     if last {
+                        stopped_at_start = false;
                         break Some(pos).filter(|&end| usable(end));
                     }
                 }
@@ -363,16 +367,17 @@ impl BlockSearch {
         if end.is_none() {
             // Walk the same chain again (it is deterministic) to mark its extension starts;
             // `steps` bounds the second walk to exactly the extensions the first one read.
+            // The end of a block is not marked: another chain may pass through it and go on.
             let mut pos = first;
-            self.mark_dead(area.len(), pos);
             for _ in 0..steps {
+                self.mark_dead(area.len(), pos);
                 match read_extension(area, pos) {
-                    Ok((_, next, _)) => {
-                        pos = next;
-                        self.mark_dead(area.len(), pos);
-                    }
+                    Ok((_, next, _)) => pos = next,
                     Err(_) => break,
                 }
+            }
+            if stopped_at_start {
+                self.mark_dead(area.len(), pos);
             }
         }
         end.map(|end| end - start)

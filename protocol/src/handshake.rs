@@ -6,6 +6,9 @@
 //! the number of bytes it took. Bytes after the blank line belong to whatever follows (the next
 //! handshake step or the descriptor stream) and are never looked at. A block that has not ended
 //! within [`MAX_HANDSHAKE_HEAD`] bytes is an error, so a peer cannot make us buffer forever.
+//! A reader that calls again after every read should keep a [`HeadScanner`] and use
+//! [`Handshake::parse_from`]: the same answers, but each byte is searched once instead of on every
+//! call (a head dribbled one byte per read otherwise costs quadratic time).
 //!
 //! Header blocks ([`Headers`]) keep every header in order with its original spelling, spacing and
 //! folding, so a block read from the wire with CRLF line ends re-encodes to the same bytes. The same

@@ -10,7 +10,9 @@
 //! rejects folded request headers and spaces in the path).
 //!
 //! Heads are parsed incrementally ([`Parsed::NeedMore`] until the blank line) with a cap of
-//! [`MAX_HTTP_HEAD`]; a body that follows is left in the buffer for the caller.
+//! [`MAX_HTTP_HEAD`]; a body that follows is left in the buffer for the caller. Readers that call
+//! again after every read keep a [`HeadScanner`] and use `parse_from`, so each byte is searched
+//! for the blank line once.
 
 use std::fmt;
 

@@ -789,18 +789,48 @@ mod tests {
         assert_eq!(g.get(b"BH").expect("BH").data, [0x07]);
     }
 
+    #[test]
+    fn block_end_inside_another_chain_is_not_dead() {
+        // The block at 0 is valid but ends at 10, where no separator follows: unusable. Its data
+        // holds a separator and a second block at 5 whose first extension ends at 10 too, where
+        // the byte 0x81 starts its last extension: that block fills the rest and is usable.
+        let area = [
+            0xC3, 0x81, 0x41, 0x46, 0x1C, 0xC3, 0x01, 0x42, 0x41, 0x78, 0x81, 0x43, 0x40,
+        ];
+        let items: Vec<_> = ExtensionsRef::new(&area).iter().collect();
+        assert_eq!(items, naive_items(&area));
+        assert_eq!(items.len(), 2);
+        let ExtensionRef::Ggep(g) = items[1] else {
+            panic!("{:?}", items[1])
+        };
+        assert_eq!(g.iter().map(|e| e.id).collect::<Vec<_>>(), [b"B", b"C"]);
+    }
+
+    use proptest::strategy::Strategy as _;
+
     proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2000))]
+
         /// Remembering failed GGEP attempts never changes how an area is split.
         #[test]
         fn remembered_attempts_split_like_naive(
-            area in proptest::collection::vec(
+            tokens in proptest::collection::vec(
                 proptest::prop_oneof![
-                    proptest::sample::select(vec![0xC3u8, 0x1C, 0x01, 0x02, 0x81, 0x41, 0x42, 0x40, 0x58]),
-                    proptest::prelude::any::<u8>(),
+                    proptest::strategy::Just(vec![GGEP_MAGIC]),
+                    proptest::strategy::Just(vec![EXTENSION_SEPARATOR]),
+                    // An extension header: flags (last or not, 1-byte id), id, 1-byte length.
+                    (
+                        proptest::sample::select(vec![0x01u8, 0x81, 0x02, 0x21]),
+                        proptest::prelude::any::<u8>(),
+                        0u8..10,
+                    )
+                        .prop_map(|(flags, id, len)| vec![flags, id, 0x40 | len]),
+                    proptest::prelude::any::<u8>().prop_map(|b| vec![b]),
                 ],
-                0..120,
+                0..40,
             )
         ) {
+            let area = tokens.concat();
             let items: Vec<_> = ExtensionsRef::new(&area).iter().collect();
             proptest::prop_assert_eq!(items, naive_items(&area));
         }
