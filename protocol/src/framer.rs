@@ -238,7 +238,14 @@ impl Framer {
             if produced == 0 {
                 return Ok(());
             }
-            self.absorb(&step)?;
+            if let Err(e) = self.absorb(&step) {
+                // Frames that completed in this step before the bad header are handed out
+                // first (as on a plain stream); the stored error follows them.
+                if self.read_pos != self.partial_start {
+                    return Ok(());
+                }
+                return Err(e);
+            }
             if self.read_pos != self.partial_start {
                 return Ok(());
             }
@@ -636,5 +643,24 @@ mod tests {
         assert_eq!((h.payload_type, len), (PayloadType::Ping, 23));
         let q = with_payload(0x80, b"\x80\x00x\x00");
         assert_eq!(split_frame(&q[..q.len() - 1]).unwrap(), None);
+    }
+
+    #[test]
+    fn deflated_frames_before_a_bad_header_come_out_first() {
+        // One inflate step holds two good pings and then a header declaring 64 KiB + 1.
+        let mut plain = ping(1);
+        plain.extend(ping(2));
+        let mut bad = ping(3);
+        bad[19..23].copy_from_slice(&(MAX_PAYLOAD_LEN as u32 + 1).to_le_bytes());
+        plain.extend(&bad[..HEADER_LEN]);
+        let mut wire = Vec::new();
+        Deflater::new().compress_batch(&plain, &mut wire);
+        let mut f = Framer::deflated();
+        f.push(&wire).unwrap();
+        assert_eq!(f.next_frame().unwrap().expect("first ping").bytes, ping(1));
+        assert_eq!(f.next_frame().unwrap().expect("second ping").bytes, ping(2));
+        assert!(matches!(f.next_frame(), Err(DecodeError::TooLong { .. })));
+        assert!(f.next_frame().is_err(), "the stream stays failed");
+        assert!(f.push(b"more").is_err());
     }
 }
