@@ -7,7 +7,11 @@
 //! - `resume`: `parse_from` with one [`HeadScanner`] kept across reads: each call looks only at
 //!   the new byte, so the whole head costs one pass plus one final parse.
 //!
-//! Throughput is in head bytes delivered. Heads are built here: a gtk-gnutella-sized 0.6 block
+//! - `dribbled_deflate_link`: a compressed 0.6 link (pings and queries, deflated as a servent
+//!   sends them) pushed into a [`Framer`] one compressed byte per read, every frame taken: what a
+//!   slow peer on a `Content-Encoding: deflate` link costs per byte.
+//!
+//! Throughput is in head bytes delivered (compressed bytes for the link). Heads are built here: a gtk-gnutella-sized 0.6 block
 //! (~1.3 KiB) and blocks of ~8 and ~15 KiB (just under the 16 KiB cap) of ordinary headers.
 //!
 //! Run: `cargo bench -p hazel-protocol --bench heads -- --warm-up-time 1 --measurement-time 3`
@@ -15,6 +19,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use hazel_protocol::framer::{Deflater, Framer};
 use hazel_protocol::handshake::{Handshake, HeadScanner, Parsed};
 use hazel_protocol::http::Request;
 
@@ -100,5 +105,50 @@ fn heads(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, heads);
+/// 300 descriptors (a ping and a query each time), deflated in one batch.
+fn deflated_link() -> (Vec<u8>, usize) {
+    let mut plain = Vec::new();
+    let mut count = 0;
+    for i in 0..150u8 {
+        plain.extend_from_slice(&[i; 16]);
+        plain.extend_from_slice(&[0x00, 7, 0, 0, 0, 0, 0]);
+        plain.extend_from_slice(&[i; 16]);
+        let query = b"\xe0\x00some artist some title\x00";
+        plain.extend_from_slice(&[0x80, 7, 0]);
+        plain.extend_from_slice(&(query.len() as u32).to_le_bytes());
+        plain.extend_from_slice(query);
+        count += 2;
+    }
+    let mut wire = Vec::new();
+    Deflater::new().compress_batch(&plain, &mut wire);
+    (wire, count)
+}
+
+/// Pushes `wire` one byte at a time, taking every frame; returns the number of frames.
+fn dribble_link(wire: &[u8]) -> usize {
+    let mut framer = Framer::deflated();
+    let mut frames = 0;
+    for byte in wire.chunks(1) {
+        framer.push(byte).expect("valid link");
+        while let Ok(Some(frame)) = framer.next_frame_ref() {
+            black_box(frame.bytes);
+            frames += 1;
+        }
+    }
+    frames
+}
+
+fn links(c: &mut Criterion) {
+    let (wire, count) = deflated_link();
+    assert_eq!(dribble_link(&wire), count);
+    let mut group = c.benchmark_group("dribbled_deflate_link");
+    group.sample_size(20);
+    group.throughput(Throughput::Bytes(wire.len() as u64));
+    group.bench_function(BenchmarkId::new("one_byte_reads", wire.len()), |b| {
+        b.iter(|| dribble_link(&wire))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, heads, links);
 criterion_main!(benches);

@@ -120,6 +120,10 @@ pub struct Framer {
     /// Total length of the frame being assembled, once its header is in.
     partial_len: Option<usize>,
     inflater: Option<Inflater>,
+    /// Where one inflate step lands: allocated and zeroed once per compressed link, not on
+    /// every call (a peer dribbling compressed bytes would otherwise cost an allocation and a
+    /// 16 KiB fill per read).
+    step: Vec<u8>,
     failed: Option<DecodeError>,
 }
 
@@ -138,6 +142,7 @@ impl Framer {
             partial_start: 0,
             partial_len: None,
             inflater: None,
+            step: Vec::new(),
             failed: None,
         }
     }
@@ -222,13 +227,22 @@ impl Framer {
         if self.failed.is_some() {
             return Ok(());
         }
-        let mut step = Vec::new();
+        if self.inflater.is_none() {
+            return Ok(());
+        }
+        let mut step = std::mem::take(&mut self.step);
+        step.resize(INFLATE_STEP, 0);
+        let result = self.refill_with(&mut step);
+        self.step = step;
+        result
+    }
+
+    fn refill_with(&mut self, step: &mut [u8]) -> Result<()> {
         loop {
             let Some(inflater) = &mut self.inflater else {
                 return Ok(());
             };
-            step.clear();
-            let produced = match inflater.inflate(&mut step, INFLATE_STEP) {
+            let produced = match inflater.inflate_into(step) {
                 Ok(n) => n,
                 Err(e) => {
                     self.failed = Some(e.clone());
@@ -238,7 +252,7 @@ impl Framer {
             if produced == 0 {
                 return Ok(());
             }
-            if let Err(e) = self.absorb(&step) {
+            if let Err(e) = self.absorb(step.get(..produced).unwrap_or_default()) {
                 // Frames that completed in this step before the bad header are handed out
                 // first (as on a plain stream); the stored error follows them.
                 if self.read_pos != self.partial_start {
@@ -346,8 +360,19 @@ impl Inflater {
     /// Appends at most `max_out` inflated bytes to `out` and returns how
     /// many; 0 means more input is needed (or the stream has ended).
     pub fn inflate(&mut self, out: &mut Vec<u8>, max_out: usize) -> Result<usize> {
+        let start = out.len();
+        out.resize(start + max_out, 0);
+        let result = self.inflate_into(out.get_mut(start..).unwrap_or_default());
+        out.truncate(start + *result.as_ref().unwrap_or(&0));
+        result
+    }
+
+    /// Inflates into `buf` (at most `buf.len()` bytes) and returns how many bytes were written
+    /// at its start; 0 means more input is needed (or the stream has ended). For callers that
+    /// keep one buffer across calls instead of growing a vector each time.
+    pub fn inflate_into(&mut self, buf: &mut [u8]) -> Result<usize> {
         if self.z.is_none() {
-            let [cmf, flg] = match self.pending.get(self.pos..self.pos + 2) {
+            let [cmf, flg] = match self.pending.get(self.pos..self.pos.saturating_add(2)) {
                 Some(&[a, b]) => [a, b],
                 _ => return Ok(0),
             };
@@ -356,7 +381,7 @@ impl Inflater {
         let Some(z) = &mut self.z else {
             return Ok(0);
         };
-        let input = &self.pending[self.pos..];
+        let input = self.pending.get(self.pos..).unwrap_or_default();
         if self.finished {
             return if input.is_empty() {
                 Ok(0)
@@ -366,16 +391,13 @@ impl Inflater {
         }
         // Even with no input left, the inflater may hold output from the
         // last call that did not fit: always ask.
-        if max_out == 0 {
+        if buf.is_empty() {
             return Ok(0);
         }
-        let start = out.len();
-        out.resize(start + max_out, 0);
         let (in_before, out_before) = (z.total_in(), z.total_out());
-        let status = z.decompress(input, &mut out[start..], FlushDecompress::None);
+        let status = z.decompress(input, buf, FlushDecompress::None);
         let consumed = (z.total_in() - in_before) as usize;
         let produced = (z.total_out() - out_before) as usize;
-        out.truncate(start + produced);
         self.pos += consumed;
         match status {
             Ok(Status::StreamEnd) => self.finished = true,
@@ -662,5 +684,34 @@ mod tests {
         assert!(matches!(f.next_frame(), Err(DecodeError::TooLong { .. })));
         assert!(f.next_frame().is_err(), "the stream stays failed");
         assert!(f.push(b"more").is_err());
+    }
+
+    #[test]
+    fn inflate_into_a_kept_buffer_gives_the_stream() {
+        let mut plain = Vec::new();
+        for i in 0..50u8 {
+            plain.extend(ping(i));
+        }
+        let mut wire = Vec::new();
+        Deflater::new().compress_batch(&plain, &mut wire);
+        let mut inf = Inflater::new();
+        let mut buf = [0u8; 100];
+        let mut out = Vec::new();
+        for byte in wire.chunks(1) {
+            inf.push(byte);
+            loop {
+                let n = inf.inflate_into(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                assert!(n <= buf.len());
+                out.extend_from_slice(&buf[..n]);
+            }
+        }
+        assert_eq!(out, plain);
+        assert_eq!(inf.inflate_into(&mut []), Ok(0));
+        let mut garbage = Inflater::new();
+        garbage.push(&[0x78, 0x9c, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(garbage.inflate_into(&mut buf), Err(DecodeError::Inflate));
     }
 }
