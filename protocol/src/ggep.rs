@@ -315,6 +315,11 @@ pub(crate) struct BlockSearch {
 }
 
 impl BlockSearch {
+    /// True until a walk has been found unusable: until then the plain walk is just as fast.
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.dead.is_empty()
+    }
+
     fn is_dead(&self, pos: usize) -> bool {
         self.dead
             .get(pos / 64)

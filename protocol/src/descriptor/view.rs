@@ -358,7 +358,17 @@ impl<'a> Iterator for ExtensionIter<'a> {
             // A GGEP item must end the area or be followed by a separator.
             let area = self.area;
             let usable = |end: usize| matches!(area.get(end), None | Some(&EXTENSION_SEPARATOR));
-            if let Some(used) = self.ggep_search.block_at(area, self.pos, usable) {
+            let found = if self.ggep_search.is_fresh() {
+                // No attempt has failed yet (valid traffic): the plain walk, and the
+                // remembering walk only when this one fails.
+                match GgepRef::parse_prefix(rest) {
+                    Ok((_, used)) if usable(self.pos + used) => Some(used),
+                    _ => self.ggep_search.block_at(area, self.pos, usable),
+                }
+            } else {
+                self.ggep_search.block_at(area, self.pos, usable)
+            };
+            if let Some(used) = found {
                 if let Some(block) = rest.get(..used) {
                     if rest.get(used).is_none() {
                         self.done = true;
