@@ -408,6 +408,9 @@ impl Inflater {
     }
 }
 
+/// The four bytes that end every completed sync flush (an empty stored block's length fields).
+const SYNC_FLUSH_MARKER: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
+
 /// The outgoing half of a compressed link: a zlib stream, sync-flushed
 /// after each batch so the peer can decode everything sent so far.
 pub struct Deflater {
@@ -446,13 +449,22 @@ impl Deflater {
             let done = (self.z.total_in() - start_in) as usize;
             let rest = plain.get(done..).unwrap_or(&[]);
             out.reserve(rest.len() / 2 + 64);
+            let before = (self.z.total_in(), self.z.total_out());
             match self.z.compress_vec(rest, out, FlushCompress::Sync) {
                 Ok(_) => {}
                 // In-memory compression only fails on misuse of the API.
                 Err(_) => return,
             }
             let all_in = (self.z.total_in() - start_in) as usize == plain.len();
-            if all_in && out.len() < out.capacity() {
+            // A completed sync flush ends with an empty stored block, `00 00 ff ff`. Having
+            // room left in `out` is not enough: after all input is taken the compressor can
+            // return with part of the flush still held (seen after tiny batches), and the peer
+            // would never see the batch's last bytes.
+            if all_in && out.len() < out.capacity() && out.ends_with(&SYNC_FLUSH_MARKER) {
+                return;
+            }
+            if (self.z.total_in(), self.z.total_out()) == before && out.len() < out.capacity() {
+                // No progress with room to spare: nothing more will come out.
                 return;
             }
         }
@@ -713,5 +725,39 @@ mod tests {
         let mut garbage = Inflater::new();
         garbage.push(&[0x78, 0x9c, 0xff, 0xff, 0xff, 0xff]);
         assert_eq!(garbage.inflate_into(&mut buf), Err(DecodeError::Inflate));
+    }
+
+    #[test]
+    fn deflater_flushes_a_large_batch_after_tiny_ones() {
+        // Found by the deflated framer proptest: after two 1-byte batches, the flush of a 31 KiB
+        // incompressible batch came back incomplete (67 bytes short), so the peer could never
+        // read the last descriptor. Every batch must inflate completely on its own.
+        let mut x: u64 = 0x1234_5678_9abc_def0;
+        let data: Vec<u8> = (0..31814)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        for (a, b) in [(1, 2), (1, 501), (332, 333), (5000, 14000)] {
+            let mut d = Deflater::new();
+            let mut wire = Vec::new();
+            let mut inf = Inflater::new();
+            let mut plain = Vec::new();
+            for end in [a, b, data.len()] {
+                let start = wire.len();
+                d.compress_batch(&data[plain.len()..end], &mut wire);
+                assert!(
+                    wire.ends_with(&SYNC_FLUSH_MARKER),
+                    "batch ends with a sync flush"
+                );
+                inf.push(&wire[start..]);
+                while inf.inflate(&mut plain, INFLATE_STEP).unwrap() > 0 {}
+                assert_eq!(plain, data[..end], "everything sent so far arrives");
+            }
+            assert_eq!(plain, data, "batches {a}/{b}");
+        }
     }
 }
