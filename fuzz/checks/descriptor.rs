@@ -2,9 +2,13 @@
 //! `descriptor` fuzz target and the regression replay test in
 //! protocol/tests/descriptor_fuzz_regressions.rs.
 
-use hazel_protocol::descriptor::{Descriptor, DescriptorRef, Payload, PayloadRef};
-use hazel_protocol::ggep::Ggep;
+use hazel_protocol::descriptor::{
+    Descriptor, DescriptorRef, ExtensionRef, ExtensionsRef, Payload, PayloadRef,
+    EXTENSION_SEPARATOR,
+};
+use hazel_protocol::ggep::{Ggep, GgepRef, GGEP_MAGIC};
 use hazel_protocol::header::{Header, PayloadType};
+use hazel_protocol::huge::Urn;
 
 /// Decodes `data` as a whole descriptor, and (first byte = type) as a bare
 /// payload and a GGEP block: never panics, the zero-copy view and the owned
@@ -33,6 +37,11 @@ pub fn check_descriptor(data: &[u8]) {
             visit_ggep(p);
         }
     }
+
+    // The whole input as an extension area: split exactly as a walk from scratch at every item
+    // would split it (the iterator remembers failed GGEP attempts to stay linear).
+    let items: Vec<ExtensionRef<'_>> = ExtensionsRef::new(data).iter().collect();
+    assert_eq!(items, naive_extension_items(data), "extension area split");
 
     if let Ok(g) = Ggep::parse(data) {
         let mut out = Vec::new();
@@ -68,4 +77,53 @@ fn visit_ggep(p: &Payload) {
             let _ = e.value();
         }
     }
+}
+
+/// The extension iterator's definition, without its memory: at each item, a GGEP block if one
+/// parses there and is followed by a separator or the end, else the bytes up to the next separator.
+fn naive_extension_items(area: &[u8]) -> Vec<ExtensionRef<'_>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < area.len() {
+        let rest = &area[pos..];
+        if rest.first() == Some(&GGEP_MAGIC) {
+            if let Ok((ggep, used)) = GgepRef::parse_prefix(rest) {
+                match rest.get(used) {
+                    None => {
+                        out.push(ExtensionRef::Ggep(ggep));
+                        return out;
+                    }
+                    Some(&EXTENSION_SEPARATOR) => {
+                        out.push(ExtensionRef::Ggep(ggep));
+                        pos += used + 1;
+                        if pos == area.len() {
+                            // A separator ends the area: one empty item follows.
+                            out.push(ExtensionRef::Text(&[]));
+                            return out;
+                        }
+                        continue;
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let end = rest.iter().position(|&b| b == EXTENSION_SEPARATOR);
+        let item = &rest[..end.unwrap_or(rest.len())];
+        out.push(if Urn::is_urn(item) {
+            ExtensionRef::Urn(item)
+        } else if matches!(item.first(), Some(b'<') | Some(b'{')) {
+            ExtensionRef::Xml(item)
+        } else {
+            ExtensionRef::Text(item)
+        });
+        match end {
+            Some(e) if pos + e + 1 == area.len() => {
+                out.push(ExtensionRef::Text(&[]));
+                return out;
+            }
+            Some(e) => pos += e + 1,
+            None => return out,
+        }
+    }
+    out
 }

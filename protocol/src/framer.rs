@@ -120,6 +120,10 @@ pub struct Framer {
     /// Total length of the frame being assembled, once its header is in.
     partial_len: Option<usize>,
     inflater: Option<Inflater>,
+    /// Where one inflate step lands: allocated and zeroed once per compressed link, not on
+    /// every call (a peer dribbling compressed bytes would otherwise cost an allocation and a
+    /// 16 KiB fill per read).
+    step: Vec<u8>,
     failed: Option<DecodeError>,
 }
 
@@ -138,6 +142,7 @@ impl Framer {
             partial_start: 0,
             partial_len: None,
             inflater: None,
+            step: Vec::new(),
             failed: None,
         }
     }
@@ -222,13 +227,22 @@ impl Framer {
         if self.failed.is_some() {
             return Ok(());
         }
-        let mut step = Vec::new();
+        if self.inflater.is_none() {
+            return Ok(());
+        }
+        let mut step = std::mem::take(&mut self.step);
+        step.resize(INFLATE_STEP, 0);
+        let result = self.refill_with(&mut step);
+        self.step = step;
+        result
+    }
+
+    fn refill_with(&mut self, step: &mut [u8]) -> Result<()> {
         loop {
             let Some(inflater) = &mut self.inflater else {
                 return Ok(());
             };
-            step.clear();
-            let produced = match inflater.inflate(&mut step, INFLATE_STEP) {
+            let produced = match inflater.inflate_into(step) {
                 Ok(n) => n,
                 Err(e) => {
                     self.failed = Some(e.clone());
@@ -238,7 +252,14 @@ impl Framer {
             if produced == 0 {
                 return Ok(());
             }
-            self.absorb(&step)?;
+            if let Err(e) = self.absorb(step.get(..produced).unwrap_or_default()) {
+                // Frames that completed in this step before the bad header are handed out
+                // first (as on a plain stream); the stored error follows them.
+                if self.read_pos != self.partial_start {
+                    return Ok(());
+                }
+                return Err(e);
+            }
             if self.read_pos != self.partial_start {
                 return Ok(());
             }
@@ -339,8 +360,19 @@ impl Inflater {
     /// Appends at most `max_out` inflated bytes to `out` and returns how
     /// many; 0 means more input is needed (or the stream has ended).
     pub fn inflate(&mut self, out: &mut Vec<u8>, max_out: usize) -> Result<usize> {
+        let start = out.len();
+        out.resize(start + max_out, 0);
+        let result = self.inflate_into(out.get_mut(start..).unwrap_or_default());
+        out.truncate(start + *result.as_ref().unwrap_or(&0));
+        result
+    }
+
+    /// Inflates into `buf` (at most `buf.len()` bytes) and returns how many bytes were written
+    /// at its start; 0 means more input is needed (or the stream has ended). For callers that
+    /// keep one buffer across calls instead of growing a vector each time.
+    pub fn inflate_into(&mut self, buf: &mut [u8]) -> Result<usize> {
         if self.z.is_none() {
-            let [cmf, flg] = match self.pending.get(self.pos..self.pos + 2) {
+            let [cmf, flg] = match self.pending.get(self.pos..self.pos.saturating_add(2)) {
                 Some(&[a, b]) => [a, b],
                 _ => return Ok(0),
             };
@@ -349,7 +381,7 @@ impl Inflater {
         let Some(z) = &mut self.z else {
             return Ok(0);
         };
-        let input = &self.pending[self.pos..];
+        let input = self.pending.get(self.pos..).unwrap_or_default();
         if self.finished {
             return if input.is_empty() {
                 Ok(0)
@@ -359,16 +391,13 @@ impl Inflater {
         }
         // Even with no input left, the inflater may hold output from the
         // last call that did not fit: always ask.
-        if max_out == 0 {
+        if buf.is_empty() {
             return Ok(0);
         }
-        let start = out.len();
-        out.resize(start + max_out, 0);
         let (in_before, out_before) = (z.total_in(), z.total_out());
-        let status = z.decompress(input, &mut out[start..], FlushDecompress::None);
+        let status = z.decompress(input, buf, FlushDecompress::None);
         let consumed = (z.total_in() - in_before) as usize;
         let produced = (z.total_out() - out_before) as usize;
-        out.truncate(start + produced);
         self.pos += consumed;
         match status {
             Ok(Status::StreamEnd) => self.finished = true,
@@ -378,6 +407,9 @@ impl Inflater {
         Ok(produced)
     }
 }
+
+/// The four bytes that end every completed sync flush (an empty stored block's length fields).
+const SYNC_FLUSH_MARKER: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 
 /// The outgoing half of a compressed link: a zlib stream, sync-flushed
 /// after each batch so the peer can decode everything sent so far.
@@ -417,13 +449,22 @@ impl Deflater {
             let done = (self.z.total_in() - start_in) as usize;
             let rest = plain.get(done..).unwrap_or(&[]);
             out.reserve(rest.len() / 2 + 64);
+            let before = (self.z.total_in(), self.z.total_out());
             match self.z.compress_vec(rest, out, FlushCompress::Sync) {
                 Ok(_) => {}
                 // In-memory compression only fails on misuse of the API.
                 Err(_) => return,
             }
             let all_in = (self.z.total_in() - start_in) as usize == plain.len();
-            if all_in && out.len() < out.capacity() {
+            // A completed sync flush ends with an empty stored block, `00 00 ff ff`. Having
+            // room left in `out` is not enough: after all input is taken the compressor can
+            // return with part of the flush still held (seen after tiny batches), and the peer
+            // would never see the batch's last bytes.
+            if all_in && out.len() < out.capacity() && out.ends_with(&SYNC_FLUSH_MARKER) {
+                return;
+            }
+            if (self.z.total_in(), self.z.total_out()) == before && out.len() < out.capacity() {
+                // No progress with room to spare: nothing more will come out.
                 return;
             }
         }
@@ -636,5 +677,87 @@ mod tests {
         assert_eq!((h.payload_type, len), (PayloadType::Ping, 23));
         let q = with_payload(0x80, b"\x80\x00x\x00");
         assert_eq!(split_frame(&q[..q.len() - 1]).unwrap(), None);
+    }
+
+    #[test]
+    fn deflated_frames_before_a_bad_header_come_out_first() {
+        // One inflate step holds two good pings and then a header declaring 64 KiB + 1.
+        let mut plain = ping(1);
+        plain.extend(ping(2));
+        let mut bad = ping(3);
+        bad[19..23].copy_from_slice(&(MAX_PAYLOAD_LEN as u32 + 1).to_le_bytes());
+        plain.extend(&bad[..HEADER_LEN]);
+        let mut wire = Vec::new();
+        Deflater::new().compress_batch(&plain, &mut wire);
+        let mut f = Framer::deflated();
+        f.push(&wire).unwrap();
+        assert_eq!(f.next_frame().unwrap().expect("first ping").bytes, ping(1));
+        assert_eq!(f.next_frame().unwrap().expect("second ping").bytes, ping(2));
+        assert!(matches!(f.next_frame(), Err(DecodeError::TooLong { .. })));
+        assert!(f.next_frame().is_err(), "the stream stays failed");
+        assert!(f.push(b"more").is_err());
+    }
+
+    #[test]
+    fn inflate_into_a_kept_buffer_gives_the_stream() {
+        let mut plain = Vec::new();
+        for i in 0..50u8 {
+            plain.extend(ping(i));
+        }
+        let mut wire = Vec::new();
+        Deflater::new().compress_batch(&plain, &mut wire);
+        let mut inf = Inflater::new();
+        let mut buf = [0u8; 100];
+        let mut out = Vec::new();
+        for byte in wire.chunks(1) {
+            inf.push(byte);
+            loop {
+                let n = inf.inflate_into(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                assert!(n <= buf.len());
+                out.extend_from_slice(&buf[..n]);
+            }
+        }
+        assert_eq!(out, plain);
+        assert_eq!(inf.inflate_into(&mut []), Ok(0));
+        let mut garbage = Inflater::new();
+        garbage.push(&[0x78, 0x9c, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(garbage.inflate_into(&mut buf), Err(DecodeError::Inflate));
+    }
+
+    #[test]
+    fn deflater_flushes_a_large_batch_after_tiny_ones() {
+        // Found by the deflated framer proptest: after two 1-byte batches, the flush of a 31 KiB
+        // incompressible batch came back incomplete (67 bytes short), so the peer could never
+        // read the last descriptor. Every batch must inflate completely on its own.
+        let mut x: u64 = 0x1234_5678_9abc_def0;
+        let data: Vec<u8> = (0..31814)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        for (a, b) in [(1, 2), (1, 501), (332, 333), (5000, 14000)] {
+            let mut d = Deflater::new();
+            let mut wire = Vec::new();
+            let mut inf = Inflater::new();
+            let mut plain = Vec::new();
+            for end in [a, b, data.len()] {
+                let start = wire.len();
+                d.compress_batch(&data[plain.len()..end], &mut wire);
+                assert!(
+                    wire.ends_with(&SYNC_FLUSH_MARKER),
+                    "batch ends with a sync flush"
+                );
+                inf.push(&wire[start..]);
+                while inf.inflate(&mut plain, INFLATE_STEP).unwrap() > 0 {}
+                assert_eq!(plain, data[..end], "everything sent so far arrives");
+            }
+            assert_eq!(plain, data, "batches {a}/{b}");
+        }
     }
 }

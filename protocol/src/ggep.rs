@@ -251,6 +251,8 @@ impl GgepExtensionRef<'_> {
 /// Reads the extension at `pos` (after the magic byte): returns it, the
 /// position after it, and whether it carries the last-extension flag.
 fn read_extension(bytes: &[u8], pos: usize) -> Result<(GgepExtensionRef<'_>, usize, bool)> {
+    #[cfg(test)]
+    tests::EXTENSION_READS.with(|n| n.set(n.get() + 1));
     let flags = *bytes.get(pos).ok_or(DecodeError::Truncated)?;
     let mut pos = pos + 1;
     if flags & flag::RESERVED != 0 {
@@ -296,6 +298,97 @@ pub fn walk<'a>(bytes: &'a [u8], mut each: impl FnMut(GgepExtensionRef<'a>)) -> 
     }
 }
 
+/// Searches for GGEP blocks inside a larger area (a Query's or a result's extension area, a
+/// QueryHit's private data), where a block may be tried at many offsets.
+///
+/// Without memory this is quadratic: extension data may contain further magic bytes, so a
+/// crafted area of interleaved extension chains makes every attempt walk to the end of the area
+/// before failing (a 64 KiB Query took seconds). A walk is deterministic from an extension start,
+/// so once a walk is found unusable every extension start it passed through is remembered as
+/// dead, and a later attempt that reaches one stops there with the same answer. Each position is
+/// marked at most once, so all attempts together cost time linear in the area.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BlockSearch {
+    /// One bit per offset of the area: set when a walk reaching this extension start is unusable.
+    /// Empty until the first unusable walk (valid traffic never allocates).
+    dead: Vec<u64>,
+}
+
+impl BlockSearch {
+    /// True until a walk has been found unusable: until then the plain walk is just as fast.
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.dead.is_empty()
+    }
+
+    fn is_dead(&self, pos: usize) -> bool {
+        self.dead
+            .get(pos / 64)
+            .is_some_and(|word| word & (1 << (pos % 64)) != 0)
+    }
+
+    fn mark_dead(&mut self, area_len: usize, pos: usize) {
+        if self.dead.is_empty() {
+            self.dead = vec![0; area_len / 64 + 1];
+        }
+        if let Some(word) = self.dead.get_mut(pos / 64) {
+            *word |= 1 << (pos % 64);
+        }
+    }
+
+    /// The length of the block whose magic byte is at `start` in `area`, if it is valid and
+    /// `usable(end)` accepts where it ends (`end` is an offset in `area`). Same answer as
+    /// `walk(&area[start..])` followed by `usable`, but never walks a chain known to be unusable.
+    pub(crate) fn block_at(
+        &mut self,
+        area: &[u8],
+        start: usize,
+        usable: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        if area.get(start) != Some(&GGEP_MAGIC) {
+            return None;
+        }
+        let first = start + 1;
+        let mut pos = first;
+        let mut steps = 0usize;
+        // Whether the walk stopped at an extension start that is itself dead (unreadable, or
+        // marked before) rather than after a last extension (whose end is no extension start).
+        let mut stopped_at_start = true;
+        let end = loop {
+            if self.is_dead(pos) {
+                break None;
+            }
+            match read_extension(area, pos) {
+                Ok((_, next, last)) => {
+                    steps += 1;
+                    pos = next;
+                    if last {
+                        stopped_at_start = false;
+                        break Some(pos).filter(|&end| usable(end));
+                    }
+                }
+                Err(_) => break None,
+            }
+        };
+        if end.is_none() {
+            // Walk the same chain again (it is deterministic) to mark its extension starts;
+            // `steps` bounds the second walk to exactly the extensions the first one read.
+            // The end of a block is not marked: another chain may pass through it and go on.
+            let mut pos = first;
+            for _ in 0..steps {
+                self.mark_dead(area.len(), pos);
+                match read_extension(area, pos) {
+                    Ok((_, next, _)) => pos = next,
+                    Err(_) => break,
+                }
+            }
+            if stopped_at_start {
+                self.mark_dead(area.len(), pos);
+            }
+        }
+        end.map(|end| end - start)
+    }
+}
+
 /// A validated GGEP block, borrowed: the zero-copy counterpart of [`Ggep`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GgepRef<'a> {
@@ -312,6 +405,11 @@ impl<'a> GgepRef<'a> {
             },
             used,
         ))
+    }
+
+    /// A block already validated (by [`BlockSearch::block_at`]): `bytes` is exactly the block.
+    pub(crate) fn validated(bytes: &'a [u8]) -> GgepRef<'a> {
+        GgepRef { bytes }
     }
 
     /// Validates a block that fills `bytes` exactly.
@@ -535,8 +633,13 @@ pub fn deflate_zlib(data: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    thread_local! {
+        /// Extension headers read on this thread, to check that searches stay linear.
+        pub(crate) static EXTENSION_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
 
     fn hex(s: &str) -> Vec<u8> {
         data_encoding::HEXLOWER.decode(s.as_bytes()).unwrap()

@@ -9,8 +9,8 @@
 //! `file`), and GIVs are matched to pending pushes by servent id and index.
 
 use crate::error::{DecodeError, Result};
-pub use crate::handshake::Parsed;
-use crate::handshake::{find_head_end, split_head};
+use crate::handshake::split_head;
+pub use crate::handshake::{HeadScanner, Parsed};
 
 /// Largest GIV accepted, blank line included (a file name plus about 50 bytes of fixed text).
 pub const MAX_GIV_LEN: usize = 4096;
@@ -30,15 +30,24 @@ const GIV: &[u8] = b"GIV ";
 
 impl Giv {
     /// Parses a GIV from the start of `buf` (see the module doc).
+    ///
+    /// Scans the whole buffer on every call; a reader that calls again as bytes arrive should use
+    /// [`Giv::parse_from`].
     pub fn parse(buf: &[u8]) -> Result<Parsed<Giv>> {
-        let probe = &buf[..buf.len().min(GIV.len())];
+        Giv::parse_from(buf, &mut HeadScanner::new())
+    }
+
+    /// [`Giv::parse`] for a buffer that grows between calls (see [`HeadScanner`]; reset it after
+    /// taking the line).
+    pub fn parse_from(buf: &[u8], scan: &mut HeadScanner) -> Result<Parsed<Giv>> {
+        let probe = buf.get(..GIV.len()).unwrap_or(buf);
         if !GIV.starts_with(probe) {
             return Err(DecodeError::BadField("GIV keyword"));
         }
-        let Some(end) = find_head_end(buf, MAX_GIV_LEN)? else {
+        let Some(end) = scan.find_end(buf, MAX_GIV_LEN)? else {
             return Ok(Parsed::NeedMore);
         };
-        let head = split_head(&buf[..end]);
+        let head = split_head(buf.get(..end).unwrap_or(buf));
         if !head.header_lines.is_empty() {
             return Err(DecodeError::BadField("GIV followed by more lines"));
         }

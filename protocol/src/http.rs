@@ -10,14 +10,16 @@
 //! rejects folded request headers and spaces in the path).
 //!
 //! Heads are parsed incrementally ([`Parsed::NeedMore`] until the blank line) with a cap of
-//! [`MAX_HTTP_HEAD`]; a body that follows is left in the buffer for the caller.
+//! [`MAX_HTTP_HEAD`]; a body that follows is left in the buffer for the caller. Readers that call
+//! again after every read keep a [`HeadScanner`] and use `parse_from`, so each byte is searched
+//! for the blank line once.
 
 use std::fmt;
 
 use crate::error::{DecodeError, Result};
 use crate::giv::parse_u32;
-use crate::handshake::{find_head_end, parse_code_reason, parse_header_lines, split_head};
-pub use crate::handshake::{Header, Headers, Parsed};
+use crate::handshake::{parse_code_reason, parse_header_lines, split_head};
+pub use crate::handshake::{HeadScanner, Header, Headers, Parsed};
 
 /// Largest request or response head accepted, blank line included.
 ///
@@ -109,7 +111,17 @@ impl Request {
     }
 
     /// Parses a request head from the start of `buf` (see the module doc).
+    ///
+    /// Scans the whole buffer on every call; a reader that calls again as bytes arrive should use
+    /// [`Request::parse_from`].
     pub fn parse(buf: &[u8]) -> Result<Parsed<Request>> {
+        Request::parse_from(buf, &mut HeadScanner::new())
+    }
+
+    /// [`Request::parse`] for a buffer that grows between calls: `scan` remembers how far the
+    /// blank line was searched for, so each call looks only at the new bytes (see
+    /// [`HeadScanner`]; reset it after taking a head).
+    pub fn parse_from(buf: &[u8], scan: &mut HeadScanner) -> Result<Parsed<Request>> {
         // Reject non-HTTP bytes early instead of buffering up to the cap.
         for (i, &b) in buf.iter().take(MAX_METHOD_LEN + 1).enumerate() {
             if b == b' ' && i > 0 {
@@ -119,10 +131,10 @@ impl Request {
                 return Err(DecodeError::BadField("request method"));
             }
         }
-        let Some(end) = find_head_end(buf, MAX_HTTP_HEAD)? else {
+        let Some(end) = scan.find_end(buf, MAX_HTTP_HEAD)? else {
             return Ok(Parsed::NeedMore);
         };
-        let head = split_head(&buf[..end]);
+        let head = split_head(buf.get(..end).unwrap_or(buf));
         let line = head.start_line;
         let sp = line
             .iter()
@@ -371,15 +383,24 @@ impl Response {
     }
 
     /// Parses a response head from the start of `buf` (see the module doc).
+    ///
+    /// Scans the whole buffer on every call; a reader that calls again as bytes arrive should use
+    /// [`Response::parse_from`].
     pub fn parse(buf: &[u8]) -> Result<Parsed<Response>> {
-        let probe = &buf[..buf.len().min(HTTP.len())];
+        Response::parse_from(buf, &mut HeadScanner::new())
+    }
+
+    /// [`Response::parse`] for a buffer that grows between calls (see [`HeadScanner`]; reset it
+    /// after taking a head).
+    pub fn parse_from(buf: &[u8], scan: &mut HeadScanner) -> Result<Parsed<Response>> {
+        let probe = buf.get(..HTTP.len()).unwrap_or(buf);
         if !HTTP.starts_with(probe) {
             return Err(DecodeError::BadField("status line"));
         }
-        let Some(end) = find_head_end(buf, MAX_HTTP_HEAD)? else {
+        let Some(end) = scan.find_end(buf, MAX_HTTP_HEAD)? else {
             return Ok(Parsed::NeedMore);
         };
-        let head = split_head(&buf[..end]);
+        let head = split_head(buf.get(..end).unwrap_or(buf));
         let line = head.start_line;
         let sp = line
             .iter()

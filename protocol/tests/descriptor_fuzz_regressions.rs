@@ -85,3 +85,26 @@ fn oversized_header_and_bad_ggep_are_errors() {
     };
     assert!(q.stray_nul && q.ggep().is_some());
 }
+
+#[test]
+fn interleaved_ggep_chains_decode_as_text_items() {
+    // Every 0x1C in these areas is followed by a magic byte starting a GGEP chain that runs to
+    // the end of the area without a last flag: once quadratic (seconds per descriptor).
+    let d = Descriptor::parse(&regression("query-interleaved-ggep-chains")).expect("query");
+    let Payload::Query(q) = d.payload else {
+        panic!("not a query")
+    };
+    assert_eq!(q.extensions.len(), 6501);
+    assert!(q.ggep().is_none());
+    let d = Descriptor::parse(&regression("hit-interleaved-ggep-chains")).expect("hit");
+    let Payload::QueryHit(h) = d.payload else {
+        panic!("not a hit")
+    };
+    assert_eq!(h.results[0].extensions.len(), 3001);
+    let trailer = h.trailer.as_ref().expect("trailer");
+    assert_eq!(trailer.flags().ggep, Some(true));
+    assert!(
+        trailer.ggep().is_none(),
+        "no valid block in the private data"
+    );
+}

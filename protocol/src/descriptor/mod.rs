@@ -35,6 +35,7 @@ pub use pong::Pong;
 pub use push::Push;
 pub use query::{Query, SpeedField};
 pub use query_hit::{HitResult, QhdFlags, QhdTrailer, QueryHit};
+pub(crate) use view::find_byte;
 pub use view::{
     ByeRef, DescriptorRef, ExtensionIter, ExtensionRef, ExtensionsRef, HitResultIter, HitResultRef,
     PayloadRef, PingRef, PongRef, PushRef, QhdTrailerRef, QueryHitRef, QueryRef,

@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 
 use crate::error::Result;
-use crate::ggep::{Ggep, GGEP_MAGIC};
+use crate::ggep::{BlockSearch, Ggep, GGEP_MAGIC};
 use crate::huge::Sha1Digest;
 
 use super::view::QueryHitRef;
@@ -138,10 +138,17 @@ impl QhdTrailer {
     /// puts a byte before it and `{deflate}` XML after it).
     pub fn ggep(&self) -> Option<Ggep> {
         let data = &self.private_data;
+        // Remembers failed attempts: magic bytes inside extension data must not make each
+        // attempt rewalk the same chain (quadratic on crafted private data).
+        let mut search = BlockSearch::default();
         data.iter()
             .enumerate()
             .filter(|(_, &b)| b == GGEP_MAGIC)
-            .find_map(|(at, _)| Ggep::parse_prefix(&data[at..]).ok().map(|(g, _)| g))
+            .find_map(|(at, _)| {
+                search.block_at(data, at, |_| true)?;
+                let rest = data.get(at..)?;
+                Ggep::parse_prefix(rest).ok().map(|(g, _)| g)
+            })
     }
 
     pub fn encoded_len(&self) -> usize {

@@ -13,7 +13,7 @@
 use std::net::Ipv4Addr;
 
 use crate::error::{DecodeError, Result};
-use crate::ggep::{GgepRef, GGEP_MAGIC};
+use crate::ggep::{BlockSearch, GgepRef, GGEP_MAGIC};
 use crate::header::{DescriptorId, Header, PayloadType, HEADER_LEN};
 use crate::huge::Urn;
 
@@ -324,6 +324,7 @@ impl<'a> ExtensionsRef<'a> {
             area: self.area,
             pos: 0,
             done: self.area.is_empty(),
+            ggep_search: BlockSearch::default(),
         }
     }
 
@@ -340,6 +341,9 @@ pub struct ExtensionIter<'a> {
     area: &'a [u8],
     pos: usize,
     done: bool,
+    /// Remembers GGEP attempts that failed, so that a crafted area cannot make the attempts
+    /// at successive items walk the same long chain again and again.
+    ggep_search: BlockSearch,
 }
 
 impl<'a> Iterator for ExtensionIter<'a> {
@@ -351,17 +355,27 @@ impl<'a> Iterator for ExtensionIter<'a> {
         }
         let rest = self.area.get(self.pos..).unwrap_or(&[]);
         if rest.first() == Some(&GGEP_MAGIC) {
-            if let Ok((ggep, used)) = GgepRef::parse_prefix(rest) {
-                match rest.get(used) {
-                    None => {
+            // A GGEP item must end the area or be followed by a separator.
+            let area = self.area;
+            let usable = |end: usize| matches!(area.get(end), None | Some(&EXTENSION_SEPARATOR));
+            let found = if self.ggep_search.is_fresh() {
+                // No attempt has failed yet (valid traffic): the plain walk, and the
+                // remembering walk only when this one fails.
+                match GgepRef::parse_prefix(rest) {
+                    Ok((_, used)) if usable(self.pos + used) => Some(used),
+                    _ => self.ggep_search.block_at(area, self.pos, usable),
+                }
+            } else {
+                self.ggep_search.block_at(area, self.pos, usable)
+            };
+            if let Some(used) = found {
+                if let Some(block) = rest.get(..used) {
+                    if rest.get(used).is_none() {
                         self.done = true;
-                        return Some(ExtensionRef::Ggep(ggep));
-                    }
-                    Some(&EXTENSION_SEPARATOR) => {
+                    } else {
                         self.pos += used + 1;
-                        return Some(ExtensionRef::Ggep(ggep));
                     }
-                    Some(_) => {}
+                    return Some(ExtensionRef::Ggep(GgepRef::validated(block)));
                 }
             }
         }
@@ -671,6 +685,164 @@ mod tests {
             let view = PayloadRef::parse(ty, bytes).map(PayloadRef::into_owned);
             assert!(view.is_err(), "{ty:?}");
             assert_eq!(view, Payload::parse(ty, bytes), "{ty:?}");
+        }
+    }
+
+    /// Interleaved GGEP chains: from the magic byte after every 0x1C a valid chain of extensions
+    /// runs to the end of the area without a last flag. Each unit is one outer extension
+    /// `01 'X' 47 <7 data bytes>` whose data `1C C3 02 Y Y 46 Z` holds a separator, a magic byte
+    /// and the start of an inner chain with the same period.
+    fn interleaved_chains(units: usize) -> Vec<u8> {
+        let unit = [0x01u8, 0x58, 0x47, 0x1C, 0xC3, 0x02, 0x59, 0x59, 0x46, 0x5A];
+        unit.iter()
+            .copied()
+            .cycle()
+            .take(unit.len() * units)
+            .collect()
+    }
+
+    /// The extension iterator as it was before failed GGEP attempts were remembered: every item
+    /// starting with the magic byte is walked from scratch.
+    fn naive_items(area: &[u8]) -> Vec<ExtensionRef<'_>> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        if area.is_empty() {
+            return out;
+        }
+        loop {
+            let rest = &area[pos..];
+            if rest.first() == Some(&GGEP_MAGIC) {
+                if let Ok((ggep, used)) = GgepRef::parse_prefix(rest) {
+                    match rest.get(used) {
+                        None => {
+                            out.push(ExtensionRef::Ggep(ggep));
+                            return out;
+                        }
+                        Some(&EXTENSION_SEPARATOR) => {
+                            out.push(ExtensionRef::Ggep(ggep));
+                            pos += used + 1;
+                            continue;
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            let end = rest.iter().position(|&b| b == EXTENSION_SEPARATOR);
+            out.push(ExtensionRef::classify(&rest[..end.unwrap_or(rest.len())]));
+            match end {
+                Some(e) => pos += e + 1,
+                None => return out,
+            }
+        }
+    }
+
+    fn extension_reads() -> usize {
+        crate::ggep::tests::EXTENSION_READS.with(|n| n.get())
+    }
+
+    #[test]
+    fn interleaved_ggep_chains_cost_linear_time() {
+        // 64 KiB of interleaved chains used to cost ~21 million extension reads (seconds per
+        // Query); remembering dead chains keeps it to a few reads per byte.
+        let area = interleaved_chains(6500);
+        let before = extension_reads();
+        let items: Vec<_> = ExtensionsRef::new(&area).iter().collect();
+        let reads = extension_reads() - before;
+        assert_eq!(
+            items.len(),
+            6501,
+            "one text item per separator, plus the last"
+        );
+        assert!(items.iter().all(|i| matches!(i, ExtensionRef::Text(_))));
+        assert!(
+            reads <= 2 * area.len(),
+            "{reads} extension reads for {} bytes",
+            area.len()
+        );
+        assert_eq!(items, naive_items(&area));
+
+        // The same area as a Query's extensions and as a hit result's extensions.
+        let mut query = vec![0, 0, b'a', 0];
+        query.extend_from_slice(&area);
+        let before = extension_reads();
+        let q = QueryRef::parse(&query).expect("query decodes").into_owned();
+        assert_eq!(q.extensions.len(), 6501);
+        assert!(extension_reads() - before <= 4 * area.len());
+    }
+
+    #[test]
+    fn qhd_private_data_search_is_linear() {
+        // Magic bytes all through the private data, each starting a chain that never ends.
+        let mut private = vec![0xC3];
+        private.extend(interleaved_chains(6000));
+        let trailer = QhdTrailer {
+            vendor: *b"GTKG",
+            open_data: vec![0x20, 0x20],
+            private_data: private.clone(),
+        };
+        let before = extension_reads();
+        assert_eq!(trailer.ggep(), None);
+        let reads = extension_reads() - before;
+        assert!(
+            reads <= 2 * private.len(),
+            "{reads} reads for {} bytes",
+            private.len()
+        );
+        // A valid block after the junk is still found.
+        let mut with_block = private;
+        with_block.extend_from_slice(&[0x1C, 0xC3, 0x82, b'B', b'H', 0x41, 0x07]);
+        let trailer = QhdTrailer {
+            private_data: with_block,
+            ..trailer
+        };
+        let g = trailer.ggep().expect("the trailing block");
+        assert_eq!(g.get(b"BH").expect("BH").data, [0x07]);
+    }
+
+    #[test]
+    fn block_end_inside_another_chain_is_not_dead() {
+        // The block at 0 is valid but ends at 10, where no separator follows: unusable. Its data
+        // holds a separator and a second block at 5 whose first extension ends at 10 too, where
+        // the byte 0x81 starts its last extension: that block fills the rest and is usable.
+        let area = [
+            0xC3, 0x81, 0x41, 0x46, 0x1C, 0xC3, 0x01, 0x42, 0x41, 0x78, 0x81, 0x43, 0x40,
+        ];
+        let items: Vec<_> = ExtensionsRef::new(&area).iter().collect();
+        assert_eq!(items, naive_items(&area));
+        assert_eq!(items.len(), 2);
+        let ExtensionRef::Ggep(g) = items[1] else {
+            panic!("{:?}", items[1])
+        };
+        assert_eq!(g.iter().map(|e| e.id).collect::<Vec<_>>(), [b"B", b"C"]);
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2000))]
+
+        /// Remembering failed GGEP attempts never changes how an area is split.
+        #[test]
+        fn remembered_attempts_split_like_naive(
+            tokens in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(vec![GGEP_MAGIC]),
+                    proptest::strategy::Just(vec![EXTENSION_SEPARATOR]),
+                    // An extension header: flags (last or not, 1-byte id), id, 1-byte length.
+                    (
+                        proptest::sample::select(vec![0x01u8, 0x81, 0x02, 0x21]),
+                        proptest::prelude::any::<u8>(),
+                        0u8..10,
+                    )
+                        .prop_map(|(flags, id, len)| vec![flags, id, 0x40 | len]),
+                    proptest::prelude::any::<u8>().prop_map(|b| vec![b]),
+                ],
+                0..40,
+            )
+        ) {
+            let area = tokens.concat();
+            let items: Vec<_> = ExtensionsRef::new(&area).iter().collect();
+            proptest::prop_assert_eq!(items, naive_items(&area));
         }
     }
 }
