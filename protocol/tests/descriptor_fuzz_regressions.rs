@@ -4,7 +4,8 @@
 //! by `cargo test`. Inputs found by fuzzing and hand-made edge cases live
 //! there side by side.
 
-use std::path::PathBuf;
+mod fuzz_corpus;
+use fuzz_corpus::corpus;
 
 use hazel_protocol::descriptor::{Descriptor, Payload};
 use hazel_protocol::DecodeError;
@@ -13,23 +14,6 @@ use hazel_protocol::DecodeError;
 mod descriptor_checks;
 #[path = "../../fuzz/checks/framer.rs"]
 mod framer_checks;
-
-fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus/regressions")
-        .join(target);
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("regression corpus {} missing: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("directory entry").path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&path).expect("corpus file"))
-        })
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no inputs in {}", dir.display());
-    files
-}
 
 #[test]
 fn descriptor_regressions_replay() {

@@ -3,7 +3,8 @@
 //! broke the handshake or GIV parser stays covered by `cargo test`. Hand-made edge cases (split
 //! blank lines, folds, over-long GIV indexes) live there beside inputs found by fuzzing.
 
-use std::path::PathBuf;
+mod fuzz_corpus;
+use fuzz_corpus::corpus;
 
 use hazel_protocol::giv::Giv;
 use hazel_protocol::handshake::{Handshake, Parsed};
@@ -12,33 +13,8 @@ use hazel_protocol::DecodeError;
 #[path = "../../fuzz/checks/handshake.rs"]
 mod handshake_checks;
 
-fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus/regressions")
-        .join(target);
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("regression corpus {} missing: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("directory entry").path();
-            let name = path
-                .file_name()
-                .expect("file name")
-                .to_string_lossy()
-                .into_owned();
-            (name, std::fs::read(&path).expect("corpus file"))
-        })
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no inputs in {}", dir.display());
-    files
-}
-
 fn input(name: &str) -> Vec<u8> {
-    corpus("handshake")
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("regression input {name} missing"))
-        .1
+    fuzz_corpus::input("handshake", name)
 }
 
 #[test]

@@ -2,40 +2,16 @@
 //! the same checks the target runs (fuzz/checks/http.rs), so an input that once broke an HTTP
 //! head parser or a Range / Content-Range interpreter stays covered by `cargo test`.
 
-use std::path::PathBuf;
+mod fuzz_corpus;
+use fuzz_corpus::corpus;
 
 use hazel_protocol::http::{ByteRange, ContentRange, Parsed, Request, Resource, Response};
 
 #[path = "../../fuzz/checks/http.rs"]
 mod http_checks;
 
-fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus/regressions")
-        .join(target);
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("regression corpus {} missing: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("directory entry").path();
-            let name = path
-                .file_name()
-                .expect("file name")
-                .to_string_lossy()
-                .into_owned();
-            (name, std::fs::read(&path).expect("corpus file"))
-        })
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no inputs in {}", dir.display());
-    files
-}
-
 fn input(name: &str) -> Vec<u8> {
-    corpus("http")
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("regression input {name} missing"))
-        .1
+    fuzz_corpus::input("http", name)
 }
 
 #[test]
