@@ -21,22 +21,15 @@
 //! Run: `cargo bench -p hazel-protocol --bench descriptors -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hazel_protocol::descriptor::{Descriptor, DescriptorRef, ExtensionRef, PayloadRef};
 use hazel_protocol::framer::{split_frame, Framer};
 use hazel_protocol::header::Header;
+use hazel_protocol::traces;
 
 const READ_SIZE: usize = 64 * 1024;
-
-fn traces_dir() -> PathBuf {
-    match std::env::var_os("HAZEL_TRACES") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces"),
-    }
-}
 
 /// The trace descriptors, one byte vector each.
 fn trace_descriptors() -> Vec<Vec<u8>> {
@@ -45,13 +38,7 @@ fn trace_descriptors() -> Vec<Vec<u8>> {
         "ndpi-gtkg-0.6-2022.expected.jsonl",
         "ndpi-gtkg-0.6-2022.inflated.expected.jsonl",
     ] {
-        let path = traces_dir().join(file);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (set HAZEL_TRACES or put the traces at ../shared/traces)",
-                path.display()
-            )
-        });
+        let text = String::from_utf8(traces::read(file)).expect("trace file is UTF-8");
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
             if let Some(hex) = v["raw_hex"].as_str() {

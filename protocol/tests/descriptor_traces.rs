@@ -10,25 +10,11 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 
 use hazel_protocol::descriptor::{Descriptor, DescriptorRef, Extension, Payload, PayloadRef};
 use hazel_protocol::header::{Header, PayloadType};
+use hazel_protocol::traces;
 use serde_json::Value;
-
-fn traces_dir() -> PathBuf {
-    let dir = match std::env::var_os("HAZEL_TRACES") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces"),
-    };
-    assert!(
-        dir.join("ndpi-gtkg-0.6-2022.expected.jsonl").is_file(),
-        "trace files not found in {}: set HAZEL_TRACES or put the traces at ../shared/traces \
-         next to the workspace",
-        dir.display()
-    );
-    dir
-}
 
 fn hex(s: &str) -> Vec<u8> {
     data_encoding::HEXLOWER_PERMISSIVE
@@ -37,9 +23,7 @@ fn hex(s: &str) -> Vec<u8> {
 }
 
 fn records(file: &str) -> Vec<Value> {
-    let path = traces_dir().join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = String::from_utf8(traces::read(file)).expect("trace file is UTF-8");
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("trace line is JSON"))

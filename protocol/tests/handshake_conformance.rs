@@ -10,28 +10,13 @@
 //! The traces live outside the repository: `$HAZEL_TRACES` or `../shared/traces` relative to the
 //! workspace root. A missing trace fails the test; it never passes vacuously.
 
-use std::path::PathBuf;
-
 use hazel_protocol::handshake::{Handshake, Headers, Parsed};
 use hazel_protocol::http::{ByteRange, ByteSpan, ContentRange, Request, Resource, Response};
+use hazel_protocol::traces;
 use serde_json::Value;
 
-fn traces_dir() -> PathBuf {
-    match std::env::var_os("HAZEL_TRACES") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces"),
-    }
-}
-
 fn load_records(name: &str) -> Vec<Value> {
-    let path = traces_dir().join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "trace file {} is missing ({e}): set HAZEL_TRACES or put the traces at \
-             ../shared/traces relative to the workspace root",
-            path.display()
-        )
-    });
+    let text = String::from_utf8(traces::read(name)).expect("trace file is UTF-8");
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("a JSON record per line"))

@@ -8,30 +8,15 @@
 //! the test with a clear message.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use hazel_protocol::qrp::{QrpMessage, QrpReceiver, PAYLOAD_TYPE};
+use hazel_protocol::traces;
 use serde_json::Value;
-
-fn traces_dir() -> PathBuf {
-    let dir = match std::env::var_os("HAZEL_TRACES") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces"),
-    };
-    assert!(
-        dir.join("ndpi-gtkg-0.6-2022.inflated.expected.jsonl")
-            .is_file(),
-        "trace files not found in {}: set HAZEL_TRACES or put the traces at ../shared/traces \
-         next to the workspace",
-        dir.display()
-    );
-    dir
-}
 
 /// (stream, payload) of every captured 0x30 descriptor, in capture order.
 fn captured_qrp() -> Vec<(u64, Vec<u8>)> {
-    let path = traces_dir().join("ndpi-gtkg-0.6-2022.inflated.expected.jsonl");
-    let text = std::fs::read_to_string(&path).expect("read trace");
+    let text = String::from_utf8(traces::read("ndpi-gtkg-0.6-2022.inflated.expected.jsonl"))
+        .expect("trace file is UTF-8");
     let mut out = Vec::new();
     for line in text.lines() {
         let v: Value = serde_json::from_str(line).expect("json line");

@@ -352,6 +352,34 @@ fn request_split_anywhere_needs_more_until_complete() {
 }
 
 #[test]
+fn a_second_keep_alive_request_dribbled_after_the_first_is_answered() {
+    let lib = library();
+    let mut slots = UploadSlots::new(4);
+    let mut session = UploadSession::new(config());
+    session
+        .on_bytes(b"HEAD /get/5/Song%20One.mp3 HTTP/1.1\r\nUser-Agent: a long header line\r\n\r\n");
+    let UploadPoll::Respond(first) = session.poll(&lib, &mut slots) else {
+        panic!("first reply expected");
+    };
+    assert!(first.keep_alive);
+    session.reply_sent(&mut slots);
+    let second = b"GET /get/5/Song%20One.mp3 HTTP/1.1\r\nRange: bytes=0-0\r\n\r\n";
+    for (i, byte) in second.iter().enumerate() {
+        session.on_bytes(std::slice::from_ref(byte));
+        let poll = session.poll(&lib, &mut slots);
+        if i + 1 < second.len() {
+            assert_eq!(poll, UploadPoll::NeedMore, "after {} bytes", i + 1);
+        } else {
+            let UploadPoll::Respond(reply) = poll else {
+                panic!("second reply expected at the end");
+            };
+            assert_eq!(reply.body, span(0, 1));
+        }
+    }
+    assert_eq!(session.requests(), 2);
+}
+
+#[test]
 fn garbage_gets_400_then_close_and_floods_are_cut() {
     let lib = library();
     let mut slots = UploadSlots::new(4);

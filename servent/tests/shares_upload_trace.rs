@@ -7,15 +7,9 @@
 use std::path::PathBuf;
 use std::time::UNIX_EPOCH;
 
+use hazel_protocol::traces;
 use hazel_servent::core::shares::upload::{UploadConfig, UploadPoll, UploadSession, UploadSlots};
 use hazel_servent::core::shares::{Library, SharedFile};
-
-fn traces_dir() -> PathBuf {
-    match std::env::var_os("HAZEL_TRACES") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces"),
-    }
-}
 
 struct CapturedRequest {
     segments: Vec<Vec<u8>>,
@@ -25,13 +19,8 @@ struct CapturedRequest {
 }
 
 fn captured_requests() -> Vec<CapturedRequest> {
-    let path = traces_dir().join("ppa1e-bearshare-get-2001.expected.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "trace {} missing ({e}): set HAZEL_TRACES or check out shared/ beside the workspace",
-            path.display()
-        )
-    });
+    let text = String::from_utf8(traces::read("ppa1e-bearshare-get-2001.expected.jsonl"))
+        .expect("trace file is UTF-8");
     let mut out = Vec::new();
     for line in text.lines() {
         let record: serde_json::Value = serde_json::from_str(line).expect("JSON line");

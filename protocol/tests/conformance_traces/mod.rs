@@ -5,28 +5,10 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-
 use hazel_protocol::handshake::{Handshake, Headers, Parsed};
 use serde_json::Value;
 
-pub fn traces_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("HAZEL_TRACES") {
-        return PathBuf::from(dir);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces")
-}
-
-pub fn read_trace(name: &str) -> Vec<u8> {
-    let path = traces_dir().join(name);
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "trace {name} is missing ({}: {e}). The conformance tests need the shared traces: \
-             put them at ../shared/traces next to the workspace or set HAZEL_TRACES.",
-            path.display()
-        )
-    })
-}
+pub use hazel_protocol::traces::read as read_trace;
 
 /// One JSON value per non-empty line.
 pub fn read_jsonl(name: &str) -> Vec<Value> {

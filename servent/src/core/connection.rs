@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use hazel_protocol::handshake::HeadScanner;
 use serde::Serialize;
 
 use super::queue::{Class, Dropped, Frame, SendQueue};
@@ -84,6 +85,10 @@ pub struct Connection {
     pub peer_guid: Option<String>,
     /// Input bytes not yet consumed (a partial handshake block or descriptor).
     pub inbuf: Vec<u8>,
+    /// How far `inbuf` was searched for the blank line ending the current
+    /// handshake block, so a block dribbled in small reads is scanned once.
+    /// Reset whenever a block is drained from `inbuf`.
+    pub head_scan: HeadScanner,
     pub inflater: Option<Decompress>,
     out: Vec<u8>,
     out_pos: usize,
@@ -145,6 +150,7 @@ impl Connection {
             peer_bye: false,
             peer_guid: None,
             inbuf: Vec::new(),
+            head_scan: HeadScanner::new(),
             inflater: None,
             out: Vec::new(),
             out_pos: 0,

@@ -65,10 +65,11 @@ impl Core {
             let Some(conn) = self.conns.get_mut(&id) else {
                 return;
             };
-            let parsed = match Handshake::parse(&conn.inbuf) {
+            let parsed = match Handshake::parse_from(&conn.inbuf, &mut conn.head_scan) {
                 Ok(Parsed::NeedMore) => return,
                 Ok(Parsed::Complete { message, consumed }) => {
                     conn.inbuf.drain(..consumed.min(conn.inbuf.len()));
+                    conn.head_scan.reset();
                     message
                 }
                 Err(_) => {

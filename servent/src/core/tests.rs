@@ -662,6 +662,56 @@ fn handshake_0_4_both_ways() {
 }
 
 #[test]
+fn a_handshake_dribbled_one_byte_per_read_still_establishes() {
+    let mut rig = Rig::new(config());
+    let other = rig.attach();
+    let dribbler = 9;
+    rig.core.on_connection(
+        dribbler,
+        Direction::Incoming,
+        "10.0.0.9:5000".parse().expect("addr"),
+        rig.now,
+    );
+    let connect = b"GNUTELLA CONNECT/0.6\r\nUser-Agent: dribbler\r\nX-Ultrapeer: False\r\n\r\n";
+    for (i, byte) in connect.iter().enumerate() {
+        rig.core
+            .on_bytes(dribbler, std::slice::from_ref(byte), rig.now);
+        if i + 1 < connect.len() {
+            assert!(
+                rig.drain(dribbler).is_empty(),
+                "answered after {} bytes",
+                i + 1
+            );
+        }
+    }
+    let reply = rig.drain(dribbler);
+    assert!(
+        reply.starts_with(b"GNUTELLA/0.6 200 OK\r\n"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    // The final block and the first descriptor behind it, also one byte per read: the block
+    // ends exactly once and the query that follows it is routed.
+    let mut rest = b"GNUTELLA/0.6 200 OK\r\n\r\n".to_vec();
+    rest.extend_from_slice(&query(7, 3, 1, "dribble"));
+    for byte in &rest {
+        rig.core
+            .on_bytes(dribbler, std::slice::from_ref(byte), rig.now);
+    }
+    assert!(rig.core.established_ids().contains(&dribbler));
+    let greeting = rig.received(dribbler);
+    assert_eq!(greeting.len(), 1, "one discovery ping");
+    assert_eq!(greeting[0][16], wire::PING);
+    let forwarded = rig.received(other);
+    assert_eq!(
+        forwarded.len(),
+        1,
+        "the dribbled query reaches the other peer"
+    );
+    assert_eq!(header(&forwarded[0]).id, id(7));
+}
+
+#[test]
 fn outgoing_0_6_sends_leaf_headers_and_harvests_x_try_on_refusal() {
     let mut rig = Rig::new(config());
     let addr: SocketAddr = "10.0.0.2:6346".parse().expect("a");

@@ -12,7 +12,6 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hazel_protocol::framer::{Frame, Framer};
@@ -24,23 +23,7 @@ pub const NDPI_PCAP: &str = "ndpi-gtkg-0.6-2022.pcap";
 /// The three links that were established with deflate both ways.
 pub const DEFLATE_LINKS: [u32; 3] = [94, 95, 122];
 
-pub fn traces_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("HAZEL_TRACES") {
-        return PathBuf::from(dir);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces")
-}
-
-pub fn read_trace(name: &str) -> Vec<u8> {
-    let path = traces_dir().join(name);
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "trace {name} is missing ({}: {e}). The replay tests need the shared traces: \
-             put them at ../shared/traces next to the workspace or set HAZEL_TRACES.",
-            path.display()
-        )
-    })
-}
+pub use hazel_protocol::traces::read as read_trace;
 
 /// The whole ndpi capture, reassembled.
 pub fn ndpi_capture() -> CaptureContents {

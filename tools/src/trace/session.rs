@@ -11,7 +11,7 @@
 
 use hazel_protocol::framer::Framer;
 use hazel_protocol::giv::Giv;
-use hazel_protocol::handshake::{Handshake, Headers, Parsed};
+use hazel_protocol::handshake::{Handshake, HeadScanner, Headers, Parsed};
 use hazel_protocol::http::{Request, Response};
 use hazel_protocol::napster::transfer::{DataPortRequest, TransferReply};
 use hazel_protocol::pcap::{Direction, StreamInfo, Timestamp};
@@ -57,8 +57,12 @@ enum Mode {
 #[derive(Debug)]
 struct Half {
     mode: Mode,
-    /// Wire bytes not consumed yet.
+    /// Wire bytes not consumed yet. Only appended to directly; bytes leave it through
+    /// [`Half::consume`] and [`Half::discard`], which keep `head_scan` in step.
     buf: Vec<u8>,
+    /// How far `buf` was searched for the end of the head (handshake block, HTTP head, GIV line)
+    /// at its start, so a head arriving in many small segments is scanned once.
+    head_scan: HeadScanner,
     /// Handshake blocks this side sent, in order.
     blocks: Vec<Handshake>,
     frame: u32,
@@ -71,11 +75,24 @@ impl Half {
         Half {
             mode: Mode::Sniff,
             buf: Vec::new(),
+            head_scan: HeadScanner::new(),
             blocks: Vec::new(),
             frame: 0,
             time: Timestamp::default(),
             epoch: Timestamp::default(),
         }
+    }
+
+    /// Drops the first `n` buffered bytes (a message taken, or body skipped): a new head starts.
+    fn consume(&mut self, n: usize) {
+        self.buf.drain(..n.min(self.buf.len()));
+        self.head_scan.reset();
+    }
+
+    /// Drops everything buffered and frees the buffer.
+    fn discard(&mut self) {
+        self.buf = Vec::new();
+        self.head_scan.reset();
     }
 }
 
@@ -189,7 +206,7 @@ impl Session {
     fn ignore(&mut self, dir: Direction) {
         let h = &mut self.halves[dir.index()];
         h.mode = Mode::Ignore;
-        h.buf = Vec::new();
+        h.discard();
     }
 
     /// In-order bytes of one direction.
@@ -246,7 +263,7 @@ impl Session {
         match &mut h.mode {
             Mode::HttpResponses { body_left } if *body_left >= len + h.buf.len() as u64 => {
                 *body_left -= len + h.buf.len() as u64;
-                h.buf.clear();
+                h.discard();
             }
             // File data on an OpenNap data port: nothing to resynchronise.
             Mode::Ignore | Mode::NapData => {}
@@ -305,7 +322,7 @@ impl Session {
                 Mode::NapData => {
                     let h = &mut self.halves[dir.index()];
                     summary.nap_data_bytes += h.buf.len() as u64;
-                    h.buf.clear();
+                    h.discard();
                     false
                 }
                 Mode::Ignore => false,
@@ -335,7 +352,7 @@ impl Session {
             );
             summary.count("OpenNap data port");
             let h = &mut self.halves[dir.index()];
-            h.buf.drain(..1);
+            h.consume(1);
             h.mode = Mode::NapReply;
             return true;
         }
@@ -381,7 +398,8 @@ impl Session {
     }
 
     fn giv(&mut self, dir: Direction, out: &mut Vec<Record>, summary: &mut Summary) -> bool {
-        match Giv::parse(&self.halves[dir.index()].buf) {
+        let h = &mut self.halves[dir.index()];
+        match Giv::parse_from(&h.buf, &mut h.head_scan) {
             Ok(Parsed::NeedMore) => false,
             Ok(Parsed::Complete { message, consumed }) => {
                 summary.count("GIV");
@@ -408,7 +426,7 @@ impl Session {
                     out,
                 );
                 let h = &mut self.halves[dir.index()];
-                h.buf.drain(..consumed);
+                h.consume(consumed);
                 // The GIV sender serves the file: HTTP responses follow.
                 h.mode = Mode::HttpResponses { body_left: 0 };
                 true
@@ -421,7 +439,7 @@ impl Session {
     }
 
     fn handshake(&mut self, dir: Direction, out: &mut Vec<Record>, summary: &mut Summary) -> bool {
-        let h = &self.halves[dir.index()];
+        let h = &mut self.halves[dir.index()];
         if h.buf.is_empty() {
             return false;
         }
@@ -431,14 +449,14 @@ impl Session {
             self.halves[dir.index()].mode = Mode::AwaitLink;
             return true;
         }
-        match Handshake::parse(&h.buf) {
+        match Handshake::parse_from(&h.buf, &mut h.head_scan) {
             Ok(Parsed::NeedMore) => false,
             Ok(Parsed::Complete { message, consumed }) => {
                 summary.count("handshake");
                 let (text, fields) = describe_handshake(&message);
                 self.emit(dir, "handshake", text, fields, out);
                 let h = &mut self.halves[dir.index()];
-                h.buf.drain(..consumed);
+                h.consume(consumed);
                 h.blocks.push(message);
                 true
             }
@@ -567,6 +585,7 @@ impl Session {
         };
         let deflate = *deflate;
         let wire = std::mem::take(&mut h.buf);
+        h.head_scan.reset();
         let mut failure = framer.push(&wire).err();
         let mut records = Vec::new();
         while failure.is_none() {
@@ -603,11 +622,11 @@ impl Session {
         out: &mut Vec<Record>,
         summary: &mut Summary,
     ) -> bool {
-        let h = &self.halves[dir.index()];
+        let h = &mut self.halves[dir.index()];
         if h.buf.is_empty() {
             return false;
         }
-        match Request::parse(&h.buf) {
+        match Request::parse_from(&h.buf, &mut h.head_scan) {
             Ok(Parsed::NeedMore) => false,
             Ok(Parsed::Complete { message, consumed }) => {
                 summary.count("HTTP request");
@@ -634,7 +653,7 @@ impl Session {
                     text.push_str(&format!(" Range: {r}"));
                 }
                 self.emit(dir, "http_request", text, f, out);
-                self.halves[dir.index()].buf.drain(..consumed);
+                self.halves[dir.index()].consume(consumed);
                 true
             }
             Err(e) => {
@@ -654,10 +673,11 @@ impl Session {
         if let Mode::HttpResponses { body_left } = &mut h.mode {
             if *body_left > 0 {
                 let skip = (*body_left).min(h.buf.len() as u64);
-                h.buf.drain(..skip as usize);
                 *body_left -= skip;
+                let still_in_body = *body_left > 0;
+                h.consume(skip as usize);
                 summary.http_body_bytes += skip;
-                if *body_left > 0 {
+                if still_in_body {
                     return false;
                 }
             }
@@ -665,7 +685,7 @@ impl Session {
         if h.buf.is_empty() {
             return false;
         }
-        match Response::parse(&h.buf) {
+        match Response::parse_from(&h.buf, &mut h.head_scan) {
             Ok(Parsed::NeedMore) => false,
             Ok(Parsed::Complete { message, consumed }) => {
                 summary.count("HTTP response");
@@ -711,7 +731,7 @@ impl Session {
                 }
                 self.emit(dir, "http_response", text, f, out);
                 let h = &mut self.halves[dir.index()];
-                h.buf.drain(..consumed);
+                h.consume(consumed);
                 // Without a length the body runs to the end of the connection.
                 h.mode = Mode::HttpResponses {
                     body_left: length.unwrap_or(u64::MAX),
@@ -762,7 +782,7 @@ impl Session {
                     out,
                 );
                 let h = &mut self.halves[dir.index()];
-                h.buf.drain(..used);
+                h.consume(used);
                 // After a SEND the pushing sharer sends the file; after a GET nothing.
                 h.mode = Mode::NapData;
                 true
@@ -801,7 +821,7 @@ impl Session {
                 };
                 self.emit(dir, "opennap_data", text, f, out);
                 let h = &mut self.halves[dir.index()];
-                h.buf.drain(..used);
+                h.consume(used);
                 h.mode = Mode::NapData;
                 true
             }
@@ -823,7 +843,7 @@ impl Session {
             } => {
                 summary.count("OpenNap");
                 self.emit(dir, "opennap", text, fields, out);
-                self.halves[dir.index()].buf.drain(..consumed);
+                self.halves[dir.index()].consume(consumed);
                 true
             }
             opennap::Next::Error(e) => {
@@ -878,4 +898,86 @@ fn describe_handshake(block: &Handshake) -> (String, Map<String, Value>) {
         text.push(')');
     }
     (text, f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes a stream whose pieces arrive in order, each `step` bytes at a time (or whole when
+    /// `step` is 0), and returns each record's kind and text.
+    fn decode(pieces: &[(Direction, &[u8])], step: usize) -> Vec<(&'static str, String)> {
+        let info = StreamInfo {
+            id: 0,
+            client: "127.0.0.1:40000".parse().expect("addr"),
+            server: "127.0.0.1:6346".parse().expect("addr"),
+            first_frame: 1,
+        };
+        let mut session = Session::new(info);
+        let mut out = Vec::new();
+        let mut summary = Summary::default();
+        let at = At {
+            frame: 1,
+            time: Timestamp::default(),
+            epoch: Timestamp::default(),
+        };
+        for (dir, bytes) in pieces {
+            let step = if step == 0 { bytes.len() } else { step };
+            for chunk in bytes.chunks(step) {
+                session.data(*dir, at, chunk, &mut out, &mut summary);
+            }
+        }
+        for dir in [Direction::ClientToServer, Direction::ServerToClient] {
+            session.end(dir, &mut out, &mut summary);
+        }
+        out.into_iter().map(|r| (r.kind, r.text)).collect()
+    }
+
+    #[test]
+    fn heads_dribbled_one_byte_per_segment_decode_as_when_whole() {
+        let http: [(Direction, &[u8]); 2] = [
+            (
+                Direction::ClientToServer,
+                b"GET /get/1/a.mp3 HTTP/1.1\r\nRange: bytes=0-\r\n\r\nHEAD /get/2/b.mp3 HTTP/1.1\r\n\r\n",
+            ),
+            (
+                Direction::ServerToClient,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 404 Not Found\r\nContent-Length: 7\r\n\r\n",
+            ),
+        ];
+        let handshake: [(Direction, &[u8]); 3] = [
+            (
+                Direction::ClientToServer,
+                b"GNUTELLA CONNECT/0.6\r\nUser-Agent: a\r\n\r\n",
+            ),
+            (
+                Direction::ServerToClient,
+                b"GNUTELLA/0.6 200 OK\r\nUser-Agent: b\r\n\r\n",
+            ),
+            (Direction::ClientToServer, b"GNUTELLA/0.6 200 OK\r\n\r\n"),
+        ];
+        let giv: [(Direction, &[u8]); 1] = [(
+            Direction::ClientToServer,
+            b"GIV 5:00112233445566778899aabbccddeeff/a.mp3\n\nHTTP/1.1 503 Busy\r\n\r\n",
+        )];
+        for (pieces, kinds) in [
+            (
+                &http[..],
+                &[
+                    "http_request",
+                    "http_request",
+                    "http_response",
+                    "http_response",
+                ][..],
+            ),
+            (&handshake[..], &["handshake", "handshake", "handshake"][..]),
+            (&giv[..], &["giv", "http_response"][..]),
+        ] {
+            let whole = decode(pieces, 0);
+            let got: Vec<&str> = whole.iter().map(|(kind, _)| *kind).collect();
+            assert_eq!(got, kinds, "{whole:?}");
+            assert_eq!(decode(pieces, 1), whole);
+            assert_eq!(decode(pieces, 3), whole);
+        }
+    }
 }

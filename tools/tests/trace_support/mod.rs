@@ -5,23 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub fn traces_dir() -> PathBuf {
-    match std::env::var_os("HAZEL_TRACES") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces"),
-    }
-}
-
 /// Path of a shared trace; panics with a clear message when it is missing.
+#[track_caller]
 pub fn trace(name: &str) -> PathBuf {
-    let path = traces_dir().join(name);
-    assert!(
-        path.is_file(),
-        "trace {} is missing: put the shared traces at ../shared/traces next to the workspace \
-         or set HAZEL_TRACES",
-        path.display()
-    );
-    path
+    hazel_protocol::traces::require(name)
 }
 
 pub struct Output {

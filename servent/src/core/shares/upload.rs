@@ -24,7 +24,8 @@ use std::time::SystemTime;
 
 use data_encoding::BASE32;
 use hazel_protocol::http::{
-    ContentRange, HttpVersion, Method, Parsed, Request, Resource, Response, MAX_HTTP_HEAD,
+    ContentRange, HeadScanner, HttpVersion, Method, Parsed, Request, Resource, Response,
+    MAX_HTTP_HEAD,
 };
 
 use super::{Library, SharedFile};
@@ -174,6 +175,9 @@ enum State {
 pub struct UploadSession {
     config: UploadConfig,
     buffer: Vec<u8>,
+    /// How far `buffer` was searched for the end of the request head (reset whenever the buffer
+    /// is drained or cleared), so a head sent in small pieces is scanned once.
+    head_scan: HeadScanner,
     state: State,
     /// The client sent more than we buffer: close (kept apart from `state` so a slot held by the
     /// reply in flight is still released by `on_close`).
@@ -186,6 +190,7 @@ impl UploadSession {
         UploadSession {
             config,
             buffer: Vec::new(),
+            head_scan: HeadScanner::new(),
             state: State::Reading,
             overflowed: false,
             requests: 0,
@@ -206,6 +211,7 @@ impl UploadSession {
             // Either a head past the cap (the parser would reject it) or a client pushing bytes
             // we have no reason to hold: stop here.
             self.buffer.clear();
+            self.head_scan.reset();
             self.overflowed = true;
             return;
         }
@@ -222,11 +228,12 @@ impl UploadSession {
             State::Replying { .. } => return UploadPoll::NeedMore,
             State::Reading => {}
         }
-        let (request, consumed) = match Request::parse(&self.buffer) {
+        let (request, consumed) = match Request::parse_from(&self.buffer, &mut self.head_scan) {
             Ok(Parsed::NeedMore) => return UploadPoll::NeedMore,
             Ok(Parsed::Complete { message, consumed }) => (message, consumed),
             Err(_) => {
                 self.buffer.clear();
+                self.head_scan.reset();
                 self.requests += 1;
                 self.state = State::Replying {
                     keep_alive: false,
@@ -236,6 +243,7 @@ impl UploadSession {
             }
         };
         self.buffer.drain(..consumed.min(self.buffer.len()));
+        self.head_scan.reset();
         self.requests += 1;
         let reply = self.answer(&request, library, slots);
         self.state = State::Replying {
