@@ -409,7 +409,7 @@ impl Inflater {
 }
 
 /// The four bytes that end every completed sync flush (an empty stored block's length fields).
-const SYNC_FLUSH_MARKER: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
+pub const SYNC_FLUSH_MARKER: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 
 /// The outgoing half of a compressed link: a zlib stream, sync-flushed
 /// after each batch so the peer can decode everything sent so far.

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use hazel_protocol::framer::SYNC_FLUSH_MARKER;
 use hazel_protocol::handshake::HeadScanner;
 use serde::Serialize;
 
@@ -320,11 +321,15 @@ fn deflate_into(deflater: &mut Compress, input: &[u8], flush: FlushCompress, out
             Ok(Status::Ok) | Ok(Status::BufError) | Ok(Status::StreamEnd) => {}
             Err(_) => return,
         }
-        // Done when all input is in and the flush did not fill the space.
-        if consumed >= input.len() && out.len() < out.capacity() {
+        // Done when all input is in, the flush did not fill the space and,
+        // for a sync or full flush, the flush is complete: room left alone is
+        // not proof (the protocol crate's Deflater was caught returning with
+        // part of a flush still held after tiny batches).
+        let flushed = matches!(flush, FlushCompress::None) || out.ends_with(&SYNC_FLUSH_MARKER);
+        if consumed >= input.len() && out.len() < out.capacity() && flushed {
             return;
         }
-        if produced == 0 && consumed >= input.len() {
+        if produced == 0 && consumed >= input.len() && out.len() < out.capacity() {
             return;
         }
     }
@@ -474,5 +479,52 @@ mod tests {
             &mut scratch,
             |_| true
         ));
+    }
+    #[test]
+    fn a_large_batch_after_tiny_ones_is_flushed_whole() {
+        // The case that broke the protocol crate's Deflater: after two tiny
+        // batches, a ~31 KiB incompressible batch must still arrive whole.
+        let now = Instant::now();
+        let peer: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let mut x: u64 = 0x1234_5678_9abc_def0;
+        let data: Vec<u8> = (0..31814)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        for (a, b) in [(1, 2), (1, 501), (332, 333), (5000, 14000)] {
+            let mut conn = Connection::new(
+                1,
+                Direction::Outgoing,
+                peer,
+                ProtocolVersion::V06,
+                SendQueue::new(1 << 20, 1 << 21),
+                now,
+            );
+            conn.start_deflate_out();
+            let mut inflater = Decompress::new(true);
+            let mut scratch = Vec::new();
+            let mut got = Vec::new();
+            for (start, end) in [(0, a), (a, b), (b, data.len())] {
+                conn.enqueue(Class::Keep, data[start..end].to_vec().into());
+                let mut wire = Vec::new();
+                for _ in 0..100 {
+                    let out = conn.output().to_vec();
+                    if out.is_empty() {
+                        break;
+                    }
+                    wire.extend_from_slice(&out);
+                    conn.consume_output(out.len(), now);
+                }
+                assert!(inflate_chunks(&mut inflater, &wire, &mut scratch, |c| {
+                    got.extend_from_slice(c);
+                    true
+                }));
+                assert_eq!(got, data[..end], "batches {a}/{b}: all sent so far arrives");
+            }
+        }
     }
 }
