@@ -380,9 +380,8 @@ pub fn inflate_chunks(
 mod tests {
     use super::*;
 
-    #[test]
-    fn deflated_output_inflates_to_the_queued_descriptors() {
-        let now = Instant::now();
+    /// An outgoing 0.6 link with compression on towards the peer.
+    fn deflating_link(now: Instant) -> Connection {
         let peer: SocketAddr = "127.0.0.1:1".parse().expect("addr");
         let mut conn = Connection::new(
             1,
@@ -393,6 +392,13 @@ mod tests {
             now,
         );
         conn.start_deflate_out();
+        conn
+    }
+
+    #[test]
+    fn deflated_output_inflates_to_the_queued_descriptors() {
+        let now = Instant::now();
+        let mut conn = deflating_link(now);
         let mut expected = Vec::new();
         for n in 0..100u8 {
             let frame: Vec<u8> = (0..40).map(|i| n ^ i).collect();
@@ -426,16 +432,7 @@ mod tests {
     #[test]
     fn a_freed_idle_compressor_continues_the_same_stream() {
         let now = Instant::now();
-        let peer: SocketAddr = "127.0.0.1:1".parse().expect("addr");
-        let mut conn = Connection::new(
-            1,
-            Direction::Outgoing,
-            peer,
-            ProtocolVersion::V06,
-            SendQueue::new(1 << 20, 1 << 21),
-            now,
-        );
-        conn.start_deflate_out();
+        let mut conn = deflating_link(now);
         let mut wire = Vec::new();
         let mut expected = Vec::new();
         for round in 0..3u8 {
@@ -485,7 +482,6 @@ mod tests {
         // The case that broke the protocol crate's Deflater: after two tiny
         // batches, a ~31 KiB incompressible batch must still arrive whole.
         let now = Instant::now();
-        let peer: SocketAddr = "127.0.0.1:1".parse().expect("addr");
         let mut x: u64 = 0x1234_5678_9abc_def0;
         let data: Vec<u8> = (0..31814)
             .map(|_| {
@@ -496,15 +492,7 @@ mod tests {
             })
             .collect();
         for (a, b) in [(1, 2), (1, 501), (332, 333), (5000, 14000)] {
-            let mut conn = Connection::new(
-                1,
-                Direction::Outgoing,
-                peer,
-                ProtocolVersion::V06,
-                SendQueue::new(1 << 20, 1 << 21),
-                now,
-            );
-            conn.start_deflate_out();
+            let mut conn = deflating_link(now);
             let mut inflater = Decompress::new(true);
             let mut scratch = Vec::new();
             let mut got = Vec::new();
