@@ -15,6 +15,7 @@
 //! - [`napster`]: OpenNap frames and messages, client and server side.
 //! - [`qrp`]: Query Routing Protocol tables, RESET/PATCH messages and the QRP keyword hash.
 //! - [`pcap`]: reading captures (TCP reassembly, UDP) for conformance tests and `hazel-trace`.
+//! - [`text`]: showing network strings on a terminal or in a log (control characters escaped).
 //! - [`traces`]: where the shared captures are found (`$HAZEL_TRACES` or `../shared/traces`).
 
 pub mod descriptor;
@@ -29,6 +30,7 @@ pub mod huge;
 pub mod napster;
 pub mod pcap;
 pub mod qrp;
+pub mod text;
 pub mod traces;
 
 pub use error::DecodeError;
