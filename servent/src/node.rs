@@ -14,7 +14,9 @@ use crate::config::{Config, ProtocolVersion};
 use crate::control;
 use crate::core::shares::upload::{FileSpan, UploadConfig, UploadPoll, UploadSession, UploadSlots};
 use crate::core::shares::Library;
-use crate::core::{self as core_mod, Action, Core, CoreConfig, CoreEvent, HostCache};
+use crate::core::{
+    self as core_mod, Action, ConnectOutcome, Core, CoreConfig, CoreEvent, HostCache,
+};
 use crate::library::{LibraryConfig, LibraryScanner};
 use crate::reactor::{
     ConnId, Direction, Engine, EngineAction, Handle, Reactor, ReactorConfig, Sniffed,
@@ -39,6 +41,8 @@ const HOSTS_LISTED: usize = 1000;
 const UPLOAD_CHUNK: usize = 64 * 1024;
 /// Concurrent file bodies; beyond, `GET` gets 503 and QueryHits say busy.
 const UPLOAD_SLOTS: usize = 4;
+/// GIV callbacks connecting at once; further Pushes wait for the next one.
+const MAX_GIV_CALLBACKS: usize = 8;
 /// An HTTP connection with nothing in flight is closed after this long.
 const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -200,6 +204,9 @@ impl Node {
                 "push for file {}: calling back {} with a GIV",
                 p.file_index, p.addr
             ),
+            CoreEvent::ConnectFailed { addr, reason } => {
+                format!("could not connect to {addr}: {reason}")
+            }
         }
     }
 
@@ -285,8 +292,20 @@ impl Node {
             .set_upload_state(self.slots.all_taken(), self.slots.have_uploaded());
     }
 
-    /// Starts a GIV callback for a Push addressed to us.
+    /// Starts a GIV callback for a Push addressed to us (the core already
+    /// rate-limited them; at most [`MAX_GIV_CALLBACKS`] connect at once).
     fn start_giv(&mut self, push: &core_mod::PushRequest) {
+        if self.pending_givs.len() >= MAX_GIV_CALLBACKS
+            || self.pending_givs.contains_key(&push.addr)
+        {
+            log::info!(
+                "push for file {} from {}: {} callbacks already connecting, ignored",
+                push.file_index,
+                push.addr,
+                self.pending_givs.len()
+            );
+            return;
+        }
         let Ok(id) = data_encoding::HEXLOWER_PERMISSIVE.decode(push.servent_id.as_bytes()) else {
             return;
         };
@@ -386,11 +405,11 @@ impl Engine for Node {
         }
     }
 
-    fn on_connect_failed(&mut self, addr: SocketAddr, kind: Sniffed, now: Instant) {
+    fn on_connect_failed(&mut self, addr: SocketAddr, kind: Sniffed, error: &str, now: Instant) {
         match kind {
-            Sniffed::Overlay => self.core.on_connect_failed(addr, now),
+            Sniffed::Overlay => self.core.on_connect_failed(addr, error, now),
             _ => {
-                log::info!("GIV callback to {addr} failed");
+                log::info!("GIV callback to {addr} failed: {error}");
                 self.pending_givs.remove(&addr);
             }
         }
@@ -499,10 +518,18 @@ impl Engine for Node {
 
     fn command(&mut self, command: Command, now: Instant) -> Response {
         let reply = match command {
-            Command::Connect(addr) => {
-                self.core.connect(addr, now);
-                Reply::message(format!("connecting to {addr}"))
-            }
+            Command::Connect(addr) => match self.core.connect(addr, now) {
+                ConnectOutcome::Dialling => Reply::message(format!("connecting to {addr}")),
+                ConnectOutcome::Ourselves => {
+                    return Response::error(format!("{addr} is this servent"))
+                }
+                ConnectOutcome::AlreadyConnected => {
+                    return Response::error(format!("already connected (or connecting) to {addr}"))
+                }
+                ConnectOutcome::ShuttingDown => {
+                    return Response::error("the servent is shutting down")
+                }
+            },
             Command::ConnectHost(host, _) => {
                 // Resolved before it reaches the loop; never block here on DNS.
                 return Response::error(format!("{host} was not resolved"));

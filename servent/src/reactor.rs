@@ -90,8 +90,9 @@ pub trait Engine {
         peer: SocketAddr,
         now: Instant,
     );
-    /// An outgoing connect to `addr` (opened for `kind`) failed or timed out.
-    fn on_connect_failed(&mut self, addr: SocketAddr, kind: Sniffed, now: Instant);
+    /// An outgoing connect to `addr` (opened for `kind`) failed or timed out;
+    /// `error` says why, for the user.
+    fn on_connect_failed(&mut self, addr: SocketAddr, kind: Sniffed, error: &str, now: Instant);
     /// Bytes arrived on a connection.
     fn on_bytes(&mut self, id: ConnId, bytes: &[u8], now: Instant);
     /// The connection is gone (peer closed, error, or after our `Close`).
@@ -198,6 +199,16 @@ const MAGICS: [(&[u8], Sniffed); 4] = [
     (b"HEAD ", Sniffed::Http),
     (b"GIV ", Sniffed::Giv),
 ];
+
+/// A connect error as a user reads it: what happened, without the errno.
+fn connect_error(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused (nothing listens there)".into(),
+        io::ErrorKind::TimedOut => "timed out".into(),
+        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => "unreachable".into(),
+        _ => e.to_string(),
+    }
+}
 
 /// The verdict on the first bytes of an incoming socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -487,8 +498,18 @@ impl<E: Engine> Reactor<E> {
     }
 
     fn connect(&mut self, addr: SocketAddr, kind: Sniffed, now: Instant) {
-        if self.quitting.is_some() || self.conns.len() >= self.config.max_sockets {
-            self.engine.on_connect_failed(addr, kind, now);
+        if self.quitting.is_some() {
+            self.engine
+                .on_connect_failed(addr, kind, "the servent is shutting down", now);
+            return;
+        }
+        if self.conns.len() >= self.config.max_sockets {
+            self.engine.on_connect_failed(
+                addr,
+                kind,
+                "no free socket: every one allowed by the open-file limit is in use",
+                now,
+            );
             return;
         }
         let result = TcpStream::connect(addr).and_then(|socket| {
@@ -500,7 +521,8 @@ impl<E: Engine> Reactor<E> {
         });
         if let Err(e) = result {
             log::debug!("connect {addr}: {e}");
-            self.engine.on_connect_failed(addr, kind, now);
+            self.engine
+                .on_connect_failed(addr, kind, &connect_error(&e), now);
         }
     }
 
@@ -547,7 +569,8 @@ impl<E: Engine> Reactor<E> {
         if let Some(e) = failed {
             log::debug!("connect {addr}: {e}");
             self.remove_silently(key);
-            self.engine.on_connect_failed(addr, kind, now);
+            self.engine
+                .on_connect_failed(addr, kind, &connect_error(&e), now);
             return;
         }
         let _ = conn.socket.set_nodelay(true);
@@ -763,7 +786,13 @@ impl<E: Engine> Reactor<E> {
             if let Some(kind) = connecting {
                 let addr = self.conns[key].peer;
                 self.remove_silently(key);
-                self.engine.on_connect_failed(addr, kind, now);
+                let secs = self.config.connect_timeout.as_secs();
+                self.engine.on_connect_failed(
+                    addr,
+                    kind,
+                    &format!("no answer within {secs} s"),
+                    now,
+                );
             } else if matches!(self.conns[key].state, State::Closing { .. }) {
                 self.close_now(key, now);
             } else {
@@ -918,7 +947,7 @@ mod tests {
             self.note(format!("open {id} {d:?} {k:?}"));
             self.out.insert(id, Vec::new());
         }
-        fn on_connect_failed(&mut self, addr: SocketAddr, _: Sniffed, _: Instant) {
+        fn on_connect_failed(&mut self, addr: SocketAddr, _: Sniffed, _: &str, _: Instant) {
             self.note(format!("failed {}", addr.port()));
         }
         fn on_bytes(&mut self, id: ConnId, bytes: &[u8], _: Instant) {

@@ -113,7 +113,7 @@ impl Net {
             match action {
                 Action::Connect(addr) => {
                     let Some(&to) = self.by_addr.get(&addr) else {
-                        self.cores[node].on_connect_failed(addr, self.now);
+                        self.cores[node].on_connect_failed(addr, "refused", self.now);
                         continue;
                     };
                     let a = End {

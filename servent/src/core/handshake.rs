@@ -9,7 +9,7 @@ use std::time::Instant;
 use hazel_protocol::handshake::{format_host_list, Handshake, Headers, Parsed};
 
 use super::connection::Phase;
-use super::{hex, wire, Action, ConnId, Core, CoreEvent, Direction, ProtocolVersion};
+use super::{hex, hosts, wire, Action, ConnId, Core, CoreEvent, Direction, ProtocolVersion};
 
 impl Core {
     /// The first block of an outgoing connection.
@@ -231,9 +231,16 @@ impl Core {
                     self.close_now(id, "connected to self");
                     return;
                 }
-                if code != 200 {
-                    self.hosts.failed(&peer, now);
-                    self.close_now(id, &format!("refused: {code} {reason}"));
+                if let Some(pause) = hosts::refusal_pause(code, &reason, headers.get("Retry-After"))
+                {
+                    self.hosts.refused(&peer, pause, now);
+                    self.close_now(
+                        id,
+                        &format!(
+                            "refused: {code} {reason} (not dialled again for {}s)",
+                            pause.as_secs()
+                        ),
+                    );
                     return;
                 }
                 if speaks_g2(&headers) {

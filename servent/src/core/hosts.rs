@@ -1,10 +1,17 @@
 //! The host cache: addresses of servents we may connect to, fed by Pongs,
-//! `X-Try` / `X-Try-Ultrapeers` headers and `connect` commands.
+//! `X-Try` / `X-Try-Ultrapeers` headers and successful `connect` commands.
 //!
-//! Bounded (the least recently seen host is evicted), with per-host backoff
-//! after failed connects. Persisted by the reactor as text lines
-//! (`ip:port`, most recently seen first) through [`HostCache::to_bytes`] and
-//! [`HostCache::from_bytes`]; the file write itself is the reactor's.
+//! Bounded (the least recently seen host is evicted), with backoff:
+//! - per address after a failed connect (exponential) or a refusal (for the
+//!   time the refusal names: `Retry-After`, or gtk-gnutella's `429 Banned
+//!   for 5m 0s`; a fixed pause per status code otherwise);
+//! - per IP: at most [`DIALS_PER_IP_PER_MINUTE`] attempts a minute, whatever
+//!   the port (gtk-gnutella bans an address that opens more than 2 connections
+//!   a minute), and a refusal from one port of an IP pauses them all.
+//!
+//! A host that keeps failing and never worked is forgotten. Persisted by the
+//! node as text lines (`ip:port`, most recently seen first) through
+//! [`HostCache::to_bytes`] and [`HostCache::from_bytes`].
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -15,6 +22,8 @@ struct HostEntry {
     last_seen: Instant,
     failures: u32,
     retry_at: Option<Instant>,
+    /// A connection to it was established at least once.
+    worked: bool,
 }
 
 /// Bounded set of known hosts with connect backoff.
@@ -22,11 +31,28 @@ struct HostEntry {
 pub struct HostCache {
     hosts: HashMap<SocketAddr, HostEntry>,
     capacity: usize,
+    /// Per IP: the last dial attempts (most recent last) and a refusal pause.
+    ips: HashMap<IpAddr, IpEntry>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct IpEntry {
+    dials: [Option<Instant>; DIALS_PER_IP_PER_MINUTE],
+    paused_until: Option<Instant>,
 }
 
 /// First retry delay after a failed connect; doubles per failure.
 const BACKOFF_BASE: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(600);
+/// Dial attempts allowed to one IP per [`DIAL_WINDOW`].
+pub const DIALS_PER_IP_PER_MINUTE: usize = 2;
+const DIAL_WINDOW: Duration = Duration::from_secs(60);
+/// A refusal never pauses a host for longer than this.
+const REFUSAL_MAX: Duration = Duration::from_secs(24 * 3600);
+/// Consecutive failures after which a host that never worked is forgotten
+/// (one that worked before is kept longer: it may come back).
+const FORGET_NEVER_WORKED: u32 = 3;
+const FORGET_WORKED: u32 = 8;
 
 /// Whether an address can be a servent at all (not 0.0.0.0, not port 0,
 /// not multicast/broadcast). Loopback and private ranges are allowed:
@@ -41,11 +67,83 @@ pub fn is_dialable(addr: &SocketAddr) -> bool {
     }
 }
 
+/// How long a refusal asks us to stay away: the `Retry-After` value when the
+/// peer sent one, else a duration written in the reason (`Banned for 5m 0s`,
+/// `Retry in 90s`), else a pause chosen by status code. `None` for a status
+/// that is not a refusal.
+pub fn refusal_pause(code: u16, reason: &str, retry_after: Option<&str>) -> Option<Duration> {
+    if code == 200 {
+        return None;
+    }
+    let named = retry_after
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .or_else(|| duration_in_text(reason));
+    let by_code = match code {
+        // Banned: gtk-gnutella bans for 5 minutes.
+        429 => Duration::from_secs(300),
+        // Busy: other hosts first, this one again in a while.
+        503 => Duration::from_secs(120),
+        // A leaf that accepts no leaves ("Shielded leaf node"), or refused
+        // for what we are ("Normal nodes refused"): it will not change soon.
+        204 | 403 => Duration::from_secs(1800),
+        _ => Duration::from_secs(300),
+    };
+    Some(named.unwrap_or(by_code).min(REFUSAL_MAX))
+}
+
+/// The first duration written as `1h 2m 3s` / `5m` / `90s` / `2 minutes` in `text`.
+fn duration_in_text(text: &str) -> Option<Duration> {
+    let lower = text.to_ascii_lowercase();
+    let mut total = 0u64;
+    let mut found = false;
+    let mut words = lower
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| !w.is_empty())
+        .peekable();
+    while let Some(word) = words.next() {
+        let digits: String = word.chars().take_while(char::is_ascii_digit).collect();
+        if digits.is_empty() {
+            if found {
+                break;
+            }
+            continue;
+        }
+        let Ok(n) = digits.parse::<u64>() else {
+            continue;
+        };
+        let mut unit = word[digits.len()..].to_string();
+        if unit.is_empty() {
+            // "5 minutes": the unit is the next word.
+            unit = words.peek().map(|w| w.to_string()).unwrap_or_default();
+            if !unit.is_empty() {
+                words.next();
+            }
+        }
+        let secs = match unit.trim_end_matches('.') {
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60,
+            "s" | "sec" | "secs" | "second" | "seconds" => 1,
+            "d" | "day" | "days" => 86_400,
+            _ => {
+                if found {
+                    break;
+                }
+                continue;
+            }
+        };
+        total = total.saturating_add(n.saturating_mul(secs));
+        found = true;
+    }
+    found.then(|| Duration::from_secs(total))
+}
+
 impl HostCache {
     pub fn new(capacity: usize) -> HostCache {
         HostCache {
             hosts: HashMap::new(),
             capacity: capacity.max(1),
+            ips: HashMap::new(),
         }
     }
 
@@ -88,6 +186,7 @@ impl HostCache {
                 last_seen: now,
                 failures: 0,
                 retry_at: None,
+                worked: false,
             },
         );
         true
@@ -97,33 +196,113 @@ impl HostCache {
         self.hosts.remove(addr);
     }
 
-    /// A connect to `addr` failed (or the handshake was refused): back off.
-    pub fn failed(&mut self, addr: &SocketAddr, now: Instant) {
-        if let Some(entry) = self.hosts.get_mut(addr) {
-            entry.failures = entry.failures.saturating_add(1);
-            let shift = entry.failures.saturating_sub(1).min(10);
-            let delay = (BACKOFF_BASE * (1u32 << shift)).min(BACKOFF_MAX);
-            entry.retry_at = Some(now + delay);
+    /// We are about to dial `addr` (counted against its IP's dial budget).
+    pub fn dialling(&mut self, addr: &SocketAddr, now: Instant) {
+        self.prune_ips(now);
+        let entry = self.ips.entry(addr.ip()).or_default();
+        entry.dials.rotate_left(1);
+        if let Some(last) = entry.dials.last_mut() {
+            *last = Some(now);
         }
     }
 
-    /// A connection to `addr` was established: forget its failures.
+    /// A connect to `addr` failed (or the link broke during the handshake):
+    /// back off, and forget a host that keeps failing.
+    pub fn failed(&mut self, addr: &SocketAddr, now: Instant) {
+        let Some(entry) = self.hosts.get_mut(addr) else {
+            return;
+        };
+        entry.failures = entry.failures.saturating_add(1);
+        let limit = if entry.worked {
+            FORGET_WORKED
+        } else {
+            FORGET_NEVER_WORKED
+        };
+        if entry.failures >= limit {
+            self.hosts.remove(addr);
+            return;
+        }
+        let shift = entry.failures.saturating_sub(1).min(10);
+        let delay = (BACKOFF_BASE * (1u32 << shift)).min(BACKOFF_MAX);
+        entry.retry_at = Some(now + delay);
+    }
+
+    /// `addr` refused us for `pause` (see [`refusal_pause`]): neither it nor
+    /// any other port of its IP is dialled again before then.
+    pub fn refused(&mut self, addr: &SocketAddr, pause: Duration, now: Instant) {
+        let until = now + pause;
+        // Not counted as a failure: a busy or banning host exists and works.
+        if let Some(entry) = self.hosts.get_mut(addr) {
+            entry.retry_at = Some(entry.retry_at.map_or(until, |t| t.max(until)));
+        }
+        let ip = self.ips.entry(addr.ip()).or_default();
+        ip.paused_until = Some(ip.paused_until.map_or(until, |t| t.max(until)));
+    }
+
+    /// A connection to `addr` was established: remember it works.
     pub fn succeeded(&mut self, addr: &SocketAddr, now: Instant) {
+        if !self.add(*addr, now) {
+            return;
+        }
         if let Some(entry) = self.hosts.get_mut(addr) {
             entry.failures = 0;
             entry.retry_at = None;
+            entry.worked = true;
             entry.last_seen = now;
         }
     }
 
-    /// The most recently seen host that is not backing off and that `skip`
+    /// When `addr` may be dialled again (`None`: now), by its own backoff,
+    /// its IP's refusal pause and its IP's dial budget.
+    pub fn dial_allowed_at(&self, addr: &SocketAddr, now: Instant) -> Option<Instant> {
+        let mut at = self
+            .hosts
+            .get(addr)
+            .and_then(|e| e.retry_at)
+            .filter(|t| *t > now);
+        if let Some(ip) = self.ips.get(&addr.ip()) {
+            if let Some(paused) = ip.paused_until.filter(|t| *t > now) {
+                at = Some(at.map_or(paused, |t| t.max(paused)));
+            }
+            let recent = ip
+                .dials
+                .iter()
+                .flatten()
+                .filter(|t| now.saturating_duration_since(**t) < DIAL_WINDOW)
+                .count();
+            if recent >= DIALS_PER_IP_PER_MINUTE {
+                let oldest = ip.dials.iter().flatten().min().copied();
+                if let Some(free) = oldest.map(|t| t + DIAL_WINDOW) {
+                    at = Some(at.map_or(free, |t| t.max(free)));
+                }
+            }
+        }
+        at
+    }
+
+    /// The most recently seen host that may be dialled now and that `skip`
     /// does not exclude (already connected, ourselves, ...).
     pub fn pick(&self, now: Instant, skip: impl Fn(&SocketAddr) -> bool) -> Option<SocketAddr> {
         self.hosts
             .iter()
-            .filter(|(addr, e)| !matches!(e.retry_at, Some(t) if t > now) && !skip(addr))
+            .filter(|(addr, _)| self.dial_allowed_at(addr, now).is_none() && !skip(addr))
             .max_by_key(|(addr, e)| (e.last_seen, std::cmp::Reverse(**addr)))
             .map(|(addr, _)| *addr)
+    }
+
+    /// Forgets dial records that no longer limit anything (keeps the per-IP
+    /// table bounded by the IPs dialled in the last minute or still paused).
+    fn prune_ips(&mut self, now: Instant) {
+        if self.ips.len() < 2 * self.capacity {
+            return;
+        }
+        self.ips.retain(|_, e| {
+            e.paused_until.is_some_and(|t| t > now)
+                || e.dials
+                    .iter()
+                    .flatten()
+                    .any(|t| now.saturating_duration_since(*t) < DIAL_WINDOW)
+        });
     }
 
     /// Up to `n` hosts, most recently seen first (for X-Try headers and saving).
@@ -204,6 +383,104 @@ mod tests {
         c.succeeded(&h, t0);
         assert_eq!(c.pick(t0, |_| false), Some(h));
         assert_eq!(c.pick(t0, |x| *x == h), None);
+    }
+
+    #[test]
+    fn a_host_that_keeps_failing_and_never_worked_is_forgotten() {
+        let t0 = Instant::now();
+        let mut c = HostCache::new(10);
+        let dead = a("10.0.0.1:6346");
+        let flaky = a("10.0.0.2:6346");
+        c.add(dead, t0);
+        c.succeeded(&flaky, t0);
+        for _ in 0..FORGET_NEVER_WORKED {
+            c.failed(&dead, t0);
+            c.failed(&flaky, t0);
+        }
+        assert!(!c.contains(&dead));
+        assert!(c.contains(&flaky), "a host that worked gets more chances");
+        for _ in FORGET_NEVER_WORKED..FORGET_WORKED {
+            c.failed(&flaky, t0);
+        }
+        assert!(!c.contains(&flaky));
+    }
+
+    #[test]
+    fn success_adds_a_host_that_was_not_known() {
+        let t0 = Instant::now();
+        let mut c = HostCache::new(10);
+        c.succeeded(&a("10.0.0.9:6346"), t0);
+        assert!(c.contains(&a("10.0.0.9:6346")));
+        c.succeeded(&a("0.0.0.0:6346"), t0);
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn one_ip_is_dialled_at_most_twice_a_minute_whatever_the_port() {
+        let t0 = Instant::now();
+        let mut c = HostCache::new(10);
+        for port in 1..=5u16 {
+            c.add(SocketAddr::from(([10, 0, 0, 1], 6000 + port)), t0);
+        }
+        let mut dialled = Vec::new();
+        let mut now = t0;
+        // Try every second for two minutes.
+        for _ in 0..120 {
+            if let Some(addr) = c.pick(now, |_| false) {
+                c.dialling(&addr, now);
+                c.failed(&addr, now);
+                dialled.push(now);
+            }
+            now += Duration::from_secs(1);
+        }
+        for (i, t) in dialled.iter().enumerate() {
+            let in_window = dialled[i..]
+                .iter()
+                .filter(|u| u.saturating_duration_since(*t) < DIAL_WINDOW)
+                .count();
+            assert!(in_window <= DIALS_PER_IP_PER_MINUTE, "{dialled:?}");
+        }
+        assert!(dialled.len() >= 3, "the budget comes back after a minute");
+    }
+
+    #[test]
+    fn a_ban_pauses_every_port_of_the_ip_for_the_time_it_names() {
+        let t0 = Instant::now();
+        let mut c = HostCache::new(10);
+        let banned = a("10.0.0.1:6346");
+        let sibling = a("10.0.0.1:6347");
+        let other = a("10.0.0.2:6346");
+        for h in [banned, sibling, other] {
+            c.add(h, t0);
+        }
+        let pause = refusal_pause(429, "Banned for 5m 0s", None).expect("a refusal");
+        assert_eq!(pause, Duration::from_secs(300));
+        c.refused(&banned, pause, t0);
+        let later = t0 + Duration::from_secs(299);
+        let allowed: Vec<SocketAddr> = [banned, sibling, other]
+            .into_iter()
+            .filter(|h| c.dial_allowed_at(h, later).is_none())
+            .collect();
+        assert_eq!(allowed, vec![other], "other hosts are preferred meanwhile");
+        assert_eq!(c.pick(later, |h| *h == other), None);
+        assert!(c
+            .dial_allowed_at(&banned, t0 + Duration::from_secs(300))
+            .is_none());
+    }
+
+    #[test]
+    fn refusal_pauses_read_retry_after_and_reasons() {
+        let p = |code, reason, retry| refusal_pause(code, reason, retry).map(|d| d.as_secs());
+        assert_eq!(p(200, "OK", None), None);
+        assert_eq!(p(503, "Busy", Some("42")), Some(42));
+        assert_eq!(p(429, "Banned for 1h 2m 3s", None), Some(3723));
+        assert_eq!(p(429, "Too many connections, retry in 90s", None), Some(90));
+        assert_eq!(p(503, "Full, try again in 2 minutes", None), Some(120));
+        assert_eq!(p(429, "Banned", None), Some(300));
+        assert_eq!(p(204, "Shielded leaf node", None), Some(1800));
+        assert_eq!(p(503, "Too many connections", None), Some(120));
+        assert_eq!(p(429, "Banned for 99999d", None), Some(86_400));
+        assert_eq!(p(503, "x", Some("junk")), Some(120));
     }
 
     #[test]

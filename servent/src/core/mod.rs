@@ -46,6 +46,8 @@
 //!   paths (allocated once; memory does not grow under a flood).
 //! - [`queue`]: the per-connection send queue and its drop policy.
 //! - [`hosts`]: the host cache. [`pongs`]: the pong cache.
+//! - [`limits`]: rate limits; `push_guard` (private): what a Push for us may
+//!   make us do (a link flooding Pushes is dropped, callbacks rate-limited).
 //! - [`wire`]: raw header/payload offsets for the routing hot path.
 //! - `qrt` (private): our query routing table, sent as RESET + PATCHes to
 //!   each ultrapeer on link-up and as a diff patch at the first tick after
@@ -55,7 +57,9 @@
 pub mod connection;
 mod handshake;
 pub mod hosts;
+pub mod limits;
 pub mod pongs;
+mod push_guard;
 mod qrt;
 pub mod queue;
 mod router;
@@ -201,6 +205,20 @@ pub enum CoreEvent {
     /// A Push for our servent id: connect to `addr` and send a GIV for
     /// `file_index`.
     PushRequest(PushRequest),
+    /// A connection the user asked for could not be opened.
+    ConnectFailed { addr: SocketAddr, reason: String },
+}
+
+/// What [`Core::connect`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectOutcome {
+    /// Dialling; the outcome arrives as an event.
+    Dialling,
+    /// The address is this servent.
+    Ourselves,
+    /// A link to it exists or is being opened.
+    AlreadyConnected,
+    ShuttingDown,
 }
 
 /// A Push addressed to us.
@@ -272,6 +290,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFLATER_IDLE: Duration = Duration::from_secs(5);
 /// Hosts offered in X-Try headers.
 const X_TRY_HOSTS: usize = 10;
+/// User-requested connects remembered (to report their failure).
+const MAX_USER_CONNECTS: usize = 64;
 
 /// The servent's protocol core. See the module documentation for the contract.
 pub struct Core {
@@ -281,6 +301,8 @@ pub struct Core {
     /// Established connections, for broadcasts.
     established: Vec<ConnId>,
     pending_connects: HashMap<SocketAddr, Instant>,
+    /// Pending connects the user asked for: their failure is an event.
+    user_connects: HashSet<SocketAddr>,
     actions: VecDeque<Action>,
     /// Ping id → origin connection (or LOCAL): dedup and reverse path.
     ping_routes: SeenTable,
@@ -290,6 +312,8 @@ pub struct Core {
     push_seen: SeenTable,
     /// Servent id → connection its QueryHits arrived on.
     push_routes: SeenTable,
+    /// What Pushes for us may make us do (floods, repeats, callback rates).
+    push_guard: push_guard::PushGuard,
     hosts: HostCache,
     pong_cache: PongCache,
     library: Arc<Library>,
@@ -335,11 +359,13 @@ impl Core {
             conns: HashMap::with_hasher(seen::ConnIdHashBuilder),
             established: Vec::new(),
             pending_connects: HashMap::new(),
+            user_connects: HashSet::new(),
             actions: VecDeque::new(),
             ping_routes,
             query_routes,
             push_seen,
             push_routes,
+            push_guard: push_guard::PushGuard::default(),
             library: Arc::new(Library::empty()),
             qrt: None,
             qrp_sent: 0,
@@ -388,6 +414,7 @@ impl Core {
         let mut conn = Connection::new(id, direction, peer, version, queue, now);
         if direction == Direction::Outgoing {
             self.pending_connects.remove(&peer);
+            self.user_connects.remove(&peer);
             let block = self.connect_block(peer);
             conn.write_raw(&block);
         }
@@ -397,10 +424,18 @@ impl Core {
         }
     }
 
-    /// An outgoing connect failed: back off that host.
-    pub fn on_connect_failed(&mut self, addr: SocketAddr, now: Instant) {
+    /// An outgoing connect failed (`error` says why): back off that host, and
+    /// tell the user when they asked for this connection.
+    pub fn on_connect_failed(&mut self, addr: SocketAddr, error: &str, now: Instant) {
         self.pending_connects.remove(&addr);
         self.hosts.failed(&addr, now);
+        if self.user_connects.remove(&addr) {
+            self.actions
+                .push_back(Action::Event(CoreEvent::ConnectFailed {
+                    addr,
+                    reason: error.to_string(),
+                }));
+        }
     }
 
     /// Bytes read from connection `id`.
@@ -414,12 +449,22 @@ impl Core {
             Phase::Closing { .. } => {}
             Phase::Established => self.on_stream_bytes(id, bytes, now),
             _ => {
-                if conn.inbuf.len() + bytes.len() > hazel_protocol::handshake::MAX_HANDSHAKE_HEAD {
-                    self.drop_conn(id, "handshake too long", now);
-                    return;
-                }
+                // Bytes after the final head are descriptors, whatever their
+                // amount (a peer may send its final 200 and a burst of
+                // descriptors in one write): the handshake takes its blocks
+                // from the front and hands the rest to the router. Only a
+                // head that has not ended within the limit is too long.
+                // Memory stays bounded: one read at most is buffered here.
                 conn.inbuf.extend_from_slice(bytes);
                 self.drive_handshake(id, now);
+                let unfinished_head = self.conns.get(&id).is_some_and(|c| {
+                    !c.is_established()
+                        && !c.is_closing()
+                        && c.inbuf.len() > hazel_protocol::handshake::MAX_HANDSHAKE_HEAD
+                });
+                if unfinished_head {
+                    self.drop_conn(id, "handshake too long", now);
+                }
             }
         }
     }
@@ -500,6 +545,8 @@ impl Core {
         }
         self.pending_connects
             .retain(|_, started| now.saturating_duration_since(*started) < CONNECT_TIMEOUT);
+        let pending = &self.pending_connects;
+        self.user_connects.retain(|a| pending.contains_key(a));
         self.ping_routes.rotate_if_due(now);
         self.query_routes.rotate_if_due(now);
         self.push_seen.rotate_if_due(now);
@@ -549,14 +596,26 @@ impl Core {
 
     // ----- commands -----------------------------------------------------
 
-    /// Connect to `addr` now (and remember it in the host cache).
-    pub fn connect(&mut self, addr: SocketAddr, now: Instant) {
-        self.hosts.add(addr, now);
-        if self.is_self_addr(&addr) || self.is_connected_to(&addr) {
-            return;
+    /// Connect to `addr` now, whatever its backoff (the user asked). It joins
+    /// the host cache once a connection to it works; a failure is reported
+    /// with [`CoreEvent::ConnectFailed`].
+    pub fn connect(&mut self, addr: SocketAddr, now: Instant) -> ConnectOutcome {
+        if self.is_self_addr(&addr) {
+            return ConnectOutcome::Ourselves;
         }
+        if self.is_connected_to(&addr) {
+            return ConnectOutcome::AlreadyConnected;
+        }
+        if self.shutting_down {
+            return ConnectOutcome::ShuttingDown;
+        }
+        self.hosts.dialling(&addr, now);
         self.pending_connects.insert(addr, now);
+        if self.user_connects.len() < MAX_USER_CONNECTS {
+            self.user_connects.insert(addr);
+        }
         self.actions.push_back(Action::Connect(addr));
+        ConnectOutcome::Dialling
     }
 
     /// Close connection `id` (with a Bye when the peer understands it).
@@ -955,6 +1014,7 @@ impl Core {
             let Some(addr) = pick else {
                 return;
             };
+            self.hosts.dialling(&addr, now);
             self.pending_connects.insert(addr, now);
             self.actions.push_back(Action::Connect(addr));
         }

@@ -14,6 +14,7 @@ use hazel_protocol::header::DescriptorId;
 use hazel_protocol::huge::sha1_urn;
 
 use super::connection::inflate_chunks;
+use super::push_guard::PushVerdict;
 use super::queue::{Class, Frame};
 use super::shares::query_hits::QueryHitParams;
 use super::stats::DropReason;
@@ -395,11 +396,15 @@ impl Core {
             self.count_drop(wire::QUERY_HIT, DropReason::Malformed);
             return;
         };
-        // Pushes for this servent go back the way its hits came.
-        if servent_id != self.config.servent_id {
+        let route = self.query_routes.get(&h.id);
+        // Pushes for this servent go back the way its hits came, learned
+        // only from hits that answer a query we routed (or sent): an
+        // unsolicited hit must not divert the Pushes meant for another
+        // servent.
+        if route.is_some_and(|to| to != from) && servent_id != self.config.servent_id {
             self.push_routes.upsert(&servent_id, from, now);
         }
-        match self.query_routes.get(&h.id) {
+        match route {
             Some(LOCAL) => self.collect_results(&h, payload),
             Some(to) if to != from => {
                 if payload.len() > wire::QUERY_HIT_FORWARD_MAX_LEN {
@@ -429,13 +434,7 @@ impl Core {
             return;
         }
         if push.servent_id == self.config.servent_id {
-            let addr = SocketAddr::from((push.ip, push.port));
-            self.actions
-                .push_back(Action::Event(CoreEvent::PushRequest(PushRequest {
-                    file_index: push.file_index,
-                    addr,
-                    servent_id: hex(&push.servent_id),
-                })));
+            self.push_for_us(from, push, now);
             return;
         }
         match self.push_routes.get(&push.servent_id) {
@@ -443,6 +442,40 @@ impl Core {
                 self.forward_to(to, Class::Keep, frame, &h, now)
             }
             _ => self.count_drop(wire::PUSH, DropReason::NoRoute),
+        }
+    }
+
+    /// A Push addressed to us: a GIV callback, if the file is ours, the
+    /// address dialable and the push guard agrees; a flooding link is dropped.
+    fn push_for_us(&mut self, from: ConnId, push: wire::PushFields, now: Instant) {
+        let addr = SocketAddr::from((push.ip, push.port));
+        let verdict = self.push_guard.check(from, addr, push.file_index, now);
+        if verdict == PushVerdict::Flood {
+            self.count_drop(wire::PUSH, DropReason::PushFlood);
+            self.drop_conn(from, "Push flood", now);
+            return;
+        }
+        if self.library.get(push.file_index).is_none() {
+            self.count_drop(wire::PUSH, DropReason::PushUnknownFile);
+            return;
+        }
+        if !super::hosts::is_dialable(&addr) {
+            self.count_drop(wire::PUSH, DropReason::Malformed);
+            return;
+        }
+        match verdict {
+            PushVerdict::CallBack => {
+                self.actions
+                    .push_back(Action::Event(CoreEvent::PushRequest(PushRequest {
+                        file_index: push.file_index,
+                        addr,
+                        servent_id: hex(&push.servent_id),
+                    })));
+            }
+            PushVerdict::Duplicate => self.count_drop(wire::PUSH, DropReason::PushDuplicate),
+            PushVerdict::RateLimited | PushVerdict::Flood => {
+                self.count_drop(wire::PUSH, DropReason::PushRateLimited)
+            }
         }
     }
 

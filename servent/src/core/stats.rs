@@ -72,6 +72,14 @@ pub enum DropReason {
     QueueFullOther,
     /// A reply that came back to us for a search we no longer track.
     StaleReply,
+    /// A Push for us naming a file we do not share.
+    PushUnknownFile,
+    /// A Push for us repeating one just called back.
+    PushDuplicate,
+    /// A Push for us over the callback rate (per target IP or in all).
+    PushRateLimited,
+    /// A Push for us from a link that floods them (the link is dropped).
+    PushFlood,
 }
 
 impl DropReason {
@@ -94,10 +102,14 @@ impl DropReason {
             DropReason::QueueFullPong => "queue_full_pong",
             DropReason::QueueFullOther => "queue_full_other",
             DropReason::StaleReply => "stale_reply",
+            DropReason::PushUnknownFile => "push_unknown_file",
+            DropReason::PushDuplicate => "push_duplicate",
+            DropReason::PushRateLimited => "push_rate_limited",
+            DropReason::PushFlood => "push_flood",
         }
     }
 
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::TtlZero,
         DropReason::TtlHopsOver15,
         DropReason::TtlExpired,
@@ -115,6 +127,10 @@ impl DropReason {
         DropReason::QueueFullPong,
         DropReason::QueueFullOther,
         DropReason::StaleReply,
+        DropReason::PushUnknownFile,
+        DropReason::PushDuplicate,
+        DropReason::PushRateLimited,
+        DropReason::PushFlood,
     ];
 }
 

@@ -247,8 +247,12 @@ fn duplicates_of_ping_query_and_push_are_dropped_but_ids_are_per_type() {
     rig.send(a, &ping(1, 2, 0));
     assert_eq!(rig.received(a).len(), 1, "our Pong");
     assert_eq!(rig.core.drop_count(DropReason::Duplicate), 1);
-    // Push duplicates.
+    // Push duplicates (the route comes from a hit answering a routed query).
+    rig.send(b, &query(9, 3, 0, "y"));
+    rig.received(a);
+    rig.received(c);
     rig.send(a, &query_hit(9, 3, 0, [0x55; 16]));
+    rig.received(b);
     rig.send(b, &push(7, 3, 0, [0x55; 16]));
     rig.send(c, &push(7, 3, 0, [0x55; 16]));
     assert_eq!(rig.received(a).len(), 1, "one Push routed");
@@ -330,7 +334,11 @@ fn push_follows_the_servent_ids_query_hits_and_ours_becomes_an_event() {
     // Unknown servent: dropped.
     rig.send(a, &push(6, 3, 0, [0x44; 16]));
     assert_eq!(rig.core.drop_count(DropReason::NoRoute), 1);
-    // Our own servent id: a GIV callback request.
+    // Our own servent id, for a file we share: a GIV callback request.
+    rig.core
+        .set_library(Arc::new(shares::Library::new(vec![shared_file(
+            7, "seven", 7,
+        )])));
     rig.actions();
     rig.send(b, &push(7, 3, 0, OUR_ID));
     let events = rig.actions();
@@ -561,8 +569,9 @@ fn full_servent_refuses_with_503_and_x_try() {
     let mut cfg = config();
     cfg.max_peers = 1;
     let mut rig = Rig::new(cfg);
-    rig.core
-        .connect("10.5.5.5:6346".parse().expect("addr"), rig.now);
+    let mut hosts = HostCache::new(10);
+    hosts.add("10.5.5.5:6346".parse().expect("addr"), rig.now);
+    rig.core.set_host_cache(hosts);
     let _ = rig.attach();
     rig.core.on_connection(
         50,
@@ -826,7 +835,7 @@ fn keeps_peers_outgoing_connections_from_the_host_cache_with_backoff() {
         })
         .collect();
     assert_eq!(dials.len(), 2);
-    rig.core.on_connect_failed(dials[0], rig.now);
+    rig.core.on_connect_failed(dials[0], "refused", rig.now);
     rig.advance(Duration::from_secs(1));
     let again: Vec<Action> = rig.actions();
     assert_eq!(again.len(), 1, "one replacement dial");
@@ -836,8 +845,8 @@ fn keeps_peers_outgoing_connections_from_the_host_cache_with_backoff() {
     );
 }
 
-fn library() -> Arc<shares::Library> {
-    let file = |index: u32, name: &str, size: u64| shares::SharedFile {
+fn shared_file(index: u32, name: &str, size: u64) -> shares::SharedFile {
+    shares::SharedFile {
         index,
         name: name.to_string(),
         rel_path: name.into(),
@@ -845,7 +854,11 @@ fn library() -> Arc<shares::Library> {
         size,
         mtime: std::time::SystemTime::UNIX_EPOCH,
         sha1: Some([index as u8; 20]),
-    };
+    }
+}
+
+fn library() -> Arc<shares::Library> {
+    let file = shared_file;
     Arc::new(shares::Library::new(vec![
         file(1, "hazel nut song.mp3", 4096),
         file(2, "other.txt", 2048),
@@ -1199,3 +1212,5 @@ Content-Type: application/x-gnutella2\r\nX-Hub: True\r\nX-Ultrapeer: True\r\n\r\
     assert!(rig.actions().contains(&Action::Close(2)));
     assert!(!rig.core.host_cache().contains(&addr));
 }
+
+mod hostile;
