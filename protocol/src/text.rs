@@ -105,6 +105,12 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
     out
 }
 
+/// A file path shown safely (a shared or downloaded file's name may have come from a peer):
+/// its bytes as with [`escape_bytes`].
+pub fn escape_path(path: &std::path::Path) -> String {
+    escape_bytes(path.as_os_str().as_encoded_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,7 @@ use crate::reactor::{
 use crate::shell::{Command, Reply, Response};
 use crate::store::{DataDir, CONTROL_SOCKET, HOST_CACHE_FILE, PORT_FILE, SERVENT_ID_FILE};
 use crossbeam_channel::Receiver;
+use hazel_protocol::text::Escaped;
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -183,6 +184,9 @@ impl Node {
         &self.core
     }
 
+    /// An event as a line for the terminal or the log. Everything a peer
+    /// chose (agents, reasons, names) is escaped: it must not act on the
+    /// terminal or forge a line.
     fn event_text(event: &CoreEvent) -> String {
         match event {
             CoreEvent::PeerUp(peer) => format!(
@@ -191,21 +195,24 @@ impl Node {
                 peer.addr,
                 peer.direction,
                 peer.protocol.as_str(),
-                peer.user_agent
+                Escaped::new(&peer.user_agent)
             ),
             CoreEvent::PeerDown { id, addr, reason } => {
-                format!("peer {id} down: {addr} ({reason})")
+                format!("peer {id} down: {addr} ({})", Escaped::new(reason))
             }
             CoreEvent::SearchResult(r) => format!(
                 "search {}: {} ({} bytes) at {}",
-                r.search, r.name, r.size, r.addr
+                r.search,
+                Escaped::new(&r.name),
+                r.size,
+                r.addr
             ),
             CoreEvent::PushRequest(p) => format!(
                 "push for file {}: calling back {} with a GIV",
                 p.file_index, p.addr
             ),
             CoreEvent::ConnectFailed { addr, reason } => {
-                format!("could not connect to {addr}: {reason}")
+                format!("could not connect to {addr}: {}", Escaped::new(reason))
             }
         }
     }
@@ -236,7 +243,10 @@ impl Node {
                         Ok(body) => upload.body = Some(body),
                         Err(e) => {
                             // The head promised bytes we cannot send: end the connection.
-                            log::warn!("upload of {}: {e}", span.path.display());
+                            log::warn!(
+                                "upload of {}: {e}",
+                                Escaped::new(&span.path.to_string_lossy())
+                            );
                             upload.out.clear();
                             upload.closing = true;
                             self.own_actions.push_back(EngineAction::Close(id));

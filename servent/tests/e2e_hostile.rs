@@ -3,9 +3,12 @@
 
 mod e2e_support;
 
-use e2e_support::{new_id, num, query_payload, wait_until, RawPeer, Servent, WAIT};
+use e2e_support::{
+    new_id, num, query_hit_payload, query_payload, wait_until, RawPeer, Servent, WAIT,
+};
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[test]
@@ -93,4 +96,151 @@ fn a_peer_that_sends_random_bytes_after_the_handshake_is_dropped() {
     let before = num(&a.stats(), "received.query");
     calm.send(new_id(9), 0x80, 2, 0, &query_payload("calm"));
     assert!(wait_until(WAIT, || num(&a.stats(), "received.query") == before + 1));
+}
+
+/// A file name (and later a Bye reason) written to take over a terminal:
+/// retitle it, clear it, forge a prompt line, a one-byte CSI, a
+/// right-to-left override.
+const EVIL: &[u8] = b"\x1b]2;owned\x07\x1b[2Jsong\nhazel> quit\r\xc2\x9b31m\xe2\x80\xaegpj.exe";
+
+/// Bytes that must never reach a terminal from a peer.
+fn raw_controls(text: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (what, needle) in [
+        ("ESC", &b"\x1b"[..]),
+        ("BEL", b"\x07"),
+        ("CR", b"\r"),
+        ("C1 CSI", b"\xc2\x9b"),
+        ("RLO", b"\xe2\x80\xae"),
+    ] {
+        if text.windows(needle.len()).any(|w| w == needle) {
+            found.push(what.to_string());
+        }
+    }
+    if String::from_utf8_lossy(text)
+        .lines()
+        .any(|l| l.starts_with("hazel> quit"))
+    {
+        found.push("a forged prompt line".into());
+    }
+    found
+}
+
+fn bye_payload(code: u16, text: &[u8]) -> Vec<u8> {
+    let mut p = code.to_le_bytes().to_vec();
+    p.extend_from_slice(text);
+    p.push(0);
+    p
+}
+
+/// The raw peer answers the servent's next Query with a hit named `EVIL`.
+fn answer_with_evil_hit(peer: &mut RawPeer) {
+    let (qid, _, hops, _) = peer
+        .read_until_type(0x80, WAIT)
+        .expect("the servent's query");
+    peer.send(
+        qid,
+        0x81,
+        hops + 1,
+        0,
+        &query_hit_payload(1, 100, EVIL, 6346, [0x42; 16]),
+    );
+}
+
+fn ctl(servent: &Servent, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(env!("CARGO_BIN_EXE_hazel"))
+        .arg("ctl")
+        .arg("--data-dir")
+        .arg(&servent.data_dir)
+        .args(args)
+        .output()
+        .expect("hazel ctl");
+    assert!(out.status.success(), "{out:?}");
+    out.stdout
+}
+
+#[test]
+fn names_and_reasons_from_peers_reach_the_terminal_and_log_escaped_and_json_exact() {
+    let a = Servent::start("a", &["--peers", "0"], &[]);
+    let mut peer = RawPeer::connect(a.addr);
+    a.wait_established(1);
+    a.must("search evil");
+    answer_with_evil_hit(&mut peer);
+    assert!(wait_until(WAIT, || a
+        .must("results")
+        .as_array()
+        .is_some_and(|r| r.len() == 1)));
+
+    let text = ctl(&a, &["results"]);
+    assert_eq!(raw_controls(&text), Vec::<String>::new(), "{text:?}");
+    let text = String::from_utf8(text).expect("text");
+    assert_eq!(text.lines().count(), 2, "a header and one row: {text}");
+    assert!(
+        text.contains("\\e]2;owned\\x07\\e[2Jsong\\nhazel> quit\\r"),
+        "{text}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&ctl(&a, &["--json", "results"])).expect("json");
+    assert_eq!(
+        json["reply"]["data"][0]["name"],
+        String::from_utf8_lossy(EVIL).as_ref(),
+        "JSON carries the exact name"
+    );
+
+    peer.send(new_id(77), 0x02, 1, 0, &bye_payload(200, EVIL));
+    assert!(wait_until(WAIT, || a.established() == 0));
+    let log = std::fs::read(a.data_dir.with_extension("log")).expect("log");
+    assert!(
+        String::from_utf8_lossy(&log).contains("peer sent Bye 200"),
+        "the Bye is logged"
+    );
+    assert_eq!(
+        raw_controls(&log),
+        Vec::<String>::new(),
+        "log:\n{}",
+        a.log()
+    );
+}
+
+#[test]
+fn the_interactive_terminal_prints_hostile_names_escaped() {
+    let temp = tempfile::tempdir().expect("temp");
+    let data = temp.path().join("data");
+    let out_path = temp.path().join("stdout");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hazel"))
+        .args(["--listen", "127.0.0.1:0", "--peers", "0", "--data-dir"])
+        .arg(&data)
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hazel");
+    let mut addr = None;
+    assert!(wait_until(WAIT, || {
+        addr = std::fs::read_to_string(data.join("port"))
+            .ok()
+            .and_then(|t| t.trim().parse::<std::net::SocketAddr>().ok());
+        addr.is_some()
+    }));
+    let mut peer = RawPeer::connect(addr.expect("port"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"search evil\n").expect("type");
+    answer_with_evil_hit(&mut peer);
+    std::thread::sleep(Duration::from_millis(300));
+    peer.send(new_id(78), 0x02, 1, 0, &bye_payload(200, EVIL));
+    stdin.write_all(b"results\nquit\n").expect("type");
+    let mut exited = false;
+    assert!(wait_until(WAIT, || {
+        exited = child.try_wait().ok().flatten().is_some();
+        exited
+    }));
+    let shown = std::fs::read(&out_path).expect("stdout");
+    let text = String::from_utf8_lossy(&shown);
+    assert!(text.contains("\\e]2;owned"), "the hit was shown:\n{text}");
+    assert!(
+        text.contains("peer sent Bye 200"),
+        "the Bye was shown:\n{text}"
+    );
+    assert_eq!(raw_controls(&shown), Vec::<String>::new(), "{text}");
 }

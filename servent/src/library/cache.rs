@@ -8,6 +8,7 @@
 //! file, fsync, rename, fsync of the directory). A line that does not parse is skipped; a file with
 //! another header is ignored entirely (the cache is then rebuilt by hashing).
 
+use hazel_protocol::text::escape_path;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -141,13 +142,16 @@ impl HashCache {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => HashCache::parse(&text),
                 Err(_) => {
-                    log::warn!("{}: not UTF-8, rebuilding the SHA-1 cache", path.display());
+                    log::warn!(
+                        "{}: not UTF-8, rebuilding the SHA-1 cache",
+                        escape_path(&path)
+                    );
                     HashCache::default()
                 }
             },
             Err(e) if e.kind() == io::ErrorKind::NotFound => HashCache::default(),
             Err(e) => {
-                log::warn!("{}: {e}; rebuilding the SHA-1 cache", path.display());
+                log::warn!("{}: {e}; rebuilding the SHA-1 cache", escape_path(&path));
                 HashCache::default()
             }
         }

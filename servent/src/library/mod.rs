@@ -21,6 +21,7 @@
 pub mod cache;
 pub mod scan;
 
+use hazel_protocol::text::escape_path;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -337,19 +338,22 @@ impl Worker {
                 Ok(HashOutcome::Changed) => {
                     self.needs_rebuild = true;
                     if retried.insert(path.clone()) && self.restamp(&path) {
-                        log::debug!("{}: changed since the walk; hashed again", path.display());
+                        log::debug!(
+                            "{}: changed since the walk; hashed again",
+                            escape_path(&path)
+                        );
                         pending.push_back(path);
                     } else {
                         log::info!(
                             "{}: changed while hashing; left for the next rescan",
-                            path.display()
+                            escape_path(&path)
                         );
                         self.entries.remove(&path);
                     }
                 }
                 Ok(HashOutcome::Interrupted) => break,
                 Err(e) => {
-                    log::warn!("{}: {e}; not shared", path.display());
+                    log::warn!("{}: {e}; not shared", escape_path(&path));
                     self.entries.remove(&path);
                     self.needs_rebuild = true;
                 }

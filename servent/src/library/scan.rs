@@ -11,6 +11,7 @@
 //! - Directories listed in `exclude` (the data directory) are never walked, so Hazel never shares
 //!   its own cache and state files.
 
+use hazel_protocol::text::escape_path;
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::os::unix::fs::MetadataExt;
@@ -53,12 +54,12 @@ pub fn scan(roots: &[PathBuf], options: &ScanOptions) -> Vec<ScannedFile> {
         let root_meta = match fs::metadata(root) {
             Ok(m) => m,
             Err(e) => {
-                log::warn!("share {}: {e}; skipped", root.display());
+                log::warn!("share {}: {e}; skipped", escape_path(&root));
                 continue;
             }
         };
         if !root_meta.is_dir() {
-            log::warn!("share {}: not a directory; skipped", root.display());
+            log::warn!("share {}: not a directory; skipped", escape_path(&root));
             continue;
         }
         let root_id = (root_meta.dev(), root_meta.ino());
@@ -71,7 +72,7 @@ pub fn scan(roots: &[PathBuf], options: &ScanOptions) -> Vec<ScannedFile> {
             let entries = match fs::read_dir(&dir) {
                 Ok(entries) => entries,
                 Err(e) => {
-                    log::warn!("{}: {e}; directory skipped", dir.display());
+                    log::warn!("{}: {e}; directory skipped", escape_path(&dir));
                     continue;
                 }
             };
@@ -79,7 +80,7 @@ pub fn scan(roots: &[PathBuf], options: &ScanOptions) -> Vec<ScannedFile> {
                 let entry = match entry {
                     Ok(entry) => entry,
                     Err(e) => {
-                        log::warn!("{}: {e}; entry skipped", dir.display());
+                        log::warn!("{}: {e}; entry skipped", escape_path(&dir));
                         continue;
                     }
                 };
@@ -92,7 +93,7 @@ pub fn scan(roots: &[PathBuf], options: &ScanOptions) -> Vec<ScannedFile> {
                 let meta = match fs::metadata(&path) {
                     Ok(meta) => meta,
                     Err(e) => {
-                        log::warn!("{}: {e}; skipped", path.display());
+                        log::warn!("{}: {e}; skipped", escape_path(&path));
                         continue;
                     }
                 };
@@ -104,14 +105,14 @@ pub fn scan(roots: &[PathBuf], options: &ScanOptions) -> Vec<ScannedFile> {
                     if visited_dirs.insert(id) {
                         stack.push(path);
                     } else {
-                        log::debug!("{}: directory already walked; skipped", path.display());
+                        log::debug!("{}: directory already walked; skipped", escape_path(&path));
                     }
                 } else if meta.is_file() {
                     if !seen_files.insert(id) {
                         continue;
                     }
                     if let Err(e) = File::open(&path) {
-                        log::warn!("{}: {e}; not shared", path.display());
+                        log::warn!("{}: {e}; not shared", escape_path(&path));
                         continue;
                     }
                     let rel_path = path.strip_prefix(root).unwrap_or(&path).to_path_buf();

@@ -2,6 +2,7 @@
 //! `key: value` lines for records, the plain string for messages.
 
 use super::Reply;
+use hazel_protocol::text::escape;
 use serde_json::{Map, Value};
 
 /// Renders a reply for a person reading a terminal. Never ends with a newline.
@@ -63,10 +64,11 @@ fn render_value(value: &Value) -> String {
     out
 }
 
-/// A scalar as text; strings without quotes.
+/// A scalar as text; strings without quotes, escaped: names, agents and
+/// reasons come from peers, and a terminal must never act on them.
 fn scalar(value: &Value) -> String {
     match value {
-        Value::String(s) => s.clone(),
+        Value::String(s) => escape(s),
         Value::Null => "-".to_string(),
         other => other.to_string(),
     }
@@ -140,9 +142,10 @@ fn render_table(rows: &[Value], columns: &[String], out: &mut String) {
             columns
                 .iter()
                 .map(|c| match row.get(c) {
-                    Some(Value::Object(_)) | Some(Value::Array(_)) => {
-                        row.get(c).map(|v| v.to_string()).unwrap_or_default()
-                    }
+                    Some(Value::Object(_)) | Some(Value::Array(_)) => row
+                        .get(c)
+                        .map(|v| escape(&v.to_string()))
+                        .unwrap_or_default(),
                     Some(v) => scalar(v),
                     None => "-".to_string(),
                 })

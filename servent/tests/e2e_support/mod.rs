@@ -271,6 +271,35 @@ impl RawPeer {
         self.stream.write_all(&bytes).unwrap();
     }
 
+    /// Reads descriptors until one of `payload_type` arrives (others are
+    /// skipped); `None` if none comes within `timeout`. Returns the header
+    /// (id, ttl, hops) and the payload.
+    pub fn read_until_type(
+        &mut self,
+        payload_type: u8,
+        timeout: Duration,
+    ) -> Option<([u8; 16], u8, u8, Vec<u8>)> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let mut header = [0u8; 23];
+            let _ = self.stream.set_read_timeout(Some(Duration::from_secs(1)));
+            if self.stream.read_exact(&mut header).is_err() {
+                continue;
+            }
+            let len = u32::from_le_bytes([header[19], header[20], header[21], header[22]]);
+            assert!(len <= 65536, "a descriptor of {len} bytes from the servent");
+            let mut payload = vec![0u8; len as usize];
+            let _ = self.stream.set_read_timeout(Some(Duration::from_secs(10)));
+            self.stream.read_exact(&mut payload).expect("payload");
+            if header[16] == payload_type {
+                let mut id = [0u8; 16];
+                id.copy_from_slice(&header[..16]);
+                return Some((id, header[17], header[18], payload));
+            }
+        }
+        None
+    }
+
     /// True when the servent closes this socket within `timeout` (reads and
     /// discards what it sends until then).
     pub fn closed_within(&mut self, timeout: Duration) -> bool {
@@ -302,6 +331,27 @@ pub fn new_id(n: u8) -> [u8; 16] {
     id[8] = 0xff;
     id[15] = 0;
     id
+}
+
+/// A QueryHit payload: one result (`index`, `size`, `name`), no trailer,
+/// then `servent_id`; the responder at 127.0.0.1:`port`.
+pub fn query_hit_payload(
+    index: u32,
+    size: u32,
+    name: &[u8],
+    port: u16,
+    servent_id: [u8; 16],
+) -> Vec<u8> {
+    let mut p = vec![1];
+    p.extend_from_slice(&port.to_le_bytes());
+    p.extend_from_slice(&[127, 0, 0, 1]);
+    p.extend_from_slice(&1000u32.to_le_bytes());
+    p.extend_from_slice(&index.to_le_bytes());
+    p.extend_from_slice(&size.to_le_bytes());
+    p.extend_from_slice(name);
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(&servent_id);
+    p
 }
 
 /// A Query payload with the flags word and `text`.

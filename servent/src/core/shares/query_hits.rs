@@ -187,7 +187,10 @@ pub fn build_query_hits(
         let result = hit_result(file);
         let len = result.encoded_len();
         if len > budget {
-            log::warn!("{}: result too large for a QueryHit; not listed", file.name);
+            log::warn!(
+                "{}: result too large for a QueryHit; not listed",
+                hazel_protocol::text::Escaped::new(&file.name)
+            );
             continue;
         }
         if used + len > budget || results.len() >= MAX_RESULTS_PER_HIT {
