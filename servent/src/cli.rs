@@ -54,6 +54,10 @@ pub struct RunArgs {
     /// Behind a firewall: Pongs carry port 0, QueryHits ask for a Push.
     #[arg(long)]
     pub firewalled: bool,
+    /// Also share what symbolic links inside a shared folder point to outside
+    /// it (by default only files whose real path is inside a share are shared).
+    #[arg(long)]
+    pub follow_links_out: bool,
     /// Handshake version used for outgoing connections.
     #[arg(long, default_value = "0.6", value_name = "0.4|0.6")]
     pub protocol: ProtocolVersion,
@@ -127,6 +131,7 @@ impl RunArgs {
             ttl: self.ttl,
             firewalled: self.firewalled,
             protocol: self.protocol,
+            follow_links_out: self.follow_links_out,
         })
     }
 }

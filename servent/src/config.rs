@@ -45,4 +45,6 @@ pub struct Config {
     pub ttl: u8,
     pub firewalled: bool,
     pub protocol: ProtocolVersion,
+    /// Share what links inside a share point to outside it.
+    pub follow_links_out: bool,
 }

@@ -17,7 +17,7 @@ use crate::core::shares::Library;
 use crate::core::{
     self as core_mod, Action, ConnectOutcome, Core, CoreConfig, CoreEvent, HostCache,
 };
-use crate::library::{LibraryConfig, LibraryScanner};
+use crate::library::{Confinement, LibraryConfig, LibraryScanner};
 use crate::reactor::{
     ConnId, Direction, Engine, EngineAction, Handle, Reactor, ReactorConfig, Sniffed,
 };
@@ -91,15 +91,10 @@ impl Upload {
     }
 }
 
-/// Opens the file of a span, checking it is still what the library saw.
-fn open_span(span: &FileSpan) -> io::Result<Body> {
-    use std::io::{Seek, SeekFrom};
-    let mut file = std::fs::File::open(&span.path)?;
-    let meta = file.metadata()?;
-    if meta.len() != span.expected_size || meta.modified().ok() != Some(span.expected_mtime) {
-        return Err(io::Error::other("file changed since the scan"));
-    }
-    file.seek(SeekFrom::Start(span.offset))?;
+/// Opens the file of a span, checking it is still what the library saw and
+/// still inside the shared folders.
+fn open_span(span: &FileSpan, confinement: &Confinement) -> io::Result<Body> {
+    let file = crate::library::open_span(span, confinement)?;
     Ok(Body {
         file,
         remaining: span.len,
@@ -112,6 +107,8 @@ pub struct Node {
     data: DataDir,
     scanner: Option<LibraryScanner>,
     libraries: Receiver<Arc<Library>>,
+    /// Where uploaded files may really be (checked on every file opened).
+    confinement: Confinement,
     /// Print events on stdout (interactive terminal) rather than only logging them.
     print_events: bool,
     uploads: HashMap<ConnId, Upload>,
@@ -159,7 +156,10 @@ impl Node {
             core.connect(*addr, now);
         }
         let (tx, libraries) = crossbeam_channel::unbounded();
-        let library_config = LibraryConfig::new(config.shares.clone(), data.root().to_path_buf());
+        let mut library_config =
+            LibraryConfig::new(config.shares.clone(), data.root().to_path_buf());
+        library_config.follow_links_out = config.follow_links_out;
+        let confinement = library_config.confinement();
         let scanner = LibraryScanner::spawn(library_config, move |library| {
             if tx.send(library).is_ok() {
                 handle.wake();
@@ -170,6 +170,7 @@ impl Node {
             data,
             scanner: Some(scanner),
             libraries,
+            confinement,
             print_events: !config.headless,
             uploads: HashMap::new(),
             slots: UploadSlots::new(UPLOAD_SLOTS),
@@ -239,7 +240,7 @@ impl Node {
                 upload.replying = true;
                 upload.close_after = !reply.keep_alive;
                 if let Some(span) = &reply.body {
-                    match open_span(span) {
+                    match open_span(span, &self.confinement) {
                         Ok(body) => upload.body = Some(body),
                         Err(e) => {
                             // The head promised bytes we cannot send: end the connection.
@@ -813,6 +814,7 @@ mod tests {
             ttl: 7,
             firewalled: false,
             protocol: ProtocolVersion::V06,
+            follow_links_out: false,
         }
     }
 

@@ -244,3 +244,105 @@ fn the_interactive_terminal_prints_hostile_names_escaped() {
     );
     assert_eq!(raw_controls(&shown), Vec::<String>::new(), "{text}");
 }
+
+/// Sends one HTTP request on a new connection; the status line and the body
+/// bytes read before the servent closed or 5 s passed.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, Vec<u8>) {
+    let mut conn = TcpStream::connect(addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    conn.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .expect("request");
+    let mut all = Vec::new();
+    let _ = conn.read_to_end(&mut all);
+    let text = String::from_utf8_lossy(&all).into_owned();
+    let status = text.lines().next().unwrap_or_default().to_string();
+    (status, all)
+}
+
+fn shared_names(servent: &Servent) -> Vec<String> {
+    servent.must("shares")["list"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|f| f["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn links_out_of_a_shared_folder_are_neither_listed_nor_served() {
+    let outside = tempfile::tempdir().expect("temp");
+    let secret_content = b"root:x:0:0:SECRET-OUTSIDE-THE-SHARE:/root:/bin/sh\n";
+    let secret = outside.path().join("passwd");
+    std::fs::write(&secret, secret_content).expect("secret");
+    std::fs::create_dir(outside.path().join("private")).expect("dir");
+    std::fs::write(outside.path().join("private/diary.txt"), b"SECRET DIARY").expect("diary");
+
+    let a = Servent::start("a", &["--peers", "0"], &[("song.mp3", b"SONG BYTES")]);
+    std::os::unix::fs::symlink(&secret, a.share_dir.join("passwd.mp3")).expect("link");
+    std::os::unix::fs::symlink(outside.path().join("private"), a.share_dir.join("more"))
+        .expect("dir link");
+    std::os::unix::fs::symlink(a.share_dir.join("song.mp3"), a.share_dir.join("alias.mp3"))
+        .expect("inside link");
+    a.must("rescan");
+    assert!(wait_until(WAIT, || num(&a.must("shares"), "scan.scans")
+        >= 2
+        && !shared_names(&a).is_empty()));
+    let names = shared_names(&a);
+    assert_eq!(
+        names.len(),
+        1,
+        "one of song.mp3/alias.mp3, nothing else: {names:?}"
+    );
+    for index in 0..20 {
+        for name in ["passwd.mp3", "passwd", "diary.txt"] {
+            let (status, body) = http_get(a.addr, &format!("/get/{index}/{name}"));
+            let body = String::from_utf8_lossy(&body);
+            assert!(!body.contains("SECRET"), "{status}: {body}");
+        }
+    }
+}
+
+#[test]
+fn a_shared_file_swapped_for_a_link_out_after_the_scan_is_not_served() {
+    let outside = tempfile::tempdir().expect("temp");
+    let a = Servent::start(
+        "a",
+        &["--peers", "0"],
+        &[("notes.txt", b"PUBLIC NOTES 0123")],
+    );
+    let mut index = None;
+    assert!(wait_until(WAIT, || {
+        index = a.must("shares")["list"].as_array().and_then(|l| {
+            l.iter()
+                .find(|f| f["name"] == "notes.txt" && f["sha1"].is_string())
+                .map(|f| num(f, "index"))
+        });
+        index.is_some()
+    }));
+    let index = index.expect("listed");
+    let (status, body) = http_get(a.addr, &format!("/get/{index}/notes.txt"));
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(body.ends_with(b"PUBLIC NOTES 0123"));
+    // Same size and mtime as the listed file, so only the folder check can catch it.
+    let shared = a.share_dir.join("notes.txt");
+    let secret = outside.path().join("secret.txt");
+    std::fs::write(&secret, b"SECRET NOTES 4567").expect("secret");
+    let mtime = std::fs::metadata(&shared)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    std::fs::File::options()
+        .write(true)
+        .open(&secret)
+        .and_then(|f| f.set_modified(mtime))
+        .expect("set mtime");
+    std::fs::remove_file(&shared).expect("remove");
+    std::os::unix::fs::symlink(&secret, &shared).expect("link");
+    let (status, body) = http_get(a.addr, &format!("/get/{index}/notes.txt"));
+    assert!(
+        !String::from_utf8_lossy(&body).contains("SECRET"),
+        "served a file outside the share: {status}"
+    );
+}

@@ -239,7 +239,7 @@ fn upload_serves_the_requested_bytes_of_a_scanned_file() {
     use hazel_servent::core::shares::upload::{
         UploadConfig, UploadPoll, UploadSession, UploadSlots,
     };
-    use hazel_servent::library::open_span;
+    use hazel_servent::library::{open_span, Confinement};
     use std::io::Read;
 
     let share = tempfile::tempdir().expect("temp dir");
@@ -261,14 +261,15 @@ fn upload_serves_the_requested_bytes_of_a_scanned_file() {
     };
     assert_eq!(reply.status, 206);
     let span = reply.body.expect("a body");
-    let mut file = open_span(&span).expect("open span");
+    let confinement = Confinement::within(&[share.path().to_path_buf()]);
+    let mut file = open_span(&span, &confinement).expect("open span");
     let mut sent = vec![0u8; usize::try_from(span.len).expect("small")];
     file.read_exact(&mut sent).expect("read span");
     assert_eq!(sent, content[1000..2000]);
 
     // Once the file changes on disk, the span is refused rather than sending other bytes.
     fs::write(share.path().join("Some File.bin"), b"short").expect("rewrite");
-    let err = open_span(&span).expect_err("changed file must be refused");
+    let err = open_span(&span, &confinement).expect_err("changed file must be refused");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
 }
 

@@ -37,6 +37,7 @@ use sha1::{Digest, Sha1};
 use crate::core::shares::upload::FileSpan;
 use crate::core::shares::{Library, SharedFile};
 use cache::{CachedHash, FileStamp, HashCache};
+pub use scan::Confinement;
 use scan::{scan, ScanOptions, ScannedFile};
 
 /// Bytes read per `read` call while hashing: the only buffer, whatever the file size.
@@ -57,15 +58,27 @@ pub struct LibraryConfig {
     pub include_hidden: bool,
     /// While hashing, publish progress at most this often (default 2 s).
     pub publish_interval: Duration,
+    /// Share what symbolic links inside a share point to outside it (default: no).
+    pub follow_links_out: bool,
 }
 
 impl LibraryConfig {
+    /// Where shared files may really be (see [`scan::Confinement`]).
+    pub fn confinement(&self) -> Confinement {
+        if self.follow_links_out {
+            Confinement::anywhere()
+        } else {
+            Confinement::within(&self.shares)
+        }
+    }
+
     pub fn new(shares: Vec<PathBuf>, data_dir: PathBuf) -> Self {
         LibraryConfig {
             shares,
             data_dir,
             include_hidden: false,
             publish_interval: Duration::from_secs(2),
+            follow_links_out: false,
         }
     }
 }
@@ -291,6 +304,7 @@ impl Worker {
         let options = ScanOptions {
             include_hidden: self.config.include_hidden,
             exclude: vec![self.config.data_dir.clone()],
+            follow_links_out: self.config.follow_links_out,
         };
         let scanned = scan(&self.config.shares, &options);
         self.reconcile(scanned);
@@ -551,10 +565,18 @@ impl Worker {
 }
 
 /// Opens the file of an upload reply, positioned at the span's first byte, after checking that
-/// the file still has the size and mtime the library announced (else its content may differ from
-/// what the head promised, and the upload must not start: `ErrorKind::InvalidData`).
-pub fn open_span(span: &FileSpan) -> io::Result<File> {
+/// the file it opened really lies where `confinement` allows (a shared file replaced by a link to
+/// outside the shares since the scan is refused: `ErrorKind::PermissionDenied`), and that it still
+/// has the size and mtime the library announced (else its content may differ from what the head
+/// promised, and the upload must not start: `ErrorKind::InvalidData`).
+pub fn open_span(span: &FileSpan, confinement: &Confinement) -> io::Result<File> {
     let mut file = File::open(&span.path)?;
+    if !confinement.allows(&opened_path(&file, &span.path)?) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "the shared file now leads outside the shared folders",
+        ));
+    }
     let meta = file.metadata()?;
     if !meta.is_file()
         || meta.len() != span.expected_size
@@ -567,6 +589,15 @@ pub fn open_span(span: &FileSpan) -> io::Result<File> {
     }
     file.seek(SeekFrom::Start(span.offset))?;
     Ok(file)
+}
+
+/// The canonical path of the file behind an open descriptor: what was really opened, whatever
+/// links were swapped between a check and the open (Linux: `/proc/self/fd`; elsewhere the path
+/// is resolved again).
+fn opened_path(file: &File, path: &Path) -> io::Result<PathBuf> {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .or_else(|_| std::fs::canonicalize(path))
 }
 
 /// SHA-1 of a whole file, streaming with a bounded buffer.

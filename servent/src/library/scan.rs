@@ -1,9 +1,13 @@
 //! Walking the share directories: every regular, readable file below each root.
 //!
 //! Policy:
-//! - Symbolic links are followed (to files and directories); a directory already visited (same
-//!   device and inode) is skipped, which breaks symlink loops and overlapping shares. A file
-//!   reached twice (hard link, symlink, overlapping roots) is listed once.
+//! - Symbolic links are followed (to files and directories) only while they lead to somewhere
+//!   inside a shared folder: by default a link whose target's canonical path lies outside every
+//!   share is not shared (a link to `/etc/passwd` dropped into a share must not publish it);
+//!   [`ScanOptions::follow_links_out`] (`--follow-links-out`) lifts that. Uploads check it again on the
+//!   file they open ([`Confinement::allows`]). A directory already visited (same device and inode)
+//!   is skipped, which breaks symlink loops and overlapping shares. A file reached twice (hard
+//!   link, symlink, overlapping roots) is listed once.
 //! - Hidden entries (names starting with `.`) are skipped unless `include_hidden` is set; the
 //!   share roots themselves are always walked.
 //! - Only regular files are shared (no FIFOs, sockets or devices). A file that cannot be opened
@@ -15,7 +19,7 @@ use hazel_protocol::text::escape_path;
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A file found by the walk.
@@ -37,6 +41,45 @@ pub struct ScanOptions {
     pub include_hidden: bool,
     /// Directories never walked (compared by device and inode).
     pub exclude: Vec<PathBuf>,
+    /// Share what links inside a share point to outside every share (default: no).
+    pub follow_links_out: bool,
+}
+
+/// Where shared files may really live: inside the canonical share roots, or anywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confinement {
+    /// Canonical roots; `None` means anywhere.
+    roots: Option<Vec<PathBuf>>,
+}
+
+impl Confinement {
+    /// Files must lie inside `shares` (resolved to canonical paths; a share that does not
+    /// resolve confines nothing to it).
+    pub fn within(shares: &[PathBuf]) -> Confinement {
+        let roots = shares
+            .iter()
+            .filter_map(|p| fs::canonicalize(p).ok())
+            .collect();
+        Confinement { roots: Some(roots) }
+    }
+
+    /// Links out of the shares are followed (`--follow-links-out`).
+    pub fn anywhere() -> Confinement {
+        Confinement { roots: None }
+    }
+
+    /// Whether a file whose canonical path is `real` may be shared.
+    pub fn allows(&self, real: &Path) -> bool {
+        match &self.roots {
+            None => true,
+            Some(roots) => roots.iter().any(|root| real.starts_with(root)),
+        }
+    }
+
+    /// Whether the file or directory at `path` (any spelling, links allowed) may be shared.
+    pub fn allows_path(&self, path: &Path) -> bool {
+        self.roots.is_none() || fs::canonicalize(path).is_ok_and(|real| self.allows(&real))
+    }
 }
 
 /// Walks every root and returns the files found, in a deterministic order (sorted by path).
@@ -47,6 +90,11 @@ pub fn scan(roots: &[PathBuf], options: &ScanOptions) -> Vec<ScannedFile> {
         .filter_map(|p| fs::metadata(p).ok())
         .map(|m| (m.dev(), m.ino()))
         .collect();
+    let confinement = if options.follow_links_out {
+        Confinement::anywhere()
+    } else {
+        Confinement::within(roots)
+    };
     let mut visited_dirs: HashSet<(u64, u64)> = HashSet::new();
     let mut seen_files: HashSet<(u64, u64)> = HashSet::new();
     let mut out = Vec::new();
@@ -89,6 +137,15 @@ pub fn scan(roots: &[PathBuf], options: &ScanOptions) -> Vec<ScannedFile> {
                     continue;
                 }
                 let path = entry.path();
+                let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+                if is_link && !confinement.allows_path(&path) {
+                    log::info!(
+                        "{}: a link to outside the shared folders; not shared \
+                         (--follow-links-out shares such links)",
+                        escape_path(&path)
+                    );
+                    continue;
+                }
                 // `fs::metadata` follows symlinks: a link is shared as what it points to.
                 let meta = match fs::metadata(&path) {
                     Ok(meta) => meta,
@@ -201,9 +258,42 @@ mod tests {
             &ScanOptions {
                 include_hidden: false,
                 exclude: vec![root.join("data")],
+                follow_links_out: false,
             },
         );
         assert_eq!(names(&files), vec!["kept.txt"]);
+    }
+
+    #[test]
+    fn links_out_of_the_share_are_shared_only_when_asked() {
+        let outside = tempfile::tempdir().expect("temp dir");
+        fs::write(outside.path().join("secret"), b"s").expect("write");
+        fs::create_dir(outside.path().join("dir")).expect("mkdir");
+        fs::write(outside.path().join("dir/deep"), b"d").expect("write");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        fs::write(root.join("mine"), b"m").expect("write");
+        symlink(outside.path().join("secret"), root.join("link-file")).expect("symlink");
+        symlink(outside.path().join("dir"), root.join("link-dir")).expect("symlink");
+        symlink(root.join("mine"), root.join("link-inside")).expect("symlink");
+        let confined = scan(&[root.to_path_buf()], &ScanOptions::default());
+        assert_eq!(names(&confined).len(), 1, "{:?}", names(&confined));
+        let open = scan(
+            &[root.to_path_buf()],
+            &ScanOptions {
+                follow_links_out: true,
+                ..ScanOptions::default()
+            },
+        );
+        assert_eq!(
+            names(&open),
+            vec!["link-dir/deep", "link-file", "mine"],
+            "with --follow-links-out (the inside link and its target are one file)"
+        );
+        let c = Confinement::within(&[root.to_path_buf()]);
+        assert!(c.allows_path(&root.join("mine")));
+        assert!(!c.allows_path(&root.join("link-file")));
+        assert!(Confinement::anywhere().allows_path(&root.join("link-file")));
     }
 
     #[test]
