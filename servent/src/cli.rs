@@ -1,10 +1,11 @@
 //! The `hazel` command line: running a servent, or `hazel ctl` to talk to a
 //! running one through its control socket.
 
-use crate::config::{Config, ProtocolVersion};
+use crate::config::{Config, Limits, ProtocolVersion};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Hazel, a Gnutella servent.
 #[derive(Debug, Parser)]
@@ -61,6 +62,21 @@ pub struct RunArgs {
     /// Handshake version used for outgoing connections.
     #[arg(long, default_value = "0.6", value_name = "0.4|0.6")]
     pub protocol: ProtocolVersion,
+    /// Files uploaded at once; beyond, requests get 503 and QueryHits say busy.
+    #[arg(long, default_value_t = 4, value_name = "N", help_heading = "Limits")]
+    pub upload_slots: usize,
+    /// Files uploaded at once to one client address.
+    #[arg(long, default_value_t = 2, value_name = "N", help_heading = "Limits")]
+    pub upload_slots_per_ip: usize,
+    /// Seconds an upload may go without the client reading a byte before it
+    /// is cut and its slot freed.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", help_heading = "Limits",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub upload_stall_timeout: u64,
+    /// Seconds a client has to send a whole request head (HTTP GET/HEAD, GIV).
+    #[arg(long, default_value_t = 20, value_name = "SECONDS", help_heading = "Limits",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub head_timeout: u64,
     /// Log level (error, warn, info, debug, trace), or an env_logger filter.
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
@@ -132,6 +148,12 @@ impl RunArgs {
             firewalled: self.firewalled,
             protocol: self.protocol,
             follow_links_out: self.follow_links_out,
+            limits: Limits {
+                upload_slots: self.upload_slots,
+                upload_slots_per_ip: self.upload_slots_per_ip,
+                upload_stall: Duration::from_secs(self.upload_stall_timeout),
+                head_timeout: Duration::from_secs(self.head_timeout),
+            },
         })
     }
 }

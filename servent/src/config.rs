@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// Which Gnutella handshake outgoing connections use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,4 +48,29 @@ pub struct Config {
     pub protocol: ProtocolVersion,
     /// Share what links inside a share point to outside it.
     pub follow_links_out: bool,
+    pub limits: Limits,
+}
+
+/// What peers and clients may hold, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// File bodies sent at once.
+    pub upload_slots: usize,
+    /// File bodies sent at once to one client address.
+    pub upload_slots_per_ip: usize,
+    /// A reply of which the client reads nothing for this long is cut.
+    pub upload_stall: Duration,
+    /// A request head (HTTP, GIV) must arrive whole within this time.
+    pub head_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            upload_slots: 4,
+            upload_slots_per_ip: 2,
+            upload_stall: Duration::from_secs(60),
+            head_timeout: Duration::from_secs(20),
+        }
+    }
 }

@@ -10,7 +10,7 @@
 //! no downloads waiting for one. Files it writes: `hosts`, `servent-id`,
 //! `port` and `control.sock` in the data dir (the library adds its SHA-1 cache).
 
-use crate::config::{Config, ProtocolVersion};
+use crate::config::{Config, Limits, ProtocolVersion};
 use crate::control;
 use crate::core::shares::upload::{FileSpan, UploadConfig, UploadPoll, UploadSession, UploadSlots};
 use crate::core::shares::Library;
@@ -19,12 +19,12 @@ use crate::core::{
 };
 use crate::library::{Confinement, LibraryConfig, LibraryScanner};
 use crate::reactor::{
-    ConnId, Direction, Engine, EngineAction, Handle, Reactor, ReactorConfig, Sniffed,
+    socket_budget, ConnId, Direction, Engine, EngineAction, Handle, Reactor, ReactorConfig, Sniffed,
 };
 use crate::shell::{Command, Reply, Response};
 use crate::store::{DataDir, CONTROL_SOCKET, HOST_CACHE_FILE, PORT_FILE, SERVENT_ID_FILE};
 use crossbeam_channel::Receiver;
-use hazel_protocol::text::Escaped;
+use hazel_protocol::text::{escape_path, Escaped};
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -40,11 +40,10 @@ const HOSTS_LISTED: usize = 1000;
 /// Bytes of a file read per refill of an upload's output (one disk read of
 /// this size happens on the loop thread only when the socket has drained).
 const UPLOAD_CHUNK: usize = 64 * 1024;
-/// Concurrent file bodies; beyond, `GET` gets 503 and QueryHits say busy.
-const UPLOAD_SLOTS: usize = 4;
+
 /// GIV callbacks connecting at once; further Pushes wait for the next one.
 const MAX_GIV_CALLBACKS: usize = 8;
-/// An HTTP connection with nothing in flight is closed after this long.
+/// A kept-alive HTTP connection with nothing in flight is closed after this long.
 const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The rest of a file body being sent.
@@ -69,12 +68,20 @@ struct Upload {
     closing: bool,
     /// Last byte received or sent.
     last_activity: Instant,
+    /// When the request head being read began (its first byte, or the
+    /// connection): the whole head must arrive within the head timeout.
+    head_started: Option<Instant>,
+    /// Last time a byte of a reply was written: a reply that makes no
+    /// progress for the stall timeout is cut and its slot freed.
+    last_progress: Instant,
 }
 
 impl Upload {
     fn new(peer: SocketAddr, now: Instant) -> Upload {
         Upload {
-            session: UploadSession::new(UploadConfig::default()),
+            session: UploadSession::for_peer(UploadConfig::default(), peer.ip()),
+            head_started: Some(now),
+            last_progress: now,
             peer,
             out: Vec::new(),
             sent: 0,
@@ -113,6 +120,7 @@ pub struct Node {
     print_events: bool,
     uploads: HashMap<ConnId, Upload>,
     slots: UploadSlots,
+    limits: Limits,
     /// GIV callbacks being connected: address → (file index, GIV line).
     pending_givs: HashMap<SocketAddr, Vec<u8>>,
     own_actions: VecDeque<EngineAction>,
@@ -173,7 +181,11 @@ impl Node {
             confinement,
             print_events: !config.headless,
             uploads: HashMap::new(),
-            slots: UploadSlots::new(UPLOAD_SLOTS),
+            slots: UploadSlots::with_per_ip(
+                config.limits.upload_slots,
+                config.limits.upload_slots_per_ip,
+            ),
+            limits: config.limits.clone(),
             pending_givs: HashMap::new(),
             own_actions: VecDeque::new(),
             started: now,
@@ -238,6 +250,8 @@ impl Node {
                 log::info!("HTTP {} to {}", reply.status, upload.peer);
                 upload.out.extend_from_slice(&reply.head);
                 upload.replying = true;
+                upload.head_started = None;
+                upload.last_progress = Instant::now();
                 upload.close_after = !reply.keep_alive;
                 if let Some(span) = &reply.body {
                     match open_span(span, &self.confinement) {
@@ -429,6 +443,10 @@ impl Engine for Node {
     fn on_bytes(&mut self, id: ConnId, bytes: &[u8], now: Instant) {
         if let Some(upload) = self.uploads.get_mut(&id) {
             upload.last_activity = now;
+            if !bytes.is_empty() {
+                // The next head began (it may wait behind a reply in flight).
+                upload.head_started.get_or_insert(now);
+            }
             upload.session.on_bytes(bytes);
             self.drive_upload(id);
         } else {
@@ -448,10 +466,27 @@ impl Engine for Node {
 
     fn handle_timeout(&mut self, now: Instant) {
         self.core.handle_timeout(now);
+        let limits = &self.limits;
         for (&id, upload) in self.uploads.iter_mut() {
-            let idle = now.saturating_duration_since(upload.last_activity) >= UPLOAD_IDLE;
-            if idle && !upload.closing && upload.pending().is_empty() && upload.body.is_none() {
-                log::debug!("HTTP connection {id} from {} idle, closing", upload.peer);
+            if upload.closing {
+                continue;
+            }
+            let in_flight =
+                upload.replying || !upload.pending().is_empty() || upload.body.is_some();
+            let why = if in_flight {
+                // A reply the client does not read: free its slot.
+                (now.saturating_duration_since(upload.last_progress) >= limits.upload_stall)
+                    .then_some("stalled: the client read nothing")
+            } else if let Some(started) = upload.head_started {
+                // A head dribbled byte by byte: a total deadline, not an idle one.
+                (now.saturating_duration_since(started) >= limits.head_timeout)
+                    .then_some("request head not complete in time")
+            } else {
+                (now.saturating_duration_since(upload.last_activity) >= UPLOAD_IDLE)
+                    .then_some("idle")
+            };
+            if let Some(why) = why {
+                log::info!("HTTP connection {id} from {}: {why}, closing", upload.peer);
                 upload.closing = true;
                 self.own_actions.push_back(EngineAction::Close(id));
             }
@@ -501,7 +536,11 @@ impl Engine for Node {
             return;
         };
         upload.sent = (upload.sent + n).min(upload.out.len());
-        upload.last_activity = Instant::now();
+        let now = Instant::now();
+        upload.last_activity = now;
+        if n > 0 {
+            upload.last_progress = now;
+        }
         if upload.sent == upload.out.len() {
             upload.out.clear();
             upload.sent = 0;
@@ -524,6 +563,19 @@ impl Engine for Node {
                 library.pending_hashes()
             );
             self.core.set_library(library);
+        }
+    }
+
+    fn refusal(&mut self, kind: Sniffed, peer: SocketAddr) -> Vec<u8> {
+        match kind {
+            Sniffed::Overlay => self.core.busy_refusal(peer),
+            Sniffed::Http => format!(
+                "HTTP/1.1 503 Service Unavailable\r\nServer: {}\r\nRetry-After: 60\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n",
+                self.core.config().user_agent
+            )
+            .into_bytes(),
+            Sniffed::Giv => Vec::new(),
         }
     }
 
@@ -679,14 +731,70 @@ pub fn run(config: Config) -> io::Result<()> {
 
 /// The data dir, the listener, the node and its reactor, ready to run.
 fn build(config: &Config) -> io::Result<(Reactor<Node>, DataDir)> {
-    let data = DataDir::open(&config.data_dir)?;
-    let listener = std::net::TcpListener::bind(config.listen)?;
+    let data = DataDir::open(&config.data_dir).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "data directory {}: {e} (choose another with --data-dir DIR)",
+                escape_path(&config.data_dir)
+            ),
+        )
+    })?;
+    let listener = std::net::TcpListener::bind(config.listen).map_err(|e| {
+        let hint = match e.kind() {
+            io::ErrorKind::AddrInUse => {
+                "; another program (another hazel?) uses that port: pick another with \
+                 --listen ADDR:PORT (port 0 picks a free one)"
+            }
+            io::ErrorKind::PermissionDenied => {
+                "; ports below 1024 need privileges: use --listen with a higher port"
+            }
+            io::ErrorKind::AddrNotAvailable => {
+                "; that address is not one of this machine's: use --listen 0.0.0.0:PORT"
+            }
+            _ => "",
+        };
+        io::Error::new(
+            e.kind(),
+            format!("cannot listen on {}: {e}{hint}", config.listen),
+        )
+    })?;
     let listen_addr = listener.local_addr()?;
     let now = Instant::now();
-    let reactor = Reactor::new(listener, ReactorConfig::default(), |handle| {
+    let fd_limit = open_file_limit();
+    // Descriptors for everything but sockets: a file per upload slot and per
+    // hashing or saving job, the control socket and its clients, stdio,
+    // the poller and its waker.
+    let reserved = 48 + config.limits.upload_slots;
+    let reactor_config = ReactorConfig {
+        max_sockets: socket_budget(fd_limit, reserved),
+        ..ReactorConfig::default()
+    };
+    if config.max_peers > reactor_config.max_sockets {
+        log::warn!(
+            "--max-peers {} is more than the {} sockets the open-file limit ({fd_limit}) allows",
+            config.max_peers,
+            reactor_config.max_sockets
+        );
+    }
+    let reactor = Reactor::new(listener, reactor_config, |handle| {
         Node::new(config, listen_addr, data.clone(), handle, now)
     })?;
     Ok((reactor, data))
+}
+
+/// The soft limit on open files (what this process may hold now).
+fn open_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct passed in.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur
+    } else {
+        1024
+    }
 }
 
 /// A servent running on a thread of this process (for tests of several
@@ -815,6 +923,7 @@ mod tests {
             firewalled: false,
             protocol: ProtocolVersion::V06,
             follow_links_out: false,
+            limits: crate::config::Limits::default(),
         }
     }
 

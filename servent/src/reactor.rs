@@ -109,6 +109,9 @@ pub trait Engine {
     fn consume_output(&mut self, id: ConnId, n: usize);
     /// Another thread woke the loop (e.g. a new library is ready to be taken).
     fn on_wake(&mut self, now: Instant);
+    /// What to write to a connection of `kind` refused because every socket
+    /// the open-file limit allows is in use (a `503`), before closing it.
+    fn refusal(&mut self, kind: Sniffed, peer: SocketAddr) -> Vec<u8>;
     /// A user command (never `Quit`: the reactor handles that itself).
     fn command(&mut self, command: Command, now: Instant) -> Response;
     /// Begin an orderly shutdown: say Bye, close connections.
@@ -166,8 +169,29 @@ pub struct ReactorConfig {
     pub shutdown_grace: Duration,
     /// How often the engine is asked to save.
     pub save_interval: Duration,
-    /// Most sockets open at once (listener excluded); beyond, accepts are closed at once.
+    /// Most sockets open at once (listener excluded), sized from the open-file
+    /// limit by [`socket_budget`]. The last [`REFUSAL_SOCKETS`] of them only
+    /// ever carry a refusal (`503`); when even those are taken, the
+    /// connection that has said least for longest (still silent after
+    /// [`EVICT_AFTER`]) is closed to make room, and only then is a new
+    /// connection closed unanswered.
     pub max_sockets: usize,
+}
+
+/// Sockets of the budget kept for answering `503` while every other is busy.
+pub const REFUSAL_SOCKETS: usize = 16;
+/// A connection silent this long may be closed to make room for a new one.
+pub const EVICT_AFTER: Duration = Duration::from_secs(1);
+/// How long a refused connection gets to say what it is.
+const REFUSAL_SNIFF: Duration = Duration::from_secs(2);
+
+/// Sockets to allow under an open-file limit of `fd_limit`, keeping
+/// `reserved` descriptors for everything else (files being uploaded or
+/// hashed, the control socket and its clients, the data directory, stdio,
+/// the poller). Never fewer than the refusal sockets plus a few.
+pub fn socket_budget(fd_limit: u64, reserved: usize) -> usize {
+    let limit = usize::try_from(fd_limit).unwrap_or(usize::MAX);
+    limit.saturating_sub(reserved).max(REFUSAL_SOCKETS + 8)
 }
 
 impl Default for ReactorConfig {
@@ -245,6 +269,9 @@ enum State {
     Sniffing { prefix: Vec<u8>, deadline: Instant },
     /// Outgoing, connect in progress.
     Connecting { deadline: Instant, kind: Sniffed },
+    /// Accepted over the budget: waiting for the first bytes, to be answered
+    /// with the engine's refusal and closed.
+    Refusing { prefix: Vec<u8>, deadline: Instant },
     /// Handed to the engine.
     Open,
     /// Engine asked to close: flush its output, then close.
@@ -285,6 +312,12 @@ pub struct Reactor<E: Engine> {
     /// Accepting failed (out of file descriptors): try again at this time,
     /// since an edge-triggered listener gives no new event for the backlog.
     accept_retry: Option<Instant>,
+    /// A descriptor held in reserve: when `accept` fails for want of
+    /// descriptors, it is closed to accept (and close) the waiting
+    /// connection, so the backlog drains instead of failing in a loop.
+    spare_fd: Option<std::fs::File>,
+    /// Connections in `State::Refusing`.
+    refusing: usize,
 }
 
 impl<E: Engine> Reactor<E> {
@@ -330,6 +363,8 @@ impl<E: Engine> Reactor<E> {
             quitting: None,
             next_save,
             accept_retry: None,
+            spare_fd: std::fs::File::open("/dev/null").ok(),
+            refusing: 0,
         })
     }
 
@@ -407,6 +442,7 @@ impl<E: Engine> Reactor<E> {
         for (_, conn) in &self.conns {
             match conn.state {
                 State::Sniffing { deadline, .. }
+                | State::Refusing { deadline, .. }
                 | State::Connecting { deadline, .. }
                 | State::Closing { deadline } => next = next.min(deadline),
                 State::Open => {}
@@ -441,34 +477,155 @@ impl<E: Engine> Reactor<E> {
         }
     }
 
+    /// Sockets in use that count against the budget's ordinary part.
+    fn ordinary_sockets(&self) -> usize {
+        self.conns.len() - self.refusing
+    }
+
+    fn ordinary_budget(&self) -> usize {
+        self.config
+            .max_sockets
+            .saturating_sub(REFUSAL_SOCKETS)
+            .max(1)
+    }
+
+    /// Closes the incoming connection that has said nothing for longest
+    /// (still sniffing after [`EVICT_AFTER`]); false when there is none.
+    fn evict_silent(&mut self, now: Instant) -> bool {
+        let oldest = self
+            .conns
+            .iter()
+            .filter_map(|(key, c)| match c.state {
+                State::Sniffing { deadline, .. } => Some((deadline, key)),
+                _ => None,
+            })
+            .min();
+        let Some((deadline, key)) = oldest else {
+            return false;
+        };
+        let accepted = deadline
+            .checked_sub(self.config.sniff_timeout)
+            .unwrap_or(now);
+        if now.saturating_duration_since(accepted) < EVICT_AFTER {
+            return false;
+        }
+        log::debug!("closing silent {} to make room", self.conns[key].peer);
+        self.remove_silently(key);
+        true
+    }
+
     fn accept_all(&mut self, now: Instant) {
         loop {
             match self.listener.accept() {
                 Ok((socket, peer)) => {
-                    if self.quitting.is_some() || self.conns.len() >= self.config.max_sockets {
-                        log::debug!("refusing {peer}: socket limit or shutting down");
+                    if self.quitting.is_some() {
                         drop(socket);
                         continue;
                     }
                     let _ = socket.set_nodelay(true);
-                    let state = State::Sniffing {
-                        prefix: Vec::with_capacity(SNIFF_MAX),
-                        deadline: now + self.config.sniff_timeout,
+                    let full = self.ordinary_sockets() >= self.ordinary_budget();
+                    let state = if !full || self.evict_silent(now) {
+                        State::Sniffing {
+                            prefix: Vec::with_capacity(SNIFF_MAX),
+                            deadline: now + self.config.sniff_timeout,
+                        }
+                    } else if self.refusing < REFUSAL_SOCKETS {
+                        self.refusing += 1;
+                        State::Refusing {
+                            prefix: Vec::with_capacity(SNIFF_MAX),
+                            deadline: now + REFUSAL_SNIFF,
+                        }
+                    } else {
+                        log::debug!("closing {peer} unanswered: every socket is in use");
+                        drop(socket);
+                        continue;
                     };
+                    let refusing = matches!(state, State::Refusing { .. });
                     if let Err(e) = self.insert(socket, peer, state, Interest::READABLE) {
                         log::warn!("registering {peer}: {e}");
+                        if refusing {
+                            self.refusing -= 1;
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
+                    // Out of descriptors (something outside the budget took
+                    // them): use the spare to take the waiting connection
+                    // off the backlog and close it, and make room.
+                    self.evict_silent(now);
+                    match self.spare_fd.take() {
+                        Some(spare) => {
+                            drop(spare);
+                            if let Ok((socket, peer)) = self.listener.accept() {
+                                log::warn!("out of file descriptors: closing {peer} unanswered");
+                                drop(socket);
+                            }
+                            self.spare_fd = std::fs::File::open("/dev/null").ok();
+                            if self.spare_fd.is_none() {
+                                self.accept_retry = Some(now + ACCEPT_RETRY);
+                                return;
+                            }
+                        }
+                        None => {
+                            log::warn!("accept: {e}");
+                            self.accept_retry = Some(now + ACCEPT_RETRY);
+                            return;
+                        }
+                    }
+                }
                 Err(e) => {
-                    // EMFILE and friends: the backlog stays; retry shortly.
                     log::warn!("accept: {e}");
                     self.accept_retry = Some(now + ACCEPT_RETRY);
                     return;
                 }
             }
         }
+    }
+
+    /// A connection accepted over the budget: once it says what it is, write
+    /// the engine's refusal (best effort, one write) and close it.
+    fn read_refusing(&mut self, key: usize, now: Instant) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let State::Refusing { prefix, .. } = &mut conn.state else {
+            return;
+        };
+        let mut buf = [0u8; SNIFF_MAX];
+        let mut closed = false;
+        // Edge-triggered: read until it would block or the kind is known.
+        while prefix.len() < SNIFF_MAX && sniff(prefix) == Sniff::NeedMore {
+            let room = SNIFF_MAX - prefix.len();
+            match conn.socket.read(&mut buf[..room]) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => prefix.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        let verdict = sniff(prefix);
+        if verdict == Sniff::NeedMore && !closed && prefix.len() < SNIFF_MAX {
+            return;
+        }
+        if let Sniff::Is(kind) = verdict {
+            let peer = conn.peer;
+            let answer = self.engine.refusal(kind, peer);
+            if let Some(conn) = self.conns.get_mut(key) {
+                let _ = conn.socket.write(&answer);
+            }
+            log::info!("refused {peer}: every socket is in use");
+        }
+        let _ = now;
+        self.remove_silently(key);
     }
 
     fn insert(
@@ -503,7 +660,7 @@ impl<E: Engine> Reactor<E> {
                 .on_connect_failed(addr, kind, "the servent is shutting down", now);
             return;
         }
-        if self.conns.len() >= self.config.max_sockets {
+        if self.ordinary_sockets() >= self.ordinary_budget() {
             self.engine.on_connect_failed(
                 addr,
                 kind,
@@ -537,6 +694,7 @@ impl<E: Engine> Reactor<E> {
                 }
             }
             State::Sniffing { .. } => self.read_sniff(key, now),
+            State::Refusing { .. } => self.read_refusing(key, now),
             State::Open | State::Closing { .. } => {
                 let id = conn.id;
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -710,7 +868,7 @@ impl<E: Engine> Reactor<E> {
         };
         if matches!(
             conn.state,
-            State::Sniffing { .. } | State::Connecting { .. }
+            State::Sniffing { .. } | State::Refusing { .. } | State::Connecting { .. }
         ) {
             return;
         }
@@ -776,7 +934,11 @@ impl<E: Engine> Reactor<E> {
             .conns
             .iter()
             .filter_map(|(key, conn)| match conn.state {
-                State::Sniffing { deadline, .. } if deadline <= now => Some((key, None)),
+                State::Sniffing { deadline, .. } | State::Refusing { deadline, .. }
+                    if deadline <= now =>
+                {
+                    Some((key, None))
+                }
                 State::Connecting { deadline, kind } if deadline <= now => Some((key, Some(kind))),
                 State::Closing { deadline } if deadline <= now => Some((key, None)),
                 _ => None,
@@ -876,6 +1038,9 @@ impl<E: Engine> Reactor<E> {
     fn remove_silently(&mut self, key: usize) {
         if self.conns.contains(key) {
             let mut conn = self.conns.remove(key);
+            if matches!(conn.state, State::Refusing { .. }) {
+                self.refusing -= 1;
+            }
             let _ = self.poll.registry().deregister(&mut conn.socket);
             self.by_id.remove(&conn.id);
         }
@@ -974,6 +1139,9 @@ mod tests {
             }
         }
         fn on_wake(&mut self, _: Instant) {}
+        fn refusal(&mut self, kind: Sniffed, _: SocketAddr) -> Vec<u8> {
+            format!("busy {kind:?}\n").into_bytes()
+        }
         fn command(&mut self, command: Command, _: Instant) -> Response {
             match command {
                 Command::Connect(addr) => self.actions.push_back(EngineAction::Connect(addr)),

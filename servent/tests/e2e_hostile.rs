@@ -346,3 +346,207 @@ fn a_shared_file_swapped_for_a_link_out_after_the_scan_is_not_served() {
         "served a file outside the share: {status}"
     );
 }
+
+/// Reads a response head (up to the blank line) from `conn`.
+fn read_head(conn: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 16384 {
+        match conn.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+#[test]
+fn a_request_head_dribbled_byte_by_byte_is_cut_at_the_head_deadline() {
+    let a = Servent::start("a", &["--peers", "0", "--head-timeout", "2"], &[]);
+    let mut slow = TcpStream::connect(a.addr).expect("connect");
+    slow.write_all(b"GET /get/1/").expect("start");
+    let started = std::time::Instant::now();
+    let mut cut = false;
+    // Keep dribbling (never idle for long): only a total deadline ends it.
+    while started.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(200));
+        if slow.write_all(b"a").is_err() {
+            cut = true;
+            break;
+        }
+        slow.set_read_timeout(Some(Duration::from_millis(1)))
+            .expect("timeout");
+        let mut buf = [0u8; 64];
+        if matches!(slow.read(&mut buf), Ok(0)) {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut, "a dribbled head held the socket for 15 s");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "cut after {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn clients_that_never_read_lose_their_slots_and_one_address_cannot_take_them_all() {
+    // Larger than what the socket buffers of a stuck reader absorb.
+    let big: Vec<u8> = (0..48 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let a = Servent::start(
+        "a",
+        &[
+            "--peers",
+            "0",
+            "--upload-slots",
+            "2",
+            "--upload-slots-per-ip",
+            "1",
+            "--upload-stall-timeout",
+            "3",
+        ],
+        &[("big.bin", &big)],
+    );
+    drop(big);
+    let mut index = None;
+    assert!(wait_until(WAIT, || {
+        index = a.must("shares")["list"]
+            .as_array()
+            .and_then(|l| l.first().map(|f| num(f, "index")));
+        index.is_some()
+    }));
+    let request = format!(
+        "GET /get/{}/big.bin HTTP/1.1\r\n\r\n",
+        index.expect("index")
+    );
+    // Two downloaders that read the head and then nothing more.
+    let mut stuck = Vec::new();
+    for from in [[127, 0, 0, 2], [127, 0, 0, 3]] {
+        let mut conn = e2e_support::connect_from(from, a.addr);
+        conn.write_all(request.as_bytes()).expect("request");
+        let head = read_head(&mut conn);
+        assert!(head.contains(" 200 "), "{head}");
+        stuck.push(conn);
+    }
+    // A second request from an address that already holds its slot.
+    let mut greedy = e2e_support::connect_from([127, 0, 0, 2], a.addr);
+    greedy.write_all(request.as_bytes()).expect("request");
+    let head = read_head(&mut greedy);
+    assert!(head.contains(" 503 "), "one slot per address: {head}");
+    // Every slot is held: an honest client is told to come back.
+    let mut honest = e2e_support::connect_from([127, 0, 0, 4], a.addr);
+    honest.write_all(request.as_bytes()).expect("request");
+    let head = read_head(&mut honest);
+    assert!(
+        head.contains(" 503 ") && head.contains("Retry-After"),
+        "{head}"
+    );
+    // Once the stuck ones have read nothing for the stall timeout, their
+    // slots are free again.
+    let started = std::time::Instant::now();
+    let mut served = false;
+    while started.elapsed() < WAIT && !served {
+        std::thread::sleep(Duration::from_millis(500));
+        let mut honest = e2e_support::connect_from([127, 0, 0, 4], a.addr);
+        honest
+            .write_all(
+                format!(
+                    "GET /get/{}/big.bin HTTP/1.1\r\nRange: bytes=0-9\r\n\r\n",
+                    index.expect("index")
+                )
+                .as_bytes(),
+            )
+            .expect("request");
+        served = read_head(&mut honest).contains(" 206 ");
+    }
+    assert!(served, "the stalled uploads never gave their slots back");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    drop(stuck);
+}
+
+#[test]
+fn with_every_descriptor_in_use_newcomers_get_a_503_and_service_resumes() {
+    // 128 descriptors: the servent budgets about 70 sockets from them.
+    let a = Servent::start_limited(
+        "a",
+        &["--peers", "0", "--head-timeout", "60"],
+        &[("small.txt", b"SMALL FILE")],
+        128,
+    );
+    let mut index = None;
+    assert!(wait_until(WAIT, || {
+        index = a.must("shares")["list"]
+            .as_array()
+            .and_then(|l| l.first().map(|f| num(f, "index")));
+        index.is_some()
+    }));
+    let index = index.expect("index");
+    // 300 clients that send the start of a request head and then dribble:
+    // they are past sniffing, so nothing marks them as the least useful.
+    let mut hogs = Vec::new();
+    for _ in 0..300 {
+        if let Ok(mut c) = TcpStream::connect(a.addr) {
+            let _ = c.write_all(b"GET /get/1/x");
+            hogs.push(c);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // Newcomers are answered at once with a refusal, not left hanging.
+    let started = std::time::Instant::now();
+    let (status, _) = http_get(a.addr, &format!("/get/{index}/small.txt"));
+    assert!(status.contains(" 503 "), "HTTP newcomer got: {status:?}");
+    let mut overlay = TcpStream::connect(a.addr).expect("connect");
+    overlay
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    overlay
+        .write_all(b"GNUTELLA CONNECT/0.6\r\nUser-Agent: t\r\nX-Ultrapeer: False\r\n\r\n")
+        .expect("hello");
+    let head = read_head(&mut overlay);
+    assert!(
+        head.starts_with("GNUTELLA/0.6 503"),
+        "overlay newcomer got: {head:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The control socket still answers.
+    assert!(a.ask("stats").is_ok());
+    // The hogs leave: service is back at once, not after a minute of EMFILE.
+    drop(hogs);
+    let mut back = false;
+    assert!(wait_until(Duration::from_secs(10), || {
+        back = http_get(a.addr, &format!("/get/{index}/small.txt"))
+            .0
+            .contains(" 200 ");
+        back
+    }));
+    let log = std::fs::read_to_string(a.data_dir.with_extension("log")).unwrap_or_default();
+    let accept_errors = log.matches("accept: ").count();
+    assert!(
+        accept_errors <= 1,
+        "accept failed {accept_errors} times:\n{}",
+        a.log()
+    );
+}
+
+#[test]
+fn silent_connections_make_room_for_newcomers_when_descriptors_run_out() {
+    let a = Servent::start_limited("a", &["--peers", "0"], &[("small.txt", b"SMALL")], 128);
+    let mut index = None;
+    assert!(wait_until(WAIT, || {
+        index = a.must("shares")["list"]
+            .as_array()
+            .and_then(|l| l.first().map(|f| num(f, "index")));
+        index.is_some()
+    }));
+    // 300 connections that never say a word (the sniff timeout is 10 s).
+    let silent: Vec<TcpStream> = (0..300)
+        .filter_map(|_| TcpStream::connect(a.addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    // The least useful of them (silent longest) give way: a newcomer is served.
+    let (status, body) = http_get(a.addr, &format!("/get/{}/small.txt", index.expect("index")));
+    assert!(status.contains(" 200 "), "{status:?}");
+    assert!(body.ends_with(b"SMALL"));
+    drop(silent);
+}

@@ -296,13 +296,14 @@ impl Core {
         self.want_write(id);
     }
 
-    /// Sends a refusal (503 with X-Try, or 409 for ourselves) and closes
-    /// once it drained.
-    fn refuse(&mut self, id: ConnId, code: u16, reason: &str, now: Instant) {
-        let Some(conn) = self.conns.get(&id) else {
-            return;
-        };
-        let peer = conn.peer;
+    /// The `503` block for a peer refused before its connection reached the
+    /// core (every socket in use): with X-Try hosts, so it can go elsewhere.
+    pub fn busy_refusal(&self, peer: SocketAddr) -> Vec<u8> {
+        Handshake::status06(503, "Busy", self.refusal_headers(peer)).to_bytes()
+    }
+
+    /// Headers of a refusal: who we are, and X-Try hosts to go to instead.
+    fn refusal_headers(&self, peer: SocketAddr) -> Headers {
         let mut headers = Headers::new();
         headers.push("User-Agent", &self.config.user_agent);
         headers.push("Remote-IP", &peer.ip().to_string());
@@ -323,6 +324,17 @@ impl Core {
             headers.push("X-Try", &list);
             headers.push("X-Try-Ultrapeers", &list);
         }
+        headers
+    }
+
+    /// Sends a refusal (503 with X-Try, or 409 for ourselves) and closes
+    /// once it drained.
+    fn refuse(&mut self, id: ConnId, code: u16, reason: &str, now: Instant) {
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
+        let peer = conn.peer;
+        let headers = self.refusal_headers(peer);
         let block = Handshake::status06(code, reason, headers).to_bytes();
         let linger = self.config.close_linger;
         if let Some(conn) = self.conns.get_mut(&id) {

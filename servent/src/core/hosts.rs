@@ -7,7 +7,10 @@
 //!   for 5m 0s`; a fixed pause per status code otherwise);
 //! - per IP: at most [`DIALS_PER_IP_PER_MINUTE`] attempts a minute, whatever
 //!   the port (gtk-gnutella bans an address that opens more than 2 connections
-//!   a minute), and a refusal from one port of an IP pauses them all.
+//!   a minute), and a refusal from one port of an IP pauses them all. Loopback
+//!   addresses are this machine, where many servents share 127.0.0.1 (tests,
+//!   the playground) and no remote operator bans anyone: there the budget and
+//!   the pause are per port.
 //!
 //! A host that keeps failing and never worked is forgotten. Persisted by the
 //! node as text lines (`ip:port`, most recently seen first) through
@@ -31,8 +34,9 @@ struct HostEntry {
 pub struct HostCache {
     hosts: HashMap<SocketAddr, HostEntry>,
     capacity: usize,
-    /// Per IP: the last dial attempts (most recent last) and a refusal pause.
-    ips: HashMap<IpAddr, IpEntry>,
+    /// Per IP (see [`budget_key`]): the last dial attempts (most recent
+    /// last) and a refusal pause.
+    ips: HashMap<SocketAddr, IpEntry>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -138,6 +142,16 @@ fn duration_in_text(text: &str) -> Option<Duration> {
     found.then(|| Duration::from_secs(total))
 }
 
+/// What dial budgets and refusal pauses are kept per: the IP, or for
+/// loopback addresses the whole socket address.
+fn budget_key(addr: &SocketAddr) -> SocketAddr {
+    if addr.ip().is_loopback() {
+        *addr
+    } else {
+        SocketAddr::new(addr.ip(), 0)
+    }
+}
+
 impl HostCache {
     pub fn new(capacity: usize) -> HostCache {
         HostCache {
@@ -199,7 +213,7 @@ impl HostCache {
     /// We are about to dial `addr` (counted against its IP's dial budget).
     pub fn dialling(&mut self, addr: &SocketAddr, now: Instant) {
         self.prune_ips(now);
-        let entry = self.ips.entry(addr.ip()).or_default();
+        let entry = self.ips.entry(budget_key(addr)).or_default();
         entry.dials.rotate_left(1);
         if let Some(last) = entry.dials.last_mut() {
             *last = Some(now);
@@ -235,7 +249,7 @@ impl HostCache {
         if let Some(entry) = self.hosts.get_mut(addr) {
             entry.retry_at = Some(entry.retry_at.map_or(until, |t| t.max(until)));
         }
-        let ip = self.ips.entry(addr.ip()).or_default();
+        let ip = self.ips.entry(budget_key(addr)).or_default();
         ip.paused_until = Some(ip.paused_until.map_or(until, |t| t.max(until)));
     }
 
@@ -260,7 +274,7 @@ impl HostCache {
             .get(addr)
             .and_then(|e| e.retry_at)
             .filter(|t| *t > now);
-        if let Some(ip) = self.ips.get(&addr.ip()) {
+        if let Some(ip) = self.ips.get(&budget_key(addr)) {
             if let Some(paused) = ip.paused_until.filter(|t| *t > now) {
                 at = Some(at.map_or(paused, |t| t.max(paused)));
             }
@@ -481,6 +495,25 @@ mod tests {
         assert_eq!(p(503, "Too many connections", None), Some(120));
         assert_eq!(p(429, "Banned for 99999d", None), Some(86_400));
         assert_eq!(p(503, "x", Some("junk")), Some(120));
+    }
+
+    #[test]
+    fn on_loopback_the_budget_is_per_port() {
+        let t0 = Instant::now();
+        let mut c = HostCache::new(10);
+        let local: Vec<SocketAddr> = (1..=4u16)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], 6000 + p)))
+            .collect();
+        for h in &local {
+            c.add(*h, t0);
+            c.dialling(h, t0);
+        }
+        assert!(local.iter().all(|h| c.dial_allowed_at(h, t0).is_none()));
+        c.dialling(&local[0], t0);
+        assert!(c.dial_allowed_at(&local[0], t0).is_some());
+        c.refused(&local[1], Duration::from_secs(60), t0);
+        assert!(c.dial_allowed_at(&local[1], t0).is_some());
+        assert!(c.dial_allowed_at(&local[2], t0).is_none());
     }
 
     #[test]

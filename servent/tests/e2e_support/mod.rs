@@ -75,6 +75,23 @@ impl Servent {
         servent
     }
 
+    /// Like [`Servent::start`], with the process's open-file limit (soft and
+    /// hard) set to `nofile`.
+    pub fn start_limited(
+        name: &str,
+        args: &[&str],
+        files: &[(&str, &[u8])],
+        nofile: u64,
+    ) -> Servent {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let data_dir = temp.path().join("data");
+        let share_dir = temp.path().join("share");
+        let mut servent =
+            Servent::start_process(name, &data_dir, &share_dir, args, files, Some(nofile));
+        servent._temp = Some(temp);
+        servent
+    }
+
     /// Starts a servent on given directories (to restart one on the same data dir).
     pub fn start_in(
         name: &str,
@@ -82,6 +99,17 @@ impl Servent {
         share_dir: &Path,
         args: &[&str],
         files: &[(&str, &[u8])],
+    ) -> Servent {
+        Servent::start_process(name, data_dir, share_dir, args, files, None)
+    }
+
+    fn start_process(
+        name: &str,
+        data_dir: &Path,
+        share_dir: &Path,
+        args: &[&str],
+        files: &[(&str, &[u8])],
+        nofile: Option<u64>,
     ) -> Servent {
         std::fs::create_dir_all(share_dir).expect("share dir");
         for (file, content) in files {
@@ -93,7 +121,25 @@ impl Servent {
             std::fs::create_dir_all(parent).expect("log dir");
         }
         let log = std::fs::File::create(&log_path).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_hazel"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hazel"));
+        if let Some(nofile) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and only reads the struct.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: nofile,
+                        rlim_max: nofile,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let child = command
             .args(["--headless", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .arg("--share")
@@ -322,6 +368,22 @@ impl RawPeer {
         }
         false
     }
+}
+
+/// A TCP connection to `addr` from the loopback address `from` (127.0.0.x):
+/// several clients on one machine that the servent sees as several addresses.
+pub fn connect_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::from((from, 0)).into())
+        .expect("bind the client address");
+    socket.connect(&addr.into()).expect("connect");
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
 }
 
 /// A fresh modern descriptor id.

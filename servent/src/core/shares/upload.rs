@@ -10,7 +10,8 @@
 //! gives `416` with `Content-Range: bytes */size`; a malformed or multi-range `Range` is ignored
 //! (RFC 9110 allows it) and the whole file is sent with `200`. Every response carries
 //! `Content-Length`; file responses carry `X-Gnutella-Content-URN` once the SHA-1 is known. When
-//! all upload slots are taken a `GET` gets `503` with `Retry-After` (a `HEAD` needs no slot).
+//! all upload slots are taken, or the client's address holds its share of them already, a `GET`
+//! gets `503` with `Retry-After` (a `HEAD` needs no slot).
 //! Keep-alive follows the request (HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with
 //! `Connection: Keep-Alive`); a request that cannot be parsed gets `400` and the connection ends.
 //!
@@ -19,6 +20,8 @@
 //! [`UploadSession::reply_sent`] — or `Close`. Pipelined requests wait in the buffer until the
 //! previous reply is sent. [`UploadSession::on_close`] releases a slot still held.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -46,23 +49,45 @@ fn name_matches(file_name: &str, requested: &[u8]) -> bool {
                 .all(|(&a, &b)| a == b || (a == b' ' || a == b'+') && (b == b' ' || b == b'+')))
 }
 
-/// Upload slots shared by every upload session of a servent.
+/// Upload slots shared by every upload session of a servent: at most `max` file bodies at once,
+/// and at most `max_per_ip` to one client address (so one client cannot hold them all).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadSlots {
     max: usize,
+    max_per_ip: usize,
     active: usize,
+    per_ip: HashMap<IpAddr, usize>,
     /// Whether any upload has completed (the QueryHit "have uploaded" flag).
     have_uploaded: bool,
 }
 
+/// Why no slot was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Busy {
+    AllTaken,
+    ThisAddress,
+}
+
 impl UploadSlots {
-    /// `max` concurrent file bodies.
+    /// `max` concurrent file bodies, with no limit per client address.
     pub fn new(max: usize) -> Self {
+        UploadSlots::with_per_ip(max, max)
+    }
+
+    /// `max` concurrent file bodies, at most `max_per_ip` of them to one client address.
+    pub fn with_per_ip(max: usize, max_per_ip: usize) -> Self {
         UploadSlots {
             max,
+            max_per_ip: max_per_ip.max(1),
             active: 0,
+            per_ip: HashMap::new(),
             have_uploaded: false,
         }
+    }
+
+    /// Bodies being sent to `ip` now.
+    pub fn active_for(&self, ip: IpAddr) -> usize {
+        self.per_ip.get(&ip).copied().unwrap_or(0)
     }
 
     /// Bodies being sent now.
@@ -85,17 +110,27 @@ impl UploadSlots {
         self.have_uploaded
     }
 
-    fn try_acquire(&mut self) -> bool {
+    fn try_acquire(&mut self, ip: IpAddr) -> Result<(), Busy> {
         if self.all_taken() {
-            false
-        } else {
-            self.active += 1;
-            true
+            return Err(Busy::AllTaken);
         }
+        let mine = self.per_ip.entry(ip).or_insert(0);
+        if *mine >= self.max_per_ip {
+            return Err(Busy::ThisAddress);
+        }
+        *mine += 1;
+        self.active += 1;
+        Ok(())
     }
 
-    fn release(&mut self) {
+    fn release(&mut self, ip: IpAddr) {
         self.active = self.active.saturating_sub(1);
+        if let Some(mine) = self.per_ip.get_mut(&ip) {
+            *mine = mine.saturating_sub(1);
+            if *mine == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
     }
 }
 
@@ -183,11 +218,20 @@ pub struct UploadSession {
     /// reply in flight is still released by `on_close`).
     overflowed: bool,
     requests: u64,
+    /// The client's address (slots are limited per address).
+    peer: IpAddr,
 }
 
 impl UploadSession {
+    /// A session whose client address is unknown (all such sessions share one per-address quota).
     pub fn new(config: UploadConfig) -> Self {
+        UploadSession::for_peer(config, IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    }
+
+    /// A session for a client at `peer`.
+    pub fn for_peer(config: UploadConfig, peer: IpAddr) -> Self {
         UploadSession {
+            peer,
             config,
             buffer: Vec::new(),
             head_scan: HeadScanner::new(),
@@ -262,7 +306,7 @@ impl UploadSession {
         } = self.state
         {
             if holds_slot {
-                slots.release();
+                slots.release(self.peer);
                 slots.have_uploaded = true;
             }
             self.state = if keep_alive {
@@ -279,7 +323,7 @@ impl UploadSession {
             holds_slot: true, ..
         } = self.state
         {
-            slots.release();
+            slots.release(self.peer);
         }
         self.buffer.clear();
         self.state = State::Closed;
@@ -314,8 +358,17 @@ impl UploadSession {
             None => (0, file.size),
         };
         let wants_body = !head_only && len > 0;
-        if wants_body && !slots.try_acquire() {
-            let mut response = self.response(503, "Service Unavailable", false);
+        let busy = if wants_body {
+            slots.try_acquire(self.peer).err()
+        } else {
+            None
+        };
+        if let Some(busy) = busy {
+            let reason = match busy {
+                Busy::AllTaken => "Service Unavailable",
+                Busy::ThisAddress => "Too Many Uploads From Your Address",
+            };
+            let mut response = self.response(503, reason, false);
             response
                 .headers
                 .push("Retry-After", &self.config.retry_after_secs.to_string())
