@@ -102,12 +102,12 @@ pub fn scan(roots: &[PathBuf], options: &ScanOptions) -> Vec<ScannedFile> {
         let root_meta = match fs::metadata(root) {
             Ok(m) => m,
             Err(e) => {
-                log::warn!("share {}: {e}; skipped", escape_path(&root));
+                log::warn!("share {}: {e}; skipped", escape_path(root));
                 continue;
             }
         };
         if !root_meta.is_dir() {
-            log::warn!("share {}: not a directory; skipped", escape_path(&root));
+            log::warn!("share {}: not a directory; skipped", escape_path(root));
             continue;
         }
         let root_id = (root_meta.dev(), root_meta.ino());
