@@ -36,9 +36,10 @@ pub struct RunArgs {
     /// A directory to share (repeatable).
     #[arg(long = "share", value_name = "DIR")]
     pub shares: Vec<PathBuf>,
-    /// Where the servent keeps its files (created if missing).
-    #[arg(long, default_value = "hazel-data", value_name = "DIR")]
-    pub data_dir: PathBuf,
+    /// Where the servent keeps its files (created if missing) [default: the
+    /// platform's data directory, e.g. ~/.local/share/hazel].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// A peer to connect to at start (repeatable).
     #[arg(long = "connect", value_name = "HOST:PORT")]
     pub connect: Vec<String>,
@@ -85,9 +86,10 @@ pub struct RunArgs {
 /// Options of `hazel ctl`.
 #[derive(Debug, Args, Clone)]
 pub struct CtlArgs {
-    /// The running servent's data directory (its control socket is there).
-    #[arg(long, default_value = "hazel-data", value_name = "DIR")]
-    pub data_dir: PathBuf,
+    /// The running servent's data directory (its control socket is there)
+    /// [default: the platform's data directory, as for the servent].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Print the reply as one line of JSON.
     #[arg(long)]
     pub json: bool,
@@ -104,7 +106,20 @@ pub struct CtlArgs {
     pub words: Vec<String>,
 }
 
+/// The data directory used when `--data-dir` is not given: the platform's
+/// (XDG on Linux: `$XDG_DATA_HOME/hazel` or `~/.local/share/hazel`).
+pub fn default_data_dir() -> Result<PathBuf, String> {
+    directories::ProjectDirs::from("", "", "hazel")
+        .map(|dirs| dirs.data_dir().to_path_buf())
+        .ok_or_else(|| "no home directory to keep data in: give one with --data-dir DIR".into())
+}
+
 impl CtlArgs {
+    /// `--data-dir`, or the default one.
+    pub fn data_dir(&self) -> Result<PathBuf, String> {
+        self.data_dir.clone().map_or_else(default_data_dir, Ok)
+    }
+
     /// The command line to send, and whether JSON was asked for anywhere on the line.
     pub fn command_line(&self) -> (String, bool) {
         let mut json = self.json;
@@ -136,11 +151,27 @@ impl RunArgs {
         if self.max_peers == 0 {
             return Err("--max-peers must be at least 1".to_string());
         }
+        for share in &self.shares {
+            match std::fs::metadata(share) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(format!(
+                        "--share {}: not a directory (share folders, not single files)",
+                        share.display()
+                    ))
+                }
+                Err(e) => return Err(format!("--share {}: {e}", share.display())),
+            }
+        }
+        let data_dir = match &self.data_dir {
+            Some(dir) => dir.clone(),
+            None => default_data_dir()?,
+        };
         Ok(Config {
             headless: self.headless,
             listen: self.listen,
             shares: self.shares.clone(),
-            data_dir: self.data_dir.clone(),
+            data_dir,
             connect,
             peers: self.peers,
             max_peers: self.max_peers,
@@ -170,9 +201,9 @@ mod tests {
             "--listen",
             "127.0.0.1:0",
             "--share",
-            "a",
+            ".",
             "--share",
-            "b",
+            "/",
             "--data-dir",
             "d",
             "--connect",
@@ -196,7 +227,7 @@ mod tests {
         let config = cli.run.to_config().unwrap();
         assert!(config.headless && config.firewalled);
         assert_eq!(config.listen, "127.0.0.1:0".parse().unwrap());
-        assert_eq!(config.shares, vec![PathBuf::from("a"), PathBuf::from("b")]);
+        assert_eq!(config.shares, vec![PathBuf::from("."), PathBuf::from("/")]);
         assert_eq!(config.connect.len(), 2);
         assert_eq!((config.peers, config.max_peers, config.ttl), (2, 9, 3));
         assert_eq!(config.protocol, ProtocolVersion::V04);
@@ -225,7 +256,7 @@ mod tests {
         let Some(SubCommand::Ctl(ctl)) = cli.command else {
             panic!("not ctl")
         };
-        assert_eq!(ctl.data_dir, PathBuf::from("d"));
+        assert_eq!(ctl.data_dir, Some(PathBuf::from("d")));
         assert_eq!(ctl.command_line(), ("search a b".to_string(), true));
 
         let cli = Cli::try_parse_from(["hazel", "ctl", "--json", "peers"]).unwrap();

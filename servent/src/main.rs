@@ -34,7 +34,14 @@ fn main() -> ExitCode {
 /// Sends one command to the servent whose data dir is given; prints the reply.
 fn ctl(args: &CtlArgs) -> ExitCode {
     let (line, json) = args.command_line();
-    let socket = args.data_dir.join(hazel_servent::store::CONTROL_SOCKET);
+    let data_dir = match args.data_dir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("hazel ctl: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let socket = data_dir.join(hazel_servent::store::CONTROL_SOCKET);
     let timeout = Duration::from_secs(args.timeout.max(1));
     match hazel_servent::control::send_command(&socket, &line, timeout) {
         Ok(response) => {
@@ -55,7 +62,24 @@ fn ctl(args: &CtlArgs) -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("hazel ctl: {}: {e}", socket.display());
+            let dir = data_dir.display();
+            match e.kind() {
+                std::io::ErrorKind::NotFound => eprintln!(
+                    "hazel ctl: no servent is running with data directory {dir} (no control \
+                     socket there); start one with `hazel --headless --data-dir {dir}`, or \
+                     point --data-dir at the running one's"
+                ),
+                std::io::ErrorKind::ConnectionRefused => eprintln!(
+                    "hazel ctl: the servent that used data directory {dir} is not running any \
+                     more (its control socket is left over); start it again with \
+                     `hazel --headless --data-dir {dir}`"
+                ),
+                std::io::ErrorKind::PermissionDenied => eprintln!(
+                    "hazel ctl: {}: permission denied; run as the user the servent runs as",
+                    socket.display()
+                ),
+                _ => eprintln!("hazel ctl: {}: {e}", socket.display()),
+            }
             ExitCode::FAILURE
         }
     }

@@ -607,7 +607,11 @@ impl Engine for Node {
             Command::Search(words) => {
                 let text = words.join(" ");
                 let id = self.core.search(&text, now);
-                Reply::new("search", json!({ "search_id": id, "text": text }))
+                let sent_to = self.core.established_ids().len();
+                Reply::new(
+                    "search",
+                    json!({ "search_id": id, "text": text, "sent_to": sent_to }),
+                )
             }
             Command::Results(search) => {
                 if let Some(id) = search {
@@ -716,6 +720,13 @@ pub fn run(config: Config) -> io::Result<()> {
     // Announce the port last, once commands can be taken: tests wait for this file.
     data.save_atomic(PORT_FILE, format!("{listen_addr}\n").as_bytes())?;
     println!("listening on {listen_addr}");
+    println!("data directory: {}", escape_path(&config.data_dir));
+    if config.shares.is_empty() {
+        println!("sharing nothing (add --share DIR to share a folder)");
+    } else {
+        let shares: Vec<String> = config.shares.iter().map(|p| escape_path(p)).collect();
+        println!("sharing {}", shares.join(", "));
+    }
     spawn_signal_thread(handle.clone())?;
     let terminal = crate::shell::terminal::spawn_stdin(handle, !config.headless)?;
     let result = reactor.run();

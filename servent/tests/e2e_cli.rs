@@ -182,6 +182,12 @@ fn run_with_stdin(extra: &[&str], input: &str) -> (std::process::ExitStatus, Str
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
     assert!(first.starts_with("listening on 127.0.0.1:"), "{first}");
+    // Then where its data is and what it shares.
+    for expected in ["data directory: ", "sharing "] {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert!(line.starts_with(expected), "{line}");
+    }
     child
         .stdin
         .take()
@@ -214,7 +220,7 @@ fn the_interactive_terminal_prompts_answers_and_quits() {
         out.starts_with("hazel> (none)\nhazel> error: unknown command `bogus`"),
         "{out}"
     );
-    assert!(out.contains("received:"), "{out}");
+    assert!(out.contains("descriptors  Ping  Pong"), "{out}");
     assert!(out.contains("hazel> bye"), "{out}");
 }
 
@@ -229,7 +235,11 @@ fn end_of_input_quits_the_interactive_terminal() {
 fn headless_stdin_takes_commands_without_a_prompt() {
     let (status, out) = run_with_stdin(&["--headless"], "search two words\nquit\n");
     assert!(status.success(), "{status:?}");
-    assert_eq!(out, "search 1 started\nbye\n");
+    assert_eq!(
+        out,
+        "search 1 started, but no peer is connected: it reached nobody \
+         (connect to one with `connect HOST:PORT`)\nbye\n"
+    );
 }
 
 #[test]
@@ -285,4 +295,183 @@ fn beyond_max_peers_a_newcomer_is_refused_with_503_and_x_try() {
         "no X-Try in {answer}"
     );
     assert_eq!(a.established(), 1, "the existing link stays");
+}
+
+/// Runs `hazel` with `args` until it exits (bounded); (exit ok, stdout, stderr).
+fn run_hazel(args: &[&str], env: &[(&str, &std::path::Path)]) -> (bool, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hazel"));
+    command.args(args).stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hazel");
+    let mut status = None;
+    wait_until(WAIT, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn startup_errors_name_the_path_or_address_and_what_to_do() {
+    let temp = tempfile::tempdir().expect("temp");
+    let file = temp.path().join("a-file");
+    std::fs::write(&file, b"x").expect("file");
+    let bad_data = file.join("data");
+    let (ok, _, err) = run_hazel(
+        &[
+            "--headless",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            bad_data.to_str().expect("utf8"),
+        ],
+        &[],
+    );
+    assert!(!ok);
+    assert!(err.contains(bad_data.to_str().expect("utf8")), "{err}");
+    assert!(err.contains("--data-dir"), "{err}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken_addr = taken.local_addr().expect("addr").to_string();
+    let data = temp.path().join("data");
+    let (ok, _, err) = run_hazel(
+        &[
+            "--headless",
+            "--listen",
+            &taken_addr,
+            "--data-dir",
+            data.to_str().expect("utf8"),
+        ],
+        &[],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains(&taken_addr) && err.contains("--listen"),
+        "{err}"
+    );
+
+    let (ok, _, err) = run_hazel(
+        &[
+            "--headless",
+            "--share",
+            "/no/such/folder",
+            "--data-dir",
+            data.to_str().expect("utf8"),
+        ],
+        &[],
+    );
+    assert!(!ok);
+    assert!(err.contains("--share /no/such/folder"), "{err}");
+
+    let empty = temp.path().join("empty");
+    let (ok, _, err) = run_hazel(
+        &["ctl", "--data-dir", empty.to_str().expect("utf8"), "stats"],
+        &[],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("no servent is running with data directory"),
+        "{err}"
+    );
+    assert!(err.contains("hazel --headless --data-dir"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn the_default_data_directory_is_the_platforms_not_the_current_one() {
+    let home = tempfile::tempdir().expect("home");
+    let cwd = tempfile::tempdir().expect("cwd");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hazel"))
+        .args(["--headless", "--listen", "127.0.0.1:0"])
+        .current_dir(cwd.path())
+        .env("HOME", home.path())
+        .env_remove("XDG_DATA_HOME")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hazel");
+    let expected = home.path().join(".local/share/hazel");
+    let started = wait_until(WAIT, || expected.join("port").exists());
+    let stdout = child.stdout.take().expect("stdout");
+    let (ok, out, _) = run_hazel(&["ctl", "stats"], &[("HOME", home.path())]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(started, "no port file in {}", expected.display());
+    assert!(ok, "ctl found the servent through the same default: {out}");
+    let mut first_lines = String::new();
+    for line in BufReader::new(stdout).lines().take(3).map_while(Result::ok) {
+        first_lines.push_str(&line);
+        first_lines.push('\n');
+    }
+    assert!(
+        first_lines.contains("sharing nothing (add --share DIR"),
+        "{first_lines}"
+    );
+    assert!(
+        std::fs::read_dir(cwd.path()).expect("cwd").next().is_none(),
+        "nothing written to the current directory"
+    );
+}
+
+#[test]
+fn a_failed_connect_and_a_search_that_reached_nobody_are_said_on_the_terminal() {
+    let temp = tempfile::tempdir().expect("temp");
+    let data = temp.path().join("data");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_addr = dead.local_addr().expect("addr");
+    drop(dead);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hazel"))
+        .args(["--listen", "127.0.0.1:0", "--peers", "0", "--data-dir"])
+        .arg(&data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hazel");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "connect {dead_addr}").expect("type");
+    writeln!(stdin, "search anything").expect("type");
+    std::thread::sleep(Duration::from_millis(1500));
+    writeln!(stdin, "hosts").expect("type");
+    writeln!(stdin, "quit").expect("type");
+    let mut exited = false;
+    wait_until(WAIT, || {
+        exited = child.try_wait().ok().flatten().is_some();
+        exited
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "could not connect to {dead_addr}: connection refused"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("no peer is connected: it reached nobody"),
+        "{text}"
+    );
+    let saved = std::fs::read_to_string(data.join("hosts")).unwrap_or_default();
+    assert!(
+        !saved.contains(&dead_addr.to_string()),
+        "the dead address was kept: {saved}"
+    );
 }

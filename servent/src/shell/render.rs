@@ -9,14 +9,216 @@ use serde_json::{Map, Value};
 pub fn render_text(reply: &Reply) -> String {
     match (reply.kind.as_str(), &reply.data) {
         ("search", Value::Object(map)) => match map.get("search_id") {
-            Some(id) => format!("search {} started", scalar(id)),
+            Some(id) => match map.get("sent_to").and_then(Value::as_u64) {
+                Some(0) => format!(
+                    "search {} started, but no peer is connected: it reached nobody \
+                     (connect to one with `connect HOST:PORT`)",
+                    scalar(id)
+                ),
+                Some(n) => format!(
+                    "search {} sent to {n} peer{}; `results {}` lists what comes back",
+                    scalar(id),
+                    if n == 1 { "" } else { "s" },
+                    scalar(id)
+                ),
+                None => format!("search {} started", scalar(id)),
+            },
             None => render_value(&reply.data),
         },
+        ("stats", Value::Object(map)) => render_stats(map),
+        ("shares", Value::Object(map)) => render_shares(map),
         // The table shows what fits a terminal; `--json` has every field.
         ("peers", Value::Array(rows)) => chosen_columns(rows, PEER_COLUMNS),
         ("results", Value::Array(rows)) => chosen_columns(rows, RESULT_COLUMNS),
         _ => render_value(&reply.data),
     }
+}
+
+/// A byte count for people: `512 B`, `4.0 KiB`, `12.3 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Seconds as `3d 4h`, `2h 5m`, `4m 10s` or `9s`.
+pub fn human_duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+fn num(map: &Map<String, Value>, key: &str) -> u64 {
+    map.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// `stats`: what the servent did, in sentences and one table.
+fn render_stats(map: &Map<String, Value>) -> String {
+    let mut out = String::new();
+    if let Some(uptime) = map.get("uptime_secs").and_then(Value::as_u64) {
+        out.push_str(&format!("up {}; ", human_duration(uptime)));
+    }
+    out.push_str(&format!(
+        "{} connections ({} established), {} searches\n",
+        num(map, "connections"),
+        num(map, "established"),
+        num(map, "searches")
+    ));
+    out.push_str(&format!(
+        "hosts known: {}, pongs cached: {}\n\n",
+        num(map, "host_cache"),
+        num(map, "pong_cache")
+    ));
+    let kinds = ["ping", "pong", "query", "query_hit", "push", "bye", "other"];
+    let titles = ["Ping", "Pong", "Query", "QueryHit", "Push", "Bye", "other"];
+    let mut rows = Vec::new();
+    for (key, label) in [
+        ("received", "received"),
+        ("forwarded", "forwarded"),
+        ("originated", "sent by us"),
+        ("dropped", "dropped"),
+    ] {
+        let Some(Value::Object(counts)) = map.get(key) else {
+            continue;
+        };
+        let mut row = vec![label.to_string()];
+        row.extend(kinds.iter().map(|k| num(counts, k).to_string()));
+        rows.push(row);
+    }
+    let mut header = vec!["descriptors".to_string()];
+    header.extend(titles.iter().map(|t| t.to_string()));
+    out.push_str(&aligned(&header, &rows));
+    if let Some(Value::Object(drops)) = map.get("drops_by_reason") {
+        if drops.is_empty() {
+            out.push_str("\nno drops\n");
+        } else {
+            let list: Vec<String> = drops
+                .iter()
+                .map(|(reason, n)| format!("{} {}", reason.replace('_', " "), scalar(n)))
+                .collect();
+            out.push_str(&format!("\ndrops by reason: {}\n", list.join(", ")));
+        }
+    }
+    out.push_str(&format!(
+        "routing tables: {} queries, {} pings, {} pushes seen, {} push routes ({})\n",
+        num(map, "query_table"),
+        num(map, "ping_table"),
+        num(map, "push_table"),
+        num(map, "push_routes"),
+        human_bytes(num(map, "routing_memory_bytes"))
+    ));
+    out.push_str(&format!(
+        "pings answered from the pong cache: {}; query routing messages sent: {}",
+        num(map, "pings_answered_from_cache"),
+        num(map, "qrp_sent")
+    ));
+    out
+}
+
+/// `shares`: totals, hashing progress, scanner work, then the files.
+fn render_shares(map: &Map<String, Value>) -> String {
+    let files = num(map, "files");
+    let mut out = if files == 0 {
+        "nothing shared (share a folder with --share DIR, or add files and `rescan`)".to_string()
+    } else {
+        format!(
+            "{files} file{} shared, {}",
+            if files == 1 { "" } else { "s" },
+            human_bytes(num(map, "kbytes").saturating_mul(1024))
+        )
+    };
+    let pending = num(map, "pending_hashes");
+    if pending > 0 {
+        out.push_str(&format!(
+            "; {pending} still being hashed (searchable by name, not yet by urn)"
+        ));
+    }
+    out.push('\n');
+    if let Some(Value::Object(scan)) = map.get("scan") {
+        out.push_str(&format!(
+            "folders scanned {} time{}; {} file{} hashed ({} read), {} from the hash cache\n",
+            num(scan, "scans"),
+            if num(scan, "scans") == 1 { "" } else { "s" },
+            num(scan, "files_hashed"),
+            if num(scan, "files_hashed") == 1 {
+                ""
+            } else {
+                "s"
+            },
+            human_bytes(num(scan, "bytes_hashed")),
+            num(scan, "cache_hits")
+        ));
+    }
+    if let Some(Value::Array(list)) = map.get("list") {
+        if !list.is_empty() {
+            let header: Vec<String> = ["index", "size", "name", "urn"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.get("index").map(scalar).unwrap_or_default(),
+                        human_bytes(f.get("size").and_then(Value::as_u64).unwrap_or(0)),
+                        f.get("name").map(scalar).unwrap_or_default(),
+                        match f.get("sha1") {
+                            Some(Value::String(urn)) => escape(urn),
+                            _ => "(hashing)".to_string(),
+                        },
+                    ]
+                })
+                .collect();
+            out.push('\n');
+            out.push_str(&aligned(&header, &rows));
+            if (list.len() as u64) < files {
+                out.push_str(&format!(
+                    "… and {} more (`--json` lists them)\n",
+                    files - list.len() as u64
+                ));
+            }
+        }
+    }
+    out.trim_end_matches('\n').to_string()
+}
+
+/// Rows of cells under a header, columns aligned.
+fn aligned(header: &[String], rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .chain(header.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    let mut out = line(header);
+    for row in rows {
+        out.push_str(&line(row));
+    }
+    out
 }
 
 const PEER_COLUMNS: &[&str] = &[
@@ -217,12 +419,94 @@ mod tests {
     #[test]
     fn a_nested_record_is_indented() {
         let reply = Reply::new(
-            "stats",
+            "record",
             json!({ "received": { "query": 3, "ping": 1 }, "host_cache": 5 }),
         );
         assert_eq!(
             render_text(&reply),
             "host_cache: 5\nreceived:\n  ping: 1\n  query: 3"
+        );
+    }
+
+    #[test]
+    fn stats_read_as_sentences_and_a_table_not_field_names() {
+        let reply = Reply::new(
+            "stats",
+            json!({
+                "uptime_secs": 3725, "connections": 3, "established": 2, "searches": 1,
+                "host_cache": 12, "pong_cache": 4,
+                "received": { "ping": 5, "pong": 4, "query": 30, "query_hit": 2, "push": 0, "bye": 0, "other": 7 },
+                "forwarded": { "ping": 0, "pong": 1, "query": 20, "query_hit": 1, "push": 0, "bye": 0, "other": 0 },
+                "originated": { "ping": 3, "pong": 5, "query": 1, "query_hit": 0, "push": 0, "bye": 0, "other": 0 },
+                "dropped": { "ping": 0, "pong": 0, "query": 3, "query_hit": 0, "push": 0, "bye": 0, "other": 7 },
+                "drops_by_reason": { "duplicate": 3, "unknown_type": 7 },
+                "pings_answered_from_cache": 2, "qrp_sent": 3,
+                "ping_table": 8, "query_table": 31, "push_table": 0, "push_routes": 2,
+                "routing_memory_bytes": 29_360_128
+            }),
+        );
+        let text = render_text(&reply);
+        assert!(
+            text.starts_with("up 1h 2m; 3 connections (2 established), 1 searches"),
+            "{text}"
+        );
+        assert!(
+            text.contains("descriptors  Ping  Pong  Query  QueryHit"),
+            "{text}"
+        );
+        assert!(text.contains("received     5     4     30     2"), "{text}");
+        assert!(
+            text.contains("drops by reason: duplicate 3, unknown type 7"),
+            "{text}"
+        );
+        assert!(text.contains("(28.0 MiB)"), "{text}");
+        for internal in ["query_hit:", "routing_memory_bytes", "drops_by_reason"] {
+            assert!(!text.contains(internal), "{internal} in {text}");
+        }
+    }
+
+    #[test]
+    fn shares_say_what_is_shared_and_an_empty_library_says_how_to_share() {
+        let empty = Reply::new(
+            "shares",
+            json!({ "files": 0, "kbytes": 0, "pending_hashes": 0, "list": [],
+                    "scan": { "scans": 1, "files_hashed": 0, "bytes_hashed": 0, "cache_hits": 0, "published": 1 } }),
+        );
+        let text = render_text(&empty);
+        assert!(
+            text.starts_with("nothing shared (share a folder with --share DIR"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("list:") && !text.contains("published"),
+            "{text}"
+        );
+        let some = Reply::new(
+            "shares",
+            json!({ "files": 2, "kbytes": 5, "pending_hashes": 1,
+                    "scan": { "scans": 2, "files_hashed": 1, "bytes_hashed": 4096, "cache_hits": 0, "published": 3 },
+                    "list": [
+                        { "index": 1, "name": "a.mp3", "size": 4096, "sha1": "urn:sha1:AAAA" },
+                        { "index": 2, "name": "b\u{1b}.txt", "size": 10, "sha1": null }
+                    ] }),
+        );
+        let text = render_text(&some);
+        assert!(
+            text.starts_with("2 files shared, 5.0 KiB; 1 still being hashed"),
+            "{text}"
+        );
+        assert!(text.contains("1      4.0 KiB  a.mp3"), "{text}");
+        assert!(text.contains("b\\e.txt  (hashing)"), "{text}");
+    }
+
+    #[test]
+    fn a_search_that_reached_nobody_says_so() {
+        let nobody = Reply::new("search", json!({ "search_id": 3, "sent_to": 0 }));
+        assert!(render_text(&nobody).contains("no peer is connected"));
+        let two = Reply::new("search", json!({ "search_id": 4, "sent_to": 2 }));
+        assert_eq!(
+            render_text(&two),
+            "search 4 sent to 2 peers; `results 4` lists what comes back"
         );
     }
 
