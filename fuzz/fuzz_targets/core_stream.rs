@@ -7,17 +7,8 @@
 use std::time::{Duration, Instant};
 
 use hazel_servent::core::{Core, CoreConfig, Direction};
+use hazel_servent::harness::{attach_leaf, discard};
 use libfuzzer_sys::fuzz_target;
-
-fn drain(core: &mut Core, id: u64, now: Instant) {
-    for _ in 0..1000 {
-        let n = core.output(id).len();
-        if n == 0 {
-            break;
-        }
-        core.consume_output(id, n, now);
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
@@ -30,15 +21,7 @@ fuzz_target!(|data: &[u8]| {
     config.deflate = mode & 1 == 1;
     let mut core = Core::new(config, now);
     // A quiet neighbour that must survive.
-    core.on_connection(
-        2,
-        Direction::Incoming,
-        "10.0.0.2:1".parse().expect("addr"),
-        now,
-    );
-    core.on_bytes(2, b"GNUTELLA CONNECT/0.6\r\n\r\n", now);
-    core.on_bytes(2, b"GNUTELLA/0.6 200 OK\r\n\r\n", now);
-    drain(&mut core, 2, now);
+    attach_leaf(&mut core, 2, "10.0.0.2:1".parse().expect("addr"), now);
     core.on_connection(
         1,
         Direction::Incoming,
@@ -53,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
             b"GNUTELLA CONNECT/0.6\r\n\r\n"
         };
         core.on_bytes(1, hello, now);
-        drain(&mut core, 1, now);
+        discard(&mut core, 1, now);
         let last: &[u8] = if mode & 1 == 1 {
             b"GNUTELLA/0.6 200 OK\r\nContent-Encoding: deflate\r\n\r\n"
         } else {
@@ -65,8 +48,8 @@ fuzz_target!(|data: &[u8]| {
     let mut t = now;
     for chunk in rest.chunks(step) {
         core.on_bytes(1, chunk, t);
-        drain(&mut core, 1, t);
-        drain(&mut core, 2, t);
+        discard(&mut core, 1, t);
+        discard(&mut core, 2, t);
         // 10 ms per chunk: even a 4 KiB input at one byte per chunk stays far
         // below the two-minute idle limit of the quiet link.
         t += Duration::from_millis(10);

@@ -221,6 +221,128 @@ impl Framer {
         }))
     }
 
+    /// Frames `input` and hands each complete frame to `sink`, copying as
+    /// little as possible: frames lying whole inside `input` are handed
+    /// straight from it, and only an unfinished frame (its completion, or a
+    /// tail left for next time) is copied into the framer. On a compressed
+    /// stream the input is inflated [`INFLATE_STEP`] bytes at a time into
+    /// `scratch` (one buffer can serve every framer of a thread), each step
+    /// framed the same way, so a small input cannot make the framer hold
+    /// more than one descriptor.
+    ///
+    /// `sink` returns false to stop: the rest of the input is discarded (the
+    /// link is going away). Frames completed earlier with [`Framer::push`] come
+    /// first. An out-of-sync header or a corrupt compressed stream is an
+    /// error, as with [`Framer::push`], after every frame before it.
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        scratch: &mut Vec<u8>,
+        mut sink: impl FnMut(FrameRef<'_>) -> bool,
+    ) -> Result<()> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        while self.read_pos < self.partial_start {
+            let Some(frame) = self.next_frame_ref()? else {
+                break;
+            };
+            if !sink(frame) {
+                return Ok(());
+            }
+        }
+        let Some(mut inflater) = self.inflater.take() else {
+            return self.feed_plain(input, &mut sink).map(|_| ());
+        };
+        inflater.push(input);
+        scratch.resize(INFLATE_STEP, 0);
+        let result = loop {
+            let produced = match inflater.inflate_into(scratch) {
+                Ok(0) => break Ok(()),
+                Ok(n) => n,
+                Err(e) => {
+                    self.failed = Some(e.clone());
+                    break Err(e);
+                }
+            };
+            match self.feed_plain(scratch.get(..produced).unwrap_or_default(), &mut sink) {
+                Ok(true) => {}
+                Ok(false) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        self.inflater = Some(inflater);
+        result
+    }
+
+    /// [`Framer::feed`] on uncompressed bytes; Ok(false) when `sink` stopped.
+    fn feed_plain(
+        &mut self,
+        mut input: &[u8],
+        sink: &mut impl FnMut(FrameRef<'_>) -> bool,
+    ) -> Result<bool> {
+        // Finish the frame begun in an earlier read, copying only what it lacks.
+        if self.partial_start < self.buf.len() {
+            // At most two rounds: the rest of the header, then the payload.
+            while self.partial_start < self.buf.len() && !input.is_empty() {
+                let have = self.buf.len() - self.partial_start;
+                let need = match self.partial_len {
+                    Some(total) => total - have,
+                    None => HEADER_LEN - have,
+                };
+                let take = need.min(input.len());
+                self.absorb(&input[..take])?;
+                input = &input[take..];
+            }
+            if self.read_pos < self.partial_start {
+                let go_on = match self.next_frame_ref()? {
+                    Some(frame) => sink(frame),
+                    None => true,
+                };
+                self.release_buffer();
+                if !go_on {
+                    return Ok(false);
+                }
+            }
+            if self.partial_start < self.buf.len() {
+                // Still unfinished: everything was taken.
+                return Ok(true);
+            }
+        }
+        // Whole frames straight from the input.
+        while input.len() >= HEADER_LEN {
+            let header = match Header::parse(input) {
+                Ok(h) => h,
+                Err(e) => {
+                    self.failed = Some(e.clone());
+                    return Err(e);
+                }
+            };
+            let total = HEADER_LEN + header.payload_len as usize;
+            let Some(bytes) = input.get(..total) else {
+                break;
+            };
+            if !sink(FrameRef { header, bytes }) {
+                return Ok(false);
+            }
+            input = &input[total..];
+        }
+        self.absorb(input)?;
+        Ok(true)
+    }
+
+    /// Forgets a fully taken buffer, freeing it when a large frame grew it.
+    fn release_buffer(&mut self) {
+        if self.read_pos == self.buf.len() {
+            self.buf.clear();
+            self.read_pos = 0;
+            self.partial_start = 0;
+            if self.buf.capacity() > 2 * crate::header::MAX_PAYLOAD_LEN {
+                self.buf = Vec::new();
+            }
+        }
+    }
+
     /// Inflates one bounded step when the stream is compressed and no
     /// complete frame is waiting, until a frame completes or input runs out.
     fn refill(&mut self) -> Result<()> {
@@ -413,8 +535,15 @@ pub const SYNC_FLUSH_MARKER: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 
 /// The outgoing half of a compressed link: a zlib stream, sync-flushed
 /// after each batch so the peer can decode everything sent so far.
+///
+/// A compressor holds about 300 KiB; [`Deflater::release`] ends the current
+/// deflate state with a full flush and frees it (for an idle link), and the
+/// next batch continues the same stream with a fresh compressor writing raw
+/// deflate blocks (only the first one writes the zlib header). A full flush
+/// resets the dictionary, so the peer's inflater reads on without a seam.
 pub struct Deflater {
-    z: Compress,
+    z: Option<Compress>,
+    header_sent: bool,
 }
 
 impl Default for Deflater {
@@ -426,8 +555,8 @@ impl Default for Deflater {
 impl std::fmt::Debug for Deflater {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deflater")
-            .field("total_in", &self.z.total_in())
-            .field("total_out", &self.z.total_out())
+            .field("holds_state", &self.z.is_some())
+            .field("header_sent", &self.header_sent)
             .finish()
     }
 }
@@ -435,38 +564,84 @@ impl std::fmt::Debug for Deflater {
 impl Deflater {
     pub fn new() -> Deflater {
         Deflater {
-            z: Compress::new(Compression::default(), true),
+            z: None,
+            header_sent: false,
+        }
+    }
+
+    /// A deflater that continues a zlib stream begun elsewhere (its header
+    /// and earlier blocks already sent, ending on a flush): it writes raw
+    /// deflate blocks only.
+    pub fn continuing() -> Deflater {
+        Deflater {
+            z: None,
+            header_sent: true,
         }
     }
 
     /// Compresses `plain` and sync-flushes, appending to `out`.
     pub fn compress_batch(&mut self, plain: &[u8], out: &mut Vec<u8>) {
-        if plain.is_empty() {
+        self.compress_parts(&[plain], out);
+    }
+
+    /// Compresses the parts one after the other (descriptors taken from a
+    /// queue, without joining them first) and sync-flushes after the last.
+    pub fn compress_parts(&mut self, parts: &[&[u8]], out: &mut Vec<u8>) {
+        let Some((last, first)) = parts.split_last() else {
+            return;
+        };
+        let header = !self.header_sent;
+        let z = self
+            .z
+            .get_or_insert_with(|| Compress::new(Compression::default(), header));
+        self.header_sent = true;
+        for part in first {
+            deflate_into(z, part, FlushCompress::None, out);
+        }
+        deflate_into(z, last, FlushCompress::Sync, out);
+    }
+
+    /// Ends the deflate state with a full flush and frees the compressor.
+    /// True when flush bytes were appended to `out`.
+    pub fn release(&mut self, out: &mut Vec<u8>) -> bool {
+        let Some(mut z) = self.z.take() else {
+            return false;
+        };
+        let before = out.len();
+        deflate_into(&mut z, &[], FlushCompress::Full, out);
+        out.len() > before
+    }
+
+    /// Whether a compressor is allocated now.
+    pub fn holds_state(&self) -> bool {
+        self.z.is_some()
+    }
+}
+
+/// Deflates all of `input` into `out`, then applies `flush`, and returns only
+/// once a sync or full flush is complete: room left in `out` alone is not
+/// proof (the compressor was caught returning after tiny batches with part
+/// of a flush still held, and the peer would never see the batch's end).
+fn deflate_into(z: &mut Compress, input: &[u8], flush: FlushCompress, out: &mut Vec<u8>) {
+    let mut consumed = 0usize;
+    // Each round consumes input or grows the output; bounded because deflate
+    // output for n input bytes is at most n plus a small overhead.
+    for _ in 0..64 {
+        out.reserve(input.len() - consumed + 64);
+        let (before_in, before_out) = (z.total_in(), z.total_out());
+        let status = z.compress_vec(input.get(consumed..).unwrap_or_default(), out, flush);
+        consumed += (z.total_in() - before_in) as usize;
+        let produced = z.total_out() - before_out;
+        if status.is_err() {
+            // In-memory compression only fails on misuse of the API.
             return;
         }
-        let start_in = self.z.total_in();
-        loop {
-            let done = (self.z.total_in() - start_in) as usize;
-            let rest = plain.get(done..).unwrap_or(&[]);
-            out.reserve(rest.len() / 2 + 64);
-            let before = (self.z.total_in(), self.z.total_out());
-            match self.z.compress_vec(rest, out, FlushCompress::Sync) {
-                Ok(_) => {}
-                // In-memory compression only fails on misuse of the API.
-                Err(_) => return,
-            }
-            let all_in = (self.z.total_in() - start_in) as usize == plain.len();
-            // A completed sync flush ends with an empty stored block, `00 00 ff ff`. Having
-            // room left in `out` is not enough: after all input is taken the compressor can
-            // return with part of the flush still held (seen after tiny batches), and the peer
-            // would never see the batch's last bytes.
-            if all_in && out.len() < out.capacity() && out.ends_with(&SYNC_FLUSH_MARKER) {
-                return;
-            }
-            if (self.z.total_in(), self.z.total_out()) == before && out.len() < out.capacity() {
-                // No progress with room to spare: nothing more will come out.
-                return;
-            }
+        let flushed = matches!(flush, FlushCompress::None) || out.ends_with(&SYNC_FLUSH_MARKER);
+        if consumed >= input.len() && out.len() < out.capacity() && flushed {
+            return;
+        }
+        if produced == 0 && consumed >= input.len() && out.len() < out.capacity() {
+            return;
         }
     }
 }
@@ -667,6 +842,149 @@ mod tests {
         let mut f = Framer::deflated();
         f.push(&[0x78, 0x9c, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap();
         assert_eq!(f.next_frame(), Err(DecodeError::Inflate));
+    }
+
+    /// Feeds `pieces` one after the other; the frames handed out, and how
+    /// many of them came straight from the input (not copied).
+    fn feed_all(framer: &mut Framer, pieces: &[&[u8]]) -> (Vec<Vec<u8>>, usize) {
+        let mut got = Vec::new();
+        let mut borrowed = 0;
+        let mut scratch = Vec::new();
+        for piece in pieces {
+            let range = piece.as_ptr_range();
+            framer
+                .feed(piece, &mut scratch, |f| {
+                    if range.contains(&f.bytes.as_ptr()) {
+                        borrowed += 1;
+                    }
+                    got.push(f.bytes.to_vec());
+                    true
+                })
+                .unwrap();
+        }
+        (got, borrowed)
+    }
+
+    #[test]
+    fn feed_hands_whole_frames_from_the_input_and_copies_only_the_split_one() {
+        let frames = [
+            ping(1),
+            with_payload(0x80, b"\x80\x00query\x00"),
+            ping(2),
+            ping(3),
+        ];
+        let stream: Vec<u8> = frames.concat();
+        // One read: every frame straight from it.
+        let (got, borrowed) = feed_all(&mut Framer::new(), &[&stream]);
+        assert_eq!(got, frames.to_vec());
+        assert_eq!(borrowed, 4);
+        // Split inside the second frame's payload, and inside the fourth header.
+        let cut1 = frames[0].len() + 30;
+        let cut2 = stream.len() - 10;
+        let (got, borrowed) = feed_all(
+            &mut Framer::new(),
+            &[&stream[..cut1], &stream[cut1..cut2], &stream[cut2..]],
+        );
+        assert_eq!(got, frames.to_vec());
+        assert_eq!(borrowed, 2, "the first and third frames were never copied");
+    }
+
+    #[test]
+    fn feed_agrees_with_push_wherever_the_stream_is_split() {
+        let frames = [
+            ping(1),
+            with_payload(0x31, &[7; 300]),
+            ping(2),
+            with_payload(0x81, b"x"),
+        ];
+        let stream: Vec<u8> = frames.concat();
+        for step in [1, 2, 5, 22, 23, 24, 100, 333] {
+            let pieces: Vec<&[u8]> = stream.chunks(step).collect();
+            let (got, _) = feed_all(&mut Framer::new(), &pieces);
+            assert_eq!(got, frames.to_vec(), "pieces of {step}");
+        }
+    }
+
+    #[test]
+    fn feed_stops_when_asked_and_reports_a_bad_header_after_the_good_frames() {
+        let mut stream = ping(1);
+        stream.extend(ping(2));
+        let mut scratch = Vec::new();
+        let mut seen = 0;
+        Framer::new()
+            .feed(&stream, &mut scratch, |_| {
+                seen += 1;
+                false
+            })
+            .unwrap();
+        assert_eq!(seen, 1);
+        let mut bad = ping(3);
+        bad[19..23].copy_from_slice(&(MAX_PAYLOAD_LEN as u32 + 1).to_le_bytes());
+        stream.extend(bad);
+        let mut framer = Framer::new();
+        let mut seen = 0;
+        let result = framer.feed(&stream, &mut scratch, |_| {
+            seen += 1;
+            true
+        });
+        assert!(matches!(result, Err(DecodeError::TooLong { .. })));
+        assert_eq!(seen, 2);
+        assert!(
+            framer.feed(&ping(4), &mut scratch, |_| true).is_err(),
+            "out of sync for good"
+        );
+    }
+
+    #[test]
+    fn feed_inflates_a_compressed_stream_a_step_at_a_time() {
+        let frames: Vec<Vec<u8>> = (0..200u8).map(|n| with_payload(0x80, &[n; 200])).collect();
+        let plain: Vec<u8> = frames.concat();
+        let mut deflater = Deflater::new();
+        let mut wire = Vec::new();
+        deflater.compress_batch(&plain[..5000], &mut wire);
+        deflater.compress_batch(&plain[5000..], &mut wire);
+        let mut framer = Framer::deflated();
+        let mut scratch = Vec::new();
+        let mut got = Vec::new();
+        for piece in wire.chunks(7) {
+            framer
+                .feed(piece, &mut scratch, |f| {
+                    got.push(f.bytes.to_vec());
+                    true
+                })
+                .unwrap();
+            assert!(
+                framer.buffered() <= 16 * 1024 + 250,
+                "{}",
+                framer.buffered()
+            );
+        }
+        assert_eq!(got, frames);
+        assert!(framer
+            .feed(b"\xff\xff garbage", &mut scratch, |_| true)
+            .is_err());
+    }
+
+    #[test]
+    fn a_released_deflater_continues_the_same_stream() {
+        let mut deflater = Deflater::new();
+        let mut wire = Vec::new();
+        let mut expected = Vec::new();
+        for round in 0..3u8 {
+            let parts: Vec<Vec<u8>> = (0..5u8).map(|n| vec![round ^ n; 30]).collect();
+            let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+            deflater.compress_parts(&refs, &mut wire);
+            expected.extend(parts.concat());
+            assert!(deflater.holds_state());
+            assert!(deflater.release(&mut wire));
+            assert!(!deflater.holds_state());
+        }
+        assert_eq!(&wire[..1], &[0x78], "one zlib header, at the start");
+        let mut inflater = Inflater::new();
+        inflater.push(&wire);
+        let mut got = Vec::new();
+        while inflater.inflate(&mut got, 1024).unwrap() > 0 {}
+        assert_eq!(got, expected);
     }
 
     #[test]

@@ -191,6 +191,126 @@ impl Header {
     }
 }
 
+impl Header {
+    /// A whole descriptor: this header's id, type, TTL and hops, and `payload`
+    /// (the length field is set from it). For descriptors built in one go.
+    pub fn frame(
+        id: DescriptorId,
+        payload_type: impl Into<PayloadType>,
+        ttl: u8,
+        hops: u8,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let header = Header {
+            id,
+            payload_type: payload_type.into(),
+            ttl,
+            hops,
+            payload_len: payload.len() as u32,
+        };
+        let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+        header.encode(&mut out);
+        out.extend_from_slice(payload);
+        out
+    }
+}
+
+/// A checked view of the header at the start of a buffer, read (and, for
+/// `&mut` buffers, rewritten) in place: what forwarding needs without
+/// decoding the descriptor. Once [`HeaderView::new_checked`] passed, no
+/// accessor can panic (the smoltcp contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderView<T> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> HeaderView<T> {
+    /// Checks that `buffer` holds a whole header whose declared payload length is at most
+    /// [`MAX_PAYLOAD_LEN`] (`Truncated` / `TooLong` otherwise). The payload may follow or not.
+    pub fn new_checked(buffer: T) -> Result<HeaderView<T>> {
+        let bytes = buffer.as_ref();
+        if bytes.len() < HEADER_LEN {
+            return Err(DecodeError::Truncated);
+        }
+        let len = u32::from_le_bytes([bytes[19], bytes[20], bytes[21], bytes[22]]) as usize;
+        if len > MAX_PAYLOAD_LEN {
+            return Err(DecodeError::TooLong {
+                len,
+                max: MAX_PAYLOAD_LEN,
+            });
+        }
+        Ok(HeaderView { buffer })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
+
+    pub fn id(&self) -> &[u8; 16] {
+        // Checked length: the slice is 16 bytes.
+        self.bytes()[field::ID].try_into().unwrap_or(&[0; 16])
+    }
+
+    pub fn descriptor_id(&self) -> DescriptorId {
+        DescriptorId(*self.id())
+    }
+
+    /// The payload type code (unknown codes included).
+    pub fn payload_type(&self) -> u8 {
+        self.bytes()[field::PAYLOAD_TYPE]
+    }
+
+    pub fn ttl(&self) -> u8 {
+        self.bytes()[field::TTL]
+    }
+
+    pub fn hops(&self) -> u8 {
+        self.bytes()[field::HOPS]
+    }
+
+    /// The declared payload length (at most [`MAX_PAYLOAD_LEN`]).
+    pub fn payload_len(&self) -> usize {
+        let b = &self.bytes()[field::PAYLOAD_LEN];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
+    }
+
+    /// Header plus declared payload.
+    pub fn frame_len(&self) -> usize {
+        HEADER_LEN + self.payload_len()
+    }
+
+    /// The payload bytes present in the buffer (all of them for a whole frame).
+    pub fn payload(&self) -> &[u8] {
+        let end = self.frame_len().min(self.bytes().len());
+        &self.bytes()[HEADER_LEN..end]
+    }
+
+    /// The decoded header.
+    pub fn header(&self) -> Header {
+        Header {
+            id: self.descriptor_id(),
+            payload_type: PayloadType::from_u8(self.payload_type()),
+            ttl: self.ttl(),
+            hops: self.hops(),
+            payload_len: self.payload_len() as u32,
+        }
+    }
+
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> HeaderView<T> {
+    pub fn set_ttl(&mut self, ttl: u8) {
+        self.buffer.as_mut()[field::TTL] = ttl;
+    }
+
+    pub fn set_hops(&mut self, hops: u8) {
+        self.buffer.as_mut()[field::HOPS] = hops;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +369,51 @@ mod tests {
             assert_eq!(PayloadType::from_u8(code).to_u8(), code);
         }
         assert_eq!(PayloadType::from_u8(0x81), PayloadType::QueryHit);
+    }
+
+    #[test]
+    fn header_view_reads_and_rewrites_in_place() {
+        let mut frame = PING_HEAD.to_vec();
+        frame.extend_from_slice(&[0xC3, 0x81, 0x41, 0x40, 0x00]);
+        let view = HeaderView::new_checked(&frame[..]).unwrap();
+        assert_eq!(view.header(), Header::parse(&PING_HEAD).unwrap());
+        assert_eq!((view.ttl(), view.hops(), view.payload_len()), (1, 0, 5));
+        assert_eq!(view.payload_type(), PayloadType::PING);
+        assert_eq!(view.payload(), &frame[23..]);
+        assert_eq!(view.frame_len(), frame.len());
+        let mut view = HeaderView::new_checked(&mut frame[..]).unwrap();
+        view.set_ttl(6);
+        view.set_hops(2);
+        assert_eq!((frame[17], frame[18]), (6, 2));
+        // A header whose payload has not arrived yet: an empty payload, no panic.
+        let view = HeaderView::new_checked(&PING_HEAD[..]).unwrap();
+        assert_eq!(view.payload(), &[] as &[u8]);
+    }
+
+    #[test]
+    fn header_view_checks_length_once() {
+        assert_eq!(
+            HeaderView::new_checked(&PING_HEAD[..22]),
+            Err(DecodeError::Truncated)
+        );
+        let mut head = PING_HEAD;
+        head[19..23].copy_from_slice(&70_000u32.to_le_bytes());
+        assert!(matches!(
+            HeaderView::new_checked(&head[..]),
+            Err(DecodeError::TooLong { len: 70_000, .. })
+        ));
+    }
+
+    #[test]
+    fn a_frame_is_its_header_then_its_payload() {
+        let frame = Header::frame(DescriptorId([7; 16]), PayloadType::QUERY, 3, 1, b"ab");
+        assert_eq!(frame.len(), 25);
+        let h = Header::parse(&frame).unwrap();
+        assert_eq!(
+            (h.payload_type, h.ttl, h.hops, h.payload_len),
+            (PayloadType::Query, 3, 1, 2)
+        );
+        assert_eq!(&frame[23..], b"ab");
     }
 
     #[test]

@@ -12,8 +12,10 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hazel_servent::core::wire;
+use hazel_protocol::descriptor::{Query, SpeedField};
+use hazel_protocol::header::{DescriptorId, Header, PayloadType};
 use hazel_servent::core::{Core, CoreConfig, Direction};
+use hazel_servent::harness::{attach_leaf, discard};
 
 /// Counts live heap bytes.
 struct Counting;
@@ -41,13 +43,9 @@ fn live() -> isize {
 }
 
 fn flood(core: &mut Core, from: u64, first: u64, count: u64, now: Instant) {
-    let one = wire::descriptor(
-        [0; 16],
-        wire::QUERY,
-        3,
-        0,
-        &wire::query_payload("flood", false),
-    );
+    let mut payload = Vec::new();
+    Query::new(SpeedField::flags(0), "flood").encode(&mut payload);
+    let one = Header::frame(DescriptorId([0; 16]), PayloadType::QUERY, 3, 0, &payload);
     let mut batch = Vec::with_capacity(one.len() * 1024);
     let mut n = first;
     while n < first + count {
@@ -68,16 +66,7 @@ fn core_with_one_neighbour(now: Instant) -> Core {
     config.deflate = false;
     let mut core = Core::new(config, now);
     let peer: SocketAddr = "10.0.0.1:5000".parse().expect("addr");
-    core.on_connection(1, Direction::Incoming, peer, now);
-    core.on_bytes(1, b"GNUTELLA CONNECT/0.6\r\nUser-Agent: bench\r\n\r\n", now);
-    core.on_bytes(1, b"GNUTELLA/0.6 200 OK\r\n\r\n", now);
-    for _ in 0..100 {
-        let n = core.output(1).len();
-        if n == 0 {
-            break;
-        }
-        core.consume_output(1, n, now);
-    }
+    attach_leaf(&mut core, 1, peer, now);
     core
 }
 
@@ -135,15 +124,6 @@ fn idle_connection_memory(c: &mut Criterion) {
         } else {
             b"GNUTELLA/0.6 200 OK\r\n\r\n"
         };
-        let drain = |core: &mut Core, id: u64| {
-            for _ in 0..100 {
-                let n = core.output(id).len();
-                if n == 0 {
-                    break;
-                }
-                core.consume_output(id, n, now);
-            }
-        };
         let before = live();
         const CONNS: u64 = 1000;
         for id in 1..=CONNS {
@@ -152,21 +132,15 @@ fn idle_connection_memory(c: &mut Criterion) {
                 .expect("addr");
             core.on_connection(id, Direction::Incoming, peer, now);
             core.on_bytes(id, hello, now);
-            drain(&mut core, id);
+            discard(&mut core, id, now);
             core.on_bytes(id, last, now);
-            drain(&mut core, id);
+            discard(&mut core, id, now);
         }
         // Idle for a few seconds: compressors are flushed and freed.
         let later = now + std::time::Duration::from_secs(6);
         core.handle_timeout(later);
         for id in 1..=CONNS {
-            for _ in 0..100 {
-                let n = core.output(id).len();
-                if n == 0 {
-                    break;
-                }
-                core.consume_output(id, n, later);
-            }
+            discard(&mut core, id, later);
         }
         while core.poll_action().is_some() {}
         assert_eq!(core.established_ids().len(), CONNS as usize);

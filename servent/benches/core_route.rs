@@ -10,47 +10,24 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hazel_servent::core::wire;
-use hazel_servent::core::{ConnId, Core, CoreConfig, Direction};
+use hazel_protocol::descriptor::{Query, SpeedField};
+use hazel_protocol::header::{DescriptorId, Header, PayloadType};
+use hazel_servent::core::{ConnId, Core, CoreConfig};
+use hazel_servent::harness::{attach_leaf, discard};
 
 const NEIGHBOURS: u64 = 8;
 const QUERIES_PER_NEIGHBOUR: usize = 128;
 
 fn attach(core: &mut Core, id: ConnId, now: Instant) {
     let peer: SocketAddr = format!("10.0.0.{id}:5000").parse().expect("addr");
-    core.on_connection(id, Direction::Incoming, peer, now);
-    core.on_bytes(
-        id,
-        b"GNUTELLA CONNECT/0.6\r\nUser-Agent: bench\r\nX-Ultrapeer: False\r\n\r\n",
-        now,
-    );
-    drain(core, id, now);
-    core.on_bytes(id, b"GNUTELLA/0.6 200 OK\r\n\r\n", now);
-    drain(core, id, now);
-}
-
-fn drain(core: &mut Core, id: ConnId, now: Instant) -> usize {
-    let mut total = 0;
-    for _ in 0..10_000 {
-        let n = core.output(id).len();
-        if n == 0 {
-            break;
-        }
-        total += n;
-        core.consume_output(id, n, now);
-    }
-    total
+    attach_leaf(core, id, peer, now);
 }
 
 /// One neighbour's burst: `QUERIES_PER_NEIGHBOUR` TTL-2 queries back to back.
 fn burst() -> (Vec<u8>, usize) {
-    let one = wire::descriptor(
-        [0; 16],
-        wire::QUERY,
-        2,
-        0,
-        &wire::query_payload("hazel nut", false),
-    );
+    let mut payload = Vec::new();
+    Query::new(SpeedField::flags(0), "hazel nut").encode(&mut payload);
+    let one = Header::frame(DescriptorId([0; 16]), PayloadType::QUERY, 2, 0, &payload);
     let mut bytes = Vec::new();
     for _ in 0..QUERIES_PER_NEIGHBOUR {
         bytes.extend_from_slice(&one);
@@ -85,7 +62,7 @@ fn route_flood(c: &mut Criterion) {
                 core.on_bytes(from, &bytes, now);
             }
             for id in 1..=NEIGHBOURS {
-                drain(&mut core, id, now);
+                discard(&mut core, id, now);
             }
         })
     });

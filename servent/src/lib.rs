@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod harness;
 pub mod library;
 pub mod node;
 pub mod reactor;

@@ -1,34 +1,30 @@
-//! In-memory simulation of many servent cores: no sockets, virtual time,
-//! every byte passes between cores through their real handshakes and
-//! framing. Delivery happens in synchronous rounds (everything written in
-//! round k arrives in round k + 1), so a flood travels breadth-first, as it
-//! would on links of equal latency.
+//! In-memory simulation of many servent cores on the harness
+//! (`hazel_servent::harness`): no sockets, virtual time, every byte passes
+//! between cores through their real handshakes and framing. Links have no
+//! latency here and deliveries run in the order they were sent, so a flood
+//! travels breadth-first, as it would on links of equal latency.
 //!
 //! On seeded random graphs of 1000 nodes: a Query reaches exactly the nodes
 //! within TTL hops of its origin, no node handles it twice, every QueryHit
 //! reaches the origin along the reverse path and nowhere else, and a Push
 //! reaches its target.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use hazel_servent::core::shares::{Library, SharedFile};
-use hazel_servent::core::{
-    Action, ConnId, Core, CoreConfig, CoreEvent, Direction, DropReason, ProtocolVersion, Stats,
-};
+use hazel_servent::core::{CoreConfig, CoreEvent, DropReason, ProtocolVersion, Stats};
+use hazel_servent::harness::{self, NodeId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// Most delivery rounds one `settle` may take.
-const MAX_ROUNDS: usize = 200;
+/// Most deliveries one `settle` may take.
+const MAX_STEPS: usize = 10_000_000;
 
 fn listen_addr(node: usize) -> SocketAddr {
-    SocketAddr::new(
-        IpAddr::V4(Ipv4Addr::new(10, (node >> 8) as u8, (node & 0xff) as u8, 1)),
-        6346,
-    )
+    harness::Net::address_for(node)
 }
 
 fn servent_id(node: usize) -> [u8; 16] {
@@ -50,30 +46,15 @@ fn library(node: usize) -> Arc<Library> {
     }]))
 }
 
-/// One end of a simulated TCP connection.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-struct End {
-    node: usize,
-    conn: ConnId,
-}
-
+/// The harness's network, with this simulation's cores (one shared file
+/// each) and the checks' views of it.
 struct Net {
-    cores: Vec<Core>,
-    now: Instant,
-    next_conn: ConnId,
-    /// Each end's peer end.
-    links: HashMap<End, End>,
-    by_addr: HashMap<SocketAddr, usize>,
-    dirty: VecDeque<End>,
-    /// Events seen, per node.
-    events: Vec<Vec<CoreEvent>>,
+    net: harness::Net,
 }
 
 impl Net {
     fn new(n: usize, seed: u64, deflate: bool) -> Net {
-        let now = Instant::now();
-        let mut cores = Vec::with_capacity(n);
-        let mut by_addr = HashMap::new();
+        let mut net = harness::Net::new(seed);
         for node in 0..n {
             let mut config = CoreConfig::new(servent_id(node), listen_addr(node));
             config.peers = 0;
@@ -83,117 +64,39 @@ impl Net {
             config.seed = seed ^ (node as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
             // Small tables: a thousand cores share this process.
             config.dedup_capacity = 1024;
-            let mut core = Core::new(config, now);
-            core.set_library(library(node));
-            cores.push(core);
-            by_addr.insert(listen_addr(node), node);
+            let id = net.add(config);
+            net.cores[id].set_library(library(node));
         }
-        Net {
-            cores,
-            now,
-            next_conn: 1,
-            links: HashMap::new(),
-            by_addr,
-            dirty: VecDeque::new(),
-            events: vec![Vec::new(); n],
-        }
+        Net { net }
     }
 
     /// `from` dials `to`; the connection completes in the next `settle`.
     fn dial(&mut self, from: usize, to: usize) {
-        self.cores[from].connect(listen_addr(to), self.now);
+        self.net.dial(from, to);
     }
 
-    fn take_actions(&mut self, node: usize) {
-        // Bounded: each core emits a finite number of actions per input.
-        for _ in 0..100_000 {
-            let Some(action) = self.cores[node].poll_action() else {
-                return;
-            };
-            match action {
-                Action::Connect(addr) => {
-                    let Some(&to) = self.by_addr.get(&addr) else {
-                        self.cores[node].on_connect_failed(addr, "refused", self.now);
-                        continue;
-                    };
-                    let a = End {
-                        node,
-                        conn: self.next_conn,
-                    };
-                    let b = End {
-                        node: to,
-                        conn: self.next_conn + 1,
-                    };
-                    self.next_conn += 2;
-                    self.links.insert(a, b);
-                    self.links.insert(b, a);
-                    let ephemeral = SocketAddr::new(listen_addr(node).ip(), 40_000);
-                    self.cores[to].on_connection(b.conn, Direction::Incoming, ephemeral, self.now);
-                    self.cores[node].on_connection(a.conn, Direction::Outgoing, addr, self.now);
-                }
-                Action::WantWrite(conn) => self.dirty.push_back(End { node, conn }),
-                Action::Close(conn) => {
-                    let end = End { node, conn };
-                    if let Some(peer) = self.links.remove(&end) {
-                        self.links.remove(&peer);
-                        self.cores[peer.node].on_closed(peer.conn, self.now);
-                    }
-                }
-                Action::Event(event) => self.events[node].push(event),
-            }
-        }
-        panic!("node {node} produced an unbounded number of actions");
-    }
-
-    /// Delivers bytes round by round until nothing moves. Returns the rounds used.
-    fn settle(&mut self) -> usize {
-        for node in 0..self.cores.len() {
-            self.take_actions(node);
-        }
-        for round in 0..MAX_ROUNDS {
-            if self.dirty.is_empty() {
-                return round;
-            }
-            // Everything written so far travels one hop this round.
-            let mut deliveries: Vec<(End, Vec<u8>)> = Vec::new();
-            let dirty: HashSet<End> = self.dirty.drain(..).collect();
-            let mut dirty: Vec<End> = dirty.into_iter().collect();
-            dirty.sort_by_key(|e| (e.node, e.conn));
-            for end in dirty {
-                let mut bytes = Vec::new();
-                for _ in 0..10_000 {
-                    let out = self.cores[end.node].output(end.conn);
-                    if out.is_empty() {
-                        break;
-                    }
-                    let n = out.len();
-                    bytes.extend_from_slice(out);
-                    self.cores[end.node].consume_output(end.conn, n, self.now);
-                }
-                if let Some(&peer) = self.links.get(&end) {
-                    deliveries.push((peer, bytes));
-                }
-                self.take_actions(end.node);
-            }
-            for (to, bytes) in deliveries {
-                if self.links.contains_key(&to) && !bytes.is_empty() {
-                    self.cores[to.node].on_bytes(to.conn, &bytes, self.now);
-                }
-                self.take_actions(to.node);
-            }
-        }
-        panic!("the network did not settle in {MAX_ROUNDS} rounds");
+    /// Delivers everything in flight until nothing moves.
+    fn settle(&mut self) {
+        assert!(
+            self.net.settle(MAX_STEPS),
+            "the network did not settle in {MAX_STEPS} deliveries"
+        );
     }
 
     fn stats(&self) -> Vec<Stats> {
-        self.cores.iter().map(|c| c.stats()).collect()
+        self.net.cores.iter().map(|c| c.stats()).collect()
     }
 
     fn duplicates(&self) -> Vec<u64> {
-        self.cores
+        self.net
+            .cores
             .iter()
             .map(|c| c.drop_count(DropReason::Duplicate))
             .collect()
+    }
+
+    fn node_at(&self, addr: &SocketAddr) -> NodeId {
+        self.net.node_at(addr).expect("a node of this net")
     }
 }
 
@@ -248,7 +151,7 @@ fn build(n: usize, extra: usize, seed: u64, deflate: bool) -> (Net, Vec<(usize, 
         net.dial(a, b);
     }
     net.settle();
-    for (node, core) in net.cores.iter().enumerate() {
+    for (node, core) in net.net.cores.iter().enumerate() {
         let degree = edges
             .iter()
             .filter(|(a, b)| *a == node || *b == node)
@@ -272,11 +175,13 @@ fn check_search(
     origin: usize,
     ttl: u8,
 ) -> Vec<(usize, usize)> {
-    let n = net.cores.len();
+    let n = net.net.cores.len();
     let dist = distances(n, edges, origin);
     let before = net.stats();
     let dup_before = net.duplicates();
-    let search = net.cores[origin].search_with_ttl("common tune", ttl, net.now);
+    let now = net.net.now;
+    let search = net.net.cores[origin].search_with_ttl("common tune", ttl, now);
+    net.net.pump(origin);
     net.settle();
     let after = net.stats();
     let dup_after = net.duplicates();
@@ -325,7 +230,7 @@ fn check_search(
         .map(|i| after[i].dropped.query_hit - before[i].dropped.query_hit)
         .sum();
     assert_eq!(hit_drops, 0, "no QueryHit is dropped");
-    let results = net.cores[origin].results(Some(search));
+    let results = net.net.cores[origin].results(Some(search));
     let mut from: Vec<String> = results.iter().map(|r| r.servent_id.clone()).collect();
     from.sort();
     from.dedup();
@@ -336,7 +241,7 @@ fn check_search(
     );
     assert_eq!(from.len(), responders.len());
     for r in &results {
-        let node = net.by_addr[&r.addr];
+        let node = net.node_at(&r.addr);
         assert_eq!(r.name, format!("common tune {node}.ogg"));
         assert_eq!(usize::from(r.hops), dist[node].unwrap_or(0) - 1);
     }
@@ -345,16 +250,18 @@ fn check_search(
 
 fn check_push(net: &mut Net, origin: usize, target: usize, distance: usize) {
     let before = net.stats();
-    for events in &mut net.events {
+    for events in &mut net.net.events {
         events.clear();
     }
+    let now = net.net.now;
     assert!(
-        net.cores[origin].send_push(servent_id(target), 1, net.now),
+        net.net.cores[origin].send_push(servent_id(target), 1, now),
         "route known"
     );
+    net.net.pump(origin);
     net.settle();
     let after = net.stats();
-    for (node, events) in net.events.iter().enumerate() {
+    for (node, events) in net.net.events.iter().enumerate() {
         let pushes: Vec<_> = events
             .iter()
             .filter_map(|e| match e {
@@ -370,7 +277,7 @@ fn check_push(net: &mut Net, origin: usize, target: usize, distance: usize) {
             assert!(pushes.is_empty(), "node {node} got a Push not meant for it");
         }
     }
-    let received: u64 = (0..net.cores.len())
+    let received: u64 = (0..net.net.cores.len())
         .map(|i| after[i].received.push - before[i].received.push)
         .sum();
     assert_eq!(
@@ -414,9 +321,10 @@ fn a_second_seed_with_denser_chords() {
 fn compressed_links_route_the_same() {
     let (mut net, edges) = build(60, 60, 0x5eed_0003, true);
     assert!(net
+        .net
         .cores
         .iter()
-        .flat_map(|c| c.peers(net.now))
+        .flat_map(|c| c.peers(net.net.now))
         .all(|p| p.deflate_in && p.deflate_out));
     let responders = check_search(&mut net, &edges, 7, 3);
     assert!(!responders.is_empty());
@@ -426,20 +334,27 @@ fn compressed_links_route_the_same() {
 fn virtual_time_keeps_links_alive_and_tables_bounded() {
     // Compressed links: idle compressors are freed and the streams go on.
     let (mut net, edges) = build(50, 50, 0x5eed_0004, true);
-    let links: usize = net.cores.iter().map(|c| c.established_ids().len()).sum();
+    let links: usize = net
+        .net
+        .cores
+        .iter()
+        .map(|c| c.established_ids().len())
+        .sum();
     // Ten quiet minutes: keep-alive pings and pongs keep every link up.
+    net.net.start_timers();
     for _ in 0..60 {
-        net.now += Duration::from_secs(10);
-        let now = net.now;
-        for core in &mut net.cores {
-            core.handle_timeout(now);
-        }
+        net.net.advance(Duration::from_secs(10));
         net.settle();
     }
-    let after: usize = net.cores.iter().map(|c| c.established_ids().len()).sum();
+    let after: usize = net
+        .net
+        .cores
+        .iter()
+        .map(|c| c.established_ids().len())
+        .sum();
     assert_eq!(after, links, "no link dropped while pings are answered");
     assert!(
-        net.cores.iter().all(|c| c.stats().host_cache > 0),
+        net.net.cores.iter().all(|c| c.stats().host_cache > 0),
         "pongs fed the host caches"
     );
     let responders = check_search(&mut net, &edges, 3, 3);
@@ -456,16 +371,23 @@ fn links_stay_up_through_hours_of_quiet_virtual_time() {
     // hours. Three virtual hours in 5 s steps, compressed links, no traffic
     // but what the cores generate.
     let (mut net, edges) = build(3, 0, 0x5eed_0005, true);
-    let links: usize = net.cores.iter().map(|c| c.established_ids().len()).sum();
+    let links: usize = net
+        .net
+        .cores
+        .iter()
+        .map(|c| c.established_ids().len())
+        .sum();
     assert_eq!(links, 2 * edges.len());
+    net.net.start_timers();
     for step in 0..(3 * 3600 / 5) {
-        net.now += Duration::from_secs(5);
-        let now = net.now;
-        for core in &mut net.cores {
-            core.handle_timeout(now);
-        }
+        net.net.advance(Duration::from_secs(5));
         net.settle();
-        let up: usize = net.cores.iter().map(|c| c.established_ids().len()).sum();
+        let up: usize = net
+            .net
+            .cores
+            .iter()
+            .map(|c| c.established_ids().len())
+            .sum();
         assert_eq!(up, links, "a link dropped after {} s", (step + 1) * 5);
     }
     let pings: u64 = net.stats().iter().map(|s| s.received.ping).sum();

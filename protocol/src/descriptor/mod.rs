@@ -31,8 +31,8 @@ mod view;
 
 pub use bye::Bye;
 pub use ping::Ping;
-pub use pong::Pong;
-pub use push::Push;
+pub use pong::{Pong, PongFixed};
+pub use push::{Push, PushFixed};
 pub use query::{Query, SpeedField};
 pub use query_hit::{HitResult, QhdFlags, QhdTrailer, QueryHit};
 pub(crate) use view::find_byte;

@@ -8,7 +8,40 @@ use crate::error::Result;
 use crate::ggep::Ggep;
 
 use super::view::PushRef;
-use super::{optional_ggep_len, ServentId, PUSH_MIN_LEN};
+use super::{optional_ggep_len, Reader, ServentId, PUSH_MIN_LEN};
+
+/// The fixed 26 bytes of a Push, read without looking at the extension after
+/// them: what routing and a callback need. [`PushRef`] reads them this way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushFixed {
+    pub servent_id: ServentId,
+    pub file_index: u32,
+    pub ip: Ipv4Addr,
+    pub port: u16,
+}
+
+impl PushFixed {
+    /// Reads the first 26 bytes of a Push payload (`Truncated` if shorter).
+    pub fn read(payload: &[u8]) -> Result<PushFixed> {
+        let mut r = Reader::new(payload.get(..PUSH_MIN_LEN).unwrap_or(payload));
+        Ok(PushFixed {
+            servent_id: ServentId(r.array()?),
+            file_index: r.u32_le()?,
+            ip: r.ipv4()?,
+            port: r.u16_le()?,
+        })
+    }
+
+    /// The 26 bytes: a whole Push payload without extension.
+    pub fn to_bytes(&self) -> [u8; PUSH_MIN_LEN] {
+        let mut out = [0u8; PUSH_MIN_LEN];
+        out[..16].copy_from_slice(&self.servent_id.0);
+        out[16..20].copy_from_slice(&self.file_index.to_le_bytes());
+        out[20..24].copy_from_slice(&self.ip.octets());
+        out[24..26].copy_from_slice(&self.port.to_le_bytes());
+        out
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Push {
@@ -30,11 +63,18 @@ impl Push {
         PUSH_MIN_LEN + optional_ggep_len(&self.ggep)
     }
 
+    /// The fixed part.
+    pub fn fixed(&self) -> PushFixed {
+        PushFixed {
+            servent_id: self.servent_id,
+            file_index: self.file_index,
+            ip: self.ip,
+            port: self.port,
+        }
+    }
+
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.servent_id.0);
-        out.extend_from_slice(&self.file_index.to_le_bytes());
-        out.extend_from_slice(&self.ip.octets());
-        out.extend_from_slice(&self.port.to_le_bytes());
+        out.extend_from_slice(&self.fixed().to_bytes());
         if let Some(g) = &self.ggep {
             g.encode(out);
         }

@@ -18,9 +18,9 @@ use crate::header::{DescriptorId, Header, PayloadType, HEADER_LEN};
 use crate::huge::Urn;
 
 use super::{
-    Bye, Descriptor, Extension, HitResult, Payload, Ping, Pong, Push, QhdFlags, QhdTrailer, Query,
-    QueryHit, Reader, ServentId, SpeedField, EXTENSION_SEPARATOR, PONG_MIN_LEN, PUSH_MIN_LEN,
-    QUERY_HIT_FIXED_LEN, SERVENT_ID_LEN,
+    Bye, Descriptor, Extension, HitResult, Payload, Ping, Pong, PongFixed, Push, PushFixed,
+    QhdFlags, QhdTrailer, Query, QueryHit, Reader, ServentId, SpeedField, EXTENSION_SEPARATOR,
+    PONG_MIN_LEN, PUSH_MIN_LEN, QUERY_HIT_FIXED_LEN, SERVENT_ID_LEN,
 };
 
 /// The first position of `needle` in `haystack`. Names and extension
@@ -186,13 +186,16 @@ impl<'a> PongRef<'a> {
         if payload.len() < PONG_MIN_LEN {
             return Err(DecodeError::Truncated);
         }
-        let mut r = Reader::new(payload);
+        let fixed = PongFixed::read(payload)?;
         Ok(PongRef {
-            port: r.u16_le()?,
-            ip: r.ipv4()?,
-            files: r.u32_le()?,
-            kbytes: r.u32_le()?,
-            ggep: optional_ggep_ref(r.rest(), "pong extension")?,
+            port: fixed.port,
+            ip: fixed.ip,
+            files: fixed.files,
+            kbytes: fixed.kbytes,
+            ggep: optional_ggep_ref(
+                payload.get(PONG_MIN_LEN..).unwrap_or_default(),
+                "pong extension",
+            )?,
         })
     }
 
@@ -222,13 +225,16 @@ impl<'a> PushRef<'a> {
         if payload.len() < PUSH_MIN_LEN {
             return Err(DecodeError::Truncated);
         }
-        let mut r = Reader::new(payload);
+        let fixed = PushFixed::read(payload)?;
         Ok(PushRef {
-            servent_id: ServentId(r.array()?),
-            file_index: r.u32_le()?,
-            ip: r.ipv4()?,
-            port: r.u16_le()?,
-            ggep: optional_ggep_ref(r.rest(), "push extension")?,
+            servent_id: fixed.servent_id,
+            file_index: fixed.file_index,
+            ip: fixed.ip,
+            port: fixed.port,
+            ggep: optional_ggep_ref(
+                payload.get(PUSH_MIN_LEN..).unwrap_or_default(),
+                "push extension",
+            )?,
         })
     }
 
@@ -261,6 +267,18 @@ impl<'a> ByeRef<'a> {
         Ok(ByeRef {
             code,
             message: &rest[..nul],
+        })
+    }
+
+    /// Reads a Bye as leniently as a display needs: the code, and the text up
+    /// to a NUL or the end (some servents omit the NUL). `None` when even the
+    /// code is missing.
+    pub fn read_lenient(payload: &'a [u8]) -> Option<ByeRef<'a>> {
+        let (code, rest) = payload.split_at_checked(2)?;
+        let end = find_byte(rest, 0).unwrap_or(rest.len());
+        Some(ByeRef {
+            code: u16::from_le_bytes([code[0], code[1]]),
+            message: &rest[..end],
         })
     }
 
@@ -500,6 +518,14 @@ impl<'a> HitResultRef<'a> {
         })
     }
 
+    /// The SHA-1 of the first HUGE urn that names one (as [`HitResult::sha1`]).
+    pub fn sha1(&self) -> Option<crate::huge::Sha1Digest> {
+        self.extensions.iter().find_map(|e| match e {
+            ExtensionRef::Urn(text) => Urn::parse(text).sha1(),
+            _ => None,
+        })
+    }
+
     pub fn into_owned(self) -> HitResult {
         HitResult {
             index: self.index,
@@ -539,6 +565,18 @@ impl<'a> QhdTrailerRef<'a> {
 }
 
 impl<'a> QueryHitRef<'a> {
+    /// The responder's servent id (the last 16 bytes), checking only that the
+    /// payload is long enough to be a QueryHit: what routing Pushes needs.
+    pub fn servent_id_of(payload: &[u8]) -> Result<ServentId> {
+        if payload.len() < QUERY_HIT_FIXED_LEN + SERVENT_ID_LEN {
+            return Err(DecodeError::Truncated);
+        }
+        let tail = &payload[payload.len() - SERVENT_ID_LEN..];
+        let mut id = [0u8; SERVENT_ID_LEN];
+        id.copy_from_slice(tail);
+        Ok(ServentId(id))
+    }
+
     pub fn parse(payload: &'a [u8]) -> Result<QueryHitRef<'a>> {
         if payload.len() < QUERY_HIT_FIXED_LEN + SERVENT_ID_LEN {
             return Err(DecodeError::Truncated);

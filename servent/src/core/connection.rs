@@ -1,48 +1,21 @@
-//! One neighbour connection: handshake phase, byte buffers, optional deflate
-//! per direction, send queue, keep-alive bookkeeping and counters.
+//! One neighbour connection: handshake phase, byte buffers, the framer of
+//! its descriptor stream (inflating when the peer deflates), send queue,
+//! keep-alive bookkeeping and counters.
 //!
 //! The decisions (what to answer in a handshake, what to route) are the
 //! core's; this module keeps the per-connection state and moves queued
-//! descriptors into the output byte buffer, compressing when deflate is on,
-//! only when the reactor asks for output — so the send queue's drop policy
-//! sees the real backlog.
+//! descriptors into the output byte buffer, compressing when deflate is on
+//! (the protocol crate's [`Deflater`]), only when the event loop asks for
+//! output — so the send queue's drop policy sees the real backlog.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
-use hazel_protocol::framer::SYNC_FLUSH_MARKER;
+use hazel_protocol::framer::{Deflater, Framer};
 use hazel_protocol::handshake::HeadScanner;
-use serde::Serialize;
 
+use super::ids::{ConnId, Direction, ProtocolVersion};
 use super::queue::{Class, Dropped, Frame, SendQueue};
-use super::ConnId;
-
-/// Who opened the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Incoming,
-    Outgoing,
-}
-
-/// Handshake version of a link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum ProtocolVersion {
-    #[serde(rename = "0.4")]
-    V04,
-    #[serde(rename = "0.6")]
-    V06,
-}
-
-impl ProtocolVersion {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ProtocolVersion::V04 => "0.4",
-            ProtocolVersion::V06 => "0.6",
-        }
-    }
-}
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,24 +57,21 @@ pub struct Connection {
     pub peer_bye: bool,
     /// The peer's `GUID` header (lower-case hex), to spot a second link to it.
     pub peer_guid: Option<String>,
-    /// Input bytes not yet consumed (a partial handshake block or descriptor).
+    /// Handshake bytes not yet consumed (a partial block).
     pub inbuf: Vec<u8>,
     /// How far `inbuf` was searched for the blank line ending the current
     /// handshake block, so a block dribbled in small reads is scanned once.
     /// Reset whenever a block is drained from `inbuf`.
     pub head_scan: HeadScanner,
-    pub inflater: Option<Decompress>,
+    /// The descriptor stream once established (inflating if the peer
+    /// deflates); taken out while its frames are routed.
+    pub framer: Option<Framer>,
     out: Vec<u8>,
     out_pos: usize,
-    /// The compressor, present only while output flows: an idle link
-    /// ends the deflate state with a full flush and frees it (a compressor
-    /// holds ~300 KiB), and the next output continues the same stream with a
-    /// fresh raw-deflate compressor.
-    deflater: Option<Compress>,
-    /// Output is deflated (negotiated and established).
-    compressing: bool,
-    /// The zlib header went out (only the first compressor writes one).
-    zlib_header_sent: bool,
+    /// Descriptors are deflated on the way out (negotiated and established).
+    /// The deflater frees its state on an idle link (a compressor holds
+    /// ~300 KiB) and continues the same stream when output resumes.
+    deflater: Option<Deflater>,
     pub queue: SendQueue,
     /// A `WantWrite` was emitted and output has not yet been seen empty.
     pub write_signalled: bool,
@@ -152,12 +122,10 @@ impl Connection {
             peer_guid: None,
             inbuf: Vec::new(),
             head_scan: HeadScanner::new(),
-            inflater: None,
+            framer: None,
             out: Vec::new(),
             out_pos: 0,
             deflater: None,
-            compressing: false,
-            zlib_header_sent: false,
             queue,
             write_signalled: false,
             last_received: now,
@@ -191,7 +159,7 @@ impl Connection {
 
     /// From now on, descriptors are deflated (zlib stream) on the way out.
     pub fn start_deflate_out(&mut self) {
-        self.compressing = true;
+        self.deflater = Some(Deflater::new());
         self.deflate_out = true;
     }
 
@@ -201,22 +169,23 @@ impl Connection {
         if !self.queue.is_empty() {
             return false;
         }
-        let Some(mut deflater) = self.deflater.take() else {
-            return false;
-        };
-        let before = self.out.len();
-        deflate_into(&mut deflater, &[], FlushCompress::Full, &mut self.out);
-        self.out.len() > before
+        self.deflater
+            .as_mut()
+            .is_some_and(|d| d.release(&mut self.out))
     }
 
     /// Whether a compressor is allocated now.
     pub fn holds_deflater(&self) -> bool {
-        self.deflater.is_some()
+        self.deflater.as_ref().is_some_and(Deflater::holds_state)
     }
 
-    pub fn start_deflate_in(&mut self) {
-        self.inflater = Some(Decompress::new(true));
-        self.deflate_in = true;
+    /// The link is established: descriptors follow, deflated when `deflate_in`.
+    pub fn start_stream(&mut self) {
+        self.framer = Some(if self.deflate_in {
+            Framer::deflated()
+        } else {
+            Framer::new()
+        });
     }
 
     /// Queues a descriptor; returns what the drop policy removed.
@@ -252,14 +221,6 @@ impl Connection {
             batch.push(frame);
         }
         self.descriptors_out += batch.len() as u64;
-        if self.compressing && self.deflater.is_none() && !batch.is_empty() {
-            // After a full flush the stream continues as raw deflate blocks.
-            self.deflater = Some(Compress::new(
-                Compression::default(),
-                !self.zlib_header_sent,
-            ));
-            self.zlib_header_sent = true;
-        }
         match self.deflater.as_mut() {
             None => {
                 for frame in &batch {
@@ -267,16 +228,9 @@ impl Connection {
                 }
             }
             Some(deflater) => {
-                let count = batch.len();
-                for (i, frame) in batch.iter().enumerate() {
-                    // Sync-flush after the batch so the peer can decode it now.
-                    let flush = if i + 1 == count {
-                        FlushCompress::Sync
-                    } else {
-                        FlushCompress::None
-                    };
-                    deflate_into(deflater, frame, flush, &mut self.out);
-                }
+                // Sync-flushed after the batch so the peer can decode it now.
+                let parts: Vec<&[u8]> = batch.iter().map(|f| &f[..]).collect();
+                deflater.compress_parts(&parts, &mut self.out);
             }
         }
     }
@@ -305,80 +259,23 @@ impl Connection {
     }
 }
 
-/// Deflates all of `input` into `out`, then applies `flush`.
-fn deflate_into(deflater: &mut Compress, input: &[u8], flush: FlushCompress, out: &mut Vec<u8>) {
-    let mut consumed = 0usize;
-    // Each round either consumes input or grows the output; bounded because
-    // deflate output for n input bytes is at most n + small overhead.
-    for _ in 0..64 {
-        out.reserve(input.len() - consumed + 64);
-        let before_in = deflater.total_in();
-        let before_out = deflater.total_out();
-        let status = deflater.compress_vec(input.get(consumed..).unwrap_or_default(), out, flush);
-        consumed += (deflater.total_in() - before_in) as usize;
-        let produced = deflater.total_out() - before_out;
-        match status {
-            Ok(Status::Ok) | Ok(Status::BufError) | Ok(Status::StreamEnd) => {}
-            Err(_) => return,
-        }
-        // Done when all input is in, the flush did not fill the space and,
-        // for a sync or full flush, the flush is complete: room left alone is
-        // not proof (the protocol crate's Deflater was caught returning with
-        // part of a flush still held after tiny batches).
-        let flushed = matches!(flush, FlushCompress::None) || out.ends_with(&SYNC_FLUSH_MARKER);
-        if consumed >= input.len() && out.len() < out.capacity() && flushed {
-            return;
-        }
-        if produced == 0 && consumed >= input.len() && out.len() < out.capacity() {
-            return;
-        }
-    }
-}
-
-/// Inflates `input`, handing each output chunk to `sink`. Returns false when
-/// the stream is corrupt. Output per chunk is bounded; the caller frames as
-/// it goes, so a compression bomb cannot make us buffer more than a chunk.
-pub fn inflate_chunks(
-    inflater: &mut Decompress,
-    input: &[u8],
-    scratch: &mut Vec<u8>,
-    mut sink: impl FnMut(&[u8]) -> bool,
-) -> bool {
-    const CHUNK: usize = 32 * 1024;
-    let mut consumed = 0usize;
-    // Every round consumes input or produces output; the input is finite and
-    // output per input byte is bounded by deflate's maximum ratio (~1032:1).
-    let max_rounds = input.len().saturating_mul(2).saturating_add(8).min(1 << 22);
-    for _ in 0..max_rounds {
-        scratch.clear();
-        scratch.reserve(CHUNK);
-        let before_in = inflater.total_in();
-        let status = inflater.decompress_vec(
-            input.get(consumed..).unwrap_or_default(),
-            scratch,
-            FlushDecompress::Sync,
-        );
-        consumed += (inflater.total_in() - before_in) as usize;
-        match status {
-            Ok(_) => {}
-            Err(_) => return false,
-        }
-        if !scratch.is_empty() && !sink(scratch) {
-            return true;
-        }
-        if consumed >= input.len() && scratch.len() < scratch.capacity() {
-            return true;
-        }
-        if scratch.is_empty() && consumed >= input.len() {
-            return true;
-        }
-    }
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hazel_protocol::framer::Inflater;
+    use std::net::SocketAddr;
+
+    /// Inflates `piece` into `got`; false when the stream is corrupt.
+    fn inflate_into(inflater: &mut Inflater, piece: &[u8], got: &mut Vec<u8>) -> bool {
+        inflater.push(piece);
+        loop {
+            match inflater.inflate(got, 32 * 1024) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
 
     /// An outgoing 0.6 link with compression on towards the peer.
     fn deflating_link(now: Instant) -> Connection {
@@ -415,15 +312,11 @@ mod tests {
             conn.consume_output(out.len(), now);
         }
         assert_eq!(&wire[..1], &[0x78], "a zlib stream");
-        let mut inflater = Decompress::new(true);
+        let mut inflater = Inflater::new();
         let mut got = Vec::new();
-        let mut scratch = Vec::new();
         // Feed in small pieces: the stream can be split anywhere.
         for piece in wire.chunks(7) {
-            assert!(inflate_chunks(&mut inflater, piece, &mut scratch, |c| {
-                got.extend_from_slice(c);
-                true
-            }));
+            assert!(inflate_into(&mut inflater, piece, &mut got));
         }
         assert_eq!(got, expected);
         assert_eq!(conn.descriptors_out, 100);
@@ -456,26 +349,21 @@ mod tests {
             wire.extend_from_slice(&out);
             conn.consume_output(out.len(), now);
         }
-        let mut inflater = Decompress::new(true);
+        let mut inflater = Inflater::new();
         let mut got = Vec::new();
-        let mut scratch = Vec::new();
-        assert!(inflate_chunks(&mut inflater, &wire, &mut scratch, |c| {
-            got.extend_from_slice(c);
-            true
-        }));
+        assert!(inflate_into(&mut inflater, &wire, &mut got));
         assert_eq!(got, expected);
     }
 
     #[test]
     fn corrupt_deflate_input_is_reported() {
-        let mut inflater = Decompress::new(true);
-        let mut scratch = Vec::new();
-        assert!(!inflate_chunks(
-            &mut inflater,
-            b"\x00\x01garbage garbage",
-            &mut scratch,
-            |_| true
-        ));
+        let mut conn = deflating_link(Instant::now());
+        conn.deflate_in = true;
+        conn.start_stream();
+        let framer = conn.framer.as_mut().expect("a framer once established");
+        assert!(framer
+            .feed(b"\x78\x9cgarbage garbage", &mut Vec::new(), |_| true)
+            .is_err());
     }
     #[test]
     fn a_large_batch_after_tiny_ones_is_flushed_whole() {
@@ -493,8 +381,7 @@ mod tests {
             .collect();
         for (a, b) in [(1, 2), (1, 501), (332, 333), (5000, 14000)] {
             let mut conn = deflating_link(now);
-            let mut inflater = Decompress::new(true);
-            let mut scratch = Vec::new();
+            let mut inflater = Inflater::new();
             let mut got = Vec::new();
             for (start, end) in [(0, a), (a, b), (b, data.len())] {
                 conn.enqueue(Class::Keep, data[start..end].to_vec().into());
@@ -507,10 +394,7 @@ mod tests {
                     wire.extend_from_slice(&out);
                     conn.consume_output(out.len(), now);
                 }
-                assert!(inflate_chunks(&mut inflater, &wire, &mut scratch, |c| {
-                    got.extend_from_slice(c);
-                    true
-                }));
+                assert!(inflate_into(&mut inflater, &wire, &mut got));
                 assert_eq!(got, data[..end], "batches {a}/{b}: all sent so far arrives");
             }
         }

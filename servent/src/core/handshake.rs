@@ -7,9 +7,11 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::time::Instant;
 
 use hazel_protocol::handshake::{format_host_list, Handshake, Headers, Parsed};
+use hazel_protocol::header::{DescriptorId, Header, PayloadType};
 
-use super::connection::Phase;
-use super::{hex, hosts, wire, Action, ConnId, Core, CoreEvent, Direction, ProtocolVersion};
+use super::connection::{Connection, Phase};
+use super::queue::Class;
+use super::{hex, hosts, ConnId, Core, CoreEvent, Direction, ProtocolVersion};
 
 impl Core {
     /// The first block of an outgoing connection.
@@ -42,7 +44,7 @@ impl Core {
         h.push("Remote-IP", &peer.ip().to_string());
         let ip = self.advertised_ip();
         if !self.config.firewalled && !ip.is_unspecified() {
-            let listen = SocketAddr::new(ip, self.config.listen_addr.port());
+            let listen = SocketAddr::new(IpAddr::V4(ip), self.config.listen_addr.port());
             h.push("Listen-IP", &listen.to_string());
         }
         // Lets a servent that dialled itself notice it.
@@ -62,7 +64,7 @@ impl Core {
     pub(super) fn drive_handshake(&mut self, id: ConnId, now: Instant) {
         // At most the blocks of one handshake (CONNECT, response, final).
         for _ in 0..3 {
-            let Some(conn) = self.conns.get_mut(&id) else {
+            let Some(conn) = self.links.get_mut(id) else {
                 return;
             };
             let parsed = match Handshake::parse_from(&conn.inbuf, &mut conn.head_scan) {
@@ -84,7 +86,7 @@ impl Core {
                 Phase::AwaitingFinal => self.on_final_block(id, parsed, now),
                 Phase::Established | Phase::Closing { .. } => return,
             }
-            let Some(conn) = self.conns.get_mut(&id) else {
+            let Some(conn) = self.links.get_mut(id) else {
                 return;
             };
             if conn.is_established() {
@@ -103,8 +105,8 @@ impl Core {
     /// Incoming: the peer's CONNECT.
     fn on_connect_block(&mut self, id: ConnId, block: Handshake, now: Instant) {
         let others = self
-            .conns
-            .values()
+            .links
+            .iter()
             .filter(|c| c.id != id && !c.is_closing())
             .count();
         let full = others >= self.config.max_peers || self.shutting_down;
@@ -120,14 +122,14 @@ impl Core {
                     self.close_now(id, "refused 0.4 peer: full");
                     return;
                 }
-                if let Some(conn) = self.conns.get_mut(&id) {
+                if let Some(conn) = self.links.get_mut(id) {
                     conn.version = ProtocolVersion::V04;
                     conn.write_raw(&Handshake::Ok04.to_bytes());
                 }
                 self.establish(id, now);
             }
             Handshake::Connect { headers, .. } => {
-                let Some(conn) = self.conns.get_mut(&id) else {
+                let Some(conn) = self.links.get_mut(id) else {
                     return;
                 };
                 conn.version = ProtocolVersion::V06;
@@ -135,11 +137,11 @@ impl Core {
                 note_peer_headers(conn, &headers);
                 let listen = conn.listen_addr;
                 if let Some(ip) = headers.remote_ip() {
-                    self.learn_external_ip(ip);
+                    self.dialing.learn_external_ip(ip);
                 }
                 if self.is_own_headers(&headers) {
                     if let Some(addr) = listen {
-                        self.self_addrs.insert(addr);
+                        self.dialing.self_addrs.insert(addr);
                         self.hosts.remove(&addr);
                     }
                     self.refuse(id, 409, "Connected to self", now);
@@ -164,12 +166,12 @@ impl Core {
                 if deflate_out {
                     reply.push("Content-Encoding", "deflate");
                 }
-                if let Some(conn) = self.conns.get_mut(&id) {
+                if let Some(conn) = self.links.get_mut(id) {
                     conn.deflate_out = deflate_out;
                     conn.write_raw(&Handshake::status06(200, "OK", reply).to_bytes());
                     conn.phase = Phase::AwaitingFinal;
                 }
-                self.want_write(id);
+                self.links.want_write(id);
             }
             _ => self.drop_conn(id, "expected GNUTELLA CONNECT", now),
         }
@@ -181,10 +183,8 @@ impl Core {
             Handshake::Status {
                 code: 200, headers, ..
             } => {
-                if let Some(conn) = self.conns.get_mut(&id) {
-                    if headers.content_deflate() {
-                        conn.start_deflate_in();
-                    }
+                if let Some(conn) = self.links.get_mut(id) {
+                    conn.deflate_in = headers.content_deflate();
                 }
                 self.establish(id, now);
             }
@@ -197,7 +197,7 @@ impl Core {
 
     /// Outgoing: the peer's answer to our CONNECT.
     fn on_response_block(&mut self, id: ConnId, block: Handshake, now: Instant) {
-        let Some(conn) = self.conns.get_mut(&id) else {
+        let Some(conn) = self.links.get_mut(id) else {
             return;
         };
         let peer = conn.peer;
@@ -223,10 +223,10 @@ impl Core {
                     self.hosts.add(SocketAddr::V4(addr), now);
                 }
                 if let Some(ip) = headers.remote_ip() {
-                    self.learn_external_ip(ip);
+                    self.dialing.learn_external_ip(ip);
                 }
                 if self.is_own_headers(&headers) {
-                    self.self_addrs.insert(peer);
+                    self.dialing.self_addrs.insert(peer);
                     self.hosts.remove(&peer);
                     self.close_now(id, "connected to self");
                     return;
@@ -256,14 +256,12 @@ impl Core {
                 if deflate_out {
                     last.push("Content-Encoding", "deflate");
                 }
-                let Some(conn) = self.conns.get_mut(&id) else {
+                let Some(conn) = self.links.get_mut(id) else {
                     return;
                 };
                 conn.write_raw(&Handshake::status06(200, "OK", last).to_bytes());
                 conn.deflate_out = deflate_out;
-                if headers.content_deflate() {
-                    conn.start_deflate_in();
-                }
+                conn.deflate_in = headers.content_deflate();
                 self.establish(id, now);
             }
             Handshake::Connect04 | Handshake::Connect { .. } => {
@@ -275,25 +273,11 @@ impl Core {
     /// Outgoing: our third step to a G2 hub's 200 is a refusal, then close
     /// once it drained.
     fn decline_g2(&mut self, id: ConnId, now: Instant) {
-        let linger = self.config.close_linger;
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return;
-        };
         let mut headers = Headers::new();
         headers.push("User-Agent", &self.config.user_agent);
         let block = Handshake::status06(406, "Gnutella only, not G2", headers).to_bytes();
-        conn.write_raw(&block);
-        conn.phase = Phase::Closing {
-            deadline: now + linger,
-        };
-        conn.write_signalled = false;
-        let peer = conn.peer;
-        self.actions.push_back(Action::Event(CoreEvent::PeerDown {
-            id,
-            addr: peer,
-            reason: "declined: G2 hub".into(),
-        }));
-        self.want_write(id);
+        self.links
+            .refuse_with(id, &block, "declined: G2 hub".into(), now);
     }
 
     /// The `503` block for a peer refused before its connection reached the
@@ -317,7 +301,7 @@ impl Core {
                 SocketAddr::V4(v4) if !self.is_self_addr(&a) && a != peer => Some(v4),
                 _ => None,
             })
-            .take(super::X_TRY_HOSTS)
+            .take(X_TRY_HOSTS)
             .collect();
         if !hosts.is_empty() {
             let list = format_host_list(&hosts);
@@ -330,85 +314,53 @@ impl Core {
     /// Sends a refusal (503 with X-Try, or 409 for ourselves) and closes
     /// once it drained.
     fn refuse(&mut self, id: ConnId, code: u16, reason: &str, now: Instant) {
-        let Some(conn) = self.conns.get(&id) else {
+        let Some(conn) = self.links.get(id) else {
             return;
         };
-        let peer = conn.peer;
-        let headers = self.refusal_headers(peer);
+        let headers = self.refusal_headers(conn.peer);
         let block = Handshake::status06(code, reason, headers).to_bytes();
-        let linger = self.config.close_linger;
-        if let Some(conn) = self.conns.get_mut(&id) {
-            conn.write_raw(&block);
-            conn.phase = Phase::Closing {
-                deadline: now + linger,
-            };
-            conn.write_signalled = false;
-        }
-        self.actions.push_back(Action::Event(CoreEvent::PeerDown {
-            id,
-            addr: peer,
-            reason: format!("refused: {code} {reason}"),
-        }));
-        self.want_write(id);
+        self.links
+            .refuse_with(id, &block, format!("refused: {code} {reason}"), now);
     }
 
     fn establish(&mut self, id: ConnId, now: Instant) {
-        let Some(conn) = self.conns.get_mut(&id) else {
+        self.links.mark_established(id, now);
+        let Some(conn) = self.links.get(id) else {
             return;
         };
-        conn.phase = Phase::Established;
-        conn.established_at = Some(now);
-        conn.last_received = now;
-        if conn.deflate_out {
-            conn.start_deflate_out();
-        }
-        let direction = conn.direction;
-        let peer = conn.peer;
-        self.established.push(id);
-        if direction == Direction::Outgoing {
-            self.hosts.succeeded(&peer, now);
+        if conn.direction == Direction::Outgoing {
+            self.hosts.succeeded(&conn.peer, now);
         }
         let info = super::peer_info(conn, now);
-        self.actions
-            .push_back(Action::Event(CoreEvent::PeerUp(info)));
+        let to_ultrapeer =
+            conn.peer_ultrapeer == Some(true) && conn.version == ProtocolVersion::V06;
+        self.links.event(CoreEvent::PeerUp(info));
         // Discover hosts: our neighbour answers, and so do the hosts in its
         // pong cache.
         let ping_id = self.new_descriptor_id();
-        self.ping_routes.insert_new(&ping_id, super::LOCAL, now);
-        let frame = wire::descriptor(ping_id, wire::PING, 2, 0, &[]).into();
-        if let Some(conn) = self.conns.get_mut(&id) {
+        self.router.sent_ping(&ping_id, now);
+        let frame = Header::frame(DescriptorId(ping_id), PayloadType::PING, 2, 0, &[]);
+        if let Some(conn) = self.links.get_mut(id) {
             conn.last_keepalive = Some(now);
         }
-        self.originated.add(wire::PING, 1);
-        self.enqueue(id, super::queue::Class::Ping, frame, now);
+        self.enqueue(id, Class::Ping, frame.into());
         // A leaf tells its ultrapeer what it shares (gtk-gnutella routes no
         // Query to a leaf without a table).
-        let to_ultrapeer = self.conns.get(&id).is_some_and(|c| {
-            c.peer_ultrapeer == Some(true) && c.version == super::ProtocolVersion::V06
-        });
         if to_ultrapeer {
             self.send_query_routes(id, now);
         }
-        self.want_write(id);
+        self.links.want_write(id);
     }
 
     /// Another live link already leads to the servent that `id`'s GUID names
     /// (both sides dialled each other).
     fn has_link_to_guid(&self, id: ConnId) -> bool {
-        let Some(guid) = self.conns.get(&id).and_then(|c| c.peer_guid.clone()) else {
+        let Some(guid) = self.links.get(id).and_then(|c| c.peer_guid.clone()) else {
             return false;
         };
-        self.conns
-            .values()
+        self.links
+            .iter()
             .any(|c| c.id != id && !c.is_closing() && c.peer_guid.as_deref() == Some(&guid))
-    }
-
-    fn learn_external_ip(&mut self, ip: IpAddr) {
-        if let IpAddr::V4(v4) = ip {
-            if !v4.is_unspecified() {
-                self.external_ip = Some(v4);
-            }
-        }
     }
 }
 
@@ -421,11 +373,13 @@ fn speaks_g2(headers: &Headers) -> bool {
     })
 }
 
+/// Hosts offered in X-Try headers.
+const X_TRY_HOSTS: usize = 10;
 /// Hosts considered for X-Try before filtering out ourselves and the peer.
 const X_TRY_HOSTS_ALL: usize = 32;
 
 /// Records what a peer's headers say about it.
-fn note_peer_headers(conn: &mut super::connection::Connection, headers: &Headers) {
+fn note_peer_headers(conn: &mut Connection, headers: &Headers) {
     if let Some(ua) = headers.user_agent() {
         conn.user_agent = ua.chars().take(128).collect();
     }

@@ -8,14 +8,14 @@
 
 use std::time::{Duration, Instant};
 
-use super::wire::PongFields;
+use hazel_protocol::descriptor::PongFixed;
 
 /// Most Pongs kept.
 pub const PONG_CACHE_SIZE: usize = 10;
 
 #[derive(Debug, Clone, Copy)]
 pub struct CachedPong {
-    pub fields: PongFields,
+    pub fields: PongFixed,
     /// Hops the Pong had travelled when we saw it.
     pub hops: u8,
     pub seen: Instant,
@@ -36,7 +36,7 @@ impl PongCache {
 
     /// Remembers a Pong, replacing an older one from the same host, or the
     /// oldest when full.
-    pub fn insert(&mut self, fields: PongFields, hops: u8, now: Instant) {
+    pub fn insert(&mut self, fields: PongFixed, hops: u8, now: Instant) {
         let entry = CachedPong {
             fields,
             hops,
@@ -86,10 +86,10 @@ impl PongCache {
 mod tests {
     use super::*;
 
-    fn pong(last: u8) -> PongFields {
-        PongFields {
+    fn pong(last: u8) -> PongFixed {
+        PongFixed {
             port: 6346,
-            ip: [10, 0, 0, last],
+            ip: std::net::Ipv4Addr::new(10, 0, 0, last),
             files: 1,
             kbytes: 1,
         }
@@ -104,7 +104,7 @@ mod tests {
         }
         assert_eq!(c.len(), 10);
         let cached = c.fresh(t0 + Duration::from_millis(30)).expect("fresh");
-        let mut ips: Vec<u8> = cached.iter().map(|p| p.fields.ip[3]).collect();
+        let mut ips: Vec<u8> = cached.iter().map(|p| p.fields.ip.octets()[3]).collect();
         ips.sort();
         ips.dedup();
         assert_eq!(ips.len(), 10);

@@ -10,11 +10,15 @@
 //! for URN queries. Hazel never forwards other peers' QRP messages.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use hazel_protocol::qrp::{QrpMessage, QueryRouteTable};
+use hazel_protocol::header::{DescriptorId, Header};
+use hazel_protocol::qrp::{QrpMessage, QueryRouteTable, PAYLOAD_TYPE};
 
+use super::queue::Class;
 use super::shares::keywords::keywords;
 use super::shares::Library;
+use super::{ConnId, Core};
 
 /// The table for `library`'s current shares.
 pub fn table_for(library: &Library) -> QueryRouteTable {
@@ -42,4 +46,64 @@ pub fn messages(current: &QueryRouteTable, sent: Option<&Arc<QueryRouteTable>>) 
         .iter()
         .map(QrpMessage::encode)
         .collect()
+}
+
+impl Core {
+    /// Sends a diff patch to every ultrapeer whose copy of our query
+    /// routing table is older than the library.
+    pub(super) fn refresh_query_routes(&mut self, now: Instant) {
+        let current = self.shares.qrt.clone();
+        let stale: Vec<ConnId> = self
+            .links
+            .established()
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.links
+                    .get(*id)
+                    .is_some_and(|c| match (&c.qrt_sent, &current) {
+                        (None, _) => false,
+                        (Some(_), None) => true,
+                        (Some(sent), Some(cur)) => !Arc::ptr_eq(sent, cur),
+                    })
+            })
+            .collect();
+        for id in stale {
+            self.send_query_routes(id, now);
+        }
+    }
+
+    /// Sends `id` (an ultrapeer we are a leaf of) what it lacks of our
+    /// current query routing table: RESET + PATCHes the first time, a diff
+    /// patch later, nothing when it is up to date.
+    pub(super) fn send_query_routes(&mut self, id: ConnId, now: Instant) {
+        let _ = now;
+        let current = match &self.shares.qrt {
+            Some(t) => Arc::clone(t),
+            None => {
+                let t = Arc::new(table_for(&self.shares.library));
+                self.shares.qrt = Some(Arc::clone(&t));
+                t
+            }
+        };
+        let Some(conn) = self.links.get_mut(id) else {
+            return;
+        };
+        let payloads = messages(&current, conn.qrt_sent.as_ref());
+        conn.qrt_sent = Some(Arc::clone(&current));
+        for payload in payloads {
+            let frame = Header::frame(
+                DescriptorId(self.new_descriptor_id()),
+                PAYLOAD_TYPE,
+                1,
+                0,
+                &payload,
+            );
+            // Never dropped: a lost piece would spoil the whole patch.
+            if self.enqueue(id, Class::Keep, frame.into()) {
+                self.router.count_originated(PAYLOAD_TYPE, 1);
+                self.shares.qrp_sent += 1;
+            }
+        }
+    }
 }

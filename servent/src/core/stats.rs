@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::wire;
+use hazel_protocol::header::PayloadType;
 
 /// One counter per descriptor type.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -22,12 +22,12 @@ pub struct TypeCounts {
 impl TypeCounts {
     pub fn add(&mut self, payload_type: u8, n: u64) {
         let slot = match payload_type {
-            wire::PING => &mut self.ping,
-            wire::PONG => &mut self.pong,
-            wire::BYE => &mut self.bye,
-            wire::PUSH => &mut self.push,
-            wire::QUERY => &mut self.query,
-            wire::QUERY_HIT => &mut self.query_hit,
+            PayloadType::PING => &mut self.ping,
+            PayloadType::PONG => &mut self.pong,
+            PayloadType::BYE => &mut self.bye,
+            PayloadType::PUSH => &mut self.push,
+            PayloadType::QUERY => &mut self.query,
+            PayloadType::QUERY_HIT => &mut self.query_hit,
             _ => &mut self.other,
         };
         *slot += n;

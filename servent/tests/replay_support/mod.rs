@@ -251,13 +251,13 @@ pub fn client_frames(capture: &CaptureContents, stream: u32) -> Vec<Frame> {
 /// byte-aligned, non-final block), so raw deflate blocks appended after it
 /// inflate as part of the same zlib stream.
 pub struct DeflateTail {
-    compress: flate2::Compress,
+    deflater: hazel_protocol::framer::Deflater,
 }
 
 impl Default for DeflateTail {
     fn default() -> Self {
         DeflateTail {
-            compress: flate2::Compress::new(flate2::Compression::default(), false),
+            deflater: hazel_protocol::framer::Deflater::continuing(),
         }
     }
 }
@@ -266,25 +266,7 @@ impl DeflateTail {
     /// `plain` compressed and sync-flushed, ready to send.
     pub fn compress(&mut self, plain: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(plain.len() + 64);
-        let mut consumed = 0;
-        // Bounded: every turn either consumes input or grows `out`'s capacity.
-        for _ in 0..64 {
-            let before_in = self.compress.total_in();
-            if out.capacity() - out.len() < 64 {
-                out.reserve(plain.len() + 64);
-            }
-            self.compress
-                .compress_vec(
-                    plain.get(consumed..).unwrap_or_default(),
-                    &mut out,
-                    flate2::FlushCompress::Sync,
-                )
-                .expect("deflate");
-            consumed += (self.compress.total_in() - before_in) as usize;
-            if consumed == plain.len() && out.capacity() > out.len() {
-                return out;
-            }
-        }
-        panic!("deflate did not finish a {}-byte batch", plain.len());
+        self.deflater.compress_batch(plain, &mut out);
+        out
     }
 }

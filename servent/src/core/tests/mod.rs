@@ -6,7 +6,123 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::wire::{self, RawHeader, HEADER_LEN};
+use crate::harness;
+use hazel_protocol::header::HEADER_LEN;
+use wire::RawHeader;
+
+/// The descriptor builders and readers these tests speak in, over the
+/// protocol crate's codec.
+mod wire {
+    use hazel_protocol::descriptor::{ByeRef, PongFixed, PushFixed, Query, ServentId, SpeedField};
+    use hazel_protocol::header::{DescriptorId, Header, HeaderView, PayloadType};
+    use std::net::Ipv4Addr;
+
+    pub use hazel_protocol::header::MAX_PAYLOAD_LEN;
+    pub const PING: u8 = PayloadType::PING;
+    pub const PONG: u8 = PayloadType::PONG;
+    pub const BYE: u8 = PayloadType::BYE;
+    pub const PUSH: u8 = PayloadType::PUSH;
+    pub const QUERY: u8 = PayloadType::QUERY;
+    pub const QUERY_HIT: u8 = PayloadType::QUERY_HIT;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct RawHeader {
+        pub id: [u8; 16],
+        pub payload_type: u8,
+        pub ttl: u8,
+        pub hops: u8,
+        pub payload_len: u32,
+    }
+
+    impl RawHeader {
+        pub fn read(bytes: &[u8]) -> Option<RawHeader> {
+            let view = HeaderView::new_checked(bytes).ok()?;
+            Some(RawHeader {
+                id: *view.id(),
+                payload_type: view.payload_type(),
+                ttl: view.ttl(),
+                hops: view.hops(),
+                payload_len: view.payload_len() as u32,
+            })
+        }
+    }
+
+    pub fn descriptor(
+        id: [u8; 16],
+        payload_type: u8,
+        ttl: u8,
+        hops: u8,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        Header::frame(DescriptorId(id), payload_type, ttl, hops, payload)
+    }
+
+    pub fn query_payload(text: &str, firewalled: bool) -> Vec<u8> {
+        let flags = if firewalled {
+            SpeedField::FIREWALLED
+        } else {
+            0
+        };
+        let mut out = Vec::new();
+        Query::new(SpeedField::flags(flags), text).encode(&mut out);
+        out
+    }
+
+    pub struct PongFields {
+        pub port: u16,
+        pub ip: [u8; 4],
+        pub files: u32,
+        pub kbytes: u32,
+    }
+
+    impl PongFields {
+        pub fn read(payload: &[u8]) -> Option<PongFields> {
+            let f = PongFixed::read(payload).ok()?;
+            Some(PongFields {
+                port: f.port,
+                ip: f.ip.octets(),
+                files: f.files,
+                kbytes: f.kbytes,
+            })
+        }
+
+        pub fn payload(&self) -> Vec<u8> {
+            PongFixed {
+                port: self.port,
+                ip: Ipv4Addr::from(self.ip),
+                files: self.files,
+                kbytes: self.kbytes,
+            }
+            .to_bytes()
+            .to_vec()
+        }
+    }
+
+    pub struct PushFields {
+        pub servent_id: [u8; 16],
+        pub file_index: u32,
+        pub ip: [u8; 4],
+        pub port: u16,
+    }
+
+    impl PushFields {
+        pub fn payload(&self) -> Vec<u8> {
+            PushFixed {
+                servent_id: ServentId(self.servent_id),
+                file_index: self.file_index,
+                ip: Ipv4Addr::from(self.ip),
+                port: self.port,
+            }
+            .to_bytes()
+            .to_vec()
+        }
+    }
+
+    pub fn read_bye(payload: &[u8]) -> Option<(u16, String)> {
+        let bye = ByeRef::read_lenient(payload)?;
+        Some((bye.code, String::from_utf8_lossy(bye.message).into_owned()))
+    }
+}
 use super::*;
 
 const OUR_ID: [u8; 16] = [0xAA; 16];
@@ -47,21 +163,7 @@ impl Rig {
         let id = self.next_id;
         self.next_id += 1;
         let peer: SocketAddr = format!("10.0.0.{id}:5000").parse().expect("addr");
-        self.core
-            .on_connection(id, Direction::Incoming, peer, self.now);
-        let connect = format!(
-            "GNUTELLA CONNECT/0.6\r\nUser-Agent: rig\r\nBye-Packet: 0.1\r\nX-Ultrapeer: False\r\nListen-IP: 10.0.0.{id}:6346\r\n\r\n"
-        );
-        self.core.on_bytes(id, connect.as_bytes(), self.now);
-        let reply = self.drain(id);
-        assert!(
-            reply.starts_with(b"GNUTELLA/0.6 200 OK\r\n"),
-            "{}",
-            String::from_utf8_lossy(&reply)
-        );
-        self.core
-            .on_bytes(id, b"GNUTELLA/0.6 200 OK\r\n\r\n", self.now);
-        let greeting = frames(&self.drain(id));
+        let greeting = frames(&harness::attach_leaf(&mut self.core, id, peer, self.now));
         assert_eq!(greeting.len(), 1, "one discovery ping");
         assert_eq!(greeting[0][16], wire::PING);
         id
@@ -73,16 +175,7 @@ impl Rig {
 
     /// Everything written to `id`.
     fn drain(&mut self, id: ConnId) -> Vec<u8> {
-        let mut all = Vec::new();
-        for _ in 0..1000 {
-            let out = self.core.output(id).to_vec();
-            if out.is_empty() {
-                break;
-            }
-            all.extend_from_slice(&out);
-            self.core.consume_output(id, out.len(), self.now);
-        }
-        all
+        harness::drain(&mut self.core, id, self.now)
     }
 
     fn received(&mut self, id: ConnId) -> Vec<Vec<u8>> {
@@ -101,15 +194,7 @@ impl Rig {
 
 /// Splits a byte stream into whole descriptors.
 fn frames(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while let Some(h) = bytes.get(pos..).and_then(RawHeader::read) {
-        let end = pos + HEADER_LEN + h.payload_len as usize;
-        out.push(bytes[pos..end].to_vec());
-        pos = end;
-    }
-    assert_eq!(pos, bytes.len(), "stream ends on a descriptor boundary");
-    out
+    harness::frames(bytes)
 }
 
 fn id(n: u8) -> [u8; 16] {
@@ -376,7 +461,7 @@ fn a_query_hit_over_16k_is_not_forwarded() {
     rig.send(b, &wire::descriptor(id(1), wire::QUERY_HIT, 2, 0, &p));
     assert!(rig.received(a).is_empty());
     assert_eq!(rig.core.drop_count(DropReason::QueryHitTooLong), 1);
-    assert!(rig.core.conns.contains_key(&b), "the link stays");
+    assert!(rig.core.has_link(b), "the link stays");
 }
 
 #[test]
@@ -556,11 +641,11 @@ fn a_neighbour_that_cannot_drain_query_hits_is_disconnected() {
         rig.core.drop_count(DropReason::QueueFullQuery) > 0,
         "queries dropped"
     );
-    assert!(rig.core.conns.contains_key(&b));
+    assert!(rig.core.has_link(b));
     for n in 0..40u8 {
         rig.send(b, &query_hit(n, 2, 0, [0x12; 16]));
     }
-    assert!(!rig.core.conns.contains_key(&a));
+    assert!(!rig.core.has_link(a));
     assert!(rig.actions().contains(&Action::Close(a)));
 }
 
@@ -768,7 +853,7 @@ fn keepalive_ping_on_a_quiet_link_and_silent_peers_are_dropped() {
     for _ in 0..5 {
         rig.advance(Duration::from_secs(21));
     }
-    assert!(rig.core.conns.contains_key(&a));
+    assert!(rig.core.has_link(a));
     // Then silence for two minutes: Bye 406 and close.
     rig.received(a);
     rig.actions();
@@ -945,7 +1030,7 @@ mod robustness {
                 rig.core.on_bytes(1, c, rig.now);
                 rig.drain(1);
             }
-            if let Some(conn) = rig.core.conns.get(&1) {
+            if let Some(conn) = rig.core.links.get(1) {
                 prop_assert!(conn.inbuf.len() <= hazel_protocol::handshake::MAX_HANDSHAKE_HEAD);
             }
         }
@@ -979,10 +1064,10 @@ mod robustness {
                 rig.drain(a);
                 rig.drain(b);
             }
-            if let Some(conn) = rig.core.conns.get(&a) {
+            if let Some(conn) = rig.core.links.get(a) {
                 prop_assert!(conn.inbuf.len() < HEADER_LEN + wire::MAX_PAYLOAD_LEN);
             }
-            prop_assert!(rig.core.conns.contains_key(&b));
+            prop_assert!(rig.core.has_link(b));
         }
 
         /// A deflate link fed arbitrary bytes: closed or fine, never a panic.
@@ -1020,20 +1105,16 @@ fn deflate_links_carry_descriptors_both_ways() {
     let reply = String::from_utf8(rig.drain(1)).expect("text");
     assert!(reply.contains("Content-Encoding: deflate\r\n"), "{reply}");
     // Our final block says we compress too; the descriptor follows in the same read.
-    let mut compressor = flate2::Compress::new(flate2::Compression::default(), true);
     let mut compressed = Vec::with_capacity(1024);
-    compressor
-        .compress_vec(&ping(1, 1, 0), &mut compressed, flate2::FlushCompress::Sync)
-        .expect("deflate");
+    hazel_protocol::framer::Deflater::new().compress_batch(&ping(1, 1, 0), &mut compressed);
     let mut bytes = b"GNUTELLA/0.6 200 OK\r\nContent-Encoding: deflate\r\n\r\n".to_vec();
     bytes.extend_from_slice(&compressed);
     rig.core.on_bytes(1, &bytes, rig.now);
     let out = rig.drain(1);
-    let mut inflater = flate2::Decompress::new(true);
+    let mut inflater = hazel_protocol::framer::Inflater::new();
+    inflater.push(&out);
     let mut plain = Vec::with_capacity(4096);
-    inflater
-        .decompress_vec(&out, &mut plain, flate2::FlushDecompress::Sync)
-        .expect("inflate");
+    while inflater.inflate(&mut plain, 4096).expect("inflate") > 0 {}
     let got = frames(&plain);
     // Our Pong for the peer's ping (sent first: Pongs outrank Pings), then
     // our discovery ping.

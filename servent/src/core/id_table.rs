@@ -1,8 +1,7 @@
-//! Bounded memory of recently seen 16-byte ids (descriptor ids, servent ids).
-//!
-//! Used for duplicate suppression (Ping, Query, Push) and for reverse paths
-//! (which connection delivered a Ping or a Query, which connection a servent
-//! id's QueryHits came from). Memory must stay bounded under a flood of unique
+//! Bounded memory of recently seen 16-byte ids (descriptor ids, servent ids):
+//! [`SeenIds`] for duplicate suppression (Push), [`RouteTable`] for duplicate
+//! suppression plus reverse paths (which link delivered a Ping or a Query,
+//! which link a servent id's QueryHits came from), both on one [`IdTable`]. Memory must stay bounded under a flood of unique
 //! ids, yet an entry must survive long enough to catch late duplicates, so the
 //! table keeps two generations: new ids go into the current one; the previous
 //! one is only read. When the current one is full or older than
@@ -20,6 +19,8 @@
 
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
+
+use super::ids::Origin;
 
 /// A 16-byte id as two words: 8-byte alignment keeps map entries small.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,41 +97,13 @@ impl BuildHasher for IdHashBuilder {
     }
 }
 
-/// Hasher for connection ids: the reactor allocates them sequentially, so
-/// one multiply spreads them well; they are not chosen by peers.
-#[derive(Clone, Copy, Default)]
-pub struct ConnIdHashBuilder;
-
-pub struct ConnIdHasher(u64);
-
-impl Hasher for ConnIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, x: u64) {
-        self.0 = fold(self.0 ^ x, 0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-impl BuildHasher for ConnIdHashBuilder {
-    type Hasher = ConnIdHasher;
-    fn build_hasher(&self) -> ConnIdHasher {
-        ConnIdHasher(0)
-    }
-}
-
 /// One bucket: `[fingerprint, value]` of the first generation, then of the
 /// second; a fingerprint of 0 marks an empty slot. Plain words so the table
 /// is allocated zeroed (pages the OS hands over lazily) rather than written.
 type Bucket = [u64; 4];
 
 /// Two generations of ids with a u64 value each (see the module doc).
-pub struct SeenTable {
+pub struct IdTable {
     buckets: Vec<Bucket>,
     mask: usize,
     /// Which half of each bucket is the current generation.
@@ -143,14 +116,14 @@ pub struct SeenTable {
     rotations: u64,
 }
 
-impl SeenTable {
+impl IdTable {
     /// `capacity` entries per generation (at least 1), each generation
     /// retired after `generation_age`.
     pub fn new(capacity: usize, generation_age: Duration, seed: u64, now: Instant) -> Self {
         let capacity = capacity.max(1);
         // At most half full per generation keeps probe runs short.
         let buckets = (capacity * 2).next_power_of_two();
-        SeenTable {
+        IdTable {
             buckets: vec![[0u64; 4]; buckets],
             mask: buckets - 1,
             current: 0,
@@ -290,6 +263,96 @@ impl SeenTable {
     }
 }
 
+/// A remembered route's value in the table: `ConnId`s never reach this.
+const US: u64 = u64::MAX;
+
+fn encode(origin: Origin) -> u64 {
+    match origin {
+        Origin::Us => US,
+        Origin::Link(id) => id,
+    }
+}
+
+fn decode(value: u64) -> Origin {
+    if value == US {
+        Origin::Us
+    } else {
+        Origin::Link(value)
+    }
+}
+
+/// Ids with where each came from: a duplicate check and a reverse path in one
+/// lookup.
+pub struct RouteTable(IdTable);
+
+impl RouteTable {
+    pub fn new(capacity: usize, generation_age: Duration, seed: u64, now: Instant) -> RouteTable {
+        RouteTable(IdTable::new(capacity, generation_age, seed, now))
+    }
+
+    /// Where `id` came from, while it is remembered.
+    pub fn get(&self, id: &[u8; 16]) -> Option<Origin> {
+        self.0.get(id).map(decode)
+    }
+
+    /// Remembers `id` as coming from `origin` unless it is already known;
+    /// true when it was new.
+    pub fn insert_new(&mut self, id: &[u8; 16], origin: Origin, now: Instant) -> bool {
+        self.0.insert_new(id, encode(origin), now)
+    }
+
+    /// Remembers `id` as coming from `origin`, replacing an older route.
+    pub fn upsert(&mut self, id: &[u8; 16], origin: Origin, now: Instant) {
+        self.0.upsert(id, encode(origin), now)
+    }
+
+    pub fn rotate_if_due(&mut self, now: Instant) {
+        self.0.rotate_if_due(now)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.0.memory_bytes()
+    }
+}
+
+/// Ids seen recently, for duplicate suppression only.
+pub struct SeenIds(IdTable);
+
+impl SeenIds {
+    pub fn new(capacity: usize, generation_age: Duration, seed: u64, now: Instant) -> SeenIds {
+        SeenIds(IdTable::new(capacity, generation_age, seed, now))
+    }
+
+    /// Records `id`; true when it was not seen before.
+    pub fn insert_new(&mut self, id: &[u8; 16], now: Instant) -> bool {
+        self.0.insert_new(id, 0, now)
+    }
+
+    pub fn rotate_if_due(&mut self, now: Instant) {
+        self.0.rotate_if_due(now)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.0.memory_bytes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,7 +367,7 @@ mod tests {
     #[test]
     fn a_repeat_is_refused_and_its_value_kept() {
         let t0 = Instant::now();
-        let mut table = SeenTable::new(100, Duration::from_secs(600), 1, t0);
+        let mut table = IdTable::new(100, Duration::from_secs(600), 1, t0);
         assert!(table.insert_new(&id(1), 7, t0));
         assert!(!table.insert_new(&id(1), 8, t0));
         assert_eq!(table.get(&id(1)), Some(7));
@@ -315,7 +378,7 @@ mod tests {
     fn an_entry_survives_at_least_one_generation_age() {
         let t0 = Instant::now();
         let age = Duration::from_secs(600);
-        let mut table = SeenTable::new(100, age, 1, t0);
+        let mut table = IdTable::new(100, age, 1, t0);
         table.insert_new(&id(1), 0, t0);
         // Just before the age and just after one rotation it is still there.
         let t1 = t0 + age - Duration::from_secs(1);
@@ -335,7 +398,7 @@ mod tests {
     #[test]
     fn a_flood_of_unique_ids_never_grows_the_table() {
         let t0 = Instant::now();
-        let mut table = SeenTable::new(1000, Duration::from_secs(600), 9, t0);
+        let mut table = IdTable::new(1000, Duration::from_secs(600), 9, t0);
         let before = table.memory_bytes();
         for n in 0..50_000u64 {
             assert!(table.insert_new(&id(n), 0, t0));
@@ -348,9 +411,23 @@ mod tests {
     }
 
     #[test]
+    fn routes_remember_us_apart_from_every_link() {
+        let t0 = Instant::now();
+        let mut routes = RouteTable::new(10, Duration::from_secs(600), 4, t0);
+        assert!(routes.insert_new(&id(1), Origin::Us, t0));
+        assert!(routes.insert_new(&id(2), Origin::Link(u64::MAX - 1), t0));
+        assert!(!routes.insert_new(&id(2), Origin::Us, t0));
+        assert_eq!(routes.get(&id(1)), Some(Origin::Us));
+        assert_eq!(routes.get(&id(2)), Some(Origin::Link(u64::MAX - 1)));
+        let mut seen = SeenIds::new(10, Duration::from_secs(600), 5, t0);
+        assert!(seen.insert_new(&id(1), t0));
+        assert!(!seen.insert_new(&id(1), t0));
+    }
+
+    #[test]
     fn upsert_moves_a_route_to_the_newest_value() {
         let t0 = Instant::now();
-        let mut table = SeenTable::new(10, Duration::from_secs(600), 3, t0);
+        let mut table = IdTable::new(10, Duration::from_secs(600), 3, t0);
         table.upsert(&id(5), 1, t0);
         table.upsert(&id(5), 2, t0);
         assert_eq!(table.get(&id(5)), Some(2));

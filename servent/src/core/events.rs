@@ -1,0 +1,99 @@
+//! What the core hands back: actions for the event loop, and events for the
+//! user (peers coming and going, search results, Push requests).
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use super::ids::{ConnId, Direction, ProtocolVersion, SearchId};
+
+/// What the reactor must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Connect(SocketAddr),
+    Close(ConnId),
+    WantWrite(ConnId),
+    Event(CoreEvent),
+}
+
+/// Something that happened, for the user or the shell.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum CoreEvent {
+    /// A handshake completed.
+    PeerUp(PeerInfo),
+    /// A connection ended (or a handshake failed or was refused).
+    PeerDown {
+        id: ConnId,
+        addr: SocketAddr,
+        reason: String,
+    },
+    /// A new result for one of our searches.
+    SearchResult(SearchResult),
+    /// A Push for our servent id: connect to `addr` and send a GIV for
+    /// `file_index`.
+    PushRequest(PushRequest),
+    /// A connection the user asked for could not be opened.
+    ConnectFailed { addr: SocketAddr, reason: String },
+}
+
+/// What [`Core::connect`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectOutcome {
+    /// Dialling; the outcome arrives as an event.
+    Dialling,
+    /// The address is this servent.
+    Ourselves,
+    /// A link to it exists or is being opened.
+    AlreadyConnected,
+    ShuttingDown,
+}
+
+/// A Push addressed to us.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PushRequest {
+    pub file_index: u32,
+    pub addr: SocketAddr,
+    /// Our servent id as the Push carried it (for the GIV line).
+    pub servent_id: String,
+}
+
+/// One connection as `peers` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PeerInfo {
+    pub id: ConnId,
+    pub addr: SocketAddr,
+    pub listen_addr: Option<SocketAddr>,
+    pub direction: Direction,
+    pub protocol: ProtocolVersion,
+    pub state: &'static str,
+    pub user_agent: String,
+    pub ultrapeer: Option<bool>,
+    pub age_secs: u64,
+    pub descriptors_in: u64,
+    pub descriptors_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub queued_descriptors: usize,
+    pub queued_bytes: usize,
+    pub dropped: u64,
+    pub deflate_in: bool,
+    pub deflate_out: bool,
+}
+
+/// One file found by one of our searches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SearchResult {
+    pub search: SearchId,
+    /// The responding servent's id, 32 hex digits.
+    pub servent_id: String,
+    pub addr: SocketAddr,
+    pub file_index: u32,
+    pub size: u64,
+    pub name: String,
+    /// `urn:sha1:...` when the hit carried one.
+    pub urn: Option<String>,
+    /// The responder is firewalled (a download needs a Push).
+    pub needs_push: bool,
+    pub hops: u8,
+}

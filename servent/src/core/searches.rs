@@ -1,0 +1,135 @@
+//! Our searches and what came back: each search remembers its Query id and
+//! its results, once per (servent id, file index), within fixed bounds.
+
+use std::collections::{HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+
+use hazel_protocol::descriptor::QueryHitRef;
+use hazel_protocol::huge::sha1_urn;
+
+use super::events::SearchResult;
+use super::hex;
+use super::ids::SearchId;
+
+/// Most searches remembered; the oldest is forgotten first.
+pub const MAX_SEARCHES: usize = 64;
+/// Most results kept per search.
+pub const MAX_RESULTS_PER_SEARCH: usize = 2000;
+/// Most QueryHit results read from one hit for our searches.
+const MAX_RESULTS_PER_HIT: usize = 256;
+
+/// A search we originated and what came back.
+struct Search {
+    id: SearchId,
+    text: String,
+    query_id: [u8; 16],
+    results: Vec<SearchResult>,
+    seen: HashSet<([u8; 16], u32)>,
+}
+
+/// What a hit for one of our Query ids did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Collected {
+    /// New results (possibly none: all already known).
+    Results(Vec<SearchResult>),
+    /// No search of ours has that Query id any more.
+    Stale,
+    /// The hit does not decode.
+    Malformed,
+}
+
+pub struct Searches {
+    list: VecDeque<Search>,
+    next_id: SearchId,
+}
+
+impl Default for Searches {
+    fn default() -> Self {
+        Searches {
+            list: VecDeque::new(),
+            next_id: 1,
+        }
+    }
+}
+
+impl Searches {
+    /// Starts remembering a search sent with `query_id`; its id.
+    pub fn start(&mut self, text: &str, query_id: [u8; 16]) -> SearchId {
+        let id = self.next_id;
+        self.next_id += 1;
+        if self.list.len() >= MAX_SEARCHES {
+            self.list.pop_front();
+        }
+        self.list.push_back(Search {
+            id,
+            text: text.to_string(),
+            query_id,
+            results: Vec::new(),
+            seen: HashSet::new(),
+        });
+        id
+    }
+
+    /// A QueryHit (`payload`, `hops` travelled) for Query `query_id`: its new
+    /// results.
+    pub fn collect(&mut self, query_id: &[u8; 16], hops: u8, payload: &[u8]) -> Collected {
+        let Some(search) = self.list.iter_mut().find(|s| &s.query_id == query_id) else {
+            return Collected::Stale;
+        };
+        let Ok(hit) = QueryHitRef::parse(payload) else {
+            return Collected::Malformed;
+        };
+        let addr = SocketAddr::new(IpAddr::V4(hit.ip), hit.port);
+        let needs_push = hit
+            .trailer
+            .as_ref()
+            .and_then(|t| t.flags().push)
+            .unwrap_or(false);
+        let servent = hex(&hit.servent_id.0);
+        let mut fresh = Vec::new();
+        for result in hit.results().take(MAX_RESULTS_PER_HIT) {
+            if search.results.len() >= MAX_RESULTS_PER_SEARCH {
+                break;
+            }
+            if !search.seen.insert((hit.servent_id.0, result.index)) {
+                continue;
+            }
+            let r = SearchResult {
+                search: search.id,
+                servent_id: servent.clone(),
+                addr,
+                file_index: result.index,
+                size: u64::from(result.size),
+                name: String::from_utf8_lossy(result.name).into_owned(),
+                urn: result.sha1().map(|d| sha1_urn(&d)),
+                needs_push,
+                hops,
+            };
+            search.results.push(r.clone());
+            fresh.push(r);
+        }
+        Collected::Results(fresh)
+    }
+
+    /// Results of one search, or of all remembered searches.
+    pub fn results(&self, search: Option<SearchId>) -> Vec<SearchResult> {
+        self.list
+            .iter()
+            .filter(|s| search.is_none() || search == Some(s.id))
+            .flat_map(|s| s.results.iter().cloned())
+            .collect()
+    }
+
+    /// The searches remembered: id and text.
+    pub fn list(&self) -> Vec<(SearchId, String)> {
+        self.list.iter().map(|s| (s.id, s.text.clone())).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
