@@ -298,7 +298,12 @@ mod tests {
         w.tcp_midstream(
             client,
             server,
-            &[(false, b"abc"), (true, b"12"), (true, b"lost"), (true, b"345")],
+            &[
+                (false, b"abc"),
+                (true, b"12"),
+                (true, b"lost"),
+                (true, b"345"),
+            ],
             &[2],
         );
         let c = read_capture(w.bytes()).unwrap();
