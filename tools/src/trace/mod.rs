@@ -12,6 +12,7 @@
 pub mod describe;
 pub mod opennap;
 pub mod record;
+pub mod resync;
 pub mod session;
 pub mod summary;
 
@@ -27,6 +28,9 @@ use hazel_protocol::pcap::{
 use record::{Origin, Record, Transport};
 use session::Session;
 use summary::Summary;
+
+/// The ports IANA registered for Gnutella.
+pub const GNUTELLA_PORTS: [u16; 2] = [6346, 6347];
 
 /// What the user asked for on the command line.
 #[derive(Debug, Clone, Default)]
@@ -63,6 +67,11 @@ impl Tracer {
         self.options.ports.is_empty()
             || self.options.ports.contains(&a)
             || self.options.ports.contains(&b)
+    }
+
+    /// Gnutella's registered ports, and any port the user named.
+    fn gnutella_port(&self, port: u16) -> bool {
+        GNUTELLA_PORTS.contains(&port) || self.options.ports.contains(&port)
     }
 
     fn relative(&self, t: Timestamp) -> Timestamp {
@@ -121,8 +130,11 @@ impl Tracer {
             }
             Event::Udp(d) => self.udp(d, out),
             Event::Tcp(TcpEvent::Opened(info)) => {
-                if self.watched(info.client.port(), info.server.port()) {
-                    self.sessions.insert(info.id, Session::new(info));
+                let (a, b) = (info.client.port(), info.server.port());
+                if self.watched(a, b) {
+                    let gnutella_port = self.gnutella_port(a) || self.gnutella_port(b);
+                    self.sessions
+                        .insert(info.id, Session::new(info, gnutella_port));
                 }
             }
             Event::Tcp(TcpEvent::Data {
@@ -130,13 +142,14 @@ impl Tracer {
                 dir,
                 frame,
                 timestamp,
+                offset,
                 data,
-                ..
             }) => {
                 let time = self.relative(timestamp);
                 if let Some(s) = self.sessions.get_mut(&stream) {
                     let at = session::At {
                         frame,
+                        offset,
                         time,
                         epoch: timestamp,
                     };
