@@ -24,6 +24,7 @@ use hazel_protocol::header::{Header, HEADER_LEN};
 use hazel_protocol::pcap::{
     Capture, Direction, Event, Frame, TcpEvent, Timestamp, TrafficReader, UdpDatagram,
 };
+use hazel_protocol::text::Escaped;
 
 use record::{Origin, Record, Transport};
 use session::Session;
@@ -216,7 +217,11 @@ pub fn run(path: &Path, options: &Options, out: &mut dyn Write, diag: &mut dyn W
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => {
-            let _ = writeln!(diag, "hazel-trace: cannot read {}: {e}", path.display());
+            let _ = writeln!(
+                diag,
+                "hazel-trace: cannot read {}: {e}",
+                Escaped::new(&path.display().to_string())
+            );
             return 1;
         }
     };
@@ -226,7 +231,7 @@ pub fn run(path: &Path, options: &Options, out: &mut dyn Write, diag: &mut dyn W
             let _ = writeln!(
                 diag,
                 "hazel-trace: {} is not a pcap or pcapng capture file",
-                path.display()
+                Escaped::new(&path.display().to_string())
             );
             1
         }
@@ -262,11 +267,11 @@ pub fn trace_bytes(
                  diag: &mut dyn Write|
      -> io::Result<()> {
         for n in notes.drain(..) {
-            writeln!(diag, "hazel-trace: {n}")?;
+            writeln!(diag, "hazel-trace: {}", Escaped::new(&n))?;
         }
         for r in records.drain(..) {
             if options.json {
-                writeln!(out, "{}", r.to_json())?;
+                writeln!(out, "{}", record::to_json_line(&r.to_json()))?;
             } else {
                 writeln!(out, "{}", r.to_line())?;
             }
@@ -286,9 +291,9 @@ pub fn trace_bytes(
     tracer.finish(&mut records, &mut notes);
     print(&mut records, &mut notes, out, diag).map_err(TraceFailure::Output)?;
     let summary = if options.json {
-        tracer.summary.to_json().to_string()
+        record::to_json_line(&tracer.summary.to_json())
     } else {
-        tracer.summary.to_line()
+        Escaped::new(&tracer.summary.to_line()).to_string()
     };
     writeln!(out, "{summary}").map_err(TraceFailure::Output)?;
     Ok(())

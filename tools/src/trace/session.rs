@@ -26,7 +26,7 @@ use serde_json::{json, Map, Value};
 
 use super::describe;
 use super::opennap;
-use super::record::{quoted, Origin, Record, Transport};
+use super::record::{quoted, shown, Origin, Record, Transport};
 use super::resync::{self, Need, Scan, ZlibStart};
 use super::summary::Summary;
 
@@ -991,7 +991,7 @@ impl Session {
                 f.insert("headers".into(), headers_json(&message.headers));
                 let mut text = format!("HTTP request: {}", quoted(line.as_bytes(), 200));
                 if let Some(r) = message.headers.get("Range") {
-                    text.push_str(&format!(" Range: {r}"));
+                    text.push_str(&format!(" Range: {}", shown(r, 120)));
                 }
                 self.emit(dir, "http_request", text, f, out);
                 self.halves[dir.index()].consume(consumed);
@@ -1062,10 +1062,10 @@ impl Session {
                     quoted(message.status_line().as_bytes(), 120)
                 );
                 if let Some(server) = message.headers.get("Server") {
-                    text.push_str(&format!(" Server: {server}"));
+                    text.push_str(&format!(" Server: {}", shown(server, 120)));
                 }
                 if let Some(range) = message.headers.get("Content-Range") {
-                    text.push_str(&format!(" Content-Range: {range}"));
+                    text.push_str(&format!(" Content-Range: {}", shown(range, 120)));
                 }
                 if let Some(l) = length.filter(|&l| l > 0) {
                     text.push_str(&format!(" body={l}"));
@@ -1212,7 +1212,7 @@ fn describe_handshake(block: &Handshake) -> (String, Map<String, Value>) {
         "headers".into(),
         headers.map_or(Value::Array(Vec::new()), headers_json),
     );
-    let mut text = format!("handshake: {}", block.start_line());
+    let mut text = format!("handshake: {}", shown(&block.start_line(), 200));
     if let Some(h) = headers {
         let mut notable = Vec::new();
         for name in [
@@ -1224,7 +1224,7 @@ fn describe_handshake(block: &Handshake) -> (String, Map<String, Value>) {
             "Content-Type",
         ] {
             if let Some(v) = h.get(name) {
-                notable.push(format!("{name}: {v}"));
+                notable.push(format!("{name}: {}", shown(v, 200)));
             }
         }
         text.push_str(&format!(
