@@ -30,6 +30,9 @@ use record::{Origin, Record, Transport};
 use session::Session;
 use summary::Summary;
 
+/// Unreadable frames listed on stderr per kind of problem.
+const FRAME_PROBLEMS_LISTED: u32 = 10;
+
 /// The ports IANA registered for Gnutella.
 pub const GNUTELLA_PORTS: [u16; 2] = [6346, 6347];
 
@@ -47,6 +50,10 @@ pub struct Tracer {
     options: Options,
     reader: TrafficReader,
     sessions: HashMap<u32, Session>,
+    /// Unreadable frames so far, per problem: each problem is listed a few
+    /// times, then only counted (a capture of an unsupported link type would
+    /// otherwise print one line per frame).
+    frame_problems: HashMap<String, u32>,
     first_time: Option<Timestamp>,
     pub summary: Summary,
     events: Vec<Event>,
@@ -58,6 +65,7 @@ impl Tracer {
             options,
             reader: TrafficReader::new(),
             sessions: HashMap::new(),
+            frame_problems: HashMap::new(),
             first_time: None,
             summary: Summary::default(),
             events: Vec::new(),
@@ -120,13 +128,23 @@ impl Tracer {
                 on_wire,
             } => {
                 self.summary.unreadable_frames += 1;
+                let seen = self.frame_problems.entry(error.to_string()).or_insert(0);
+                *seen = seen.saturating_add(1);
+                if *seen > FRAME_PROBLEMS_LISTED + 1 {
+                    return;
+                }
                 let cut = if (captured as u64) < u64::from(on_wire) {
                     format!(" (captured {captured} of {on_wire} bytes)")
                 } else {
                     String::new()
                 };
+                let more = if *seen > FRAME_PROBLEMS_LISTED {
+                    "; further frames with this problem are counted in the summary, not listed"
+                } else {
+                    ""
+                };
                 diag.push(format!(
-                    "frame {frame}: headers unreadable: {error}{cut}; skipped"
+                    "frame {frame}: headers unreadable: {error}{cut}; skipped{more}"
                 ));
             }
             Event::Udp(d) => self.udp(d, out),

@@ -681,13 +681,10 @@ impl Session {
                 Some(true) => Some(Mode::OpenNap),
                 // No known start: perhaps a link whose start was not captured.
                 Some(false) => late(),
-                // Waiting for a whole OpenNap frame, unless descriptors are plain to see
-                // already (a descriptor's bytes can begin like an OpenNap header) or no
-                // more bytes will come.
+                // Waiting for a whole OpenNap frame of text (a descriptor header always
+                // holds a byte below 0x20 in its TTL, hops or length, so it never waits
+                // here), unless no more bytes will come.
                 None if self.halves[dir.index()].ended => late(),
-                None if matches!(resync::scan(buf, Need::LIKELY, false), Scan::Found { .. }) => {
-                    late()
-                }
                 None => None,
             }
         };
