@@ -2,8 +2,11 @@
 //!
 //! Frames come from [`hazel_protocol::pcap`] (file reading, TCP reassembly,
 //! UDP); [`session`] decodes each TCP stream (handshakes, descriptors on
-//! plain and deflate links, HTTP heads, GIV, OpenNap); [`describe`] turns a
-//! descriptor into a line and JSON; [`record`] prints; [`summary`] counts.
+//! plain and deflate links, HTTP heads, GIV, OpenNap); [`resync`] finds
+//! descriptors by their headers where a stream's start or some of its bytes
+//! were not captured; [`describe`] turns a descriptor into a line and JSON;
+//! [`record`] prints (escaping every string from the capture); [`summary`]
+//! counts.
 //!
 //! A damaged capture is reported on the diagnostics stream and decoding goes
 //! on with what could be read; only a file that cannot be read at all (or is

@@ -58,7 +58,8 @@ pub struct Origin {
 pub struct Record {
     pub origin: Origin,
     /// `handshake`, `descriptor`, `http_request`, `http_response`, `giv`,
-    /// `opennap`, `gap`, `note`, `error`.
+    /// `opennap`, `opennap_data`, `gap`, `resync` (descriptors found again by
+    /// their headers), `note`, `error`.
     pub kind: &'static str,
     /// The short text after the endpoints: the message in one line.
     pub text: String,

@@ -368,6 +368,7 @@ impl Session {
             // A run of headers cannot span the gap: hunt on after it.
             Mode::Hunt(hunt) => {
                 hunt.skip(&h.buf);
+                hunt.zlib = false;
                 h.discard();
             }
             // Descriptors resume at the next run of headers; a handshake cut by the gap
