@@ -146,6 +146,18 @@ fn late_capture_of_a_plain_link_is_recognised_by_content() {
                 "{}",
                 out.stdout
             );
+            // Each descriptor carries the frame that completed it, though it could only be
+            // recognised a few frames later (no SYN: the first data segment is frame 1).
+            let frame_of = |d: &[u8]| {
+                records
+                    .iter()
+                    .find(|r| r["kind"] == "descriptor" && r["id"] == id_of(d).as_str())
+                    .map(|r| r["frame"].as_u64().unwrap())
+            };
+            assert_eq!(frame_of(&from_client[0]), Some(1));
+            assert_eq!(frame_of(&from_client[1]), Some(3));
+            assert_eq!(frame_of(&from_server[0]), Some(2));
+            assert_eq!(frame_of(&from_server[4]), Some(8));
             // Said once per direction: recognised by content, nothing skipped.
             let resyncs = records_of_kind(&records, "resync");
             assert_eq!(resyncs.len(), 2, "{}", out.stdout);

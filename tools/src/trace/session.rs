@@ -33,6 +33,22 @@ use super::summary::Summary;
 /// Bytes a direction may hold while waiting for the other side's handshake.
 const MAX_WAITING: usize = 1 << 20;
 
+/// Segments remembered while bytes wait to be recognised (beyond it, the
+/// oldest are forgotten and their bytes credited to a later frame).
+const MAX_MARKS: usize = 4096;
+
+/// Where one segment of buffered bytes came from: descriptors found by a hunt
+/// are shown with the frame that completed them, not the one that let the
+/// hunt decide.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    /// Stream offset just past the segment's last byte.
+    end: u64,
+    frame: u32,
+    time: Timestamp,
+    epoch: Timestamp,
+}
+
 #[derive(Debug)]
 enum Mode {
     /// Nothing seen yet: the first bytes decide.
@@ -139,6 +155,8 @@ struct Half {
     end: u64,
     /// No more bytes will come.
     ended: bool,
+    /// The segments of `buf` received while sniffing or hunting, oldest first.
+    marks: std::collections::VecDeque<Mark>,
     frame: u32,
     time: Timestamp,
     epoch: Timestamp,
@@ -153,6 +171,7 @@ impl Half {
             blocks: Vec::new(),
             end: 0,
             ended: false,
+            marks: std::collections::VecDeque::new(),
             frame: 0,
             time: Timestamp::default(),
             epoch: Timestamp::default(),
@@ -169,11 +188,25 @@ impl Half {
     fn discard(&mut self) {
         self.buf = Vec::new();
         self.head_scan.reset();
+        self.marks = std::collections::VecDeque::new();
     }
 
     /// Stream offset of `buf[at]`.
     fn offset_of(&self, at: usize) -> u64 {
         (self.end - self.buf.len() as u64) + at as u64
+    }
+
+    /// The segment that held the byte just before stream offset `end` (`None`: the latest).
+    fn mark_for(&self, end: u64) -> Option<Mark> {
+        self.marks.iter().find(|m| m.end >= end).copied()
+    }
+
+    /// Forgets the segments wholly before `buf`.
+    fn prune_marks(&mut self) {
+        let start = self.offset_of(0);
+        while self.marks.front().is_some_and(|m| m.end <= start) {
+            self.marks.pop_front();
+        }
     }
 }
 
@@ -240,15 +273,24 @@ impl Session {
     }
 
     fn origin(&self, dir: Direction) -> Origin {
+        self.origin_at(dir, None)
+    }
+
+    /// The origin of a message completed by the segment `mark` (`None`: the latest).
+    fn origin_at(&self, dir: Direction, mark: Option<Mark>) -> Origin {
         let h = &self.halves[dir.index()];
         let (src, dst) = match dir {
             Direction::ClientToServer => (self.info.client, self.info.server),
             Direction::ServerToClient => (self.info.server, self.info.client),
         };
+        let (frame, time, epoch) = match mark {
+            Some(m) => (m.frame, m.time, m.epoch),
+            None => (h.frame, h.time, h.epoch),
+        };
         Origin {
-            frame: h.frame,
-            time: h.time,
-            epoch: h.epoch,
+            frame,
+            time,
+            epoch,
             transport: Transport::Tcp,
             stream: self.info.id,
             src,
@@ -319,6 +361,18 @@ impl Session {
             return;
         }
         h.buf.extend_from_slice(data);
+        if matches!(h.mode, Mode::Sniff | Mode::Hunt(_)) {
+            h.prune_marks();
+            if h.marks.len() >= MAX_MARKS {
+                h.marks.pop_front();
+            }
+            h.marks.push_back(Mark {
+                end: h.end,
+                frame: at.frame,
+                time: at.time,
+                epoch: at.epoch,
+            });
+        }
         self.pump(dir, out, summary);
         if dir == Direction::ClientToServer {
             self.client_spoke = true;
@@ -496,6 +550,7 @@ impl Session {
                 ZlibStart::No => hunt.zlib = false,
                 ZlibStart::Yes { .. } => {
                     summary.deflate_directions += 1;
+                    h.marks.clear();
                     h.mode = Mode::Deflated {
                         framer: Box::new(Framer::deflated()),
                     };
@@ -520,9 +575,10 @@ impl Session {
                     return false;
                 };
                 let at = h.offset_of(offset);
+                let mark = h.mark_for(at + 1);
                 h.consume(offset);
                 self.descriptor_link = true;
-                self.resynchronised(dir, &hunt, at, out, summary);
+                self.resynchronised(dir, &hunt, at, mark, out, summary);
                 true
             }
             Scan::Undecided { offset } => {
@@ -549,6 +605,7 @@ impl Session {
         dir: Direction,
         hunt: &Hunt,
         offset: u64,
+        mark: Option<Mark>,
         out: &mut Vec<Record>,
         summary: &mut Summary,
     ) {
@@ -588,7 +645,7 @@ impl Session {
         f.insert("skipped".into(), skipped.into());
         f.insert("dropped_before".into(), hunt.dropped_before.into());
         f.insert("offset".into(), offset.into());
-        self.emit(dir, "resync", text, f, out);
+        out.push(Record::new(self.origin_at(dir, mark), "resync", text, f));
     }
 
     /// A hunt that found nothing: the direction is not decoded. Said on the
@@ -887,7 +944,8 @@ impl Session {
                 Ok(Some((_, total))) => {
                     let (text, fields, type_name) = describe::descriptor(&h.buf[pos..pos + total]);
                     summary.count_descriptor(&type_name, fields.contains_key("error"));
-                    records.push((text, fields));
+                    let mark = h.mark_for(h.offset_of(pos + total));
+                    records.push((text, fields, mark));
                     pos += total;
                 }
                 Ok(None) => break,
@@ -898,8 +956,10 @@ impl Session {
             }
         }
         h.consume(pos);
-        for (text, fields) in records {
-            self.emit(dir, "descriptor", text, fields, out);
+        h.prune_marks();
+        for (text, fields, mark) in records {
+            let origin = self.origin_at(dir, mark);
+            out.push(Record::new(origin, "descriptor", text, fields));
         }
         let Some((e, offset)) = bad else {
             return false;
