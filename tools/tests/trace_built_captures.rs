@@ -272,8 +272,10 @@ fn refused_handshake_and_a_gap_are_reported() {
             (false, b"junk after refusal"),
         ],
     );
-    // A 0.4 link whose capture missed one segment: the gap is shown, the
-    // descriptors before it are decoded, nothing after it is guessed.
+    // A 0.4 link whose capture missed one segment (a Ping and the start of a
+    // Query): the gap is shown, the descriptors before it are decoded, the
+    // rest of the Query is skipped, and decoding resumes at the next header.
+    let lost = [&ping[..], &query[..10]].concat();
     w.tcp_conversation_losing(
         addr("10.0.0.1:5004"),
         addr("10.0.0.5:6346"),
@@ -281,8 +283,8 @@ fn refused_handshake_and_a_gap_are_reported() {
             (true, b"GNUTELLA CONNECT/0.4\n\n"),
             (false, b"GNUTELLA OK\n\n"),
             (true, &ping),
-            (true, &query[..30]),
-            (true, &query[30..]),
+            (true, &lost),
+            (true, &query[10..]),
             (true, &ping),
         ],
         &[3],
@@ -298,11 +300,20 @@ fn refused_handshake_and_a_gap_are_reported() {
         has("tcp#0 10.0.0.4:6346 > 10.0.0.1:5003 handshake did not establish a link"),
         1
     );
-    assert_eq!(has("tcp#1 10.0.0.1:5004 > 10.0.0.5:6346 Ping"), 1);
-    assert_eq!(has("gap: 30 bytes at offset 45 were not captured"), 1);
-    assert_eq!(has("message boundaries lost after the gap"), 1);
+    assert_eq!(has("tcp#1 10.0.0.1:5004 > 10.0.0.5:6346 Ping"), 2);
+    assert_eq!(has("gap: 33 bytes at offset 45 were not captured"), 1);
+    assert_eq!(
+        has("resynchronised after the gap: skipped 20 bytes to the next descriptor header"),
+        1
+    );
     assert_eq!(has("Query"), 0);
     assert!(out.summary().contains("1 gaps"), "{}", out.summary());
+    assert!(
+        out.summary()
+            .contains("descriptors found by their headers 1 time (20 bytes skipped)"),
+        "{}",
+        out.summary()
+    );
 }
 
 #[test]

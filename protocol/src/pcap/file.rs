@@ -335,15 +335,6 @@ impl<'a> Frames<'a> {
         }
     }
 
-    fn damaged(&self, reason: &'static str) -> CaptureError {
-        CaptureError::Damaged {
-            frame: self.next_number,
-            offset: self.pos,
-            reason,
-            resumed_at: None,
-        }
-    }
-
     /// Legacy pcap: reports damage at `pos` and moves past it to the next
     /// offset where a plausible record is followed by another (or by the end
     /// of the file). Without one, the rest of the file is given up.
@@ -367,6 +358,38 @@ impl<'a> Frames<'a> {
             offset,
             reason,
             resumed_at: found,
+        }
+    }
+
+    /// pcapng: a block at `pos` that does not parse (`reason`) or runs past the end of the
+    /// file (`None`). Reading resumes at the next offset where a believable block is followed
+    /// by another (or by the end of the file); without one, a block running past the end is
+    /// the file's truncation and any other damage gives up the rest of the file.
+    fn ng_damage(&mut self, reason: Option<&'static str>) -> CaptureError {
+        let offset = self.pos;
+        let limit = self.data.len().min(offset.saturating_add(MAX_RESYNC_SCAN));
+        let big_endian = self.ng.big_endian;
+        let data = self.data;
+        // Blocks are padded to 4 bytes, so the next good one starts at a multiple of 4 from here.
+        let found = (offset + 4..limit).step_by(4).find(|&p| {
+            ng_block_len(data, p, big_endian).is_some_and(|len| {
+                let next = p + len;
+                next == data.len() || ng_block_len(data, next, big_endian).is_some()
+            })
+        });
+        match (found, reason) {
+            (None, None) => self.truncated(),
+            (found, reason) => {
+                if let Some(p) = found {
+                    self.pos = p;
+                }
+                CaptureError::Damaged {
+                    frame: self.next_number,
+                    offset,
+                    reason: reason.unwrap_or("pcapng block length is damaged"),
+                    resumed_at: found,
+                }
+            }
         }
     }
 
@@ -441,18 +464,21 @@ impl<'a> Frames<'a> {
             };
             let (after, block) = match parsed {
                 Ok(ok) => ok,
-                Err(pcap_parser::nom::Err::Incomplete(_)) => return Some(Err(self.truncated())),
+                Err(pcap_parser::nom::Err::Incomplete(_)) => {
+                    return Some(Err(self.ng_damage(None)));
+                }
                 Err(pcap_parser::nom::Err::Error(e)) | Err(pcap_parser::nom::Err::Failure(e)) => {
                     return Some(Err(match e {
-                        PcapError::Incomplete(_) | PcapError::UnexpectedEof => self.truncated(),
-                        _ => self.damaged("pcapng block does not parse"),
+                        PcapError::Incomplete(_) | PcapError::UnexpectedEof => self.ng_damage(None),
+                        _ => self.ng_damage(Some("pcapng block does not parse")),
                     }))
                 }
             };
             let consumed = rest.len() - after.len();
             if consumed == 0 {
-                return Some(Err(self.damaged("pcapng block of length zero")));
+                return Some(Err(self.ng_damage(Some("pcapng block of length zero"))));
             }
+            let block_start = self.pos;
             self.pos += consumed;
             match block {
                 Block::SectionHeader(shb) => {
@@ -471,9 +497,13 @@ impl<'a> Frames<'a> {
                     let Some(&(linktype, per_sec, offset)) =
                         self.ng.interfaces.get(epb.if_id as usize)
                     else {
-                        return Some(Err(
-                            self.damaged("packet names an interface that was never described")
-                        ));
+                        // The block itself is whole: only this packet is lost.
+                        return Some(Err(CaptureError::Damaged {
+                            frame: self.next_number,
+                            offset: block_start,
+                            reason: "packet names an interface that was never described",
+                            resumed_at: Some(self.pos),
+                        }));
                     };
                     let ticks = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
                     return Some(Ok(Frame {
@@ -486,7 +516,12 @@ impl<'a> Frames<'a> {
                 }
                 Block::SimplePacket(spb) => {
                     let Some(&(linktype, _, _)) = self.ng.interfaces.first() else {
-                        return Some(Err(self.damaged("packet before any interface description")));
+                        return Some(Err(CaptureError::Damaged {
+                            frame: self.next_number,
+                            offset: block_start,
+                            reason: "packet before any interface description",
+                            resumed_at: Some(self.pos),
+                        }));
                     };
                     return Some(Ok(Frame {
                         number: self.next_number,
@@ -500,6 +535,42 @@ impl<'a> Frames<'a> {
             }
         }
     }
+}
+
+/// The length of a believable pcapng block at `pos`: a known block type, a length of at least
+/// 12 that is a multiple of 4 and fits in the file, repeated at the block's end. A section
+/// header is judged in its own byte order.
+fn ng_block_len(data: &[u8], pos: usize, big_endian: bool) -> Option<usize> {
+    const SECTION_HEADER: u32 = 0x0a0d_0d0a;
+    let word = |at: usize, big: bool| -> Option<u32> {
+        let b: [u8; 4] = data.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    };
+    let kind = word(pos, big_endian)?;
+    let big = if kind == SECTION_HEADER {
+        match data.get(pos + 8..pos + 12)? {
+            [0x1a, 0x2b, 0x3c, 0x4d] => true,
+            [0x4d, 0x3c, 0x2b, 0x1a] => false,
+            _ => return None,
+        }
+    } else {
+        big_endian
+    };
+    // Interface description, packet (obsolete), simple packet, name resolution,
+    // interface statistics, enhanced packet, decryption secrets.
+    let known = matches!(kind, SECTION_HEADER | 1..=6 | 0x0a);
+    let len = usize::try_from(word(pos + 4, big)?).ok()?;
+    let end = pos.checked_add(len)?;
+    let believable = known
+        && len >= 12
+        && len % 4 == 0
+        && end <= data.len()
+        && word(end - 4, big)? as usize == len;
+    believable.then_some(len)
 }
 
 /// pcapng `if_tsresol`: high bit set = negative power of two, else of ten.
@@ -647,6 +718,97 @@ mod tests {
             CaptureError::NotACapture
         );
         assert_eq!(Capture::open(b"").unwrap_err(), CaptureError::NotACapture);
+    }
+
+    /// A pcapng file (SHB, IDB, then `packets` EPBs of 3 bytes each) and the offsets of the EPBs.
+    fn pcapng(packets: u8) -> (Vec<u8>, Vec<usize>) {
+        let mut f = Vec::new();
+        f.extend_from_slice(&[0x0a, 0x0d, 0x0d, 0x0a]);
+        f.extend_from_slice(&28u32.to_le_bytes());
+        f.extend_from_slice(&0x1a2b3c4du32.to_le_bytes());
+        f.extend_from_slice(&[1, 0, 0, 0]);
+        f.extend_from_slice(&(-1i64).to_le_bytes());
+        f.extend_from_slice(&28u32.to_le_bytes());
+        f.extend_from_slice(&1u32.to_le_bytes());
+        f.extend_from_slice(&20u32.to_le_bytes());
+        f.extend_from_slice(&1u16.to_le_bytes());
+        f.extend_from_slice(&0u16.to_le_bytes());
+        f.extend_from_slice(&0u32.to_le_bytes());
+        f.extend_from_slice(&20u32.to_le_bytes());
+        let mut epbs = Vec::new();
+        for n in 0..packets {
+            epbs.push(f.len());
+            f.extend_from_slice(&6u32.to_le_bytes());
+            f.extend_from_slice(&36u32.to_le_bytes());
+            f.extend_from_slice(&0u32.to_le_bytes());
+            f.extend_from_slice(&0u32.to_le_bytes());
+            f.extend_from_slice(&u32::from(n).to_le_bytes());
+            f.extend_from_slice(&3u32.to_le_bytes());
+            f.extend_from_slice(&3u32.to_le_bytes());
+            f.extend_from_slice(&[n, n, n, 0]);
+            f.extend_from_slice(&36u32.to_le_bytes());
+        }
+        (f, epbs)
+    }
+
+    fn datas<'a>(items: &[Result<Frame<'a>, CaptureError>]) -> Vec<&'a [u8]> {
+        items
+            .iter()
+            .filter_map(|i| i.as_ref().ok())
+            .map(|f| f.data)
+            .collect()
+    }
+
+    #[test]
+    fn pcapng_reading_resumes_after_a_damaged_block() {
+        let (good, epbs) = pcapng(5);
+        // A block length destroyed: 4 GiB (runs past the end), 8 (too short), 45 (not padded).
+        for bad_len in [0xffff_fffcu32, 8, 45] {
+            let mut f = good.clone();
+            f[epbs[2] + 4..epbs[2] + 8].copy_from_slice(&bad_len.to_le_bytes());
+            let items: Vec<_> = Capture::open(&f).unwrap().frames().collect();
+            assert_eq!(
+                datas(&items),
+                vec![&[0u8, 0, 0][..], &[1, 1, 1], &[3, 3, 3], &[4, 4, 4]],
+                "length {bad_len}: {items:?}"
+            );
+            assert!(
+                items.iter().any(|i| matches!(
+                    i,
+                    Err(CaptureError::Damaged { frame: 3, offset, resumed_at: Some(at), .. })
+                        if *offset == epbs[2] && *at == epbs[3]
+                )),
+                "length {bad_len}: {items:?}"
+            );
+        }
+        // A packet on an interface never described: that packet alone is lost.
+        let mut f = good.clone();
+        f[epbs[1] + 8..epbs[1] + 12].copy_from_slice(&9u32.to_le_bytes());
+        let items: Vec<_> = Capture::open(&f).unwrap().frames().collect();
+        assert_eq!(datas(&items).len(), 4, "{items:?}");
+        // Zeros from the middle on: nothing to resume at.
+        let mut f = good.clone();
+        let n = f.len();
+        f[epbs[2]..n].fill(0);
+        let items: Vec<_> = Capture::open(&f).unwrap().frames().collect();
+        assert_eq!(datas(&items).len(), 2);
+        assert!(matches!(
+            items.last(),
+            Some(Err(CaptureError::Damaged {
+                resumed_at: None,
+                ..
+            }))
+        ));
+        // A file cut inside its last block is truncated, not damaged.
+        let items: Vec<_> = Capture::open(&good[..good.len() - 7])
+            .unwrap()
+            .frames()
+            .collect();
+        assert_eq!(datas(&items).len(), 4);
+        assert!(matches!(
+            items.last(),
+            Some(Err(CaptureError::Truncated { frame: 5, .. }))
+        ));
     }
 
     #[test]

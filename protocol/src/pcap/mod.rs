@@ -290,6 +290,34 @@ mod tests {
     }
 
     #[test]
+    fn conversation_captured_midstream_reads_back() {
+        let client: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let server: SocketAddr = "127.0.0.1:6346".parse().unwrap();
+        let mut w = PcapWriter::new();
+        // The server's segment comes first, so the reader takes it for the client.
+        w.tcp_midstream(
+            client,
+            server,
+            &[
+                (false, b"abc"),
+                (true, b"12"),
+                (true, b"lost"),
+                (true, b"345"),
+            ],
+            &[2],
+        );
+        let c = read_capture(w.bytes()).unwrap();
+        assert_eq!(c.frames, 5, "3 data segments and 2 FINs, no SYN");
+        let s = &c.tcp[0];
+        assert_eq!((s.info.client, s.info.server), (server, client));
+        assert_eq!(s.half(Direction::ClientToServer).bytes, b"abc");
+        let from_client = s.half(Direction::ServerToClient);
+        assert_eq!(from_client.bytes, b"12345");
+        assert_eq!(from_client.gaps, vec![(2, 4)]);
+        assert_eq!(from_client.closed, Some(false));
+    }
+
+    #[test]
     fn damaged_frames_and_truncated_file() {
         let a: SocketAddr = "10.0.0.1:1".parse().unwrap();
         let b: SocketAddr = "10.0.0.2:2".parse().unwrap();

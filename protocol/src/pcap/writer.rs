@@ -159,6 +159,32 @@ impl PcapWriter {
         segments: &[(bool, &[u8])],
         lost: &[usize],
     ) -> &mut Self {
+        self.tcp_layout(client, server, segments, lost, true)
+    }
+
+    /// A TCP connection whose capture started after it was opened: no SYN,
+    /// SYN-ACK or ACK, the segments (minus those in `lost`) with sequence
+    /// numbers that do not start at an initial sequence number, then FIN
+    /// both ways. The first segment captured decides which side counts as
+    /// the client, as it does for a reader that never saw the SYN.
+    pub fn tcp_midstream(
+        &mut self,
+        client: SocketAddr,
+        server: SocketAddr,
+        segments: &[(bool, &[u8])],
+        lost: &[usize],
+    ) -> &mut Self {
+        self.tcp_layout(client, server, segments, lost, false)
+    }
+
+    fn tcp_layout(
+        &mut self,
+        client: SocketAddr,
+        server: SocketAddr,
+        segments: &[(bool, &[u8])],
+        lost: &[usize],
+        open: bool,
+    ) -> &mut Self {
         let mut c_seq: u32 = 0x1000_0000;
         let mut s_seq: u32 = 0x7fff_fff0; // wraps past 2^31 on purpose
         let mut frame = |src, dst, t, p: &[u8]| {
@@ -173,16 +199,22 @@ impl PcapWriter {
             fin,
             rst: false,
         };
-        frame(client, server, tcp(c_seq, 0, true, false), &[]);
-        frame(
-            server,
-            client,
-            tcp(s_seq, c_seq.wrapping_add(1), true, false),
-            &[],
-        );
-        c_seq = c_seq.wrapping_add(1);
-        s_seq = s_seq.wrapping_add(1);
-        frame(client, server, tcp(c_seq, s_seq, false, false), &[]);
+        if open {
+            frame(client, server, tcp(c_seq, 0, true, false), &[]);
+            frame(
+                server,
+                client,
+                tcp(s_seq, c_seq.wrapping_add(1), true, false),
+                &[],
+            );
+            c_seq = c_seq.wrapping_add(1);
+            s_seq = s_seq.wrapping_add(1);
+            frame(client, server, tcp(c_seq, s_seq, false, false), &[]);
+        } else {
+            // Somewhere in the middle of the connection's sequence space.
+            c_seq = c_seq.wrapping_add(0x0012_3457);
+            s_seq = s_seq.wrapping_add(0x0001_2347);
+        }
         for (i, &(from_client, payload)) in segments.iter().enumerate() {
             let captured = !lost.contains(&i);
             if from_client {

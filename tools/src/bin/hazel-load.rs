@@ -18,8 +18,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Share and search against an OpenNap-protocol index server (issue 4's
-    /// workload); reports files/s, searches/s, latency, server CPU and memory.
+    /// Load an OpenNap-protocol index server: files indexed/s, searches/s,
+    /// search latency, server CPU and memory.
+    ///
+    /// The workload: `--clients` guest clients log in and share `--files`
+    /// generated file names between them; then, at each `--concurrency`
+    /// level, they run `--searches` one-word and as many two-word searches.
     ///
     /// The server must let one client share and search fast: for
     /// hazel-index, `--searches-per-minute 0 --max-messages-per-second 0
@@ -27,9 +31,13 @@ enum Command {
     /// `--max-connections` above clients + the largest concurrency.
     /// Memory per file is meaningful on a freshly started server.
     Index(IndexLoadArgs),
-    /// Route, idle-connection and dedup measurements of a real `hazel`
-    /// servent (issue 3's workload): routed descriptors/s, CPU per routed
+    /// Measure a real `hazel` servent: routed descriptors/s, CPU per routed
     /// descriptor, memory per idle connection, dedup table memory.
+    ///
+    /// The workloads: `route`, neighbours flood TTL-2 queries that the
+    /// servent forwards to each other; `idle`, many connections complete the
+    /// handshake and stay idle; `dedup`, one neighbour sends unique TTL-1
+    /// queries that the servent must remember; `all` runs the three.
     Servent(hazel_tools::load::servent::ServentArgs),
 }
 

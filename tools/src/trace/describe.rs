@@ -7,7 +7,7 @@ use hazel_protocol::ggep::Ggep;
 use hazel_protocol::header::{Header, HEADER_LEN};
 use serde_json::{json, Map, Value};
 
-use super::record::{hex, quoted, text_or_hex};
+use super::record::{hex, quoted, shown, text_or_hex};
 
 /// Hit names shown on one line before "+N more".
 const HITS_ON_LINE: usize = 3;
@@ -170,7 +170,7 @@ pub fn descriptor(bytes: &[u8]) -> (String, Map<String, Value>, String) {
                 );
                 trailer_text = format!(
                     " vendor={} {}{}",
-                    String::from_utf8_lossy(&t.vendor),
+                    text_or_hex(&t.vendor),
                     flags_text(&flags),
                     ggep_text(private_ggep.as_ref())
                 );
@@ -182,7 +182,7 @@ pub fn descriptor(bytes: &[u8]) -> (String, Map<String, Value>, String) {
                 .take(HITS_ON_LINE)
                 .map(|r| {
                     let urn = r.extensions.iter().find_map(|e| match e {
-                        Extension::Urn(u) => Some(u.to_string()),
+                        Extension::Urn(u) => Some(shown(&u.to_string(), 120)),
                         _ => None,
                     });
                     match urn {
@@ -350,7 +350,7 @@ fn extensions_text(items: &[Extension]) -> String {
     let mut s = String::new();
     for e in items {
         match e {
-            Extension::Urn(u) => s.push_str(&format!(" {u}")),
+            Extension::Urn(u) => s.push_str(&format!(" {}", shown(&u.to_string(), 120))),
             Extension::Xml(x) => s.push_str(&format!(" xml({} bytes)", x.len())),
             Extension::Text(t) if t.is_empty() => {}
             Extension::Text(t) => s.push_str(&format!(" text={}", quoted(t, 40))),

@@ -2,8 +2,11 @@
 //!
 //! Frames come from [`hazel_protocol::pcap`] (file reading, TCP reassembly,
 //! UDP); [`session`] decodes each TCP stream (handshakes, descriptors on
-//! plain and deflate links, HTTP heads, GIV, OpenNap); [`describe`] turns a
-//! descriptor into a line and JSON; [`record`] prints; [`summary`] counts.
+//! plain and deflate links, HTTP heads, GIV, OpenNap); [`resync`] finds
+//! descriptors by their headers where a stream's start or some of its bytes
+//! were not captured; [`describe`] turns a descriptor into a line and JSON;
+//! [`record`] prints (escaping every string from the capture); [`summary`]
+//! counts.
 //!
 //! A damaged capture is reported on the diagnostics stream and decoding goes
 //! on with what could be read; only a file that cannot be read at all (or is
@@ -12,6 +15,7 @@
 pub mod describe;
 pub mod opennap;
 pub mod record;
+pub mod resync;
 pub mod session;
 pub mod summary;
 
@@ -23,10 +27,17 @@ use hazel_protocol::header::{Header, HEADER_LEN};
 use hazel_protocol::pcap::{
     Capture, Direction, Event, Frame, TcpEvent, Timestamp, TrafficReader, UdpDatagram,
 };
+use hazel_protocol::text::Escaped;
 
 use record::{Origin, Record, Transport};
 use session::Session;
 use summary::Summary;
+
+/// Unreadable frames listed on stderr per kind of problem.
+const FRAME_PROBLEMS_LISTED: u32 = 10;
+
+/// The ports IANA registered for Gnutella.
+pub const GNUTELLA_PORTS: [u16; 2] = [6346, 6347];
 
 /// What the user asked for on the command line.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +53,10 @@ pub struct Tracer {
     options: Options,
     reader: TrafficReader,
     sessions: HashMap<u32, Session>,
+    /// Unreadable frames so far, per problem: each problem is listed a few
+    /// times, then only counted (a capture of an unsupported link type would
+    /// otherwise print one line per frame).
+    frame_problems: HashMap<String, u32>,
     first_time: Option<Timestamp>,
     pub summary: Summary,
     events: Vec<Event>,
@@ -53,6 +68,7 @@ impl Tracer {
             options,
             reader: TrafficReader::new(),
             sessions: HashMap::new(),
+            frame_problems: HashMap::new(),
             first_time: None,
             summary: Summary::default(),
             events: Vec::new(),
@@ -63,6 +79,11 @@ impl Tracer {
         self.options.ports.is_empty()
             || self.options.ports.contains(&a)
             || self.options.ports.contains(&b)
+    }
+
+    /// Gnutella's registered ports, and any port the user named.
+    fn gnutella_port(&self, port: u16) -> bool {
+        GNUTELLA_PORTS.contains(&port) || self.options.ports.contains(&port)
     }
 
     fn relative(&self, t: Timestamp) -> Timestamp {
@@ -110,19 +131,32 @@ impl Tracer {
                 on_wire,
             } => {
                 self.summary.unreadable_frames += 1;
+                let seen = self.frame_problems.entry(error.to_string()).or_insert(0);
+                *seen = seen.saturating_add(1);
+                if *seen > FRAME_PROBLEMS_LISTED + 1 {
+                    return;
+                }
                 let cut = if (captured as u64) < u64::from(on_wire) {
                     format!(" (captured {captured} of {on_wire} bytes)")
                 } else {
                     String::new()
                 };
+                let more = if *seen > FRAME_PROBLEMS_LISTED {
+                    "; further frames with this problem are counted in the summary, not listed"
+                } else {
+                    ""
+                };
                 diag.push(format!(
-                    "frame {frame}: headers unreadable: {error}{cut}; skipped"
+                    "frame {frame}: headers unreadable: {error}{cut}; skipped{more}"
                 ));
             }
             Event::Udp(d) => self.udp(d, out),
             Event::Tcp(TcpEvent::Opened(info)) => {
-                if self.watched(info.client.port(), info.server.port()) {
-                    self.sessions.insert(info.id, Session::new(info));
+                let (a, b) = (info.client.port(), info.server.port());
+                if self.watched(a, b) {
+                    let gnutella_port = self.gnutella_port(a) || self.gnutella_port(b);
+                    self.sessions
+                        .insert(info.id, Session::new(info, gnutella_port));
                 }
             }
             Event::Tcp(TcpEvent::Data {
@@ -130,13 +164,14 @@ impl Tracer {
                 dir,
                 frame,
                 timestamp,
+                offset,
                 data,
-                ..
             }) => {
                 let time = self.relative(timestamp);
                 if let Some(s) = self.sessions.get_mut(&stream) {
                     let at = session::At {
                         frame,
+                        offset,
                         time,
                         epoch: timestamp,
                     };
@@ -203,7 +238,11 @@ pub fn run(path: &Path, options: &Options, out: &mut dyn Write, diag: &mut dyn W
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => {
-            let _ = writeln!(diag, "hazel-trace: cannot read {}: {e}", path.display());
+            let _ = writeln!(
+                diag,
+                "hazel-trace: cannot read {}: {e}",
+                Escaped::new(&path.display().to_string())
+            );
             return 1;
         }
     };
@@ -213,7 +252,7 @@ pub fn run(path: &Path, options: &Options, out: &mut dyn Write, diag: &mut dyn W
             let _ = writeln!(
                 diag,
                 "hazel-trace: {} is not a pcap or pcapng capture file",
-                path.display()
+                Escaped::new(&path.display().to_string())
             );
             1
         }
@@ -249,11 +288,11 @@ pub fn trace_bytes(
                  diag: &mut dyn Write|
      -> io::Result<()> {
         for n in notes.drain(..) {
-            writeln!(diag, "hazel-trace: {n}")?;
+            writeln!(diag, "hazel-trace: {}", Escaped::new(&n))?;
         }
         for r in records.drain(..) {
             if options.json {
-                writeln!(out, "{}", r.to_json())?;
+                writeln!(out, "{}", record::to_json_line(&r.to_json()))?;
             } else {
                 writeln!(out, "{}", r.to_line())?;
             }
@@ -273,9 +312,9 @@ pub fn trace_bytes(
     tracer.finish(&mut records, &mut notes);
     print(&mut records, &mut notes, out, diag).map_err(TraceFailure::Output)?;
     let summary = if options.json {
-        tracer.summary.to_json().to_string()
+        record::to_json_line(&tracer.summary.to_json())
     } else {
-        tracer.summary.to_line()
+        Escaped::new(&tracer.summary.to_line()).to_string()
     };
     writeln!(out, "{summary}").map_err(TraceFailure::Output)?;
     Ok(())

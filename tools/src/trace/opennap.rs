@@ -76,10 +76,12 @@ pub fn sniff(buf: &[u8], dir: Direction) -> Option<bool> {
     if len > napster::DEFAULT_MAX_PAYLOAD || message_name(kind) == "unknown" {
         return Some(false);
     }
-    let payload = buf.get(napster::HEADER_LEN..napster::HEADER_LEN + len)?;
-    if !printable(payload) {
+    // Decided as soon as the payload's first bytes show it is not text.
+    let end = buf.len().min(napster::HEADER_LEN + len);
+    if !printable(buf.get(napster::HEADER_LEN..end).unwrap_or_default()) {
         return Some(false);
     }
+    let payload = buf.get(napster::HEADER_LEN..napster::HEADER_LEN + len)?;
     let known = match dir {
         Direction::ClientToServer => !matches!(
             ClientMessage::parse(kind, payload),

@@ -1,10 +1,23 @@
 //! What `hazel-trace` prints: one [`Record`] per message seen in a capture,
 //! rendered either as a readable line or as one JSON object per line.
+//!
+//! Every string that came from the capture (names, header values, vendor
+//! codes, reasons, nicks) reaches the terminal escaped by the shared rules of
+//! [`hazel_protocol::text`]: through [`quoted`] or [`shown`] where a line is
+//! built, and once more over the whole line in [`Record::to_line`], so a
+//! field that was missed still cannot drive the terminal. JSON keeps the
+//! exact values: only JSON escapes are used, and [`to_json_line`] writes the
+//! characters a terminal would act on (C1 controls, bidi and zero-width
+//! characters) as `\uXXXX` escapes, which a JSON reader turns back into the
+//! same characters.
 
 use std::fmt::Write as _;
+use std::io;
 use std::net::SocketAddr;
 
 use hazel_protocol::pcap::{Direction, Timestamp};
+use hazel_protocol::text::{escape, escape_bytes, is_unsafe, Escaped};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// The transport a message came over.
@@ -45,7 +58,8 @@ pub struct Origin {
 pub struct Record {
     pub origin: Origin,
     /// `handshake`, `descriptor`, `http_request`, `http_response`, `giv`,
-    /// `opennap`, `gap`, `note`, `error`.
+    /// `opennap`, `opennap_data`, `gap`, `resync` (descriptors found again by
+    /// their headers), `note`, `error`.
     pub kind: &'static str,
     /// The short text after the endpoints: the message in one line.
     pub text: String,
@@ -70,6 +84,7 @@ impl Record {
 
     /// One readable line, e.g.
     /// `   673     0.000000 udp#136 10.0.2.15:28681 > 113.252.86.162:9239 Ping ttl=1 hops=0 …`.
+    /// Safe for a terminal whatever the capture held.
     pub fn to_line(&self) -> String {
         let o = &self.origin;
         let mut line = String::new();
@@ -82,7 +97,7 @@ impl Record {
             o.stream,
             o.src,
             o.dst,
-            self.text
+            Escaped::new(&self.text)
         );
         line
     }
@@ -127,26 +142,89 @@ pub fn text_or_hex(bytes: &[u8]) -> String {
     }
 }
 
-/// A string for a line: quoted, with non-printable bytes escaped, cut to `max` chars.
+/// A string from the capture for a line: in double quotes, cut to `max`
+/// characters (then `…`), with `"` and `\\` escaped for the quotes and
+/// everything else by the shared rules ([`hazel_protocol::text`]): controls
+/// as `\n`, `\e`, `\xNN`, C1, bidi and zero-width characters as `\u{NNNN}`,
+/// bytes that are not UTF-8 as `\xNN`.
 pub fn quoted(bytes: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(bytes);
     let mut out = String::from("\"");
-    for (n, c) in text.chars().enumerate() {
-        if n == max {
-            out.push('…');
-            break;
-        }
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
+    let mut n = 0;
+    let mut cut = false;
+    'chunks: for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if n == max {
+                cut = true;
+                break 'chunks;
             }
-            c => out.push(c),
+            n += 1;
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if is_unsafe(c) => out.push_str(&escape(c.encode_utf8(&mut [0; 4]))),
+                c => out.push(c),
+            }
         }
+        for b in chunk.invalid() {
+            if n == max {
+                cut = true;
+                break 'chunks;
+            }
+            n += 1;
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    if cut {
+        out.push('…');
     }
     out.push('"');
     out
+}
+
+/// A string from the capture shown without quotes (a header value, a vendor
+/// code): escaped by the shared rules, cut to `max` characters.
+pub fn shown(text: &str, max: usize) -> String {
+    Escaped::new(text).max_chars(max).to_string()
+}
+
+/// [`shown`] for bytes that may not be UTF-8.
+pub fn shown_bytes(bytes: &[u8]) -> String {
+    escape_bytes(bytes)
+}
+
+/// A JSON value as one line, with the characters a terminal would act on
+/// written as `\uXXXX` escapes (the value read back is exactly the same).
+pub fn to_json_line(value: &Value) -> String {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, TerminalSafe);
+    if value.serialize(&mut ser).is_err() {
+        return String::from("null");
+    }
+    // The formatter writes only valid UTF-8 (serde_json's own output, or ASCII escapes).
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// serde_json's compact output, with every character [`is_unsafe`] escaped.
+/// serde_json already escapes `"`, `\\` and C0 controls; this adds DEL, the C1
+/// controls and the bidi and zero-width characters (all in the BMP).
+struct TerminalSafe;
+
+impl serde_json::ser::Formatter for TerminalSafe {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if is_unsafe(c) {
+                writer.write_all(&fragment.as_bytes()[start..i])?;
+                write!(writer, "\\u{:04x}", c as u32)?;
+                start = i + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
 }
 
 #[cfg(test)]
@@ -159,9 +237,34 @@ mod tests {
         assert_eq!(text_or_hex(b"GTKG"), "GTKG");
         assert_eq!(text_or_hex(&[1, 2]), "0x0102");
         assert_eq!(text_or_hex(b""), "");
-        assert_eq!(quoted(b"a\"b\\c\n", 10), "\"a\\\"b\\\\c\\x0a\"");
+        assert_eq!(quoted(b"a\"b\\c\n", 10), "\"a\\\"b\\\\c\\n\"");
         assert_eq!(quoted("héllo wörld".as_bytes(), 5), "\"héllo…\"");
-        assert_eq!(quoted(&[0xff, b'a'], 5), "\"\u{fffd}a\"");
+        assert_eq!(quoted("héllo".as_bytes(), 5), "\"héllo\"");
+        assert_eq!(quoted(&[0xff, b'a'], 5), "\"\\xffa\"");
+        assert_eq!(quoted(&[b'a', 0xff, b'b'], 2), "\"a\\xff…\"");
+        // The shared rules: terminal controls, C1, bidi overrides.
+        assert_eq!(
+            quoted(
+                "\u{1b}]2;x\u{7}\u{1b}[2J\u{9b}1m\u{202e}gpj.exe".as_bytes(),
+                100
+            ),
+            "\"\\e]2;x\\x07\\e[2J\\u{9b}1m\\u{202e}gpj.exe\""
+        );
+        assert_eq!(shown("ok\u{1b}[2J", 10), "ok\\e[2J");
+        assert_eq!(shown("abcdef", 3), "abc…");
+        assert_eq!(shown_bytes(b"\xe9\n"), "\\xe9\\n");
+    }
+
+    #[test]
+    fn json_lines_escape_what_a_terminal_acts_on_and_keep_the_value() {
+        let nasty = "a\u{1b}[2J\u{9b}31m\u{202e}gpj.exe\u{7f}\u{200b}\"\\\nz é";
+        let v = serde_json::json!({"name": nasty, nasty: 1});
+        let line = to_json_line(&v);
+        assert!(!line.chars().any(is_unsafe), "{line}");
+        assert!(line.contains("\\u009b") && line.contains("\\u202e") && line.contains('é'));
+        let back: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, v);
+        assert_eq!(back["name"], nasty);
     }
 
     #[test]

@@ -4,12 +4,19 @@
 //! descriptors, inflated first when `Content-Encoding: deflate` was
 //! announced; TLS and Gnutella2 links are named and skipped.
 //!
+//! A direction that starts with none of those (the capture started after
+//! the handshake, perhaps inside a descriptor) is searched for a run of
+//! descriptor headers ([`super::resync`]); so is a plain descriptor link
+//! after a gap or a header that declares an impossible length. The bytes
+//! skipped are reported once, when descriptors are found again.
+//!
 //! Every buffer is bounded: heads by the parsers' caps, descriptors by the
-//! framer's 64 KiB payload check, inflated output by its bounded steps. A direction
-//! that stops making sense (bad message, gap in a compressed stream) is
+//! 64 KiB payload check, a hunt by the length of the run it checks, inflated
+//! output by its bounded steps. A direction that stops making sense (bad
+//! message, gap in a compressed stream, no descriptors to be found) is
 //! reported once and ignored from there on; the rest of the capture goes on.
 
-use hazel_protocol::framer::Framer;
+use hazel_protocol::framer::{split_frame, Framer};
 use hazel_protocol::giv::Giv;
 use hazel_protocol::handshake::{Handshake, HeadScanner, Headers, Parsed};
 use hazel_protocol::http::{Request, Response};
@@ -19,11 +26,28 @@ use serde_json::{json, Map, Value};
 
 use super::describe;
 use super::opennap;
-use super::record::{quoted, Origin, Record, Transport};
+use super::record::{quoted, shown, Origin, Record, Transport};
+use super::resync::{self, Need, Scan, ZlibStart};
 use super::summary::Summary;
 
 /// Bytes a direction may hold while waiting for the other side's handshake.
 const MAX_WAITING: usize = 1 << 20;
+
+/// Segments remembered while bytes wait to be recognised (beyond it, the
+/// oldest are forgotten and their bytes credited to a later frame).
+const MAX_MARKS: usize = 4096;
+
+/// Where one segment of buffered bytes came from: descriptors found by a hunt
+/// are shown with the frame that completed them, not the one that let the
+/// hunt decide.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    /// Stream offset just past the segment's last byte.
+    end: u64,
+    frame: u32,
+    time: Timestamp,
+    epoch: Timestamp,
+}
 
 #[derive(Debug)]
 enum Mode {
@@ -32,12 +56,16 @@ enum Mode {
     Handshake,
     /// Handshake over in this direction; the other side's blocks decide what follows.
     AwaitLink,
-    /// Descriptors through the protocol crate's framer, which inflates in
-    /// bounded steps on deflate links and checks every declared length.
-    Descriptors {
+    /// Plain descriptors, framed from `buf` by their declared lengths.
+    Plain,
+    /// Descriptors on a deflate link, through the protocol crate's framer,
+    /// which inflates in bounded steps and checks every declared length.
+    Deflated {
         framer: Box<Framer>,
-        deflate: bool,
     },
+    /// Looking for descriptor headers (capture started late, or the framing
+    /// was lost).
+    Hunt(Box<Hunt>),
     HttpRequests,
     /// `body_left`: body bytes of the last response still to skip.
     HttpResponses {
@@ -54,6 +82,63 @@ enum Mode {
     Ignore,
 }
 
+/// Why a direction is looking for descriptor headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HuntCause {
+    /// The direction's first bytes are no known start: the capture began late.
+    CaptureStart,
+    /// Bytes were not captured.
+    Gap,
+    /// A header declared a length no descriptor has.
+    BadHeader,
+}
+
+impl HuntCause {
+    fn label(self) -> &'static str {
+        match self {
+            HuntCause::CaptureStart => "capture_start",
+            HuntCause::Gap => "gap",
+            HuntCause::BadHeader => "bad_header",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Hunt {
+    cause: HuntCause,
+    /// The direction was a plain descriptor link before it lost its framing.
+    known_link: bool,
+    /// Bytes dropped while hunting.
+    skipped: u64,
+    /// Bytes of a descriptor cut by a gap, dropped when the hunt began.
+    dropped_before: u64,
+    /// The first bytes hunted through, to say what they look like.
+    sample: Vec<u8>,
+    /// The direction may start with a zlib stream (capture start, nothing dropped yet).
+    zlib: bool,
+}
+
+impl Hunt {
+    fn new(cause: HuntCause, known_link: bool, dropped_before: u64) -> Box<Hunt> {
+        Box::new(Hunt {
+            cause,
+            known_link,
+            skipped: 0,
+            dropped_before,
+            sample: Vec::new(),
+            zlib: cause == HuntCause::CaptureStart,
+        })
+    }
+
+    /// Counts bytes dropped, keeping the first few as a sample.
+    fn skip(&mut self, bytes: &[u8]) {
+        let room = resync::SAMPLE_LEN.saturating_sub(self.sample.len());
+        self.sample
+            .extend_from_slice(&bytes[..room.min(bytes.len())]);
+        self.skipped += bytes.len() as u64;
+    }
+}
+
 #[derive(Debug)]
 struct Half {
     mode: Mode,
@@ -65,6 +150,13 @@ struct Half {
     head_scan: HeadScanner,
     /// Handshake blocks this side sent, in order.
     blocks: Vec<Handshake>,
+    /// Stream offset just past the last byte received (gaps included): `buf`
+    /// ends there.
+    end: u64,
+    /// No more bytes will come.
+    ended: bool,
+    /// The segments of `buf` received while sniffing or hunting, oldest first.
+    marks: std::collections::VecDeque<Mark>,
     frame: u32,
     time: Timestamp,
     epoch: Timestamp,
@@ -77,6 +169,9 @@ impl Half {
             buf: Vec::new(),
             head_scan: HeadScanner::new(),
             blocks: Vec::new(),
+            end: 0,
+            ended: false,
+            marks: std::collections::VecDeque::new(),
             frame: 0,
             time: Timestamp::default(),
             epoch: Timestamp::default(),
@@ -93,6 +188,25 @@ impl Half {
     fn discard(&mut self) {
         self.buf = Vec::new();
         self.head_scan.reset();
+        self.marks = std::collections::VecDeque::new();
+    }
+
+    /// Stream offset of `buf[at]`.
+    fn offset_of(&self, at: usize) -> u64 {
+        (self.end - self.buf.len() as u64) + at as u64
+    }
+
+    /// The segment that held the byte just before stream offset `end` (`None`: the latest).
+    fn mark_for(&self, end: u64) -> Option<Mark> {
+        self.marks.iter().find(|m| m.end >= end).copied()
+    }
+
+    /// Forgets the segments wholly before `buf`.
+    fn prune_marks(&mut self) {
+        let start = self.offset_of(0);
+        while self.marks.front().is_some_and(|m| m.end <= start) {
+            self.marks.pop_front();
+        }
     }
 }
 
@@ -100,6 +214,8 @@ impl Half {
 #[derive(Debug, Clone, Copy)]
 pub struct At {
     pub frame: u32,
+    /// Stream offset of the first byte of the data (gaps included).
+    pub offset: u64,
     /// Since the first frame of the capture.
     pub time: Timestamp,
     /// As captured.
@@ -111,6 +227,12 @@ pub struct At {
 pub struct Session {
     info: StreamInfo,
     halves: [Half; 2],
+    /// The stream uses a Gnutella port (6346, 6347 or one the user named):
+    /// shorter runs of headers are enough, and a direction with none is
+    /// reported.
+    gnutella_port: bool,
+    /// A direction carried descriptors (after a handshake or by content).
+    descriptor_link: bool,
     /// The connecting side has sent something (the data-port greeting `1`
     /// comes from the accepting side before anything else).
     client_spoke: bool,
@@ -131,10 +253,13 @@ enum LinkKind {
 }
 
 impl Session {
-    pub fn new(info: StreamInfo) -> Session {
+    /// `gnutella_port`: the stream uses a port Gnutella is expected on.
+    pub fn new(info: StreamInfo, gnutella_port: bool) -> Session {
         Session {
             info,
             halves: [Half::new(), Half::new()],
+            gnutella_port,
+            descriptor_link: false,
             client_spoke: false,
             nap_greeting: false,
             nap_send: false,
@@ -148,15 +273,24 @@ impl Session {
     }
 
     fn origin(&self, dir: Direction) -> Origin {
+        self.origin_at(dir, None)
+    }
+
+    /// The origin of a message completed by the segment `mark` (`None`: the latest).
+    fn origin_at(&self, dir: Direction, mark: Option<Mark>) -> Origin {
         let h = &self.halves[dir.index()];
         let (src, dst) = match dir {
             Direction::ClientToServer => (self.info.client, self.info.server),
             Direction::ServerToClient => (self.info.server, self.info.client),
         };
+        let (frame, time, epoch) = match mark {
+            Some(m) => (m.frame, m.time, m.epoch),
+            None => (h.frame, h.time, h.epoch),
+        };
         Origin {
-            frame: h.frame,
-            time: h.time,
-            epoch: h.epoch,
+            frame,
+            time,
+            epoch,
             transport: Transport::Tcp,
             stream: self.info.id,
             src,
@@ -222,17 +356,34 @@ impl Session {
         h.frame = at.frame;
         h.time = at.time;
         h.epoch = at.epoch;
+        h.end = at.offset + data.len() as u64;
         if matches!(h.mode, Mode::Ignore) {
             return;
         }
         h.buf.extend_from_slice(data);
+        if matches!(h.mode, Mode::Sniff | Mode::Hunt(_)) {
+            h.prune_marks();
+            if h.marks.len() >= MAX_MARKS {
+                h.marks.pop_front();
+            }
+            h.marks.push_back(Mark {
+                end: h.end,
+                frame: at.frame,
+                time: at.time,
+                epoch: at.epoch,
+            });
+        }
         self.pump(dir, out, summary);
         if dir == Direction::ClientToServer {
             self.client_spoke = true;
         }
-        // This side's progress may settle what the other side was waiting for.
+        // This side's progress may settle what the other side was waiting for: the
+        // handshake's outcome, or (once this side carries descriptors) a shorter run.
         let other = dir.reverse();
-        if matches!(self.halves[other.index()].mode, Mode::AwaitLink) {
+        if matches!(
+            self.halves[other.index()].mode,
+            Mode::AwaitLink | Mode::Hunt(_)
+        ) {
             self.pump(other, out, summary);
         }
     }
@@ -260,6 +411,7 @@ impl Session {
             out,
         );
         let h = &mut self.halves[dir.index()];
+        h.end = offset + len;
         match &mut h.mode {
             Mode::HttpResponses { body_left } if *body_left >= len + h.buf.len() as u64 => {
                 *body_left -= len + h.buf.len() as u64;
@@ -267,6 +419,31 @@ impl Session {
             }
             // File data on an OpenNap data port: nothing to resynchronise.
             Mode::Ignore | Mode::NapData => {}
+            // A run of headers cannot span the gap: hunt on after it.
+            Mode::Hunt(hunt) => {
+                hunt.skip(&h.buf);
+                hunt.zlib = false;
+                h.discard();
+            }
+            // Descriptors resume at the next run of headers; a handshake cut by the gap
+            // may be followed by descriptors too.
+            Mode::Plain | Mode::Sniff | Mode::Handshake | Mode::AwaitLink => {
+                let known_link = matches!(h.mode, Mode::Plain);
+                let dropped = if known_link { h.buf.len() as u64 } else { 0 };
+                h.discard();
+                h.mode = Mode::Hunt(Hunt::new(HuntCause::Gap, known_link, dropped));
+            }
+            Mode::Deflated { .. } => {
+                self.note(
+                    dir,
+                    "a gap in a deflate-compressed direction cannot be recovered (inflating \
+                     needs every byte before); rest of this direction not decoded"
+                        .into(),
+                    out,
+                    summary,
+                );
+                self.ignore(dir);
+            }
             _ => {
                 self.note(
                     dir,
@@ -288,10 +465,17 @@ impl Session {
             // A number at the very end may have been waiting for a non-digit.
             self.nap_reply(dir, true, out, summary);
         }
+        if !self.halves[dir.index()].ended {
+            // A hunt judges shorter runs now that no more bytes will come.
+            self.halves[dir.index()].ended = true;
+            if matches!(self.halves[dir.index()].mode, Mode::Hunt(_) | Mode::Sniff) {
+                self.pump(dir, out, summary);
+            }
+        }
         let h = &self.halves[dir.index()];
         let left = h.buf.len()
             + match &h.mode {
-                Mode::Descriptors { framer, .. } => framer.buffered(),
+                Mode::Deflated { framer } => framer.buffered(),
                 _ => 0,
             };
         let waiting_body = matches!(h.mode, Mode::HttpResponses { body_left } if body_left > 0);
@@ -313,7 +497,9 @@ impl Session {
                 Mode::Sniff => self.sniff(dir, out, summary),
                 Mode::Handshake => self.handshake(dir, out, summary),
                 Mode::AwaitLink => self.await_link(dir, out, summary),
-                Mode::Descriptors { .. } => self.descriptors(dir, out, summary),
+                Mode::Plain => self.plain(dir, out, summary),
+                Mode::Deflated { .. } => self.deflated(dir, out, summary),
+                Mode::Hunt(_) => self.hunt(dir, out, summary),
                 Mode::HttpRequests => self.http_request(dir, out, summary),
                 Mode::HttpResponses { .. } => self.http_response(dir, out, summary),
                 Mode::OpenNap => self.opennap(dir, out, summary),
@@ -333,13 +519,182 @@ impl Session {
         }
     }
 
+    /// How long a run of headers this direction needs before it is taken for descriptors.
+    fn need(&self, dir: Direction) -> Need {
+        let Mode::Hunt(hunt) = &self.halves[dir.index()].mode else {
+            return Need::UNKNOWN;
+        };
+        if hunt.known_link {
+            Need::KNOWN
+        } else if self.gnutella_port
+            || self.descriptor_link
+            || self.halves.iter().any(|h| !h.blocks.is_empty())
+        {
+            Need::LIKELY
+        } else {
+            Need::UNKNOWN
+        }
+    }
+
+    /// Looks for descriptors in a direction that lost (or never had) its framing.
+    fn hunt(&mut self, dir: Direction, out: &mut Vec<Record>, summary: &mut Summary) -> bool {
+        let need = self.need(dir);
+        let h = &mut self.halves[dir.index()];
+        let at_end = h.ended;
+        let Mode::Hunt(hunt) = &mut h.mode else {
+            return false;
+        };
+        if hunt.zlib {
+            match resync::zlib_start(&h.buf, need, at_end) {
+                ZlibStart::NeedMore => return false,
+                ZlibStart::No => hunt.zlib = false,
+                ZlibStart::Yes { .. } => {
+                    summary.deflate_directions += 1;
+                    h.marks.clear();
+                    h.mode = Mode::Deflated {
+                        framer: Box::new(Framer::deflated()),
+                    };
+                    self.descriptor_link = true;
+                    self.note(
+                        dir,
+                        "no handshake in the capture (it starts mid-connection), but this \
+                         direction starts with a zlib stream of descriptors (a deflate link \
+                         captured from its first compressed byte) — inflating this direction"
+                            .into(),
+                        out,
+                        summary,
+                    );
+                    return true;
+                }
+            }
+        }
+        match resync::scan(&h.buf, need, at_end) {
+            Scan::Found { offset } => {
+                hunt.skip(&h.buf[..offset]);
+                let Mode::Hunt(hunt) = std::mem::replace(&mut h.mode, Mode::Plain) else {
+                    return false;
+                };
+                let at = h.offset_of(offset);
+                let mark = h.mark_for(at + 1);
+                h.consume(offset);
+                self.descriptor_link = true;
+                self.resynchronised(dir, &hunt, at, mark, out, summary);
+                true
+            }
+            Scan::Undecided { offset } => {
+                hunt.skip(&h.buf[..offset]);
+                let given_up = hunt.skipped > resync::GIVE_UP_AFTER;
+                h.consume(offset);
+                if given_up {
+                    self.not_recognised(dir, out, summary);
+                }
+                false
+            }
+            Scan::Nothing => {
+                hunt.skip(&h.buf);
+                h.discard();
+                self.not_recognised(dir, out, summary);
+                false
+            }
+        }
+    }
+
+    /// Says once where descriptors were found again, and what was skipped to get there.
+    fn resynchronised(
+        &self,
+        dir: Direction,
+        hunt: &Hunt,
+        offset: u64,
+        mark: Option<Mark>,
+        out: &mut Vec<Record>,
+        summary: &mut Summary,
+    ) {
+        summary.resyncs += 1;
+        summary.resync_skipped_bytes += hunt.skipped;
+        let skipped = hunt.skipped;
+        let mut text = match hunt.cause {
+            HuntCause::CaptureStart => {
+                let mut t = String::from(
+                    "no handshake in the capture (it starts mid-connection): descriptors \
+                     recognised by their headers",
+                );
+                if skipped > 0 {
+                    t.push_str(&format!(
+                        "; skipped the first {skipped} bytes (the capture starts inside a message)"
+                    ));
+                }
+                t
+            }
+            HuntCause::Gap => format!(
+                "resynchronised after the gap: skipped {skipped} bytes to the next descriptor header"
+            ),
+            HuntCause::BadHeader => format!(
+                "resynchronised after the bad header: skipped {skipped} bytes to the next \
+                 descriptor header"
+            ),
+        };
+        if hunt.dropped_before > 0 {
+            text.push_str(&format!(
+                "; the {} bytes of a descriptor cut by the gap were dropped",
+                hunt.dropped_before
+            ));
+        }
+        let mut f = Map::new();
+        f.insert("note".into(), text.clone().into());
+        f.insert("cause".into(), hunt.cause.label().into());
+        f.insert("skipped".into(), skipped.into());
+        f.insert("dropped_before".into(), hunt.dropped_before.into());
+        f.insert("offset".into(), offset.into());
+        out.push(Record::new(self.origin_at(dir, mark), "resync", text, f));
+    }
+
+    /// A hunt that found nothing: the direction is not decoded. Said on the
+    /// Gnutella ports and on links known to carry descriptors; counted always.
+    fn not_recognised(&mut self, dir: Direction, out: &mut Vec<Record>, summary: &mut Summary) {
+        summary.unrecognised_directions += 1;
+        let Mode::Hunt(hunt) = &self.halves[dir.index()].mode else {
+            return;
+        };
+        let looks = resync::looks_like(&hunt.sample);
+        let mut what = looks.describe().to_string();
+        if looks == resync::Looks::Text {
+            what.push_str(&format!(": {}", quoted(&hunt.sample, 60)));
+        }
+        let text = match hunt.cause {
+            HuntCause::CaptureStart => format!(
+                "no Gnutella handshake and no run of descriptor headers in {} bytes; {what}; \
+                 not decoded",
+                hunt.skipped
+            ),
+            HuntCause::Gap | HuntCause::BadHeader => format!(
+                "no run of descriptor headers in the {} bytes after the {}; {what}; rest of \
+                 this direction not decoded",
+                hunt.skipped,
+                if hunt.cause == HuntCause::Gap {
+                    "gap"
+                } else {
+                    "bad header"
+                },
+            ),
+        };
+        let say = self.gnutella_port
+            || self.descriptor_link
+            || hunt.known_link
+            || self.halves.iter().any(|h| !h.blocks.is_empty());
+        if say {
+            self.note(dir, text, out, summary);
+        }
+        self.ignore(dir);
+    }
+
     fn sniff(&mut self, dir: Direction, out: &mut Vec<Record>, summary: &mut Summary) -> bool {
         let buf = &self.halves[dir.index()].buf;
         if buf.is_empty() {
             return false;
         }
-        if dir == Direction::ServerToClient && !self.client_spoke && buf.first() == Some(&b'1') {
-            // The accepting side of an OpenNap data port speaks first, with "1".
+        if dir == Direction::ServerToClient && !self.client_spoke && buf[..] == b"1"[..] {
+            // The accepting side of an OpenNap data port speaks first, with "1" alone (a
+            // capture that starts late may well start with other bytes that begin with '1').
             self.nap_greeting = true;
             let mut f = Map::new();
             f.insert("piece".into(), "greeting".into());
@@ -379,12 +734,15 @@ impl Session {
                 return self.giv(dir, out, summary);
             }
         } else {
+            let late = || Some(Mode::Hunt(Hunt::new(HuntCause::CaptureStart, false, 0)));
             match opennap::sniff(buf, dir) {
                 Some(true) => Some(Mode::OpenNap),
-                Some(false) => {
-                    self.ignore(dir);
-                    return false;
-                }
+                // No known start: perhaps a link whose start was not captured.
+                Some(false) => late(),
+                // Waiting for a whole OpenNap frame of text (a descriptor header always
+                // holds a byte below 0x20 in its TTL, hops or length, so it never waits
+                // here), unless no more bytes will come.
+                None if self.halves[dir.index()].ended => late(),
                 None => None,
             }
         };
@@ -532,13 +890,13 @@ impl Session {
                         summary,
                     );
                 }
-                self.halves[dir.index()].mode = Mode::Descriptors {
-                    framer: Box::new(if deflate {
-                        Framer::deflated()
-                    } else {
-                        Framer::new()
-                    }),
-                    deflate,
+                self.descriptor_link = true;
+                self.halves[dir.index()].mode = if deflate {
+                    Mode::Deflated {
+                        framer: Box::new(Framer::deflated()),
+                    }
+                } else {
+                    Mode::Plain
                 };
             }
             LinkKind::Refused => {
@@ -573,17 +931,60 @@ impl Session {
         true
     }
 
-    fn descriptors(
-        &mut self,
-        dir: Direction,
-        out: &mut Vec<Record>,
-        summary: &mut Summary,
-    ) -> bool {
+    /// Plain descriptors: each header's length says where the next one starts. A header
+    /// that declares more than 64 KiB means the framing is lost: it is reported and the
+    /// next run of headers is looked for.
+    fn plain(&mut self, dir: Direction, out: &mut Vec<Record>, summary: &mut Summary) -> bool {
         let h = &mut self.halves[dir.index()];
-        let Mode::Descriptors { framer, deflate } = &mut h.mode else {
+        let mut pos = 0;
+        let mut records = Vec::new();
+        let mut bad = None;
+        loop {
+            match split_frame(&h.buf[pos..]) {
+                Ok(Some((_, total))) => {
+                    let (text, fields, type_name) = describe::descriptor(&h.buf[pos..pos + total]);
+                    summary.count_descriptor(&type_name, fields.contains_key("error"));
+                    let mark = h.mark_for(h.offset_of(pos + total));
+                    records.push((text, fields, mark));
+                    pos += total;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    bad = Some((e, h.offset_of(pos)));
+                    break;
+                }
+            }
+        }
+        h.consume(pos);
+        h.prune_marks();
+        for (text, fields, mark) in records {
+            let origin = self.origin_at(dir, mark);
+            out.push(Record::new(origin, "descriptor", text, fields));
+        }
+        let Some((e, offset)) = bad else {
             return false;
         };
-        let deflate = *deflate;
+        summary.errors += 1;
+        let what = format!("descriptor header at stream offset {offset}: {e}");
+        let mut f = Map::new();
+        f.insert("error".into(), what.clone().into());
+        f.insert("offset".into(), offset.into());
+        self.emit(
+            dir,
+            "error",
+            format!("error: {what}; looking for the next descriptor header"),
+            f,
+            out,
+        );
+        self.halves[dir.index()].mode = Mode::Hunt(Hunt::new(HuntCause::BadHeader, true, 0));
+        true
+    }
+
+    fn deflated(&mut self, dir: Direction, out: &mut Vec<Record>, summary: &mut Summary) -> bool {
+        let h = &mut self.halves[dir.index()];
+        let Mode::Deflated { framer } = &mut h.mode else {
+            return false;
+        };
         let wire = std::mem::take(&mut h.buf);
         h.head_scan.reset();
         let mut failure = framer.push(&wire).err();
@@ -592,9 +993,7 @@ impl Session {
             match framer.next_frame_ref() {
                 Ok(Some(frame)) => {
                     let (text, fields, type_name) = describe::descriptor(frame.bytes);
-                    if deflate {
-                        summary.inflated_bytes += frame.bytes.len() as u64;
-                    }
+                    summary.inflated_bytes += frame.bytes.len() as u64;
                     summary.count_descriptor(&type_name, fields.contains_key("error"));
                     records.push((text, fields));
                 }
@@ -606,12 +1005,12 @@ impl Session {
             self.emit(dir, "descriptor", text, fields, out);
         }
         if let Some(e) = failure {
-            let what = if deflate {
-                format!("descriptor stream (inflated): {e}")
-            } else {
-                format!("descriptor stream: {e}")
-            };
-            self.error(dir, what, out, summary);
+            self.error(
+                dir,
+                format!("descriptor stream (inflated): {e}"),
+                out,
+                summary,
+            );
         }
         false
     }
@@ -650,7 +1049,7 @@ impl Session {
                 f.insert("headers".into(), headers_json(&message.headers));
                 let mut text = format!("HTTP request: {}", quoted(line.as_bytes(), 200));
                 if let Some(r) = message.headers.get("Range") {
-                    text.push_str(&format!(" Range: {r}"));
+                    text.push_str(&format!(" Range: {}", shown(r, 120)));
                 }
                 self.emit(dir, "http_request", text, f, out);
                 self.halves[dir.index()].consume(consumed);
@@ -721,10 +1120,10 @@ impl Session {
                     quoted(message.status_line().as_bytes(), 120)
                 );
                 if let Some(server) = message.headers.get("Server") {
-                    text.push_str(&format!(" Server: {server}"));
+                    text.push_str(&format!(" Server: {}", shown(server, 120)));
                 }
                 if let Some(range) = message.headers.get("Content-Range") {
-                    text.push_str(&format!(" Content-Range: {range}"));
+                    text.push_str(&format!(" Content-Range: {}", shown(range, 120)));
                 }
                 if let Some(l) = length.filter(|&l| l > 0) {
                     text.push_str(&format!(" body={l}"));
@@ -871,7 +1270,7 @@ fn describe_handshake(block: &Handshake) -> (String, Map<String, Value>) {
         "headers".into(),
         headers.map_or(Value::Array(Vec::new()), headers_json),
     );
-    let mut text = format!("handshake: {}", block.start_line());
+    let mut text = format!("handshake: {}", shown(&block.start_line(), 200));
     if let Some(h) = headers {
         let mut notable = Vec::new();
         for name in [
@@ -883,7 +1282,7 @@ fn describe_handshake(block: &Handshake) -> (String, Map<String, Value>) {
             "Content-Type",
         ] {
             if let Some(v) = h.get(name) {
-                notable.push(format!("{name}: {v}"));
+                notable.push(format!("{name}: {}", shown(v, 200)));
             }
         }
         text.push_str(&format!(
@@ -913,17 +1312,20 @@ mod tests {
             server: "127.0.0.1:6346".parse().expect("addr"),
             first_frame: 1,
         };
-        let mut session = Session::new(info);
+        let mut session = Session::new(info, true);
         let mut out = Vec::new();
         let mut summary = Summary::default();
-        let at = At {
-            frame: 1,
-            time: Timestamp::default(),
-            epoch: Timestamp::default(),
-        };
+        let mut offsets = [0u64; 2];
         for (dir, bytes) in pieces {
             let step = if step == 0 { bytes.len() } else { step };
             for chunk in bytes.chunks(step) {
+                let at = At {
+                    frame: 1,
+                    offset: offsets[dir.index()],
+                    time: Timestamp::default(),
+                    epoch: Timestamp::default(),
+                };
+                offsets[dir.index()] += chunk.len() as u64;
                 session.data(*dir, at, chunk, &mut out, &mut summary);
             }
         }
@@ -978,6 +1380,152 @@ mod tests {
             assert_eq!(got, kinds, "{whole:?}");
             assert_eq!(decode(pieces, 1), whole);
             assert_eq!(decode(pieces, 3), whole);
+        }
+    }
+
+    /// A plain descriptor stream captured from any byte on, delivered in any segment size:
+    /// exactly the descriptors that start at or after the cut are decoded, and the bytes
+    /// before the first of them are reported as skipped.
+    #[test]
+    fn late_start_at_any_offset_finds_the_next_descriptor() {
+        use hazel_protocol::descriptor::{Descriptor, Payload, Ping, Pong, Query, SpeedField};
+        use hazel_protocol::header::DescriptorId;
+        let mut stream = Vec::new();
+        let mut starts = Vec::new();
+        for n in 0..12u8 {
+            let payload = match n % 3 {
+                0 => Payload::Query(Query::new(SpeedField::flags(0), format!("find {n}"))),
+                1 => Payload::Ping(Ping { ggep: None }),
+                _ => Payload::Pong(Pong {
+                    port: 6346,
+                    ip: std::net::Ipv4Addr::new(10, 0, 0, n),
+                    files: 3,
+                    kbytes: 4,
+                    ggep: None,
+                }),
+            };
+            starts.push(stream.len());
+            stream.extend_from_slice(
+                &Descriptor {
+                    id: DescriptorId::modern([n.wrapping_mul(37); 16]),
+                    ttl: 5,
+                    hops: 1,
+                    payload,
+                }
+                .to_bytes(),
+            );
+        }
+        for cut in 0..starts[5] {
+            let first = starts.iter().position(|&s| s >= cut).unwrap();
+            for step in [0, 1, 5] {
+                let records = decode(&[(Direction::ClientToServer, &stream[cut..])], step);
+                let descriptors = records.iter().filter(|(k, _)| *k == "descriptor").count();
+                assert_eq!(descriptors, starts.len() - first, "cut {cut} step {step}");
+                let resync: Vec<&String> = records
+                    .iter()
+                    .filter(|(k, _)| *k == "resync")
+                    .map(|(_, t)| t)
+                    .collect();
+                assert_eq!(resync.len(), 1, "cut {cut} step {step}: {records:?}");
+                let skipped = starts[first] - cut;
+                if skipped > 0 {
+                    assert!(
+                        resync[0].contains(&format!("skipped the first {skipped} bytes")),
+                        "{}",
+                        resync[0]
+                    );
+                }
+            }
+        }
+    }
+
+    /// Random mixtures of descriptors, their fragments, junk, headers declaring 4 GiB,
+    /// zlib headers and gaps, in random segment sizes, through both directions: nothing
+    /// panics, and no direction ever holds more than its largest bound (a handshake
+    /// waiting for the other side) plus one segment.
+    #[test]
+    fn random_input_never_panics_and_buffers_stay_bounded() {
+        use hazel_protocol::descriptor::{Descriptor, Payload, Ping, Query, SpeedField};
+        use hazel_protocol::header::DescriptorId;
+        use rand::{Rng, SeedableRng};
+        let seed: u64 = rand::thread_rng().gen();
+        println!("seed {seed}");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        const MAX_SEGMENT: usize = 3000;
+        for round in 0..60 {
+            let mut pieces: Vec<Vec<u8>> = Vec::new();
+            for _ in 0..rng.gen_range(1..80) {
+                let piece = match rng.gen_range(0..7) {
+                    0 | 1 => Descriptor {
+                        id: DescriptorId::modern(rng.gen()),
+                        ttl: rng.gen_range(1..8),
+                        hops: rng.gen_range(0..8),
+                        payload: if rng.gen_bool(0.5) {
+                            Payload::Ping(Ping { ggep: None })
+                        } else {
+                            Payload::Query(Query::new(
+                                SpeedField::flags(0),
+                                "x".repeat(rng.gen_range(0..300)),
+                            ))
+                        },
+                    }
+                    .to_bytes(),
+                    2 => (0..rng.gen_range(1..5000)).map(|_| rng.gen()).collect(),
+                    3 => {
+                        let mut h = vec![0x11u8; 16];
+                        h.extend_from_slice(&[0x80, 3, 1]);
+                        h.extend_from_slice(&rng.gen_range(65_000u32..=u32::MAX).to_le_bytes());
+                        h
+                    }
+                    4 => vec![0x78, 0x9c, 0x00, 0x00, 0xff, 0xff],
+                    5 => b"GNUTELLA CONNECT/0.6\r\nX: y\r\n".to_vec(),
+                    _ => vec![rng.gen(); rng.gen_range(1..70_000)],
+                };
+                pieces.push(piece);
+            }
+            let stream: Vec<u8> = pieces.concat();
+            let info = StreamInfo {
+                id: round,
+                client: "127.0.0.1:40000".parse().expect("addr"),
+                server: "127.0.0.1:6346".parse().expect("addr"),
+                first_frame: 1,
+            };
+            let mut session = Session::new(info, rng.gen_bool(0.5));
+            let mut out = Vec::new();
+            let mut summary = Summary::default();
+            let mut offsets = [0u64; 2];
+            let mut pos = 0;
+            while pos < stream.len() {
+                let dir = if rng.gen_bool(0.7) {
+                    Direction::ClientToServer
+                } else {
+                    Direction::ServerToClient
+                };
+                let len = rng.gen_range(1..=MAX_SEGMENT).min(stream.len() - pos);
+                let d = dir.index();
+                if rng.gen_ratio(1, 30) {
+                    session.gap(dir, 1, offsets[d], len as u64, &mut out, &mut summary);
+                } else {
+                    let at = At {
+                        frame: 1,
+                        offset: offsets[d],
+                        time: Timestamp::default(),
+                        epoch: Timestamp::default(),
+                    };
+                    session.data(dir, at, &stream[pos..pos + len], &mut out, &mut summary);
+                }
+                offsets[d] += len as u64;
+                pos += len;
+                for h in &session.halves {
+                    assert!(h.buf.len() <= MAX_WAITING + MAX_SEGMENT, "round {round}");
+                    assert!(h.marks.len() <= MAX_MARKS);
+                }
+                out.clear();
+            }
+            for dir in [Direction::ClientToServer, Direction::ServerToClient] {
+                session.end(dir, &mut out, &mut summary);
+            }
+            assert!(session.is_finished());
         }
     }
 }

@@ -23,6 +23,12 @@ pub struct Summary {
     /// File bytes seen on OpenNap data ports.
     pub nap_data_bytes: u64,
     pub gaps: u64,
+    /// Times descriptors were found again by their headers (late capture start,
+    /// after a gap, after a bad header), and the bytes skipped to get there.
+    pub resyncs: u64,
+    pub resync_skipped_bytes: u64,
+    /// TCP directions searched for descriptor headers in vain (not decoded).
+    pub unrecognised_directions: u64,
     pub notes: u64,
     pub errors: u64,
     /// Damage in the capture file itself (truncated end, bad record headers).
@@ -78,6 +84,25 @@ impl Summary {
             "; {} deflate directions inflated ({} bytes), {} TLS directions skipped; {} gaps, {} errors",
             self.deflate_directions, self.inflated_bytes, self.tls_directions, self.gaps, self.errors
         ));
+        if self.resyncs > 0 {
+            line.push_str(&format!(
+                "; descriptors found by their headers {} time{} ({} bytes skipped)",
+                self.resyncs,
+                if self.resyncs == 1 { "" } else { "s" },
+                self.resync_skipped_bytes
+            ));
+        }
+        if self.unrecognised_directions > 0 {
+            line.push_str(&format!(
+                "; {} TCP direction{} not recognised",
+                self.unrecognised_directions,
+                if self.unrecognised_directions == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            ));
+        }
         if let Some(first) = self.file_errors.first() {
             line.push_str(&format!(
                 "; capture damaged ({} problem{}): {first}",
@@ -106,6 +131,9 @@ impl Summary {
             "http_body_bytes": self.http_body_bytes,
             "nap_data_bytes": self.nap_data_bytes,
             "gaps": self.gaps,
+            "resyncs": self.resyncs,
+            "resync_skipped_bytes": self.resync_skipped_bytes,
+            "unrecognised_directions": self.unrecognised_directions,
             "errors": self.errors,
             "file_errors": self.file_errors,
         })
