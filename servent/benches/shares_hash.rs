@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hazel_servent::library::sha1_of_file;
+use hazel_servent::scanner::sha1_of_file;
 
 const SIZE: usize = 64 * 1024 * 1024;
 

@@ -1,37 +1,10 @@
 //! The running servent's settings, as given on the command line.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
-/// Which Gnutella handshake outgoing connections use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProtocolVersion {
-    V04,
-    V06,
-}
-
-impl FromStr for ProtocolVersion {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "0.4" => Ok(ProtocolVersion::V04),
-            "0.6" => Ok(ProtocolVersion::V06),
-            other => Err(format!("unknown protocol version {other:?} (0.4 or 0.6)")),
-        }
-    }
-}
-
-impl fmt::Display for ProtocolVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ProtocolVersion::V04 => "0.4",
-            ProtocolVersion::V06 => "0.6",
-        })
-    }
-}
+pub use crate::core::ProtocolVersion;
 
 /// Everything the servent needs to start.
 #[derive(Debug, Clone)]

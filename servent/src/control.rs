@@ -6,7 +6,7 @@
 //! reactor through a [`Requests`] handle, so a slow or stuck client never
 //! holds up the event loop.
 
-use crate::shell::{Command, Response, MAX_LINE};
+use crate::shell::{answer_line, Requests, Response, MAX_LINE};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -18,23 +18,6 @@ const CLIENT_IDLE: Duration = Duration::from_secs(30);
 const REACTOR_ANSWER: Duration = Duration::from_secs(10);
 /// Connections served at once; more wait in the listen backlog.
 const MAX_CLIENTS: usize = 16;
-
-/// Anything that can answer a parsed command (the reactor's handle).
-pub trait Requests: Clone + Send + 'static {
-    /// Hands `command` to the servent and waits up to `timeout` for its answer.
-    fn request(&self, command: Command, timeout: Duration) -> Response;
-}
-
-/// Parses one line and, when it is a command, asks the servent; one response either way.
-pub fn answer_line<R: Requests>(requests: &R, line: &str, timeout: Duration) -> Response {
-    match Command::parse(line)
-        .map_err(|e| e.to_string())
-        .and_then(Command::resolve)
-    {
-        Ok(command) => requests.request(command, timeout),
-        Err(e) => Response::error(e),
-    }
-}
 
 /// The listening control socket; its file is removed when this is dropped.
 pub struct ControlServer {
@@ -183,7 +166,7 @@ pub fn send_command(socket: &Path, line: &str, timeout: Duration) -> io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shell::Reply;
+    use crate::shell::{Command, Reply};
 
     /// Answers like a servent would for the two commands the tests send.
     #[derive(Clone)]

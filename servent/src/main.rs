@@ -20,7 +20,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match hazel_servent::node::run(config) {
+            match hazel_servent::run::run(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("hazel: {e}");
@@ -41,7 +41,7 @@ fn ctl(args: &CtlArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let socket = data_dir.join(hazel_servent::store::CONTROL_SOCKET);
+    let socket = data_dir.join(hazel_servent::data_dir::CONTROL_SOCKET);
     let timeout = Duration::from_secs(args.timeout.max(1));
     match hazel_servent::control::send_command(&socket, &line, timeout) {
         Ok(response) => {

@@ -1,19 +1,21 @@
 //! The event loop: the only module that touches sockets through mio.
 //!
 //! One thread runs [`Reactor::run`]. It owns the listening socket, a `Slab` of
-//! connections and the timers, and drives an [`Engine`] (the sans-IO servent)
-//! with bytes, connection events and the current time. The engine answers with
-//! [`EngineAction`]s and keeps every connection's output; the reactor pulls
-//! that output only when the socket can take it, so the engine's send queues
-//! (and their drop policy) see real back-pressure.
+//! connections and the timers, and drives a [`Handler`] (the sans-IO servent)
+//! with bytes, connection events and the current time. The handler answers
+//! with [`Action`]s and keeps every connection's output; the reactor pulls
+//! that output only when the socket can take it, so the handler's send queues
+//! (and their drop policy) see real back-pressure. The reactor knows nothing
+//! of what the handler is asked by other threads: requests and their answers
+//! are the handler's own types ([`Handler::Request`], [`Handler::Response`]).
 //!
 //! Mechanics, and why:
 //! - One port for everything: a new socket is *sniffed* — its first bytes must
-//!   start `GNUTELLA CONNECT/` (overlay, handed to the engine with the sniffed
+//!   start `GNUTELLA CONNECT/` (overlay, handed to the handler with the sniffed
 //!   bytes), `GET ` or `HEAD ` (HTTP upload) or `GIV ` (push callback);
 //!   anything else, or silence, closes it.
 //! - Connection ids ([`ConnId`]) come from a counter and never repeat, though
-//!   slab keys (mio tokens) are reused; the engine only ever sees ids.
+//!   slab keys (mio tokens) are reused; the handler only ever sees ids.
 //! - Reads and writes drain until `WouldBlock` (readiness is edge-triggered).
 //!   A read budget per wake-up keeps one flooding peer from starving the rest;
 //!   a connection cut short is remembered and continued on the next turn.
@@ -23,8 +25,7 @@
 //! - Other threads (stdin, control socket, signals, the library scanner) talk
 //!   to the loop through a crossbeam channel plus a mio `Waker` ([`Handle`]).
 
-use crate::control::Requests;
-use crate::shell::{Command, Response};
+pub use crate::core::ids::{ConnId, Direction};
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -34,17 +35,6 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A connection's identity for its whole life; never reused.
-pub type ConnId = u64;
-
-/// Who opened a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    Incoming,
-    Outgoing,
-}
 
 /// What a sniffed incoming connection turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,9 +47,9 @@ pub enum Sniffed {
     Giv,
 }
 
-/// What the engine asks the reactor to do.
+/// What the handler asks the reactor to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EngineAction {
+pub enum Action {
     /// Open an overlay connection; success is reported with `on_connection`,
     /// failure with `on_connect_failed`.
     Connect(SocketAddr),
@@ -74,12 +64,25 @@ pub enum EngineAction {
     Event(String),
 }
 
+/// Whether the loop goes on after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Begin the orderly shutdown ([`Handler::shutdown`], a grace period, a
+    /// last save).
+    Quit,
+}
+
 /// The servent as the reactor sees it: a sans-IO state machine.
 ///
 /// Contract: every `on_*` call may queue actions and output; the reactor then
-/// drains [`Engine::poll_action`] and flushes the output of every connection
+/// drains [`Handler::poll_action`] and flushes the output of every connection
 /// named in a `WantWrite`. Ids handed in are never reused.
-pub trait Engine {
+pub trait Handler {
+    /// What other threads ask of the loop (through a [`Handle`]).
+    type Request: Send + 'static;
+    /// The answer to a request.
+    type Response: Send + 'static;
     /// A connection is ready: an incoming one sniffed as [`Sniffed`] (its first
     /// bytes follow in `on_bytes`), or an outgoing connect that completed.
     fn on_connection(
@@ -99,10 +102,10 @@ pub trait Engine {
     fn on_closed(&mut self, id: ConnId, now: Instant);
     /// Time passed; `now` is at or after the last `poll_timeout`.
     fn handle_timeout(&mut self, now: Instant);
-    /// When the engine next needs `handle_timeout`.
+    /// When the handler next needs `handle_timeout`.
     fn poll_timeout(&self) -> Option<Instant>;
     /// The next action, if any.
-    fn poll_action(&mut self) -> Option<EngineAction>;
+    fn poll_action(&mut self) -> Option<Action>;
     /// Bytes ready to be written on `id` (empty when none).
     fn output(&mut self, id: ConnId) -> &[u8];
     /// `n` bytes of `output(id)` were written.
@@ -112,47 +115,64 @@ pub trait Engine {
     /// What to write to a connection of `kind` refused because every socket
     /// the open-file limit allows is in use (a `503`), before closing it.
     fn refusal(&mut self, kind: Sniffed, peer: SocketAddr) -> Vec<u8>;
-    /// A user command (never `Quit`: the reactor handles that itself).
-    fn command(&mut self, command: Command, now: Instant) -> Response;
+    /// A request from another thread, and whether to quit after it. Requests
+    /// keep coming while shutting down: the handler answers them as it sees fit.
+    fn request(&mut self, request: Self::Request, now: Instant) -> (Self::Response, Flow);
     /// Begin an orderly shutdown: say Bye, close connections.
     fn shutdown(&mut self, now: Instant);
     /// Save what must survive a restart (the host cache). Called periodically and at exit.
     fn save(&mut self);
 }
 
-/// A command from another thread, with where to send the answer.
-pub struct Request {
-    pub command: Command,
-    pub reply: Sender<Response>,
+/// A request from another thread, with where to send the answer.
+struct Envelope<Req, Resp> {
+    request: Req,
+    reply: Sender<Resp>,
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestError {
+    /// The loop has ended.
+    Gone,
+    /// No answer within the timeout.
+    Timeout,
 }
 
 /// How other threads reach the loop. Cheap to clone.
-#[derive(Clone)]
-pub struct Handle {
-    requests: Sender<Request>,
+pub struct Handle<Req, Resp> {
+    requests: Sender<Envelope<Req, Resp>>,
     waker: Arc<Waker>,
 }
 
-impl Handle {
-    /// Wakes the loop so it calls [`Engine::on_wake`].
+impl<Req, Resp> Clone for Handle<Req, Resp> {
+    fn clone(&self) -> Self {
+        Handle {
+            requests: self.requests.clone(),
+            waker: Arc::clone(&self.waker),
+        }
+    }
+}
+
+impl<Req, Resp> Handle<Req, Resp> {
+    /// Wakes the loop so it calls [`Handler::on_wake`].
     pub fn wake(&self) {
         if let Err(e) = self.waker.wake() {
             log::warn!("waking the event loop: {e}");
         }
     }
-}
 
-impl Requests for Handle {
-    fn request(&self, command: Command, timeout: Duration) -> Response {
+    /// Hands `request` to the loop and waits up to `timeout` for the answer.
+    pub fn request(&self, request: Req, timeout: Duration) -> Result<Resp, RequestError> {
         let (reply, answer) = crossbeam_channel::bounded(1);
-        if self.requests.send(Request { command, reply }).is_err() {
-            return Response::error("the servent is shutting down");
+        if self.requests.send(Envelope { request, reply }).is_err() {
+            return Err(RequestError::Gone);
         }
         self.wake();
-        match answer.recv_timeout(timeout) {
-            Ok(response) => response,
-            Err(_) => Response::error("the servent did not answer in time"),
-        }
+        answer.recv_timeout(timeout).map_err(|e| match e {
+            crossbeam_channel::RecvTimeoutError::Timeout => RequestError::Timeout,
+            crossbeam_channel::RecvTimeoutError::Disconnected => RequestError::Gone,
+        })
     }
 }
 
@@ -167,7 +187,7 @@ pub struct ReactorConfig {
     pub close_linger: Duration,
     /// After `quit`, peers get this long for their Bye and our last bytes.
     pub shutdown_grace: Duration,
-    /// How often the engine is asked to save.
+    /// How often the handler is asked to save.
     pub save_interval: Duration,
     /// Most sockets open at once (listener excluded), sized from the open-file
     /// limit by [`socket_budget`]. The last [`REFUSAL_SOCKETS`] of them only
@@ -270,11 +290,11 @@ enum State {
     /// Outgoing, connect in progress.
     Connecting { deadline: Instant, kind: Sniffed },
     /// Accepted over the budget: waiting for the first bytes, to be answered
-    /// with the engine's refusal and closed.
+    /// with the handler's refusal and closed.
     Refusing { prefix: Vec<u8>, deadline: Instant },
     /// Handed to the engine.
     Open,
-    /// Engine asked to close: flush its output, then close.
+    /// The handler asked to close: flush its output, then close.
     Closing { deadline: Instant },
 }
 
@@ -291,16 +311,16 @@ struct Conn {
 }
 
 /// The event loop and everything it owns.
-pub struct Reactor<E: Engine> {
+pub struct Reactor<E: Handler> {
     poll: Poll,
     listener: TcpListener,
     local_addr: SocketAddr,
     conns: Slab<Conn>,
     by_id: HashMap<ConnId, usize>,
     next_id: ConnId,
-    engine: E,
-    requests: Receiver<Request>,
-    handle: Handle,
+    handler: E,
+    requests: Receiver<Envelope<E::Request, E::Response>>,
+    handle: Handle<E::Request, E::Response>,
     config: ReactorConfig,
     /// Connections whose read budget ran out with data possibly left.
     unfinished_reads: VecDeque<ConnId>,
@@ -320,17 +340,17 @@ pub struct Reactor<E: Engine> {
     refusing: usize,
 }
 
-impl<E: Engine> Reactor<E> {
+impl<E: Handler> Reactor<E> {
     /// Takes an already-bound listener (tests bind port 0 and read it back)
-    /// and builds the engine with a [`Handle`], so the engine can hand it to
+    /// and builds the handler with a [`Handle`], so the handler can hand it to
     /// threads that must wake the loop (the library scanner).
     pub fn new<F>(
         listener: std::net::TcpListener,
         config: ReactorConfig,
-        make_engine: F,
+        make_handler: F,
     ) -> io::Result<Reactor<E>>
     where
-        F: FnOnce(Handle) -> io::Result<E>,
+        F: FnOnce(Handle<E::Request, E::Response>) -> io::Result<E>,
     {
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
@@ -344,7 +364,7 @@ impl<E: Engine> Reactor<E> {
             requests: tx,
             waker,
         };
-        let engine = make_engine(handle.clone())?;
+        let handler = make_handler(handle.clone())?;
         let next_save = Instant::now() + config.save_interval;
         Ok(Reactor {
             poll,
@@ -353,7 +373,7 @@ impl<E: Engine> Reactor<E> {
             conns: Slab::new(),
             by_id: HashMap::new(),
             next_id: 1,
-            engine,
+            handler,
             requests: rx,
             handle,
             config,
@@ -374,13 +394,13 @@ impl<E: Engine> Reactor<E> {
     }
 
     /// A handle for other threads.
-    pub fn handle(&self) -> Handle {
+    pub fn handle(&self) -> Handle<E::Request, E::Response> {
         self.handle.clone()
     }
 
-    /// The engine, e.g. for a final look after `run` returns.
-    pub fn engine(&self) -> &E {
-        &self.engine
+    /// The handler, e.g. for a final look after `run` returns.
+    pub fn handler(&self) -> &E {
+        &self.handler
     }
 
     /// Runs until `quit`: then Bye, a short grace period, a final save.
@@ -410,7 +430,7 @@ impl<E: Engine> Reactor<E> {
                     LISTENER => self.accept_all(now),
                     WAKER => {
                         self.take_requests(now);
-                        self.engine.on_wake(now);
+                        self.handler.on_wake(now);
                     }
                     Token(key) => self.socket_ready(key, event, now),
                 }
@@ -424,13 +444,13 @@ impl<E: Engine> Reactor<E> {
         for key in keys {
             self.drop_conn(key, Instant::now());
         }
-        self.engine.save();
+        self.handler.save();
         Ok(())
     }
 
     fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let mut next = self.next_save;
-        if let Some(t) = self.engine.poll_timeout() {
+        if let Some(t) = self.handler.poll_timeout() {
             next = next.min(t);
         }
         if let Some(started) = self.quitting {
@@ -452,19 +472,12 @@ impl<E: Engine> Reactor<E> {
     }
 
     fn take_requests(&mut self, now: Instant) {
-        while let Ok(request) = self.requests.try_recv() {
-            let response = match request.command {
-                Command::Quit => {
-                    self.begin_quit(now);
-                    Response::ok(crate::shell::Reply::message("bye"))
-                }
-                command if self.quitting.is_some() => {
-                    let _ = command;
-                    Response::error("the servent is shutting down")
-                }
-                command => self.engine.command(command, now),
-            };
-            let _ = request.reply.send(response);
+        while let Ok(envelope) = self.requests.try_recv() {
+            let (response, flow) = self.handler.request(envelope.request, now);
+            if flow == Flow::Quit {
+                self.begin_quit(now);
+            }
+            let _ = envelope.reply.send(response);
         }
     }
 
@@ -473,7 +486,7 @@ impl<E: Engine> Reactor<E> {
         if self.quitting.is_none() {
             log::info!("shutting down");
             self.quitting = Some(now);
-            self.engine.shutdown(now);
+            self.handler.shutdown(now);
         }
     }
 
@@ -585,7 +598,7 @@ impl<E: Engine> Reactor<E> {
     }
 
     /// A connection accepted over the budget: once it says what it is, write
-    /// the engine's refusal (best effort, one write) and close it.
+    /// the handler's refusal (best effort, one write) and close it.
     fn read_refusing(&mut self, key: usize, now: Instant) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
@@ -618,7 +631,7 @@ impl<E: Engine> Reactor<E> {
         }
         if let Sniff::Is(kind) = verdict {
             let peer = conn.peer;
-            let answer = self.engine.refusal(kind, peer);
+            let answer = self.handler.refusal(kind, peer);
             if let Some(conn) = self.conns.get_mut(key) {
                 let _ = conn.socket.write(&answer);
             }
@@ -656,12 +669,12 @@ impl<E: Engine> Reactor<E> {
 
     fn connect(&mut self, addr: SocketAddr, kind: Sniffed, now: Instant) {
         if self.quitting.is_some() {
-            self.engine
+            self.handler
                 .on_connect_failed(addr, kind, "the servent is shutting down", now);
             return;
         }
         if self.ordinary_sockets() >= self.ordinary_budget() {
-            self.engine.on_connect_failed(
+            self.handler.on_connect_failed(
                 addr,
                 kind,
                 "no free socket: every one allowed by the open-file limit is in use",
@@ -678,7 +691,7 @@ impl<E: Engine> Reactor<E> {
         });
         if let Err(e) = result {
             log::debug!("connect {addr}: {e}");
-            self.engine
+            self.handler
                 .on_connect_failed(addr, kind, &connect_error(&e), now);
         }
     }
@@ -727,7 +740,7 @@ impl<E: Engine> Reactor<E> {
         if let Some(e) = failed {
             log::debug!("connect {addr}: {e}");
             self.remove_silently(key);
-            self.engine
+            self.handler
                 .on_connect_failed(addr, kind, &connect_error(&e), now);
             return;
         }
@@ -743,7 +756,7 @@ impl<E: Engine> Reactor<E> {
             log::debug!("reregister {addr}: {e}");
         }
         conn.writable = false;
-        self.engine
+        self.handler
             .on_connection(id, Direction::Outgoing, kind, addr, now);
         self.dirty.push(id);
     }
@@ -784,9 +797,9 @@ impl<E: Engine> Reactor<E> {
                 let prefix = std::mem::take(prefix);
                 conn.state = State::Open;
                 let (id, peer) = (conn.id, conn.peer);
-                self.engine
+                self.handler
                     .on_connection(id, Direction::Incoming, kind, peer, now);
-                self.engine.on_bytes(id, &prefix, now);
+                self.handler.on_bytes(id, &prefix, now);
                 self.dirty.push(id);
                 if closed {
                     self.close_now(key, now);
@@ -817,7 +830,7 @@ impl<E: Engine> Reactor<E> {
                 }
                 Ok(n) => {
                     if matches!(conn.state, State::Open) {
-                        self.engine.on_bytes(id, &self.scratch[..n], now);
+                        self.handler.on_bytes(id, &self.scratch[..n], now);
                         self.dirty.push(id);
                     }
                     total += n;
@@ -858,7 +871,7 @@ impl<E: Engine> Reactor<E> {
         }
     }
 
-    /// Writes the engine's output for `id` until it is empty or the socket is full.
+    /// Writes the handler's output for `id` until it is empty or the socket is full.
     fn flush(&mut self, id: ConnId, now: Instant) {
         let Some(&key) = self.by_id.get(&id) else {
             return;
@@ -874,7 +887,7 @@ impl<E: Engine> Reactor<E> {
         }
         let mut failed = false;
         loop {
-            let out = self.engine.output(id);
+            let out = self.handler.output(id);
             if out.is_empty() {
                 break;
             }
@@ -883,7 +896,7 @@ impl<E: Engine> Reactor<E> {
                     failed = true;
                     break;
                 }
-                Ok(n) => self.engine.consume_output(id, n),
+                Ok(n) => self.handler.consume_output(id, n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -897,7 +910,7 @@ impl<E: Engine> Reactor<E> {
             self.close_now(key, now);
             return;
         }
-        let pending = !self.engine.output(id).is_empty();
+        let pending = !self.handler.output(id).is_empty();
         if !pending && matches!(conn.state, State::Closing { .. }) {
             self.close_now(key, now);
             return;
@@ -927,8 +940,8 @@ impl<E: Engine> Reactor<E> {
             self.accept_retry = None;
             self.accept_all(now);
         }
-        if self.engine.poll_timeout().is_some_and(|t| t <= now) {
-            self.engine.handle_timeout(now);
+        if self.handler.poll_timeout().is_some_and(|t| t <= now) {
+            self.handler.handle_timeout(now);
         }
         let expired: Vec<(usize, Option<Sniffed>)> = self
             .conns
@@ -949,7 +962,7 @@ impl<E: Engine> Reactor<E> {
                 let addr = self.conns[key].peer;
                 self.remove_silently(key);
                 let secs = self.config.connect_timeout.as_secs();
-                self.engine.on_connect_failed(
+                self.handler.on_connect_failed(
                     addr,
                     kind,
                     &format!("no answer within {secs} s"),
@@ -963,24 +976,24 @@ impl<E: Engine> Reactor<E> {
         }
         if now >= self.next_save {
             self.next_save = now + self.config.save_interval;
-            self.engine.save();
+            self.handler.save();
         }
     }
 
-    /// Applies the engine's actions and flushes output, until the engine is quiet.
+    /// Applies the handler's actions and flushes output, until the handler is quiet.
     fn after_turn(&mut self, now: Instant) {
         // Actions can cause more actions (a failed connect, a close); bounded
-        // by the engine's own queues, and by this cap against a buggy loop.
+        // by the handler's own queues, and by this cap against a buggy loop.
         for _ in 0..64 {
             let mut any = false;
-            while let Some(action) = self.engine.poll_action() {
+            while let Some(action) = self.handler.poll_action() {
                 any = true;
                 match action {
-                    EngineAction::Connect(addr) => self.connect(addr, Sniffed::Overlay, now),
-                    EngineAction::ConnectAs(addr, kind) => self.connect(addr, kind, now),
-                    EngineAction::Close(id) => self.begin_close(id, now),
-                    EngineAction::WantWrite(id) => self.dirty.push(id),
-                    EngineAction::Event(text) => self.event(text),
+                    Action::Connect(addr) => self.connect(addr, Sniffed::Overlay, now),
+                    Action::ConnectAs(addr, kind) => self.connect(addr, kind, now),
+                    Action::Close(id) => self.begin_close(id, now),
+                    Action::WantWrite(id) => self.dirty.push(id),
+                    Action::Event(text) => self.event(text),
                 }
             }
             if !self.dirty.is_empty() {
@@ -1018,14 +1031,14 @@ impl<E: Engine> Reactor<E> {
         self.flush(id, now);
     }
 
-    /// Closes a connection the engine knows about, and tells it.
+    /// Closes a connection the handler knows about, and tells it.
     fn close_now(&mut self, key: usize, now: Instant) {
         if let Some(conn) = self.conns.get(key) {
             let id = conn.id;
             let known = matches!(conn.state, State::Open | State::Closing { .. });
             self.remove_silently(key);
             if known {
-                self.engine.on_closed(id, now);
+                self.handler.on_closed(id, now);
             }
         }
     }
@@ -1071,24 +1084,24 @@ mod tests {
         assert_eq!(sniff(b"get /"), Sniff::Foreign);
     }
 
-    /// What the echo engine saw, shared with the test thread.
+    /// What the echo handler saw, shared with the test thread.
     #[derive(Default)]
     struct Seen {
         events: Vec<String>,
     }
 
-    /// An engine that writes back every byte it gets: enough to exercise the
+    /// A handler that writes back every byte it gets: enough to exercise the
     /// reactor's sockets, buffers and timers without the servent.
-    struct EchoEngine {
+    struct EchoHandler {
         seen: Arc<Mutex<Seen>>,
         out: HashMap<ConnId, Vec<u8>>,
-        actions: VecDeque<EngineAction>,
+        actions: VecDeque<Action>,
     }
 
-    impl EchoEngine {
-        fn new() -> (EchoEngine, Arc<Mutex<Seen>>) {
+    impl EchoHandler {
+        fn new() -> (EchoHandler, Arc<Mutex<Seen>>) {
             let seen = Arc::new(Mutex::new(Seen::default()));
-            let engine = EchoEngine {
+            let engine = EchoHandler {
                 seen: seen.clone(),
                 out: HashMap::new(),
                 actions: VecDeque::new(),
@@ -1100,7 +1113,16 @@ mod tests {
         }
     }
 
-    impl Engine for EchoEngine {
+    /// What the tests ask the echo handler.
+    enum Ask {
+        Connect(SocketAddr),
+        Disconnect(ConnId),
+        Quit,
+    }
+
+    impl Handler for EchoHandler {
+        type Request = Ask;
+        type Response = String;
         fn on_connection(
             &mut self,
             id: ConnId,
@@ -1117,7 +1139,7 @@ mod tests {
         }
         fn on_bytes(&mut self, id: ConnId, bytes: &[u8], _: Instant) {
             self.out.entry(id).or_default().extend_from_slice(bytes);
-            self.actions.push_back(EngineAction::WantWrite(id));
+            self.actions.push_back(Action::WantWrite(id));
         }
         fn on_closed(&mut self, id: ConnId, _: Instant) {
             self.out.remove(&id);
@@ -1127,7 +1149,7 @@ mod tests {
         fn poll_timeout(&self) -> Option<Instant> {
             None
         }
-        fn poll_action(&mut self) -> Option<EngineAction> {
+        fn poll_action(&mut self) -> Option<Action> {
             self.actions.pop_front()
         }
         fn output(&mut self, id: ConnId) -> &[u8] {
@@ -1142,22 +1164,22 @@ mod tests {
         fn refusal(&mut self, kind: Sniffed, _: SocketAddr) -> Vec<u8> {
             format!("busy {kind:?}\n").into_bytes()
         }
-        fn command(&mut self, command: Command, _: Instant) -> Response {
-            match command {
-                Command::Connect(addr) => self.actions.push_back(EngineAction::Connect(addr)),
-                Command::Disconnect(id) => {
+        fn request(&mut self, request: Ask, _: Instant) -> (String, Flow) {
+            match request {
+                Ask::Connect(addr) => self.actions.push_back(Action::Connect(addr)),
+                Ask::Disconnect(id) => {
                     // Something to flush before the close.
                     self.out.entry(id).or_default().extend_from_slice(b"bye\n");
-                    self.actions.push_back(EngineAction::Close(id));
+                    self.actions.push_back(Action::Close(id));
                 }
-                _ => {}
+                Ask::Quit => return ("bye".into(), Flow::Quit),
             }
-            Response::ok(crate::shell::Reply::message("done"))
+            ("done".into(), Flow::Continue)
         }
         fn shutdown(&mut self, _: Instant) {
             let ids: Vec<ConnId> = self.out.keys().copied().collect();
             for id in ids {
-                self.actions.push_back(EngineAction::Close(id));
+                self.actions.push_back(Action::Close(id));
             }
         }
         fn save(&mut self) {
@@ -1167,7 +1189,7 @@ mod tests {
 
     struct Running {
         addr: SocketAddr,
-        handle: Handle,
+        handle: Handle<Ask, String>,
         seen: Arc<Mutex<Seen>>,
         thread: Option<std::thread::JoinHandle<()>>,
     }
@@ -1175,7 +1197,7 @@ mod tests {
     impl Running {
         fn start() -> Running {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let (engine, seen) = EchoEngine::new();
+            let (engine, seen) = EchoHandler::new();
             let config = ReactorConfig {
                 sniff_timeout: Duration::from_millis(300),
                 connect_timeout: Duration::from_secs(2),
@@ -1206,14 +1228,14 @@ mod tests {
             }
             false
         }
-        fn ask(&self, command: Command) -> Response {
-            self.handle.request(command, Duration::from_secs(5))
+        fn ask(&self, ask: Ask) -> bool {
+            self.handle.request(ask, Duration::from_secs(5)).is_ok()
         }
     }
 
     impl Drop for Running {
         fn drop(&mut self) {
-            let _ = self.ask(Command::Quit);
+            let _ = self.ask(Ask::Quit);
             if let Some(thread) = self.thread.take() {
                 let _ = thread.join();
             }
@@ -1283,7 +1305,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap()
         };
-        assert!(running.ask(Command::Connect(target_addr)).ok);
+        assert!(running.ask(Ask::Connect(target_addr)));
         let (mut accepted, _) = target.accept().unwrap();
         accepted
             .set_read_timeout(Some(Duration::from_secs(5)))
@@ -1293,7 +1315,7 @@ mod tests {
         let mut buf = [0u8; 4];
         accepted.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"ping");
-        assert!(running.ask(Command::Connect(closed_port)).ok);
+        assert!(running.ask(Ask::Connect(closed_port)));
         assert!(running.wait_event(&format!("failed {}", closed_port.port())));
         // Ids never repeat: the failed connect used id 2, the next is 3.
         let mut third = client(running.addr);
@@ -1308,12 +1330,12 @@ mod tests {
         peer.write_all(b"GNUTELLA CONNECT/0.4\n\n").unwrap();
         let mut echoed = vec![0u8; 22];
         peer.read_exact(&mut echoed).unwrap();
-        assert!(running.ask(Command::Disconnect(1)).ok);
+        assert!(running.ask(Ask::Disconnect(1)));
         let mut rest = Vec::new();
         peer.read_to_end(&mut rest).unwrap();
         assert_eq!(rest, b"bye\n");
         assert!(running.wait_event("closed 1"));
-        drop(running.ask(Command::Quit));
+        running.ask(Ask::Quit);
         assert!(running.wait_event("saved"));
     }
 
@@ -1378,7 +1400,7 @@ mod tests {
         });
         assert!(running.wait_event("open 1 Incoming Giv"));
         std::thread::sleep(Duration::from_millis(300));
-        assert!(running.ask(Command::Disconnect(1)).ok);
+        assert!(running.ask(Ask::Disconnect(1)));
         // Output is still queued, but the linger (500 ms here) ends it.
         assert!(running.wait_event("closed 1"), "{:?}", running.events());
         let _ = sender.join();

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::Receiver;
 use data_encoding::BASE32;
 use hazel_servent::core::shares::{Library, SearchCriteria};
-use hazel_servent::library::cache::CACHE_FILE;
-use hazel_servent::library::{sha1_of_file, LibraryConfig, LibraryScanner};
+use hazel_servent::scanner::cache::CACHE_FILE;
+use hazel_servent::scanner::{sha1_of_file, LibraryConfig, LibraryScanner};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -239,7 +239,7 @@ fn upload_serves_the_requested_bytes_of_a_scanned_file() {
     use hazel_servent::core::shares::upload::{
         UploadConfig, UploadPoll, UploadSession, UploadSlots,
     };
-    use hazel_servent::library::{open_span, Confinement};
+    use hazel_servent::scanner::{open_span, Confinement};
     use std::io::Read;
 
     let share = tempfile::tempdir().expect("temp dir");

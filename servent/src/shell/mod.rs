@@ -14,6 +14,24 @@ pub use render::render_text;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Anything that can answer a parsed command (the running servent).
+pub trait Requests: Clone + Send + 'static {
+    /// Hands `command` to the servent and waits up to `timeout` for its answer.
+    fn request(&self, command: Command, timeout: Duration) -> Response;
+}
+
+/// Parses one line and, when it is a command, asks the servent; one response either way.
+pub fn answer_line<R: Requests>(requests: &R, line: &str, timeout: Duration) -> Response {
+    match Command::parse(line)
+        .map_err(|e| e.to_string())
+        .and_then(Command::resolve)
+    {
+        Ok(command) => requests.request(command, timeout),
+        Err(e) => Response::error(e),
+    }
+}
 
 /// `IP:PORT`, or `NAME:PORT` with a plausible host name.
 fn parse_target(target: &str) -> Option<Command> {

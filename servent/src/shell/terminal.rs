@@ -2,8 +2,7 @@
 //! (a prompt, replies as text) and headless stdin (no prompt). Both run on
 //! their own thread and reach the servent through a [`Requests`] handle.
 
-use crate::control::{answer_line, Requests};
-use crate::shell::MAX_LINE;
+use crate::shell::{answer_line, Requests, MAX_LINE};
 use std::io::{self, BufRead, Write};
 use std::thread;
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! The shared library's pure part: file entries, the keyword index, SHA-1 lookup, QueryHit
-//! building and the upload state machine. No IO here: `crate::library` scans and hashes on its own
+//! building and the upload state machine. No IO here: `crate::scanner` scans and hashes on its own
 //! thread and publishes each result as a new immutable `Arc<Library>`.
 //!
 //! # API

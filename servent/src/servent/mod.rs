@@ -1,0 +1,275 @@
+//! The running servent: the sans-IO [`Core`], the uploads, and the library
+//! scanner put together behind the event loop's [`Handler`] interface, with
+//! the shell's commands answered from them (`answers`).
+//!
+//! Besides the overlay (handed to the core), the servent serves the other
+//! kinds of connection the event loop sniffs: HTTP `GET`/`HEAD` and GIV
+//! callbacks for Pushes addressed to us ([`uploads`]). A GIV arriving unasked
+//! is closed: Hazel has no downloads waiting for one.
+
+mod answers;
+pub mod uploads;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::Receiver;
+use hazel_protocol::text::Escaped;
+
+use crate::config::Config;
+use crate::core::shares::Library;
+use crate::core::{self, Core, CoreEvent};
+use crate::data_dir::{DataDir, HOST_CACHE_FILE};
+use crate::reactor::{Action, ConnId, Direction, Flow, Handler, Sniffed};
+use crate::scanner::LibraryScanner;
+use crate::shell::{Command, Response};
+use uploads::Uploads;
+
+/// How other threads reach a running servent.
+pub type Handle = crate::reactor::Handle<Command, Response>;
+
+/// The servent behind the event loop.
+pub struct Servent {
+    core: Core,
+    uploads: Uploads,
+    data: DataDir,
+    scanner: Option<LibraryScanner>,
+    libraries: Receiver<Arc<Library>>,
+    /// Print events on stdout (interactive terminal) rather than only logging them.
+    print_events: bool,
+    started: Instant,
+    shutting_down: bool,
+}
+
+impl Servent {
+    /// Puts together a core (configured and with its host cache reloaded),
+    /// the uploads, and a running scanner whose libraries arrive on
+    /// `libraries`.
+    pub fn new(
+        core: Core,
+        uploads: Uploads,
+        data: DataDir,
+        scanner: LibraryScanner,
+        libraries: Receiver<Arc<Library>>,
+        config: &Config,
+        now: Instant,
+    ) -> Servent {
+        Servent {
+            core,
+            uploads,
+            data,
+            scanner: Some(scanner),
+            libraries,
+            print_events: !config.headless,
+            started: now,
+            shutting_down: false,
+        }
+    }
+
+    /// The core, for inspection.
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// Tells the core whether uploads are busy (QueryHit flags).
+    fn publish_upload_state(&mut self) {
+        self.core
+            .set_upload_state(self.uploads.busy(), self.uploads.have_uploaded());
+    }
+}
+
+/// An event as a line for the terminal or the log. Everything a peer chose
+/// (agents, reasons, names) is escaped: it must not act on the terminal or
+/// forge a line.
+pub fn event_text(event: &CoreEvent) -> String {
+    match event {
+        CoreEvent::PeerUp(peer) => format!(
+            "peer {} up: {} {:?} {} {}",
+            peer.id,
+            peer.addr,
+            peer.direction,
+            peer.protocol.as_str(),
+            Escaped::new(&peer.user_agent)
+        ),
+        CoreEvent::PeerDown { id, addr, reason } => {
+            format!("peer {id} down: {addr} ({})", Escaped::new(reason))
+        }
+        CoreEvent::SearchResult(r) => format!(
+            "search {}: {} ({} bytes) at {}",
+            r.search,
+            Escaped::new(&r.name),
+            r.size,
+            r.addr
+        ),
+        CoreEvent::PushRequest(p) => format!(
+            "push for file {}: calling back {} with a GIV",
+            p.file_index, p.addr
+        ),
+        CoreEvent::ConnectFailed { addr, reason } => {
+            format!("could not connect to {addr}: {}", Escaped::new(reason))
+        }
+    }
+}
+
+impl Handler for Servent {
+    type Request = Command;
+    type Response = Response;
+
+    fn on_connection(
+        &mut self,
+        id: ConnId,
+        direction: Direction,
+        kind: Sniffed,
+        peer: SocketAddr,
+        now: Instant,
+    ) {
+        match kind {
+            Sniffed::Overlay => self.core.on_connection(id, direction, peer, now),
+            Sniffed::Http => self.uploads.open_request(id, peer, now),
+            Sniffed::Giv if direction == Direction::Outgoing => {
+                self.uploads.open_callback(id, peer, now)
+            }
+            Sniffed::Giv => self.uploads.refuse_giv(id, peer, now),
+        }
+    }
+
+    fn on_connect_failed(&mut self, addr: SocketAddr, kind: Sniffed, error: &str, now: Instant) {
+        match kind {
+            Sniffed::Overlay => self.core.on_connect_failed(addr, error, now),
+            _ => self.uploads.callback_failed(addr, error),
+        }
+    }
+
+    fn on_bytes(&mut self, id: ConnId, bytes: &[u8], now: Instant) {
+        if self.uploads.contains(id) {
+            let library = Arc::clone(self.core.library());
+            self.uploads.on_bytes(id, bytes, &library, now);
+            self.publish_upload_state();
+        } else {
+            self.core.on_bytes(id, bytes, now);
+        }
+    }
+
+    fn on_closed(&mut self, id: ConnId, now: Instant) {
+        if self.uploads.contains(id) {
+            self.uploads.on_closed(id);
+            self.publish_upload_state();
+        } else {
+            self.core.on_closed(id, now);
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.core.handle_timeout(now);
+        self.uploads.tick(now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.core.poll_timeout()
+    }
+
+    fn poll_action(&mut self) -> Option<Action> {
+        loop {
+            if let Some(action) = self.uploads.poll_action() {
+                return Some(action);
+            }
+            return Some(match self.core.poll_action()? {
+                core::Action::Connect(addr) => Action::Connect(addr),
+                core::Action::Close(id) => Action::Close(id),
+                core::Action::WantWrite(id) => Action::WantWrite(id),
+                core::Action::Event(event) => {
+                    if let CoreEvent::PushRequest(push) = &event {
+                        let library = Arc::clone(self.core.library());
+                        self.uploads.start_giv(push, &library);
+                    }
+                    let text = event_text(&event);
+                    if self.print_events {
+                        // The terminal shows it; logging it too would say it twice.
+                        println!("{text}");
+                        continue;
+                    }
+                    Action::Event(text)
+                }
+            });
+        }
+    }
+
+    fn output(&mut self, id: ConnId) -> &[u8] {
+        if self.uploads.contains(id) {
+            self.uploads.output(id)
+        } else {
+            self.core.output(id)
+        }
+    }
+
+    fn consume_output(&mut self, id: ConnId, n: usize) {
+        let now = Instant::now();
+        if self.uploads.contains(id) {
+            let library = Arc::clone(self.core.library());
+            self.uploads.consume(id, n, &library, now);
+            self.publish_upload_state();
+        } else {
+            self.core.consume_output(id, n, now);
+        }
+    }
+
+    fn on_wake(&mut self, _now: Instant) {
+        // Only the newest library matters.
+        if let Some(library) = self.libraries.try_iter().last() {
+            log::info!(
+                "library: {} files, {} pending hashes",
+                library.len(),
+                library.pending_hashes()
+            );
+            self.core.set_library(library);
+        }
+    }
+
+    fn refusal(&mut self, kind: Sniffed, peer: SocketAddr) -> Vec<u8> {
+        match kind {
+            Sniffed::Overlay => self.core.busy_refusal(peer),
+            Sniffed::Http => format!(
+                "HTTP/1.1 503 Service Unavailable\r\nServer: {}\r\nRetry-After: 60\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n",
+                self.core.config().user_agent
+            )
+            .into_bytes(),
+            Sniffed::Giv => Vec::new(),
+        }
+    }
+
+    fn request(&mut self, command: Command, now: Instant) -> (Response, Flow) {
+        match command {
+            Command::Quit => (
+                Response::ok(crate::shell::Reply::message("bye")),
+                Flow::Quit,
+            ),
+            _ if self.shutting_down => (
+                Response::error("the servent is shutting down"),
+                Flow::Continue,
+            ),
+            command => (self.answer(command, now), Flow::Continue),
+        }
+    }
+
+    fn shutdown(&mut self, now: Instant) {
+        self.shutting_down = true;
+        self.core.shutdown(now);
+    }
+
+    fn save(&mut self) {
+        let bytes = self.core.host_cache().to_bytes();
+        if let Err(e) = self.data.save_atomic(HOST_CACHE_FILE, &bytes) {
+            log::warn!("saving the host cache: {e}");
+        }
+    }
+}
+
+impl Drop for Servent {
+    fn drop(&mut self) {
+        if let Some(scanner) = self.scanner.take() {
+            scanner.shutdown();
+        }
+    }
+}

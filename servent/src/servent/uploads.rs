@@ -1,0 +1,354 @@
+//! Serving shared files: the HTTP connections (an incoming `GET`/`HEAD`, or
+//! our GIV callback that a downloader then sends its `GET` on), each driven
+//! by the shares' sans-IO upload session, with file bodies read in chunks as
+//! the socket drains.
+//!
+//! Limits: a request head must arrive whole within the head timeout; a reply
+//! the client reads nothing of for the stall timeout is cut and its slot
+//! freed; slots are limited in all and per client address; at most
+//! [`MAX_GIV_CALLBACKS`] callbacks connect at once; a kept-alive connection
+//! with nothing in flight is closed after [`UPLOAD_IDLE`]. Every file opened
+//! is checked to lie inside the shared folders.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hazel_protocol::giv::Giv;
+use hazel_protocol::text::escape_path;
+
+use crate::config::Limits;
+use crate::core::shares::upload::{FileSpan, UploadConfig, UploadPoll, UploadSession, UploadSlots};
+use crate::core::shares::Library;
+use crate::core::{ConnId, PushRequest};
+use crate::reactor::{Action, Sniffed};
+use crate::scanner::Confinement;
+
+/// Bytes of a file read per refill of an upload's output (one disk read of
+/// this size happens on the loop thread only when the socket has drained).
+const UPLOAD_CHUNK: usize = 64 * 1024;
+/// GIV callbacks connecting at once; further Pushes wait for the next one.
+pub const MAX_GIV_CALLBACKS: usize = 8;
+/// A kept-alive HTTP connection with nothing in flight is closed after this long.
+pub const UPLOAD_IDLE: Duration = Duration::from_secs(60);
+
+/// The rest of a file body being sent.
+struct Body {
+    file: std::fs::File,
+    remaining: u64,
+}
+
+/// One HTTP connection.
+struct Upload {
+    session: UploadSession,
+    peer: SocketAddr,
+    /// Output ready to write: a response head, then body chunks.
+    out: Vec<u8>,
+    sent: usize,
+    body: Option<Body>,
+    /// A reply is in flight (its head or body not yet fully written).
+    replying: bool,
+    /// Close once `out` and `body` are written.
+    close_after: bool,
+    closing: bool,
+    /// Last byte received or sent.
+    last_activity: Instant,
+    /// When the request head being read began (its first byte, or the
+    /// connection): the whole head must arrive within the head timeout.
+    head_started: Option<Instant>,
+    /// Last time a byte of a reply was written.
+    last_progress: Instant,
+}
+
+impl Upload {
+    fn new(peer: SocketAddr, now: Instant) -> Upload {
+        Upload {
+            session: UploadSession::for_peer(UploadConfig::default(), peer.ip()),
+            peer,
+            out: Vec::new(),
+            sent: 0,
+            body: None,
+            replying: false,
+            close_after: false,
+            closing: false,
+            last_activity: now,
+            head_started: Some(now),
+            last_progress: now,
+        }
+    }
+
+    fn pending(&self) -> &[u8] {
+        self.out.get(self.sent..).unwrap_or_default()
+    }
+
+    fn in_flight(&self) -> bool {
+        self.replying || !self.pending().is_empty() || self.body.is_some()
+    }
+}
+
+/// Every upload connection of the servent.
+pub struct Uploads {
+    conns: HashMap<ConnId, Upload>,
+    slots: UploadSlots,
+    limits: Limits,
+    confinement: Confinement,
+    /// GIV callbacks being connected: address → the GIV line to send.
+    pending_givs: HashMap<SocketAddr, Vec<u8>>,
+    actions: VecDeque<Action>,
+}
+
+impl Uploads {
+    pub fn new(limits: Limits, confinement: Confinement) -> Uploads {
+        Uploads {
+            conns: HashMap::new(),
+            slots: UploadSlots::with_per_ip(limits.upload_slots, limits.upload_slots_per_ip),
+            limits,
+            confinement,
+            pending_givs: HashMap::new(),
+            actions: VecDeque::new(),
+        }
+    }
+
+    pub fn contains(&self, id: ConnId) -> bool {
+        self.conns.contains_key(&id)
+    }
+
+    /// Every slot is taken (QueryHits say busy).
+    pub fn busy(&self) -> bool {
+        self.slots.all_taken()
+    }
+
+    /// An upload completed at least once (QueryHits say so).
+    pub fn have_uploaded(&self) -> bool {
+        self.slots.have_uploaded()
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// An incoming connection sniffed as HTTP.
+    pub fn open_request(&mut self, id: ConnId, peer: SocketAddr, now: Instant) {
+        self.conns.insert(id, Upload::new(peer, now));
+    }
+
+    /// Our GIV callback connected: announce the file, then serve the GET
+    /// that follows.
+    pub fn open_callback(&mut self, id: ConnId, peer: SocketAddr, now: Instant) {
+        let mut upload = Upload::new(peer, now);
+        if let Some(line) = self.pending_givs.remove(&peer) {
+            upload.out = line;
+        }
+        self.conns.insert(id, upload);
+        self.actions.push_back(Action::WantWrite(id));
+    }
+
+    /// An incoming GIV nobody waits for: closed.
+    pub fn refuse_giv(&mut self, id: ConnId, peer: SocketAddr, now: Instant) {
+        log::info!("GIV from {peer}: no download is waiting for it, closing");
+        self.conns.insert(id, Upload::new(peer, now));
+        self.actions.push_back(Action::Close(id));
+    }
+
+    /// Starts a GIV callback for a Push addressed to us (the core already
+    /// rate-limited them; at most [`MAX_GIV_CALLBACKS`] connect at once).
+    pub fn start_giv(&mut self, push: &PushRequest, library: &Library) {
+        if self.pending_givs.len() >= MAX_GIV_CALLBACKS
+            || self.pending_givs.contains_key(&push.addr)
+        {
+            log::info!(
+                "push for file {} from {}: {} callbacks already connecting, ignored",
+                push.file_index,
+                push.addr,
+                self.pending_givs.len()
+            );
+            return;
+        }
+        let Ok(id) = data_encoding::HEXLOWER_PERMISSIVE.decode(push.servent_id.as_bytes()) else {
+            return;
+        };
+        let Ok(servent_id) = <[u8; 16]>::try_from(id.as_slice()) else {
+            return;
+        };
+        let giv = Giv {
+            file_index: push.file_index,
+            servent_id,
+            file_name: library
+                .get(push.file_index)
+                .map(|f| f.name.clone().into_bytes())
+                .unwrap_or_default(),
+        };
+        let mut line = Vec::with_capacity(giv.encoded_len());
+        giv.encode(&mut line);
+        self.pending_givs.insert(push.addr, line);
+        self.actions
+            .push_back(Action::ConnectAs(push.addr, Sniffed::Giv));
+    }
+
+    /// A GIV callback could not connect.
+    pub fn callback_failed(&mut self, addr: SocketAddr, error: &str) {
+        log::info!("GIV callback to {addr} failed: {error}");
+        self.pending_givs.remove(&addr);
+    }
+
+    pub fn on_bytes(&mut self, id: ConnId, bytes: &[u8], library: &Library, now: Instant) {
+        let Some(upload) = self.conns.get_mut(&id) else {
+            return;
+        };
+        upload.last_activity = now;
+        if !bytes.is_empty() {
+            // The next head began (it may wait behind a reply in flight).
+            upload.head_started.get_or_insert(now);
+        }
+        upload.session.on_bytes(bytes);
+        self.drive(id, library, now);
+    }
+
+    pub fn on_closed(&mut self, id: ConnId) {
+        if let Some(mut upload) = self.conns.remove(&id) {
+            upload.session.on_close(&mut self.slots);
+            log::debug!("HTTP connection {id} from {} closed", upload.peer);
+        }
+    }
+
+    /// Lets the upload session answer what it has buffered; queues its reply.
+    fn drive(&mut self, id: ConnId, library: &Library, now: Instant) {
+        let Some(upload) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if upload.replying || upload.closing {
+            return;
+        }
+        match upload.session.poll(library, &mut self.slots) {
+            UploadPoll::NeedMore => return,
+            UploadPoll::Close => {
+                upload.closing = true;
+                self.actions.push_back(Action::Close(id));
+                return;
+            }
+            UploadPoll::Respond(reply) => {
+                log::info!("HTTP {} to {}", reply.status, upload.peer);
+                upload.out.extend_from_slice(&reply.head);
+                upload.replying = true;
+                upload.head_started = None;
+                upload.last_progress = now;
+                upload.close_after = !reply.keep_alive;
+                if let Some(span) = &reply.body {
+                    match open_span(span, &self.confinement) {
+                        Ok(body) => upload.body = Some(body),
+                        Err(e) => {
+                            // The head promised bytes we cannot send: end the connection.
+                            log::warn!("upload of {}: {e}", escape_path(&span.path));
+                            upload.out.clear();
+                            upload.closing = true;
+                            self.actions.push_back(Action::Close(id));
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        self.actions.push_back(Action::WantWrite(id));
+    }
+
+    /// Bytes ready to write on `id`: the next chunk of a body is read once
+    /// the previous one is written.
+    pub fn output(&mut self, id: ConnId) -> &[u8] {
+        self.refill(id);
+        self.conns.get(&id).map_or(&[], Upload::pending)
+    }
+
+    fn refill(&mut self, id: ConnId) {
+        let Some(upload) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if !upload.pending().is_empty() {
+            return;
+        }
+        if let Some(body) = &mut upload.body {
+            let want = body.remaining.min(UPLOAD_CHUNK as u64) as usize;
+            upload.out.clear();
+            upload.sent = 0;
+            upload.out.resize(want, 0);
+            match body.file.read(&mut upload.out) {
+                Ok(n) if n > 0 => {
+                    upload.out.truncate(n);
+                    body.remaining -= n as u64;
+                    if body.remaining == 0 {
+                        upload.body = None;
+                    }
+                }
+                _ => {
+                    // Short file or read error: the announced length cannot be met.
+                    upload.out.clear();
+                    upload.body = None;
+                    upload.closing = true;
+                    self.actions.push_back(Action::Close(id));
+                }
+            }
+        } else if upload.close_after && !upload.replying && !upload.closing {
+            upload.closing = true;
+            self.actions.push_back(Action::Close(id));
+        }
+    }
+
+    /// `n` bytes of [`Uploads::output`] were written on `id`.
+    pub fn consume(&mut self, id: ConnId, n: usize, library: &Library, now: Instant) {
+        let Some(upload) = self.conns.get_mut(&id) else {
+            return;
+        };
+        upload.sent = (upload.sent + n).min(upload.out.len());
+        upload.last_activity = now;
+        if n > 0 {
+            upload.last_progress = now;
+        }
+        if upload.sent == upload.out.len() {
+            upload.out.clear();
+            upload.sent = 0;
+            if upload.body.is_none() && upload.replying {
+                // Head (and body) written: the reply is complete.
+                upload.replying = false;
+                upload.session.reply_sent(&mut self.slots);
+                self.drive(id, library, now);
+            }
+        }
+    }
+
+    /// Closes what outstayed its limits.
+    pub fn tick(&mut self, now: Instant) {
+        let limits = &self.limits;
+        for (&id, upload) in self.conns.iter_mut() {
+            if upload.closing {
+                continue;
+            }
+            let why = if upload.in_flight() {
+                // A reply the client does not read: free its slot.
+                (now.saturating_duration_since(upload.last_progress) >= limits.upload_stall)
+                    .then_some("stalled: the client read nothing")
+            } else if let Some(started) = upload.head_started {
+                // A head dribbled byte by byte: a total deadline, not an idle one.
+                (now.saturating_duration_since(started) >= limits.head_timeout)
+                    .then_some("request head not complete in time")
+            } else {
+                (now.saturating_duration_since(upload.last_activity) >= UPLOAD_IDLE)
+                    .then_some("idle")
+            };
+            if let Some(why) = why {
+                log::info!("HTTP connection {id} from {}: {why}, closing", upload.peer);
+                upload.closing = true;
+                self.actions.push_back(Action::Close(id));
+            }
+        }
+    }
+}
+
+/// Opens the file of a span, checking it is still what the library saw and
+/// still inside the shared folders.
+fn open_span(span: &FileSpan, confinement: &Confinement) -> io::Result<Body> {
+    let file = crate::scanner::open_span(span, confinement)?;
+    Ok(Body {
+        file,
+        remaining: span.len,
+    })
+}
