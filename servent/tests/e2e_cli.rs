@@ -1,12 +1,12 @@
 //! End-to-end: the `hazel` command line — `hazel ctl` text and JSON replies,
 //! one-line errors, signals, and the host cache surviving a restart.
 
-mod e2e_support;
+mod support;
 
-use e2e_support::{num, wait_until, Servent, WAIT};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use support::{num, wait_until, Servent, WAIT};
 
 fn ctl(servent: &Servent, words: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_hazel"))
@@ -469,7 +469,8 @@ fn a_failed_connect_and_a_search_that_reached_nobody_are_said_on_the_terminal() 
         text.contains("no peer is connected: it reached nobody"),
         "{text}"
     );
-    let saved = std::fs::read_to_string(data.join("hosts")).unwrap_or_default();
+    let saved =
+        std::fs::read_to_string(data.join("hosts")).expect("the host cache is saved at quit");
     assert!(
         !saved.contains(&dead_addr.to_string()),
         "the dead address was kept: {saved}"

@@ -1,10 +1,10 @@
 //! End-to-end: networks of real `hazel` processes on loopback, observed
 //! through `stats`, `peers` and `results` on their control sockets.
 
-mod e2e_support;
+mod support;
 
-use e2e_support::{num, wait_until, Servent, WAIT};
 use std::time::Duration;
+use support::{num, stat, wait_until, Servent, WAIT};
 
 /// Starts `n` servents where servent i connects to servent i+1 (a line),
 /// with `--peers 0` so no other links form; the first gets `first_args`.
@@ -44,7 +44,7 @@ fn a_ttl3_query_on_a_line_of_five_reaches_the_next_three_and_not_the_fifth() {
     assert!(reached, "the query never reached s3\n{}", line[3].log());
     std::thread::sleep(Duration::from_secs(1));
     let after: Vec<_> = line.iter().map(Servent::stats).collect();
-    let delta = |i: usize, path: &str| num(&after[i], path) - num(&before[i], path);
+    let delta = |i: usize, path: &str| stat(&after[i], path) - stat(&before[i], path);
     for hop in 1..=3 {
         assert_eq!(delta(hop, "received.query"), 1, "s{hop} received it once");
     }
@@ -135,7 +135,7 @@ fn duplicates_on_a_ring_with_chords_are_suppressed_and_counted() {
     });
     assert!(settled, "the query did not reach every servent");
     let after: Vec<_> = servents.iter().map(Servent::stats).collect();
-    let delta = |i: usize, path: &str| num(&after[i], path) - num(&before[i], path);
+    let delta = |i: usize, path: &str| stat(&after[i], path) - stat(&before[i], path);
     let mut duplicates = 0;
     for (i, &degree) in links.iter().enumerate().skip(1) {
         let received = delta(i, "received.query");

@@ -1,12 +1,12 @@
 //! End-to-end: files served over HTTP on the servent's one port (`GET`,
 //! `HEAD`, ranges), and the push/GIV callback for firewalled downloads.
 
-mod e2e_support;
+mod support;
 
-use e2e_support::{new_id, num, query_payload, wait_until, RawPeer, Servent, WAIT};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
+use support::{new_id, num, query_payload, wait_until, RawPeer, Servent, WAIT};
 
 /// Sends `request` and reads one response: (status line, headers, body).
 fn http(stream: &mut TcpStream, request: &str) -> (String, String, Vec<u8>) {

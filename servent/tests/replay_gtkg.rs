@@ -17,21 +17,20 @@
 //! (503 with folded X-Try-Ultrapeers) feed its host cache, and every
 //! captured answer to a 0.6 CONNECT gets the right third step.
 
-mod e2e_support;
-mod replay_support;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddrV4, TcpListener};
 use std::time::Duration;
 
-use e2e_support::{num, wait_until, RawPeer, Servent, WAIT};
 use hazel_protocol::descriptor::{Descriptor, Extension, Payload};
 use hazel_protocol::framer::{Frame, Framer};
 use hazel_protocol::header::{DescriptorId, PayloadType};
 use hazel_protocol::qrp::{QrpMessage, QrpReceiver, PAYLOAD_TYPE};
-use replay_support::*;
 use serde_json::Value;
 use sha1::{Digest, Sha1};
+use support::replay::*;
+use support::{drops, num, wait_until, RawPeer, Servent, WAIT};
 
 /// The file hazel shares: its name matches every Query in the captured
 /// streams (all are "periscope"; some ask for video through GGEP M / XML).
@@ -318,7 +317,7 @@ fn replay_link(stream: u32) {
         .collect();
     wait_received(&hazel, sent_frames.len() as u64);
     let stats = hazel.stats();
-    let throttled = num(&stats, "drops_by_reason.ping_throttled");
+    let throttled = drops(&stats, "ping_throttled");
     let pong_for = |ping: &Frame, frames: &[(Frame, Descriptor)]| {
         frames.iter().any(|(f, _)| {
             f.header.payload_type == PayloadType::Pong
@@ -370,11 +369,7 @@ fn replay_link(stream: u32) {
         unknown > 0,
         "the captured stream carries vendor/HSEP messages"
     );
-    assert_eq!(
-        num(&stats, "drops_by_reason.unknown_type"),
-        unknown,
-        "{stats}"
-    );
+    assert_eq!(drops(&stats, "unknown_type"), unknown, "{stats}");
     assert_eq!(num(&stats, "forwarded.other"), 0, "{stats}");
     assert_eq!(num(&peer, "descriptors_in"), sent_frames.len() as u64);
 
@@ -1034,11 +1029,7 @@ fn replay_leaf(stream: u32) {
             "received.{key}; stats {stats}"
         );
     }
-    assert_eq!(
-        num(&stats, "drops_by_reason.unknown_type"),
-        expected["other"],
-        "{stats}"
-    );
+    assert_eq!(drops(&stats, "unknown_type"), expected["other"], "{stats}");
     assert_eq!(num(&stats, "forwarded.other"), 0, "{stats}");
 
     let pings: Vec<&Frame> = before_bye
@@ -1046,7 +1037,7 @@ fn replay_leaf(stream: u32) {
         .copied()
         .filter(|f| f.header.payload_type == PayloadType::Ping && f.header.ttl > 0)
         .collect();
-    let throttled = num(&stats, "drops_by_reason.ping_throttled");
+    let throttled = drops(&stats, "ping_throttled");
     let pong_for = |ping: &Frame, frames: &[(Frame, Descriptor)]| {
         frames.iter().any(|(f, _)| {
             f.header.payload_type == PayloadType::Pong

@@ -296,21 +296,46 @@ mod tests {
         assert!(Confinement::anywhere().allows_path(&root.join("link-file")));
     }
 
+    /// Runs `f` on a thread whose file-system user is `nobody` when this
+    /// process is root (a raw `setfsuid` changes only the calling thread, and
+    /// drops the capabilities that let root read any file), so permission
+    /// checks apply to it as to any user. Returns what `f` returned.
+    fn as_unprivileged<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::spawn(move || {
+            // SAFETY: geteuid has no preconditions; the raw setfsuid syscall
+            // only changes this thread's file-system uid.
+            unsafe {
+                if libc::geteuid() == 0 {
+                    libc::syscall(libc::SYS_setfsuid, 65534);
+                }
+            }
+            f()
+        })
+        .join()
+        .expect("the unprivileged thread")
+    }
+
     #[test]
     fn unreadable_file_is_skipped() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let root = dir.path();
+        let root = dir.path().to_path_buf();
+        // Everyone may walk the folder and read `open.txt`; nobody may read
+        // `locked.txt` (root included, on the unprivileged thread).
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).expect("chmod");
         fs::write(root.join("open.txt"), b"x").expect("write");
+        fs::set_permissions(root.join("open.txt"), fs::Permissions::from_mode(0o644))
+            .expect("chmod");
         let locked = root.join("locked.txt");
         fs::write(&locked, b"x").expect("write");
         fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).expect("chmod");
-        let files = scan(&[root.to_path_buf()], &ScanOptions::default());
-        // root ignores permissions: only check the skip when the file really is unreadable.
-        if File::open(&locked).is_err() {
-            assert_eq!(names(&files), vec!["open.txt"]);
-        } else {
-            assert_eq!(names(&files), vec!["locked.txt", "open.txt"]);
-        }
-        assert!(scan(&[root.join("nope")], &ScanOptions::default()).is_empty());
+        let (readable, files, missing) = as_unprivileged(move || {
+            let readable = File::open(root.join("locked.txt")).is_ok();
+            let files = scan(&[root.clone()], &ScanOptions::default());
+            let missing = scan(&[root.join("nope")], &ScanOptions::default());
+            (readable, files, missing)
+        });
+        assert!(!readable, "the locked file must be unreadable here");
+        assert_eq!(names(&files), vec!["open.txt"]);
+        assert!(missing.is_empty());
     }
 }

@@ -1,10 +1,13 @@
-//! Shared by the end-to-end tests: real `hazel` processes on loopback,
-//! commanded and observed through their control sockets.
+//! Shared by the integration tests: real `hazel` processes on loopback,
+//! commanded and observed through their control sockets, raw test peers, and
+//! ([`replay`]) the captured gtk-gnutella links played back.
 //!
 //! Every process is killed when its [`Servent`] guard drops, so a failing
 //! test leaves nothing running. Every wait is bounded.
 
 #![allow(dead_code)] // each test file uses a different part
+
+pub mod replay;
 
 use hazel_servent::control::send_command;
 use serde_json::Value;
@@ -51,16 +54,40 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
     }
 }
 
-/// A number inside a JSON value by path (`"received.query"`), 0 when absent.
+/// A number inside a JSON value by path (`"received.query"`). A missing
+/// key fails the test: a renamed counter must not read as zero.
 pub fn num(value: &Value, path: &str) -> u64 {
     let mut v = value;
     for key in path.split('.') {
         match v.get(key) {
             Some(next) => v = next,
-            None => return 0,
+            None => panic!("no `{key}` (of `{path}`) in {value}"),
         }
     }
-    v.as_u64().unwrap_or(0)
+    v.as_u64()
+        .unwrap_or_else(|| panic!("`{path}` is not a number in {value}"))
+}
+
+/// A drop counter from `stats`: the `drops_by_reason` map must be there; a
+/// reason that never happened is absent from it and counts 0.
+pub fn drops(stats: &Value, reason: &str) -> u64 {
+    let map = stats
+        .get("drops_by_reason")
+        .and_then(Value::as_object)
+        .unwrap_or_else(|| panic!("no drops_by_reason in {stats}"));
+    map.get(reason).map_or(0, |n| {
+        n.as_u64()
+            .unwrap_or_else(|| panic!("drop count {reason} is not a number"))
+    })
+}
+
+/// A counter from `stats` by path: [`drops`] for `drops_by_reason.X`
+/// (absent = never happened), [`num`] for everything else (absent = a bug).
+pub fn stat(stats: &Value, path: &str) -> u64 {
+    match path.strip_prefix("drops_by_reason.") {
+        Some(reason) => drops(stats, reason),
+        None => num(stats, path),
+    }
 }
 
 impl Servent {
