@@ -330,7 +330,7 @@ mod tests {
         fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).expect("chmod");
         let (readable, files, missing) = as_unprivileged(move || {
             let readable = File::open(root.join("locked.txt")).is_ok();
-            let files = scan(&[root.clone()], &ScanOptions::default());
+            let files = scan(std::slice::from_ref(&root), &ScanOptions::default());
             let missing = scan(&[root.join("nope")], &ScanOptions::default());
             (readable, files, missing)
         });
