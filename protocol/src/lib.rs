@@ -13,6 +13,7 @@
 //! - [`handshake`]: 0.4 and 0.6 connection handshakes, incremental.
 //! - [`giv`]: push callback lines. [`http`]: request/status lines, ranges, for transfers.
 //! - [`napster`]: OpenNap frames and messages, client and server side.
+//! - [`magnet`]: magnet links (`xt`, `dn`, `xl`, `xs`/`as` sources).
 //! - [`qrp`]: Query Routing Protocol tables, RESET/PATCH messages and the QRP keyword hash.
 //! - [`pcap`]: reading captures (TCP reassembly, UDP) for conformance tests and `hazel-trace`.
 //! - [`text`]: showing network strings on a terminal or in a log (control characters escaped).
@@ -27,6 +28,7 @@ pub mod handshake;
 pub mod header;
 pub mod http;
 pub mod huge;
+pub mod magnet;
 pub mod napster;
 pub mod pcap;
 pub mod qrp;
