@@ -5,6 +5,7 @@
 //! ever sized from a length field that has not been checked first.
 //!
 //! Map of the crate:
+//! - [`altloc`]: alternate locations (`X-Alt`, `X-Gnutella-Alternate-Location`).
 //! - [`error`]: [`DecodeError`], the error of every decoder.
 //! - [`header`]: the 23-byte Gnutella descriptor header, descriptor ids, payload types.
 //! - [`descriptor`]: Ping, Pong, Query, QueryHit, Push, Bye, and unknown payloads kept whole.
@@ -19,6 +20,7 @@
 //! - [`text`]: showing network strings on a terminal or in a log (control characters escaped).
 //! - [`traces`]: where the shared captures are found (`$HAZEL_TRACES` or `../shared/traces`).
 
+pub mod altloc;
 pub mod descriptor;
 pub mod error;
 pub mod framer;
