@@ -153,8 +153,10 @@ mod tests {
 
     #[test]
     fn x_alt_round_trips_direct_sources() {
-        let sources: Vec<SocketAddrV4> =
-            vec!["192.0.2.1:6346".parse().unwrap(), "192.0.2.2:7".parse().unwrap()];
+        let sources: Vec<SocketAddrV4> = vec![
+            "192.0.2.1:6346".parse().unwrap(),
+            "192.0.2.2:7".parse().unwrap(),
+        ];
         let value = format_x_alt(&sources);
         assert_eq!(value, "192.0.2.1, 192.0.2.2:7");
         let back: Vec<SocketAddrV4> = parse_x_alt(&value)

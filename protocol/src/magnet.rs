@@ -70,7 +70,8 @@ impl Magnet {
                 "dn" => {
                     // `+` is a space in a query, before escapes are decoded.
                     let spaced = value.replace('+', " ");
-                    let name = String::from_utf8_lossy(&percent_decode(spaced.as_bytes())).into_owned();
+                    let name =
+                        String::from_utf8_lossy(&percent_decode(spaced.as_bytes())).into_owned();
                     if !name.is_empty() {
                         magnet.name = Some(name);
                     }
@@ -80,12 +81,10 @@ impl Magnet {
                         .ok()
                         .and_then(|s| s.trim().parse().ok());
                 }
-                "xs" | "as" => {
-                    if magnet.sources.len() < MAX_SOURCES {
-                        if let Some(addr) = http_source(&value_bytes) {
-                            if !magnet.sources.contains(&addr) {
-                                magnet.sources.push(addr);
-                            }
+                "xs" | "as" if magnet.sources.len() < MAX_SOURCES => {
+                    if let Some(addr) = http_source(&value_bytes) {
+                        if !magnet.sources.contains(&addr) {
+                            magnet.sources.push(addr);
                         }
                     }
                 }
@@ -93,7 +92,9 @@ impl Magnet {
             }
         }
         if magnet.sha1.is_none() {
-            return Err(DecodeError::BadField("magnet without a sha1 or bitprint urn"));
+            return Err(DecodeError::BadField(
+                "magnet without a sha1 or bitprint urn",
+            ));
         }
         Ok(magnet)
     }
@@ -203,10 +204,17 @@ mod tests {
 
     #[test]
     fn numbered_keys_bitprints_and_bad_links() {
-        let bitprint = "urn:bitprint:PLSTHIPQGSSZTS5FJUPAKUZWUGYQYPFB.QLFYWY2RI5WZCTEP6MJKR5CAFGP7FQ5X2WK3WHQ";
-        let m = Magnet::parse(&format!("magnet:?xt.1={bitprint}&xs.1=http://10.0.0.2/uri-res/N2R?x")).unwrap();
+        let bitprint =
+            "urn:bitprint:PLSTHIPQGSSZTS5FJUPAKUZWUGYQYPFB.QLFYWY2RI5WZCTEP6MJKR5CAFGP7FQ5X2WK3WHQ";
+        let m = Magnet::parse(&format!(
+            "magnet:?xt.1={bitprint}&xs.1=http://10.0.0.2/uri-res/N2R?x"
+        ))
+        .unwrap();
         assert!(m.sha1.is_some() && m.tiger.is_some());
-        assert_eq!(m.sources, vec!["10.0.0.2:80".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(
+            m.sources,
+            vec!["10.0.0.2:80".parse::<SocketAddr>().unwrap()]
+        );
         assert!(Magnet::parse("http://example.org").is_err());
         assert!(Magnet::parse("magnet:?dn=no+hash").is_err());
         assert!(Magnet::parse(&format!("magnet:?xt={SHA1}&xl=huge&xs=http://[::1]:80/")).is_ok());

@@ -36,15 +36,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What a sniffed incoming connection turned out to be.
+/// What a connection is for: what an incoming one was sniffed as, or what
+/// an outgoing one was opened for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sniffed {
+pub enum Kind {
     /// `GNUTELLA CONNECT/`: an overlay handshake.
     Overlay,
     /// `GET ` or `HEAD `: an HTTP request for a shared file.
     Http,
-    /// `GIV `: a firewalled servent answering our Push.
+    /// `GIV `: a firewalled servent answering our Push (incoming), or our
+    /// callback answering a Push (outgoing).
     Giv,
+    /// Outgoing only: an HTTP connection fetching a download.
+    Download,
 }
 
 /// What the handler asks the reactor to do.
@@ -53,13 +57,17 @@ pub enum Action {
     /// Open an overlay connection; success is reported with `on_connection`,
     /// failure with `on_connect_failed`.
     Connect(SocketAddr),
-    /// Open a connection for another purpose (a GIV callback: [`Sniffed::Giv`]);
+    /// Open a connection for another purpose (a GIV callback: [`Kind::Giv`]);
     /// reported like `Connect`, with this kind.
-    ConnectAs(SocketAddr, Sniffed),
+    ConnectAs(SocketAddr, Kind),
     /// Write what is queued for this connection, then close it.
     Close(ConnId),
     /// This connection has new output.
     WantWrite(ConnId),
+    /// Stop reading this connection (its bytes wait in the kernel, which
+    /// slows the sender down) until `ResumeReading`.
+    PauseReading(ConnId),
+    ResumeReading(ConnId),
     /// Something a user may want to see (printed by the terminal, logged headless).
     Event(String),
 }
@@ -83,19 +91,19 @@ pub trait Handler {
     type Request: Send + 'static;
     /// The answer to a request.
     type Response: Send + 'static;
-    /// A connection is ready: an incoming one sniffed as [`Sniffed`] (its first
+    /// A connection is ready: an incoming one sniffed as [`Kind`] (its first
     /// bytes follow in `on_bytes`), or an outgoing connect that completed.
     fn on_connection(
         &mut self,
         id: ConnId,
         direction: Direction,
-        kind: Sniffed,
+        kind: Kind,
         peer: SocketAddr,
         now: Instant,
     );
     /// An outgoing connect to `addr` (opened for `kind`) failed or timed out;
     /// `error` says why, for the user.
-    fn on_connect_failed(&mut self, addr: SocketAddr, kind: Sniffed, error: &str, now: Instant);
+    fn on_connect_failed(&mut self, addr: SocketAddr, kind: Kind, error: &str, now: Instant);
     /// Bytes arrived on a connection.
     fn on_bytes(&mut self, id: ConnId, bytes: &[u8], now: Instant);
     /// The connection is gone (peer closed, error, or after our `Close`).
@@ -114,7 +122,7 @@ pub trait Handler {
     fn on_wake(&mut self, now: Instant);
     /// What to write to a connection of `kind` refused because every socket
     /// the open-file limit allows is in use (a `503`), before closing it.
-    fn refusal(&mut self, kind: Sniffed, peer: SocketAddr) -> Vec<u8>;
+    fn refusal(&mut self, kind: Kind, peer: SocketAddr) -> Vec<u8>;
     /// A request from another thread, and whether to quit after it. Requests
     /// keep coming while shutting down: the handler answers them as it sees fit.
     fn request(&mut self, request: Self::Request, now: Instant) -> (Self::Response, Flow);
@@ -233,15 +241,19 @@ const WAKER: Token = Token(usize::MAX - 2);
 const SNIFF_MAX: usize = 17; // "GNUTELLA CONNECT/"
 /// Bytes read per connection per wake-up before giving others a turn.
 const READ_BUDGET: usize = 256 * 1024;
+/// Bytes written per connection per turn before giving others a turn: one
+/// fast reader of a large upload must not hold up routing, the control
+/// socket or the other transfers.
+const WRITE_BUDGET: usize = 256 * 1024;
 const SCRATCH: usize = 64 * 1024;
 /// Pause before accepting again after `accept` failed (e.g. no file descriptors left).
 const ACCEPT_RETRY: Duration = Duration::from_millis(250);
 
-const MAGICS: [(&[u8], Sniffed); 4] = [
-    (b"GNUTELLA CONNECT/", Sniffed::Overlay),
-    (b"GET ", Sniffed::Http),
-    (b"HEAD ", Sniffed::Http),
-    (b"GIV ", Sniffed::Giv),
+const MAGICS: [(&[u8], Kind); 4] = [
+    (b"GNUTELLA CONNECT/", Kind::Overlay),
+    (b"GET ", Kind::Http),
+    (b"HEAD ", Kind::Http),
+    (b"GIV ", Kind::Giv),
 ];
 
 /// A connect error as a user reads it: what happened, without the errno.
@@ -260,7 +272,7 @@ pub enum Sniff {
     /// Still a prefix of something we serve.
     NeedMore,
     /// Decided.
-    Is(Sniffed),
+    Is(Kind),
     /// None of ours: close it.
     Foreign,
 }
@@ -288,7 +300,7 @@ enum State {
     /// Incoming, waiting for the first bytes.
     Sniffing { prefix: Vec<u8>, deadline: Instant },
     /// Outgoing, connect in progress.
-    Connecting { deadline: Instant, kind: Sniffed },
+    Connecting { deadline: Instant, kind: Kind },
     /// Accepted over the budget: waiting for the first bytes, to be answered
     /// with the handler's refusal and closed.
     Refusing { prefix: Vec<u8>, deadline: Instant },
@@ -308,6 +320,10 @@ struct Conn {
     /// Listed in `unfinished_reads` (at most once: a connection listed again
     /// on every turn would be read ever more often and starve the writes).
     read_listed: bool,
+    /// Listed in `unfinished_writes` (at most once, likewise).
+    write_listed: bool,
+    /// The handler asked not to read it for now.
+    read_paused: bool,
 }
 
 /// The event loop and everything it owns.
@@ -324,6 +340,8 @@ pub struct Reactor<E: Handler> {
     config: ReactorConfig,
     /// Connections whose read budget ran out with data possibly left.
     unfinished_reads: VecDeque<ConnId>,
+    /// Connections whose write budget ran out with output left.
+    unfinished_writes: VecDeque<ConnId>,
     /// Connections with new output to flush at the end of this turn.
     dirty: Vec<ConnId>,
     scratch: Box<[u8]>,
@@ -378,6 +396,7 @@ impl<E: Handler> Reactor<E> {
             handle,
             config,
             unfinished_reads: VecDeque::new(),
+            unfinished_writes: VecDeque::new(),
             dirty: Vec::new(),
             scratch: vec![0u8; SCRATCH].into_boxed_slice(),
             quitting: None,
@@ -413,7 +432,7 @@ impl<E: Handler> Reactor<E> {
                     break;
                 }
             }
-            let timeout = if self.unfinished_reads.is_empty() {
+            let timeout = if self.unfinished_reads.is_empty() && self.unfinished_writes.is_empty() {
                 self.next_deadline(now)
                     .map(|d| d.saturating_duration_since(now))
             } else {
@@ -436,6 +455,7 @@ impl<E: Handler> Reactor<E> {
                 }
             }
             self.continue_reads(now);
+            self.continue_writes(now);
             self.timers(now);
             self.after_turn(now);
         }
@@ -662,12 +682,14 @@ impl<E: Handler> Reactor<E> {
             state,
             writable: interest.is_writable(),
             read_listed: false,
+            write_listed: false,
+            read_paused: false,
         });
         self.by_id.insert(id, key);
         Ok(id)
     }
 
-    fn connect(&mut self, addr: SocketAddr, kind: Sniffed, now: Instant) {
+    fn connect(&mut self, addr: SocketAddr, kind: Kind, now: Instant) {
         if self.quitting.is_some() {
             self.handler
                 .on_connect_failed(addr, kind, "the servent is shutting down", now);
@@ -735,7 +757,7 @@ impl<E: Handler> Reactor<E> {
         let addr = conn.peer;
         let kind = match conn.state {
             State::Connecting { kind, .. } => kind,
-            _ => Sniffed::Overlay,
+            _ => Kind::Overlay,
         };
         if let Some(e) = failed {
             log::debug!("connect {addr}: {e}");
@@ -822,6 +844,10 @@ impl<E: Handler> Reactor<E> {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
+            if conn.read_paused {
+                // Read again on `ResumeReading`; the kernel holds the bytes.
+                return;
+            }
             let id = conn.id;
             match conn.socket.read(&mut self.scratch) {
                 Ok(0) => {
@@ -871,7 +897,41 @@ impl<E: Handler> Reactor<E> {
         }
     }
 
-    /// Writes the handler's output for `id` until it is empty or the socket is full.
+    /// Connections cut short by the write budget get their next turn.
+    fn continue_writes(&mut self, now: Instant) {
+        let pending: Vec<ConnId> = self.unfinished_writes.drain(..).collect();
+        for id in pending {
+            if let Some(&key) = self.by_id.get(&id) {
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.write_listed = false;
+                }
+                self.flush(id, now);
+            }
+        }
+    }
+
+    /// Stops or restarts reading a connection.
+    fn set_reading(&mut self, id: ConnId, paused: bool, now: Instant) {
+        let Some(&key) = self.by_id.get(&id) else {
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let was = conn.read_paused;
+        conn.read_paused = paused;
+        if was && !paused {
+            // Edge-triggered: what arrived meanwhile gives no new event.
+            if !conn.read_listed {
+                conn.read_listed = true;
+                self.unfinished_reads.push_back(id);
+            }
+        }
+        let _ = now;
+    }
+
+    /// Writes the handler's output for `id` until it is empty, the socket is
+    /// full or the connection's write budget for this turn is spent.
     fn flush(&mut self, id: ConnId, now: Instant) {
         let Some(&key) = self.by_id.get(&id) else {
             return;
@@ -886,7 +946,16 @@ impl<E: Handler> Reactor<E> {
             return;
         }
         let mut failed = false;
+        let mut written = 0;
         loop {
+            if written >= WRITE_BUDGET {
+                // Others get their turn; this one goes on next turn.
+                if !conn.write_listed {
+                    conn.write_listed = true;
+                    self.unfinished_writes.push_back(id);
+                }
+                break;
+            }
             let out = self.handler.output(id);
             if out.is_empty() {
                 break;
@@ -896,7 +965,10 @@ impl<E: Handler> Reactor<E> {
                     failed = true;
                     break;
                 }
-                Ok(n) => self.handler.consume_output(id, n),
+                Ok(n) => {
+                    written += n;
+                    self.handler.consume_output(id, n)
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -943,7 +1015,7 @@ impl<E: Handler> Reactor<E> {
         if self.handler.poll_timeout().is_some_and(|t| t <= now) {
             self.handler.handle_timeout(now);
         }
-        let expired: Vec<(usize, Option<Sniffed>)> = self
+        let expired: Vec<(usize, Option<Kind>)> = self
             .conns
             .iter()
             .filter_map(|(key, conn)| match conn.state {
@@ -989,10 +1061,12 @@ impl<E: Handler> Reactor<E> {
             while let Some(action) = self.handler.poll_action() {
                 any = true;
                 match action {
-                    Action::Connect(addr) => self.connect(addr, Sniffed::Overlay, now),
+                    Action::Connect(addr) => self.connect(addr, Kind::Overlay, now),
                     Action::ConnectAs(addr, kind) => self.connect(addr, kind, now),
                     Action::Close(id) => self.begin_close(id, now),
                     Action::WantWrite(id) => self.dirty.push(id),
+                    Action::PauseReading(id) => self.set_reading(id, true, now),
+                    Action::ResumeReading(id) => self.set_reading(id, false, now),
                     Action::Event(text) => self.event(text),
                 }
             }

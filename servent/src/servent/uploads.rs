@@ -22,7 +22,7 @@ use crate::config::Limits;
 use crate::core::shares::upload::{FileSpan, UploadConfig, UploadPoll, UploadSession, UploadSlots};
 use crate::core::shares::Library;
 use crate::core::{ConnId, PushRequest};
-use crate::reactor::{Action, Sniffed};
+use crate::reactor::{Action, Kind};
 use crate::scanner::Confinement;
 
 /// Bytes of a file read per refill of an upload's output (one disk read of
@@ -59,6 +59,30 @@ struct Upload {
     head_started: Option<Instant>,
     /// Last time a byte of a reply was written.
     last_progress: Instant,
+    /// The file body being sent, for `transfers`.
+    serving: Option<Serving>,
+}
+
+/// A file body in flight.
+struct Serving {
+    name: String,
+    len: u64,
+    sent: u64,
+    started: Instant,
+}
+
+/// A row of `transfers` for an upload.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UploadInfo {
+    pub id: ConnId,
+    pub peer: SocketAddr,
+    /// The file being sent, if any.
+    pub name: Option<String>,
+    pub size: u64,
+    pub done: u64,
+    /// Bytes per second since the body began.
+    pub rate: u64,
+    pub state: &'static str,
 }
 
 impl Upload {
@@ -75,6 +99,7 @@ impl Upload {
             last_activity: now,
             head_started: Some(now),
             last_progress: now,
+            serving: None,
         }
     }
 
@@ -144,13 +169,6 @@ impl Uploads {
         self.actions.push_back(Action::WantWrite(id));
     }
 
-    /// An incoming GIV nobody waits for: closed.
-    pub fn refuse_giv(&mut self, id: ConnId, peer: SocketAddr, now: Instant) {
-        log::info!("GIV from {peer}: no download is waiting for it, closing");
-        self.conns.insert(id, Upload::new(peer, now));
-        self.actions.push_back(Action::Close(id));
-    }
-
     /// Starts a GIV callback for a Push addressed to us (the core already
     /// rate-limited them; at most [`MAX_GIV_CALLBACKS`] connect at once).
     pub fn start_giv(&mut self, push: &PushRequest, library: &Library) {
@@ -183,7 +201,7 @@ impl Uploads {
         giv.encode(&mut line);
         self.pending_givs.insert(push.addr, line);
         self.actions
-            .push_back(Action::ConnectAs(push.addr, Sniffed::Giv));
+            .push_back(Action::ConnectAs(push.addr, Kind::Giv));
     }
 
     /// A GIV callback could not connect.
@@ -236,7 +254,18 @@ impl Uploads {
                 upload.close_after = !reply.keep_alive;
                 if let Some(span) = &reply.body {
                     match open_span(span, &self.confinement) {
-                        Ok(body) => upload.body = Some(body),
+                        Ok(body) => {
+                            upload.body = Some(body);
+                            upload.serving = Some(Serving {
+                                name: library
+                                    .get(span.index)
+                                    .map(|f| f.name.clone())
+                                    .unwrap_or_default(),
+                                len: span.len,
+                                sent: 0,
+                                started: now,
+                            });
+                        }
                         Err(e) => {
                             // The head promised bytes we cannot send: end the connection.
                             log::warn!("upload of {}: {e}", escape_path(&span.path));
@@ -275,6 +304,9 @@ impl Uploads {
                 Ok(n) if n > 0 => {
                     upload.out.truncate(n);
                     body.remaining -= n as u64;
+                    if let Some(serving) = &mut upload.serving {
+                        serving.sent += n as u64;
+                    }
                     if body.remaining == 0 {
                         upload.body = None;
                     }
@@ -309,10 +341,52 @@ impl Uploads {
             if upload.body.is_none() && upload.replying {
                 // Head (and body) written: the reply is complete.
                 upload.replying = false;
+                upload.serving = None;
                 upload.session.reply_sent(&mut self.slots);
                 self.drive(id, library, now);
             }
         }
+    }
+
+    /// The upload connections, for `transfers`.
+    pub fn list(&self, now: Instant) -> Vec<UploadInfo> {
+        let mut rows: Vec<UploadInfo> = self
+            .conns
+            .iter()
+            .map(|(&id, u)| {
+                let (name, size, done, rate) = match &u.serving {
+                    Some(s) => {
+                        let secs = now.saturating_duration_since(s.started).as_secs_f64();
+                        let rate = if secs > 0.0 {
+                            s.sent as f64 / secs
+                        } else {
+                            0.0
+                        };
+                        (Some(s.name.clone()), s.len, s.sent, rate as u64)
+                    }
+                    None => (None, 0, 0, 0),
+                };
+                UploadInfo {
+                    id,
+                    peer: u.peer,
+                    name,
+                    size,
+                    done,
+                    rate,
+                    state: if u.closing {
+                        "closing"
+                    } else if u.serving.is_some() {
+                        "sending"
+                    } else if u.replying {
+                        "answering"
+                    } else {
+                        "waiting for a request"
+                    },
+                }
+            })
+            .collect();
+        rows.sort_by_key(|r| r.id);
+        rows
     }
 
     /// Closes what outstayed its limits.

@@ -108,6 +108,16 @@ impl Pieces {
         })
     }
 
+    /// Marks the missing chunks of `span` as being fetched (a request made
+    /// before the chunk map existed).
+    pub fn assign(&mut self, span: Span) {
+        for i in self.chunks_of(span) {
+            if self.chunks[i] == Chunk::Missing {
+                self.chunks[i] = Chunk::Assigned(1);
+            }
+        }
+    }
+
     /// Endgame: nothing is missing, so a free connection doubles a chunk that
     /// exactly one other connection is fetching (the first to finish wins).
     pub fn take_duplicate(&mut self) -> Option<Span> {
@@ -222,18 +232,43 @@ mod tests {
         let b = p.take_missing(3).unwrap();
         assert_eq!((a.start, a.end, b.start, b.end), (0, 3000, 3000, 6000));
         p.release(a);
-        assert_eq!(p.take_missing(2).unwrap(), Span { start: 0, end: 2000 });
+        assert_eq!(
+            p.take_missing(2).unwrap(),
+            Span {
+                start: 0,
+                end: 2000
+            }
+        );
         let rest = p.take_missing(100).unwrap();
-        assert_eq!(rest, Span { start: 2000, end: 3000 }, "stops at an assigned chunk");
+        assert_eq!(
+            rest,
+            Span {
+                start: 2000,
+                end: 3000
+            },
+            "stops at an assigned chunk"
+        );
         let last = p.take_missing(100).unwrap();
-        assert_eq!(last, Span { start: 6000, end: 10_000 });
+        assert_eq!(
+            last,
+            Span {
+                start: 6000,
+                end: 10_000
+            }
+        );
         assert_eq!(p.take_missing(1), None);
     }
 
     #[test]
     fn the_last_chunk_is_short_and_spans_merge() {
         let mut p = Pieces::new(2500, 1000);
-        assert_eq!(p.span(2), Span { start: 2000, end: 2500 });
+        assert_eq!(
+            p.span(2),
+            Span {
+                start: 2000,
+                end: 2500
+            }
+        );
         for i in 0..3 {
             p.received(i);
         }
@@ -241,7 +276,10 @@ mod tests {
         assert_eq!(p.done_bytes(), 2500);
         assert_eq!(
             p.spans(|c| c == Chunk::Received),
-            vec![Span { start: 0, end: 2500 }]
+            vec![Span {
+                start: 0,
+                end: 2500
+            }]
         );
         p.verified(1);
         assert_eq!(p.spans(|c| c == Chunk::Received).len(), 2);
@@ -256,7 +294,13 @@ mod tests {
         let a = p.take_missing(3).unwrap();
         assert_eq!(p.take_missing(1), None);
         let d = p.take_duplicate().unwrap();
-        assert_eq!(d, Span { start: 0, end: 1000 });
+        assert_eq!(
+            d,
+            Span {
+                start: 0,
+                end: 1000
+            }
+        );
         assert_eq!(p.state(0), Some(Chunk::Assigned(2)));
         p.release(d);
         assert_eq!(p.state(0), Some(Chunk::Assigned(1)));
@@ -267,7 +311,13 @@ mod tests {
     #[test]
     fn loading_marks_whole_chunks_only() {
         let mut p = Pieces::new(5000, 1000);
-        p.mark(Span { start: 500, end: 3000 }, Chunk::Received);
+        p.mark(
+            Span {
+                start: 500,
+                end: 3000,
+            },
+            Chunk::Received,
+        );
         assert_eq!(p.state(0), Some(Chunk::Missing));
         assert_eq!(p.state(1), Some(Chunk::Received));
         assert_eq!(p.state(2), Some(Chunk::Received));
