@@ -478,7 +478,7 @@ impl Server {
             ),
             Ok(ClientMessage::NickCheck { nick }) => self.nick_check(id, nick.as_bytes(), out),
             Err(_) if kind == kind::NICK_CHECK => out.message(id, &ServerMessage::NickInvalid),
-            Ok(ClientMessage::Unknown { kind: k, .. }) if k == kind::VERSION_CHECK => {}
+            Ok(ClientMessage::VersionCheck { .. }) => {}
             Ok(ClientMessage::Unknown { kind: k, payload }) => {
                 if online && matches!(k, kind::WHOIS | kind::NUKE | kind::CHANGE_PASSWORD) {
                     self.untyped_message(id, k, &payload, now, out);
@@ -574,7 +574,16 @@ impl Server {
                 }
             }
             ClientMessage::MotdRequest => self.send_motd(id, out),
-            ClientMessage::ServerPing { .. } => out.message(id, &ServerMessage::ServerPing),
+            ClientMessage::ServerPing { .. } => {
+                out.message(id, &ServerMessage::ServerPing { args: Vec::new() })
+            }
+            // Typed by the protocol crate now; served as before.
+            ClientMessage::Whois { nick } => self.whois(id, nick.as_bytes(), now, out),
+            ClientMessage::Nuke { nick } => self.nuke(id, nick.as_bytes(), out),
+            ClientMessage::ChangePassword { nick, password, .. } => {
+                let payload = [nick.as_bytes(), b" ", &password].concat();
+                self.change_password(id, &payload, out)
+            }
             ClientMessage::PingUser { nick } => self.relay_ping(id, &nick, true, out),
             ClientMessage::PongUser { nick } => self.relay_ping(id, &nick, false, out),
             ClientMessage::Kill { nick, reason } => self.kill(id, &nick, reason, out),
@@ -582,7 +591,15 @@ impl Server {
             ClientMessage::Unban { target, .. } => self.unban(id, &target, out),
             ClientMessage::ShowBans => self.ban_list(id, out),
             ClientMessage::SetUserLevel { nick, level } => self.set_level(id, &nick, &level, out),
-            ClientMessage::NickCheck { .. } | ClientMessage::Unknown { .. } => {}
+            ClientMessage::NickCheck { .. }
+            | ClientMessage::Unknown { .. }
+            | ClientMessage::VersionCheck { .. }
+            | ClientMessage::DirectBrowse { .. }
+            | ClientMessage::DirectBrowseAccept { .. }
+            | ClientMessage::VersionRequest
+            | ClientMessage::LinksRequest
+            | ClientMessage::UsageStatsRequest
+            | ClientMessage::ClientVersionsRequest => {}
         }
     }
 
