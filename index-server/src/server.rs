@@ -448,8 +448,11 @@ impl Server {
             out.close(id);
             return;
         }
-        self.metrics.count_message(kind);
-        match ClientMessage::parse(kind, payload) {
+        let parsed = ClientMessage::parse(kind, payload);
+        // Numbers the server does not know share one series.
+        let known = !matches!(parsed, Ok(ClientMessage::Unknown { .. }));
+        self.metrics.count_message(kind, known);
+        match parsed {
             Ok(ClientMessage::Login(l)) => self.login(
                 id,
                 LoginRequest {
