@@ -703,6 +703,11 @@ impl Server {
                     return self.refuse_login(id, DropReason::LoginRefused, "Server error", out);
                 }
             }
+            // A guest holds the nick: registering it would take it from
+            // under them (opennap-ng refuses as well).
+            if let Some(msg) = self.nick_in_use(&login.nick) {
+                return self.refuse_login(id, DropReason::LoginRefused, &msg, out);
+            }
             out.job(PasswordJob::Hash {
                 conn: id,
                 password: login.password.clone(),
@@ -741,6 +746,13 @@ impl Server {
         }
     }
 
+    /// The refusal to give if `nick` is online (as a guest, or a registered
+    /// user), None if it is free.
+    fn nick_in_use(&self, nick: &str) -> Option<String> {
+        let user = self.online_by_nick(nick)?.user()?;
+        Some(format!("{} is already active", user.nick))
+    }
+
     /// A password job finished: complete or refuse the waiting login.
     pub fn on_password_result(
         &mut self,
@@ -767,6 +779,10 @@ impl Server {
                 self.refuse_login(id, DropReason::LoginRefused, "Invalid password", out)
             }
             (PasswordOutcome::Hashed(Some(hash)), None) => {
+                // A guest may have taken the nick while the hash was made.
+                if let Some(msg) = self.nick_in_use(&request.nick) {
+                    return self.refuse_login(id, DropReason::LoginRefused, &msg, out);
+                }
                 let is_admin = self
                     .config
                     .admins
@@ -812,7 +828,12 @@ impl Server {
     ) {
         let key = nick_key(&login.nick);
         if let Some(&other) = self.nicks.get(&key) {
-            if account.is_some() {
+            let other_is_registered = self
+                .sessions
+                .get(&other)
+                .and_then(Session::user)
+                .is_some_and(|u| u.registered);
+            if account.is_some() && other_is_registered {
                 // The account holder proved the password: the old
                 // connection is a ghost (opennap-ng kills it).
                 self.disconnect_user(
@@ -822,7 +843,7 @@ impl Server {
                     out,
                 );
             } else {
-                let msg = format!("Nick {} is already active", login.nick);
+                let msg = format!("{} is already active", login.nick);
                 return self.refuse_login(id, DropReason::LoginRefused, &msg, out);
             }
         }
@@ -1451,6 +1472,58 @@ mod tests {
         assert!(closes.is_empty());
         assert_eq!(frames.len(), 1, "one batch for the searcher");
         assert_eq!(frames[0].0, b);
+    }
+
+    /// Runs the password jobs queued in `out`, as the reactor's worker does.
+    fn run_jobs(s: &mut Server, out: &mut Outbox, now: Instant) {
+        for job in out.take_jobs() {
+            let conn = job.conn();
+            let outcome = job.run();
+            s.on_password_result(conn, outcome, now, out);
+        }
+    }
+
+    #[test]
+    fn a_registration_never_takes_the_nick_of_an_online_guest() {
+        let now = Instant::now();
+        let mut s = server(now);
+        let mut out = Outbox::new();
+        let (guest, thief, racer) = (ConnId(1), ConnId(2), ConnId(3));
+        for id in [guest, thief, racer] {
+            assert!(s.on_connect(id, Ipv4Addr::new(10, 0, 0, id.0 as u8), now, &mut out));
+        }
+        s.on_frame(guest, 2, b"alice pw 0 \"nap\" 3", now, &mut out);
+        s.on_frame(
+            guest,
+            100,
+            b"\"d\\song.mp3\" m 1 128 44100 60",
+            now,
+            &mut out,
+        );
+        out.take();
+        s.on_frame(thief, 6, b"alice pw 0 \"nap\" 3 a@b", now, &mut out);
+        run_jobs(&mut s, &mut out, now);
+        assert_eq!(
+            replies(&mut out, thief),
+            vec![ServerMessage::Error {
+                message: b"alice is already active".to_vec()
+            }]
+        );
+        assert!(s.is_online(guest));
+        assert_eq!(s.catalog.count_of(guest), 1, "the guest keeps its files");
+
+        // The nick is free when the registration starts, and a guest takes
+        // it while the password is being hashed: the guest stays.
+        s.on_frame(racer, 6, b"bob pw 0 \"nap\" 3 b@b", now, &mut out);
+        let late = ConnId(4);
+        assert!(s.on_connect(late, Ipv4Addr::new(10, 0, 0, 4), now, &mut out));
+        s.on_frame(late, 2, b"bob pw 0 \"nap\" 3", now, &mut out);
+        out.take();
+        run_jobs(&mut s, &mut out, now);
+        let (_, closes) = out.take();
+        assert_eq!(closes, vec![racer]);
+        assert!(s.is_online(late));
+        assert_eq!(s.store.account("bob").unwrap(), None, "nothing registered");
     }
 
     #[test]
