@@ -4,9 +4,8 @@
 //! - [`reactor`]: the only module that touches sockets (mio): accepts,
 //!   reads frames, writes replies, enforces the output queue cap; also
 //!   serves `--stats-listen`.
-//! - [`wire`]: payload fields and builders for the messages
-//!   `hazel_protocol::napster` keeps untyped (frames and typed messages come
-//!   from there).
+//! - Frames, typed messages and the payload fields of the few messages
+//!   without a typed form all come from `hazel_protocol::napster`.
 //! - [`server`]: what every client message does (pure: frames in, frames
 //!   and closes out); [`session`]: one connection's state and limits.
 //! - [`catalog`]: every online user's shared files (the [`index`] keyed by
@@ -26,7 +25,6 @@ pub mod reactor;
 pub mod server;
 pub mod session;
 pub mod store;
-pub mod wire;
 
 use std::io;
 use std::net::TcpListener;
