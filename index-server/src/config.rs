@@ -155,7 +155,8 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Builds the configuration; fails only if the MOTD file cannot be read.
+    /// Builds the configuration; fails only if the MOTD file cannot be read
+    /// (the error names the file).
     pub fn to_config(&self) -> std::io::Result<Config> {
         let mut config = Config::new(self.data_dir.clone());
         config.max_connections = self.max_connections;
@@ -164,10 +165,16 @@ impl Cli {
         if let Some(text) = &self.motd {
             config.motd = text.split("\\n").map(str::to_string).collect();
         } else if let Some(path) = &self.motd_file {
-            config.motd = std::fs::read_to_string(path)?
-                .lines()
-                .map(str::to_string)
-                .collect();
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot read the MOTD file {}: {e}; check --motd-file",
+                        path.display()
+                    ),
+                )
+            })?;
+            config.motd = text.lines().map(str::to_string).collect();
         }
         config.registration = self.registration;
         config.searches_per_minute = self.searches_per_minute;
