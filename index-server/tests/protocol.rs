@@ -475,8 +475,13 @@ fn unknown_message_types_are_counted_and_ignored() {
     c.sync();
     assert_eq!(server.metric("hazel_index_unknown_messages_total"), 2.0);
     assert_eq!(
+        server.metric("hazel_index_messages_total{type=\"unknown\"}"),
+        2.0
+    );
+    assert_eq!(
         server.metric("hazel_index_messages_total{type=\"9999\"}"),
-        1.0
+        0.0,
+        "no series per unknown number"
     );
     c.send(214, "");
     assert_eq!(c.recv().kind, 214, "still served");
