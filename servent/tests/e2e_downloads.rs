@@ -239,3 +239,56 @@ fn a_source_that_stalls_or_hangs_up_loses_its_range_to_the_others() {
         "{info}"
     );
 }
+
+#[test]
+fn a_firewalled_source_is_reached_through_a_push_and_its_giv() {
+    let data = content(1024 * 1024 + 7, 5);
+    let hidden = Servent::start(
+        "hidden",
+        &["--peers", "0", "--firewalled"],
+        &[("behind the wall.bin", &data)],
+    );
+    let getter = Servent::start("getter", &["--peers", "0"], &[]);
+    // The firewalled one connects out; the getter never dials it.
+    hidden.must(&format!("connect {}", getter.addr));
+    getter.wait_established(1);
+    wait_hashed(&hidden, "behind the wall.bin");
+    let result = find(&getter, "behind the wall", "behind the wall.bin");
+    let hit = getter.must("results");
+    assert!(
+        hit.as_array()
+            .is_some_and(|r| r.iter().any(|h| h["needs_push"] == true)),
+        "the hit asks for a Push: {hit}"
+    );
+    let id = started_download(&getter.must(&format!("get {result}")));
+    let path = wait_done(&getter, id, WAIT);
+    same_bytes(&path, &data);
+    let info = download(&getter, id).expect("the download");
+    assert_eq!(info["sources"][0]["push"], true, "{info}");
+}
+
+#[test]
+fn when_both_sides_are_firewalled_the_download_fails_saying_so() {
+    let data = content(100_000, 6);
+    let hidden = Servent::start(
+        "hidden",
+        &["--peers", "0", "--firewalled"],
+        &[("unreachable.bin", &data)],
+    );
+    let getter = Servent::start("getter", &["--peers", "0", "--firewalled"], &[]);
+    hidden.must(&format!("connect {}", getter.addr));
+    getter.wait_established(1);
+    wait_hashed(&hidden, "unreachable.bin");
+    let result = find(&getter, "unreachable", "unreachable.bin");
+    let id = started_download(&getter.must(&format!("get {result}")));
+    let mut last = Value::Null;
+    assert!(
+        wait_until(WAIT, || {
+            last = download(&getter, id).unwrap_or(Value::Null);
+            last["state"] == "failed"
+        }),
+        "{last}"
+    );
+    let why = last["last_error"].as_str().unwrap_or_default();
+    assert!(why.contains("firewalled"), "{why}");
+}

@@ -457,12 +457,16 @@ impl Transfers {
         let Some(d) = self.downloads.get(&id) else {
             return false;
         };
-        if let Some(urn) = response.headers.get("X-Gnutella-Content-URN") {
-            let theirs = hazel_protocol::huge::Urn::parse(urn.trim().as_bytes()).sha1();
-            if theirs.is_some_and(|s| s != d.sha1) {
-                self.end_fetch(fid, Some(Outcome::Drop(Dropped::WrongFile)), now);
-                return false;
-            }
+        // Every urn the answer names (gtk-gnutella's header, Shareaza's
+        // `X-Content-URN`, several per header or one per line) must be ours.
+        let named = ["X-Gnutella-Content-URN", "X-Content-URN"]
+            .iter()
+            .flat_map(|h| response.headers.get_all(h))
+            .flat_map(|v| v.split(','))
+            .filter_map(|u| hazel_protocol::huge::Urn::parse(u.trim().as_bytes()).sha1());
+        if named.into_iter().any(|s| s != d.sha1) {
+            self.end_fetch(fid, Some(Outcome::Drop(Dropped::WrongFile)), now);
+            return false;
         }
         match response.code {
             200 | 206 => {}

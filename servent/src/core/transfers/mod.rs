@@ -35,6 +35,9 @@ pub mod pieces;
 pub mod record;
 pub mod source;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
