@@ -72,6 +72,69 @@ pub enum Action {
     Event(String),
 }
 
+/// What a connection has to write next.
+#[derive(Debug, Clone, Copy)]
+pub enum Output<'a> {
+    /// Bytes in memory.
+    Bytes(&'a [u8]),
+    /// `len` bytes of `file` from `offset`: sent with `sendfile(2)`, without
+    /// a copy through user space (read and written when the file system
+    /// cannot). Bytes the file turns out not to have close the connection.
+    File {
+        file: &'a std::fs::File,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Output<'_> {
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Output::Bytes(bytes) => bytes.is_empty(),
+            Output::File { len, .. } => *len == 0,
+        }
+    }
+}
+
+impl<'a> From<&'a [u8]> for Output<'a> {
+    fn from(bytes: &'a [u8]) -> Output<'a> {
+        Output::Bytes(bytes)
+    }
+}
+
+/// Sends up to `len` bytes of `file` from `offset` on `socket`; where the
+/// file system has no `sendfile`, reads them into `scratch` and writes them.
+/// `Ok(0)` means the file ended early.
+fn send_file(
+    socket: &TcpStream,
+    file: &std::fs::File,
+    offset: u64,
+    len: usize,
+    scratch: &mut [u8],
+) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    let Ok(mut off) = libc::off_t::try_from(offset) else {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    };
+    // SAFETY: both descriptors are open for the duration of the call (borrowed
+    // above), and `off` is a valid off_t the kernel updates.
+    let n = unsafe { libc::sendfile(socket.as_raw_fd(), file.as_raw_fd(), &mut off, len) };
+    if let Ok(n) = usize::try_from(n) {
+        return Ok(n);
+    }
+    let error = io::Error::last_os_error();
+    if !matches!(error.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) {
+        return Err(error);
+    }
+    let want = len.min(scratch.len());
+    let got = file.read_at(&mut scratch[..want], offset)?;
+    if got == 0 {
+        return Ok(0);
+    }
+    (&*socket).write(&scratch[..got])
+}
+
 /// Whether the loop goes on after a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -114,9 +177,10 @@ pub trait Handler {
     fn poll_timeout(&self) -> Option<Instant>;
     /// The next action, if any.
     fn poll_action(&mut self) -> Option<Action>;
-    /// Bytes ready to be written on `id` (empty when none).
-    fn output(&mut self, id: ConnId) -> &[u8];
-    /// `n` bytes of `output(id)` were written.
+    /// What is ready to be written on `id` (empty when none).
+    fn output(&mut self, id: ConnId) -> Output<'_>;
+    /// `n` bytes of `output(id)` were written (for [`Output::File`], the
+    /// first `n` bytes of the span).
     fn consume_output(&mut self, id: ConnId, n: usize);
     /// Another thread woke the loop (e.g. a new library is ready to be taken).
     fn on_wake(&mut self, now: Instant);
@@ -956,11 +1020,21 @@ impl<E: Handler> Reactor<E> {
                 }
                 break;
             }
-            let out = self.handler.output(id);
-            if out.is_empty() {
-                break;
-            }
-            match conn.socket.write(out) {
+            let result = match self.handler.output(id) {
+                Output::Bytes([]) | Output::File { len: 0, .. } => break,
+                Output::Bytes(bytes) => conn.socket.write(bytes),
+                Output::File { file, offset, len } => {
+                    let len = usize::try_from(len).unwrap_or(usize::MAX);
+                    send_file(
+                        &conn.socket,
+                        file,
+                        offset,
+                        len.min(WRITE_BUDGET - written),
+                        &mut self.scratch,
+                    )
+                }
+            };
+            match result {
                 Ok(0) => {
                     failed = true;
                     break;

@@ -81,8 +81,8 @@ impl Handler for EchoHandler {
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
-    fn output(&mut self, id: ConnId) -> &[u8] {
-        self.out.get(&id).map_or(&[], |v| v.as_slice())
+    fn output(&mut self, id: ConnId) -> Output<'_> {
+        Output::Bytes(self.out.get(&id).map_or(&[], |v| v.as_slice()))
     }
     fn consume_output(&mut self, id: ConnId, n: usize) {
         if let Some(v) = self.out.get_mut(&id) {

@@ -23,7 +23,7 @@ use crate::core::transfers::{DiskEvent, DownloadEvent};
 use crate::core::{self, Core, CoreEvent};
 use crate::data_dir::{DataDir, HOST_CACHE_FILE};
 use crate::disk::DiskWorker;
-use crate::reactor::{Action, ConnId, Direction, Flow, Handler, Kind};
+use crate::reactor::{Action, ConnId, Direction, Flow, Handler, Kind, Output};
 use crate::scanner::LibraryScanner;
 use crate::shell::{Command, Response};
 use std::collections::VecDeque;
@@ -238,11 +238,11 @@ impl Handler for Servent {
         }
     }
 
-    fn output(&mut self, id: ConnId) -> &[u8] {
+    fn output(&mut self, id: ConnId) -> Output<'_> {
         if self.uploads.contains(id) {
             self.uploads.output(id)
         } else {
-            self.core.output(id)
+            Output::Bytes(self.core.output(id))
         }
     }
 
