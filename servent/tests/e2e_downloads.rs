@@ -292,3 +292,53 @@ fn when_both_sides_are_firewalled_the_download_fails_saying_so() {
     let why = last["last_error"].as_str().unwrap_or_default();
     assert!(why.contains("firewalled"), "{why}");
 }
+
+#[test]
+fn a_downloader_learns_the_other_sources_from_the_mesh_of_the_one_it_was_given() {
+    let data = content(3 * 1024 * 1024, 7);
+    let a = Servent::start("a", &["--peers", "0"], &[("meshed.bin", &data)]);
+    let b = Servent::start("b", &["--peers", "0"], &[("meshed.bin", &data)]);
+    wait_hashed(&a, "meshed.bin");
+    wait_hashed(&b, "meshed.bin");
+    // `relay` downloads from a and b into its shared folder, so it shares
+    // the file with both as verified locations.
+    let temp = tempfile::tempdir().expect("temp");
+    let (data_dir, share_dir) = (temp.path().join("data"), temp.path().join("share"));
+    let share = share_dir.display().to_string();
+    let relay = Servent::start_in(
+        "relay",
+        &data_dir,
+        &share_dir,
+        &["--peers", "0", "--downloads", &share],
+        &[],
+    );
+    let magnet = support::magnet_for(&data, "meshed.bin", &[a.addr, b.addr]);
+    let id = started_download(&relay.must(&format!("get {magnet}")));
+    wait_done(&relay, id, WAIT);
+    relay.must("rescan");
+    wait_hashed(&relay, "meshed.bin");
+
+    // Told only of the relay, the getter hears of a and b from it.
+    let getter = Servent::start("getter", &["--peers", "0"], &[]);
+    let magnet = support::magnet_for(&data, "meshed.bin", &[relay.addr]);
+    let id = started_download(&getter.must(&format!("get {magnet}")));
+    let path = wait_done(&getter, id, WAIT);
+    same_bytes(&path, &data);
+    let info = download(&getter, id).expect("the download");
+    let meshed: Vec<&str> = info["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .filter(|s| s["origin"] == "mesh")
+        .filter_map(|s| s["addr"].as_str())
+        .collect();
+    let (a_addr, b_addr) = (a.addr.to_string(), b.addr.to_string());
+    assert!(
+        meshed.contains(&a_addr.as_str()) && meshed.contains(&b_addr.as_str()),
+        "a and b learned through the relay's X-Alt: {info}"
+    );
+    assert!(
+        !meshed.contains(&getter.addr.to_string().as_str()),
+        "never itself: {info}"
+    );
+}

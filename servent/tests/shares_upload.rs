@@ -1,9 +1,10 @@
 //! The upload state machine: request bytes in, response heads and file spans out.
 
 use std::path::PathBuf;
-use std::time::UNIX_EPOCH;
+use std::time::{Instant, UNIX_EPOCH};
 
 use data_encoding::BASE32;
+use hazel_servent::core::shares::mesh::Mesh;
 use hazel_servent::core::shares::upload::{
     FileSpan, UploadConfig, UploadPoll, UploadReply, UploadSession, UploadSlots,
 };
@@ -410,4 +411,67 @@ fn garbage_gets_400_then_close_and_floods_are_cut() {
         polls < 100,
         "a head without end must not be buffered forever"
     );
+}
+
+/// Feeds a request to a fresh session with a mesh; the reply's head.
+fn answer_meshed(request: &str, slots: &mut UploadSlots, mesh: &mut Mesh) -> String {
+    let mut session = UploadSession::new(config());
+    session.on_bytes(request.as_bytes());
+    match session.poll_with(&library(), slots, mesh, Instant::now()) {
+        UploadPoll::Respond(reply) => head(&reply),
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+fn x_alt(head: &str) -> Option<&str> {
+    head.split("\r\n")
+        .find_map(|line| line.strip_prefix("X-Alt: "))
+}
+
+#[test]
+fn locations_one_downloader_names_are_passed_to_the_next_and_on_a_503() {
+    let mut mesh = Mesh::new();
+    let mut slots = UploadSlots::new(4);
+    // The first downloader names two other sources (both mesh header forms).
+    let first = answer_meshed(
+        &format!(
+            "GET /uri-res/N2R?{} HTTP/1.1\r\nX-Node: 10.0.0.9:6346\r\nX-Alt: 10.0.0.1:7000, 10.0.0.2\r\n\
+             X-Gnutella-Alternate-Location: http://10.0.0.3:6348/uri-res/N2R?{}\r\n\r\n",
+            urn(),
+            urn()
+        ),
+        &mut slots,
+        &mut mesh,
+    );
+    assert_eq!(x_alt(&first), None, "nothing known before: {first}");
+    // The next one hears of them, but never of itself.
+    let second = answer_meshed(
+        "GET /get/5/Song%20One.mp3 HTTP/1.1\r\nX-Node: 10.0.0.2:6346\r\n\r\n",
+        &mut slots,
+        &mut mesh,
+    );
+    let named = x_alt(&second).expect("an X-Alt");
+    let mut named: Vec<&str> = named.split(", ").collect();
+    named.sort();
+    assert_eq!(named, ["10.0.0.1:7000", "10.0.0.3:6348"], "{second}");
+    // Busy: the 503 names them too, so the downloader goes there meanwhile.
+    let mut full = UploadSlots::new(0);
+    let busy = answer_meshed(
+        "GET /get/5/Song%20One.mp3 HTTP/1.1\r\n\r\n",
+        &mut full,
+        &mut mesh,
+    );
+    assert!(busy.starts_with("HTTP/1.1 503 "), "{busy}");
+    assert_eq!(
+        x_alt(&busy).map(|v| v.split(", ").count()),
+        Some(3),
+        "{busy}"
+    );
+    // A file without a SHA-1 has no mesh.
+    let plain = answer_meshed(
+        "GET /get/6/empty.txt HTTP/1.1\r\nX-Alt: 10.0.0.7\r\n\r\n",
+        &mut slots,
+        &mut mesh,
+    );
+    assert_eq!(x_alt(&plain), None, "{plain}");
 }

@@ -179,6 +179,7 @@ impl Core {
                 let mut t = config.transfers.clone();
                 t.firewalled = config.firewalled;
                 t.user_agent = config.user_agent.clone();
+                t.own_addr = Some(config.listen_addr);
                 t
             }),
             shares: LocalShares {

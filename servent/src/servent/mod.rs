@@ -125,7 +125,7 @@ pub fn event_text(event: &CoreEvent) -> String {
         CoreEvent::Download(DownloadEvent::Started { id, name }) => {
             format!("download {id} started: {}", Escaped::new(name))
         }
-        CoreEvent::Download(DownloadEvent::Completed { id, name, path }) => format!(
+        CoreEvent::Download(DownloadEvent::Completed { id, name, path, .. }) => format!(
             "download {id} complete: {} saved as {}",
             Escaped::new(name),
             hazel_protocol::text::escape_path(path)
@@ -222,9 +222,16 @@ impl Handler for Servent {
                     continue;
                 }
                 core::Action::Event(event) => {
-                    if let CoreEvent::PushRequest(push) = &event {
-                        let library = Arc::clone(self.core.library());
-                        self.uploads.start_giv(push, &library);
+                    match &event {
+                        CoreEvent::PushRequest(push) => {
+                            let library = Arc::clone(self.core.library());
+                            self.uploads.start_giv(push, &library);
+                        }
+                        CoreEvent::Download(DownloadEvent::Completed { sha1, sources, .. }) => {
+                            self.uploads
+                                .verified_sources(*sha1, sources, Instant::now());
+                        }
+                        _ => {}
                     }
                     let text = event_text(&event);
                     if self.print_events {

@@ -13,13 +13,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use hazel_protocol::giv::Giv;
 use hazel_protocol::text::escape_path;
 
 use crate::config::Limits;
+use crate::core::shares::mesh::Mesh;
 use crate::core::shares::upload::{FileSpan, UploadConfig, UploadPoll, UploadSession, UploadSlots};
 use crate::core::shares::Library;
 use crate::core::{ConnId, PushRequest};
@@ -118,6 +119,8 @@ pub struct Uploads {
     slots: UploadSlots,
     limits: Limits,
     confinement: Confinement,
+    /// Other servents known to have the files we share (named in replies).
+    mesh: Mesh,
     /// GIV callbacks being connected: address → the GIV line to send.
     pending_givs: HashMap<SocketAddr, Vec<u8>>,
     actions: VecDeque<Action>,
@@ -130,6 +133,7 @@ impl Uploads {
             slots: UploadSlots::with_per_ip(limits.upload_slots, limits.upload_slots_per_ip),
             limits,
             confinement,
+            mesh: Mesh::new(),
             pending_givs: HashMap::new(),
             actions: VecDeque::new(),
         }
@@ -137,6 +141,14 @@ impl Uploads {
 
     pub fn contains(&self, id: ConnId) -> bool {
         self.conns.contains_key(&id)
+    }
+
+    /// Our download of `sha1` verified with bytes from `sources`: they are
+    /// named to whoever downloads the file from us.
+    pub fn verified_sources(&mut self, sha1: [u8; 20], sources: &[SocketAddrV4], now: Instant) {
+        for &addr in sources {
+            self.mesh.verified(sha1, addr, now);
+        }
     }
 
     /// Every slot is taken (QueryHits say busy).
@@ -238,7 +250,10 @@ impl Uploads {
         if upload.replying || upload.closing {
             return;
         }
-        match upload.session.poll(library, &mut self.slots) {
+        match upload
+            .session
+            .poll_with(library, &mut self.slots, &mut self.mesh, now)
+        {
             UploadPoll::NeedMore => return,
             UploadPoll::Close => {
                 upload.closing = true;

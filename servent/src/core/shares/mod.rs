@@ -17,6 +17,8 @@
 //! - [`upload`]: a sans-IO HTTP upload state machine (`GET`/`HEAD` of `/get/<index>/<name>` and
 //!   `/uri-res/N2R?urn:sha1:…`): request bytes in, response head + file span out; its
 //!   [`upload::UploadSlots`] also give the QueryHit busy / have-uploaded flags.
+//! - [`mesh`]: other servents known to have a shared file, learned from downloaders and from our
+//!   own verified downloads, named in upload replies (`X-Alt`).
 //!
 //! # Matching
 //! A query matches a file when every keyword of its search text is a prefix of a keyword of the
@@ -26,6 +28,7 @@
 
 mod fold_table;
 pub mod keywords;
+pub mod mesh;
 pub mod query_hits;
 pub mod upload;
 

@@ -21,9 +21,9 @@
 //! previous reply is sent. [`UploadSession::on_close`] releases a slot still held.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddrV4};
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use data_encoding::BASE32;
 use hazel_protocol::http::{
@@ -31,11 +31,29 @@ use hazel_protocol::http::{
     MAX_HTTP_HEAD,
 };
 
+use hazel_protocol::altloc::{format_x_alt, parse_alternate_location, parse_x_alt, AltLoc};
+
+use super::mesh::Mesh;
 use super::{Library, SharedFile};
 
 /// Bytes a client may send beyond one request head while a reply is being sent (pipelining);
 /// past this the session closes rather than buffer without bound.
 const MAX_BUFFERED: usize = 2 * MAX_HTTP_HEAD;
+
+/// The direct locations a request's mesh headers name.
+fn named_locations(request: &Request) -> Vec<SocketAddrV4> {
+    let mut found = Vec::new();
+    for value in request.headers.get_all("X-Alt") {
+        found.extend(parse_x_alt(value).into_iter().filter_map(|loc| match loc {
+            AltLoc::Direct(addr) => Some(addr),
+            AltLoc::Push { .. } => None,
+        }));
+    }
+    for value in request.headers.get_all("X-Gnutella-Alternate-Location") {
+        found.extend(parse_alternate_location(value));
+    }
+    found
+}
 
 /// Whether a requested (percent-decoded) name names this file: the same bytes, or the same once
 /// `+` is read as a space on both sides (form-encoding clients write spaces as `+`).
@@ -262,8 +280,21 @@ impl UploadSession {
         self.buffer.extend_from_slice(bytes);
     }
 
-    /// Decides what to do with the buffered bytes, given the current library and slots.
+    /// Decides what to do with the buffered bytes, given the current library and slots, without
+    /// a download mesh (nothing is learned from the request's `X-Alt`, none is sent).
     pub fn poll(&mut self, library: &Library, slots: &mut UploadSlots) -> UploadPoll {
+        self.poll_with(library, slots, &mut Mesh::new(), Instant::now())
+    }
+
+    /// Like [`UploadSession::poll`], learning the locations a request names for the file into
+    /// `mesh` and naming known ones in the reply (`X-Alt`, also on a `503`).
+    pub fn poll_with(
+        &mut self,
+        library: &Library,
+        slots: &mut UploadSlots,
+        mesh: &mut Mesh,
+        now: Instant,
+    ) -> UploadPoll {
         if self.overflowed {
             return UploadPoll::Close;
         }
@@ -289,7 +320,7 @@ impl UploadSession {
         self.buffer.drain(..consumed.min(self.buffer.len()));
         self.head_scan.reset();
         self.requests += 1;
-        let reply = self.answer(&request, library, slots);
+        let reply = self.answer(&request, library, slots, mesh, now);
         self.state = State::Replying {
             keep_alive: reply.keep_alive,
             holds_slot: reply.body.is_some(),
@@ -329,7 +360,14 @@ impl UploadSession {
         self.state = State::Closed;
     }
 
-    fn answer(&self, request: &Request, library: &Library, slots: &mut UploadSlots) -> UploadReply {
+    fn answer(
+        &self,
+        request: &Request,
+        library: &Library,
+        slots: &mut UploadSlots,
+        mesh: &mut Mesh,
+        now: Instant,
+    ) -> UploadReply {
         let keep_alive = request.keep_alive();
         let head_only = match request.method {
             Method::Get => false,
@@ -345,6 +383,19 @@ impl UploadSession {
         };
         let Some(file) = file else {
             return self.error_reply(404, "Not Found", keep_alive);
+        };
+        let alt_locs = match file.sha1 {
+            Some(sha1) => {
+                let listening = request
+                    .headers
+                    .get("X-Node")
+                    .and_then(|v| v.trim().parse::<SocketAddrV4>().ok());
+                // What it names is for the next downloaders, not told back to it.
+                let known = mesh.for_reply(&sha1, listening, now);
+                mesh.heard(sha1, named_locations(request), now);
+                known
+            }
+            None => Vec::new(),
         };
         let span = match request.range() {
             None | Some(Err(_)) => None,
@@ -373,6 +424,10 @@ impl UploadSession {
                 .headers
                 .push("Retry-After", &self.config.retry_after_secs.to_string())
                 .push("Content-Length", "0");
+            if !alt_locs.is_empty() {
+                // Busy here: the downloader can go to the others meanwhile.
+                response.headers.push("X-Alt", &format_x_alt(&alt_locs));
+            }
             return UploadReply {
                 status: 503,
                 head: response.to_bytes(),
@@ -402,6 +457,9 @@ impl UploadSession {
                 "X-Gnutella-Content-URN",
                 &format!("urn:sha1:{}", BASE32.encode(&sha1)),
             );
+        }
+        if !alt_locs.is_empty() {
+            response.headers.push("X-Alt", &format_x_alt(&alt_locs));
         }
         UploadReply {
             status,

@@ -314,6 +314,12 @@ impl Transfers {
                 "X-Gnutella-Content-URN",
                 &hazel_protocol::huge::sha1_urn(&d.sha1),
             );
+        if let Some(SocketAddr::V4(own)) = self.config.own_addr {
+            if !self.config.firewalled && !own.ip().is_unspecified() {
+                // Where we listen, so the mesh the source names leaves us out.
+                request.headers.push("X-Node", &own.to_string());
+            }
+        }
         let others: Vec<std::net::SocketAddrV4> = d
             .sources
             .iter()

@@ -39,7 +39,7 @@ pub mod source;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -82,8 +82,21 @@ pub struct TransfersConfig {
     /// We cannot accept connections (a firewalled source is out of reach).
     pub firewalled: bool,
     pub user_agent: String,
+    /// Where we listen: a mesh or a result naming it is not a source.
+    pub own_addr: Option<SocketAddr>,
     /// A checkpoint is saved at least this often while bytes come in.
     pub checkpoint_interval: Duration,
+}
+
+impl TransfersConfig {
+    /// Whether `addr` is this servent (its listening port, on its address or
+    /// on loopback when it listens on every address).
+    fn is_own(&self, addr: SocketAddr) -> bool {
+        self.own_addr.is_some_and(|own| {
+            own.port() == addr.port()
+                && (own.ip() == addr.ip() || (own.ip().is_unspecified() && addr.ip().is_loopback()))
+        })
+    }
 }
 
 impl Default for TransfersConfig {
@@ -99,6 +112,7 @@ impl Default for TransfersConfig {
             disk_high_water: 8 * 1024 * 1024,
             firewalled: false,
             user_agent: format!("Hazel/{}", env!("CARGO_PKG_VERSION")),
+            own_addr: None,
             checkpoint_interval: Duration::from_secs(2),
         }
     }
@@ -170,6 +184,9 @@ pub enum DownloadEvent {
         id: DownloadId,
         name: String,
         path: PathBuf,
+        sha1: [u8; 20],
+        /// The direct sources the verified bytes came from (for the mesh).
+        sources: Vec<SocketAddrV4>,
     },
     Failed {
         id: DownloadId,
@@ -278,6 +295,8 @@ pub struct DownloadInfo {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SourceInfo {
     pub addr: SocketAddr,
+    /// How it was learned (a search result, a magnet link, the mesh).
+    pub origin: Origin,
     pub push: bool,
     pub delivered: u64,
     pub state: &'static str,
@@ -475,7 +494,7 @@ impl Transfers {
             }
             return false;
         }
-        if d.sources.len() >= MAX_SOURCES {
+        if d.sources.len() >= MAX_SOURCES || self.config.is_own(spec.addr) {
             return false;
         }
         d.sources.push(Source::new(
@@ -762,11 +781,24 @@ impl Transfers {
                 };
                 d.state = State::Done(path.clone());
                 let name = d.name.clone();
+                let senders: HashSet<u16> = d.chunk_source.iter().flatten().copied().collect();
+                let mut sources: Vec<SocketAddrV4> = senders
+                    .into_iter()
+                    .filter_map(|s| d.sources.get(usize::from(s)))
+                    .filter(|s| !s.needs_push)
+                    .filter_map(|s| match s.addr {
+                        SocketAddr::V4(v4) => Some(v4),
+                        SocketAddr::V6(_) => None,
+                    })
+                    .collect();
+                sources.sort();
                 self.actions
                     .push_back(TransferAction::Event(DownloadEvent::Completed {
                         id: download,
                         name,
                         path,
+                        sha1: d.sha1,
+                        sources,
                     }));
             }
         }
@@ -948,6 +980,7 @@ impl Download {
                 .iter()
                 .map(|s| SourceInfo {
                     addr: s.addr,
+                    origin: s.origin,
                     push: s.needs_push,
                     delivered: s.delivered,
                     state: if s.dropped.is_some() {

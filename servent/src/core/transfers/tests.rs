@@ -268,3 +268,32 @@ fn a_size_learned_from_the_first_answer_builds_the_chunk_map() {
     assert_eq!(info.done, 1000);
     assert_eq!(info.state, "verifying", "every chunk is in");
 }
+
+#[test]
+fn a_mesh_naming_us_adds_the_others_not_us_and_requests_say_where_we_listen() {
+    let mut b = Bench::new();
+    b.t = Transfers::new(TransfersConfig {
+        own_addr: Some("10.1.1.1:6346".parse().expect("addr")),
+        ..TransfersConfig::default()
+    });
+    let request = b.connected("10.2.2.2:6346", 7);
+    assert!(
+        request.contains("\r\nX-Node: 10.1.1.1:6346\r\n"),
+        "{request}"
+    );
+    let body = vec![0u8; 1_048_576];
+    let mut answer = format!(
+        "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-1048575/{SIZE}\r\n\
+         Content-Length: 1048576\r\nX-Alt: 10.1.1.1, 10.3.3.3:7000\r\n\r\n"
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    b.t.on_bytes(7, &answer, b.now);
+    let sources: Vec<String> = b
+        .state()
+        .sources
+        .iter()
+        .map(|s| s.addr.to_string())
+        .collect();
+    assert_eq!(sources, ["10.2.2.2:6346", "10.3.3.3:7000"]);
+}
