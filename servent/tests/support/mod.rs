@@ -40,6 +40,26 @@ impl Drop for Servent {
     }
 }
 
+/// How a servent process is started.
+struct Launch {
+    /// Inside this network namespace (`ip netns exec`).
+    netns: Option<String>,
+    /// The `--listen` address.
+    listen: String,
+    /// Its open-file limit (soft and hard).
+    nofile: Option<u64>,
+}
+
+impl Default for Launch {
+    fn default() -> Launch {
+        Launch {
+            netns: None,
+            listen: "127.0.0.1:0".into(),
+            nofile: None,
+        }
+    }
+}
+
 /// Polls `condition` every 50 ms until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -113,8 +133,17 @@ impl Servent {
         let temp = tempfile::tempdir().expect("temp dir");
         let data_dir = temp.path().join("data");
         let share_dir = temp.path().join("share");
-        let mut servent =
-            Servent::start_process(name, &data_dir, &share_dir, args, files, Some(nofile));
+        let mut servent = Servent::start_process(
+            name,
+            &data_dir,
+            &share_dir,
+            args,
+            files,
+            Launch {
+                nofile: Some(nofile),
+                ..Launch::default()
+            },
+        );
         servent._temp = Some(temp);
         servent
     }
@@ -127,7 +156,35 @@ impl Servent {
         args: &[&str],
         files: &[(&str, &[u8])],
     ) -> Servent {
-        Servent::start_process(name, data_dir, share_dir, args, files, None)
+        Servent::start_process(name, data_dir, share_dir, args, files, Launch::default())
+    }
+
+    /// Starts a servent inside network namespace `netns` (`ip netns exec`),
+    /// listening on `ip` (root only).
+    pub fn start_in_netns(
+        name: &str,
+        netns: &str,
+        ip: &str,
+        args: &[&str],
+        files: &[(&str, &[u8])],
+    ) -> Servent {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let data_dir = temp.path().join("data");
+        let share_dir = temp.path().join("share");
+        let mut servent = Servent::start_process(
+            name,
+            &data_dir,
+            &share_dir,
+            args,
+            files,
+            Launch {
+                netns: Some(netns.to_string()),
+                listen: format!("{ip}:0"),
+                nofile: None,
+            },
+        );
+        servent._temp = Some(temp);
+        servent
     }
 
     fn start_process(
@@ -136,8 +193,13 @@ impl Servent {
         share_dir: &Path,
         args: &[&str],
         files: &[(&str, &[u8])],
-        nofile: Option<u64>,
+        launch: Launch,
     ) -> Servent {
+        let Launch {
+            netns,
+            listen,
+            nofile,
+        } = launch;
         std::fs::create_dir_all(share_dir).expect("share dir");
         for (file, content) in files {
             std::fs::write(share_dir.join(file), content).expect("share file");
@@ -150,7 +212,14 @@ impl Servent {
             std::fs::create_dir_all(parent).expect("log dir");
         }
         let log = std::fs::File::create(&log_path).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hazel"));
+        let mut command = match &netns {
+            Some(netns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", netns, env!("CARGO_BIN_EXE_hazel")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_hazel")),
+        };
         if let Some(nofile) = nofile {
             use std::os::unix::process::CommandExt;
             // SAFETY: setrlimit is async-signal-safe and only reads the struct.
@@ -169,7 +238,7 @@ impl Servent {
             }
         }
         let child = command
-            .args(["--headless", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["--headless", "--listen", &listen, "--data-dir"])
             .arg(data_dir)
             .arg("--share")
             .arg(share_dir)
