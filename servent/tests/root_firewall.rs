@@ -107,7 +107,9 @@ const SHARER_NET: &str = "10.231.7.1/24";
 const GETTER_NET: &str = "10.231.7.2/24";
 
 fn content(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i % 253) as u8 ^ (i >> 12) as u8).collect()
+    (0..len)
+        .map(|i| (i % 253) as u8 ^ (i >> 12) as u8)
+        .collect()
 }
 
 #[test]
@@ -133,7 +135,15 @@ fn a_download_crosses_a_real_firewall_through_push_and_giv() {
 
     // A direct connection to the sharer fails.
     let direct = Command::new("ip")
-        .args(["netns", "exec", &net.getter, "curl", "--silent", "--max-time", "3"])
+        .args([
+            "netns",
+            "exec",
+            &net.getter,
+            "curl",
+            "--silent",
+            "--max-time",
+            "3",
+        ])
         .arg(format!("http://{}/", sharer.addr))
         .output()
         .expect("curl is needed by this test");

@@ -42,6 +42,15 @@ enum Command {
     /// handshake and stay idle; `dedup`, one neighbour sends unique TTL-1
     /// queries that the servent must remember; `all` runs the three.
     Servent(hazel_tools::load::servent::ServentArgs),
+    /// File transfer over loopback beside a reference in the same run:
+    /// hazel → hazel and nginx (sendfile, one worker) → curl; three hazel
+    /// sources at once; four curl clients at once; routing and control
+    /// socket latency while uploads run.
+    ///
+    /// Throughput, CPU seconds per GiB on each side and the downloader's
+    /// peak RSS, each as a range over the runs (Hazel and nginx alternate).
+    /// Needs `nginx` and `curl` (or `--nginx none` to measure Hazel alone).
+    Transfer(hazel_tools::load::transfer::TransferArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +73,13 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("hazel-load index: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Transfer(args) => match hazel_tools::load::transfer::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hazel-load transfer: {e}");
                 ExitCode::FAILURE
             }
         },

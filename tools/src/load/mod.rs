@@ -3,11 +3,15 @@
 //!   against any OpenNap-protocol server.
 //! - [`servent`]: `hazel-load servent`, routing throughput, CPU per routed
 //!   descriptor, memory per idle connection and dedup memory of a `hazel`.
+//! - [`transfer`]: `hazel-load transfer`, file transfer hazel → hazel and
+//!   to curl beside nginx in the same run, three sources, four readers, and
+//!   routing while uploading.
 //! - [`proc_stats`]: CPU time and resident memory of a process from /proc.
 
 pub mod index;
 pub mod proc_stats;
 pub mod servent;
+pub mod transfer;
 
 use std::time::Duration;
 

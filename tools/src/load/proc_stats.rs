@@ -41,9 +41,22 @@ pub fn cpu_ticks(stat: &str) -> Option<u64> {
 
 /// The VmRSS line of /proc/<pid>/status, in KiB.
 pub fn vm_rss_kib(status: &str) -> Option<u64> {
+    status_kib(status, "VmRSS:")
+}
+
+/// Peak resident memory of a process so far (VmHWM), in bytes.
+pub fn peak_rss_bytes(pid: u32) -> std::io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status_kib(&status, "VmHWM:")
+        .map(|kib| kib * 1024)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "no VmHWM"))
+}
+
+/// A `Key:   N kB` line of /proc/<pid>/status.
+fn status_kib(status: &str, key: &str) -> Option<u64> {
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(key))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
 }

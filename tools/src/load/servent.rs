@@ -191,7 +191,7 @@ impl Target {
 }
 
 /// One command on a servent's control socket; its JSON response.
-fn control_command(socket: &Path, line: &str) -> io::Result<serde_json::Value> {
+pub(crate) fn control_command(socket: &Path, line: &str) -> io::Result<serde_json::Value> {
     let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.write_all(format!("{line}\n").as_bytes())?;
@@ -201,7 +201,7 @@ fn control_command(socket: &Path, line: &str) -> io::Result<serde_json::Value> {
 }
 
 /// Lets this process (and a servent it spawns) open thousands of sockets.
-fn raise_fd_limit() {
+pub(crate) fn raise_fd_limit() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -311,11 +311,42 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .map(|s| s.rss_bytes / 1024)
 }
 
-fn route(target: &Target, neighbours: usize, seconds: u64, window: u64) -> io::Result<()> {
+/// What one flood measured.
+pub(crate) struct Flood {
+    pub neighbours: usize,
+    /// Seconds measured (after one second of warm-up).
+    pub elapsed: f64,
+    /// Queries the neighbours sent in the window.
+    pub sent: u64,
+    /// Descriptors the neighbours received (routed) in the window.
+    pub routed: u64,
+    /// The servent's CPU seconds in the window.
+    pub cpu: Option<f64>,
+    /// `stats` at the start and the end of the window.
+    pub stats_before: Option<serde_json::Value>,
+    pub stats_after: Option<serde_json::Value>,
+}
+
+impl Flood {
+    pub fn routed_per_second(&self) -> f64 {
+        self.routed as f64 / self.elapsed.max(1e-9)
+    }
+}
+
+/// N neighbours flood TTL-2 Queries at the servent at `addr` (process
+/// `pid`) for `seconds` after a second of warm-up; what they received.
+pub(crate) fn flood(
+    addr: SocketAddr,
+    pid: u32,
+    neighbours: usize,
+    seconds: u64,
+    window: u64,
+    stats: impl Fn() -> Option<serde_json::Value>,
+) -> io::Result<Flood> {
     let neighbours = neighbours.max(2);
     let mut streams = Vec::new();
     for _ in 0..neighbours {
-        streams.push(handshake(target.addr)?);
+        streams.push(handshake(addr)?);
     }
     // Let the servent see every link established before flooding.
     thread::sleep(Duration::from_millis(300));
@@ -360,21 +391,21 @@ fn route(target: &Target, neighbours: usize, seconds: u64, window: u64) -> io::R
         }));
     }
     thread::sleep(Duration::from_secs(1));
-    let stats_before = target.stats();
+    let stats_before = stats();
     let (r0, s0, c0, t0) = (
         received.load(Ordering::Relaxed),
         sent.load(Ordering::Relaxed),
-        cpu_seconds(target.pid),
+        cpu_seconds(pid),
         Instant::now(),
     );
     thread::sleep(Duration::from_secs(seconds.max(1)));
     let (r1, s1, c1, elapsed) = (
         received.load(Ordering::Relaxed),
         sent.load(Ordering::Relaxed),
-        cpu_seconds(target.pid),
+        cpu_seconds(pid),
         t0.elapsed().as_secs_f64(),
     );
-    let stats_after = target.stats();
+    let stats_after = stats();
     stop.store(true, Ordering::Relaxed);
     for stream in &streams {
         let _ = stream.shutdown(std::net::Shutdown::Both);
@@ -382,7 +413,23 @@ fn route(target: &Target, neighbours: usize, seconds: u64, window: u64) -> io::R
     for thread in threads {
         let _ = thread.join();
     }
-    let routed = (r1 - r0) as f64;
+    Ok(Flood {
+        neighbours,
+        elapsed,
+        sent: s1 - s0,
+        routed: r1 - r0,
+        cpu: c0.zip(c1).map(|(a, b)| b - a),
+        stats_before,
+        stats_after,
+    })
+}
+
+fn route(target: &Target, neighbours: usize, seconds: u64, window: u64) -> io::Result<()> {
+    let f = flood(target.addr, target.pid, neighbours, seconds, window, || {
+        target.stats()
+    })?;
+    let (neighbours, elapsed) = (f.neighbours, f.elapsed);
+    let routed = f.routed as f64;
     println!(
         "route: {neighbours} neighbours flooding TTL-2 Queries for {elapsed:.1} s (window {})",
         if window == 0 {
@@ -393,11 +440,10 @@ fn route(target: &Target, neighbours: usize, seconds: u64, window: u64) -> io::R
     );
     println!(
         "  sent {:.0} queries/s, received (routed) {:.0} descriptors/s",
-        (s1 - s0) as f64 / elapsed,
+        f.sent as f64 / elapsed,
         routed / elapsed
     );
-    if let (Some(c0), Some(c1)) = (c0, c1) {
-        let cpu = c1 - c0;
+    if let Some(cpu) = f.cpu {
         println!(
             "  servent CPU {:.2} s in {:.1} s ({:.0}% of one core); {:.0} ns CPU per routed descriptor",
             cpu,
@@ -412,7 +458,7 @@ fn route(target: &Target, neighbours: usize, seconds: u64, window: u64) -> io::R
             );
         }
     }
-    if let (Some(before), Some(after)) = (stats_before, stats_after) {
+    if let (Some(before), Some(after)) = (f.stats_before, f.stats_after) {
         let get = |v: &serde_json::Value, a: &str, b: &str| {
             v.get(a)
                 .and_then(|x| x.get(b))
