@@ -15,6 +15,8 @@
 //! - [`napster`]: OpenNap frames and messages, client and server side.
 //! - [`qrp`]: Query Routing Protocol tables, RESET/PATCH messages and the QRP keyword hash.
 //! - [`pcap`]: reading captures (TCP reassembly, UDP) for conformance tests and `hazel-trace`.
+//! - [`thex`]: Tiger tree hashes (THEX): the streaming tree hasher, range verification, and the
+//!   DIME serialization served at `/uri-res/N2X`.
 //! - [`text`]: showing network strings on a terminal or in a log (control characters escaped).
 //! - [`traces`]: where the shared captures are found (`$HAZEL_TRACES` or `../shared/traces`).
 
@@ -31,6 +33,7 @@ pub mod napster;
 pub mod pcap;
 pub mod qrp;
 pub mod text;
+pub mod thex;
 pub mod traces;
 
 pub use error::DecodeError;
