@@ -118,3 +118,47 @@ fn shareaza_tree_from_the_capture_decodes_and_checks() {
         Ok(kept)
     );
 }
+
+/// The QueryHits in the capture's inflated streams name Tiger roots two ways: Shareaza's
+/// `urn:bitprint:` and gtk-gnutella's GGEP `TT` (24 raw bytes beside a `urn:sha1:`). A downloader
+/// learns the root it trusts from either.
+#[test]
+fn capture_hits_carry_tiger_roots() {
+    use hazel_protocol::descriptor::{ExtensionRef, QueryHitRef};
+    let mut from_bitprint = 0;
+    let mut from_tt = 0;
+    for rec in read_jsonl(&format!("{NDPI}.inflated.expected.jsonl")) {
+        if rec["type"].as_u64() != Some(0x81) {
+            continue;
+        }
+        let raw = unhex(rec["raw_hex"].as_str().unwrap());
+        let hit = QueryHitRef::parse(&raw[23..]).expect("captured QueryHit parses");
+        for result in hit.results() {
+            let Some(tiger) = result.tiger() else {
+                continue;
+            };
+            let bitprint = result.extensions.iter().find_map(|e| match e {
+                ExtensionRef::Urn(text) => Urn::parse(text).tiger(),
+                _ => None,
+            });
+            match bitprint {
+                Some(b) => {
+                    assert_eq!(b, tiger);
+                    from_bitprint += 1;
+                }
+                None => {
+                    let tt = result
+                        .extensions
+                        .iter()
+                        .any(|e| matches!(e, ExtensionRef::Ggep(g) if g.get(b"TT").is_some()));
+                    assert!(tt, "a root without a bitprint came from GGEP TT");
+                    from_tt += 1;
+                }
+            }
+            assert!(result.sha1().is_some(), "a root comes with a SHA-1");
+        }
+    }
+    println!("tiger roots: {from_bitprint} from urn:bitprint, {from_tt} from GGEP TT");
+    assert!(from_bitprint >= 100, "{from_bitprint}");
+    assert!(from_tt >= 1, "{from_tt}");
+}

@@ -264,6 +264,10 @@ pub(crate) fn tree_uuid(root: &TigerDigest) -> String {
 
 /// The XML description of a tree.
 fn description(tree: &TigerTree, uri: &str) -> String {
+    description_text(tree.file_size(), tree.depth(), uri)
+}
+
+fn description_text(size: u64, depth: u32, uri: &str) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n\
          <!DOCTYPE hashtree SYSTEM \"{DOCTYPE}\">\r\n\
@@ -272,10 +276,24 @@ fn description(tree: &TigerTree, uri: &str) -> String {
          <digest algorithm=\"{DIGEST_ALGORITHM}\" outputsize=\"{DIGEST_LEN}\"/>\r\n\
          <serializedtree depth=\"{depth}\" type=\"{TREE_TYPE}\" uri=\"{uri}\"/>\r\n\
          </hashtree>\r\n",
-        size = tree.file_size(),
         segment = super::BLOCK_SIZE,
-        depth = tree.depth(),
     )
+}
+
+/// The length of [`TigerTree::encode_dime`] for a tree of a `file_size`-byte file keeping rows
+/// down to `depth`, without the tree: what an upload announces as `Content-Length` for a stored
+/// tree. `None` for a depth below the leaves.
+pub fn message_len(file_size: u64, depth: u32) -> Option<u64> {
+    let mut nodes: u64 = 0;
+    for d in 0..=depth {
+        nodes = nodes.checked_add(row_len(file_size, d)?)?;
+    }
+    // The description's length depends only on the size, the depth and the (fixed-length) uri.
+    let uri = tree_uuid(&[0; 24]);
+    let xml = description_text(file_size, depth, &uri).len();
+    let digests = nodes.checked_mul(DIGEST_LEN as u64)?;
+    let fixed = 2 * HEADER_LEN + padded(b"text/xml".len()) + padded(xml) + padded(uri.len());
+    (fixed as u64 + padded(TREE_TYPE.len()) as u64).checked_add(digests.checked_add(3)? / 4 * 4)
 }
 
 impl TigerTree {

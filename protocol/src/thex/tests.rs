@@ -335,6 +335,14 @@ fn encoded_message_layout() {
     );
     assert_eq!(bytes.len() % 4, 0);
     assert_eq!(
+        super::dime::message_len(204800, 2),
+        Some(bytes.len() as u64)
+    );
+    assert_eq!(super::dime::message_len(204800, 9), None);
+    // The largest tree Hazel keeps (1024 units) stays far below what gtk-gnutella reads.
+    let largest = super::dime::message_len(u64::MAX, kept_depth(u64::MAX)).unwrap();
+    assert!(largest < 50 * 1024, "{largest}");
+    assert_eq!(
         TigerTree::decode_dime(&bytes, &tree.root(), 204800),
         Ok(tree)
     );
@@ -709,6 +717,10 @@ proptest! {
     fn encode_decode_round_trip(data in arb_data(), depth in 0u32..12) {
         let tree = TigerTree::of(&data).truncated(depth);
         let bytes = tree.encode_dime();
+        prop_assert_eq!(
+            super::dime::message_len(data.len() as u64, tree.depth()),
+            Some(bytes.len() as u64)
+        );
         prop_assert_eq!(TigerTree::decode_dime(&bytes, &tree.root(), data.len() as u64), Ok(tree.clone()));
         // The wrong size or the wrong root is never accepted.
         prop_assert!(TigerTree::decode_dime(&bytes, &tree.root(), data.len() as u64 + 1).is_err());
