@@ -1,7 +1,7 @@
 //! Criterion bench `index`: indexing rate, one- and two-word search latency
-//! and memory per file, on issue 4's workload: users × 1,000 files, names of
-//! 4 words drawn from a 5,000-word vocabulary (≈ 80 hits per word at 100k
-//! files).
+//! and memory per file, on the workload `hazel-load index` puts on a server:
+//! users × 1,000 files, names of 4 words drawn from a 5,000-word vocabulary
+//! (≈ 80 hits per word at 100k files).
 //!
 //! `HAZEL_BENCH_FILES` sets the index size for the search and memory runs
 //! (default 100,000; the 10-million-file run is `HAZEL_BENCH_FILES=10000000`).

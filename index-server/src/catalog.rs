@@ -145,6 +145,11 @@ impl Catalog {
         self.index.total_files()
     }
 
+    /// Library size in bytes.
+    pub fn total_bytes(&self) -> u64 {
+        self.index.total_bytes()
+    }
+
     /// Library size in whole gigabytes, as 214 reports it.
     pub fn total_gigabytes(&self) -> u64 {
         self.index.total_gigabytes()

@@ -41,6 +41,9 @@ pub struct Config {
     pub password_cost: PasswordCost,
     /// Nicks made Admin when they register (or at startup if registered).
     pub admins: Vec<String>,
+    /// How long a direct browse (640) waits for the browsed client's 641
+    /// before the requester is told (642) to fall back to a server browse.
+    pub direct_browse_timeout: Duration,
 }
 
 impl Config {
@@ -63,6 +66,7 @@ impl Config {
             max_messages_per_second: 2000,
             password_cost: PasswordCost::default(),
             admins: Vec::new(),
+            direct_browse_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -144,10 +148,15 @@ pub struct Cli {
     /// Server name shown in messages.
     #[arg(long, value_name = "NAME", default_value = "hazel-index")]
     pub server_name: String,
+    /// Seconds a direct browse (640) waits for the browsed client to accept
+    /// before the requester is told to browse through the server instead.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub direct_browse_timeout: u64,
 }
 
 impl Cli {
-    /// Builds the configuration; fails only if the MOTD file cannot be read.
+    /// Builds the configuration; fails only if the MOTD file cannot be read
+    /// (the error names the file).
     pub fn to_config(&self) -> std::io::Result<Config> {
         let mut config = Config::new(self.data_dir.clone());
         config.max_connections = self.max_connections;
@@ -156,10 +165,16 @@ impl Cli {
         if let Some(text) = &self.motd {
             config.motd = text.split("\\n").map(str::to_string).collect();
         } else if let Some(path) = &self.motd_file {
-            config.motd = std::fs::read_to_string(path)?
-                .lines()
-                .map(str::to_string)
-                .collect();
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot read the MOTD file {}: {e}; check --motd-file",
+                        path.display()
+                    ),
+                )
+            })?;
+            config.motd = text.lines().map(str::to_string).collect();
         }
         config.registration = self.registration;
         config.searches_per_minute = self.searches_per_minute;
@@ -175,6 +190,7 @@ impl Cli {
             iterations: self.password_iterations,
         };
         config.server_name = self.server_name.clone();
+        config.direct_browse_timeout = Duration::from_secs(self.direct_browse_timeout.max(1));
         Ok(config)
     }
 }

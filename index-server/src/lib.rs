@@ -4,9 +4,8 @@
 //! - [`reactor`]: the only module that touches sockets (mio): accepts,
 //!   reads frames, writes replies, enforces the output queue cap; also
 //!   serves `--stats-listen`.
-//! - [`wire`]: payload fields and builders for the messages
-//!   `hazel_protocol::napster` keeps untyped (frames and typed messages come
-//!   from there).
+//! - Frames, typed messages and the payload fields of the few messages
+//!   without a typed form all come from `hazel_protocol::napster`.
 //! - [`server`]: what every client message does (pure: frames in, frames
 //!   and closes out); [`session`]: one connection's state and limits.
 //! - [`catalog`]: every online user's shared files (the [`index`] keyed by
@@ -26,10 +25,10 @@ pub mod reactor;
 pub mod server;
 pub mod session;
 pub mod store;
-pub mod wire;
 
 use std::io;
 use std::net::TcpListener;
+use std::path::Path;
 
 pub use config::Config;
 pub use reactor::Shutdown;
@@ -43,13 +42,40 @@ pub fn run(
     config: Config,
     shutdown: Shutdown,
 ) -> io::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    let store = store::Store::open(&config.data_dir, config.password_cost)
-        .map_err(|e| io::Error::other(format!("opening the account database: {e}")))?;
+    prepare_data_dir(&config.data_dir)?;
+    let store = store::Store::open(&config.data_dir, config.password_cost).map_err(|e| {
+        io::Error::other(format!(
+            "cannot open the account database {}: {e}; the data directory must be writable by this user (see --data-dir)",
+            config.data_dir.join(store::DATABASE_FILE).display()
+        ))
+    })?;
     log::info!("hazel-index listening on {}", listener.local_addr()?);
     if let Some(stats) = &stats_listener {
         log::info!("metrics served on {}", stats.local_addr()?);
     }
     let server = server::Server::new(config, store, std::time::Instant::now());
     reactor::run(listener, stats_listener, server, shutdown)
+}
+
+/// Creates the data directory if needed; the error names it and says what
+/// to do.
+fn prepare_data_dir(dir: &Path) -> io::Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "the data directory {} exists and is not a directory; give --data-dir a directory (it is created if missing)",
+                dir.display()
+            ),
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot create the data directory {}: {e}; create it, or give --data-dir a directory this user can write",
+                dir.display()
+            ),
+        )
+    })
 }

@@ -1,6 +1,7 @@
 //! `hazel-index`: parse the command line, bind, run until SIGTERM/SIGINT.
 
-use std::net::TcpListener;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -20,16 +21,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// Binds `addr`, or says which address failed and what to do about it.
+fn bind(addr: SocketAddr, option: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).map_err(|e| {
+        let what_to_do = match e.kind() {
+            ErrorKind::AddrInUse => format!(
+                "another program (another hazel-index?) is listening there; stop it, or give {option} another port"
+            ),
+            ErrorKind::PermissionDenied => format!(
+                "ports below 1024 need privileges; give {option} a port of 1024 or above, or grant the binary CAP_NET_BIND_SERVICE"
+            ),
+            ErrorKind::AddrNotAvailable => format!(
+                "that address is not one of this machine's; give {option} 0.0.0.0 or one of its addresses"
+            ),
+            _ => format!("check the address given to {option}"),
+        };
+        format!("cannot listen on {addr} ({option}): {e}; {what_to_do}")
+    })
+}
+
 fn serve(cli: &Cli) -> Result<(), String> {
-    let config = cli
-        .to_config()
-        .map_err(|e| format!("reading the MOTD file: {e}"))?;
-    let listener =
-        TcpListener::bind(cli.listen).map_err(|e| format!("listening on {}: {e}", cli.listen))?;
+    let config = cli.to_config().map_err(|e| e.to_string())?;
+    let listener = bind(cli.listen, "--listen")?;
     let stats = match cli.stats_listen {
-        Some(addr) => {
-            Some(TcpListener::bind(addr).map_err(|e| format!("stats listener on {addr}: {e}"))?)
-        }
+        Some(addr) => Some(bind(addr, "--stats-listen")?),
         None => None,
     };
     let shutdown = Shutdown::new();

@@ -2,9 +2,15 @@
 //!
 //! Owned by the reactor thread and updated in place (no atomics needed);
 //! `--stats-listen` serves [`Metrics::render`] over plain HTTP.
+//!
+//! Every label has a fixed, small set of values, whatever clients send:
+//! message numbers the server does not know share `type="unknown"`, so a
+//! client cannot grow the number of series (each one costs memory here and
+//! in every scraper). Label values are written escaped as the exposition
+//! format requires.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 /// Upper bounds (seconds) of the search latency histogram buckets.
@@ -83,7 +89,8 @@ pub struct Metrics {
     pub connections: u64,
     pub searches_total: u64,
     pub search_latency: Histogram,
-    pub messages_by_type: BTreeMap<u16, u64>,
+    /// By message number; `None` for every number the server does not know.
+    pub messages_by_type: BTreeMap<Option<u16>, u64>,
     pub unknown_messages: u64,
     pub drops: BTreeMap<DropReason, u64>,
     pub bytes_in: u64,
@@ -91,6 +98,10 @@ pub struct Metrics {
     /// For searches/s: the total and time at the previous rate sample.
     rate_sample: (Instant, u64),
     pub searches_per_second: f64,
+    /// Client bytes per second, in and out, over the last sample interval.
+    pub bytes_in_per_second: f64,
+    pub bytes_out_per_second: f64,
+    bytes_sample: (u64, u64),
     /// Bytes held by the index structures (sampled periodically).
     pub index_bytes: u64,
     /// Resident memory of the process, when known (Linux).
@@ -113,13 +124,29 @@ impl Metrics {
             bytes_out: 0,
             rate_sample: (now, 0),
             searches_per_second: 0.0,
+            bytes_in_per_second: 0.0,
+            bytes_out_per_second: 0.0,
+            bytes_sample: (0, 0),
             index_bytes: 0,
             resident_bytes: None,
         }
     }
 
-    pub fn count_message(&mut self, kind: u16) {
-        *self.messages_by_type.entry(kind).or_insert(0) += 1;
+    /// Counts one client message: by its number if `known` (a number the
+    /// server handles, a bounded set), else under `unknown`.
+    pub fn count_message(&mut self, kind: u16, known: bool) {
+        let key = known.then_some(kind);
+        *self.messages_by_type.entry(key).or_insert(0) += 1;
+    }
+
+    /// How many messages were counted under `kind` (`None`: unknown ones).
+    pub fn messages(&self, kind: Option<u16>) -> u64 {
+        self.messages_by_type.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// When the metrics started (the server's start).
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     pub fn count_drop(&mut self, reason: DropReason) {
@@ -138,6 +165,10 @@ impl Metrics {
         if elapsed >= 1.0 {
             self.searches_per_second = (self.searches_total - total) as f64 / elapsed;
             self.rate_sample = (now, self.searches_total);
+            let (bytes_in, bytes_out) = self.bytes_sample;
+            self.bytes_in_per_second = self.bytes_in.saturating_sub(bytes_in) as f64 / elapsed;
+            self.bytes_out_per_second = self.bytes_out.saturating_sub(bytes_out) as f64 / elapsed;
+            self.bytes_sample = (self.bytes_in, self.bytes_out);
         }
     }
 
@@ -198,9 +229,15 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP hazel_index_bytes_total Bytes read from and written to clients.\n# TYPE hazel_index_bytes_total counter\nhazel_index_bytes_total{{direction=\"in\"}} {}\nhazel_index_bytes_total{{direction=\"out\"}} {}",
-            self.bytes_in, self.bytes_out
+            "# HELP hazel_index_bytes_total Bytes read from and written to clients.\n# TYPE hazel_index_bytes_total counter"
         );
+        for (direction, n) in [("in", self.bytes_in), ("out", self.bytes_out)] {
+            let _ = writeln!(
+                out,
+                "hazel_index_bytes_total{{direction=\"{}\"}} {n}",
+                LabelValue(direction)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP hazel_index_search_latency_seconds Time to answer one search.\n# TYPE hazel_index_search_latency_seconds histogram"
@@ -211,7 +248,8 @@ impl Metrics {
         {
             let _ = writeln!(
                 out,
-                "hazel_index_search_latency_seconds_bucket{{le=\"{bound}\"}} {n}"
+                "hazel_index_search_latency_seconds_bucket{{le=\"{}\"}} {n}",
+                LabelValue(&bound.to_string())
             );
         }
         let _ = writeln!(
@@ -225,11 +263,16 @@ impl Metrics {
             "# HELP hazel_index_messages_total Client messages received, by message number.\n# TYPE hazel_index_messages_total counter"
         );
         for (kind, n) in &self.messages_by_type {
-            let _ = writeln!(out, "hazel_index_messages_total{{type=\"{kind}\"}} {n}");
+            let label = kind.map_or_else(|| "unknown".to_string(), |k| k.to_string());
+            let _ = writeln!(
+                out,
+                "hazel_index_messages_total{{type=\"{}\"}} {n}",
+                LabelValue(&label)
+            );
         }
         let _ = writeln!(
             out,
-            "# HELP hazel_index_unknown_messages_total Messages with a number the server ignores.\n# TYPE hazel_index_unknown_messages_total counter\nhazel_index_unknown_messages_total {}",
+            "# HELP hazel_index_unknown_messages_total Messages with a number the server does not know (answered with a 404 after login).\n# TYPE hazel_index_unknown_messages_total counter\nhazel_index_unknown_messages_total {}",
             self.unknown_messages
         );
         let _ = writeln!(
@@ -240,10 +283,28 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "hazel_index_drops_total{{reason=\"{}\"}} {n}",
-                reason.label()
+                LabelValue(reason.label())
             );
         }
         out
+    }
+}
+
+/// A label value written as the exposition format requires: backslash,
+/// double quote and newline escaped.
+struct LabelValue<'a>(&'a str);
+
+impl std::fmt::Display for LabelValue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for c in self.0.chars() {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                '"' => f.write_str("\\\"")?,
+                '\n' => f.write_str("\\n")?,
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -260,8 +321,8 @@ mod tests {
         m.searches_total = 2;
         m.search_latency.observe(Duration::from_micros(30));
         m.search_latency.observe(Duration::from_millis(3));
-        m.count_message(200);
-        m.count_message(200);
+        m.count_message(200, true);
+        m.count_message(200, true);
         m.count_drop(DropReason::OutputQueueFull);
         let text = m.render(t0);
         assert!(text.contains("hazel_index_users 3\n"));
@@ -272,6 +333,33 @@ mod tests {
         assert!(text.contains("hazel_index_search_latency_seconds_count 2\n"));
         assert!(text.contains("hazel_index_messages_total{type=\"200\"} 2\n"));
         assert!(text.contains("hazel_index_drops_total{reason=\"output_queue_full\"} 1\n"));
+    }
+
+    #[test]
+    fn unknown_message_numbers_share_one_series() {
+        let t0 = Instant::now();
+        let mut m = Metrics::new(t0);
+        for kind in 0..=u16::MAX {
+            m.count_message(kind, false);
+        }
+        m.count_message(2, true);
+        let text = m.render(t0);
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("hazel_index_messages_total{"))
+            .count();
+        assert_eq!(series, 2, "{text}");
+        assert!(text.contains("hazel_index_messages_total{type=\"unknown\"} 65536\n"));
+        assert!(text.contains("hazel_index_messages_total{type=\"2\"} 1\n"));
+    }
+
+    #[test]
+    fn label_values_are_escaped_for_the_exposition_format() {
+        assert_eq!(LabelValue("a\\b\"c\nd").to_string(), "a\\\\b\\\"c\\nd");
+        assert_eq!(
+            LabelValue("output_queue_full").to_string(),
+            "output_queue_full"
+        );
     }
 
     #[test]

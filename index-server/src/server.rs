@@ -13,33 +13,43 @@ use std::time::Instant;
 
 use hazel_protocol::napster::message::batch_path;
 use hazel_protocol::napster::{
-    encode_frame, ClientMessage, DownloadAck, SearchQuery, ServerMessage, SharedFile,
+    encode_fields, encode_frame, ClientMessage, DownloadAck, EncodeError, FieldWriter, SearchQuery,
+    ServerMessage, SharedFile, UsageStats,
 };
-use log::{info, warn};
+use hazel_protocol::text::{escape_bytes, Escaped};
+use log::{debug, info, warn};
 
 use crate::catalog::{has_search_words, AddRefused, Catalog};
 use crate::config::{Config, Registration};
 use crate::metrics::{DropReason, Metrics};
 use crate::session::{ConnId, Phase, Session, UserInfo};
 use crate::store::{self, Account, BanKind, Level, PasswordCost, Store, StoreError};
-use crate::wire::{Fields, Payload};
-
-/// Message numbers the server reads or writes (beyond the typed ones).
+/// Message numbers the server reads or writes.
 pub mod kind {
     pub use hazel_protocol::napster::message::kind::*;
-    pub const VERSION_CHECK: u16 = 4;
-    pub const WHOIS: u16 = 603;
-    pub const WHOIS_RESPONSE: u16 = 604;
-    pub const WHOWAS: u16 = 605;
-    pub const NUKE: u16 = 611;
-    pub const BAN_ENTRY: u16 = 616;
-    pub const CHANGE_PASSWORD: u16 = 753;
+    /// 14: a Napster client's registration details (name, city …).
+    pub const REGISTRATION_INFO: u16 = 14;
+    /// 300: the port-check request.
+    pub const CHECK_PORT: u16 = 300;
+    /// 920: Napster 2.0 BETA 8's capability announcement (TekNap sends it
+    /// too, before login).
+    pub const CAPABILITIES: u16 = 920;
 }
+
+/// Numbers opennap-ng accepts and ignores; every other unknown number gets
+/// a 404 after login.
+const SILENTLY_IGNORED: [u16; 3] = [
+    kind::REGISTRATION_INFO,
+    kind::CHECK_PORT,
+    kind::CAPABILITIES,
+];
 
 /// Longest nick accepted (opennap-ng's default).
 pub const MAX_NICK_LEN: usize = 19;
 /// Download requests a sharer may have outstanding (607 sent, no 608 yet).
 const MAX_PENDING_UPLOADS: usize = 64;
+/// Direct browses (640) one client may have waiting for an answer.
+const MAX_PENDING_BROWSES: usize = 16;
 
 /// Frames to write and connections to close, produced by one call.
 #[derive(Debug, Default)]
@@ -74,6 +84,19 @@ impl Outbox {
     /// Queues one frame with a ready payload for `to`.
     pub fn send(&mut self, to: ConnId, kind: u16, payload: &[u8]) {
         if let Err(e) = encode_frame(kind, payload, self.buffer(to)) {
+            warn!("cannot encode {kind} for {to:?}: {e}");
+        }
+    }
+
+    /// Queues one frame for `to` whose payload `body` writes field by field
+    /// (messages without a typed form).
+    pub fn fields(
+        &mut self,
+        to: ConnId,
+        kind: u16,
+        body: impl FnOnce(&mut FieldWriter<'_>) -> Result<(), EncodeError>,
+    ) {
+        if let Err(e) = encode_fields(kind, self.buffer(to), body) {
             warn!("cannot encode {kind} for {to:?}: {e}");
         }
     }
@@ -187,6 +210,15 @@ struct PendingUpload {
     file: Vec<u8>,
 }
 
+/// A direct browse the server passed on (640), awaiting the browsed
+/// client's accept (641).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PendingBrowse {
+    browsee: ConnId,
+    browsee_nick: String,
+    deadline: Instant,
+}
+
 /// The whole server state.
 pub struct Server {
     config: Config,
@@ -198,7 +230,11 @@ pub struct Server {
     per_ip: HashMap<Ipv4Addr, usize>,
     catalog: Catalog,
     pending: HashMap<ConnId, Vec<PendingUpload>>,
+    /// Direct browses by requester.
+    browses: HashMap<ConnId, Vec<PendingBrowse>>,
     authenticating: HashMap<ConnId, PendingLogin>,
+    /// Wall-clock start, Unix seconds (for 10115).
+    started_unix: u64,
     next_stats: Instant,
     next_memory_sample: Instant,
 }
@@ -245,9 +281,9 @@ impl Server {
     pub fn new(config: Config, mut store: Store, now: Instant) -> Server {
         for admin in &config.admins {
             match store.set_level(admin, Level::Admin) {
-                Ok(true) => info!("{admin} is an admin"),
+                Ok(true) => info!("{} is an admin", Escaped::new(admin)),
                 Ok(false) => {}
-                Err(e) => warn!("cannot make {admin} an admin: {e}"),
+                Err(e) => warn!("cannot make {} an admin: {e}", Escaped::new(admin)),
             }
         }
         let next_stats = now + config.stats_interval;
@@ -260,7 +296,11 @@ impl Server {
             per_ip: HashMap::new(),
             catalog: Catalog::new(),
             pending: HashMap::new(),
+            browses: HashMap::new(),
             authenticating: HashMap::new(),
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
             next_stats,
             next_memory_sample: now,
         }
@@ -304,12 +344,13 @@ impl Server {
                 )),
                 Ok(None) => None,
                 Err(e) => {
-                    warn!("ban lookup failed: {e}");
+                    warn!("ban lookup for {ip} failed: {e}");
                     None
                 }
             }
         };
         if let Some((reason, message)) = refusal {
+            info!("connection from {ip} refused: {}", Escaped::new(&message));
             self.metrics.count_drop(reason);
             out.message(
                 id,
@@ -346,6 +387,7 @@ impl Server {
         self.catalog.remove_owner(id);
         self.pending.remove(&id);
         self.authenticating.remove(&id);
+        self.browses.remove(&id);
         self.refresh_gauges();
     }
 
@@ -371,6 +413,10 @@ impl Server {
 
     /// A client sent a frame longer than `--max-command-length`.
     pub fn on_oversized_frame(&mut self, id: ConnId, len: usize, out: &mut Outbox) {
+        info!(
+            "{}: message of {len} bytes over the limit: disconnected",
+            self.who(id)
+        );
         self.metrics.count_drop(DropReason::CommandTooLong);
         let message = format!(
             "Message of {len} bytes exceeds the limit of {}",
@@ -399,6 +445,7 @@ impl Server {
             );
             out.close(id);
         }
+        self.expire_browses(now, out);
         if now >= self.next_stats {
             self.next_stats = now + self.config.stats_interval;
             let stats = self.stats();
@@ -443,14 +490,17 @@ impl Server {
         // count as flooding. Unshares do, which bounds share/unshare loops.
         let is_share = kind == kind::SHARE || kind == kind::SHARE_BATCH;
         if per_second > 0 && !(online && is_share) && session.messages.hit(now) > per_second {
+            info!("{}: message flood: disconnected", self.who(id));
             self.metrics.count_drop(DropReason::MessageFlood);
             self.send_error(id, "Flooding: disconnected", out);
             out.close(id);
             return;
         }
-        self.metrics.count_message(kind);
-        match ClientMessage::parse(kind, payload) {
-            Ok(ClientMessage::Login(l)) => self.login(
+        let parsed = ClientMessage::parse(kind, payload);
+        let known = !matches!(parsed, Ok(ClientMessage::Unknown { .. }));
+        self.metrics.count_message(kind, known);
+        match parsed {
+            Ok(ClientMessage::Login(l)) if !online => self.login(
                 id,
                 LoginRequest {
                     nick: l.nick,
@@ -463,7 +513,7 @@ impl Server {
                 now,
                 out,
             ),
-            Ok(ClientMessage::NewUserLogin(l)) => self.login(
+            Ok(ClientMessage::NewUserLogin(l)) if !online => self.login(
                 id,
                 LoginRequest {
                     nick: l.nick,
@@ -478,17 +528,26 @@ impl Server {
             ),
             Ok(ClientMessage::NickCheck { nick }) => self.nick_check(id, nick.as_bytes(), out),
             Err(_) if kind == kind::NICK_CHECK => out.message(id, &ServerMessage::NickInvalid),
-            Ok(ClientMessage::Unknown { kind: k, .. }) if k == kind::VERSION_CHECK => {}
-            Ok(ClientMessage::Unknown { kind: k, payload }) => {
-                if online && matches!(k, kind::WHOIS | kind::NUKE | kind::CHANGE_PASSWORD) {
-                    self.untyped_message(id, k, &payload, now, out);
-                } else {
-                    self.metrics.unknown_messages += 1;
-                }
-            }
-            Err(e) if kind == kind::LOGIN || kind == kind::NEW_USER_LOGIN => {
+            Err(e) if !online && (kind == kind::LOGIN || kind == kind::NEW_USER_LOGIN) => {
                 let msg = format!("Invalid login message: {e}");
-                self.refuse_login(id, DropReason::LoginRefused, &msg, out);
+                let shown = escape_bytes(payload);
+                let detail = format!("payload \"{}\"", Escaped::new(&shown).max_chars(120));
+                self.refuse_login(id, DropReason::LoginRefused, &msg, &detail, out);
+            }
+            // opennap-ng answers the version check only after login.
+            Ok(ClientMessage::VersionCheck { .. }) if !online => {}
+            Ok(ClientMessage::Unknown { kind: k, payload }) => {
+                self.metrics.unknown_messages += 1;
+                debug!(
+                    "{}: unknown message {k}: {}",
+                    self.who(id),
+                    Escaped::new(&escape_bytes(&payload)).max_chars(120)
+                );
+                // Before login the client may announce things (920) it
+                // expects no answer to; after it, every number gets one.
+                if online && !SILENTLY_IGNORED.contains(&k) {
+                    out.message(id, &error_message(format!("Unknown command code {k}")));
+                }
             }
             _ if !online => {
                 out.message(
@@ -512,6 +571,18 @@ impl Server {
             Ok(message) => self.online_message(id, message, now, out),
         }
         self.refresh_gauges();
+    }
+
+    /// How a connection is named in the log: its nick (escaped) once
+    /// logged in, its address before.
+    fn who(&self, id: ConnId) -> String {
+        match self.sessions.get(&id) {
+            Some(s) => match s.nick() {
+                Some(nick) => format!("{} ({})", Escaped::new(nick), s.ip),
+                None => s.ip.to_string(),
+            },
+            None => format!("{id:?}"),
+        }
     }
 
     fn online_message(
@@ -574,7 +645,11 @@ impl Server {
                 }
             }
             ClientMessage::MotdRequest => self.send_motd(id, out),
-            ClientMessage::ServerPing { .. } => out.message(id, &ServerMessage::ServerPing),
+            // Clients use the echo as a barrier (TekNap matches its time
+            // stamp), so the arguments go back exactly as they came.
+            ClientMessage::ServerPing { args } => {
+                out.message(id, &ServerMessage::ServerPing { args })
+            }
             ClientMessage::PingUser { nick } => self.relay_ping(id, &nick, true, out),
             ClientMessage::PongUser { nick } => self.relay_ping(id, &nick, false, out),
             ClientMessage::Kill { nick, reason } => self.kill(id, &nick, reason, out),
@@ -582,24 +657,20 @@ impl Server {
             ClientMessage::Unban { target, .. } => self.unban(id, &target, out),
             ClientMessage::ShowBans => self.ban_list(id, out),
             ClientMessage::SetUserLevel { nick, level } => self.set_level(id, &nick, &level, out),
+            ClientMessage::Whois { nick } => self.whois(id, &nick, now, out),
+            ClientMessage::Nuke { nick } => self.nuke(id, &nick, out),
+            ClientMessage::ChangePassword { nick, password, .. } => {
+                self.change_password(id, &nick, &password, out)
+            }
+            ClientMessage::VersionCheck { .. } => out.message(id, &ServerMessage::VersionCheck),
+            ClientMessage::DirectBrowse { nick } => self.direct_browse(id, &nick, now, out),
+            ClientMessage::DirectBrowseAccept { nick } => self.direct_browse_accept(id, &nick, out),
+            ClientMessage::VersionRequest => self.server_version(id, out),
+            // No linked servers: the list is just its terminator.
+            ClientMessage::LinksRequest => out.send(id, kind::SERVER_LINKS, b""),
+            ClientMessage::UsageStatsRequest => self.usage_stats(id, now, out),
+            ClientMessage::ClientVersionsRequest => self.client_versions(id, out),
             ClientMessage::NickCheck { .. } | ClientMessage::Unknown { .. } => {}
-        }
-    }
-
-    /// Messages the protocol crate keeps as `Unknown` but the server serves.
-    fn untyped_message(
-        &mut self,
-        id: ConnId,
-        k: u16,
-        payload: &[u8],
-        now: Instant,
-        out: &mut Outbox,
-    ) {
-        match k {
-            kind::WHOIS => self.whois(id, payload, now, out),
-            kind::NUKE => self.nuke(id, payload, out),
-            kind::CHANGE_PASSWORD => self.change_password(id, payload, out),
-            _ => {}
         }
     }
 
@@ -622,7 +693,7 @@ impl Server {
                 Ok(None) if self.online_by_nick(&nick).is_some() => ServerMessage::NickRegistered,
                 Ok(None) => ServerMessage::NickNotRegistered,
                 Err(e) => {
-                    warn!("nick check: {e}");
+                    warn!("nick check of {}: {e}", Escaped::new(&nick));
                     ServerMessage::NickRegistered
                 }
             }
@@ -630,7 +701,21 @@ impl Server {
         out.message(id, &reply);
     }
 
-    fn refuse_login(&mut self, id: ConnId, reason: DropReason, message: &str, out: &mut Outbox) {
+    /// Refuses a login with error 0 and closes; logs the refusal (who, why,
+    /// and `detail`: the nick or the message that could not be read).
+    fn refuse_login(
+        &mut self,
+        id: ConnId,
+        reason: DropReason,
+        message: &str,
+        detail: &str,
+        out: &mut Outbox,
+    ) {
+        info!(
+            "{}: login refused: {} ({detail})",
+            self.who(id),
+            Escaped::new(message)
+        );
         self.metrics.count_drop(reason);
         out.message(
             id,
@@ -645,8 +730,15 @@ impl Server {
         if self.is_online(id) || self.is_authenticating(id) {
             return out.message(id, &error_message("You are already logged in"));
         }
+        let detail = format!("nick \"{}\"", Escaped::new(&login.nick).max_chars(40));
         if !valid_nick(login.nick.as_bytes()) {
-            return self.refuse_login(id, DropReason::LoginRefused, "Invalid nickname", out);
+            return self.refuse_login(
+                id,
+                DropReason::LoginRefused,
+                "Invalid nickname",
+                &detail,
+                out,
+            );
         }
         let Some(ip) = self.session(id).map(|s| s.ip) else {
             return;
@@ -654,10 +746,10 @@ impl Server {
         match self.store.ban_for(&login.nick, ip) {
             Ok(Some(ban)) => {
                 let msg = format!("You are banned from this server: {}", ban.reason);
-                return self.refuse_login(id, DropReason::Banned, &msg, out);
+                return self.refuse_login(id, DropReason::Banned, &msg, &detail, out);
             }
             Ok(None) => {}
-            Err(e) => warn!("ban lookup failed: {e}"),
+            Err(e) => warn!("ban lookup for {}: {e}", self.who(id)),
         }
         if login.email.is_some() {
             if self.config.registration == Registration::Closed {
@@ -665,6 +757,7 @@ impl Server {
                     id,
                     DropReason::LoginRefused,
                     "Registration is closed",
+                    &detail,
                     out,
                 );
             }
@@ -675,13 +768,25 @@ impl Server {
                         id,
                         DropReason::LoginRefused,
                         "Nickname is already registered",
+                        &detail,
                         out,
                     )
                 }
                 Err(e) => {
-                    warn!("register {}: {e}", login.nick);
-                    return self.refuse_login(id, DropReason::LoginRefused, "Server error", out);
+                    warn!("register {}: {e}", Escaped::new(&login.nick));
+                    return self.refuse_login(
+                        id,
+                        DropReason::LoginRefused,
+                        "Server error",
+                        &detail,
+                        out,
+                    );
                 }
+            }
+            // A guest holds the nick: registering it would take it from
+            // under them (opennap-ng refuses as well).
+            if let Some(msg) = self.nick_in_use(&login.nick) {
+                return self.refuse_login(id, DropReason::LoginRefused, &msg, &detail, out);
             }
             out.job(PasswordJob::Hash {
                 conn: id,
@@ -715,10 +820,17 @@ impl Server {
                 );
             }
             Err(e) => {
-                warn!("login {}: {e}", login.nick);
-                self.refuse_login(id, DropReason::LoginRefused, "Server error", out);
+                warn!("login {}: {e}", Escaped::new(&login.nick));
+                self.refuse_login(id, DropReason::LoginRefused, "Server error", &detail, out);
             }
         }
+    }
+
+    /// The refusal to give if `nick` is online (as a guest, or a registered
+    /// user), None if it is free.
+    fn nick_in_use(&self, nick: &str) -> Option<String> {
+        let user = self.online_by_nick(nick)?.user()?;
+        Some(format!("{} is already active", user.nick))
     }
 
     /// A password job finished: complete or refuse the waiting login.
@@ -736,17 +848,26 @@ impl Server {
             return;
         }
         let request = pending.request;
+        let detail = format!("nick \"{}\"", Escaped::new(&request.nick));
         match (outcome, pending.account) {
             (PasswordOutcome::Verified(true), Some(account)) => {
                 if let Err(e) = self.store.touch(&account.nick) {
-                    warn!("last-seen of {}: {e}", account.nick);
+                    warn!("last-seen of {}: {e}", Escaped::new(&account.nick));
                 }
                 self.complete_login(id, request, Some(account), now, out);
             }
-            (PasswordOutcome::Verified(false), _) => {
-                self.refuse_login(id, DropReason::LoginRefused, "Invalid password", out)
-            }
+            (PasswordOutcome::Verified(false), _) => self.refuse_login(
+                id,
+                DropReason::LoginRefused,
+                "Invalid password",
+                &detail,
+                out,
+            ),
             (PasswordOutcome::Hashed(Some(hash)), None) => {
+                // A guest may have taken the nick while the hash was made.
+                if let Some(msg) = self.nick_in_use(&request.nick) {
+                    return self.refuse_login(id, DropReason::LoginRefused, &msg, &detail, out);
+                }
                 let is_admin = self
                     .config
                     .admins
@@ -759,25 +880,36 @@ impl Server {
                     .insert_account(&request.nick, &hash, &email, level)
                 {
                     Ok(account) => {
-                        info!("registered {}", account.nick);
+                        info!("registered {}", Escaped::new(&account.nick));
                         self.complete_login(id, request, Some(account), now, out);
                     }
                     Err(StoreError::NickTaken) => self.refuse_login(
                         id,
                         DropReason::LoginRefused,
                         "Nickname is already registered",
+                        &detail,
                         out,
                     ),
                     Err(e) => {
-                        warn!("register {}: {e}", request.nick);
-                        self.refuse_login(id, DropReason::LoginRefused, "Server error", out);
+                        warn!("register {}: {e}", Escaped::new(&request.nick));
+                        self.refuse_login(
+                            id,
+                            DropReason::LoginRefused,
+                            "Server error",
+                            &detail,
+                            out,
+                        );
                     }
                 }
             }
-            (PasswordOutcome::Unavailable, _) => {
-                self.refuse_login(id, DropReason::LoginRefused, "Server busy, try again", out)
-            }
-            _ => self.refuse_login(id, DropReason::LoginRefused, "Server error", out),
+            (PasswordOutcome::Unavailable, _) => self.refuse_login(
+                id,
+                DropReason::LoginRefused,
+                "Server busy, try again",
+                &detail,
+                out,
+            ),
+            _ => self.refuse_login(id, DropReason::LoginRefused, "Server error", &detail, out),
         }
     }
 
@@ -792,9 +924,18 @@ impl Server {
     ) {
         let key = nick_key(&login.nick);
         if let Some(&other) = self.nicks.get(&key) {
-            if account.is_some() {
+            let other_is_registered = self
+                .sessions
+                .get(&other)
+                .and_then(Session::user)
+                .is_some_and(|u| u.registered);
+            if account.is_some() && other_is_registered {
                 // The account holder proved the password: the old
                 // connection is a ghost (opennap-ng kills it).
+                info!(
+                    "{}: replaced by a new login of the same account",
+                    self.who(other)
+                );
                 self.disconnect_user(
                     other,
                     "You logged in from another connection",
@@ -802,8 +943,9 @@ impl Server {
                     out,
                 );
             } else {
-                let msg = format!("Nick {} is already active", login.nick);
-                return self.refuse_login(id, DropReason::LoginRefused, &msg, out);
+                let msg = format!("{} is already active", login.nick);
+                let detail = format!("nick \"{}\"", Escaped::new(&login.nick));
+                return self.refuse_login(id, DropReason::LoginRefused, &msg, &detail, out);
             }
         }
         let (nick, email, level, registered) = match account {
@@ -820,7 +962,7 @@ impl Server {
             return;
         };
         let ip = session.ip;
-        self.catalog.add_owner(id, &nick, ip, login.link_speed);
+        let client_shown = escape_bytes(&login.client_info);
         session.phase = Phase::Online(UserInfo {
             nick: nick.clone(),
             data_port: login.port,
@@ -831,7 +973,12 @@ impl Server {
             email: email.clone(),
             logged_in_at: now,
         });
-        info!("{nick} logged in from {ip}");
+        self.catalog.add_owner(id, &nick, ip, login.link_speed);
+        info!(
+            "{} logged in from {ip} with \"{}\"",
+            Escaped::new(&nick),
+            Escaped::new(&client_shown).max_chars(60)
+        );
         out.message(
             id,
             &ServerMessage::LoginAck {
@@ -1097,44 +1244,45 @@ impl Server {
         }
     }
 
-    fn whois(&mut self, id: ConnId, payload: &[u8], now: Instant, out: &mut Outbox) {
-        let nick = text(Fields::new(payload).remainder());
+    fn whois(&mut self, id: ConnId, nick: &str, now: Instant, out: &mut Outbox) {
         let asker_level = self.session(id).map_or(Level::User, Session::level);
-        if let Some(target) = self.online_by_nick(&nick) {
+        if let Some(target) = self.online_by_nick(nick) {
             let Some(user) = target.user() else {
                 return;
             };
-            let mut p = Payload::new()
-                .text(&user.nick)
-                .quoted(user.level.name().as_bytes())
-                .num(now.saturating_duration_since(user.logged_in_at).as_secs())
-                .quoted(b"")
-                .quoted(b"Active")
-                .num(self.catalog.count_of(target.id))
-                .num(target.downloads)
-                .num(target.uploads)
-                .num(user.link_speed)
-                .quoted(&user.client);
-            if asker_level >= Level::Moderator {
-                p = p
-                    .num(0)
-                    .num(0)
-                    .text(&target.ip.to_string())
-                    .num(0)
-                    .num(user.data_port)
-                    .text(&user.email);
-            }
-            out.send(id, kind::WHOIS_RESPONSE, &p.0);
+            let online_for = now.saturating_duration_since(user.logged_in_at).as_secs();
+            let shared = self.catalog.count_of(target.id) as u64;
+            let (downloads, uploads, ip) = (target.downloads, target.uploads, target.ip);
+            out.fields(id, kind::WHOIS_RESPONSE, |w| {
+                w.token("nick", user.nick.as_bytes())?;
+                w.quoted("level", user.level.name().as_bytes())?;
+                w.number(online_for);
+                w.quoted("channels", b"")?;
+                w.quoted("status", b"Active")?;
+                w.number(shared);
+                w.number(u64::from(downloads));
+                w.number(u64::from(uploads));
+                w.number(u64::from(user.link_speed));
+                w.quoted("client", &user.client)?;
+                if asker_level >= Level::Moderator {
+                    w.number(0);
+                    w.number(0);
+                    w.raw(ip.to_string().as_bytes());
+                    w.number(0);
+                    w.number(u64::from(user.data_port));
+                    w.token("email", user.email.as_bytes())?;
+                }
+                Ok(())
+            });
             return;
         }
-        match self.store.account(&nick) {
-            Ok(Some(acct)) => {
-                let p = Payload::new()
-                    .text(&acct.nick)
-                    .text(acct.level.name())
-                    .num(0);
-                out.send(id, kind::WHOWAS, &p.0);
-            }
+        match self.store.account(nick) {
+            Ok(Some(acct)) => out.fields(id, kind::WHOWAS, |w| {
+                w.token("nick", acct.nick.as_bytes())?;
+                w.raw(acct.level.name().as_bytes());
+                w.number(0);
+                Ok(())
+            }),
             _ => {
                 let msg = format!("User {nick} is not currently online");
                 out.message(id, &error_message(msg));
@@ -1179,7 +1327,12 @@ impl Server {
             return out.message(id, &error_message("permission denied"));
         }
         let victim = victim.id;
-        info!("{me} killed {target}: {reason}");
+        info!(
+            "{} killed {}: {}",
+            Escaped::new(&me),
+            Escaped::new(target),
+            Escaped::new(&reason)
+        );
         let msg = format!("You were killed by {me}: {reason}");
         self.disconnect_user(victim, &msg, DropReason::Killed, out);
         out.message(id, &error_message(format!("{target} killed: {reason}")));
@@ -1198,10 +1351,15 @@ impl Server {
             BanKind::Nick
         };
         if let Err(e) = self.store.ban(target, kind_of, &me, &reason) {
-            warn!("ban {target}: {e}");
+            warn!("ban {}: {e}", Escaped::new(target));
             return out.message(id, &error_message("Server error"));
         }
-        info!("{me} banned {target}: {reason}");
+        info!(
+            "{} banned {}: {}",
+            Escaped::new(&me),
+            Escaped::new(target),
+            Escaped::new(&reason)
+        );
         // Everyone now matched by the ban leaves (except whoever set it).
         let victims: Vec<ConnId> = self
             .sessions
@@ -1229,12 +1387,12 @@ impl Server {
         };
         let msg = match self.store.unban(target) {
             Ok(true) => {
-                info!("{me} unbanned {target}");
+                info!("{} unbanned {}", Escaped::new(&me), Escaped::new(target));
                 format!("{target} unbanned")
             }
             Ok(false) => format!("{target} is not banned"),
             Err(e) => {
-                warn!("unban {target}: {e}");
+                warn!("unban {}: {e}", Escaped::new(target));
                 "Server error".to_string()
             }
         };
@@ -1246,13 +1404,14 @@ impl Server {
             return;
         }
         for ban in self.store.bans().unwrap_or_default() {
-            let p = Payload::new()
-                .text(&ban.target)
-                .text(&ban.set_by)
-                .quoted(ban.reason.as_bytes())
-                .num(ban.created)
-                .num(0);
-            out.send(id, kind::BAN_ENTRY, &p.0);
+            out.fields(id, kind::BAN_ENTRY, |w| {
+                w.token("ban target", ban.target.as_bytes())?;
+                w.token("nick", ban.set_by.as_bytes())?;
+                w.quoted("reason", ban.reason.as_bytes())?;
+                w.raw(ban.created.to_string().as_bytes());
+                w.number(0);
+                Ok(())
+            });
         }
         out.send(id, kind::SHOW_BANS, b"");
     }
@@ -1276,51 +1435,259 @@ impl Server {
                         u.level = level;
                     }
                 }
-                info!("{me} set {target} to {}", level.name());
+                info!(
+                    "{} set {} to {}",
+                    Escaped::new(&me),
+                    Escaped::new(target),
+                    level.name()
+                );
                 format!("{target} is now {}", level.name())
             }
             Ok(false) => format!("{target} is not registered"),
             Err(e) => {
-                warn!("set level {target}: {e}");
+                warn!("set level {}: {e}", Escaped::new(target));
                 "Server error".to_string()
             }
         };
         out.message(id, &error_message(msg));
     }
 
-    fn nuke(&mut self, id: ConnId, payload: &[u8], out: &mut Outbox) {
-        if self.require(id, Level::Admin, out).is_none() {
+    fn nuke(&mut self, id: ConnId, target: &str, out: &mut Outbox) {
+        let Some((me, _)) = self.require(id, Level::Admin, out) else {
             return;
-        }
-        let target = text(Fields::new(payload).remainder());
-        let msg = match self.store.delete_account(&target) {
-            Ok(true) => format!("{target} nuked"),
+        };
+        let msg = match self.store.delete_account(target) {
+            Ok(true) => {
+                info!("{} nuked {}", Escaped::new(&me), Escaped::new(target));
+                format!("{target} nuked")
+            }
             Ok(false) => format!("{target} is not registered"),
             Err(e) => {
-                warn!("nuke {target}: {e}");
+                warn!("nuke {}: {e}", Escaped::new(target));
                 "Server error".to_string()
             }
         };
         out.message(id, &error_message(msg));
     }
 
-    fn change_password(&mut self, id: ConnId, payload: &[u8], out: &mut Outbox) {
-        if self.require(id, Level::Admin, out).is_none() {
+    fn change_password(&mut self, id: ConnId, target: &str, password: &[u8], out: &mut Outbox) {
+        let Some((me, _)) = self.require(id, Level::Admin, out) else {
             return;
-        }
-        let mut f = Fields::new(payload);
-        let (Ok(target), Ok(password)) = (f.text("nick"), f.field("password")) else {
-            return out.message(id, &error_message("Invalid password change"));
         };
         let msg = match self.store.set_password(target, password) {
-            Ok(true) => format!("Password for {target} changed"),
+            Ok(true) => {
+                info!(
+                    "{} changed the password of {}",
+                    Escaped::new(&me),
+                    Escaped::new(target)
+                );
+                format!("Password for {target} changed")
+            }
             Ok(false) => format!("{target} is not registered"),
             Err(e) => {
-                warn!("password {target}: {e}");
+                warn!("password {}: {e}", Escaped::new(target));
                 "Server error".to_string()
             }
         };
         out.message(id, &error_message(msg));
+    }
+
+    /// 640: ask `nick` to let the sender browse its files directly, or
+    /// refuse at once (642) when that cannot work, so the client falls back
+    /// to a browse through the server (211) without waiting. As opennap-ng
+    /// does, except that the server also answers when the browsed client
+    /// never does (see [`Server::expire_browses`]).
+    fn direct_browse(&mut self, id: ConnId, nick: &str, now: Instant, out: &mut Outbox) {
+        let Some(me) = self.session(id) else {
+            return;
+        };
+        let Some(my) = me.user() else {
+            return;
+        };
+        let (my_nick, my_ip, my_port) = (my.nick.clone(), me.ip, my.data_port);
+        let refuse = |out: &mut Outbox, nick: &str, message: String| {
+            out.message(
+                id,
+                &ServerMessage::DirectBrowseError {
+                    nick: nick.to_string(),
+                    message: message.into_bytes(),
+                },
+            );
+        };
+        let Some(target) = self.online_by_nick(nick) else {
+            return refuse(out, nick, format!("{nick} is not online."));
+        };
+        let Some(browsee) = target.user() else {
+            return;
+        };
+        let (browsee_id, browsee_nick, browsee_port) =
+            (target.id, browsee.nick.clone(), browsee.data_port);
+        if my_port == 0 && browsee_port == 0 {
+            let msg = format!(
+                "Both you and {browsee_nick} are firewalled; you cannot browse or download from them."
+            );
+            return refuse(out, &browsee_nick, msg);
+        }
+        if self.catalog.count_of(browsee_id) == 0 {
+            let msg = format!("{browsee_nick} is not sharing any files.");
+            return refuse(out, &browsee_nick, msg);
+        }
+        let waiting = self.browses.entry(id).or_default();
+        waiting.retain(|p| p.browsee != browsee_id);
+        if waiting.len() >= MAX_PENDING_BROWSES {
+            let msg = "Too many browse requests waiting; try again later.".to_string();
+            return refuse(out, &browsee_nick, msg);
+        }
+        waiting.push(PendingBrowse {
+            browsee: browsee_id,
+            browsee_nick,
+            deadline: now + self.config.direct_browse_timeout,
+        });
+        // A firewalled client cannot be reached: it is given the
+        // requester's address to push its list to.
+        let connect_to = (browsee_port == 0).then_some((my_ip, my_port));
+        out.message(
+            browsee_id,
+            &ServerMessage::DirectBrowseRequest {
+                nick: my_nick,
+                connect_to,
+            },
+        );
+    }
+
+    /// 641 from a browsed client: tell the requester where to connect. An
+    /// accept nobody is waiting for goes nowhere.
+    fn direct_browse_accept(&mut self, id: ConnId, requester: &str, out: &mut Outbox) {
+        let Some(requester) = self.online_by_nick(requester).map(|s| s.id) else {
+            return;
+        };
+        let Some(waiting) = self.browses.get_mut(&requester) else {
+            return;
+        };
+        let Some(pos) = waiting.iter().position(|p| p.browsee == id) else {
+            debug!("{}: direct browse accept nobody asked for", self.who(id));
+            return;
+        };
+        waiting.remove(pos);
+        let Some(me) = self.session(id) else {
+            return;
+        };
+        let Some(user) = me.user() else {
+            return;
+        };
+        let accept = ServerMessage::DirectBrowseAccept {
+            nick: user.nick.clone(),
+            ip: me.ip,
+            port: user.data_port,
+        };
+        out.message(requester, &accept);
+    }
+
+    /// Answers (642) the direct browses whose browsed client left or did not
+    /// accept in time, so no client waits on an answer that will not come.
+    fn expire_browses(&mut self, now: Instant, out: &mut Outbox) {
+        if self.browses.is_empty() {
+            return;
+        }
+        let mut expired = Vec::new();
+        for (&requester, waiting) in self.browses.iter_mut() {
+            waiting.retain(|p| {
+                let online = self
+                    .sessions
+                    .get(&p.browsee)
+                    .and_then(Session::user)
+                    .is_some();
+                let gone = !online;
+                if gone || now >= p.deadline {
+                    let message = if gone {
+                        format!("{} is not online.", p.browsee_nick)
+                    } else {
+                        format!("{} did not answer the browse request.", p.browsee_nick)
+                    };
+                    expired.push((requester, p.browsee_nick.clone(), message));
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        self.browses.retain(|_, waiting| !waiting.is_empty());
+        expired.sort();
+        for (requester, nick, message) in expired {
+            out.message(
+                requester,
+                &ServerMessage::DirectBrowseError {
+                    nick,
+                    message: message.into_bytes(),
+                },
+            );
+        }
+    }
+
+    /// 801: the server's name and version, for moderators and up (as
+    /// opennap-ng), in 404 lines.
+    fn server_version(&mut self, id: ConnId, out: &mut Outbox) {
+        if self.require(id, Level::Moderator, out).is_none() {
+            return;
+        }
+        let version = concat!("hazel-index ", env!("CARGO_PKG_VERSION"));
+        for line in ["--", version, "--"] {
+            out.message(id, &error_message(line));
+        }
+    }
+
+    /// 10115: server usage, opennap-ng's sixteen numbers (channels, linked
+    /// servers and pending searches are always 0 here).
+    fn usage_stats(&mut self, id: ConnId, now: Instant, out: &mut Outbox) {
+        let users = self.nicks.len() as u64;
+        let registered = self.store.account_count().unwrap_or_else(|e| {
+            warn!("counting accounts: {e}");
+            0
+        });
+        let m = &self.metrics;
+        let stats = UsageStats {
+            local_clients: users,
+            linked_servers: 0,
+            users,
+            files: self.catalog.total_files(),
+            shared_bytes: self.catalog.total_bytes(),
+            channels: 0,
+            started_at: self.started_unix,
+            uptime_seconds: now.saturating_duration_since(m.started()).as_secs(),
+            memory_bytes: m.index_bytes,
+            registered_users: registered,
+            kib_in_per_second: (m.bytes_in_per_second / 1024.0) as u64,
+            kib_out_per_second: (m.bytes_out_per_second / 1024.0) as u64,
+            searches_per_second: m.searches_per_second.round() as u64,
+            bytes_in: m.bytes_in,
+            bytes_out: m.bytes_out,
+            pending_searches: 0,
+        };
+        out.message(id, &ServerMessage::UsageStats(stats));
+    }
+
+    /// 10118: online users per client version, for moderators and up;
+    /// an empty 10118 ends the list.
+    fn client_versions(&mut self, id: ConnId, out: &mut Outbox) {
+        if self.require(id, Level::Moderator, out).is_none() {
+            return;
+        }
+        let mut counts: HashMap<&[u8], u64> = HashMap::new();
+        for session in self.sessions.values() {
+            if let Some(user) = session.user() {
+                *counts.entry(user.client.as_slice()).or_insert(0) += 1;
+            }
+        }
+        let mut counts: Vec<(&[u8], u64)> = counts.into_iter().collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        for (client, n) in counts {
+            out.fields(id, kind::CLIENT_VERSIONS, |w| {
+                w.quoted("client", client)?;
+                w.number(n);
+                Ok(())
+            });
+        }
+        out.send(id, kind::CLIENT_VERSIONS, b"");
     }
 }
 
@@ -1431,6 +1798,58 @@ mod tests {
         assert!(closes.is_empty());
         assert_eq!(frames.len(), 1, "one batch for the searcher");
         assert_eq!(frames[0].0, b);
+    }
+
+    /// Runs the password jobs queued in `out`, as the reactor's worker does.
+    fn run_jobs(s: &mut Server, out: &mut Outbox, now: Instant) {
+        for job in out.take_jobs() {
+            let conn = job.conn();
+            let outcome = job.run();
+            s.on_password_result(conn, outcome, now, out);
+        }
+    }
+
+    #[test]
+    fn a_registration_never_takes_the_nick_of_an_online_guest() {
+        let now = Instant::now();
+        let mut s = server(now);
+        let mut out = Outbox::new();
+        let (guest, thief, racer) = (ConnId(1), ConnId(2), ConnId(3));
+        for id in [guest, thief, racer] {
+            assert!(s.on_connect(id, Ipv4Addr::new(10, 0, 0, id.0 as u8), now, &mut out));
+        }
+        s.on_frame(guest, 2, b"alice pw 0 \"nap\" 3", now, &mut out);
+        s.on_frame(
+            guest,
+            100,
+            b"\"d\\song.mp3\" m 1 128 44100 60",
+            now,
+            &mut out,
+        );
+        out.take();
+        s.on_frame(thief, 6, b"alice pw 0 \"nap\" 3 a@b", now, &mut out);
+        run_jobs(&mut s, &mut out, now);
+        assert_eq!(
+            replies(&mut out, thief),
+            vec![ServerMessage::Error {
+                message: b"alice is already active".to_vec()
+            }]
+        );
+        assert!(s.is_online(guest));
+        assert_eq!(s.catalog.count_of(guest), 1, "the guest keeps its files");
+
+        // The nick is free when the registration starts, and a guest takes
+        // it while the password is being hashed: the guest stays.
+        s.on_frame(racer, 6, b"bob pw 0 \"nap\" 3 b@b", now, &mut out);
+        let late = ConnId(4);
+        assert!(s.on_connect(late, Ipv4Addr::new(10, 0, 0, 4), now, &mut out));
+        s.on_frame(late, 2, b"bob pw 0 \"nap\" 3", now, &mut out);
+        out.take();
+        run_jobs(&mut s, &mut out, now);
+        let (_, closes) = out.take();
+        assert_eq!(closes, vec![racer]);
+        assert!(s.is_online(late));
+        assert_eq!(s.store.account("bob").unwrap(), None, "nothing registered");
     }
 
     #[test]

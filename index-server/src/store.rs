@@ -350,6 +350,14 @@ impl Store {
         Ok(changed > 0)
     }
 
+    /// How many accounts are registered.
+    pub fn account_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .db
+            .query_row("SELECT COUNT(*) FROM accounts", [], |row| row.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Deletes an account (611 nuke); false if it did not exist.
     pub fn delete_account(&mut self, nick: &str) -> Result<bool, StoreError> {
         Ok(self

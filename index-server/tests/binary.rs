@@ -171,3 +171,72 @@ fn bad_arguments_fail_with_a_message() {
     assert!(!out.status.success());
     assert!(!out.stderr.is_empty());
 }
+
+/// Runs the binary with `args` (plus cheap password settings) expecting it
+/// to fail at once; returns its stderr.
+fn failure(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_hazel-index"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn an_address_in_use_is_named_with_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    for option in ["--listen", "--stats-listen"] {
+        let listen = if option == "--listen" {
+            addr.as_str()
+        } else {
+            "127.0.0.1:0"
+        };
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "--listen".as_ref(),
+            listen.as_ref(),
+            "--data-dir".as_ref(),
+            dir.path().as_os_str(),
+        ];
+        if option == "--stats-listen" {
+            args.extend(["--stats-listen".as_ref(), addr.as_ref()] as [&std::ffi::OsStr; 2]);
+        }
+        let err = failure(&args);
+        assert!(err.contains(&addr), "{err}");
+        assert!(err.contains(option), "{err}");
+        assert!(err.contains("another program"), "{err}");
+    }
+}
+
+#[test]
+fn a_data_dir_that_is_a_file_is_named_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let err = failure(&[
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        file.as_os_str(),
+    ]);
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert!(err.contains("is not a directory"), "{err}");
+    assert!(err.contains("--data-dir"), "{err}");
+}
+
+#[test]
+fn a_missing_motd_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let motd = dir.path().join("no-such-motd.txt");
+    let err = failure(&[
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        dir.path().as_os_str(),
+        "--motd-file".as_ref(),
+        motd.as_os_str(),
+    ]);
+    assert!(err.contains(&motd.display().to_string()), "{err}");
+}

@@ -5,6 +5,7 @@
 //! ever sized from a length field that has not been checked first.
 //!
 //! Map of the crate:
+//! - [`altloc`]: alternate locations (`X-Alt`, `X-Gnutella-Alternate-Location`).
 //! - [`error`]: [`DecodeError`], the error of every decoder.
 //! - [`header`]: the 23-byte Gnutella descriptor header, descriptor ids, payload types.
 //! - [`descriptor`]: Ping, Pong, Query, QueryHit, Push, Bye, and unknown payloads kept whole.
@@ -13,6 +14,7 @@
 //! - [`handshake`]: 0.4 and 0.6 connection handshakes, incremental.
 //! - [`giv`]: push callback lines. [`http`]: request/status lines, ranges, for transfers.
 //! - [`napster`]: OpenNap frames and messages, client and server side.
+//! - [`magnet`]: magnet links (`xt`, `dn`, `xl`, `xs`/`as` sources).
 //! - [`qrp`]: Query Routing Protocol tables, RESET/PATCH messages and the QRP keyword hash.
 //! - [`pcap`]: reading captures (TCP reassembly, UDP) for conformance tests and `hazel-trace`.
 //! - [`thex`]: Tiger tree hashes (THEX): the streaming tree hasher, range verification, and the
@@ -20,6 +22,7 @@
 //! - [`text`]: showing network strings on a terminal or in a log (control characters escaped).
 //! - [`traces`]: where the shared captures are found (`$HAZEL_TRACES` or `../shared/traces`).
 
+pub mod altloc;
 pub mod descriptor;
 pub mod error;
 pub mod framer;
@@ -29,6 +32,7 @@ pub mod handshake;
 pub mod header;
 pub mod http;
 pub mod huge;
+pub mod magnet;
 pub mod napster;
 pub mod pcap;
 pub mod qrp;

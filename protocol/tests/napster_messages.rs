@@ -4,7 +4,7 @@
 use hazel_protocol::napster::message::{kind, UserLevel};
 use hazel_protocol::napster::{
     ClientMessage, Comparison, DownloadAck, EncodeError, Frame, Login, NapsterFramer, NewUserLogin,
-    NumericField, SearchClause, SearchQuery, SearchResult, ServerMessage, SharedFile,
+    NumericField, SearchClause, SearchQuery, SearchResult, ServerMessage, SharedFile, UsageStats,
 };
 use hazel_protocol::DecodeError;
 use proptest::prelude::*;
@@ -253,11 +253,18 @@ fn browse_stats_counters_pings_motd() {
     assert_eq!(
         client_round_trip(750, b"foo"),
         ClientMessage::ServerPing {
-            nick: Some("foo".into())
+            args: b"foo".to_vec()
         }
     );
     client_round_trip(750, b"");
     server_round_trip(750, b"");
+    // What TekNap sends, and opennap-ng's answer: the arguments come back.
+    assert_eq!(
+        server_round_trip(750, b"127.0.0.1 1796596048 626009"),
+        ServerMessage::ServerPing {
+            args: b"127.0.0.1 1796596048 626009".to_vec()
+        }
+    );
     client_round_trip(751, b"foo");
     client_round_trip(752, b"foo");
     server_round_trip(751, b"foo");
@@ -293,14 +300,26 @@ fn admin_messages() {
     };
     assert_eq!(UserLevel::from_name(&level), Some(UserLevel::Moderator));
     assert_eq!(UserLevel::from_name(b"admin"), Some(UserLevel::Admin));
-    // An unquoted reason with spaces, as some clients send it, is kept.
+    // The reason is one field, as opennap-ng reads it: an unquoted one is
+    // its first word, and what follows a quoted one (TekNap's ban timeout)
+    // is an extra field.
     assert_eq!(
         ClientMessage::parse(610, b"bob go away").unwrap(),
         ClientMessage::Kill {
             nick: "bob".into(),
-            reason: Some(b"go away".to_vec())
+            reason: Some(b"go".to_vec())
         }
     );
+    assert_eq!(
+        ClientMessage::parse(612, b"bob \"spam\" 3600").unwrap(),
+        ClientMessage::Ban {
+            target: "bob".into(),
+            reason: Some(b"spam".to_vec())
+        }
+    );
+    client_round_trip(603, b"bob");
+    client_round_trip(611, b"bob");
+    client_round_trip(753, b"bob newpass \"forgot it\"");
 }
 
 #[test]
@@ -332,15 +351,16 @@ fn malformed_known_messages_are_typed_errors() {
         Err(DecodeError::BadField("port"))
     );
     assert_eq!(
-        ClientMessage::parse(2, b"foo pass 1 \"x\" 3 4 5"),
-        Err(DecodeError::TrailingBytes)
+        ClientMessage::parse(2, b"foo pass 1 \"x\" notaspeed"),
+        Err(DecodeError::BadField("link speed"))
     );
     assert_eq!(
         ClientMessage::parse(100, b"\"unterminated 1 2 3"),
         Err(DecodeError::BadField("file name"))
     );
+    // What a client receives is read strictly.
     assert_eq!(
-        ClientMessage::parse(214, b"junk"),
+        ServerMessage::parse(214, b"1 2 3 junk"),
         Err(DecodeError::TrailingBytes)
     );
     assert_eq!(
@@ -475,12 +495,12 @@ fn search_clause() -> impl Strategy<Value = SearchClause> {
 }
 
 const CLIENT_KINDS: &[u16] = &[
-    2, 6, 7, 100, 102, 110, 200, 203, 211, 214, 218, 219, 220, 221, 500, 606, 608, 610, 612, 614,
-    615, 619, 621, 750, 751, 752, 870,
+    2, 4, 6, 7, 100, 102, 110, 200, 203, 211, 214, 218, 219, 220, 221, 500, 603, 606, 608, 610,
+    611, 612, 614, 615, 619, 621, 640, 641, 750, 751, 752, 753, 801, 870, 10112, 10115, 10118,
 ];
 const SERVER_KINDS: &[u16] = &[
-    0, 3, 8, 9, 10, 201, 202, 204, 206, 210, 212, 213, 214, 404, 501, 607, 609, 620, 621, 750, 751,
-    752,
+    0, 3, 4, 8, 9, 10, 201, 202, 204, 206, 210, 212, 213, 214, 404, 501, 607, 609, 620, 621, 640,
+    641, 642, 750, 751, 752, 10115,
 ];
 
 fn client_message() -> impl Strategy<Value = ClientMessage> {
@@ -520,7 +540,8 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
         new_user,
         nick().prop_map(|nick| ClientMessage::NickCheck { nick }),
         shared_file().prop_map(ClientMessage::Share),
-        prop::collection::vec(any::<u8>(), 1..40).prop_map(|name| ClientMessage::Unshare { name }),
+        prop::collection::vec(any::<u8>().prop_filter("no quote", |b| *b != b'"'), 1..40)
+            .prop_map(|name| ClientMessage::Unshare { name }),
         Just(ClientMessage::UnshareAll),
         (name(), prop::collection::vec(shared_file(), 1..5))
             .prop_map(|(directory, files)| ClientMessage::ShareBatch { directory, files }),
@@ -547,9 +568,28 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
             limit
         }),
         Just(ClientMessage::MotdRequest),
-        prop::option::of(nick()).prop_map(|nick| ClientMessage::ServerPing { nick }),
+        prop::collection::vec(any::<u8>(), 0..40)
+            .prop_map(|args| ClientMessage::ServerPing { args }),
         nick().prop_map(|nick| ClientMessage::PingUser { nick }),
         nick().prop_map(|nick| ClientMessage::PongUser { nick }),
+        prop::option::of(token()).prop_map(|v| ClientMessage::VersionCheck {
+            version: v.unwrap_or_default()
+        }),
+        nick().prop_map(|nick| ClientMessage::Whois { nick }),
+        nick().prop_map(|nick| ClientMessage::Nuke { nick }),
+        nick().prop_map(|nick| ClientMessage::DirectBrowse { nick }),
+        nick().prop_map(|nick| ClientMessage::DirectBrowseAccept { nick }),
+        (nick(), token(), reason()).prop_map(|(nick, password, reason)| {
+            ClientMessage::ChangePassword {
+                nick,
+                password,
+                reason,
+            }
+        }),
+        Just(ClientMessage::VersionRequest),
+        Just(ClientMessage::LinksRequest),
+        Just(ClientMessage::UsageStatsRequest),
+        Just(ClientMessage::ClientVersionsRequest),
         (
             any::<u16>().prop_filter("unknown", |k| !CLIENT_KINDS.contains(k)),
             text()
@@ -633,7 +673,35 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
             }
         }),
         text().prop_map(|line| ServerMessage::Motd { line }),
-        Just(ServerMessage::ServerPing),
+        prop::collection::vec(any::<u8>(), 0..40)
+            .prop_map(|args| ServerMessage::ServerPing { args }),
+        Just(ServerMessage::VersionCheck),
+        (nick(), prop::option::of((ip(), any::<u16>())))
+            .prop_map(|(nick, connect_to)| ServerMessage::DirectBrowseRequest { nick, connect_to }),
+        (nick(), ip(), any::<u16>())
+            .prop_map(|(nick, ip, port)| ServerMessage::DirectBrowseAccept { nick, ip, port }),
+        (nick(), name())
+            .prop_map(|(nick, message)| ServerMessage::DirectBrowseError { nick, message }),
+        prop::array::uniform16(any::<u64>()).prop_map(|f| {
+            ServerMessage::UsageStats(UsageStats {
+                local_clients: f[0],
+                linked_servers: f[1],
+                users: f[2],
+                files: f[3],
+                shared_bytes: f[4],
+                channels: f[5],
+                started_at: f[6],
+                uptime_seconds: f[7],
+                memory_bytes: f[8],
+                registered_users: f[9],
+                kib_in_per_second: f[10],
+                kib_out_per_second: f[11],
+                searches_per_second: f[12],
+                bytes_in: f[13],
+                bytes_out: f[14],
+                pending_searches: f[15],
+            })
+        }),
         nick().prop_map(|nick| ServerMessage::PingUser { nick }),
         nick().prop_map(|nick| ServerMessage::PongUser { nick }),
         (

@@ -60,6 +60,18 @@ pub struct RunArgs {
     /// it (by default only files whose real path is inside a share are shared).
     #[arg(long)]
     pub follow_links_out: bool,
+    /// Where finished downloads go [default: DATA-DIR/downloads].
+    #[arg(long, value_name = "DIR")]
+    pub downloads: Option<PathBuf>,
+    /// Sources one download fetches from at once.
+    #[arg(long, default_value_t = 4, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub sources_per_download: u64,
+    /// Seconds a download connection may go without a byte before its range
+    /// goes to another source.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", help_heading = "Limits",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub transfer_stall_timeout: u64,
     /// Handshake version used for outgoing connections.
     #[arg(long, default_value = "0.6", value_name = "0.4|0.6")]
     pub protocol: ProtocolVersion,
@@ -179,6 +191,9 @@ impl RunArgs {
             firewalled: self.firewalled,
             protocol: self.protocol,
             follow_links_out: self.follow_links_out,
+            downloads: self.downloads.clone(),
+            sources_per_download: self.sources_per_download as usize,
+            transfer_stall: Duration::from_secs(self.transfer_stall_timeout),
             limits: Limits {
                 upload_slots: self.upload_slots,
                 upload_slots_per_ip: self.upload_slots_per_ip,

@@ -22,6 +22,12 @@ pub struct Config {
     /// Share what links inside a share point to outside it.
     pub follow_links_out: bool,
     pub limits: Limits,
+    /// Where finished downloads go (`None`: `DATA-DIR/downloads`).
+    pub downloads: Option<PathBuf>,
+    /// Sources one download fetches from at once.
+    pub sources_per_download: usize,
+    /// A download connection with no byte for this long is given up.
+    pub transfer_stall: Duration,
 }
 
 /// What peers and clients may hold, and for how long.

@@ -297,6 +297,16 @@ impl Net {
             };
             match action {
                 Action::Connect(addr) => self.connect(node, addr),
+                // Cores serve no files in the harness: downloads find nobody.
+                Action::ConnectTransfer(addr) => {
+                    let now = self.now;
+                    self.cores[node].on_transfer_connect_failed(
+                        addr,
+                        "no file transfers in the harness",
+                        now,
+                    );
+                }
+                Action::PauseReading(_) | Action::ResumeReading(_) | Action::Disk(_) => {}
                 Action::WantWrite(conn) => self.flush(End { node, conn }),
                 Action::Close(conn) => self.close(End { node, conn }),
                 Action::Event(event) => {

@@ -13,7 +13,8 @@
 //! - [`servent`]: the [`servent::Servent`] — core, uploads and scanner behind the event loop,
 //!   answering the shell's commands.
 //! - [`run`]: [`run::run`] runs `hazel`, [`run::spawn`] runs a servent on a thread.
-//! - [`data_dir`]: the data directory and atomic file replacement.
+//! - [`data_dir`]: the data directory and atomic file replacement; [`disk`]: the
+//!   downloads' disk work on its own thread.
 //! - [`cli`], [`config`]: the command line and the settings it produces.
 
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod data_dir;
+pub mod disk;
 pub mod harness;
 pub mod reactor;
 pub mod run;

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::control;
 use crate::core::{Core, CoreConfig, HostCache};
 use crate::data_dir::{DataDir, CONTROL_SOCKET, HOST_CACHE_FILE, PORT_FILE, SERVENT_ID_FILE};
+use crate::disk::{load_records, DiskWorker, INCOMPLETE_DIR};
 use crate::reactor::{socket_budget, Reactor, ReactorConfig, RequestError};
 use crate::scanner::{LibraryConfig, LibraryScanner};
 use crate::servent::uploads::Uploads;
@@ -51,6 +52,8 @@ fn make_servent(
     core_config.max_peers = config.max_peers;
     core_config.ttl = config.ttl;
     core_config.seed = rand::random();
+    core_config.transfers.sources_per_download = config.sources_per_download;
+    core_config.transfers.stall_timeout = config.transfer_stall;
     let mut core = Core::new(core_config, now);
     match data.load(HOST_CACHE_FILE) {
         Ok(Some(bytes)) => {
@@ -65,6 +68,26 @@ fn make_servent(
     for addr in &config.connect {
         core.connect(*addr, now);
     }
+    // Downloads: the disk worker, and what an earlier run left to finish.
+    let incomplete = data.path(INCOMPLETE_DIR);
+    let downloads = config
+        .downloads
+        .clone()
+        .unwrap_or_else(|| data.path("downloads"));
+    let (disk_tx, disk_events) = crossbeam_channel::unbounded();
+    let disk_handle = handle.clone();
+    let disk = DiskWorker::spawn(incomplete.clone(), downloads, move |event| {
+        if disk_tx.send(event).is_ok() {
+            disk_handle.wake();
+        }
+    })?;
+    let saved = load_records(&incomplete);
+    if !saved.is_empty() {
+        log::info!("resuming {} downloads", saved.len());
+    }
+    for record in &saved {
+        core.restore_download(record, now);
+    }
     let (tx, libraries) = crossbeam_channel::unbounded();
     let mut library_config = LibraryConfig::new(config.shares.clone(), data.root().to_path_buf());
     library_config.follow_links_out = config.follow_links_out;
@@ -75,7 +98,15 @@ fn make_servent(
         }
     })?;
     Ok(Servent::new(
-        core, uploads, data, scanner, libraries, config, now,
+        core,
+        uploads,
+        disk,
+        disk_events,
+        data,
+        scanner,
+        libraries,
+        config,
+        now,
     ))
 }
 
@@ -337,6 +368,9 @@ mod tests {
             protocol: ProtocolVersion::V06,
             follow_links_out: false,
             limits: crate::config::Limits::default(),
+            downloads: None,
+            sources_per_download: 4,
+            transfer_stall: Duration::from_secs(30),
         }
     }
 

@@ -1,22 +1,56 @@
 //! Reading and writing the space-separated, quote-delimited fields of an
 //! OpenNap payload.
 //!
-//! Reading tolerates runs of spaces (some clients send two between fields);
-//! writing always emits the canonical form (one space, names quoted).
+//! Reading tolerates runs of spaces (some clients send two between fields)
+//! and, with [`FieldReader::ignoring_trailing_fields`], fields after the
+//! ones a message defines: clients extend messages freely (TekNap 1.3g's
+//! login carries one field more than the message list names), so what a
+//! server accepts from clients is read that way. Writing always emits the
+//! canonical form (one space, names quoted), and refuses what would not read
+//! back as the same fields.
+//!
+//! Every reader method is total: any bytes give a value or a
+//! [`DecodeError`], never a panic, and nothing is allocated from a length
+//! the input declares.
 
 use super::EncodeError;
 use crate::error::{DecodeError, Result};
 use std::net::Ipv4Addr;
 
+/// What [`FieldReader::finish`] does with fields nobody read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trailing {
+    /// They are an error ([`DecodeError::TrailingBytes`]).
+    Reject,
+    /// They are unknown extensions, skipped.
+    Ignore,
+}
+
 /// A cursor over one payload.
-pub(crate) struct FieldReader<'a> {
+#[derive(Debug, Clone)]
+pub struct FieldReader<'a> {
     buf: &'a [u8],
     pos: usize,
+    trailing: Trailing,
 }
 
 impl<'a> FieldReader<'a> {
-    pub(crate) fn new(buf: &'a [u8]) -> Self {
-        FieldReader { buf, pos: 0 }
+    /// A reader for which fields left unread at [`FieldReader::finish`] are
+    /// an error.
+    pub fn new(buf: &'a [u8]) -> Self {
+        FieldReader {
+            buf,
+            pos: 0,
+            trailing: Trailing::Reject,
+        }
+    }
+
+    /// Fields left after the known ones are ignored: [`FieldReader::finish`]
+    /// succeeds whatever remains, and an optional field that does not parse
+    /// ([`FieldReader::optional_number`]) is taken as the first unknown one.
+    pub fn ignoring_trailing_fields(mut self) -> Self {
+        self.trailing = Trailing::Ignore;
+        self
     }
 
     fn skip_spaces(&mut self) {
@@ -26,13 +60,19 @@ impl<'a> FieldReader<'a> {
     }
 
     /// True when only spaces remain.
-    pub(crate) fn at_end(&mut self) -> bool {
+    pub fn at_end(&mut self) -> bool {
         self.skip_spaces();
         self.pos >= self.buf.len()
     }
 
+    /// True if the next field starts with a double quote.
+    pub fn next_is_quoted(&mut self) -> bool {
+        self.skip_spaces();
+        self.buf.get(self.pos) == Some(&b'"')
+    }
+
     /// The next unquoted field (up to a space or the end).
-    pub(crate) fn token(&mut self, what: &'static str) -> Result<&'a [u8]> {
+    pub fn token(&mut self, what: &'static str) -> Result<&'a [u8]> {
         if self.at_end() {
             return Err(DecodeError::BadField(what));
         }
@@ -45,7 +85,7 @@ impl<'a> FieldReader<'a> {
     /// The next field in double quotes (no escapes: it ends at the next `"`,
     /// which must be followed by a space or the end). A field without quotes
     /// is accepted as a plain token, as lenient servers do.
-    pub(crate) fn quoted(&mut self, what: &'static str) -> Result<&'a [u8]> {
+    pub fn quoted(&mut self, what: &'static str) -> Result<&'a [u8]> {
         if self.at_end() {
             return Err(DecodeError::BadField(what));
         }
@@ -67,29 +107,46 @@ impl<'a> FieldReader<'a> {
     }
 
     /// The next field as an owned UTF-8 string (nicks and the like).
-    pub(crate) fn string(&mut self, what: &'static str) -> Result<String> {
+    pub fn string(&mut self, what: &'static str) -> Result<String> {
         let bytes = self.token(what)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::BadField(what))
     }
 
     /// The next field as an unsigned decimal number.
-    pub(crate) fn number<T: TryFrom<u64>>(&mut self, what: &'static str) -> Result<T> {
+    pub fn number<T: TryFrom<u64>>(&mut self, what: &'static str) -> Result<T> {
         let token = self.token(what)?;
         parse_decimal(token).ok_or(DecodeError::BadField(what))
     }
 
+    /// An optional trailing number (the build of a login): `None` at the
+    /// end. A field that is not such a number is an error, or, when
+    /// trailing fields are ignored, the first of them (left unread).
+    pub fn optional_number<T: TryFrom<u64>>(&mut self, what: &'static str) -> Result<Option<T>> {
+        if self.at_end() {
+            return Ok(None);
+        }
+        let mark = self.pos;
+        match self.number(what) {
+            Ok(n) => Ok(Some(n)),
+            Err(_) if self.trailing == Trailing::Ignore => {
+                self.pos = mark;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// A decimal number that may be quoted (`BITRATE "AT LEAST" "128"`).
     /// Returns the value and whether it was quoted.
-    pub(crate) fn maybe_quoted_number(&mut self, what: &'static str) -> Result<(u64, bool)> {
-        self.skip_spaces();
-        let was_quoted = self.buf.get(self.pos) == Some(&b'"');
+    pub fn maybe_quoted_number(&mut self, what: &'static str) -> Result<(u64, bool)> {
+        let was_quoted = self.next_is_quoted();
         let token = self.quoted(what)?;
         let value = parse_decimal(token).ok_or(DecodeError::BadField(what))?;
         Ok((value, was_quoted))
     }
 
     /// A signed decimal number (the optional weight of a 201).
-    pub(crate) fn signed(&mut self, what: &'static str) -> Result<i32> {
+    pub fn signed(&mut self, what: &'static str) -> Result<i32> {
         let token = self.token(what)?;
         let (negative, digits) = match token.split_first() {
             Some((b'-', digits)) => (true, digits),
@@ -105,22 +162,23 @@ impl<'a> FieldReader<'a> {
     }
 
     /// An IPv4 address as the decimal u32 of its in_addr read little-endian.
-    pub(crate) fn ip(&mut self, what: &'static str) -> Result<Ipv4Addr> {
+    pub fn ip(&mut self, what: &'static str) -> Result<Ipv4Addr> {
         let raw: u32 = self.number(what)?;
         Ok(ip_from_wire(raw))
     }
 
     /// Everything after the next run of spaces, verbatim (free text tails).
-    pub(crate) fn rest(&mut self) -> &'a [u8] {
+    pub fn rest(&mut self) -> &'a [u8] {
         self.skip_spaces();
         let rest = self.buf.get(self.pos..).unwrap_or(&[]);
         self.pos = self.buf.len();
         rest
     }
 
-    /// Succeeds only if nothing but spaces remains.
-    pub(crate) fn finish(mut self) -> Result<()> {
-        if self.at_end() {
+    /// Ends the reading: succeeds if nothing but spaces remains, or
+    /// whatever remains when trailing fields are ignored.
+    pub fn finish(mut self) -> Result<()> {
+        if self.trailing == Trailing::Ignore || self.at_end() {
             Ok(())
         } else {
             Err(DecodeError::TrailingBytes)
@@ -129,7 +187,7 @@ impl<'a> FieldReader<'a> {
 }
 
 /// Strict unsigned decimal: 1 to 20 ASCII digits, no sign, no overflow.
-pub(crate) fn parse_decimal<T: TryFrom<u64>>(digits: &[u8]) -> Option<T> {
+pub fn parse_decimal<T: TryFrom<u64>>(digits: &[u8]) -> Option<T> {
     if digits.is_empty() || digits.len() > 20 {
         return None;
     }
@@ -153,14 +211,16 @@ pub fn ip_from_wire(raw: u32) -> Ipv4Addr {
     Ipv4Addr::from(raw.to_le_bytes())
 }
 
-/// Builds one payload in canonical form.
-pub(crate) struct FieldWriter<'a> {
+/// Builds one payload in canonical form. Each method refuses (with an
+/// [`EncodeError`]) a value that would not read back as one field.
+#[derive(Debug)]
+pub struct FieldWriter<'a> {
     out: &'a mut Vec<u8>,
     first: bool,
 }
 
 impl<'a> FieldWriter<'a> {
-    pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
+    pub fn new(out: &'a mut Vec<u8>) -> Self {
         FieldWriter { out, first: true }
     }
 
@@ -171,7 +231,7 @@ impl<'a> FieldWriter<'a> {
         self.first = false;
     }
 
-    pub(crate) fn token(
+    pub fn token(
         &mut self,
         what: &'static str,
         bytes: &[u8],
@@ -184,7 +244,7 @@ impl<'a> FieldWriter<'a> {
         Ok(())
     }
 
-    pub(crate) fn quoted(
+    pub fn quoted(
         &mut self,
         what: &'static str,
         bytes: &[u8],
@@ -199,29 +259,29 @@ impl<'a> FieldWriter<'a> {
         Ok(())
     }
 
-    pub(crate) fn number(&mut self, value: u64) {
+    pub fn number(&mut self, value: u64) {
         self.separator();
         self.out.extend_from_slice(value.to_string().as_bytes());
     }
 
-    pub(crate) fn signed(&mut self, value: i32) {
+    pub fn signed(&mut self, value: i32) {
         self.separator();
         self.out.extend_from_slice(value.to_string().as_bytes());
     }
 
-    pub(crate) fn quoted_number(&mut self, value: u64) {
+    pub fn quoted_number(&mut self, value: u64) {
         self.separator();
         self.out.push(b'"');
         self.out.extend_from_slice(value.to_string().as_bytes());
         self.out.push(b'"');
     }
 
-    pub(crate) fn ip(&mut self, ip: Ipv4Addr) {
+    pub fn ip(&mut self, ip: Ipv4Addr) {
         self.number(u64::from(ip_to_wire(ip)));
     }
 
     /// A literal keyword (`FILENAME`, `"AT LEAST"`), written as given.
-    pub(crate) fn raw(&mut self, bytes: &[u8]) {
+    pub fn raw(&mut self, bytes: &[u8]) {
         self.separator();
         self.out.extend_from_slice(bytes);
     }
@@ -258,5 +318,75 @@ mod tests {
             .number::<u64>("x")
             .is_err());
         assert_eq!(FieldReader::new(b"-5").signed("w").unwrap(), -5);
+    }
+
+    #[test]
+    fn trailing_fields_are_an_error_unless_ignored() {
+        let mut strict = FieldReader::new(b"nick extra");
+        assert_eq!(strict.token("n").unwrap(), b"nick");
+        assert_eq!(strict.finish(), Err(DecodeError::TrailingBytes));
+        let mut lenient = FieldReader::new(b"nick extra \"more\" 1").ignoring_trailing_fields();
+        assert_eq!(lenient.token("n").unwrap(), b"nick");
+        assert_eq!(lenient.finish(), Ok(()));
+    }
+
+    proptest::proptest! {
+        /// The public reader is total: any bytes, any sequence of calls.
+        #[test]
+        fn reader_never_panics(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(b' '),
+                    proptest::strategy::Just(b'"'),
+                    proptest::strategy::Just(b'7'),
+                    proptest::prelude::any::<u8>(),
+                ],
+                0..80,
+            ),
+            calls in proptest::collection::vec(0u8..10, 0..20),
+            lenient in proptest::prelude::any::<bool>(),
+        ) {
+            let mut r = FieldReader::new(&bytes);
+            if lenient {
+                r = r.ignoring_trailing_fields();
+            }
+            for call in calls {
+                let _ = match call {
+                    0 => r.token("t").map(|_| ()),
+                    1 => r.quoted("q").map(|_| ()),
+                    2 => r.string("s").map(|_| ()),
+                    3 => r.number::<u64>("n").map(|_| ()),
+                    4 => r.optional_number::<u16>("o").map(|_| ()),
+                    5 => r.maybe_quoted_number("m").map(|_| ()),
+                    6 => r.signed("i").map(|_| ()),
+                    7 => r.ip("a").map(|_| ()),
+                    8 => {
+                        r.rest();
+                        Ok(())
+                    }
+                    _ => {
+                        r.next_is_quoted();
+                        Ok(())
+                    }
+                };
+                proptest::prop_assert!(r.pos <= bytes.len());
+            }
+            let _ = r.finish();
+        }
+    }
+
+    #[test]
+    fn an_optional_number_that_is_not_one_is_an_unknown_field_when_ignored() {
+        let mut strict = FieldReader::new(b"beta");
+        assert!(strict.optional_number::<u32>("build").is_err());
+        let mut lenient = FieldReader::new(b"beta 5").ignoring_trailing_fields();
+        assert_eq!(lenient.optional_number::<u32>("build"), Ok(None));
+        assert_eq!(lenient.token("next").unwrap(), b"beta", "left unread");
+        let mut present = FieldReader::new(b" 5201 0").ignoring_trailing_fields();
+        assert_eq!(present.optional_number::<u32>("build"), Ok(Some(5201)));
+        assert_eq!(
+            FieldReader::new(b"  ").optional_number::<u32>("b"),
+            Ok(None)
+        );
     }
 }

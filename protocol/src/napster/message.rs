@@ -7,10 +7,20 @@
 //! by the type you decode into. A number that type does not know is kept as
 //! `Unknown { kind, payload }`; a known number with a malformed payload is a
 //! [`DecodeError`].
+//!
+//! Tolerant in what is accepted, exact in what is sent: a client message may
+//! carry fields after the ones its format defines (clients extend messages
+//! freely), and [`ClientMessage::parse`] ignores them, for every message, by
+//! reading every payload with one [`FieldReader`] that ignores trailing
+//! fields. An optional field (the build of a login, the reason of a kill) is
+//! read where it stands, as opennap-ng reads it; what follows it is ignored.
+//! Known fields must still be well formed. [`ServerMessage::parse`] is
+//! strict, so tests and tools see exactly what a server sent; encoders emit
+//! the canonical form only.
 
 use super::fields::{FieldReader, FieldWriter};
 use super::search::SearchQuery;
-use super::{EncodeError, Frame, HEADER_LEN, MAX_PAYLOAD_LEN};
+use super::{encode_fields, EncodeError, Frame};
 use crate::error::{DecodeError, Result};
 use std::net::Ipv4Addr;
 
@@ -19,6 +29,7 @@ pub mod kind {
     pub const ERROR: u16 = 0;
     pub const LOGIN: u16 = 2;
     pub const LOGIN_ACK: u16 = 3;
+    pub const VERSION_CHECK: u16 = 4;
     pub const NEW_USER_LOGIN: u16 = 6;
     pub const NICK_CHECK: u16 = 7;
     pub const NICK_NOT_REGISTERED: u16 = 8;
@@ -45,21 +56,34 @@ pub mod kind {
     pub const ERROR_MESSAGE: u16 = 404;
     pub const FIREWALLED_DOWNLOAD_REQUEST: u16 = 500;
     pub const FIREWALLED_DOWNLOAD_ACK: u16 = 501;
+    pub const WHOIS: u16 = 603;
+    pub const WHOIS_RESPONSE: u16 = 604;
+    pub const WHOWAS: u16 = 605;
     pub const SET_USER_LEVEL: u16 = 606;
     pub const UPLOAD_REQUEST: u16 = 607;
     pub const UPLOAD_ACCEPT: u16 = 608;
     pub const UPLOAD_REFUSED: u16 = 609;
     pub const KILL: u16 = 610;
+    pub const NUKE: u16 = 611;
     pub const BAN: u16 = 612;
     pub const UNBAN: u16 = 614;
     pub const SHOW_BANS: u16 = 615;
+    pub const BAN_ENTRY: u16 = 616;
     pub const QUEUE_LIMIT: u16 = 619;
     pub const QUEUE_LIMIT_REACHED: u16 = 620;
     pub const MOTD: u16 = 621;
+    pub const DIRECT_BROWSE: u16 = 640;
+    pub const DIRECT_BROWSE_ACCEPT: u16 = 641;
+    pub const DIRECT_BROWSE_ERROR: u16 = 642;
     pub const SERVER_PING: u16 = 750;
     pub const PING_USER: u16 = 751;
     pub const PONG_USER: u16 = 752;
+    pub const CHANGE_PASSWORD: u16 = 753;
+    pub const SERVER_VERSION: u16 = 801;
     pub const SHARE_BATCH: u16 = 870;
+    pub const SERVER_LINKS: u16 = 10112;
+    pub const USAGE_STATS: u16 = 10115;
+    pub const CLIENT_VERSIONS: u16 = 10118;
 }
 
 /// A user's privilege level, as opennap-ng names them.
@@ -166,18 +190,93 @@ pub struct DownloadAck {
     pub link_speed: u32,
 }
 
+/// Server usage (10115), the sixteen numbers opennap-ng sends and TekNap's
+/// `/admin stats` prints, in wire order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UsageStats {
+    pub local_clients: u64,
+    pub linked_servers: u64,
+    pub users: u64,
+    pub files: u64,
+    /// Total size of the shared files, in bytes.
+    pub shared_bytes: u64,
+    pub channels: u64,
+    /// When the server started, Unix seconds.
+    pub started_at: u64,
+    pub uptime_seconds: u64,
+    /// Memory in use, bytes (opennap-ng's figure; TekNap prints it only if
+    /// it is not positive, so 0 is a fine "unknown").
+    pub memory_bytes: u64,
+    pub registered_users: u64,
+    pub kib_in_per_second: u64,
+    pub kib_out_per_second: u64,
+    pub searches_per_second: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub pending_searches: u64,
+}
+
+impl UsageStats {
+    fn fields(&self) -> [u64; 16] {
+        [
+            self.local_clients,
+            self.linked_servers,
+            self.users,
+            self.files,
+            self.shared_bytes,
+            self.channels,
+            self.started_at,
+            self.uptime_seconds,
+            self.memory_bytes,
+            self.registered_users,
+            self.kib_in_per_second,
+            self.kib_out_per_second,
+            self.searches_per_second,
+            self.bytes_in,
+            self.bytes_out,
+            self.pending_searches,
+        ]
+    }
+
+    fn from_fields(f: [u64; 16]) -> UsageStats {
+        let [local_clients, linked_servers, users, files, shared_bytes, channels, started_at, uptime_seconds, memory_bytes, registered_users, kib_in_per_second, kib_out_per_second, searches_per_second, bytes_in, bytes_out, pending_searches] =
+            f;
+        UsageStats {
+            local_clients,
+            linked_servers,
+            users,
+            files,
+            shared_bytes,
+            channels,
+            started_at,
+            uptime_seconds,
+            memory_bytes,
+            registered_users,
+            kib_in_per_second,
+            kib_out_per_second,
+            searches_per_second,
+            bytes_in,
+            bytes_out,
+            pending_searches,
+        }
+    }
+}
+
 /// What a client sends to the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientMessage {
     /// 2.
     Login(Login),
+    /// 4: `<version>` (Napster 2.0 sends `2.0`; empty if absent).
+    VersionCheck { version: Vec<u8> },
     /// 6.
     NewUserLogin(NewUserLogin),
     /// 7: is this nick registered?
     NickCheck { nick: String },
     /// 100.
     Share(SharedFile),
-    /// 102: the name is the whole payload, unquoted.
+    /// 102: the name is the whole payload, unquoted (a quoted name may be
+    /// followed by further fields).
     Unshare { name: Vec<u8> },
     /// 110.
     UnshareAll,
@@ -204,15 +303,20 @@ pub enum ClientMessage {
     UploadStarted,
     /// 221.
     UploadFinished,
+    /// 603: `<nick>`.
+    Whois { nick: String },
     /// 606: `<nick> <level>` (admin only); the level as sent.
     SetUserLevel { nick: String, level: Vec<u8> },
     /// 608: the sharer accepts a 607.
     UploadAccept { nick: String, name: Vec<u8> },
-    /// 610: `<nick> ["<reason>"]`.
+    /// 610: `<nick> ["<reason>"]` (the reason is one field: quoted, or a
+    /// single word).
     Kill {
         nick: String,
         reason: Option<Vec<u8>>,
     },
+    /// 611: `<nick>`, delete the account.
+    Nuke { nick: String },
     /// 612: `<nick|ip> ["<reason>"]`.
     Ban {
         target: String,
@@ -233,12 +337,32 @@ pub enum ClientMessage {
     },
     /// 621 with no data: send the MOTD again.
     MotdRequest,
-    /// 750: the client's answer to a server ping, usually with its nick.
-    ServerPing { nick: Option<String> },
+    /// 640: `<nick>`, browse that user's files directly.
+    DirectBrowse { nick: String },
+    /// 641: `<nick>`, the browsee accepts the direct browse from `nick`.
+    DirectBrowseAccept { nick: String },
+    /// 750: a server ping. Its arguments (Napster 2.0 sends its nick,
+    /// TekNap a server name and a time stamp) are the whole payload, kept
+    /// byte for byte: the answer carries them back.
+    ServerPing { args: Vec<u8> },
     /// 751: ping another user.
     PingUser { nick: String },
     /// 752: answer to a 751.
     PongUser { nick: String },
+    /// 753: `<nick> <password> ["<reason>"]`, an admin sets a password.
+    ChangePassword {
+        nick: String,
+        password: Vec<u8>,
+        reason: Option<Vec<u8>>,
+    },
+    /// 801: the server's version.
+    VersionRequest,
+    /// 10112: the linked servers.
+    LinksRequest,
+    /// 10115: server usage statistics.
+    UsageStatsRequest,
+    /// 10118: how many users each client version has.
+    ClientVersionsRequest,
     /// Any other number, kept whole.
     Unknown { kind: u16, payload: Vec<u8> },
 }
@@ -250,6 +374,9 @@ pub enum ServerMessage {
     Error { message: Vec<u8> },
     /// 3: login accepted; the registered e-mail or a dummy.
     LoginAck { email: Vec<u8> },
+    /// 4 with no data: the answer Napster's Windows client waits for after
+    /// its version check.
+    VersionCheck,
     /// 8.
     NickNotRegistered,
     /// 9.
@@ -297,44 +424,33 @@ pub enum ServerMessage {
     },
     /// 621: one line of the message of the day.
     Motd { line: Vec<u8> },
-    /// 750 with no data.
-    ServerPing,
+    /// 640: `<nick> [<ip> <port>]`, `nick` wants to browse your files; the
+    /// address is given when you are firewalled, to connect to `nick`.
+    DirectBrowseRequest {
+        nick: String,
+        connect_to: Option<(Ipv4Addr, u16)>,
+    },
+    /// 641: `<nick> <ip> <port>`, where to connect to browse `nick`.
+    DirectBrowseAccept {
+        nick: String,
+        ip: Ipv4Addr,
+        port: u16,
+    },
+    /// 642: `<nick> "<message>"`, the direct browse of `nick` cannot be made.
+    DirectBrowseError { nick: String, message: Vec<u8> },
+    /// 750: the answer to a server ping, carrying its arguments back.
+    ServerPing { args: Vec<u8> },
     /// 751: `<nick>` is pinging you.
     PingUser { nick: String },
     /// 752: `<nick>` answered your ping.
     PongUser { nick: String },
+    /// 10115: server usage.
+    UsageStats(UsageStats),
     /// Any other number, kept whole.
     Unknown { kind: u16, payload: Vec<u8> },
 }
 
 type EncodeResult = std::result::Result<(), EncodeError>;
-
-/// Writes a frame header, lets `body` write the payload, then patches the
-/// length; on error `out` is left as it was.
-fn write_frame(
-    kind: u16,
-    out: &mut Vec<u8>,
-    body: impl FnOnce(&mut FieldWriter<'_>) -> EncodeResult,
-) -> EncodeResult {
-    let start = out.len();
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&kind.to_le_bytes());
-    let result = body(&mut FieldWriter::new(out));
-    let len = out.len() - start - HEADER_LEN;
-    if let Err(err) = result {
-        out.truncate(start);
-        return Err(err);
-    }
-    if len > MAX_PAYLOAD_LEN {
-        out.truncate(start);
-        return Err(EncodeError::TooLong { len });
-    }
-    let len_bytes = (len as u16).to_le_bytes();
-    if let Some(slot) = out.get_mut(start..start + 2) {
-        slot.copy_from_slice(&len_bytes);
-    }
-    Ok(())
-}
 
 fn read_file_fields(r: &mut FieldReader<'_>, name: &[u8]) -> Result<SharedFile> {
     Ok(SharedFile {
@@ -357,26 +473,32 @@ fn write_file_fields(w: &mut FieldWriter<'_>, f: &SharedFile) -> EncodeResult {
     Ok(())
 }
 
-/// A trailing optional reason: quoted as clients should send it, or bare
-/// text as some do.
-fn read_reason(r: &mut FieldReader<'_>) -> Option<Vec<u8>> {
-    let rest = r.rest();
-    if rest.is_empty() {
-        return None;
+/// An optional reason: one field, quoted as clients send it (or a single
+/// bare word, as opennap-ng reads it).
+fn read_reason(r: &mut FieldReader<'_>) -> Result<Option<Vec<u8>>> {
+    if r.at_end() {
+        return Ok(None);
     }
-    let inner = match rest {
-        [b'"', inner @ .., b'"'] => inner,
-        other => other,
-    };
-    Some(inner.to_vec())
+    Ok(Some(r.quoted("reason")?.to_vec()))
 }
 
-fn nick_and_name(payload: &[u8]) -> Result<(String, Vec<u8>)> {
-    let mut r = FieldReader::new(payload);
+fn nick_and_name(r: &mut FieldReader<'_>) -> Result<(String, Vec<u8>)> {
     let nick = r.string("nick")?;
     let name = r.quoted("file name")?.to_vec();
-    r.finish()?;
     Ok((nick, name))
+}
+
+/// One file of a batch (870): a quoted name and its five fields, or `None`
+/// (and nothing read) if what follows is not a whole entry.
+fn read_batch_entry(r: &mut FieldReader<'_>) -> Option<SharedFile> {
+    if !r.next_is_quoted() {
+        return None;
+    }
+    let mut attempt = r.clone();
+    let name = attempt.quoted("file name").ok()?;
+    let file = read_file_fields(&mut attempt, name).ok()?;
+    *r = attempt;
+    Some(file)
 }
 
 fn empty(payload: &[u8]) -> Result<()> {
@@ -413,6 +535,7 @@ impl ClientMessage {
         use kind::*;
         match self {
             ClientMessage::Login(_) => LOGIN,
+            ClientMessage::VersionCheck { .. } => VERSION_CHECK,
             ClientMessage::NewUserLogin(_) => NEW_USER_LOGIN,
             ClientMessage::NickCheck { .. } => NICK_CHECK,
             ClientMessage::Share(_) => SHARE,
@@ -428,17 +551,26 @@ impl ClientMessage {
             ClientMessage::DownloadFinished => DOWNLOAD_FINISHED,
             ClientMessage::UploadStarted => UPLOAD_STARTED,
             ClientMessage::UploadFinished => UPLOAD_FINISHED,
+            ClientMessage::Whois { .. } => WHOIS,
             ClientMessage::SetUserLevel { .. } => SET_USER_LEVEL,
             ClientMessage::UploadAccept { .. } => UPLOAD_ACCEPT,
             ClientMessage::Kill { .. } => KILL,
+            ClientMessage::Nuke { .. } => NUKE,
             ClientMessage::Ban { .. } => BAN,
             ClientMessage::Unban { .. } => UNBAN,
             ClientMessage::ShowBans => SHOW_BANS,
             ClientMessage::QueueLimit { .. } => QUEUE_LIMIT,
             ClientMessage::MotdRequest => MOTD,
+            ClientMessage::DirectBrowse { .. } => DIRECT_BROWSE,
+            ClientMessage::DirectBrowseAccept { .. } => DIRECT_BROWSE_ACCEPT,
             ClientMessage::ServerPing { .. } => SERVER_PING,
             ClientMessage::PingUser { .. } => PING_USER,
             ClientMessage::PongUser { .. } => PONG_USER,
+            ClientMessage::ChangePassword { .. } => CHANGE_PASSWORD,
+            ClientMessage::VersionRequest => SERVER_VERSION,
+            ClientMessage::LinksRequest => SERVER_LINKS,
+            ClientMessage::UsageStatsRequest => USAGE_STATS,
+            ClientMessage::ClientVersionsRequest => CLIENT_VERSIONS,
             ClientMessage::Unknown { kind, .. } => *kind,
         }
     }
@@ -448,176 +580,173 @@ impl ClientMessage {
         Self::parse(frame.kind, &frame.payload)
     }
 
-    /// Decodes the payload of message number `kind`.
+    /// Decodes the payload of message number `kind`. Fields after the ones
+    /// the message defines are ignored (see the module docs).
     pub fn parse(kind: u16, payload: &[u8]) -> Result<ClientMessage> {
         use kind::*;
-        let mut r = FieldReader::new(payload);
+        // The one place the tolerance is decided: every message below is
+        // read through this reader and ends with `r.finish()`.
+        let mut r = FieldReader::new(payload).ignoring_trailing_fields();
         let msg = match kind {
-            LOGIN => {
-                let login = Login {
-                    nick: r.string("nick")?,
-                    password: r.token("password")?.to_vec(),
-                    port: r.number("port")?,
-                    client_info: r.quoted("client info")?.to_vec(),
-                    link_speed: r.number("link speed")?,
-                    build: if r.at_end() {
-                        None
-                    } else {
-                        Some(r.number("build")?)
-                    },
-                };
-                r.finish()?;
-                ClientMessage::Login(login)
-            }
-            NEW_USER_LOGIN => {
-                let login = NewUserLogin {
-                    nick: r.string("nick")?,
-                    password: r.token("password")?.to_vec(),
-                    port: r.number("port")?,
-                    client_info: r.quoted("client info")?.to_vec(),
-                    link_speed: r.number("link speed")?,
-                    email: r.token("email")?.to_vec(),
-                };
-                r.finish()?;
-                ClientMessage::NewUserLogin(login)
-            }
-            NICK_CHECK => {
-                let nick = r.string("nick")?;
-                r.finish()?;
-                ClientMessage::NickCheck { nick }
-            }
+            LOGIN => ClientMessage::Login(Login {
+                nick: r.string("nick")?,
+                password: r.token("password")?.to_vec(),
+                port: r.number("port")?,
+                client_info: r.quoted("client info")?.to_vec(),
+                link_speed: r.number("link speed")?,
+                build: r.optional_number("build")?,
+            }),
+            VERSION_CHECK => ClientMessage::VersionCheck {
+                version: if r.at_end() {
+                    Vec::new()
+                } else {
+                    r.token("version")?.to_vec()
+                },
+            },
+            NEW_USER_LOGIN => ClientMessage::NewUserLogin(NewUserLogin {
+                nick: r.string("nick")?,
+                password: r.token("password")?.to_vec(),
+                port: r.number("port")?,
+                client_info: r.quoted("client info")?.to_vec(),
+                link_speed: r.number("link speed")?,
+                email: r.token("email")?.to_vec(),
+            }),
+            NICK_CHECK => ClientMessage::NickCheck {
+                nick: r.string("nick")?,
+            },
             SHARE => {
                 let name = r.quoted("file name")?;
-                let file = read_file_fields(&mut r, name)?;
-                r.finish()?;
-                ClientMessage::Share(file)
+                ClientMessage::Share(read_file_fields(&mut r, name)?)
             }
             UNSHARE => {
-                if payload.is_empty() {
+                // The whole payload is the name (it may hold spaces), unless
+                // it is quoted: then it is one field like any other.
+                let name = if r.next_is_quoted() {
+                    let mut quoted = r.clone();
+                    match quoted.quoted("file name") {
+                        Ok(name) => {
+                            r = quoted;
+                            name.to_vec()
+                        }
+                        Err(_) => payload.to_vec(),
+                    }
+                } else {
+                    payload.to_vec()
+                };
+                if name.is_empty() {
                     return Err(DecodeError::BadField("file name"));
                 }
-                ClientMessage::Unshare {
-                    name: payload.to_vec(),
-                }
+                ClientMessage::Unshare { name }
             }
-            UNSHARE_ALL => {
-                empty(payload)?;
-                ClientMessage::UnshareAll
-            }
+            UNSHARE_ALL => ClientMessage::UnshareAll,
             SHARE_BATCH => {
+                // The files are the run of whole entries after the
+                // directory; whatever follows them is trailing fields.
                 let directory = r.quoted("directory")?.to_vec();
                 let mut files = Vec::new();
-                while !r.at_end() {
-                    let name = r.quoted("file name")?;
-                    files.push(read_file_fields(&mut r, name)?);
+                while let Some(file) = read_batch_entry(&mut r) {
+                    files.push(file);
                 }
                 if files.is_empty() {
+                    // Say which field of the first entry is wrong.
+                    let name = r.quoted("file name")?;
+                    read_file_fields(&mut r, name)?;
                     return Err(DecodeError::BadField("file name"));
                 }
                 ClientMessage::ShareBatch { directory, files }
             }
             SEARCH => ClientMessage::Search(SearchQuery::parse(payload)?),
             DOWNLOAD_REQUEST => {
-                let (nick, name) = nick_and_name(payload)?;
+                let (nick, name) = nick_and_name(&mut r)?;
                 ClientMessage::DownloadRequest { nick, name }
             }
             FIREWALLED_DOWNLOAD_REQUEST => {
-                let (nick, name) = nick_and_name(payload)?;
+                let (nick, name) = nick_and_name(&mut r)?;
                 ClientMessage::FirewalledDownloadRequest { nick, name }
             }
             UPLOAD_ACCEPT => {
-                let (nick, name) = nick_and_name(payload)?;
+                let (nick, name) = nick_and_name(&mut r)?;
                 ClientMessage::UploadAccept { nick, name }
             }
-            BROWSE => {
-                let nick = r.string("nick")?;
-                r.finish()?;
-                ClientMessage::Browse { nick }
-            }
-            STATS => {
-                empty(payload)?;
-                ClientMessage::StatsRequest
-            }
-            DOWNLOAD_STARTED => {
-                empty(payload)?;
-                ClientMessage::DownloadStarted
-            }
-            DOWNLOAD_FINISHED => {
-                empty(payload)?;
-                ClientMessage::DownloadFinished
-            }
-            UPLOAD_STARTED => {
-                empty(payload)?;
-                ClientMessage::UploadStarted
-            }
-            UPLOAD_FINISHED => {
-                empty(payload)?;
-                ClientMessage::UploadFinished
-            }
-            SET_USER_LEVEL => {
-                let nick = r.string("nick")?;
-                let level = r.token("level")?.to_vec();
-                r.finish()?;
-                ClientMessage::SetUserLevel { nick, level }
-            }
+            BROWSE => ClientMessage::Browse {
+                nick: r.string("nick")?,
+            },
+            STATS => ClientMessage::StatsRequest,
+            DOWNLOAD_STARTED => ClientMessage::DownloadStarted,
+            DOWNLOAD_FINISHED => ClientMessage::DownloadFinished,
+            UPLOAD_STARTED => ClientMessage::UploadStarted,
+            UPLOAD_FINISHED => ClientMessage::UploadFinished,
+            WHOIS => ClientMessage::Whois {
+                nick: r.string("nick")?,
+            },
+            SET_USER_LEVEL => ClientMessage::SetUserLevel {
+                nick: r.string("nick")?,
+                level: r.token("level")?.to_vec(),
+            },
             KILL => ClientMessage::Kill {
                 nick: r.string("nick")?,
-                reason: read_reason(&mut r),
+                reason: read_reason(&mut r)?,
+            },
+            NUKE => ClientMessage::Nuke {
+                nick: r.string("nick")?,
             },
             BAN => ClientMessage::Ban {
                 target: r.string("ban target")?,
-                reason: read_reason(&mut r),
+                reason: read_reason(&mut r)?,
             },
             UNBAN => ClientMessage::Unban {
                 target: r.string("ban target")?,
-                reason: read_reason(&mut r),
+                reason: read_reason(&mut r)?,
             },
-            SHOW_BANS => {
-                empty(payload)?;
-                ClientMessage::ShowBans
-            }
-            QUEUE_LIMIT => {
-                let nick = r.string("nick")?;
-                let name = r.quoted("file name")?.to_vec();
-                let limit = r.number("queue limit")?;
-                r.finish()?;
-                ClientMessage::QueueLimit { nick, name, limit }
-            }
-            MOTD => {
-                empty(payload)?;
-                ClientMessage::MotdRequest
-            }
+            SHOW_BANS => ClientMessage::ShowBans,
+            QUEUE_LIMIT => ClientMessage::QueueLimit {
+                nick: r.string("nick")?,
+                name: r.quoted("file name")?.to_vec(),
+                limit: r.number("queue limit")?,
+            },
+            MOTD => ClientMessage::MotdRequest,
+            DIRECT_BROWSE => ClientMessage::DirectBrowse {
+                nick: r.string("nick")?,
+            },
+            DIRECT_BROWSE_ACCEPT => ClientMessage::DirectBrowseAccept {
+                nick: r.string("nick")?,
+            },
+            // Byte for byte, spaces included: nothing here is a field.
             SERVER_PING => {
-                let nick = if r.at_end() {
-                    None
-                } else {
-                    Some(r.string("nick")?)
-                };
-                r.finish()?;
-                ClientMessage::ServerPing { nick }
+                return Ok(ClientMessage::ServerPing {
+                    args: payload.to_vec(),
+                })
             }
-            PING_USER => {
-                let nick = r.string("nick")?;
-                r.finish()?;
-                ClientMessage::PingUser { nick }
-            }
-            PONG_USER => {
-                let nick = r.string("nick")?;
-                r.finish()?;
-                ClientMessage::PongUser { nick }
-            }
-            other => ClientMessage::Unknown {
-                kind: other,
-                payload: payload.to_vec(),
+            PING_USER => ClientMessage::PingUser {
+                nick: r.string("nick")?,
             },
+            PONG_USER => ClientMessage::PongUser {
+                nick: r.string("nick")?,
+            },
+            CHANGE_PASSWORD => ClientMessage::ChangePassword {
+                nick: r.string("nick")?,
+                password: r.token("password")?.to_vec(),
+                reason: read_reason(&mut r)?,
+            },
+            SERVER_VERSION => ClientMessage::VersionRequest,
+            SERVER_LINKS => ClientMessage::LinksRequest,
+            USAGE_STATS => ClientMessage::UsageStatsRequest,
+            CLIENT_VERSIONS => ClientMessage::ClientVersionsRequest,
+            other => {
+                return Ok(ClientMessage::Unknown {
+                    kind: other,
+                    payload: payload.to_vec(),
+                })
+            }
         };
+        r.finish()?;
         Ok(msg)
     }
 
     /// Appends the whole frame (header and payload) to `out`. On error
     /// nothing is appended.
     pub fn encode(&self, out: &mut Vec<u8>) -> EncodeResult {
-        write_frame(self.kind(), out, |w| self.write_payload(w))
+        encode_fields(self.kind(), out, |w| self.write_payload(w))
     }
 
     /// The whole frame as a new buffer.
@@ -639,6 +768,11 @@ impl ClientMessage {
                     w.number(u64::from(build));
                 }
             }
+            ClientMessage::VersionCheck { version } => {
+                if !version.is_empty() {
+                    w.token("version", version)?;
+                }
+            }
             ClientMessage::NewUserLogin(l) => {
                 w.token("nick", l.nick.as_bytes())?;
                 w.token("password", &l.password)?;
@@ -649,17 +783,24 @@ impl ClientMessage {
             }
             ClientMessage::NickCheck { nick }
             | ClientMessage::Browse { nick }
+            | ClientMessage::Whois { nick }
+            | ClientMessage::Nuke { nick }
+            | ClientMessage::DirectBrowse { nick }
+            | ClientMessage::DirectBrowseAccept { nick }
             | ClientMessage::PingUser { nick }
-            | ClientMessage::PongUser { nick }
-            | ClientMessage::ServerPing { nick: Some(nick) } => {
+            | ClientMessage::PongUser { nick } => {
                 w.token("nick", nick.as_bytes())?;
             }
             ClientMessage::Share(f) => write_file_fields(w, f)?,
             ClientMessage::Unshare { name } => {
                 // The one unquoted name: the whole payload. Leading or
-                // trailing spaces are part of it and survive a round trip.
+                // trailing spaces are part of it and survive a round trip; a
+                // double quote would not (no name can hold one).
                 if name.is_empty() {
                     return Err(EncodeError::BadToken("file name"));
+                }
+                if name.contains(&b'"') {
+                    return Err(EncodeError::QuoteInField("file name"));
                 }
                 w.raw(name);
             }
@@ -701,6 +842,17 @@ impl ClientMessage {
                     w.quoted("reason", reason)?;
                 }
             }
+            ClientMessage::ChangePassword {
+                nick,
+                password,
+                reason,
+            } => {
+                w.token("nick", nick.as_bytes())?;
+                w.token("password", password)?;
+                if let Some(reason) = reason {
+                    w.quoted("reason", reason)?;
+                }
+            }
             ClientMessage::QueueLimit { nick, name, limit } => {
                 w.token("nick", nick.as_bytes())?;
                 w.quoted("file name", name)?;
@@ -714,8 +866,12 @@ impl ClientMessage {
             | ClientMessage::UploadFinished
             | ClientMessage::ShowBans
             | ClientMessage::MotdRequest
-            | ClientMessage::ServerPing { nick: None } => {}
-            ClientMessage::Unknown { payload, .. } => {
+            | ClientMessage::VersionRequest
+            | ClientMessage::LinksRequest
+            | ClientMessage::UsageStatsRequest
+            | ClientMessage::ClientVersionsRequest => {}
+            ClientMessage::ServerPing { args: payload }
+            | ClientMessage::Unknown { payload, .. } => {
                 if !payload.is_empty() {
                     w.raw(payload);
                 }
@@ -732,6 +888,7 @@ impl ServerMessage {
         match self {
             ServerMessage::Error { .. } => ERROR,
             ServerMessage::LoginAck { .. } => LOGIN_ACK,
+            ServerMessage::VersionCheck => VERSION_CHECK,
             ServerMessage::NickNotRegistered => NICK_NOT_REGISTERED,
             ServerMessage::NickRegistered => NICK_REGISTERED,
             ServerMessage::NickInvalid => NICK_INVALID,
@@ -749,9 +906,13 @@ impl ServerMessage {
             ServerMessage::UploadRefused { .. } => UPLOAD_REFUSED,
             ServerMessage::QueueLimitReached { .. } => QUEUE_LIMIT_REACHED,
             ServerMessage::Motd { .. } => MOTD,
-            ServerMessage::ServerPing => SERVER_PING,
+            ServerMessage::DirectBrowseRequest { .. } => DIRECT_BROWSE,
+            ServerMessage::DirectBrowseAccept { .. } => DIRECT_BROWSE_ACCEPT,
+            ServerMessage::DirectBrowseError { .. } => DIRECT_BROWSE_ERROR,
+            ServerMessage::ServerPing { .. } => SERVER_PING,
             ServerMessage::PingUser { .. } => PING_USER,
             ServerMessage::PongUser { .. } => PONG_USER,
+            ServerMessage::UsageStats(_) => USAGE_STATS,
             ServerMessage::Unknown { kind, .. } => *kind,
         }
     }
@@ -772,6 +933,10 @@ impl ServerMessage {
             LOGIN_ACK => ServerMessage::LoginAck {
                 email: payload.to_vec(),
             },
+            VERSION_CHECK => {
+                empty(payload)?;
+                ServerMessage::VersionCheck
+            }
             NICK_NOT_REGISTERED => {
                 empty(payload)?;
                 ServerMessage::NickNotRegistered
@@ -813,11 +978,13 @@ impl ServerMessage {
             DOWNLOAD_ACK => ServerMessage::DownloadAck(read_ack(payload)?),
             FIREWALLED_DOWNLOAD_ACK => ServerMessage::FirewalledDownloadAck(read_ack(payload)?),
             DOWNLOAD_ERROR => {
-                let (nick, name) = nick_and_name(payload)?;
+                let (nick, name) = nick_and_name(&mut r)?;
+                r.finish()?;
                 ServerMessage::DownloadError { nick, name }
             }
             UPLOAD_REFUSED => {
-                let (nick, name) = nick_and_name(payload)?;
+                let (nick, name) = nick_and_name(&mut r)?;
+                r.finish()?;
                 ServerMessage::UploadRefused { nick, name }
             }
             USER_SIGNOFF => {
@@ -878,10 +1045,34 @@ impl ServerMessage {
             MOTD => ServerMessage::Motd {
                 line: payload.to_vec(),
             },
-            SERVER_PING => {
-                empty(payload)?;
-                ServerMessage::ServerPing
+            DIRECT_BROWSE => {
+                let nick = r.string("nick")?;
+                let connect_to = if r.at_end() {
+                    None
+                } else {
+                    Some((r.ip("ip")?, r.number("port")?))
+                };
+                r.finish()?;
+                ServerMessage::DirectBrowseRequest { nick, connect_to }
             }
+            DIRECT_BROWSE_ACCEPT => {
+                let msg = ServerMessage::DirectBrowseAccept {
+                    nick: r.string("nick")?,
+                    ip: r.ip("ip")?,
+                    port: r.number("port")?,
+                };
+                r.finish()?;
+                msg
+            }
+            DIRECT_BROWSE_ERROR => {
+                let nick = r.string("nick")?;
+                let message = r.quoted("message")?.to_vec();
+                r.finish()?;
+                ServerMessage::DirectBrowseError { nick, message }
+            }
+            SERVER_PING => ServerMessage::ServerPing {
+                args: payload.to_vec(),
+            },
             PING_USER => {
                 let nick = r.string("nick")?;
                 r.finish()?;
@@ -891,6 +1082,14 @@ impl ServerMessage {
                 let nick = r.string("nick")?;
                 r.finish()?;
                 ServerMessage::PongUser { nick }
+            }
+            USAGE_STATS => {
+                let mut fields = [0u64; 16];
+                for field in fields.iter_mut() {
+                    *field = r.number("usage statistic")?;
+                }
+                r.finish()?;
+                ServerMessage::UsageStats(UsageStats::from_fields(fields))
             }
             other => ServerMessage::Unknown {
                 kind: other,
@@ -904,7 +1103,7 @@ impl ServerMessage {
     /// nothing is appended. A server writes all 201s of one search into one
     /// buffer this way and sends it in one write.
     pub fn encode(&self, out: &mut Vec<u8>) -> EncodeResult {
-        write_frame(self.kind(), out, |w| self.write_payload(w))
+        encode_fields(self.kind(), out, |w| self.write_payload(w))
     }
 
     /// The whole frame as a new buffer.
@@ -920,6 +1119,7 @@ impl ServerMessage {
             | ServerMessage::LoginAck { email: text }
             | ServerMessage::ErrorMessage { message: text }
             | ServerMessage::Motd { line: text }
+            | ServerMessage::ServerPing { args: text }
             | ServerMessage::Unknown { payload: text, .. } => {
                 if !text.is_empty() {
                     w.raw(text);
@@ -929,7 +1129,7 @@ impl ServerMessage {
             | ServerMessage::NickRegistered
             | ServerMessage::NickInvalid
             | ServerMessage::SearchEnd
-            | ServerMessage::ServerPing => {}
+            | ServerMessage::VersionCheck => {}
             ServerMessage::SearchResult(s) => {
                 w.quoted("file name", &s.name)?;
                 w.token("md5", &s.md5)?;
@@ -955,6 +1155,27 @@ impl ServerMessage {
             ServerMessage::UserSignoff { nick }
             | ServerMessage::PingUser { nick }
             | ServerMessage::PongUser { nick } => w.token("nick", nick.as_bytes())?,
+            ServerMessage::DirectBrowseRequest { nick, connect_to } => {
+                w.token("nick", nick.as_bytes())?;
+                if let Some((ip, port)) = connect_to {
+                    w.ip(*ip);
+                    w.number(u64::from(*port));
+                }
+            }
+            ServerMessage::DirectBrowseAccept { nick, ip, port } => {
+                w.token("nick", nick.as_bytes())?;
+                w.ip(*ip);
+                w.number(u64::from(*port));
+            }
+            ServerMessage::DirectBrowseError { nick, message } => {
+                w.token("nick", nick.as_bytes())?;
+                w.quoted("message", message)?;
+            }
+            ServerMessage::UsageStats(stats) => {
+                for value in stats.fields() {
+                    w.number(value);
+                }
+            }
             ServerMessage::BrowseEntry { nick, file } => {
                 w.token("nick", nick.as_bytes())?;
                 write_file_fields(w, file)?;

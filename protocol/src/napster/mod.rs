@@ -8,7 +8,9 @@
 //!
 //! Map of the module:
 //! - this file: [`Frame`], [`NapsterFramer`] (bytes in, split anywhere, whole
-//!   frames out), [`EncodeError`].
+//!   frames out), [`EncodeError`], [`encode_fields`].
+//! - [`fields`]: [`FieldReader`] and [`FieldWriter`], the payload fields
+//!   every message is made of (also for messages kept untyped).
 //! - [`message`]: [`ClientMessage`] (client → server) and [`ServerMessage`]
 //!   (server → client), one variant per message number Hazel handles, and
 //!   `Unknown { kind, payload }` for the rest.
@@ -19,14 +21,15 @@
 //! Decoders are total; encoders are exact inverses of the decoders for
 //! canonical input (single spaces, quoted names where the format quotes them).
 
-mod fields;
+pub mod fields;
 pub mod message;
 pub mod search;
 pub mod transfer;
 
+pub use fields::{FieldReader, FieldWriter};
 pub use message::{
     BatchFile, ClientMessage, DownloadAck, Login, NewUserLogin, SearchResult, ServerMessage,
-    SharedFile,
+    SharedFile, UsageStats,
 };
 pub use search::{Comparison, NumericField, SearchClause, SearchQuery};
 
@@ -102,6 +105,34 @@ pub fn encode_frame(
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&kind.to_le_bytes());
     out.extend_from_slice(payload);
+    Ok(())
+}
+
+/// Appends one frame of type `kind` whose payload `body` writes field by
+/// field (for messages without a typed form). The length is patched in
+/// afterwards; on error `out` is left as it was.
+pub fn encode_fields(
+    kind: u16,
+    out: &mut Vec<u8>,
+    body: impl FnOnce(&mut FieldWriter<'_>) -> std::result::Result<(), EncodeError>,
+) -> std::result::Result<(), EncodeError> {
+    let start = out.len();
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&kind.to_le_bytes());
+    let result = body(&mut FieldWriter::new(out));
+    let len = out.len() - start - HEADER_LEN;
+    if let Err(err) = result {
+        out.truncate(start);
+        return Err(err);
+    }
+    if len > MAX_PAYLOAD_LEN {
+        out.truncate(start);
+        return Err(EncodeError::TooLong { len });
+    }
+    let len_bytes = (len as u16).to_le_bytes();
+    if let Some(slot) = out.get_mut(start..start + 2) {
+        slot.copy_from_slice(&len_bytes);
+    }
     Ok(())
 }
 

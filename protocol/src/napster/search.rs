@@ -4,7 +4,9 @@
 //! [LINESPEED|BITRATE|FREQ|SIZE|DURATION <"AT LEAST"|"AT BEST"|"EQUAL TO"> n]
 //! [TYPE t] [WMA-FILE] [LOCAL_ONLY]`, clauses in any order and repeatable.
 //! Keywords are matched case-insensitively; clauses are kept in the order
-//! received so that encoding gives back the same bytes.
+//! received so that encoding gives back the same bytes. A field that starts
+//! no known clause is an extension this server does not know, skipped like
+//! the trailing fields of any client message; a known clause must be whole.
 
 use super::fields::{FieldReader, FieldWriter};
 use super::EncodeError;
@@ -119,6 +121,15 @@ impl SearchQuery {
         let mut r = FieldReader::new(payload);
         let mut clauses = Vec::new();
         while !r.at_end() {
+            if r.next_is_quoted() {
+                // A quoted field where a keyword belongs: an unknown
+                // clause's argument, skipped. An unterminated one ends the
+                // request.
+                if r.quoted("search field").is_err() {
+                    r.rest();
+                }
+                continue;
+            }
             let keyword = r.token("search keyword")?;
             let clause = if keyword.eq_ignore_ascii_case(b"FILENAME") {
                 let how = r.token("FILENAME CONTAINS/EXCLUDES")?;
@@ -148,7 +159,8 @@ impl SearchQuery {
                     quoted,
                 }
             } else {
-                return Err(DecodeError::BadField("search keyword"));
+                // An unknown word: skipped (it is read already).
+                continue;
             };
             clauses.push(clause);
         }
@@ -333,7 +345,6 @@ mod tests {
             b"BITRATE \"MORE THAN\" 3",
             b"BITRATE \"AT LEAST\"",
             b"FILENAME CONTAINS \"a \"quoted\" string\" MAX_RESULTS 100",
-            b"DANCE",
         ] {
             assert!(
                 SearchQuery::parse(bad).is_err(),
@@ -341,6 +352,22 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn unknown_clauses_are_skipped() {
+        let q = SearchQuery::parse(
+            b"DANCE FILENAME CONTAINS \"x\" COLOR \"deep red\" MAX_RESULTS 5 7 LOCAL_ONLY \"open",
+        )
+        .unwrap();
+        assert_eq!(
+            q.clauses,
+            vec![
+                SearchClause::Contains(b"x".to_vec()),
+                SearchClause::MaxResults(5),
+                SearchClause::LocalOnly,
+            ]
+        );
     }
 
     #[test]

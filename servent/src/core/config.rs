@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::ids::ProtocolVersion;
+use super::transfers::TransfersConfig;
 
 /// Everything the core needs to know about itself.
 #[derive(Debug, Clone)]
@@ -53,6 +54,8 @@ pub struct CoreConfig {
     pub send_queue_hard: usize,
     /// How long to wait for a Bye or refusal to drain before closing anyway.
     pub close_linger: Duration,
+    /// The download engine's settings.
+    pub transfers: TransfersConfig,
 }
 
 impl CoreConfig {
@@ -81,6 +84,7 @@ impl CoreConfig {
             send_queue_soft: 256 * 1024,
             send_queue_hard: 1024 * 1024,
             close_linger: Duration::from_secs(10),
+            transfers: TransfersConfig::default(),
         }
     }
 }

@@ -96,7 +96,7 @@ impl Core {
                     self.forward_to(to, Class::Pong, frame.bytes, PayloadType::PONG, hop);
                 }
             }
-            Decision::HitForUs => self.collect_results(header, payload),
+            Decision::HitForUs => self.collect_results(header, payload, now),
             Decision::Forward { to, hop, class } => {
                 self.forward_to(to, class, frame.bytes, header.payload_type.to_u8(), hop)
             }
@@ -182,9 +182,10 @@ impl Core {
     }
 
     /// A QueryHit for one of our searches: its new results become events.
-    fn collect_results(&mut self, header: &Header, payload: &[u8]) {
+    fn collect_results(&mut self, header: &Header, payload: &[u8], now: Instant) {
         match self.searches.collect(&header.id.0, header.hops, payload) {
             Collected::Results(results) => {
+                self.results_to_sources(&results, now);
                 for r in results {
                     self.links.event(CoreEvent::SearchResult(r));
                 }

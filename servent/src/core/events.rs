@@ -6,13 +6,24 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 use super::ids::{ConnId, Direction, ProtocolVersion, SearchId};
+use super::transfers::{DiskJob, DownloadEvent};
 
 /// What the reactor must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
+    /// Open an overlay connection.
     Connect(SocketAddr),
+    /// Open an HTTP connection for a download; report it with
+    /// `on_transfer_connected` or `on_transfer_connect_failed`.
+    ConnectTransfer(SocketAddr),
     Close(ConnId),
     WantWrite(ConnId),
+    /// Stop reading this connection until `ResumeReading` (the disk is behind).
+    PauseReading(ConnId),
+    ResumeReading(ConnId),
+    /// Disk work for a download, to be done off the event loop; its result
+    /// comes back through `on_disk`.
+    Disk(DiskJob),
     Event(CoreEvent),
 }
 
@@ -35,6 +46,8 @@ pub enum CoreEvent {
     PushRequest(PushRequest),
     /// A connection the user asked for could not be opened.
     ConnectFailed { addr: SocketAddr, reason: String },
+    /// A download started, completed or failed.
+    Download(DownloadEvent),
 }
 
 /// What [`Core::connect`] did.
@@ -84,6 +97,8 @@ pub struct PeerInfo {
 /// One file found by one of our searches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SearchResult {
+    /// This result's id (what `get` takes), unique for the servent's life.
+    pub id: u64,
     pub search: SearchId,
     /// The responding servent's id, 32 hex digits.
     pub servent_id: String,

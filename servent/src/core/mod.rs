@@ -60,12 +60,16 @@
 //! - `qrt` (private): our query routing table, sent as RESET + PATCHes to
 //!   each ultrapeer on link-up and as a diff patch at the first tick after
 //!   [`Core::set_library`] changed it.
+//! - [`transfers`]: downloads (sources, ranges, retries, verification,
+//!   Pushes and GIVs), sans IO; `downloads` (private) ties them to the
+//!   searches, the Push routes and the event loop.
 //! - [`stats`]: counters. [`shares`]: the shared library (servent-shares).
 
 mod commands;
 pub mod config;
 pub mod connection;
 mod dispatch;
+mod downloads;
 pub mod events;
 mod handshake;
 pub mod hosts;
@@ -82,6 +86,7 @@ pub mod router;
 pub mod searches;
 pub mod shares;
 pub mod stats;
+pub mod transfers;
 
 #[cfg(test)]
 mod tests;
@@ -138,6 +143,7 @@ pub struct Core {
     searches: Searches,
     push_guard: push_guard::PushGuard,
     shares: LocalShares,
+    transfers: transfers::Transfers,
     /// Pings answered from the pong cache instead of being flooded.
     pings_from_cache: u64,
     next_tick: Instant,
@@ -169,6 +175,12 @@ impl Core {
             dialing: Dialing::default(),
             searches: Searches::default(),
             push_guard: push_guard::PushGuard::default(),
+            transfers: transfers::Transfers::new({
+                let mut t = config.transfers.clone();
+                t.firewalled = config.firewalled;
+                t.user_agent = config.user_agent.clone();
+                t
+            }),
             shares: LocalShares {
                 library: Arc::new(Library::empty()),
                 qrt: None,
@@ -232,6 +244,11 @@ impl Core {
 
     /// Bytes read from connection `id`.
     pub fn on_bytes(&mut self, id: ConnId, bytes: &[u8], now: Instant) {
+        if self.transfers.owns(id) {
+            self.transfers.on_bytes(id, bytes, now);
+            self.pump_transfers(now);
+            return;
+        }
         let Some(conn) = self.links.get_mut(id) else {
             return;
         };
@@ -263,6 +280,11 @@ impl Core {
 
     /// The socket closed or failed.
     pub fn on_closed(&mut self, id: ConnId, now: Instant) {
+        if self.transfers.owns(id) {
+            self.transfers.on_closed(id, now);
+            self.pump_transfers(now);
+            return;
+        }
         if let Some(conn) = self.links.get(id) {
             if conn.direction == Direction::Outgoing && !conn.is_established() && !conn.is_closing()
             {
@@ -290,6 +312,8 @@ impl Core {
         self.pong_cache.expire(now, Duration::from_secs(60));
         if !self.shutting_down {
             self.maintain_outgoing(now);
+            self.transfers.tick(now);
+            self.pump_transfers(now);
         }
     }
 
@@ -356,11 +380,18 @@ impl Core {
 
     /// Bytes waiting to be written on `id` (empty when none).
     pub fn output(&mut self, id: ConnId) -> &[u8] {
+        if self.transfers.owns(id) {
+            return self.transfers.output(id);
+        }
         self.links.output(id)
     }
 
     /// `n` bytes of [`Core::output`] were written.
     pub fn consume_output(&mut self, id: ConnId, n: usize, now: Instant) {
+        if self.transfers.owns(id) {
+            self.transfers.consume_output(id, n);
+            return;
+        }
         if self.links.consume_output(id, n, now).is_some() {
             self.router.link_closed(id);
         }

@@ -42,6 +42,7 @@ pub enum Collected {
 pub struct Searches {
     list: VecDeque<Search>,
     next_id: SearchId,
+    next_result: u64,
 }
 
 impl Default for Searches {
@@ -49,6 +50,7 @@ impl Default for Searches {
         Searches {
             list: VecDeque::new(),
             next_id: 1,
+            next_result: 1,
         }
     }
 }
@@ -96,6 +98,7 @@ impl Searches {
                 continue;
             }
             let r = SearchResult {
+                id: self.next_result,
                 search: search.id,
                 servent_id: servent.clone(),
                 addr,
@@ -107,10 +110,29 @@ impl Searches {
                 needs_push,
                 hops,
             };
+            self.next_result += 1;
             search.results.push(r.clone());
             fresh.push(r);
         }
         Collected::Results(fresh)
+    }
+
+    /// The result with this id, while its search is remembered.
+    pub fn result(&self, id: u64) -> Option<&SearchResult> {
+        self.list
+            .iter()
+            .flat_map(|s| s.results.iter())
+            .find(|r| r.id == id)
+    }
+
+    /// Every remembered result for this `urn:sha1:…` (the sources of one file).
+    pub fn with_urn(&self, urn: &str) -> Vec<SearchResult> {
+        self.list
+            .iter()
+            .flat_map(|s| s.results.iter())
+            .filter(|r| r.urn.as_deref() == Some(urn))
+            .cloned()
+            .collect()
     }
 
     /// Results of one search, or of all remembered searches.

@@ -36,15 +36,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What a sniffed incoming connection turned out to be.
+/// What a connection is for: what an incoming one was sniffed as, or what
+/// an outgoing one was opened for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sniffed {
+pub enum Kind {
     /// `GNUTELLA CONNECT/`: an overlay handshake.
     Overlay,
     /// `GET ` or `HEAD `: an HTTP request for a shared file.
     Http,
-    /// `GIV `: a firewalled servent answering our Push.
+    /// `GIV `: a firewalled servent answering our Push (incoming), or our
+    /// callback answering a Push (outgoing).
     Giv,
+    /// Outgoing only: an HTTP connection fetching a download.
+    Download,
 }
 
 /// What the handler asks the reactor to do.
@@ -53,15 +57,82 @@ pub enum Action {
     /// Open an overlay connection; success is reported with `on_connection`,
     /// failure with `on_connect_failed`.
     Connect(SocketAddr),
-    /// Open a connection for another purpose (a GIV callback: [`Sniffed::Giv`]);
+    /// Open a connection for another purpose (a GIV callback: [`Kind::Giv`]);
     /// reported like `Connect`, with this kind.
-    ConnectAs(SocketAddr, Sniffed),
+    ConnectAs(SocketAddr, Kind),
     /// Write what is queued for this connection, then close it.
     Close(ConnId),
     /// This connection has new output.
     WantWrite(ConnId),
+    /// Stop reading this connection (its bytes wait in the kernel, which
+    /// slows the sender down) until `ResumeReading`.
+    PauseReading(ConnId),
+    ResumeReading(ConnId),
     /// Something a user may want to see (printed by the terminal, logged headless).
     Event(String),
+}
+
+/// What a connection has to write next.
+#[derive(Debug, Clone, Copy)]
+pub enum Output<'a> {
+    /// Bytes in memory.
+    Bytes(&'a [u8]),
+    /// `len` bytes of `file` from `offset`: sent with `sendfile(2)`, without
+    /// a copy through user space (read and written when the file system
+    /// cannot). Bytes the file turns out not to have close the connection.
+    File {
+        file: &'a std::fs::File,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Output<'_> {
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Output::Bytes(bytes) => bytes.is_empty(),
+            Output::File { len, .. } => *len == 0,
+        }
+    }
+}
+
+impl<'a> From<&'a [u8]> for Output<'a> {
+    fn from(bytes: &'a [u8]) -> Output<'a> {
+        Output::Bytes(bytes)
+    }
+}
+
+/// Sends up to `len` bytes of `file` from `offset` on `socket`; where the
+/// file system has no `sendfile`, reads them into `scratch` and writes them.
+/// `Ok(0)` means the file ended early.
+fn send_file(
+    socket: &TcpStream,
+    file: &std::fs::File,
+    offset: u64,
+    len: usize,
+    scratch: &mut [u8],
+) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    let Ok(mut off) = libc::off_t::try_from(offset) else {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    };
+    // SAFETY: both descriptors are open for the duration of the call (borrowed
+    // above), and `off` is a valid off_t the kernel updates.
+    let n = unsafe { libc::sendfile(socket.as_raw_fd(), file.as_raw_fd(), &mut off, len) };
+    if let Ok(n) = usize::try_from(n) {
+        return Ok(n);
+    }
+    let error = io::Error::last_os_error();
+    if !matches!(error.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) {
+        return Err(error);
+    }
+    let want = len.min(scratch.len());
+    let got = file.read_at(&mut scratch[..want], offset)?;
+    if got == 0 {
+        return Ok(0);
+    }
+    (&*socket).write(&scratch[..got])
 }
 
 /// Whether the loop goes on after a request.
@@ -83,19 +154,19 @@ pub trait Handler {
     type Request: Send + 'static;
     /// The answer to a request.
     type Response: Send + 'static;
-    /// A connection is ready: an incoming one sniffed as [`Sniffed`] (its first
+    /// A connection is ready: an incoming one sniffed as [`Kind`] (its first
     /// bytes follow in `on_bytes`), or an outgoing connect that completed.
     fn on_connection(
         &mut self,
         id: ConnId,
         direction: Direction,
-        kind: Sniffed,
+        kind: Kind,
         peer: SocketAddr,
         now: Instant,
     );
     /// An outgoing connect to `addr` (opened for `kind`) failed or timed out;
     /// `error` says why, for the user.
-    fn on_connect_failed(&mut self, addr: SocketAddr, kind: Sniffed, error: &str, now: Instant);
+    fn on_connect_failed(&mut self, addr: SocketAddr, kind: Kind, error: &str, now: Instant);
     /// Bytes arrived on a connection.
     fn on_bytes(&mut self, id: ConnId, bytes: &[u8], now: Instant);
     /// The connection is gone (peer closed, error, or after our `Close`).
@@ -106,15 +177,16 @@ pub trait Handler {
     fn poll_timeout(&self) -> Option<Instant>;
     /// The next action, if any.
     fn poll_action(&mut self) -> Option<Action>;
-    /// Bytes ready to be written on `id` (empty when none).
-    fn output(&mut self, id: ConnId) -> &[u8];
-    /// `n` bytes of `output(id)` were written.
+    /// What is ready to be written on `id` (empty when none).
+    fn output(&mut self, id: ConnId) -> Output<'_>;
+    /// `n` bytes of `output(id)` were written (for [`Output::File`], the
+    /// first `n` bytes of the span).
     fn consume_output(&mut self, id: ConnId, n: usize);
     /// Another thread woke the loop (e.g. a new library is ready to be taken).
     fn on_wake(&mut self, now: Instant);
     /// What to write to a connection of `kind` refused because every socket
     /// the open-file limit allows is in use (a `503`), before closing it.
-    fn refusal(&mut self, kind: Sniffed, peer: SocketAddr) -> Vec<u8>;
+    fn refusal(&mut self, kind: Kind, peer: SocketAddr) -> Vec<u8>;
     /// A request from another thread, and whether to quit after it. Requests
     /// keep coming while shutting down: the handler answers them as it sees fit.
     fn request(&mut self, request: Self::Request, now: Instant) -> (Self::Response, Flow);
@@ -233,15 +305,19 @@ const WAKER: Token = Token(usize::MAX - 2);
 const SNIFF_MAX: usize = 17; // "GNUTELLA CONNECT/"
 /// Bytes read per connection per wake-up before giving others a turn.
 const READ_BUDGET: usize = 256 * 1024;
+/// Bytes written per connection per turn before giving others a turn: one
+/// fast reader of a large upload must not hold up routing, the control
+/// socket or the other transfers.
+const WRITE_BUDGET: usize = 256 * 1024;
 const SCRATCH: usize = 64 * 1024;
 /// Pause before accepting again after `accept` failed (e.g. no file descriptors left).
 const ACCEPT_RETRY: Duration = Duration::from_millis(250);
 
-const MAGICS: [(&[u8], Sniffed); 4] = [
-    (b"GNUTELLA CONNECT/", Sniffed::Overlay),
-    (b"GET ", Sniffed::Http),
-    (b"HEAD ", Sniffed::Http),
-    (b"GIV ", Sniffed::Giv),
+const MAGICS: [(&[u8], Kind); 4] = [
+    (b"GNUTELLA CONNECT/", Kind::Overlay),
+    (b"GET ", Kind::Http),
+    (b"HEAD ", Kind::Http),
+    (b"GIV ", Kind::Giv),
 ];
 
 /// A connect error as a user reads it: what happened, without the errno.
@@ -260,7 +336,7 @@ pub enum Sniff {
     /// Still a prefix of something we serve.
     NeedMore,
     /// Decided.
-    Is(Sniffed),
+    Is(Kind),
     /// None of ours: close it.
     Foreign,
 }
@@ -288,7 +364,7 @@ enum State {
     /// Incoming, waiting for the first bytes.
     Sniffing { prefix: Vec<u8>, deadline: Instant },
     /// Outgoing, connect in progress.
-    Connecting { deadline: Instant, kind: Sniffed },
+    Connecting { deadline: Instant, kind: Kind },
     /// Accepted over the budget: waiting for the first bytes, to be answered
     /// with the handler's refusal and closed.
     Refusing { prefix: Vec<u8>, deadline: Instant },
@@ -308,6 +384,10 @@ struct Conn {
     /// Listed in `unfinished_reads` (at most once: a connection listed again
     /// on every turn would be read ever more often and starve the writes).
     read_listed: bool,
+    /// Listed in `unfinished_writes` (at most once, likewise).
+    write_listed: bool,
+    /// The handler asked not to read it for now.
+    read_paused: bool,
 }
 
 /// The event loop and everything it owns.
@@ -324,6 +404,8 @@ pub struct Reactor<E: Handler> {
     config: ReactorConfig,
     /// Connections whose read budget ran out with data possibly left.
     unfinished_reads: VecDeque<ConnId>,
+    /// Connections whose write budget ran out with output left.
+    unfinished_writes: VecDeque<ConnId>,
     /// Connections with new output to flush at the end of this turn.
     dirty: Vec<ConnId>,
     scratch: Box<[u8]>,
@@ -378,6 +460,7 @@ impl<E: Handler> Reactor<E> {
             handle,
             config,
             unfinished_reads: VecDeque::new(),
+            unfinished_writes: VecDeque::new(),
             dirty: Vec::new(),
             scratch: vec![0u8; SCRATCH].into_boxed_slice(),
             quitting: None,
@@ -413,7 +496,7 @@ impl<E: Handler> Reactor<E> {
                     break;
                 }
             }
-            let timeout = if self.unfinished_reads.is_empty() {
+            let timeout = if self.unfinished_reads.is_empty() && self.unfinished_writes.is_empty() {
                 self.next_deadline(now)
                     .map(|d| d.saturating_duration_since(now))
             } else {
@@ -436,6 +519,7 @@ impl<E: Handler> Reactor<E> {
                 }
             }
             self.continue_reads(now);
+            self.continue_writes(now);
             self.timers(now);
             self.after_turn(now);
         }
@@ -662,12 +746,14 @@ impl<E: Handler> Reactor<E> {
             state,
             writable: interest.is_writable(),
             read_listed: false,
+            write_listed: false,
+            read_paused: false,
         });
         self.by_id.insert(id, key);
         Ok(id)
     }
 
-    fn connect(&mut self, addr: SocketAddr, kind: Sniffed, now: Instant) {
+    fn connect(&mut self, addr: SocketAddr, kind: Kind, now: Instant) {
         if self.quitting.is_some() {
             self.handler
                 .on_connect_failed(addr, kind, "the servent is shutting down", now);
@@ -735,7 +821,7 @@ impl<E: Handler> Reactor<E> {
         let addr = conn.peer;
         let kind = match conn.state {
             State::Connecting { kind, .. } => kind,
-            _ => Sniffed::Overlay,
+            _ => Kind::Overlay,
         };
         if let Some(e) = failed {
             log::debug!("connect {addr}: {e}");
@@ -822,6 +908,10 @@ impl<E: Handler> Reactor<E> {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
+            if conn.read_paused {
+                // Read again on `ResumeReading`; the kernel holds the bytes.
+                return;
+            }
             let id = conn.id;
             match conn.socket.read(&mut self.scratch) {
                 Ok(0) => {
@@ -871,7 +961,41 @@ impl<E: Handler> Reactor<E> {
         }
     }
 
-    /// Writes the handler's output for `id` until it is empty or the socket is full.
+    /// Connections cut short by the write budget get their next turn.
+    fn continue_writes(&mut self, now: Instant) {
+        let pending: Vec<ConnId> = self.unfinished_writes.drain(..).collect();
+        for id in pending {
+            if let Some(&key) = self.by_id.get(&id) {
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.write_listed = false;
+                }
+                self.flush(id, now);
+            }
+        }
+    }
+
+    /// Stops or restarts reading a connection.
+    fn set_reading(&mut self, id: ConnId, paused: bool, now: Instant) {
+        let Some(&key) = self.by_id.get(&id) else {
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let was = conn.read_paused;
+        conn.read_paused = paused;
+        if was && !paused {
+            // Edge-triggered: what arrived meanwhile gives no new event.
+            if !conn.read_listed {
+                conn.read_listed = true;
+                self.unfinished_reads.push_back(id);
+            }
+        }
+        let _ = now;
+    }
+
+    /// Writes the handler's output for `id` until it is empty, the socket is
+    /// full or the connection's write budget for this turn is spent.
     fn flush(&mut self, id: ConnId, now: Instant) {
         let Some(&key) = self.by_id.get(&id) else {
             return;
@@ -886,17 +1010,39 @@ impl<E: Handler> Reactor<E> {
             return;
         }
         let mut failed = false;
+        let mut written = 0;
         loop {
-            let out = self.handler.output(id);
-            if out.is_empty() {
+            if written >= WRITE_BUDGET {
+                // Others get their turn; this one goes on next turn.
+                if !conn.write_listed {
+                    conn.write_listed = true;
+                    self.unfinished_writes.push_back(id);
+                }
                 break;
             }
-            match conn.socket.write(out) {
+            let result = match self.handler.output(id) {
+                Output::Bytes([]) | Output::File { len: 0, .. } => break,
+                Output::Bytes(bytes) => conn.socket.write(bytes),
+                Output::File { file, offset, len } => {
+                    let len = usize::try_from(len).unwrap_or(usize::MAX);
+                    send_file(
+                        &conn.socket,
+                        file,
+                        offset,
+                        len.min(WRITE_BUDGET - written),
+                        &mut self.scratch,
+                    )
+                }
+            };
+            match result {
                 Ok(0) => {
                     failed = true;
                     break;
                 }
-                Ok(n) => self.handler.consume_output(id, n),
+                Ok(n) => {
+                    written += n;
+                    self.handler.consume_output(id, n)
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -943,7 +1089,7 @@ impl<E: Handler> Reactor<E> {
         if self.handler.poll_timeout().is_some_and(|t| t <= now) {
             self.handler.handle_timeout(now);
         }
-        let expired: Vec<(usize, Option<Sniffed>)> = self
+        let expired: Vec<(usize, Option<Kind>)> = self
             .conns
             .iter()
             .filter_map(|(key, conn)| match conn.state {
@@ -989,10 +1135,12 @@ impl<E: Handler> Reactor<E> {
             while let Some(action) = self.handler.poll_action() {
                 any = true;
                 match action {
-                    Action::Connect(addr) => self.connect(addr, Sniffed::Overlay, now),
+                    Action::Connect(addr) => self.connect(addr, Kind::Overlay, now),
                     Action::ConnectAs(addr, kind) => self.connect(addr, kind, now),
                     Action::Close(id) => self.begin_close(id, now),
                     Action::WantWrite(id) => self.dirty.push(id),
+                    Action::PauseReading(id) => self.set_reading(id, true, now),
+                    Action::ResumeReading(id) => self.set_reading(id, false, now),
                     Action::Event(text) => self.event(text),
                 }
             }

@@ -10,14 +10,11 @@ use std::sync::Mutex;
 fn sniffing_decides_on_the_first_bytes() {
     assert_eq!(sniff(b""), Sniff::NeedMore);
     assert_eq!(sniff(b"GNUTELLA CONN"), Sniff::NeedMore);
-    assert_eq!(
-        sniff(b"GNUTELLA CONNECT/0.6\r\n"),
-        Sniff::Is(Sniffed::Overlay)
-    );
+    assert_eq!(sniff(b"GNUTELLA CONNECT/0.6\r\n"), Sniff::Is(Kind::Overlay));
     assert_eq!(sniff(b"GE"), Sniff::NeedMore);
-    assert_eq!(sniff(b"GET /get/1/a"), Sniff::Is(Sniffed::Http));
-    assert_eq!(sniff(b"HEAD /"), Sniff::Is(Sniffed::Http));
-    assert_eq!(sniff(b"GIV 1:"), Sniff::Is(Sniffed::Giv));
+    assert_eq!(sniff(b"GET /get/1/a"), Sniff::Is(Kind::Http));
+    assert_eq!(sniff(b"HEAD /"), Sniff::Is(Kind::Http));
+    assert_eq!(sniff(b"GIV 1:"), Sniff::Is(Kind::Giv));
     assert_eq!(sniff(b"GNUTELLA OK"), Sniff::Foreign);
     assert_eq!(sniff(b"\x16\x03\x01"), Sniff::Foreign);
     assert_eq!(sniff(b"get /"), Sniff::Foreign);
@@ -62,11 +59,11 @@ enum Ask {
 impl Handler for EchoHandler {
     type Request = Ask;
     type Response = String;
-    fn on_connection(&mut self, id: ConnId, d: Direction, k: Sniffed, _: SocketAddr, _: Instant) {
+    fn on_connection(&mut self, id: ConnId, d: Direction, k: Kind, _: SocketAddr, _: Instant) {
         self.note(format!("open {id} {d:?} {k:?}"));
         self.out.insert(id, Vec::new());
     }
-    fn on_connect_failed(&mut self, addr: SocketAddr, _: Sniffed, _: &str, _: Instant) {
+    fn on_connect_failed(&mut self, addr: SocketAddr, _: Kind, _: &str, _: Instant) {
         self.note(format!("failed {}", addr.port()));
     }
     fn on_bytes(&mut self, id: ConnId, bytes: &[u8], _: Instant) {
@@ -84,8 +81,8 @@ impl Handler for EchoHandler {
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
-    fn output(&mut self, id: ConnId) -> &[u8] {
-        self.out.get(&id).map_or(&[], |v| v.as_slice())
+    fn output(&mut self, id: ConnId) -> Output<'_> {
+        Output::Bytes(self.out.get(&id).map_or(&[], |v| v.as_slice()))
     }
     fn consume_output(&mut self, id: ConnId, n: usize) {
         if let Some(v) = self.out.get_mut(&id) {
@@ -93,7 +90,7 @@ impl Handler for EchoHandler {
         }
     }
     fn on_wake(&mut self, _: Instant) {}
-    fn refusal(&mut self, kind: Sniffed, _: SocketAddr) -> Vec<u8> {
+    fn refusal(&mut self, kind: Kind, _: SocketAddr) -> Vec<u8> {
         format!("busy {kind:?}\n").into_bytes()
     }
     fn request(&mut self, request: Ask, _: Instant) -> (String, Flow) {

@@ -5,9 +5,11 @@ use std::time::Instant;
 
 use serde_json::json;
 
+use hazel_protocol::magnet::Magnet;
+
 use super::Servent;
 use crate::core::ConnectOutcome;
-use crate::shell::{Command, Reply, Response};
+use crate::shell::{Command, GetTarget, Reply, Response};
 
 /// Most files listed by `shares` (the totals always count all of them).
 const SHARES_LISTED: usize = 1000;
@@ -62,7 +64,37 @@ impl Servent {
                 }
                 Reply::new("results", to_value(&self.core.results(search)))
             }
-            Command::Shares => self.shares_reply(),
+            Command::Shares { magnets } => self.shares_reply(magnets),
+            Command::Get(target) => return self.get(target, now),
+            Command::Magnet(result) => match self.core.magnet_for_result(result) {
+                Ok(link) => Reply::new("magnet", json!({ "result": result, "magnet": link })),
+                Err(e) => return Response::error(e),
+            },
+            Command::Transfers => Reply::new(
+                "transfers",
+                json!({
+                    "downloads": to_value(&self.core.downloads(now)),
+                    "uploads": to_value(&self.uploads.list(now)),
+                }),
+            ),
+            Command::Pause(id) => match self.core.pause_download(id, now) {
+                Ok(()) => Reply::message(format!("download {id} paused")),
+                Err(e) => return Response::error(e),
+            },
+            Command::Resume(id) => match self.core.resume_download(id, now) {
+                Ok(()) => Reply::message(format!("download {id} resumed")),
+                Err(e) => return Response::error(e),
+            },
+            Command::Retry(id) => match self.core.retry_download(id, now) {
+                Ok(()) => Reply::message(format!("download {id} restarted")),
+                Err(e) => return Response::error(e),
+            },
+            Command::Cancel(id) => match self.core.cancel_download(id, now) {
+                Ok(()) => {
+                    Reply::message(format!("download {id} cancelled, its partial file removed"))
+                }
+                Err(e) => return Response::error(e),
+            },
             Command::Rescan => match &self.scanner {
                 Some(scanner) => {
                     scanner.rescan();
@@ -96,7 +128,56 @@ impl Servent {
         Response::ok(reply)
     }
 
-    fn shares_reply(&self) -> Reply {
+    /// `get`: one download per result's file (results with the same URN
+    /// are one download), or one for a URN or a magnet link.
+    fn get(&mut self, target: GetTarget, now: Instant) -> Response {
+        let outcomes: Vec<Result<(u64, bool), String>> = match target {
+            GetTarget::Results(ids) => ids
+                .into_iter()
+                .map(|id| self.core.get_result(id, now))
+                .collect(),
+            GetTarget::Urn { sha1, name } => vec![self.core.get_urn(sha1, name, now)],
+            GetTarget::Magnet(magnet) => vec![self.core.get_magnet(&magnet, now)],
+        };
+        let mut started = Vec::new();
+        let mut errors = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                Ok((id, new)) => started.push(json!({ "download": id, "new": new })),
+                Err(e) => errors.push(e),
+            }
+        }
+        if started.is_empty() {
+            return Response::error(errors.join("; "));
+        }
+        Response::ok(Reply::new(
+            "get",
+            json!({ "downloads": started, "errors": errors }),
+        ))
+    }
+
+    /// A magnet link for a shared file (our address as its source, unless
+    /// firewalled).
+    fn magnet_for(&self, file: &crate::core::shares::SharedFile) -> Option<String> {
+        let config = self.core.config();
+        let sources = if config.firewalled || config.listen_addr.ip().is_unspecified() {
+            Vec::new()
+        } else {
+            vec![config.listen_addr]
+        };
+        Some(
+            Magnet {
+                sha1: Some(file.sha1?),
+                tiger: None,
+                name: Some(file.name.clone()),
+                size: Some(file.size),
+                sources,
+            }
+            .to_link(),
+        )
+    }
+
+    fn shares_reply(&self, magnets: bool) -> Reply {
         let library = self.core.library();
         let (files, kbytes) = library.totals();
         let listed: Vec<serde_json::Value> = library
@@ -104,12 +185,16 @@ impl Servent {
             .iter()
             .take(SHARES_LISTED)
             .map(|f| {
-                json!({
+                let mut row = json!({
                     "index": f.index,
                     "name": f.name,
                     "size": f.size,
                     "sha1": f.sha1.map(|d| hazel_protocol::huge::sha1_urn(&d)),
-                })
+                });
+                if magnets {
+                    row["magnet"] = json!(self.magnet_for(f));
+                }
+                row
             })
             .collect();
         let scan = self.scanner.as_ref().map(|s| s.stats());

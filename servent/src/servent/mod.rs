@@ -19,11 +19,14 @@ use hazel_protocol::text::Escaped;
 
 use crate::config::Config;
 use crate::core::shares::Library;
+use crate::core::transfers::{DiskEvent, DownloadEvent};
 use crate::core::{self, Core, CoreEvent};
 use crate::data_dir::{DataDir, HOST_CACHE_FILE};
-use crate::reactor::{Action, ConnId, Direction, Flow, Handler, Sniffed};
+use crate::disk::DiskWorker;
+use crate::reactor::{Action, ConnId, Direction, Flow, Handler, Kind, Output};
 use crate::scanner::LibraryScanner;
 use crate::shell::{Command, Response};
+use std::collections::VecDeque;
 use uploads::Uploads;
 
 /// How other threads reach a running servent.
@@ -33,6 +36,10 @@ pub type Handle = crate::reactor::Handle<Command, Response>;
 pub struct Servent {
     core: Core,
     uploads: Uploads,
+    disk: DiskWorker,
+    disk_events: Receiver<DiskEvent>,
+    /// Actions of the servent's own (closing an unwanted connection).
+    own: VecDeque<Action>,
     data: DataDir,
     scanner: Option<LibraryScanner>,
     libraries: Receiver<Arc<Library>>,
@@ -46,9 +53,12 @@ impl Servent {
     /// Puts together a core (configured and with its host cache reloaded),
     /// the uploads, and a running scanner whose libraries arrive on
     /// `libraries`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         core: Core,
         uploads: Uploads,
+        disk: DiskWorker,
+        disk_events: Receiver<DiskEvent>,
         data: DataDir,
         scanner: LibraryScanner,
         libraries: Receiver<Arc<Library>>,
@@ -58,6 +68,9 @@ impl Servent {
         Servent {
             core,
             uploads,
+            disk,
+            disk_events,
+            own: VecDeque::new(),
             data,
             scanner: Some(scanner),
             libraries,
@@ -109,6 +122,19 @@ pub fn event_text(event: &CoreEvent) -> String {
         CoreEvent::ConnectFailed { addr, reason } => {
             format!("could not connect to {addr}: {}", Escaped::new(reason))
         }
+        CoreEvent::Download(DownloadEvent::Started { id, name }) => {
+            format!("download {id} started: {}", Escaped::new(name))
+        }
+        CoreEvent::Download(DownloadEvent::Completed { id, name, path }) => format!(
+            "download {id} complete: {} saved as {}",
+            Escaped::new(name),
+            hazel_protocol::text::escape_path(path)
+        ),
+        CoreEvent::Download(DownloadEvent::Failed { id, name, reason }) => format!(
+            "download {id} failed: {}: {}",
+            Escaped::new(name),
+            Escaped::new(reason)
+        ),
     }
 }
 
@@ -120,23 +146,30 @@ impl Handler for Servent {
         &mut self,
         id: ConnId,
         direction: Direction,
-        kind: Sniffed,
+        kind: Kind,
         peer: SocketAddr,
         now: Instant,
     ) {
         match kind {
-            Sniffed::Overlay => self.core.on_connection(id, direction, peer, now),
-            Sniffed::Http => self.uploads.open_request(id, peer, now),
-            Sniffed::Giv if direction == Direction::Outgoing => {
+            Kind::Overlay => self.core.on_connection(id, direction, peer, now),
+            Kind::Http => self.uploads.open_request(id, peer, now),
+            Kind::Giv if direction == Direction::Outgoing => {
                 self.uploads.open_callback(id, peer, now)
             }
-            Sniffed::Giv => self.uploads.refuse_giv(id, peer, now),
+            // A firewalled source answering one of our Pushes.
+            Kind::Giv => self.core.on_giv(id, peer, now),
+            Kind::Download => {
+                if !self.core.on_transfer_connected(id, peer, now) {
+                    self.own.push_back(Action::Close(id));
+                }
+            }
         }
     }
 
-    fn on_connect_failed(&mut self, addr: SocketAddr, kind: Sniffed, error: &str, now: Instant) {
+    fn on_connect_failed(&mut self, addr: SocketAddr, kind: Kind, error: &str, now: Instant) {
         match kind {
-            Sniffed::Overlay => self.core.on_connect_failed(addr, error, now),
+            Kind::Overlay => self.core.on_connect_failed(addr, error, now),
+            Kind::Download => self.core.on_transfer_connect_failed(addr, error, now),
             _ => self.uploads.callback_failed(addr, error),
         }
     }
@@ -171,13 +204,23 @@ impl Handler for Servent {
 
     fn poll_action(&mut self) -> Option<Action> {
         loop {
+            if let Some(action) = self.own.pop_front() {
+                return Some(action);
+            }
             if let Some(action) = self.uploads.poll_action() {
                 return Some(action);
             }
             return Some(match self.core.poll_action()? {
                 core::Action::Connect(addr) => Action::Connect(addr),
+                core::Action::ConnectTransfer(addr) => Action::ConnectAs(addr, Kind::Download),
                 core::Action::Close(id) => Action::Close(id),
                 core::Action::WantWrite(id) => Action::WantWrite(id),
+                core::Action::PauseReading(id) => Action::PauseReading(id),
+                core::Action::ResumeReading(id) => Action::ResumeReading(id),
+                core::Action::Disk(job) => {
+                    self.disk.submit(job);
+                    continue;
+                }
                 core::Action::Event(event) => {
                     if let CoreEvent::PushRequest(push) = &event {
                         let library = Arc::clone(self.core.library());
@@ -195,11 +238,11 @@ impl Handler for Servent {
         }
     }
 
-    fn output(&mut self, id: ConnId) -> &[u8] {
+    fn output(&mut self, id: ConnId) -> Output<'_> {
         if self.uploads.contains(id) {
             self.uploads.output(id)
         } else {
-            self.core.output(id)
+            Output::Bytes(self.core.output(id))
         }
     }
 
@@ -214,7 +257,10 @@ impl Handler for Servent {
         }
     }
 
-    fn on_wake(&mut self, _now: Instant) {
+    fn on_wake(&mut self, now: Instant) {
+        while let Ok(event) = self.disk_events.try_recv() {
+            self.core.on_disk(event, now);
+        }
         // Only the newest library matters.
         if let Some(library) = self.libraries.try_iter().last() {
             log::info!(
@@ -226,16 +272,16 @@ impl Handler for Servent {
         }
     }
 
-    fn refusal(&mut self, kind: Sniffed, peer: SocketAddr) -> Vec<u8> {
+    fn refusal(&mut self, kind: Kind, peer: SocketAddr) -> Vec<u8> {
         match kind {
-            Sniffed::Overlay => self.core.busy_refusal(peer),
-            Sniffed::Http => format!(
+            Kind::Overlay => self.core.busy_refusal(peer),
+            Kind::Http => format!(
                 "HTTP/1.1 503 Service Unavailable\r\nServer: {}\r\nRetry-After: 60\r\n\
                  Content-Length: 0\r\nConnection: close\r\n\r\n",
                 self.core.config().user_agent
             )
             .into_bytes(),
-            Sniffed::Giv => Vec::new(),
+            Kind::Giv | Kind::Download => Vec::new(),
         }
     }
 

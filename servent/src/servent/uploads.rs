@@ -1,7 +1,8 @@
 //! Serving shared files: the HTTP connections (an incoming `GET`/`HEAD`, or
 //! our GIV callback that a downloader then sends its `GET` on), each driven
-//! by the shares' sans-IO upload session, with file bodies read in chunks as
-//! the socket drains.
+//! by the shares' sans-IO upload session. A file body is handed to the
+//! reactor as a span of an open file ([`Output::File`]), which it sends with
+//! `sendfile(2)` as the socket drains: no copy through user space, no buffer.
 //!
 //! Limits: a request head must arrive whole within the head timeout; a reply
 //! the client reads nothing of for the stall timeout is cut and its slot
@@ -11,7 +12,7 @@
 //! is checked to lie inside the shared folders.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -22,12 +23,9 @@ use crate::config::Limits;
 use crate::core::shares::upload::{FileSpan, UploadConfig, UploadPoll, UploadSession, UploadSlots};
 use crate::core::shares::Library;
 use crate::core::{ConnId, PushRequest};
-use crate::reactor::{Action, Sniffed};
+use crate::reactor::{Action, Kind, Output};
 use crate::scanner::Confinement;
 
-/// Bytes of a file read per refill of an upload's output (one disk read of
-/// this size happens on the loop thread only when the socket has drained).
-const UPLOAD_CHUNK: usize = 64 * 1024;
 /// GIV callbacks connecting at once; further Pushes wait for the next one.
 pub const MAX_GIV_CALLBACKS: usize = 8;
 /// A kept-alive HTTP connection with nothing in flight is closed after this long.
@@ -36,6 +34,8 @@ pub const UPLOAD_IDLE: Duration = Duration::from_secs(60);
 /// The rest of a file body being sent.
 struct Body {
     file: std::fs::File,
+    /// Where the next byte comes from in the file.
+    offset: u64,
     remaining: u64,
 }
 
@@ -43,7 +43,7 @@ struct Body {
 struct Upload {
     session: UploadSession,
     peer: SocketAddr,
-    /// Output ready to write: a response head, then body chunks.
+    /// Output ready to write before the body: a response head (or a GIV line).
     out: Vec<u8>,
     sent: usize,
     body: Option<Body>,
@@ -59,6 +59,30 @@ struct Upload {
     head_started: Option<Instant>,
     /// Last time a byte of a reply was written.
     last_progress: Instant,
+    /// The file body being sent, for `transfers`.
+    serving: Option<Serving>,
+}
+
+/// A file body in flight.
+struct Serving {
+    name: String,
+    len: u64,
+    sent: u64,
+    started: Instant,
+}
+
+/// A row of `transfers` for an upload.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UploadInfo {
+    pub id: ConnId,
+    pub peer: SocketAddr,
+    /// The file being sent, if any.
+    pub name: Option<String>,
+    pub size: u64,
+    pub done: u64,
+    /// Bytes per second since the body began.
+    pub rate: u64,
+    pub state: &'static str,
 }
 
 impl Upload {
@@ -75,6 +99,7 @@ impl Upload {
             last_activity: now,
             head_started: Some(now),
             last_progress: now,
+            serving: None,
         }
     }
 
@@ -144,13 +169,6 @@ impl Uploads {
         self.actions.push_back(Action::WantWrite(id));
     }
 
-    /// An incoming GIV nobody waits for: closed.
-    pub fn refuse_giv(&mut self, id: ConnId, peer: SocketAddr, now: Instant) {
-        log::info!("GIV from {peer}: no download is waiting for it, closing");
-        self.conns.insert(id, Upload::new(peer, now));
-        self.actions.push_back(Action::Close(id));
-    }
-
     /// Starts a GIV callback for a Push addressed to us (the core already
     /// rate-limited them; at most [`MAX_GIV_CALLBACKS`] connect at once).
     pub fn start_giv(&mut self, push: &PushRequest, library: &Library) {
@@ -183,7 +201,7 @@ impl Uploads {
         giv.encode(&mut line);
         self.pending_givs.insert(push.addr, line);
         self.actions
-            .push_back(Action::ConnectAs(push.addr, Sniffed::Giv));
+            .push_back(Action::ConnectAs(push.addr, Kind::Giv));
     }
 
     /// A GIV callback could not connect.
@@ -236,7 +254,18 @@ impl Uploads {
                 upload.close_after = !reply.keep_alive;
                 if let Some(span) = &reply.body {
                     match open_span(span, &self.confinement) {
-                        Ok(body) => upload.body = Some(body),
+                        Ok(body) => {
+                            upload.body = Some(body);
+                            upload.serving = Some(Serving {
+                                name: library
+                                    .get(span.index)
+                                    .map(|f| f.name.clone())
+                                    .unwrap_or_default(),
+                                len: span.len,
+                                sent: 0,
+                                started: now,
+                            });
+                        }
                         Err(e) => {
                             // The head promised bytes we cannot send: end the connection.
                             log::warn!("upload of {}: {e}", escape_path(&span.path));
@@ -252,45 +281,26 @@ impl Uploads {
         self.actions.push_back(Action::WantWrite(id));
     }
 
-    /// Bytes ready to write on `id`: the next chunk of a body is read once
-    /// the previous one is written.
-    pub fn output(&mut self, id: ConnId) -> &[u8] {
-        self.refill(id);
-        self.conns.get(&id).map_or(&[], Upload::pending)
-    }
-
-    fn refill(&mut self, id: ConnId) {
+    /// What is ready to write on `id`: the head, then the body as a file span.
+    pub fn output(&mut self, id: ConnId) -> Output<'_> {
         let Some(upload) = self.conns.get_mut(&id) else {
-            return;
+            return Output::Bytes(&[]);
         };
-        if !upload.pending().is_empty() {
-            return;
+        if upload.sent < upload.out.len() {
+            return Output::Bytes(&upload.out[upload.sent..]);
         }
-        if let Some(body) = &mut upload.body {
-            let want = body.remaining.min(UPLOAD_CHUNK as u64) as usize;
-            upload.out.clear();
-            upload.sent = 0;
-            upload.out.resize(want, 0);
-            match body.file.read(&mut upload.out) {
-                Ok(n) if n > 0 => {
-                    upload.out.truncate(n);
-                    body.remaining -= n as u64;
-                    if body.remaining == 0 {
-                        upload.body = None;
-                    }
-                }
-                _ => {
-                    // Short file or read error: the announced length cannot be met.
-                    upload.out.clear();
-                    upload.body = None;
-                    upload.closing = true;
-                    self.actions.push_back(Action::Close(id));
-                }
-            }
-        } else if upload.close_after && !upload.replying && !upload.closing {
+        if let Some(body) = &upload.body {
+            return Output::File {
+                file: &body.file,
+                offset: body.offset,
+                len: body.remaining,
+            };
+        }
+        if upload.close_after && !upload.replying && !upload.closing {
             upload.closing = true;
             self.actions.push_back(Action::Close(id));
         }
+        Output::Bytes(&[])
     }
 
     /// `n` bytes of [`Uploads::output`] were written on `id`.
@@ -298,21 +308,75 @@ impl Uploads {
         let Some(upload) = self.conns.get_mut(&id) else {
             return;
         };
-        upload.sent = (upload.sent + n).min(upload.out.len());
         upload.last_activity = now;
         if n > 0 {
             upload.last_progress = now;
         }
-        if upload.sent == upload.out.len() {
-            upload.out.clear();
-            upload.sent = 0;
-            if upload.body.is_none() && upload.replying {
-                // Head (and body) written: the reply is complete.
-                upload.replying = false;
-                upload.session.reply_sent(&mut self.slots);
-                self.drive(id, library, now);
+        if upload.sent < upload.out.len() {
+            upload.sent = (upload.sent + n).min(upload.out.len());
+            if upload.sent == upload.out.len() {
+                upload.out.clear();
+                upload.sent = 0;
+            }
+        } else if let Some(body) = &mut upload.body {
+            let n = (n as u64).min(body.remaining);
+            body.offset += n;
+            body.remaining -= n;
+            if let Some(serving) = &mut upload.serving {
+                serving.sent += n;
+            }
+            if body.remaining == 0 {
+                upload.body = None;
             }
         }
+        if upload.out.is_empty() && upload.body.is_none() && upload.replying {
+            // Head (and body) written: the reply is complete.
+            upload.replying = false;
+            upload.serving = None;
+            upload.session.reply_sent(&mut self.slots);
+            self.drive(id, library, now);
+        }
+    }
+
+    /// The upload connections, for `transfers`.
+    pub fn list(&self, now: Instant) -> Vec<UploadInfo> {
+        let mut rows: Vec<UploadInfo> = self
+            .conns
+            .iter()
+            .map(|(&id, u)| {
+                let (name, size, done, rate) = match &u.serving {
+                    Some(s) => {
+                        let secs = now.saturating_duration_since(s.started).as_secs_f64();
+                        let rate = if secs > 0.0 {
+                            s.sent as f64 / secs
+                        } else {
+                            0.0
+                        };
+                        (Some(s.name.clone()), s.len, s.sent, rate as u64)
+                    }
+                    None => (None, 0, 0, 0),
+                };
+                UploadInfo {
+                    id,
+                    peer: u.peer,
+                    name,
+                    size,
+                    done,
+                    rate,
+                    state: if u.closing {
+                        "closing"
+                    } else if u.serving.is_some() {
+                        "sending"
+                    } else if u.replying {
+                        "answering"
+                    } else {
+                        "waiting for a request"
+                    },
+                }
+            })
+            .collect();
+        rows.sort_by_key(|r| r.id);
+        rows
     }
 
     /// Closes what outstayed its limits.
@@ -349,6 +413,7 @@ fn open_span(span: &FileSpan, confinement: &Confinement) -> io::Result<Body> {
     let file = crate::scanner::open_span(span, confinement)?;
     Ok(Body {
         file,
+        offset: span.offset,
         remaining: span.len,
     })
 }

@@ -64,8 +64,24 @@ pub enum Command {
     Search(Vec<String>),
     /// Results of one search, or of every search.
     Results(Option<u64>),
-    /// The shared library: file count, size, hashing progress, files.
-    Shares,
+    /// The shared library: file count, size, hashing progress, files (with
+    /// a magnet link each when asked).
+    Shares {
+        magnets: bool,
+    },
+    /// Download: results by id, a `urn:sha1:` (with an optional name), or a
+    /// magnet link.
+    Get(GetTarget),
+    /// A magnet link for a result.
+    Magnet(u64),
+    /// Downloads and uploads.
+    Transfers,
+    Pause(u64),
+    Resume(u64),
+    /// Stop a download and remove its partial file.
+    Cancel(u64),
+    /// Restart a failed download with every source forgiven.
+    Retry(u64),
     /// Rescan the shared directories.
     Rescan,
     /// Routing counters: received / forwarded / dropped by type and reason.
@@ -76,6 +92,20 @@ pub enum Command {
     Help,
     /// Say Bye to every peer, save the host cache and exit.
     Quit,
+}
+
+/// What `get` downloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GetTarget {
+    /// Results by id (as `results` shows them).
+    Results(Vec<u64>),
+    /// A `urn:sha1:` found by a URN query, named as given.
+    Urn {
+        sha1: [u8; 20],
+        name: Option<String>,
+    },
+    /// A magnet link.
+    Magnet(hazel_protocol::magnet::Magnet),
 }
 
 /// Why a line is not a command. Shown to the user as one line.
@@ -111,7 +141,22 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     ("search WORDS...", "send a Query; prints the search id"),
     ("results [SEARCH-ID]", "results of one search, or of all"),
-    ("shares", "the shared library"),
+    (
+        "shares [--magnet]",
+        "the shared library (with a magnet link per file)",
+    ),
+    (
+        "get RESULT-ID... | get urn:sha1:HASH [NAME] | get MAGNET",
+        "download (alias: download); `transfers` follows it",
+    ),
+    ("magnet RESULT-ID", "a magnet link for a result"),
+    (
+        "transfers",
+        "downloads and uploads: size, done, rate, ETA, sources, state, last error",
+    ),
+    ("pause ID / resume ID", "pause or resume a download"),
+    ("cancel ID", "stop a download and remove its partial file"),
+    ("retry ID", "restart a failed download"),
     ("rescan", "rescan the shared directories"),
     (
         "stats",
@@ -189,7 +234,18 @@ impl Command {
                     .map_err(|_| ParseError::Usage("results [SEARCH-ID]")),
                 _ => Err(ParseError::Usage("results [SEARCH-ID]")),
             },
-            "shares" => no_args(Command::Shares, "shares"),
+            "shares" => match rest.as_slice() {
+                [] => Ok(Command::Shares { magnets: false }),
+                ["--magnet"] | ["--magnets"] => Ok(Command::Shares { magnets: true }),
+                _ => Err(ParseError::Usage("shares [--magnet]")),
+            },
+            "get" | "download" => parse_get(&rest).map(Command::Get),
+            "magnet" => one_id(&rest, "magnet RESULT-ID").map(Command::Magnet),
+            "transfers" => no_args(Command::Transfers, "transfers"),
+            "pause" => one_id(&rest, "pause DOWNLOAD-ID").map(Command::Pause),
+            "resume" => one_id(&rest, "resume DOWNLOAD-ID").map(Command::Resume),
+            "cancel" => one_id(&rest, "cancel DOWNLOAD-ID").map(Command::Cancel),
+            "retry" => one_id(&rest, "retry DOWNLOAD-ID").map(Command::Retry),
             "rescan" => no_args(Command::Rescan, "rescan"),
             "stats" => no_args(Command::Stats, "stats"),
             "hosts" => no_args(Command::Hosts, "hosts"),
@@ -197,6 +253,45 @@ impl Command {
             "quit" | "exit" => no_args(Command::Quit, "quit"),
             _ => Err(ParseError::Unknown(first.chars().take(64).collect())),
         }
+    }
+}
+
+/// The one id argument of a command.
+fn one_id(rest: &[&str], usage: &'static str) -> Result<u64, ParseError> {
+    match rest {
+        [id] => id.parse().map_err(|_| ParseError::Usage(usage)),
+        _ => Err(ParseError::Usage(usage)),
+    }
+}
+
+const GET_USAGE: &str = "get RESULT-ID... | get urn:sha1:HASH [NAME] | get MAGNET";
+
+/// `get`'s arguments: ids, a urn (and a name), or a magnet link.
+fn parse_get(rest: &[&str]) -> Result<GetTarget, ParseError> {
+    let Some(first) = rest.first() else {
+        return Err(ParseError::Usage(GET_USAGE));
+    };
+    if first.len() >= 7 && first[..7].eq_ignore_ascii_case("magnet:") {
+        if rest.len() != 1 {
+            return Err(ParseError::Usage(GET_USAGE));
+        }
+        return hazel_protocol::magnet::Magnet::parse(first)
+            .map(GetTarget::Magnet)
+            .map_err(|_| ParseError::Usage("get magnet:?xt=urn:sha1:…"));
+    }
+    if first.len() >= 4 && first[..4].eq_ignore_ascii_case("urn:") {
+        let sha1 = hazel_protocol::huge::Urn::parse(first.as_bytes())
+            .sha1()
+            .ok_or(ParseError::Usage(
+                "get urn:sha1:HASH [NAME] (32 base32 characters)",
+            ))?;
+        let name = (rest.len() > 1).then(|| rest[1..].join(" "));
+        return Ok(GetTarget::Urn { sha1, name });
+    }
+    let ids: Result<Vec<u64>, _> = rest.iter().map(|w| w.parse::<u64>()).collect();
+    match ids {
+        Ok(ids) if ids.len() <= 100 => Ok(GetTarget::Results(ids)),
+        _ => Err(ParseError::Usage(GET_USAGE)),
     }
 }
 
@@ -298,7 +393,36 @@ mod tests {
         );
         assert_eq!(Command::parse("results"), Ok(Command::Results(None)));
         assert_eq!(Command::parse("results 3"), Ok(Command::Results(Some(3))));
-        assert_eq!(Command::parse("shares"), Ok(Command::Shares));
+        assert_eq!(
+            Command::parse("shares"),
+            Ok(Command::Shares { magnets: false })
+        );
+        assert_eq!(
+            Command::parse("shares --magnet"),
+            Ok(Command::Shares { magnets: true })
+        );
+        assert_eq!(
+            Command::parse("get 3 4"),
+            Ok(Command::Get(GetTarget::Results(vec![3, 4])))
+        );
+        assert_eq!(
+            Command::parse("download 7"),
+            Ok(Command::Get(GetTarget::Results(vec![7])))
+        );
+        assert!(matches!(
+            Command::parse("get urn:sha1:PLSTHIPQGSSZTS5FJUPAKUZWUGYQYPFB Free Song.ogg"),
+            Ok(Command::Get(GetTarget::Urn { name: Some(n), .. })) if n == "Free Song.ogg"
+        ));
+        assert!(matches!(
+            Command::parse("get magnet:?xt=urn:sha1:PLSTHIPQGSSZTS5FJUPAKUZWUGYQYPFB&dn=a"),
+            Ok(Command::Get(GetTarget::Magnet(_)))
+        ));
+        assert_eq!(Command::parse("magnet 5"), Ok(Command::Magnet(5)));
+        assert_eq!(Command::parse("transfers"), Ok(Command::Transfers));
+        assert_eq!(Command::parse("pause 1"), Ok(Command::Pause(1)));
+        assert_eq!(Command::parse("resume 1"), Ok(Command::Resume(1)));
+        assert_eq!(Command::parse("cancel 2"), Ok(Command::Cancel(2)));
+        assert_eq!(Command::parse("retry 2"), Ok(Command::Retry(2)));
         assert_eq!(Command::parse("rescan"), Ok(Command::Rescan));
         assert_eq!(Command::parse("stats"), Ok(Command::Stats));
         assert_eq!(Command::parse("hosts"), Ok(Command::Hosts));
@@ -329,6 +453,19 @@ mod tests {
             ("results -1", ParseError::Usage("results [SEARCH-ID]")),
             ("peers now", ParseError::Usage("peers")),
             ("quit please", ParseError::Usage("quit")),
+            ("get", ParseError::Usage(GET_USAGE)),
+            ("get x", ParseError::Usage(GET_USAGE)),
+            (
+                "get urn:sha1:SHORT",
+                ParseError::Usage("get urn:sha1:HASH [NAME] (32 base32 characters)"),
+            ),
+            (
+                "get magnet:?dn=nohash",
+                ParseError::Usage("get magnet:?xt=urn:sha1:…"),
+            ),
+            ("pause", ParseError::Usage("pause DOWNLOAD-ID")),
+            ("cancel x", ParseError::Usage("cancel DOWNLOAD-ID")),
+            ("shares --all", ParseError::Usage("shares [--magnet]")),
         ];
         for (line, expected) in cases {
             let err = Command::parse(line).unwrap_err();

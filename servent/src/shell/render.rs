@@ -26,6 +26,9 @@ pub fn render_text(reply: &Reply) -> String {
             None => render_value(&reply.data),
         },
         ("stats", Value::Object(map)) => render_stats(map),
+        ("transfers", Value::Object(map)) => render_transfers(map),
+        ("get", Value::Object(map)) => render_get(map),
+        ("magnet", Value::Object(map)) => map.get("magnet").map(scalar).unwrap_or_default(),
         ("shares", Value::Object(map)) => render_shares(map),
         // The table shows what fits a terminal; `--json` has every field.
         ("peers", Value::Array(rows)) => chosen_columns(rows, PEER_COLUMNS),
@@ -194,6 +197,120 @@ fn render_shares(map: &Map<String, Value>) -> String {
     out.trim_end_matches('\n').to_string()
 }
 
+/// `get`: which downloads started (or took the new sources), and what failed.
+fn render_get(map: &Map<String, Value>) -> String {
+    let mut lines = Vec::new();
+    for d in map
+        .get("downloads")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let id = d.get("download").map(scalar).unwrap_or_default();
+        if d.get("new") == Some(&Value::Bool(true)) {
+            lines.push(format!("download {id} started (`transfers` shows it)"));
+        } else {
+            lines.push(format!(
+                "download {id} already exists: its sources were added"
+            ));
+        }
+    }
+    for e in map
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        lines.push(format!("error: {}", scalar(e)));
+    }
+    lines.join("\n")
+}
+
+/// A fraction as a percentage with one decimal.
+fn percent(done: u64, size: u64) -> String {
+    if size == 0 {
+        return "-".into();
+    }
+    format!("{:.1}%", done as f64 * 100.0 / size as f64)
+}
+
+/// `transfers`: the downloads, then the uploads.
+fn render_transfers(map: &Map<String, Value>) -> String {
+    let mut out = String::new();
+    let downloads = map.get("downloads").and_then(Value::as_array);
+    match downloads {
+        Some(rows) if !rows.is_empty() => {
+            let header: Vec<String> = [
+                "id",
+                "state",
+                "done",
+                "size",
+                "rate",
+                "eta",
+                "sources",
+                "name",
+                "last error",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|d| {
+                    let o = d.as_object().cloned().unwrap_or_default();
+                    let size = o.get("size").and_then(Value::as_u64);
+                    let done = num(&o, "done");
+                    vec![
+                        o.get("id").map(scalar).unwrap_or_default(),
+                        o.get("state").map(scalar).unwrap_or_default(),
+                        size.map_or_else(|| human_bytes(done), |s| percent(done, s)),
+                        size.map_or("?".into(), human_bytes),
+                        format!("{}/s", human_bytes(num(&o, "rate"))),
+                        o.get("eta_secs")
+                            .and_then(Value::as_u64)
+                            .map_or("-".into(), human_duration),
+                        format!("{}/{}", num(&o, "sources_active"), num(&o, "sources_known")),
+                        o.get("name").map(scalar).unwrap_or_default(),
+                        match o.get("path") {
+                            Some(Value::String(p)) => format!("saved as {}", escape(p)),
+                            _ => o.get("last_error").map(scalar).unwrap_or_default(),
+                        },
+                    ]
+                })
+                .collect();
+            out.push_str("downloads:\n");
+            out.push_str(&aligned(&header, &cells));
+        }
+        _ => out.push_str("no downloads (`get RESULT-ID` starts one)\n"),
+    }
+    match map.get("uploads").and_then(Value::as_array) {
+        Some(rows) if !rows.is_empty() => {
+            let header: Vec<String> = ["id", "peer", "state", "done", "rate", "file"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|u| {
+                    let o = u.as_object().cloned().unwrap_or_default();
+                    vec![
+                        o.get("id").map(scalar).unwrap_or_default(),
+                        o.get("peer").map(scalar).unwrap_or_default(),
+                        o.get("state").map(scalar).unwrap_or_default(),
+                        percent(num(&o, "done"), num(&o, "size")),
+                        format!("{}/s", human_bytes(num(&o, "rate"))),
+                        o.get("name").map(scalar).unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            out.push_str("\nuploads:\n");
+            out.push_str(&aligned(&header, &cells));
+        }
+        _ => out.push_str("no uploads\n"),
+    }
+    out.trim_end_matches('\n').to_string()
+}
+
 /// Rows of cells under a header, columns aligned.
 fn aligned(header: &[String], rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..header.len())
@@ -236,7 +353,7 @@ const PEER_COLUMNS: &[&str] = &[
     "queued_descriptors",
     "dropped",
 ];
-const RESULT_COLUMNS: &[&str] = &["search", "addr", "file_index", "size", "name", "urn"];
+const RESULT_COLUMNS: &[&str] = &["id", "search", "addr", "size", "name", "urn"];
 
 /// A table of the named columns (those present), in that order.
 fn chosen_columns(rows: &[Value], columns: &[&str]) -> String {

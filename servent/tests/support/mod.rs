@@ -142,7 +142,9 @@ impl Servent {
         for (file, content) in files {
             std::fs::write(share_dir.join(file), content).expect("share file");
         }
-        // The data dir may not exist yet: the servent creates it.
+        // The data dir may not exist yet: the servent creates it. A port
+        // file left by a killed servent would be read as this one's.
+        let _ = std::fs::remove_file(data_dir.join("port"));
         let log_path = data_dir.with_extension("log");
         if let Some(parent) = log_path.parent() {
             std::fs::create_dir_all(parent).expect("log dir");
@@ -449,4 +451,181 @@ pub fn query_payload(text: &str) -> Vec<u8> {
     payload.extend_from_slice(text.as_bytes());
     payload.push(0);
     payload
+}
+
+/// How a scripted HTTP source behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Serves every range correctly.
+    Honest,
+    /// Serves every range correctly, at most this many bytes a second.
+    Throttled(u64),
+    /// Serves ranges with wrong bytes (every 1000th byte flipped).
+    Corrupt,
+    /// Sends the head and this many bytes of each answer, then nothing.
+    StallAfter(u64),
+    /// Sends the head and this many bytes of each answer, then closes.
+    CloseAfter(u64),
+}
+
+/// A small HTTP server written for the tests: it serves one file at
+/// `/uri-res/N2R?<urn>` with `Range` support and keep-alive, behaving as
+/// told, and counts what it sent. Stops when dropped.
+pub struct HttpSource {
+    pub addr: SocketAddr,
+    served: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpSource {
+    pub fn start(data: Vec<u8>, behaviour: Behaviour) -> HttpSource {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let served = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let data = Arc::new(data);
+        let (served2, stop2) = (served.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut workers = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (data, served, stop) = (data.clone(), served2.clone(), stop2.clone());
+                        workers.push(std::thread::spawn(move || {
+                            serve_connection(stream, &data, behaviour, &served, &stop)
+                        }));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            stop2.store(true, Ordering::Relaxed);
+            for w in workers {
+                let _ = w.join();
+            }
+        });
+        HttpSource {
+            addr,
+            served,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Body bytes sent so far.
+    pub fn served(&self) -> u64 {
+        self.served.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for HttpSource {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve_connection(
+    mut stream: TcpStream,
+    data: &[u8],
+    behaviour: Behaviour,
+    served: &std::sync::atomic::AtomicU64,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    use hazel_protocol::http::{Parsed, Request};
+    use std::sync::atomic::Ordering;
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(_) => return,
+        }
+        let (request, consumed) = match Request::parse(&buf) {
+            Ok(Parsed::Complete { message, consumed }) => (message, consumed),
+            Ok(Parsed::NeedMore) => continue,
+            Err(_) => return,
+        };
+        buf.drain(..consumed);
+        let total = data.len() as u64;
+        let span = match request.range() {
+            Some(Ok(range)) => range.satisfy(total),
+            _ => None,
+        };
+        let (first, last) = span.map_or((0, total.saturating_sub(1)), |s| (s.first, s.last));
+        let head = format!(
+            "HTTP/1.1 206 Partial Content\r\nServer: test-source\r\nContent-Range: bytes {first}-{last}/{total}\r\nContent-Length: {}\r\nConnection: Keep-Alive\r\n\r\n",
+            last - first + 1
+        );
+        if stream.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        let mut body = data[first as usize..=last as usize].to_vec();
+        if behaviour == Behaviour::Corrupt {
+            for b in body.iter_mut().step_by(1000) {
+                *b ^= 0xff;
+            }
+        }
+        let limit = match behaviour {
+            Behaviour::StallAfter(n) | Behaviour::CloseAfter(n) => (n as usize).min(body.len()),
+            _ => body.len(),
+        };
+        let mut sent = 0;
+        while sent < limit && !stop.load(Ordering::Relaxed) {
+            let step = match behaviour {
+                Behaviour::Throttled(rate) => ((rate / 20).max(1) as usize).min(limit - sent),
+                _ => (limit - sent).min(64 * 1024),
+            };
+            if stream.write_all(&body[sent..sent + step]).is_err() {
+                return;
+            }
+            sent += step;
+            served.fetch_add(step as u64, Ordering::Relaxed);
+            if let Behaviour::Throttled(_) = behaviour {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        match behaviour {
+            Behaviour::CloseAfter(_) => return,
+            Behaviour::StallAfter(_) => {
+                // Hold the connection, sending nothing, until told to stop.
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A magnet link for `data` named `name` with these HTTP sources.
+pub fn magnet_for(data: &[u8], name: &str, sources: &[SocketAddr]) -> String {
+    use sha1::{Digest, Sha1};
+    let sha1: [u8; 20] = Sha1::digest(data).into();
+    hazel_protocol::magnet::Magnet {
+        sha1: Some(sha1),
+        tiger: None,
+        name: Some(name.to_string()),
+        size: Some(data.len() as u64),
+        sources: sources.to_vec(),
+    }
+    .to_link()
 }

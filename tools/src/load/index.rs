@@ -1,6 +1,6 @@
 //! `hazel-load index`: load for any OpenNap-protocol index server.
 //!
-//! Workload (issue 4): `--clients` sharers log in as guests (login 2) and
+//! Workload: `--clients` sharers log in as guests (login 2) and
 //! share `--files` files between them, names of `--words-per-name` words drawn
 //! from a `--vocabulary`-word vocabulary (100 × 1,000 files of 4 words from
 //! 5,000 give ≈ 80 hits per one-word search); then, for each concurrency in

@@ -1,0 +1,294 @@
+//! End-to-end downloads between real `hazel` processes on loopback: one
+//! source, several sources at once, a resume after `kill -9`, sources that
+//! lie, stall or hang up, and the Push/GIV path of a firewalled source.
+
+mod support;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use support::{num, wait_until, Servent, WAIT};
+
+/// Content that tells where a wrong byte came from.
+fn content(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// Waits until `servent` shares `name` with its SHA-1 known.
+fn wait_hashed(servent: &Servent, name: &str) {
+    let hashed = wait_until(WAIT, || {
+        servent.must("shares")["list"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|f| f["name"] == name && f["sha1"].is_string()))
+    });
+    assert!(hashed, "{} never hashed {name}", servent.name);
+}
+
+/// Searches from `from` until a result named `name` arrives; its id.
+fn find(from: &Servent, words: &str, name: &str) -> u64 {
+    let search = from.must(&format!("search {words}"));
+    let search_id = num(&search, "search_id");
+    let mut id = None;
+    let found = wait_until(WAIT, || {
+        id = from
+            .must(&format!("results {search_id}"))
+            .as_array()
+            .and_then(|rows| {
+                rows.iter()
+                    .find(|r| r["name"] == name && r["urn"].is_string())
+                    .map(|r| num(r, "id"))
+            });
+        id.is_some()
+    });
+    assert!(found, "no result for {name}\n{}", from.log());
+    id.unwrap_or(0)
+}
+
+fn download(servent: &Servent, id: u64) -> Option<Value> {
+    servent.must("transfers")["downloads"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|d| num(d, "id") == id).cloned())
+}
+
+/// Waits until download `id` is done; where it was saved.
+fn wait_done(servent: &Servent, id: u64, within: Duration) -> PathBuf {
+    let mut last = Value::Null;
+    let done = wait_until(within, || {
+        last = download(servent, id).unwrap_or(Value::Null);
+        last["state"] == "done"
+    });
+    assert!(
+        done,
+        "download {id} did not finish: {last}\n{}",
+        servent.log()
+    );
+    PathBuf::from(last["path"].as_str().expect("a path"))
+}
+
+fn started_download(reply: &Value) -> u64 {
+    num(&reply["downloads"][0], "download")
+}
+
+fn same_bytes(path: &Path, expected: &[u8]) {
+    let got = std::fs::read(path).expect("the downloaded file");
+    assert_eq!(got.len(), expected.len(), "size");
+    assert!(got == expected, "the downloaded bytes differ");
+}
+
+#[test]
+fn a_file_found_by_search_downloads_byte_identical_from_one_source() {
+    let data = content(3 * 1024 * 1024 + 123, 1);
+    let source = Servent::start("source", &["--peers", "0"], &[("one source.bin", &data)]);
+    let getter = Servent::start(
+        "getter",
+        &["--peers", "0", "--connect", &source.addr.to_string()],
+        &[],
+    );
+    getter.wait_established(1);
+    wait_hashed(&source, "one source.bin");
+    let result = find(&getter, "one source", "one source.bin");
+    let reply = getter.must(&format!("get {result}"));
+    let id = started_download(&reply);
+    let path = wait_done(&getter, id, WAIT);
+    same_bytes(&path, &data);
+    assert!(
+        path.starts_with(getter.data_dir.join("downloads")),
+        "{}",
+        path.display()
+    );
+    assert_eq!(
+        path.file_name().and_then(|n| n.to_str()),
+        Some("one source.bin")
+    );
+    // Nothing is left in incomplete/.
+    let left: Vec<_> = std::fs::read_dir(getter.data_dir.join("incomplete"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn three_sources_at_once_each_serve_part_of_the_file() {
+    let data = content(12 * 1024 * 1024, 2);
+    let sources: Vec<Servent> = (0..3)
+        .map(|i| {
+            Servent::start(
+                &format!("s{i}"),
+                &["--peers", "0"],
+                &[("shared by three.bin", &data)],
+            )
+        })
+        .collect();
+    let mut args = vec![
+        "--peers".to_string(),
+        "0".into(),
+        "--sources-per-download".into(),
+        "3".into(),
+    ];
+    for s in &sources {
+        args.push("--connect".into());
+        args.push(s.addr.to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let getter = Servent::start("getter", &args, &[]);
+    getter.wait_established(3);
+    for s in &sources {
+        wait_hashed(s, "shared by three.bin");
+    }
+    // All three answer the one search: one download, three sources.
+    let search = getter.must("search shared by three");
+    let search_id = num(&search, "search_id");
+    assert!(wait_until(WAIT, || getter
+        .must(&format!("results {search_id}"))
+        .as_array()
+        .is_some_and(|r| r.len() == 3)));
+    let first = num(&getter.must(&format!("results {search_id}"))[0], "id");
+    let id = started_download(&getter.must(&format!("get {first}")));
+    let path = wait_done(&getter, id, WAIT);
+    same_bytes(&path, &data);
+    let info = download(&getter, id).expect("the download");
+    let delivered: Vec<u64> = info["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .map(|s| num(s, "delivered"))
+        .collect();
+    assert_eq!(delivered.len(), 3, "{info}");
+    assert!(
+        delivered.iter().all(|&d| d > 0),
+        "each source served part: {delivered:?}"
+    );
+    assert_eq!(
+        delivered.iter().sum::<u64>(),
+        data.len() as u64,
+        "no range twice"
+    );
+}
+
+#[test]
+fn a_download_killed_half_way_resumes_after_a_restart_byte_identical() {
+    let data = content(8 * 1024 * 1024, 3);
+    let slow = support::HttpSource::start(data.clone(), support::Behaviour::Throttled(1024 * 1024));
+    let magnet = support::magnet_for(&data, "resumed.bin", &[slow.addr]);
+    let temp = tempfile::tempdir().expect("temp");
+    let (data_dir, share_dir) = (temp.path().join("data"), temp.path().join("share"));
+    let mut getter = Servent::start_in("getter", &data_dir, &share_dir, &["--peers", "0"], &[]);
+    let id = started_download(&getter.must(&format!("get {magnet}")));
+    // Half way (and past a checkpoint), kill it as a crash would.
+    assert!(wait_until(WAIT, || download(&getter, id)
+        .is_some_and(|d| num(&d, "done") >= 2 * 1024 * 1024)));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        data_dir.join("incomplete/resumed.bin.state").exists(),
+        "a checkpoint was saved"
+    );
+    getter.kill();
+    let served_before = slow.served();
+    let getter = Servent::start_in("getter", &data_dir, &share_dir, &["--peers", "0"], &[]);
+    let path = wait_done(&getter, id, Duration::from_secs(60));
+    same_bytes(&path, &data);
+    let total = slow.served();
+    assert!(
+        total < data.len() as u64 + served_before / 2,
+        "the restart fetched again what it had: {total} bytes served for a {}-byte file ({served_before} before the kill)",
+        data.len()
+    );
+}
+
+#[test]
+fn a_source_that_stalls_or_hangs_up_loses_its_range_to_the_others() {
+    let data = content(8 * 1024 * 1024, 4);
+    let honest =
+        support::HttpSource::start(data.clone(), support::Behaviour::Throttled(2 * 1024 * 1024));
+    let staller = support::HttpSource::start(data.clone(), support::Behaviour::StallAfter(10_000));
+    let closer = support::HttpSource::start(data.clone(), support::Behaviour::CloseAfter(50_000));
+    let magnet = support::magnet_for(
+        &data,
+        "stubborn.bin",
+        &[staller.addr, closer.addr, honest.addr],
+    );
+    let getter = Servent::start(
+        "getter",
+        &["--peers", "0", "--transfer-stall-timeout", "2"],
+        &[],
+    );
+    let id = started_download(&getter.must(&format!("get {magnet}")));
+    let path = wait_done(&getter, id, Duration::from_secs(60));
+    same_bytes(&path, &data);
+    let info = download(&getter, id).expect("the download");
+    let errors: Vec<String> = info["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .filter_map(|s| s["last_error"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        errors.iter().any(|e| e.contains("no byte for 2 s")),
+        "{info}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("closed in the middle")),
+        "{info}"
+    );
+}
+
+#[test]
+fn a_firewalled_source_is_reached_through_a_push_and_its_giv() {
+    let data = content(1024 * 1024 + 7, 5);
+    let hidden = Servent::start(
+        "hidden",
+        &["--peers", "0", "--firewalled"],
+        &[("behind the wall.bin", &data)],
+    );
+    let getter = Servent::start("getter", &["--peers", "0"], &[]);
+    // The firewalled one connects out; the getter never dials it.
+    hidden.must(&format!("connect {}", getter.addr));
+    getter.wait_established(1);
+    wait_hashed(&hidden, "behind the wall.bin");
+    let result = find(&getter, "behind the wall", "behind the wall.bin");
+    let hit = getter.must("results");
+    assert!(
+        hit.as_array()
+            .is_some_and(|r| r.iter().any(|h| h["needs_push"] == true)),
+        "the hit asks for a Push: {hit}"
+    );
+    let id = started_download(&getter.must(&format!("get {result}")));
+    let path = wait_done(&getter, id, WAIT);
+    same_bytes(&path, &data);
+    let info = download(&getter, id).expect("the download");
+    assert_eq!(info["sources"][0]["push"], true, "{info}");
+}
+
+#[test]
+fn when_both_sides_are_firewalled_the_download_fails_saying_so() {
+    let data = content(100_000, 6);
+    let hidden = Servent::start(
+        "hidden",
+        &["--peers", "0", "--firewalled"],
+        &[("unreachable.bin", &data)],
+    );
+    let getter = Servent::start("getter", &["--peers", "0", "--firewalled"], &[]);
+    hidden.must(&format!("connect {}", getter.addr));
+    getter.wait_established(1);
+    wait_hashed(&hidden, "unreachable.bin");
+    let result = find(&getter, "unreachable", "unreachable.bin");
+    let id = started_download(&getter.must(&format!("get {result}")));
+    let mut last = Value::Null;
+    assert!(
+        wait_until(WAIT, || {
+            last = download(&getter, id).unwrap_or(Value::Null);
+            last["state"] == "failed"
+        }),
+        "{last}"
+    );
+    let why = last["last_error"].as_str().unwrap_or_default();
+    assert!(why.contains("firewalled"), "{why}");
+}
