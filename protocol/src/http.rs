@@ -1,5 +1,5 @@
 //! HTTP heads of Gnutella file transfers: request and status lines, header blocks, `Range` and
-//! `Content-Range` values, and the `/get/` and `/uri-res/N2R` resources.
+//! `Content-Range` values, and the `/get/`, `/uri-res/N2R` and `/uri-res/N2X` resources.
 //!
 //! Real transfer traffic is untidy (see PROTOCOL-NOTES §4): raw spaces inside the request path,
 //! the version-less status line `HTTP 503 Server Busy`, `Referrer:` for `Referer:`, requests split
@@ -243,6 +243,13 @@ pub enum Resource {
     File { index: u32, name: Vec<u8> },
     /// `/uri-res/N2R?urn:sha1:<32 base32>` (or a `urn:bitprint:` whose first half is the SHA-1).
     Sha1 { sha1: [u8; 20] },
+    /// `/uri-res/N2X?urn:sha1:<32 base32>`: the THEX tree of that file (see [`crate::thex`]).
+    /// gtk-gnutella may ask with `urn:bitprint:<sha1>.<tiger root>`; `tiger` is then the root it
+    /// expects.
+    Tree {
+        sha1: [u8; 20],
+        tiger: Option<[u8; 24]>,
+    },
     /// Anything else, raw.
     Other(Vec<u8>),
 }
@@ -267,6 +274,14 @@ impl Resource {
                 return Resource::Sha1 { sha1 };
             }
         }
+        if let Some(query) = strip_prefix_ignore_case(target, b"/uri-res/N2X?") {
+            if let Some(sha1) = parse_sha1_urn(query) {
+                let tiger = strip_prefix_ignore_case(query, b"urn:bitprint:")
+                    .and_then(|rest| rest.get(33..))
+                    .and_then(crate::thex::parse_tiger_base32);
+                return Resource::Tree { sha1, tiger };
+            }
+        }
         Resource::Other(target.to_vec())
     }
 
@@ -281,6 +296,21 @@ impl Resource {
             Resource::Sha1 { sha1 } => {
                 let mut t = b"/uri-res/N2R?urn:sha1:".to_vec();
                 t.extend_from_slice(data_encoding::BASE32.encode(sha1).as_bytes());
+                t
+            }
+            Resource::Tree { sha1, tiger } => {
+                let mut t = b"/uri-res/N2X?".to_vec();
+                match tiger {
+                    None => t.extend_from_slice(crate::huge::sha1_urn(sha1).as_bytes()),
+                    Some(tiger) => t.extend_from_slice(
+                        crate::huge::Urn::Bitprint {
+                            sha1: *sha1,
+                            tiger: *tiger,
+                        }
+                        .to_bytes()
+                        .as_slice(),
+                    ),
+                }
                 t
             }
             Resource::Other(raw) => raw.clone(),
@@ -754,6 +784,35 @@ Referrer: Gnutella\r\nConnection: Keep-Alive\r\nRange: bytes=0-\r\n\r\n";
         );
         assert!(matches!(
             file(b"/uri-res/N2R?urn:sha1:LXIP2A72T5H3BU3GRUMZFYNU3OYDK6F1"),
+            Resource::Other(_)
+        ));
+        // THEX trees: by sha1, or by bitprint (whose root is kept).
+        let tree = Resource::Tree {
+            sha1: digest,
+            tiger: None,
+        };
+        assert_eq!(
+            file(b"/uri-res/N2X?urn:sha1:LXIP2A72T5H3BU3GRUMZFYNU3OYDK6FI"),
+            tree
+        );
+        assert_eq!(Resource::from_target(&tree.to_target()), tree);
+        let root = crate::thex::parse_tiger_base32(b"3WMUS6WM2ZC7XIPRQDKXWHHJRV4IKYC4OX4ELCA");
+        assert!(root.is_some());
+        let by_bitprint = file(b"/uri-res/n2x?urn:bitprint:LXIP2A72T5H3BU3GRUMZFYNU3OYDK6FI.3wmus6wm2zc7xiprqdkxwhhjrv4ikyc4ox4elca");
+        assert_eq!(
+            by_bitprint,
+            Resource::Tree {
+                sha1: digest,
+                tiger: root
+            }
+        );
+        assert_eq!(
+            by_bitprint.to_target(),
+            b"/uri-res/N2X?urn:bitprint:LXIP2A72T5H3BU3GRUMZFYNU3OYDK6FI.3WMUS6WM2ZC7XIPRQDKXWHHJRV4IKYC4OX4ELCA"
+        );
+        assert_eq!(Resource::from_target(&by_bitprint.to_target()), by_bitprint);
+        assert!(matches!(
+            file(b"/uri-res/N2X?urn:sha1:TOOSHORT"),
             Resource::Other(_)
         ));
         let back = Resource::File {

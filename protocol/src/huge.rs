@@ -77,6 +77,23 @@ impl Urn {
         }
     }
 
+    /// The Tiger tree root this urn names (a `urn:bitprint:`'s second half), in any letter case.
+    pub fn tiger(&self) -> Option<TigerDigest> {
+        match self {
+            Urn::Bitprint { tiger, .. } => Some(*tiger),
+            Urn::Sha1(_) => None,
+            Urn::Other(text) => {
+                if text.len() > BITPRINT_PREFIX.len()
+                    && text[..BITPRINT_PREFIX.len()].eq_ignore_ascii_case(BITPRINT_PREFIX)
+                {
+                    decode_bitprint(&text[BITPRINT_PREFIX.len()..], true).map(|(_, t)| t)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
     pub fn encoded_len(&self) -> usize {
         match self {
             Urn::Sha1(_) => SHA1_PREFIX.len() + SHA1_BASE32_LEN,
@@ -124,6 +141,15 @@ impl fmt::Debug for Urn {
 /// The canonical `urn:sha1:` text of a digest.
 pub fn sha1_urn(digest: &Sha1Digest) -> String {
     format!("urn:sha1:{}", BASE32.encode(digest))
+}
+
+/// The canonical `urn:bitprint:<sha1>.<tiger root>` text.
+pub fn bitprint_urn(sha1: &Sha1Digest, tiger: &TigerDigest) -> String {
+    Urn::Bitprint {
+        sha1: *sha1,
+        tiger: *tiger,
+    }
+    .to_string()
 }
 
 fn decode_sha1(b32: &[u8], any_case: bool) -> Option<Sha1Digest> {
@@ -184,6 +210,19 @@ mod tests {
         assert!(matches!(urn, Urn::Bitprint { .. }), "{urn:?}");
         assert_eq!(urn.to_bytes(), text);
         assert!(urn.sha1().is_some());
+        let tiger = urn.tiger().expect("a bitprint names a tiger root");
+        assert_eq!(
+            bitprint_urn(&urn.sha1().unwrap(), &tiger).as_bytes(),
+            &text[..]
+        );
+        // Any case, as sha1() reads it.
+        let lower = Urn::parse(&text.to_ascii_lowercase()[..]);
+        assert!(matches!(lower, Urn::Other(_)));
+        assert_eq!(lower.tiger(), Some(tiger));
+        assert_eq!(
+            Urn::parse(b"urn:sha1:LXIP2A72T5H3BU3GRUMZFYNU3OYDK6FI").tiger(),
+            None
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //! - [`magnet`]: magnet links (`xt`, `dn`, `xl`, `xs`/`as` sources).
 //! - [`qrp`]: Query Routing Protocol tables, RESET/PATCH messages and the QRP keyword hash.
 //! - [`pcap`]: reading captures (TCP reassembly, UDP) for conformance tests and `hazel-trace`.
+//! - [`thex`]: Tiger tree hashes (THEX): the streaming tree hasher, range verification, and the
+//!   DIME serialization served at `/uri-res/N2X`.
 //! - [`text`]: showing network strings on a terminal or in a log (control characters escaped).
 //! - [`traces`]: where the shared captures are found (`$HAZEL_TRACES` or `../shared/traces`).
 
@@ -35,6 +37,7 @@ pub mod napster;
 pub mod pcap;
 pub mod qrp;
 pub mod text;
+pub mod thex;
 pub mod traces;
 
 pub use error::DecodeError;

@@ -31,6 +31,8 @@ fn resource() -> impl Strategy<Value = Resource> {
         (any::<u32>(), prop::collection::vec(any::<u8>(), 0..60))
             .prop_map(|(index, name)| Resource::File { index, name }),
         any::<[u8; 20]>().prop_map(|sha1| Resource::Sha1 { sha1 }),
+        (any::<[u8; 20]>(), any::<Option<[u8; 24]>>())
+            .prop_map(|(sha1, tiger)| Resource::Tree { sha1, tiger }),
     ]
 }
 

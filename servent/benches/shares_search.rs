@@ -54,6 +54,7 @@ fn library() -> (Library, Vec<String>) {
                 size: rng.gen_range(1_000..10_000_000),
                 mtime: UNIX_EPOCH,
                 sha1: Some(sha1),
+                tiger: None,
             }
         })
         .collect();
@@ -124,6 +125,7 @@ fn bench_search(c: &mut Criterion) {
             .iter()
             .map(|f| SharedFile {
                 sha1: None,
+                tiger: None,
                 ..SharedFile::clone(f)
             })
             .collect(),

@@ -209,7 +209,7 @@ fn restart_reuses_the_cache_and_survives_corruption() {
         scanner.shutdown();
     }
     let text = fs::read_to_string(data.path().join(CACHE_FILE)).expect("cache file");
-    assert!(text.starts_with("hazel-sha1-cache 1\n"));
+    assert!(text.starts_with("hazel-sha1-cache 2\n"));
     assert_eq!(text.lines().count(), 6);
 }
 

@@ -57,6 +57,7 @@ fn files() -> impl Strategy<Value = Vec<SharedFile>> {
                 size,
                 mtime: UNIX_EPOCH,
                 sha1,
+                tiger: None,
             })
             .collect()
     })
@@ -176,6 +177,7 @@ proptest! {
             size: 100,
             mtime: UNIX_EPOCH,
             sha1: Some([1; 20]),
+            tiger: None,
         }]);
         let mut slots = UploadSlots::new(1);
         let mut session = UploadSession::new(UploadConfig::default());

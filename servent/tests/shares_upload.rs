@@ -6,7 +6,7 @@ use std::time::{Instant, UNIX_EPOCH};
 use data_encoding::BASE32;
 use hazel_servent::core::shares::mesh::Mesh;
 use hazel_servent::core::shares::upload::{
-    FileSpan, UploadConfig, UploadPoll, UploadReply, UploadSession, UploadSlots,
+    FileSpan, SpanSource, UploadConfig, UploadPoll, UploadReply, UploadSession, UploadSlots,
 };
 use hazel_servent::core::shares::{Library, SharedFile};
 
@@ -22,6 +22,7 @@ fn library() -> Library {
             size: 1000,
             mtime: UNIX_EPOCH,
             sha1: Some(SHA1),
+            tiger: None,
         },
         SharedFile {
             index: 6,
@@ -31,6 +32,7 @@ fn library() -> Library {
             size: 0,
             mtime: UNIX_EPOCH,
             sha1: None,
+            tiger: None,
         },
     ])
 }
@@ -59,6 +61,7 @@ fn head(reply: &UploadReply) -> String {
 fn span(offset: u64, len: u64) -> Option<FileSpan> {
     Some(FileSpan {
         index: 5,
+        source: SpanSource::SharedFile,
         path: PathBuf::from("/srv/music/Song One.mp3"),
         offset,
         len,
@@ -410,6 +413,220 @@ fn garbage_gets_400_then_close_and_floods_are_cut() {
     assert!(
         polls < 100,
         "a head without end must not be buffered forever"
+    );
+}
+
+// ---- THEX: /uri-res/N2X and X-Thex-URI ----
+
+const TREE_SHA1: [u8; 20] = [0x33; 20];
+const TREE_SIZE: u64 = 200_000;
+
+fn tiger() -> [u8; 24] {
+    hazel_protocol::thex::root_of(b"stand-in root")
+}
+
+/// A library with one file whose tree is stored (under /data/thex) and one still being hashed.
+fn tree_library() -> Library {
+    let file = |index: u32, name: &str, sha1: [u8; 20], tiger: Option<[u8; 24]>| SharedFile {
+        index,
+        name: name.into(),
+        rel_path: PathBuf::from(name),
+        path: PathBuf::from("/srv/music").join(name),
+        size: TREE_SIZE,
+        mtime: UNIX_EPOCH,
+        sha1: Some(sha1),
+        tiger,
+    };
+    Library::new(vec![
+        file(7, "tree.bin", TREE_SHA1, Some(tiger())),
+        file(8, "pending.bin", [0x44; 20], None),
+    ])
+    .with_thex_dir(PathBuf::from("/data/thex"))
+}
+
+fn answer_in(lib: &Library, request: &[u8], slots: &mut UploadSlots) -> UploadReply {
+    let mut session = UploadSession::new(config());
+    session.on_bytes(request);
+    match session.poll(lib, slots) {
+        UploadPoll::Respond(reply) => reply,
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+fn tree_len() -> u64 {
+    hazel_protocol::thex::dime::message_len(TREE_SIZE, hazel_protocol::thex::kept_depth(TREE_SIZE))
+        .unwrap()
+}
+
+#[test]
+fn n2x_serves_the_stored_tree_without_a_slot() {
+    let lib = tree_library();
+    // No slot free at all: the tree is still served (it takes none).
+    let mut slots = UploadSlots::new(0);
+    let b32 = BASE32.encode(&TREE_SHA1);
+    let reply = answer_in(
+        &lib,
+        format!("GET /uri-res/N2X?urn:sha1:{b32} HTTP/1.1\r\nRange: bytes=0-9\r\n\r\n").as_bytes(),
+        &mut slots,
+    );
+    assert_eq!(
+        head(&reply),
+        format!(
+            "HTTP/1.1 200 OK\r\nServer: Hazel/test\r\nConnection: Keep-Alive\r\n\
+             Content-Type: application/dime\r\nContent-Length: {}\r\n\
+             X-Gnutella-Content-URN: urn:sha1:{b32}\r\n\r\n",
+            tree_len()
+        ),
+        "a Range is ignored: the whole tree, 200"
+    );
+    assert_eq!(
+        reply.body,
+        Some(FileSpan {
+            index: 7,
+            source: SpanSource::TigerTree,
+            path: PathBuf::from(format!("/data/thex/{b32}.dime")),
+            offset: 0,
+            len: tree_len(),
+            expected_size: tree_len(),
+            expected_mtime: UNIX_EPOCH,
+        })
+    );
+    assert_eq!(slots.active(), 0);
+
+    // HEAD: the same head, no body.
+    let reply = answer_in(
+        &lib,
+        format!("HEAD /uri-res/N2X?urn:sha1:{b32} HTTP/1.1\r\n\r\n").as_bytes(),
+        &mut slots,
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, None);
+    assert!(head(&reply).contains(&format!("Content-Length: {}\r\n", tree_len())));
+}
+
+#[test]
+fn n2x_by_bitprint_must_name_our_root() {
+    let lib = tree_library();
+    let mut slots = UploadSlots::new(1);
+    let ours = hazel_protocol::huge::bitprint_urn(&TREE_SHA1, &tiger());
+    let reply = answer_in(
+        &lib,
+        format!("GET /uri-res/N2X?{ours} HTTP/1.1\r\n\r\n").as_bytes(),
+        &mut slots,
+    );
+    assert_eq!(reply.status, 200);
+    let other =
+        hazel_protocol::huge::bitprint_urn(&TREE_SHA1, &hazel_protocol::thex::root_of(b"x"));
+    let reply = answer_in(
+        &lib,
+        format!("GET /uri-res/N2X?{other} HTTP/1.1\r\n\r\n").as_bytes(),
+        &mut slots,
+    );
+    assert_eq!(reply.status, 404);
+    assert!(reply.keep_alive);
+    // An unknown SHA-1, and a malformed urn.
+    for target in [
+        format!("/uri-res/N2X?urn:sha1:{}", BASE32.encode(&[0x99; 20])),
+        "/uri-res/N2X?urn:sha1:NOTBASE32".to_string(),
+    ] {
+        let reply = answer_in(
+            &lib,
+            format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes(),
+            &mut slots,
+        );
+        assert_eq!(reply.status, 404, "{target}");
+        assert_eq!(reply.body, None);
+    }
+}
+
+#[test]
+fn n2x_while_the_tree_is_computed_says_retry() {
+    let lib = tree_library();
+    let mut slots = UploadSlots::new(1);
+    let reply = answer_in(
+        &lib,
+        format!(
+            "GET /uri-res/N2X?urn:sha1:{} HTTP/1.1\r\n\r\n",
+            BASE32.encode(&[0x44; 20])
+        )
+        .as_bytes(),
+        &mut slots,
+    );
+    assert_eq!(reply.status, 503);
+    assert!(
+        head(&reply).contains("Retry-After: 30\r\n"),
+        "{}",
+        head(&reply)
+    );
+    assert_eq!(reply.body, None);
+    assert!(
+        reply.keep_alive,
+        "a 503 for a tree does not end the connection"
+    );
+    // Without a tree directory no tree is ever announced or served.
+    let bare = Library::new(
+        tree_library()
+            .files()
+            .iter()
+            .map(|f| (**f).clone())
+            .collect(),
+    );
+    let reply = answer_in(
+        &bare,
+        format!(
+            "GET /uri-res/N2X?urn:sha1:{} HTTP/1.1\r\n\r\n",
+            BASE32.encode(&TREE_SHA1)
+        )
+        .as_bytes(),
+        &mut slots,
+    );
+    assert_eq!(reply.status, 503);
+    let reply = answer_in(&bare, b"HEAD /get/7/tree.bin HTTP/1.1\r\n\r\n", &mut slots);
+    assert!(!head(&reply).contains("X-Thex-URI"), "{}", head(&reply));
+}
+
+#[test]
+fn file_replies_name_the_tree_as_gtk_gnutella_does() {
+    let lib = tree_library();
+    let mut slots = UploadSlots::new(2);
+    let b32 = BASE32.encode(&TREE_SHA1);
+    let root = hazel_protocol::thex::tiger_base32(&tiger());
+    for request in [
+        "GET /get/7/tree.bin HTTP/1.1\r\n\r\n".to_string(),
+        format!("GET /uri-res/N2R?urn:sha1:{b32} HTTP/1.1\r\nRange: bytes=5-9\r\n\r\n"),
+        "HEAD /get/7/tree.bin HTTP/1.1\r\n\r\n".to_string(),
+    ] {
+        let reply = answer_in(&lib, request.as_bytes(), &mut slots);
+        let text = head(&reply);
+        assert!(
+            text.contains(&format!(
+                "\r\nX-Thex-URI: /uri-res/N2X?urn:sha1:{b32};{root}\r\n"
+            )),
+            "{request}: {text}"
+        );
+    }
+    // The file still hashing has no X-Thex-URI.
+    let reply = answer_in(
+        &lib,
+        b"HEAD /get/8/pending.bin HTTP/1.1\r\n\r\n",
+        &mut slots,
+    );
+    assert!(!head(&reply).contains("X-Thex-URI"), "{}", head(&reply));
+    // The header reads back as the protocol crate's ThexUri.
+    let reply = answer_in(&lib, b"HEAD /get/7/tree.bin HTTP/1.1\r\n\r\n", &mut slots);
+    let text = head(&reply);
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Thex-URI: "))
+        .expect("X-Thex-URI");
+    let uri = hazel_protocol::thex::ThexUri::parse(value.as_bytes()).expect("parses");
+    assert_eq!(uri.root, Some(tiger()));
+    assert_eq!(
+        hazel_protocol::http::Resource::from_target(&uri.uri),
+        hazel_protocol::http::Resource::Tree {
+            sha1: TREE_SHA1,
+            tiger: None
+        }
     );
 }
 

@@ -83,6 +83,7 @@ fn library_for(requests: &[CapturedRequest]) -> Library {
             size: SIZE,
             mtime: UNIX_EPOCH,
             sha1: None,
+            tiger: None,
         })
         .collect();
     files.dedup_by_key(|f| f.index);

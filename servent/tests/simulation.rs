@@ -43,6 +43,7 @@ fn library(node: usize) -> Arc<Library> {
         size: 1000 + node as u64,
         mtime: SystemTime::UNIX_EPOCH,
         sha1: Some([node as u8; 20]),
+        tiger: None,
     }]))
 }
 

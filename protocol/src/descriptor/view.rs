@@ -526,6 +526,24 @@ impl<'a> HitResultRef<'a> {
         })
     }
 
+    /// The Tiger tree root of the file: the second half of a `urn:bitprint:` urn, else a GGEP
+    /// `TT` extension (the 24 raw bytes gtk-gnutella sends beside a `urn:sha1:`).
+    pub fn tiger(&self) -> Option<crate::huge::TigerDigest> {
+        let from_urn = self.extensions.iter().find_map(|e| match e {
+            ExtensionRef::Urn(text) => Urn::parse(text).tiger(),
+            _ => None,
+        });
+        from_urn.or_else(|| {
+            self.extensions.iter().find_map(|e| match e {
+                ExtensionRef::Ggep(g) => {
+                    let value = g.get(b"TT")?.into_owned().value().ok()?;
+                    value.try_into().ok()
+                }
+                _ => None,
+            })
+        })
+    }
+
     pub fn into_owned(self) -> HitResult {
         HitResult {
             index: self.index,

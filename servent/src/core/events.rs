@@ -108,6 +108,10 @@ pub struct SearchResult {
     pub name: String,
     /// `urn:sha1:...` when the hit carried one.
     pub urn: Option<String>,
+    /// The Tiger tree root (39 base32 characters) when the hit named one (a `urn:bitprint:`, or
+    /// gtk-gnutella's GGEP `TT`): the root a download checks the source's THEX tree against
+    /// (`hazel_protocol::thex::parse_tiger_base32` reads it back).
+    pub tiger: Option<String>,
     /// The responder is firewalled (a download needs a Push).
     pub needs_push: bool,
     pub hops: u8,

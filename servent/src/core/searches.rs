@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use hazel_protocol::descriptor::QueryHitRef;
 use hazel_protocol::huge::sha1_urn;
+use hazel_protocol::thex::tiger_base32;
 
 use super::events::SearchResult;
 use super::hex;
@@ -105,6 +106,7 @@ impl Searches {
                 size: u64::from(result.size),
                 name: String::from_utf8_lossy(result.name).into_owned(),
                 urn: result.sha1().map(|d| sha1_urn(&d)),
+                tiger: result.tiger().map(|t| tiger_base32(&t)),
                 needs_push,
                 hops,
             };
@@ -153,5 +155,65 @@ impl Searches {
 
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hazel_protocol::descriptor::{Extension, HitResult, QueryHit, ServentId};
+    use hazel_protocol::ggep::{Ggep, GgepExtension, GgepId};
+    use hazel_protocol::huge::Urn;
+    use std::net::Ipv4Addr;
+
+    fn hit(results: Vec<HitResult>) -> Vec<u8> {
+        let hit = QueryHit {
+            port: 6346,
+            ip: Ipv4Addr::new(192, 0, 2, 1),
+            speed: 100,
+            results,
+            trailer: None,
+            servent_id: ServentId([9; 16]),
+        };
+        let mut out = Vec::new();
+        hit.encode(&mut out);
+        out
+    }
+
+    fn result(index: u32, extensions: Vec<Extension>) -> HitResult {
+        HitResult {
+            index,
+            size: 5000,
+            name: format!("f{index}").into_bytes(),
+            extensions,
+        }
+    }
+
+    #[test]
+    fn results_keep_the_tiger_root_of_a_bitprint_or_a_tt() {
+        let (sha1, tiger) = ([3u8; 20], hazel_protocol::thex::root_of(b"abc"));
+        let tt = Ggep::new(vec![GgepExtension::new(
+            GgepId::new(b"TT").expect("id"),
+            tiger.to_vec(),
+        )]);
+        let payload = hit(vec![
+            result(1, vec![Extension::Urn(Urn::Bitprint { sha1, tiger })]),
+            result(
+                2,
+                vec![Extension::Urn(Urn::Sha1(sha1)), Extension::Ggep(tt)],
+            ),
+            result(3, vec![Extension::Urn(Urn::Sha1(sha1))]),
+        ]);
+        let mut searches = Searches::default();
+        searches.start("abc", [1; 16]);
+        let Collected::Results(results) = searches.collect(&[1; 16], 2, &payload) else {
+            panic!("results expected");
+        };
+        let roots: Vec<Option<String>> = results.iter().map(|r| r.tiger.clone()).collect();
+        let b32 = tiger_base32(&tiger);
+        assert_eq!(roots, [Some(b32.clone()), Some(b32), None]);
+        for r in &results {
+            assert_eq!(r.urn.as_deref(), Some(sha1_urn(&sha1).as_str()));
+        }
     }
 }

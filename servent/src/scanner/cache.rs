@@ -1,9 +1,13 @@
-//! The SHA-1 cache in the data directory: digests (and the index announced for the file) keyed by
-//! (path, size, mtime), so a restart or a rescan never re-reads an unchanged file.
+//! The hash cache in the data directory: SHA-1 and Tiger tree root (and the index announced for
+//! the file) keyed by (path, size, mtime), so a restart or a rescan never re-reads an unchanged
+//! file.
 //!
 //! Format (`sha1-cache` in the data directory), one UTF-8 text line per file:
-//! `<sha1 base32>\t<size>\t<mtime ns since the epoch, signed>\t<index>\t<percent-encoded path>`
-//! after a `hazel-sha1-cache 1` header line. Paths are raw bytes (Unix): `%`, control bytes and
+//! `<hashes>\t<size>\t<mtime ns since the epoch, signed>\t<index>\t<percent-encoded path>`
+//! after a `hazel-sha1-cache 2` header line, where `<hashes>` is the SHA-1 in base32, or
+//! `<sha1 base32>.<tiger root base32>` (the bitprint spelling) once the tree is known. Version 1
+//! files (the same lines, SHA-1 only) still load: their files keep their SHA-1 and index, and
+//! get their tree on the next hashing pass. Paths are raw bytes (Unix): `%`, control bytes and
 //! anything that is not printable ASCII are written `%XX`. The file is replaced atomically (temp
 //! file, fsync, rename, fsync of the directory). A line that does not parse is skipped; a file with
 //! another header is ignored entirely (the cache is then rebuilt by hashing).
@@ -17,11 +21,13 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use data_encoding::BASE32;
+use data_encoding::{BASE32, BASE32_NOPAD};
 
 /// The cache file's name inside the data directory.
 pub const CACHE_FILE: &str = "sha1-cache";
-const HEADER: &str = "hazel-sha1-cache 1";
+const HEADER: &str = "hazel-sha1-cache 2";
+/// The header of the SHA-1-only format, still read.
+const HEADER_V1: &str = "hazel-sha1-cache 1";
 
 /// A file's identity for the cache: the same path, size and mtime means the same content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,6 +66,8 @@ impl FileStamp {
 pub struct CachedHash {
     pub stamp: FileStamp,
     pub sha1: [u8; 20],
+    /// The Tiger tree root, when the file's tree was computed and stored.
+    pub tiger: Option<[u8; 24]>,
     pub index: u32,
 }
 
@@ -102,7 +110,7 @@ impl HashCache {
     pub fn parse(text: &str) -> HashCache {
         let mut lines = text.lines();
         let mut cache = HashCache::default();
-        if lines.next() != Some(HEADER) {
+        if !matches!(lines.next(), Some(HEADER | HEADER_V1)) {
             return cache;
         }
         for line in lines {
@@ -122,6 +130,10 @@ impl HashCache {
         out.push('\n');
         for (path, entry) in entries {
             out.push_str(&BASE32.encode(&entry.sha1));
+            if let Some(tiger) = &entry.tiger {
+                out.push('.');
+                out.push_str(&BASE32_NOPAD.encode(tiger));
+            }
             out.push('\t');
             out.push_str(&entry.stamp.size.to_string());
             out.push('\t');
@@ -175,16 +187,27 @@ impl HashCache {
 
 fn parse_line(line: &str) -> Option<(PathBuf, CachedHash)> {
     let mut fields = line.splitn(5, '\t');
-    let sha1_text = fields.next()?;
+    let hashes_text = fields.next()?;
     let size = fields.next()?.parse::<u64>().ok()?;
     let mtime_ns = fields.next()?.parse::<i128>().ok()?;
     let index = fields.next()?.parse::<u32>().ok()?;
     let path_text = fields.next()?;
+    let (sha1_text, tiger_text) = match hashes_text.split_once('.') {
+        Some((sha1, tiger)) => (sha1, Some(tiger)),
+        None => (hashes_text, None),
+    };
     if sha1_text.len() != 32 {
         return None;
     }
     let digest = BASE32.decode(sha1_text.as_bytes()).ok()?;
     let sha1: [u8; 20] = digest.try_into().ok()?;
+    let tiger = match tiger_text {
+        None => None,
+        Some(text) => Some(
+            hazel_protocol::thex::parse_tiger_base32(text.as_bytes())
+                .filter(|t| BASE32_NOPAD.encode(t) == text)?,
+        ),
+    };
     let path = PathBuf::from(OsString::from_vec(percent_decode(path_text)?));
     if path.as_os_str().is_empty() {
         return None;
@@ -194,6 +217,7 @@ fn parse_line(line: &str) -> Option<(PathBuf, CachedHash)> {
         CachedHash {
             stamp: FileStamp { size, mtime_ns },
             sha1,
+            tiger,
             index,
         },
     ))
@@ -235,8 +259,50 @@ mod tests {
         CachedHash {
             stamp: FileStamp { size, mtime_ns },
             sha1: [byte; 20],
+            tiger: byte.is_multiple_of(2).then_some([byte; 24]),
             index,
         }
+    }
+
+    #[test]
+    fn version_1_lines_still_load_without_roots() {
+        let sha1 = "A".repeat(32);
+        let v1 = format!("hazel-sha1-cache 1\n{sha1}\t10\t20\t3\t/old/file\n");
+        let cache = HashCache::parse(&v1);
+        let entry = cache
+            .lookup(
+                Path::new("/old/file"),
+                FileStamp {
+                    size: 10,
+                    mtime_ns: 20,
+                },
+            )
+            .expect("a version 1 line loads");
+        assert_eq!((entry.sha1, entry.tiger, entry.index), ([0; 20], None, 3));
+        // Written back in version 2, the same line.
+        let text = cache.to_text();
+        assert!(text.starts_with("hazel-sha1-cache 2\n"));
+        assert!(text.ends_with(&format!("{sha1}\t10\t20\t3\t/old/file\n")));
+        // A root is written after the SHA-1, bitprint-style, and read back.
+        let mut cache = cache;
+        let root = [7u8; 24];
+        cache.insert(
+            "/old/file".into(),
+            CachedHash {
+                tiger: Some(root),
+                ..*entry_of(&cache, "/old/file")
+            },
+        );
+        let text = cache.to_text();
+        assert!(text.contains(&format!("{sha1}.{}\t", BASE32_NOPAD.encode(&root))));
+        assert_eq!(HashCache::parse(&text), cache);
+        // A damaged root spoils its line only.
+        let damaged = text.replace(&BASE32_NOPAD.encode(&root), "NOTBASE32");
+        assert!(HashCache::parse(&damaged).is_empty());
+    }
+
+    fn entry_of<'a>(cache: &'a HashCache, path: &str) -> &'a CachedHash {
+        cache.entries.get(Path::new(path)).expect("entry")
     }
 
     #[test]
@@ -320,19 +386,19 @@ mod tests {
             entries in proptest::collection::vec(
                 (proptest::collection::vec(proptest::num::u8::ANY, 1..40), proptest::num::u64::ANY,
                  proptest::num::i64::ANY, proptest::array::uniform20(proptest::num::u8::ANY),
-                 proptest::num::u32::ANY),
+                 proptest::num::u32::ANY, proptest::option::of(proptest::array::uniform24(proptest::num::u8::ANY))),
                 0..8),
         ) {
             // Any text parses to some cache, without panicking.
             let _ = HashCache::parse(&garbage);
             let _ = HashCache::parse(&format!("{HEADER}\n{garbage}"));
             let mut cache = HashCache::default();
-            for (path, size, mtime, sha1, index) in entries {
+            for (path, size, mtime, sha1, index, tiger) in entries {
                 let mut bytes = b"/".to_vec();
                 bytes.extend(path);
                 cache.insert(
                     PathBuf::from(OsString::from_vec(bytes)),
-                    CachedHash { stamp: FileStamp { size, mtime_ns: i128::from(mtime) }, sha1, index },
+                    CachedHash { stamp: FileStamp { size, mtime_ns: i128::from(mtime) }, sha1, tiger, index },
                 );
             }
             proptest::prop_assert_eq!(HashCache::parse(&cache.to_text()), cache);

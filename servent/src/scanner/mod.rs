@@ -10,8 +10,13 @@
 //! - File indexes stay the same across rescans (and restarts, through the cache) while a file's
 //!   path, size and mtime are unchanged, so downloads in flight keep working; a changed file gets a
 //!   new index, and indexes are never reused for other content within a run.
-//! - SHA-1 is computed streaming with a bounded buffer, skipping files whose digest is in the cache
-//!   ([`cache`]) for the same (path, size, mtime). A file that changed since the walk is hashed
+//! - SHA-1 and the Tiger tree ([`hazel_protocol::thex`]) are computed in the same streaming read
+//!   with one bounded buffer, skipping files whose digests are in the cache ([`cache`]) for the
+//!   same (path, size, mtime). Each file's THEX tree (the DIME message `/uri-res/N2X` serves, at
+//!   most about 50 KiB) is stored as `thex/<SHA-1 base32>.dime` in the data directory, written to
+//!   a temporary name and renamed; a cached root whose tree file is missing or has another length
+//!   is computed again (one read of the file). Tree files no shared file needs are removed after
+//!   each complete hashing pass. A file that changed since the walk is hashed
 //!   again once (with a new index: new content); one that keeps changing, or cannot be read, is
 //!   left out of the library until the next rescan.
 //! - [`open_span`] opens the file of an upload reply at its offset, refusing a file changed since
@@ -34,14 +39,18 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use sha1::{Digest, Sha1};
 
-use crate::core::shares::upload::FileSpan;
-use crate::core::shares::{Library, SharedFile};
+use hazel_protocol::thex::{TigerTree, TreeHasher};
+
+use crate::core::shares::upload::{FileSpan, SpanSource};
+use crate::core::shares::{tree_file_name, FileHashes, Library, SharedFile};
 use cache::{CachedHash, FileStamp, HashCache};
 pub use scan::Confinement;
 use scan::{scan, ScanOptions, ScannedFile};
 
 /// Bytes read per `read` call while hashing: the only buffer, whatever the file size.
 const HASH_BUFFER: usize = 64 * 1024;
+/// The directory of the stored THEX trees, inside the data directory.
+pub const THEX_DIR: &str = "thex";
 /// While hashing, the cache file is rewritten at most this often (and once at the end).
 const CACHE_SAVE_INTERVAL: Duration = Duration::from_secs(30);
 /// While hashing one file, commands are checked every this many buffers (4 MiB).
@@ -52,7 +61,8 @@ const COMMAND_CHECK_EVERY: u32 = 64;
 pub struct LibraryConfig {
     /// The `--share` directories.
     pub shares: Vec<PathBuf>,
-    /// The `--data-dir`: holds the SHA-1 cache, and is never shared even if inside a share.
+    /// The `--data-dir`: holds the hash cache and the THEX trees, and is never shared even if
+    /// inside a share.
     pub data_dir: PathBuf,
     /// Share files and directories whose name starts with `.` (default: no).
     pub include_hidden: bool,
@@ -199,12 +209,14 @@ struct Entry {
     index: u32,
     stamp: FileStamp,
     sha1: Option<[u8; 20]>,
+    /// Known once the tree is stored.
+    tiger: Option<[u8; 24]>,
     name: String,
     rel_path: PathBuf,
 }
 
 enum HashOutcome {
-    Digest([u8; 20]),
+    Digest([u8; 20], TigerTree),
     /// The file's size or mtime changed before or while it was read.
     Changed,
     /// A command arrived; hashing this file was abandoned.
@@ -224,7 +236,7 @@ struct Worker {
     pending: Option<Command>,
     /// The last library published, and what changed since.
     published: Option<Arc<Library>>,
-    new_digests: Vec<(u32, [u8; 20])>,
+    new_digests: Vec<FileHashes>,
     needs_rebuild: bool,
     buffer: Vec<u8>,
 }
@@ -315,7 +327,7 @@ impl Worker {
         let mut pending: Vec<PathBuf> = self
             .entries
             .iter()
-            .filter(|(_, e)| e.sha1.is_none())
+            .filter(|(_, e)| e.sha1.is_none() || e.tiger.is_none())
             .map(|(path, _)| path.clone())
             .collect();
         pending.sort();
@@ -326,26 +338,40 @@ impl Worker {
         let mut last_publish = Instant::now();
         let mut last_save = Instant::now();
         let mut unsaved = false;
+        let mut complete = true;
         while let Some(path) = pending.pop_front() {
             if self.poll_command(commands) {
+                complete = false;
                 break;
             }
             let Some(stamp) = self.entries.get(&path).map(|e| e.stamp) else {
                 continue;
             };
             match self.hash_file(&path, stamp, commands) {
-                Ok(HashOutcome::Digest(digest)) => {
+                Ok(HashOutcome::Digest(digest, tree)) => {
+                    let tiger = match store_tree(&self.config.data_dir, &digest, &tree) {
+                        Ok(()) => Some(tree.root()),
+                        Err(e) => {
+                            log::warn!(
+                                "{}: storing its THEX tree: {e}; shared without one",
+                                escape_path(&path)
+                            );
+                            None
+                        }
+                    };
                     if let Some(entry) = self.entries.get_mut(&path) {
                         entry.sha1 = Some(digest);
+                        entry.tiger = tiger;
                         self.cache.insert(
                             path.clone(),
                             CachedHash {
                                 stamp,
                                 sha1: digest,
+                                tiger,
                                 index: entry.index,
                             },
                         );
-                        self.new_digests.push((entry.index, digest));
+                        self.new_digests.push((entry.index, digest, tiger));
                     }
                     unsaved = true;
                 }
@@ -365,7 +391,10 @@ impl Worker {
                         self.entries.remove(&path);
                     }
                 }
-                Ok(HashOutcome::Interrupted) => break,
+                Ok(HashOutcome::Interrupted) => {
+                    complete = false;
+                    break;
+                }
                 Err(e) => {
                     log::warn!("{}: {e}; not shared", escape_path(&path));
                     self.entries.remove(&path);
@@ -389,6 +418,53 @@ impl Worker {
         if unsaved {
             self.save_cache();
         }
+        if complete {
+            self.remove_unused_trees();
+        }
+    }
+
+    /// Deletes the stored trees (and leftover temporary files) that no shared file needs.
+    fn remove_unused_trees(&self) {
+        let dir = self.config.data_dir.join(THEX_DIR);
+        let Ok(listing) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let needed: HashSet<String> = self
+            .entries
+            .values()
+            .filter(|e| e.tiger.is_some())
+            .filter_map(|e| e.sha1.as_ref().map(tree_file_name))
+            .collect();
+        for item in listing.flatten() {
+            let name = item.file_name();
+            let Some(name) = name.to_str() else {
+                continue;
+            };
+            // Only names this scanner makes: `<32 base32>.dime` and `….dime.tmp`.
+            let stem = name.strip_suffix(".tmp").unwrap_or(name);
+            let ours = stem.len() == 32 + ".dime".len()
+                && stem.ends_with(".dime")
+                && stem[..32]
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b));
+            if ours && (stem != name || !needed.contains(name)) {
+                if let Err(e) = std::fs::remove_file(item.path()) {
+                    log::debug!("removing {}: {e}", escape_path(&item.path()));
+                }
+            }
+        }
+    }
+
+    /// Whether the tree of a file with this SHA-1 and size is stored, with the expected length.
+    fn tree_stored(&self, sha1: &[u8; 20], size: u64) -> bool {
+        let path = self
+            .config
+            .data_dir
+            .join(THEX_DIR)
+            .join(tree_file_name(sha1));
+        let expected =
+            hazel_protocol::thex::dime::message_len(size, hazel_protocol::thex::kept_depth(size));
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && Some(m.len()) == expected)
     }
 
     /// Matches a fresh walk against what was known: unchanged files keep their index and digest,
@@ -398,13 +474,15 @@ impl Worker {
             .iter()
             .map(|f| FileStamp::new(f.size, f.mtime))
             .collect();
-        let mut assigned: Vec<Option<(u32, Option<[u8; 20]>)>> = vec![None; scanned.len()];
+        // (index, sha1, tiger) of each scanned file known from before.
+        type Known = (u32, Option<[u8; 20]>, Option<[u8; 24]>);
+        let mut assigned: Vec<Option<Known>> = vec![None; scanned.len()];
         let mut used: HashSet<u32> = HashSet::new();
         // Pass 1: files unchanged since the last scan keep their index.
         for ((file, stamp), slot) in scanned.iter().zip(&stamps).zip(assigned.iter_mut()) {
             if let Some(previous) = self.entries.get(&file.path) {
                 if previous.stamp == *stamp && used.insert(previous.index) {
-                    *slot = Some((previous.index, previous.sha1));
+                    *slot = Some((previous.index, previous.sha1, previous.tiger));
                 }
             }
         }
@@ -413,7 +491,11 @@ impl Worker {
             if slot.is_none() {
                 if let Some(cached) = self.cache.lookup(&file.path, *stamp) {
                     if used.insert(cached.index) {
-                        *slot = Some((cached.index, Some(cached.sha1)));
+                        // A root counts only with its tree file: else the file is read again.
+                        let tiger = cached
+                            .tiger
+                            .filter(|_| self.tree_stored(&cached.sha1, stamp.size));
+                        *slot = Some((cached.index, Some(cached.sha1), tiger));
                         self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -422,9 +504,9 @@ impl Worker {
         // Pass 3: everything else is new content.
         let mut entries = HashMap::with_capacity(scanned.len());
         for ((file, stamp), slot) in scanned.into_iter().zip(stamps).zip(assigned) {
-            let (index, sha1) = match slot {
+            let (index, sha1, tiger) = match slot {
                 Some(found) => found,
-                None => (self.allocate_index(&used), None),
+                None => (self.allocate_index(&used), None, None),
             };
             used.insert(index);
             entries.insert(
@@ -433,6 +515,7 @@ impl Worker {
                     index,
                     stamp,
                     sha1,
+                    tiger,
                     name: file.name,
                     rel_path: file.rel_path,
                 },
@@ -466,6 +549,7 @@ impl Worker {
             return Ok(HashOutcome::Changed);
         }
         let mut hasher = Sha1::new();
+        let mut tree = TreeHasher::new();
         let mut total: u64 = 0;
         let mut reads: u32 = 0;
         loop {
@@ -475,7 +559,9 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            hasher.update(self.buffer.get(..n).unwrap_or(&[]));
+            let chunk = self.buffer.get(..n).unwrap_or(&[]);
+            hasher.update(chunk);
+            tree.update(chunk);
             total = total.saturating_add(n as u64);
             self.counters
                 .bytes_hashed
@@ -493,7 +579,7 @@ impl Worker {
             return Ok(HashOutcome::Changed);
         }
         self.counters.files_hashed.fetch_add(1, Ordering::Relaxed);
-        Ok(HashOutcome::Digest(hasher.finalize().into()))
+        Ok(HashOutcome::Digest(hasher.finalize().into(), tree.finish()))
     }
 
     /// Takes a changed file's new size and mtime: new content, so a new index and no digest.
@@ -513,6 +599,7 @@ impl Worker {
                 entry.stamp = stamp;
                 entry.index = index;
                 entry.sha1 = None;
+                entry.tiger = None;
                 true
             }
             None => false,
@@ -527,7 +614,7 @@ impl Worker {
     /// library with the new digests (sharing its keyword index).
     fn publish_library(&mut self) {
         let library = match (&self.published, self.needs_rebuild) {
-            (Some(last), false) => Arc::new(last.with_sha1s(&self.new_digests)),
+            (Some(last), false) => Arc::new(last.with_hashes(&self.new_digests)),
             _ => Arc::new(self.build_library()),
         };
         self.needs_rebuild = false;
@@ -549,15 +636,16 @@ impl Worker {
                 size: e.stamp.size,
                 mtime: e.stamp.mtime(),
                 sha1: e.sha1,
+                tiger: e.tiger,
             })
             .collect();
-        Library::new(files)
+        Library::new(files).with_thex_dir(self.config.data_dir.join(THEX_DIR))
     }
 
     fn save_cache(&self) {
         if let Err(e) = self.cache.save(&self.config.data_dir) {
             log::warn!(
-                "saving the SHA-1 cache in {}: {e}",
+                "saving the hash cache in {}: {e}",
                 self.config.data_dir.display()
             );
         }
@@ -569,8 +657,23 @@ impl Worker {
 /// outside the shares since the scan is refused: `ErrorKind::PermissionDenied`), and that it still
 /// has the size and mtime the library announced (else its content may differ from what the head
 /// promised, and the upload must not start: `ErrorKind::InvalidData`).
+///
+/// A [`SpanSource::TigerTree`] span is the stored THEX tree of a shared file (a path the library
+/// made from a SHA-1 in the data directory): it is only checked to be a regular file of the
+/// expected size.
 pub fn open_span(span: &FileSpan, confinement: &Confinement) -> io::Result<File> {
     let mut file = File::open(&span.path)?;
+    if span.source == SpanSource::TigerTree {
+        let meta = file.metadata()?;
+        if !meta.is_file() || meta.len() != span.expected_size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "stored THEX tree has another size than announced",
+            ));
+        }
+        file.seek(SeekFrom::Start(span.offset))?;
+        return Ok(file);
+    }
     if !confinement.allows(&opened_path(&file, &span.path)?) {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -598,6 +701,39 @@ fn opened_path(file: &File, path: &Path) -> io::Result<PathBuf> {
     use std::os::fd::AsRawFd;
     std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
         .or_else(|_| std::fs::canonicalize(path))
+}
+
+/// Stores a file's THEX tree as `<data_dir>/thex/<SHA-1 base32>.dime`: written to a temporary
+/// name, then renamed over the final one, so a reader never sees half a tree.
+pub fn store_tree(data_dir: &Path, sha1: &[u8; 20], tree: &TigerTree) -> io::Result<()> {
+    let dir = data_dir.join(THEX_DIR);
+    std::fs::create_dir_all(&dir)?;
+    let name = tree_file_name(sha1);
+    let temp = dir.join(format!("{name}.tmp"));
+    std::fs::write(&temp, tree.encode_dime())?;
+    std::fs::rename(&temp, dir.join(name))
+}
+
+/// SHA-1 and Tiger tree of a whole file in one streaming read with a bounded buffer (what the
+/// library thread computes for each file).
+pub fn hashes_of_file(path: &Path) -> io::Result<([u8; 20], TigerTree)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha1::new();
+    let mut tree = TreeHasher::new();
+    let mut buffer = vec![0u8; HASH_BUFFER];
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                let chunk = buffer.get(..n).unwrap_or(&[]);
+                hasher.update(chunk);
+                tree.update(chunk);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((hasher.finalize().into(), tree.finish()))
 }
 
 /// SHA-1 of a whole file, streaming with a bounded buffer.

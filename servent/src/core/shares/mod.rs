@@ -4,9 +4,11 @@
 //!
 //! # API
 //! - [`SharedFile`]: one shared file (`index` stable while the file is unchanged, `name`, relative
-//!   and absolute path, `size`, `mtime`, `sha1` once hashed).
-//! - [`Library::new`] builds the indexes from files; [`Library::with_sha1s`] is a cheap copy with
-//!   new digests (hashing progress; the keyword index is shared).
+//!   and absolute path, `size`, `mtime`, `sha1` and `tiger` root once hashed).
+//! - [`Library::new`] builds the indexes from files; [`Library::with_hashes`] (and
+//!   [`Library::with_sha1s`]) is a cheap copy with new digests (hashing progress; the keyword
+//!   index is shared); [`Library::with_thex_dir`] says where the files' THEX trees are stored and
+//!   [`Library::tree_file`] finds one.
 //! - [`Library::search`] / [`Library::search_limited`] answer a [`SearchCriteria`] (search text +
 //!   `urn:sha1` values); [`Library::totals`] gives `(files, kbytes)` for Pongs; [`Library::get`]
 //!   finds a file by index, [`Library::by_sha1`] by digest, [`Library::files`] lists them all.
@@ -57,6 +59,9 @@ pub struct SharedFile {
     pub mtime: SystemTime,
     /// SHA-1 of the content, once hashed.
     pub sha1: Option<[u8; 20]>,
+    /// Tiger tree root of the content, once hashed and its tree stored: hits then carry
+    /// `urn:bitprint:`, file replies `X-Thex-URI`, and `/uri-res/N2X` serves the tree.
+    pub tiger: Option<[u8; 24]>,
 }
 
 /// What a query asks for, reduced to what the library matches on.
@@ -96,6 +101,25 @@ pub struct Library {
     names: Arc<NameIndex>,
     by_sha1: HashMap<[u8; 20], u32>,
     total_bytes: u64,
+    /// Where the THEX trees of files with a `tiger` root are stored (see [`Library::tree_file`]).
+    thex_dir: Option<Arc<PathBuf>>,
+}
+
+/// The stored THEX message of a file: what `/uri-res/N2X` sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeFile {
+    pub path: PathBuf,
+    /// Its exact length: the message of the tree kept for this file size (the scanner stores
+    /// nothing else under that name).
+    pub len: u64,
+}
+
+/// `(index, sha1, tiger root)` of a file just hashed, for [`Library::with_hashes`].
+pub type FileHashes = (u32, [u8; 20], Option<[u8; 24]>);
+
+/// The file name of a stored tree: the content's SHA-1 in base32, `.dime`.
+pub fn tree_file_name(sha1: &[u8; 20]) -> String {
+    format!("{}.dime", data_encoding::BASE32.encode(sha1))
 }
 
 /// Digest → position of the first file with it.
@@ -128,18 +152,46 @@ impl Library {
             files,
             names: Arc::new(NameIndex { file_words, index }),
             total_bytes,
+            thex_dir: None,
         }
     }
 
-    /// A copy with the SHA-1 of some files set (`(index, digest)`; unknown indexes ignored). The
-    /// keyword index is shared, not rebuilt: this is how hashing progress is published cheaply.
+    /// The same library, its files' trees stored in `dir` (as `<SHA-1 base32>.dime`).
+    pub fn with_thex_dir(mut self, dir: PathBuf) -> Library {
+        self.thex_dir = Some(Arc::new(dir));
+        self
+    }
+
+    /// The stored THEX tree of `file`: known once the file has a SHA-1 and a Tiger root and the
+    /// library a tree directory.
+    pub fn tree_file(&self, file: &SharedFile) -> Option<TreeFile> {
+        let dir = self.thex_dir.as_ref()?;
+        let sha1 = file.sha1.as_ref()?;
+        file.tiger?;
+        let depth = hazel_protocol::thex::kept_depth(file.size);
+        Some(TreeFile {
+            path: dir.join(tree_file_name(sha1)),
+            len: hazel_protocol::thex::dime::message_len(file.size, depth)?,
+        })
+    }
+
+    /// A copy with the SHA-1 of some files set (`(index, digest)`; unknown indexes ignored), and
+    /// their Tiger roots cleared. The keyword index is shared, not rebuilt: this is how hashing
+    /// progress is published cheaply.
     pub fn with_sha1s(&self, digests: &[(u32, [u8; 20])]) -> Library {
+        let hashes: Vec<FileHashes> = digests.iter().map(|&(i, d)| (i, d, None)).collect();
+        self.with_hashes(&hashes)
+    }
+
+    /// A copy with the SHA-1 and Tiger root of some files set (`(index, sha1, tiger)`; unknown
+    /// indexes ignored), sharing the keyword index like [`Library::with_sha1s`].
+    pub fn with_hashes(&self, digests: &[FileHashes]) -> Library {
         let mut files = self.files.clone();
         let mut by_sha1 = self.by_sha1.clone();
         // Digests replaced on a file that the table pointed at: another file may still have them
         // (rare: only a changed digest). Found again in one pass at the end.
         let mut lost: Vec<[u8; 20]> = Vec::new();
-        for (index, digest) in digests {
+        for (index, digest, tiger) in digests {
             let Ok(position) = files.binary_search_by_key(index, |f| f.index) else {
                 continue;
             };
@@ -148,10 +200,15 @@ impl Library {
                 continue;
             };
             if file.sha1 == Some(*digest) {
+                if file.tiger != *tiger {
+                    Arc::make_mut(file).tiger = *tiger;
+                }
                 continue;
             }
             let replaced = file.sha1;
-            Arc::make_mut(file).sha1 = Some(*digest);
+            let file = Arc::make_mut(file);
+            file.sha1 = Some(*digest);
+            file.tiger = *tiger;
             by_sha1.entry(*digest).or_insert(position_key);
             if let Some(old) = replaced {
                 if by_sha1.get(&old) == Some(&position_key) {
@@ -175,6 +232,7 @@ impl Library {
             files,
             names: Arc::clone(&self.names),
             total_bytes: self.total_bytes,
+            thex_dir: self.thex_dir.clone(),
         }
     }
 
@@ -334,6 +392,7 @@ mod tests {
             size,
             mtime: UNIX_EPOCH,
             sha1,
+            tiger: None,
         }
     }
 

@@ -3,7 +3,10 @@
 //! Each QueryHit carries at most 255 results (the count is one byte) and is at most
 //! [`QUERY_HIT_MAX_LEN`] bytes whole (header included), so no servent's 16 KiB forwarding limit
 //! drops it; more matches give several QueryHits with the same descriptor id. Every result
-//! carries its SHA-1 as a HUGE `urn:sha1:` extension once hashed, and files of 4 GiB or more
+//! carries its SHA-1 as a HUGE `urn:sha1:` extension once hashed, or, once its Tiger tree is
+//! stored too, both as `urn:bitprint:<sha1>.<tiger root>` (what Shareaza sends; gtk-gnutella reads
+//! the SHA-1 and the root from it, and a downloader learns the root it checks trees against),
+//! and files of 4 GiB or more
 //! carry their real size in a GGEP `LF` extension (the 32-bit size field then holds
 //! `0xFFFFFFFF`). The trailer has vendor `HZEL` and the two open-data flag bytes with every flag
 //! marked meaningful: push (firewalled; the bit whose value is in the first byte), busy (all
@@ -108,8 +111,10 @@ impl Library {
 /// The result entry of one file.
 pub fn hit_result(file: &SharedFile) -> HitResult {
     let mut extensions = Vec::new();
-    if let Some(sha1) = file.sha1 {
-        extensions.push(Extension::Urn(Urn::Sha1(sha1)));
+    match (file.sha1, file.tiger) {
+        (Some(sha1), Some(tiger)) => extensions.push(Extension::Urn(Urn::Bitprint { sha1, tiger })),
+        (Some(sha1), None) => extensions.push(Extension::Urn(Urn::Sha1(sha1))),
+        (None, _) => {}
     }
     let size = match u32::try_from(file.size) {
         Ok(size) => size,
@@ -234,6 +239,7 @@ mod tests {
             size,
             mtime: UNIX_EPOCH,
             sha1,
+            tiger: None,
         }
     }
 
@@ -273,6 +279,30 @@ mod tests {
         let trailer = hit.trailer.expect("trailer");
         assert_eq!(&trailer.vendor, b"HZEL");
         assert_eq!(trailer.open_data.len(), 2);
+    }
+
+    #[test]
+    fn a_file_with_a_tree_is_announced_by_bitprint() {
+        let sha1 = [0x21; 20];
+        let tiger = hazel_protocol::thex::root_of(b"some content");
+        let mut with_tree = file(4, "tree.bin", 12, Some(sha1));
+        with_tree.tiger = Some(tiger);
+        let without = file(5, "plain.bin", 12, Some([0x22; 20]));
+        let hits = build_query_hits(&[&with_tree, &without], DescriptorId([1; 16]), 0, &params());
+        let (bytes, hit) = wire_round_trip(&hits[0]);
+        let bitprint = hazel_protocol::huge::bitprint_urn(&sha1, &tiger);
+        assert!(bytes
+            .windows(bitprint.len())
+            .any(|w| w == bitprint.as_bytes()));
+        // A downloader reads both digests from it, through the same views a search uses.
+        let view = hazel_protocol::descriptor::QueryHitRef::parse(&bytes[HEADER_LEN..])
+            .expect("our hit parses");
+        let results: Vec<_> = view.results().collect();
+        assert_eq!(results[0].sha1(), Some(sha1));
+        assert_eq!(results[0].tiger(), Some(tiger));
+        assert_eq!(results[1].sha1(), Some([0x22; 20]));
+        assert_eq!(results[1].tiger(), None);
+        assert_eq!(hit.results[1].sha1(), Some([0x22; 20]));
     }
 
     #[test]

@@ -2,7 +2,11 @@
 //! file to send out. The reactor owns the socket and streams the span from disk.
 //!
 //! Served (PROTOCOL-NOTES §4): `GET` and `HEAD` of `/get/<index>/<name>` (the index selects the
-//! file, the percent-decoded name must equal its name, `+` accepted for a space) and of `/uri-res/N2R?urn:sha1:<base32>`.
+//! file, the percent-decoded name must equal its name, `+` accepted for a space) and of `/uri-res/N2R?urn:sha1:<base32>`;
+//! and the THEX tree of a shared file at `/uri-res/N2X?urn:sha1:<base32>` (or
+//! `urn:bitprint:<sha1>.<root>`), `application/dime`, streamed from the tree file the scanner
+//! stored ([`SpanSource::TigerTree`]; no upload slot taken). File replies of a file whose tree is
+//! stored carry `X-Thex-URI: /uri-res/N2X?urn:sha1:<base32>;<root base32>`, as gtk-gnutella's do.
 //! Only files of the current [`Library`] are ever served: a request never becomes a path, so no
 //! spelling of a target (`..`, absolute paths, encoded slashes) reaches outside the shared set.
 //!
@@ -30,6 +34,7 @@ use hazel_protocol::http::{
     ContentRange, HeadScanner, HttpVersion, Method, Parsed, Request, Resource, Response,
     MAX_HTTP_HEAD,
 };
+use hazel_protocol::thex::ThexUri;
 
 use hazel_protocol::altloc::{format_x_alt, parse_alternate_location, parse_x_alt, AltLoc};
 
@@ -170,12 +175,26 @@ impl Default for UploadConfig {
     }
 }
 
-/// The part of a shared file to stream after the head.
+/// What a [`FileSpan`] streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanSource {
+    /// A shared file: it must still lie inside the shared folders and have the size and mtime
+    /// the library saw.
+    SharedFile,
+    /// The stored THEX tree of a shared file (in the data directory, named by its SHA-1, never
+    /// from a request): it must have the expected size; its mtime is not checked. It takes no
+    /// upload slot (a few kilobytes, like a head).
+    TigerTree,
+}
+
+/// The part of a file to stream after the head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSpan {
-    /// The file's index in the library.
+    /// The shared file's index in the library.
     pub index: u32,
-    /// The file to open (always a file of the library).
+    /// What `path` is, and so what to check before sending it.
+    pub source: SpanSource,
+    /// The file to open (always a file of the library, or its stored tree).
     pub path: PathBuf,
     /// First byte to send.
     pub offset: u64,
@@ -323,7 +342,10 @@ impl UploadSession {
         let reply = self.answer(&request, library, slots, mesh, now);
         self.state = State::Replying {
             keep_alive: reply.keep_alive,
-            holds_slot: reply.body.is_some(),
+            holds_slot: reply
+                .body
+                .as_ref()
+                .is_some_and(|b| b.source == SpanSource::SharedFile),
         };
         UploadPoll::Respond(reply)
     }
@@ -379,6 +401,9 @@ impl UploadSession {
                 .get(index)
                 .filter(|file| name_matches(&file.name, &name)),
             Resource::Sha1 { sha1 } => library.by_sha1(&sha1),
+            Resource::Tree { sha1, tiger } => {
+                return self.tree_reply(library, &sha1, tiger, head_only, keep_alive)
+            }
             Resource::Other(_) => None,
         };
         let Some(file) = file else {
@@ -457,6 +482,11 @@ impl UploadSession {
                 "X-Gnutella-Content-URN",
                 &format!("urn:sha1:{}", BASE32.encode(&sha1)),
             );
+            if let (Some(tiger), Some(_)) = (file.tiger, library.tree_file(file)) {
+                response
+                    .headers
+                    .push("X-Thex-URI", &ThexUri::for_file(&sha1, &tiger).to_value());
+            }
         }
         if !alt_locs.is_empty() {
             response.headers.push("X-Alt", &format_x_alt(&alt_locs));
@@ -466,11 +496,67 @@ impl UploadSession {
             head: response.to_bytes(),
             body: wants_body.then(|| FileSpan {
                 index: file.index,
+                source: SpanSource::SharedFile,
                 path: file.path.clone(),
                 offset,
                 len,
                 expected_size: file.size,
                 expected_mtime: file.mtime,
+            }),
+            keep_alive,
+        }
+    }
+
+    /// `/uri-res/N2X?urn:sha1:…` (or `urn:bitprint:…`): the file's stored THEX tree, whole
+    /// (a `Range` is ignored, as gtk-gnutella does). Not found when no shared file has that SHA-1
+    /// or when the bitprint names another root; `503` while the tree is still being computed.
+    fn tree_reply(
+        &self,
+        library: &Library,
+        sha1: &[u8; 20],
+        tiger: Option<[u8; 24]>,
+        head_only: bool,
+        keep_alive: bool,
+    ) -> UploadReply {
+        let Some(file) = library.by_sha1(sha1) else {
+            return self.error_reply(404, "Not Found", keep_alive);
+        };
+        if tiger.is_some() && file.tiger.is_some() && tiger != file.tiger {
+            return self.error_reply(404, "Not Found", keep_alive);
+        }
+        let Some(tree) = library.tree_file(file) else {
+            let mut response = self.response(503, "TTH Is Being Computed", keep_alive);
+            response
+                .headers
+                .push("Retry-After", &self.config.retry_after_secs.to_string())
+                .push("Content-Length", "0");
+            return UploadReply {
+                status: 503,
+                head: response.to_bytes(),
+                body: None,
+                keep_alive,
+            };
+        };
+        let mut response = self.response(200, "OK", keep_alive);
+        response
+            .headers
+            .push("Content-Type", hazel_protocol::thex::dime::CONTENT_TYPE)
+            .push("Content-Length", &tree.len.to_string())
+            .push(
+                "X-Gnutella-Content-URN",
+                &format!("urn:sha1:{}", BASE32.encode(sha1)),
+            );
+        UploadReply {
+            status: 200,
+            head: response.to_bytes(),
+            body: (!head_only && tree.len > 0).then_some(FileSpan {
+                index: file.index,
+                source: SpanSource::TigerTree,
+                path: tree.path,
+                offset: 0,
+                len: tree.len,
+                expected_size: tree.len,
+                expected_mtime: std::time::UNIX_EPOCH,
             }),
             keep_alive,
         }

@@ -939,6 +939,7 @@ fn shared_file(index: u32, name: &str, size: u64) -> shares::SharedFile {
         size,
         mtime: std::time::SystemTime::UNIX_EPOCH,
         sha1: Some([index as u8; 20]),
+        tiger: None,
     }
 }
 
@@ -1237,6 +1238,7 @@ fn ultrapeers_get_our_query_routing_table_and_its_changes_as_patches() {
         size: 10,
         mtime: std::time::SystemTime::UNIX_EPOCH,
         sha1: None,
+        tiger: None,
     };
     rig.core
         .set_library(Arc::new(shares::Library::new(vec![walnut])));
