@@ -99,8 +99,9 @@ impl Magnet {
         Ok(magnet)
     }
 
-    /// The link, as gtk-gnutella writes them: `xt`, `dn`, `xl`, then each
-    /// source as `xs=http://IP:PORT/uri-res/N2R?urn:sha1:…`.
+    /// The link, as gtk-gnutella writes them: `xt` (a `urn:bitprint:` when
+    /// the Tiger root is known), `dn`, `xl`, then each source as
+    /// `xs=http://IP:PORT/uri-res/N2R?urn:sha1:…`.
     pub fn to_link(&self) -> String {
         let mut out = String::from("magnet:?");
         let mut first = true;
@@ -114,8 +115,13 @@ impl Magnet {
             out.push_str(value);
         };
         let urn = self.sha1.map(|d| sha1_urn(&d));
-        if let Some(urn) = &urn {
-            push(&mut out, "xt", urn);
+        // With the Tiger root known, the topic is the bitprint (it names both).
+        match (&self.sha1, &self.tiger, &urn) {
+            (Some(sha1), Some(tiger), _) => {
+                push(&mut out, "xt", &crate::huge::bitprint_urn(sha1, tiger))
+            }
+            (_, _, Some(urn)) => push(&mut out, "xt", urn),
+            _ => {}
         }
         if let Some(name) = &self.name {
             push(&mut out, "dn", &encode_component(name.as_bytes()));
@@ -200,6 +206,17 @@ mod tests {
         let link = m.to_link();
         assert!(link.starts_with(&format!("magnet:?xt={SHA1}&dn=a%20b%26c%3Dd%25%2B.mp3&xl=42&xs=http://10.0.0.1:6346/uri-res/N2R?{SHA1}")), "{link}");
         assert_eq!(Magnet::parse(&link).unwrap(), m);
+        let with_root = Magnet {
+            tiger: Some([7; 24]),
+            ..m
+        };
+        let link = with_root.to_link();
+        assert!(
+            link.starts_with("magnet:?xt=urn:bitprint:PLSTHIPQGSSZTS5FJUPAKUZWUGYQYPFB."),
+            "{link}"
+        );
+        assert!(link.contains(&format!("/uri-res/N2R?{SHA1}")), "{link}");
+        assert_eq!(Magnet::parse(&link).unwrap(), with_root);
     }
 
     #[test]

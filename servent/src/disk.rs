@@ -208,6 +208,26 @@ impl Worker {
                 let state = self.state_path(&part.stem);
                 replace_atomically(&state, &record).map_err(|e| describe(&e, &state))
             }
+            DiskJob::CheckUnit {
+                download,
+                unit,
+                generation,
+                offset,
+                len,
+                tree,
+            } => {
+                let part = self.open.get(&download).ok_or("check before open")?;
+                let path = self.part_path(&part.stem);
+                let ok = unit_matches(&part.file, &tree, unit, offset, len)
+                    .map_err(|e| describe(&e, &path))?;
+                (self.report)(DiskEvent::UnitChecked {
+                    download,
+                    unit,
+                    generation,
+                    ok,
+                });
+                Ok(())
+            }
             DiskJob::Verify { download, sha1 } => {
                 let part = self.open.get(&download).ok_or("verify before open")?;
                 let path = self.part_path(&part.stem);
@@ -245,6 +265,7 @@ fn job_download(job: &DiskJob) -> DownloadId {
         | DiskJob::Write { download, .. }
         | DiskJob::Checkpoint { download, .. }
         | DiskJob::Verify { download, .. }
+        | DiskJob::CheckUnit { download, .. }
         | DiskJob::Finish { download, .. }
         | DiskJob::Remove { download } => *download,
     }
@@ -283,6 +304,30 @@ fn replace_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&temp);
     }
     result
+}
+
+/// Whether `len` bytes of `file` from `offset` are unit `unit` of `tree`,
+/// read in bounded pieces.
+fn unit_matches(
+    file: &File,
+    tree: &hazel_protocol::thex::TigerTree,
+    unit: usize,
+    offset: u64,
+    len: u64,
+) -> io::Result<bool> {
+    let Some(mut hasher) = tree.node_hasher(unit) else {
+        return Ok(false);
+    };
+    let mut buffer = vec![0u8; HASH_BUFFER.min(len as usize).max(1)];
+    let mut at = offset;
+    let end = offset + len;
+    while at < end {
+        let want = ((end - at) as usize).min(buffer.len());
+        file.read_exact_at(&mut buffer[..want], at)?;
+        hasher.update(&buffer[..want]);
+        at += want as u64;
+    }
+    Ok(hasher.finish())
 }
 
 /// The SHA-1 of a file, read in bounded pieces.
@@ -399,6 +444,17 @@ mod tests {
             download: 1,
             record: b"{}".to_vec(),
         });
+        // The written bytes against their own tree, and against another's.
+        for (generation, content) in [(1, &data[..]), (2, &b"hello, world"[..])] {
+            worker.submit(DiskJob::CheckUnit {
+                download: 1,
+                unit: 0,
+                generation,
+                offset: 0,
+                len: data.len() as u64,
+                tree: std::sync::Arc::new(hazel_protocol::thex::TigerTree::of(content)),
+            });
+        }
         worker.submit(DiskJob::Verify { download: 1, sha1 });
         worker.submit(DiskJob::Finish {
             download: 1,
@@ -406,9 +462,11 @@ mod tests {
         });
         let mut finished = None;
         let mut verified = None;
+        let mut units = Vec::new();
         for _ in 0..10 {
             match rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap() {
                 DiskEvent::Verified { ok, .. } => verified = Some(ok),
+                DiskEvent::UnitChecked { generation, ok, .. } => units.push((generation, ok)),
                 DiskEvent::Finished { path, .. } => {
                     finished = Some(path);
                     break;
@@ -418,6 +476,7 @@ mod tests {
             }
         }
         assert_eq!(verified, Some(true));
+        assert_eq!(units, [(1, true), (2, false)]);
         let path = finished.unwrap();
         assert_eq!(fs::read(&path).unwrap(), data);
         assert!(!dir.path().join("incomplete/greeting.txt.part").exists());

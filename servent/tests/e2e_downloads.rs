@@ -99,6 +99,9 @@ fn a_file_found_by_search_downloads_byte_identical_from_one_source() {
     let id = started_download(&reply);
     let path = wait_done(&getter, id, WAIT);
     same_bytes(&path, &data);
+    // The hit's bitprint gave the root; the source served the tree.
+    let info = download(&getter, id).expect("the download");
+    assert_eq!(info["verification"], "tiger tree and sha1", "{info}");
     assert!(
         path.starts_with(getter.data_dir.join("downloads")),
         "{}",
@@ -341,4 +344,85 @@ fn a_downloader_learns_the_other_sources_from_the_mesh_of_the_one_it_was_given()
         !meshed.contains(&getter.addr.to_string().as_str()),
         "never itself: {info}"
     );
+}
+
+/// A magnet with the file's Tiger root (a bitprint `xt`).
+fn magnet_with_root(data: &[u8], name: &str, sources: &[std::net::SocketAddr]) -> String {
+    use sha1::{Digest, Sha1};
+    hazel_protocol::magnet::Magnet {
+        sha1: Some(Sha1::digest(data).into()),
+        tiger: Some(hazel_protocol::thex::root_of(data)),
+        name: Some(name.to_string()),
+        size: Some(data.len() as u64),
+        sources: sources.to_vec(),
+    }
+    .to_link()
+}
+
+fn source_row(info: &Value, addr: std::net::SocketAddr) -> Value {
+    info["sources"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["addr"] == addr.to_string()).cloned())
+        .unwrap_or_else(|| panic!("no source {addr} in {info}"))
+}
+
+#[test]
+fn a_source_serving_wrong_bytes_is_caught_by_the_tiger_tree_and_dropped() {
+    let data = content(6 * 1024 * 1024, 8);
+    let liar = support::HttpSource::start(data.clone(), support::Behaviour::Corrupt);
+    let honest: Vec<Servent> = (0..2)
+        .map(|i| Servent::start(&format!("h{i}"), &["--peers", "0"], &[("treed.bin", &data)]))
+        .collect();
+    // Each honest source has its tree before the download starts.
+    for h in &honest {
+        assert!(wait_until(WAIT, || h.must("shares")["list"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|f| f["tiger"].is_string()))));
+    }
+    let getter = Servent::start(
+        "getter",
+        &["--peers", "0", "--sources-per-download", "3"],
+        &[],
+    );
+    let magnet = magnet_with_root(
+        &data,
+        "treed.bin",
+        &[liar.addr, honest[0].addr, honest[1].addr],
+    );
+    let id = started_download(&getter.must(&format!("get {magnet}")));
+    let path = wait_done(&getter, id, Duration::from_secs(60));
+    same_bytes(&path, &data);
+    let info = download(&getter, id).expect("the download");
+    assert_eq!(info["verification"], "tiger tree and sha1", "{info}");
+    assert_eq!(source_row(&info, liar.addr)["state"], "dropped", "{info}");
+    for h in &honest {
+        assert_ne!(source_row(&info, h.addr)["state"], "dropped", "{info}");
+    }
+    let log = std::fs::read_to_string(getter.data_dir.with_extension("log")).unwrap_or_default();
+    assert!(
+        log.contains(&format!("from {} failed the Tiger tree", liar.addr)),
+        "caught at a range, not at the end:\n{}",
+        getter.log()
+    );
+    assert!(
+        !log.contains("SHA-1 did not match"),
+        "nothing wrong reached the whole-file check:\n{}",
+        getter.log()
+    );
+}
+
+#[test]
+fn without_a_tree_a_source_serving_wrong_bytes_is_found_and_dropped() {
+    let data = content(3 * 1024 * 1024, 9);
+    let liar = support::HttpSource::start(data.clone(), support::Behaviour::Corrupt);
+    let honest = support::HttpSource::start(data.clone(), support::Behaviour::Honest);
+    let getter = Servent::start("getter", &["--peers", "0"], &[]);
+    let magnet = support::magnet_for(&data, "no tree.bin", &[liar.addr, honest.addr]);
+    let id = started_download(&getter.must(&format!("get {magnet}")));
+    let path = wait_done(&getter, id, Duration::from_secs(60));
+    same_bytes(&path, &data);
+    let info = download(&getter, id).expect("the download");
+    assert_eq!(info["verification"], "sha1", "{info}");
+    assert_eq!(source_row(&info, liar.addr)["state"], "dropped", "{info}");
+    assert_ne!(source_row(&info, honest.addr)["state"], "dropped", "{info}");
 }

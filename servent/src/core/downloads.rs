@@ -103,13 +103,16 @@ impl Core {
         let sha1 = Urn::parse(urn.as_bytes())
             .sha1()
             .ok_or(format!("result {result}: unreadable urn"))?;
-        let sources = self.searches.with_urn(&urn).iter().map(source_of).collect();
+        let known = self.searches.with_urn(&urn);
+        let sources = known.iter().map(source_of).collect();
+        // The root the chosen hit names (or, failing that, another hit for the file).
+        let tiger = tiger_of(&r).or_else(|| known.iter().find_map(tiger_of));
         let added = self.transfers.add(
             NewDownload {
                 name: r.name.clone(),
                 size: Some(r.size),
                 sha1,
-                tiger: None,
+                tiger,
                 sources,
             },
             now,
@@ -170,6 +173,7 @@ impl Core {
         let urn = sha1_urn(&sha1);
         let known = self.searches.with_urn(&urn);
         sources.extend(known.iter().map(source_of));
+        let tiger = tiger.or_else(|| known.iter().find_map(tiger_of));
         let name = name
             .or_else(|| known.first().map(|r| r.name.clone()))
             .unwrap_or_else(|| urn.clone());
@@ -243,7 +247,7 @@ impl Core {
             .ok_or(format!("result {result} has no urn:sha1"))?;
         let magnet = Magnet {
             sha1: Some(sha1),
-            tiger: None,
+            tiger: tiger_of(r),
             name: Some(r.name.clone()),
             size: Some(r.size),
             sources: if r.needs_push {
@@ -303,4 +307,9 @@ fn source_of(r: &SearchResult) -> SourceSpec {
         needs_push: r.needs_push || !dialable,
         origin: Origin::Search,
     }
+}
+
+/// The Tiger tree root a result names (from its `urn:bitprint` or GGEP `TT`).
+fn tiger_of(result: &SearchResult) -> Option<[u8; 24]> {
+    hazel_protocol::thex::parse_tiger_base32(result.tiger.as_deref()?.as_bytes())
 }

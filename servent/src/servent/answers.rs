@@ -168,7 +168,7 @@ impl Servent {
         Some(
             Magnet {
                 sha1: Some(file.sha1?),
-                tiger: None,
+                tiger: file.tiger,
                 name: Some(file.name.clone()),
                 size: Some(file.size),
                 sources,
@@ -190,6 +190,7 @@ impl Servent {
                     "name": f.name,
                     "size": f.size,
                     "sha1": f.sha1.map(|d| hazel_protocol::huge::sha1_urn(&d)),
+                    "tiger": f.tiger.map(|t| hazel_protocol::thex::tiger_base32(&t)),
                 });
                 if magnets {
                     row["magnet"] = json!(self.magnet_for(f));

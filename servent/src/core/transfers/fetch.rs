@@ -10,6 +10,7 @@ use hazel_protocol::altloc::{parse_alternate_location, parse_x_alt, AltLoc};
 use hazel_protocol::giv::{Giv, Parsed};
 use hazel_protocol::handshake::HeadScanner;
 use hazel_protocol::http::{HttpVersion, Method, Request, Response, MAX_HTTP_HEAD};
+use hazel_protocol::thex::dime::MAX_DIME_LEN;
 
 use super::pieces::{Chunk, Span};
 use super::source::{Dropped, Origin};
@@ -64,6 +65,11 @@ pub(super) struct Fetch {
     last_byte: Instant,
     span_started: Instant,
     pushes: u32,
+    /// The request in flight asks for the Tiger tree: its body so far.
+    tree: Option<Vec<u8>>,
+    /// The span asked for is an endgame copy of a chunk another connection
+    /// is fetching: its bytes so far (written only once whole).
+    duplicate: Option<Vec<u8>>,
 }
 
 impl Fetch {
@@ -85,7 +91,34 @@ impl Fetch {
             last_byte: now,
             span_started: now,
             pushes: 0,
+            tree: None,
+            duplicate: None,
         }
+    }
+
+    /// A new request is about to be written: for `span`, or (`None`) for the tree.
+    fn start_request(&mut self, span: Option<Span>, now: Instant) {
+        self.span = span;
+        self.next = span.map_or(0, |s| s.start);
+        self.tree = None;
+        self.duplicate = None;
+        self.phase = Phase::Head;
+        self.phase_since = now;
+        self.last_byte = now;
+        self.span_started = now;
+        self.inbuf.clear();
+        self.scan.reset();
+    }
+
+    /// The request about to be written asks for the Tiger tree.
+    pub(super) fn begin_tree_request(&mut self, now: Instant) {
+        self.start_request(None, now);
+        self.tree = Some(Vec::new());
+    }
+
+    pub(super) fn queue_request(&mut self, request: &Request) -> Option<ConnId> {
+        request.encode(&mut self.out);
+        self.conn
     }
 }
 
@@ -277,18 +310,31 @@ impl Transfers {
             self.end_fetch(fid, None, now);
             return;
         }
+        if self.request_tree(fid, now) {
+            return;
+        }
+        let Some(d) = self.downloads.get_mut(&id) else {
+            return;
+        };
+        let mut duplicate = false;
         let span = match &mut d.pieces {
             // The size is unknown: the first chunk's answer tells it.
             None => Span {
                 start: 0,
                 end: chunk_size,
             },
-            Some(p) => match p.take_missing(chunks).or_else(|| p.take_duplicate()) {
+            Some(p) => match p.take_missing(chunks) {
                 Some(span) => span,
-                None => {
-                    self.end_fetch(fid, None, now);
-                    return;
-                }
+                None => match p.take_duplicate() {
+                    Some(span) => {
+                        duplicate = true;
+                        span
+                    }
+                    None => {
+                        self.end_fetch(fid, None, now);
+                        return;
+                    }
+                },
             },
         };
         let Some(s) = d.sources.get(source) else {
@@ -338,14 +384,10 @@ impl Transfers {
         let Some(f) = self.fetches.get_mut(&fid) else {
             return;
         };
-        f.span = Some(span);
-        f.next = span.start;
-        f.phase = Phase::Head;
-        f.phase_since = now;
-        f.last_byte = now;
-        f.span_started = now;
-        f.inbuf.clear();
-        f.scan.reset();
+        f.start_request(Some(span), now);
+        if duplicate {
+            f.duplicate = Some(Vec::with_capacity(span.len() as usize));
+        }
         request.encode(&mut f.out);
         if let Some(conn) = f.conn {
             self.actions.push_back(TransferAction::WantWrite(conn));
@@ -457,6 +499,9 @@ impl Transfers {
         let Some(f) = self.fetches.get(&fid) else {
             return false;
         };
+        if f.tree.is_some() {
+            return self.tree_head(fid, response, now);
+        }
         let (id, source_index) = (f.download, f.source);
         let span = f.span.unwrap_or(Span { start: 0, end: 0 });
         self.harvest_alt_locs(id, response);
@@ -616,11 +661,69 @@ impl Transfers {
         true
     }
 
+    /// The head of the answer to a tree request: true when the tree follows.
+    fn tree_head(&mut self, fid: FetchId, response: &Response, now: Instant) -> bool {
+        let Some(f) = self.fetches.get_mut(&fid) else {
+            return false;
+        };
+        let id = f.download;
+        let length = response.content_length().ok().flatten();
+        match length {
+            Some(n) if response.code == 200 && n <= MAX_DIME_LEN as u64 => {
+                f.phase = Phase::Body;
+                f.phase_since = now;
+                f.body_left = n;
+                f.keep_alive = keeps_alive(response);
+                if n == 0 {
+                    self.tree_done(fid, now);
+                }
+                true
+            }
+            _ => {
+                // No tree here (a 404, a 503, too long): not the source's
+                // fault; it is free again for the file itself.
+                log::debug!(
+                    "download {id}: no usable Tiger tree: {} {}",
+                    response.code,
+                    response.reason
+                );
+                self.end_fetch(fid, None, now);
+                self.schedule(now);
+                false
+            }
+        }
+    }
+
+    /// The whole tree body is in: use it, then go on with the file.
+    fn tree_done(&mut self, fid: FetchId, now: Instant) {
+        let Some(f) = self.fetches.get_mut(&fid) else {
+            return;
+        };
+        let body = f.tree.take().unwrap_or_default();
+        let (id, keep) = (f.download, f.keep_alive);
+        self.tree_arrived(id, fid, &body);
+        if keep {
+            self.request_next(fid, now);
+        } else {
+            self.end_fetch(fid, None, now);
+            self.schedule(now);
+        }
+    }
+
     /// Body bytes of the current answer.
     fn body(&mut self, fid: FetchId, bytes: &[u8], now: Instant) {
         let Some(f) = self.fetches.get_mut(&fid) else {
             return;
         };
+        if let Some(tree) = &mut f.tree {
+            let take = bytes.len().min(f.body_left as usize);
+            tree.extend_from_slice(&bytes[..take]);
+            f.body_left -= take as u64;
+            if f.body_left == 0 {
+                self.tree_done(fid, now);
+            }
+            return;
+        }
         let span = f.span.unwrap_or(Span { start: 0, end: 0 });
         let take = bytes.len().min(f.body_left as usize);
         let bytes = &bytes[..take];
@@ -632,46 +735,116 @@ impl Transfers {
         let (id, source) = (f.download, f.source);
         let body_left = f.body_left;
         let conn = f.conn;
+        let reached = offset + useful as u64;
+        // An endgame copy holds its bytes until its span is whole: two
+        // connections never write the same chunk at once.
+        let duplicate = match &mut f.duplicate {
+            Some(held) => {
+                held.extend_from_slice(&bytes[..useful]);
+                Some(if reached >= span.end {
+                    std::mem::take(held)
+                } else {
+                    Vec::new()
+                })
+            }
+            None => None,
+        };
+        let mut received = None;
+        let mut writes: Vec<(u64, Vec<u8>)> = Vec::new();
         if useful > 0 {
-            self.disk_in_flight += useful;
-            self.actions.push_back(TransferAction::Disk(DiskJob::Write {
-                download: id,
-                offset,
-                data: bytes[..useful].to_vec(),
-            }));
             if let Some(d) = self.downloads.get_mut(&id) {
                 d.count_rate(useful as u64, now);
                 d.unsaved = true;
-                // Chunks this connection now holds whole.
                 if let Some(p) = &mut d.pieces {
-                    let reached = offset + useful as u64;
-                    for i in p.chunks_of(Span {
-                        start: span.start,
-                        end: reached,
-                    }) {
-                        let whole = p.span(i);
-                        if whole.start >= span.start
-                            && whole.end <= reached
-                            && matches!(p.state(i), Some(Chunk::Assigned(_)))
-                        {
-                            p.received(i);
-                            if let Some(slot) = d.chunk_source.get_mut(i) {
-                                *slot = u16::try_from(source).ok();
+                    match duplicate {
+                        Some(held) => {
+                            if reached >= span.end {
+                                // Whole: each chunk still wanted takes it (the
+                                // other copy may have won already).
+                                for i in p.chunks_of(span) {
+                                    let whole = p.span(i);
+                                    if !matches!(p.state(i), Some(Chunk::Assigned(_))) {
+                                        continue;
+                                    }
+                                    let from = (whole.start - span.start) as usize;
+                                    let to = (whole.end - span.start) as usize;
+                                    if let Some(part) = held.get(from..to) {
+                                        writes.push((whole.start, part.to_vec()));
+                                        p.received(i);
+                                        if let Some(slot) = d.chunk_source.get_mut(i) {
+                                            *slot = u16::try_from(source).ok();
+                                        }
+                                        if let Some(s) = d.sources.get_mut(source) {
+                                            s.delivered += whole.len();
+                                        }
+                                    }
+                                }
+                                received = Some(p.chunks_of(span));
                             }
-                            if let Some(s) = d.sources.get_mut(source) {
-                                s.delivered += whole.len();
+                        }
+                        None => {
+                            // Only chunks still being fetched take the bytes: a
+                            // chunk the endgame copy brought in first keeps its own.
+                            for i in p.chunks_of(Span {
+                                start: offset,
+                                end: reached,
+                            }) {
+                                if !matches!(p.state(i), Some(Chunk::Assigned(_))) {
+                                    continue;
+                                }
+                                let whole = p.span(i);
+                                let (a, b) = (whole.start.max(offset), whole.end.min(reached));
+                                let part = &bytes[(a - offset) as usize..(b - offset) as usize];
+                                match writes.last_mut() {
+                                    Some((at, data)) if *at + data.len() as u64 == a => {
+                                        data.extend_from_slice(part)
+                                    }
+                                    _ => writes.push((a, part.to_vec())),
+                                }
+                            }
+                            // Chunks this connection now holds whole.
+                            let whole_chunks = p.chunks_of(Span {
+                                start: span.start,
+                                end: reached,
+                            });
+                            received = Some(whole_chunks.clone());
+                            for i in whole_chunks {
+                                let whole = p.span(i);
+                                if whole.start >= span.start
+                                    && whole.end <= reached
+                                    && matches!(p.state(i), Some(Chunk::Assigned(_)))
+                                {
+                                    p.received(i);
+                                    if let Some(slot) = d.chunk_source.get_mut(i) {
+                                        *slot = u16::try_from(source).ok();
+                                    }
+                                    if let Some(s) = d.sources.get_mut(source) {
+                                        s.delivered += whole.len();
+                                    }
+                                }
                             }
                         }
                     }
                 }
             }
-            if self.disk_in_flight > self.config.disk_high_water {
-                if let Some(conn) = conn {
-                    if self.reads_paused.insert(conn) {
-                        self.actions.push_back(TransferAction::PauseReading(conn));
-                    }
+        }
+        for (at, data) in writes {
+            self.disk_in_flight += data.len();
+            self.actions.push_back(TransferAction::Disk(DiskJob::Write {
+                download: id,
+                offset: at,
+                data,
+            }));
+        }
+        if self.disk_in_flight > self.config.disk_high_water {
+            if let Some(conn) = conn {
+                if self.reads_paused.insert(conn) {
+                    self.actions.push_back(TransferAction::PauseReading(conn));
                 }
             }
+        }
+        if let Some(chunks) = received {
+            self.check_units(id, chunks);
         }
         let reached_end = self
             .fetches
@@ -703,7 +876,7 @@ impl Transfers {
             }
             None => false,
         };
-        if complete {
+        if complete && self.downloads.get(&id).is_some_and(|d| d.tree.settled()) {
             self.all_in(id, now);
             return;
         }
@@ -734,6 +907,7 @@ impl Transfers {
             return;
         };
         d.fetches = d.fetches.saturating_sub(1);
+        d.tree.fetch_ended(fid);
         if let (Some(span), Some(p)) = (f.span, d.pieces.as_mut()) {
             p.release(span);
         }

@@ -21,6 +21,10 @@
 //!   Pushes time out and are retried a bounded number of times. When we
 //!   are firewalled too, the source cannot be reached at all, and a
 //!   download whose every source is like that fails saying so.
+//! - With a Tiger tree (a trusted root from the hit or the magnet, the tree
+//!   from a source's `/uri-res/N2X`), each range is checked as soon as it
+//!   is on the disk, and a source sending wrong bytes is caught at the range
+//!   it corrupted ([`verify`]).
 //! - When every chunk is in, the whole file's SHA-1 is checked; a mismatch
 //!   throws away what is not verified, and the sources that sent it are
 //!   suspected (a source suspected twice, or the only source, is dropped).
@@ -37,6 +41,9 @@ pub mod source;
 
 #[cfg(test)]
 mod tests;
+mod verify;
+#[cfg(test)]
+mod verify_tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{SocketAddr, SocketAddrV4};
@@ -51,6 +58,7 @@ use fetch::Fetch;
 use pieces::Pieces;
 use record::{sanitize_name, DownloadRecord};
 use source::{Origin, Source};
+use verify::TreeState;
 
 pub type DownloadId = u64;
 type FetchId = u64;
@@ -137,6 +145,16 @@ pub enum DiskJob {
         download: DownloadId,
         record: Vec<u8>,
     },
+    /// Hash `len` bytes of the `.part` file from `offset` as unit `unit` of
+    /// `tree` (`generation` comes back with the answer).
+    CheckUnit {
+        download: DownloadId,
+        unit: usize,
+        generation: u32,
+        offset: u64,
+        len: u64,
+        tree: std::sync::Arc<hazel_protocol::thex::TigerTree>,
+    },
     /// Hash the whole `.part` file and compare with `sha1`.
     Verify {
         download: DownloadId,
@@ -164,6 +182,13 @@ pub enum DiskEvent {
     },
     Verified {
         download: DownloadId,
+        ok: bool,
+    },
+    /// A [`DiskJob::CheckUnit`]'s answer.
+    UnitChecked {
+        download: DownloadId,
+        unit: usize,
+        generation: u32,
         ok: bool,
     },
     Finished {
@@ -249,13 +274,25 @@ enum State {
     Failed(String),
 }
 
+/// After a SHA-1 mismatch with bytes from several senders: whose parts are
+/// being fetched again from the others, and who was tried so far.
+#[derive(Debug, Clone)]
+struct Isolation {
+    /// A source index, or `None` for bytes kept from an earlier run.
+    suspect: Option<u16>,
+    tested: Vec<Option<u16>>,
+}
+
 /// One download.
 struct Download {
     id: DownloadId,
     name: String,
     stem: String,
     sha1: [u8; 20],
-    tiger: Option<[u8; 24]>,
+    /// The Tiger tree: wanted, held, or set aside.
+    tree: TreeState,
+    /// Finding who sent wrong bytes, when there is no tree to say.
+    isolation: Option<Isolation>,
     state: State,
     /// The chunk map, once the size is known.
     pieces: Option<Pieces>,
@@ -285,6 +322,8 @@ pub struct DownloadInfo {
     pub sources_active: usize,
     pub sources_known: usize,
     pub state: &'static str,
+    /// How the bytes are checked: `sha1`, or with a Tiger tree too.
+    pub verification: &'static str,
     pub last_error: Option<String>,
     pub path: Option<PathBuf>,
     /// Every source: where, what it sent, how it is doing.
@@ -775,6 +814,12 @@ impl Transfers {
                 }
             }
             DiskEvent::Verified { download, ok } => self.verified(download, ok, now),
+            DiskEvent::UnitChecked {
+                download,
+                unit,
+                generation,
+                ok,
+            } => self.unit_checked(download, unit, generation, ok, now),
             DiskEvent::Finished { download, path } => {
                 let Some(d) = self.downloads.get_mut(&download) else {
                     return;
@@ -801,6 +846,18 @@ impl Transfers {
                         sources,
                     }));
             }
+        }
+    }
+
+    /// Every chunk is in and every unit of a tree checked: check the whole file.
+    fn maybe_all_in(&mut self, id: DownloadId, now: Instant) {
+        let ready = self.downloads.get(&id).is_some_and(|d| {
+            d.state == State::Running
+                && d.tree.settled()
+                && d.pieces.as_ref().is_some_and(Pieces::complete)
+        });
+        if ready {
+            self.all_in(id, now);
         }
     }
 
@@ -833,6 +890,20 @@ impl Transfers {
                     p.verified(i);
                 }
             }
+            if let Some(Isolation {
+                suspect: Some(s), ..
+            }) = d.isolation.take()
+            {
+                // Its parts fetched again from the others, the hash matched.
+                if let Some(source) = d.sources.get_mut(usize::from(s)) {
+                    log::info!(
+                        "download {id}: {} sent wrong bytes (the SHA-1 matched without them)",
+                        source.addr
+                    );
+                    source.set_aside = false;
+                    source.drop_for(source::Dropped::Corrupt);
+                }
+            }
             d.state = State::Finishing;
             let name = sanitize_name(&d.name);
             self.checkpoint(id, now);
@@ -842,7 +913,15 @@ impl Transfers {
         }
         // Wrong bytes somewhere: nothing unverified is kept, and whoever
         // sent it is suspected (the only sender, or one suspected before, is
-        // dropped).
+        // dropped). A tree every unit agreed with is not this file's: what
+        // it verified goes too.
+        let disowned = self.tree_disowned_by_sha1(id);
+        if !disowned && self.isolate(id, now) {
+            return;
+        }
+        let Some(d) = self.downloads.get_mut(&id) else {
+            return;
+        };
         let senders: HashSet<u16> = d.chunk_source.iter().flatten().copied().collect();
         for &s in &senders {
             if let Some(source) = d.sources.get_mut(usize::from(s)) {
@@ -856,10 +935,87 @@ impl Transfers {
             p.discard_unverified();
         }
         d.chunk_source.iter_mut().for_each(|c| *c = None);
-        d.last_error = Some("the file's SHA-1 did not match: fetching again".into());
+        d.last_error = Some(if disowned {
+            "the file's SHA-1 did not match though its Tiger tree did: the tree is set aside, fetching again".into()
+        } else {
+            "the file's SHA-1 did not match: fetching again".into()
+        });
         d.state = State::Running;
         self.checkpoint(id, now);
         self.schedule(now);
+    }
+
+    /// The SHA-1 did not match and the bytes came from several senders:
+    /// fetch one sender's parts again from the others (the sender with the
+    /// fewest bytes not yet tried), so the next check says whether it lied.
+    /// False when there is nothing left to try this way.
+    fn isolate(&mut self, id: DownloadId, now: Instant) -> bool {
+        let Some(d) = self.downloads.get_mut(&id) else {
+            return false;
+        };
+        let Some(p) = &mut d.pieces else {
+            return false;
+        };
+        let mut tested = Vec::new();
+        if let Some(previous) = d.isolation.take() {
+            // Its parts were fetched again and the hash still failed: it was
+            // not (the only) one lying.
+            if let Some(s) = previous
+                .suspect
+                .and_then(|s| d.sources.get_mut(usize::from(s)))
+            {
+                s.set_aside = false;
+            }
+            tested = previous.tested;
+        }
+        // Bytes in per sender (None: bytes kept from an earlier run).
+        let mut groups: BTreeMap<Option<u16>, u64> = BTreeMap::new();
+        for i in 0..p.count() {
+            if p.state(i) == Some(pieces::Chunk::Received) {
+                let sender = d.chunk_source.get(i).copied().flatten();
+                *groups.entry(sender).or_default() += p.span(i).len();
+            }
+        }
+        if groups.len() < 2 {
+            return false;
+        }
+        // Someone else must be there to fetch its parts from.
+        let others = |suspect: Option<u16>| {
+            d.sources
+                .iter()
+                .enumerate()
+                .any(|(i, s)| s.usable() && Some(i) != suspect.map(usize::from))
+        };
+        let Some((&suspect, _)) = groups
+            .iter()
+            .filter(|(g, _)| !tested.contains(*g) && others(**g))
+            .min_by_key(|(_, bytes)| **bytes)
+        else {
+            return false;
+        };
+        for i in 0..p.count() {
+            if p.state(i) == Some(pieces::Chunk::Received)
+                && d.chunk_source.get(i).copied().flatten() == suspect
+            {
+                p.discard(i);
+            }
+        }
+        let who = match suspect.and_then(|s| d.sources.get_mut(usize::from(s))) {
+            Some(source) => {
+                source.set_aside = true;
+                source.addr.to_string()
+            }
+            None => "an earlier run".to_string(),
+        };
+        tested.push(suspect);
+        d.isolation = Some(Isolation { suspect, tested });
+        d.last_error = Some(format!(
+            "the file's SHA-1 did not match: fetching the parts from {who} again from the others, to find who sent wrong bytes"
+        ));
+        d.state = State::Running;
+        self.checkpoint(id, now);
+        self.schedule(now);
+        true
     }
 
     /// Closes every connection of download `id`, giving their spans back.
@@ -891,7 +1047,8 @@ impl Download {
             name,
             stem,
             sha1,
-            tiger,
+            tree: TreeState::from_root(tiger),
+            isolation: None,
             state: State::Running,
             pieces: None,
             sources: Vec::new(),
@@ -967,6 +1124,7 @@ impl Download {
             sources_active: self.fetches,
             sources_known: self.sources.iter().filter(|s| s.usable()).count(),
             state: self.state_name(),
+            verification: self.tree.label(),
             last_error: match &self.state {
                 State::Failed(reason) => Some(reason.clone()),
                 _ => self.last_error.clone(),
@@ -985,6 +1143,8 @@ impl Download {
                     delivered: s.delivered,
                     state: if s.dropped.is_some() {
                         "dropped"
+                    } else if s.set_aside {
+                        "set aside"
                     } else if s.busy {
                         "active"
                     } else if s.wait_until.is_some_and(|t| t > now) {
@@ -1010,7 +1170,10 @@ impl Download {
             stem: self.stem.clone(),
             size: self.size(),
             urn: hazel_protocol::huge::sha1_urn(&self.sha1),
-            tiger: self.tiger.map(|t| data_encoding::BASE32_NOPAD.encode(&t)),
+            tiger: self
+                .tree
+                .root()
+                .map(|t| data_encoding::BASE32_NOPAD.encode(&t[..])),
             state: match self.state {
                 State::Paused => "paused",
                 State::Failed(_) => "failed",

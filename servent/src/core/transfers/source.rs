@@ -53,6 +53,9 @@ pub struct Source {
     /// Wrong-file-hash verdicts it took part in.
     pub suspicion: u32,
     pub dropped: Option<Dropped>,
+    /// Not asked while its parts are fetched from the others (finding who
+    /// sent wrong bytes).
+    pub set_aside: bool,
     /// A connection (or a Push) is working for it now.
     pub busy: bool,
     /// Bytes it delivered.
@@ -84,6 +87,7 @@ impl Source {
             failures: 0,
             suspicion: 0,
             dropped: None,
+            set_aside: false,
             busy: false,
             delivered: 0,
             rate: 0.0,
@@ -93,7 +97,10 @@ impl Source {
 
     /// Whether a new connection may be opened to it now.
     pub fn ready(&self, now: Instant) -> bool {
-        self.dropped.is_none() && !self.busy && self.wait_until.is_none_or(|t| t <= now)
+        self.dropped.is_none()
+            && !self.set_aside
+            && !self.busy
+            && self.wait_until.is_none_or(|t| t <= now)
     }
 
     pub fn usable(&self) -> bool {
@@ -125,6 +132,14 @@ impl Source {
     pub fn drop_for(&mut self, why: Dropped) {
         self.last_error = Some(format!("{why:?}"));
         self.dropped = Some(why);
+    }
+
+    /// Dropped on the word of a Tiger tree that proved wrong: usable again.
+    pub fn pardon(&mut self) {
+        if self.dropped == Some(Dropped::Corrupt) {
+            self.dropped = None;
+            self.last_error = Some("no longer blamed: the Tiger tree was wrong".into());
+        }
     }
 
     /// A span came in whole from it, at `rate` bytes a second.
