@@ -1,20 +1,31 @@
-//! The downloads' disk work, on a thread of its own so the event loop never
-//! waits for a disk: `.part` files written at their offsets, synced before
-//! each state file that vouches for them, hashed when complete, moved into
-//! the downloads folder under a name that overwrites nothing, removed when
-//! cancelled. Jobs come in order (per download, the order the core asked);
-//! what happened goes back as [`DiskEvent`]s.
+//! The downloads' disk work, off the event loop so it never waits for a
+//! disk: `.part` files written at their offsets, synced before each state
+//! file that vouches for them, hashed, moved into the downloads folder under
+//! a name that overwrites nothing, removed when cancelled. Jobs come in order
+//! (per download, the order the core asked); what happened goes back as
+//! [`DiskEvent`]s.
+//!
+//! Three threads, so that no kind of work holds up another:
+//! - `hazel-disk` writes, and hashes the SHA-1 as the bytes go by: while
+//!   they arrive in order the whole-file check costs nothing at the end
+//!   (bytes written out of order are read back once the prefix reaches
+//!   them, and a rewrite inside the hashed prefix starts the hash over);
+//! - `hazel-sync` syncs the `.part` file and then writes the state file (a
+//!   checkpoint), and finishes and removes downloads, in the order asked,
+//!   while writing goes on;
+//! - `hazel-hash` checks Tiger tree units, reading back what was written.
 //!
 //! Layout: `DATA-DIR/incomplete/<stem>.part` and `<stem>.state` (see
 //! `core::transfers::record`), finished files in the downloads folder.
 //! A full disk or a folder that cannot be written is an error on that
 //! download (one [`DiskEvent::Failed`]), never a crash.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -29,6 +40,17 @@ pub const INCOMPLETE_DIR: &str = "incomplete";
 /// Bytes read per call when hashing a finished file.
 const HASH_BUFFER: usize = 1024 * 1024;
 
+/// How the worker tells what happened (called on its threads).
+type Report = Arc<dyn Fn(DiskEvent) + Send + Sync>;
+
+/// Bytes written between two requests to the kernel to start writing a
+/// `.part` file out.
+const WRITEBACK_EVERY: usize = usize::MAX;
+
+/// Bytes written before the event loop hears of them (so it is not woken
+/// for every write), unless the queue runs dry first.
+const WRITTEN_BATCH: usize = 1024 * 1024;
+
 /// The disk worker's handle.
 pub struct DiskWorker {
     jobs: Option<Sender<DiskJob>>,
@@ -36,24 +58,44 @@ pub struct DiskWorker {
 }
 
 impl DiskWorker {
-    /// Starts the worker; `report` is called (on the worker's thread) with
+    /// Starts the worker; `report` is called (on the worker's threads) with
     /// each event.
     pub fn spawn(
         incomplete: PathBuf,
         downloads: PathBuf,
-        report: impl FnMut(DiskEvent) + Send + 'static,
+        report: impl Fn(DiskEvent) + Send + Sync + 'static,
     ) -> io::Result<DiskWorker> {
+        let report: Report = Arc::new(report);
         let (tx, rx) = crossbeam_channel::unbounded();
-        let mut worker = Worker {
+        let (sync_tx, sync_rx) = crossbeam_channel::unbounded();
+        let (hash_tx, hash_rx) = crossbeam_channel::unbounded();
+        let syncer = {
+            let mut syncer = Syncer {
+                downloads,
+                report: report.clone(),
+            };
+            std::thread::Builder::new()
+                .name("hazel-sync".into())
+                .spawn(move || syncer.run(sync_rx))?
+        };
+        let hasher = {
+            let report = report.clone();
+            std::thread::Builder::new()
+                .name("hazel-hash".into())
+                .spawn(move || check_units(hash_rx, &report))?
+        };
+        let mut writer = Writer {
             incomplete,
-            downloads,
             open: HashMap::new(),
             failed: HashMap::new(),
-            report: Box::new(report),
+            report,
+            sync: Some(sync_tx),
+            hash: Some(hash_tx),
+            helpers: vec![syncer, hasher],
         };
         let thread = std::thread::Builder::new()
             .name("hazel-disk".into())
-            .spawn(move || worker.run(rx))?;
+            .spawn(move || writer.run(rx))?;
         Ok(DiskWorker {
             jobs: Some(tx),
             thread: Some(thread),
@@ -69,7 +111,7 @@ impl DiskWorker {
 
 impl Drop for DiskWorker {
     fn drop(&mut self) {
-        // Every queued job is done before the thread ends (checkpoints too).
+        // Every queued job is done before the threads end (checkpoints too).
         self.jobs.take();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -102,51 +144,190 @@ pub fn load_records(incomplete: &Path) -> Vec<DownloadRecord> {
     records
 }
 
+/// An open `.part` file and how far its SHA-1 got.
 struct OpenPart {
     stem: String,
     file: File,
+    /// The SHA-1 of bytes `0..hashed`.
+    hasher: Sha1,
+    hashed: u64,
+    /// Spans written (merged), to catch up the hash over bytes written
+    /// ahead of it.
+    written: BTreeMap<u64, u64>,
+    /// Bytes written since the kernel was last asked to start writing the
+    /// file out.
+    unflushed: usize,
 }
 
-struct Worker {
+impl OpenPart {
+    fn new(stem: String, file: File) -> OpenPart {
+        OpenPart {
+            stem,
+            file,
+            hasher: Sha1::new(),
+            hashed: 0,
+            written: BTreeMap::new(),
+            unflushed: 0,
+        }
+    }
+
+    /// Asks the kernel to start writing the file's dirty pages out (without
+    /// waiting) every [`WRITEBACK_EVERY`] bytes: the syncs of checkpoints
+    /// and of the finished file then find little left to wait for.
+    fn start_writeback(&mut self, written: usize) {
+        self.unflushed += written;
+        if self.unflushed < WRITEBACK_EVERY {
+            return;
+        }
+        self.unflushed = 0;
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid descriptor; the call only schedules I/O on it.
+        unsafe {
+            libc::sync_file_range(self.file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+
+    /// `data` was written at `offset`: the hash goes on if it can.
+    fn wrote(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let end = offset + data.len() as u64;
+        self.note_written(offset, end);
+        if offset < self.hashed {
+            // Bytes under the hash were replaced (refetched): it starts over,
+            // from the disk, when the file is checked.
+            self.hasher = Sha1::new();
+            self.hashed = 0;
+        } else if offset == self.hashed {
+            self.hasher.update(data);
+            self.hashed = end;
+            // What was written ahead of it follows.
+            self.catch_up(u64::MAX)?;
+        }
+        Ok(())
+    }
+
+    fn note_written(&mut self, start: u64, end: u64) {
+        let (mut start, mut end) = (start, end);
+        // Merge with every span touching [start, end).
+        let touching: Vec<(u64, u64)> = self
+            .written
+            .range(..=end)
+            .rev()
+            .take_while(|(_, &e)| e >= start)
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        for (s, e) in touching {
+            self.written.remove(&s);
+            start = start.min(s);
+            end = end.max(e);
+        }
+        self.written.insert(start, end);
+    }
+
+    /// Hashes written bytes from where the hash stands, up to `limit`.
+    fn catch_up(&mut self, limit: u64) -> io::Result<()> {
+        let Some((_, &end)) = self
+            .written
+            .range(..=self.hashed)
+            .next_back()
+            .filter(|(_, &e)| e > self.hashed)
+        else {
+            return Ok(());
+        };
+        let end = end.min(limit);
+        let mut buffer = vec![0u8; HASH_BUFFER];
+        while self.hashed < end {
+            let want = ((end - self.hashed) as usize).min(buffer.len());
+            self.file.read_exact_at(&mut buffer[..want], self.hashed)?;
+            self.hasher.update(&buffer[..want]);
+            self.hashed += want as u64;
+        }
+        Ok(())
+    }
+
+    /// The SHA-1 of the first `size` bytes: what is not hashed yet is read.
+    fn digest(&mut self, size: u64) -> io::Result<[u8; 20]> {
+        self.note_written(0, size);
+        self.catch_up(size)?;
+        if self.hashed != size {
+            // The file holds more than the download (cannot happen: it is
+            // set to the size): hash it anew.
+            self.hasher = Sha1::new();
+            self.hashed = 0;
+            self.catch_up(size)?;
+        }
+        Ok(self.hasher.clone().finalize().into())
+    }
+}
+
+/// Work the sync thread does, in order.
+enum SyncJob {
+    /// Sync the `.part` file (when given), then replace the state file with `record`.
+    Checkpoint {
+        download: DownloadId,
+        file: Option<File>,
+        part: PathBuf,
+        state: PathBuf,
+        record: Vec<u8>,
+    },
+    /// Move the `.part` file into the downloads folder.
+    Finish {
+        download: DownloadId,
+        file: File,
+        part: PathBuf,
+        state: PathBuf,
+        name: String,
+    },
+    /// The state file of a cancelled download goes (its `.part` is gone).
+    Remove { state: PathBuf },
+}
+
+/// The writing thread.
+struct Writer {
     incomplete: PathBuf,
-    downloads: PathBuf,
     open: HashMap<DownloadId, OpenPart>,
     /// Downloads whose disk work failed (their later jobs are skipped).
     failed: HashMap<DownloadId, String>,
-    report: Box<dyn FnMut(DiskEvent) + Send>,
+    report: Report,
+    sync: Option<Sender<SyncJob>>,
+    hash: Option<Sender<(DiskJob, File)>>,
+    helpers: Vec<JoinHandle<()>>,
 }
 
-impl Worker {
+impl Writer {
     fn run(&mut self, jobs: Receiver<DiskJob>) {
-        for job in jobs {
+        let mut unreported: HashMap<DownloadId, usize> = HashMap::new();
+        for job in jobs.iter() {
             let download = job_download(&job);
             let written = match &job {
                 DiskJob::Write { data, .. } => data.len(),
                 _ => 0,
             };
-            if self.failed.contains_key(&download)
-                && !matches!(job, DiskJob::Remove { .. } | DiskJob::Open { .. })
-            {
-                if written > 0 {
-                    (self.report)(DiskEvent::Written {
-                        download,
-                        bytes: written,
-                    });
+            let skip = self.failed.contains_key(&download)
+                && !matches!(job, DiskJob::Remove { .. } | DiskJob::Open { .. });
+            if !skip {
+                if let Err(error) = self.handle(job) {
+                    self.failed.insert(download, error.clone());
+                    (self.report)(DiskEvent::Failed { download, error });
                 }
-                continue;
-            }
-            if let Err(error) = self.handle(job) {
-                self.failed.insert(download, error.clone());
-                (self.report)(DiskEvent::Failed { download, error });
             }
             if written > 0 {
-                (self.report)(DiskEvent::Written {
-                    download,
-                    bytes: written,
-                });
+                *unreported.entry(download).or_default() += written;
+            }
+            if jobs.is_empty() || unreported.values().sum::<usize>() >= WRITTEN_BATCH {
+                for (download, bytes) in unreported.drain() {
+                    (self.report)(DiskEvent::Written { download, bytes });
+                }
             }
         }
-        // The channel closed: sync what is open.
+        for (download, bytes) in unreported.drain() {
+            (self.report)(DiskEvent::Written { download, bytes });
+        }
+        // The queue closed: the helpers finish theirs, then what is open is synced.
+        self.sync.take();
+        self.hash.take();
+        for helper in self.helpers.drain(..) {
+            let _ = helper.join();
+        }
         for part in self.open.values() {
             let _ = part.file.sync_data();
         }
@@ -160,6 +341,25 @@ impl Worker {
         self.incomplete.join(format!("{stem}.state"))
     }
 
+    fn to_sync(&self, job: SyncJob) {
+        if let Some(sync) = &self.sync {
+            let _ = sync.send(job);
+        }
+    }
+
+    /// A handle on download `download`'s open file for another thread.
+    fn share(&self, download: DownloadId, what: &str) -> Result<(&OpenPart, File), String> {
+        let part = self
+            .open
+            .get(&download)
+            .ok_or_else(|| format!("{what} before open"))?;
+        let file = part
+            .file
+            .try_clone()
+            .map_err(|e| describe(&e, &self.part_path(&part.stem)))?;
+        Ok((part, file))
+    }
+
     fn handle(&mut self, job: DiskJob) -> Result<(), String> {
         match job {
             DiskJob::Open {
@@ -170,24 +370,27 @@ impl Worker {
                 self.failed.remove(&download);
                 fs::create_dir_all(&self.incomplete).map_err(|e| describe(&e, &self.incomplete))?;
                 let path = self.part_path(&stem);
-                let file = match self.open.remove(&download) {
-                    Some(part) if part.stem == stem => part.file,
-                    _ => OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .create(true)
-                        .truncate(false)
-                        .open(&path)
-                        .map_err(|e| describe(&e, &path))?,
+                let part = match self.open.remove(&download) {
+                    Some(part) if part.stem == stem => part,
+                    _ => OpenPart::new(
+                        stem,
+                        OpenOptions::new()
+                            .read(true)
+                            .write(true)
+                            .create(true)
+                            .truncate(false)
+                            .open(&path)
+                            .map_err(|e| describe(&e, &path))?,
+                    ),
                 };
                 if let Some(size) = size {
-                    let len = file.metadata().map_err(|e| describe(&e, &path))?.len();
+                    let len = part.file.metadata().map_err(|e| describe(&e, &path))?.len();
                     if len != size {
                         // Sparse: nothing is allocated until written.
-                        file.set_len(size).map_err(|e| describe(&e, &path))?;
+                        part.file.set_len(size).map_err(|e| describe(&e, &path))?;
                     }
                 }
-                self.open.insert(download, OpenPart { stem, file });
+                self.open.insert(download, part);
                 Ok(())
             }
             DiskJob::Write {
@@ -195,55 +398,60 @@ impl Worker {
                 offset,
                 data,
             } => {
-                let part = self.open.get(&download).ok_or("write before open")?;
+                let path = |part: &OpenPart| self.incomplete.join(format!("{}.part", part.stem));
+                let part = self.open.get_mut(&download).ok_or("write before open")?;
                 part.file
                     .write_all_at(&data, offset)
-                    .map_err(|e| describe(&e, &self.part_path(&part.stem)))
+                    .and_then(|()| part.wrote(offset, &data))
+                    .map_err(|e| describe(&e, &path(part)))?;
+                part.start_writeback(data.len());
+                Ok(())
             }
-            DiskJob::Checkpoint { download, record } => {
-                let part = self.open.get(&download).ok_or("checkpoint before open")?;
-                let path = self.part_path(&part.stem);
-                // The data first: the state file may only vouch for synced bytes.
-                part.file.sync_data().map_err(|e| describe(&e, &path))?;
-                let state = self.state_path(&part.stem);
-                replace_atomically(&state, &record).map_err(|e| describe(&e, &state))
-            }
-            DiskJob::CheckUnit {
+            DiskJob::Checkpoint {
                 download,
-                unit,
-                generation,
-                offset,
-                len,
-                tree,
+                record,
+                sync,
             } => {
-                let part = self.open.get(&download).ok_or("check before open")?;
-                let path = self.part_path(&part.stem);
-                let ok = unit_matches(&part.file, &tree, unit, offset, len)
-                    .map_err(|e| describe(&e, &path))?;
-                (self.report)(DiskEvent::UnitChecked {
+                let (part, file) = self.share(download, "checkpoint")?;
+                let job = SyncJob::Checkpoint {
                     download,
-                    unit,
-                    generation,
-                    ok,
-                });
+                    file: sync.then_some(file),
+                    part: self.part_path(&part.stem),
+                    state: self.state_path(&part.stem),
+                    record,
+                };
+                self.to_sync(job);
+                Ok(())
+            }
+            job @ DiskJob::CheckUnit { .. } => {
+                let (_, file) = self.share(job_download(&job), "check")?;
+                if let Some(hash) = &self.hash {
+                    let _ = hash.send((job, file));
+                }
                 Ok(())
             }
             DiskJob::Verify { download, sha1 } => {
-                let part = self.open.get(&download).ok_or("verify before open")?;
-                let path = self.part_path(&part.stem);
-                let ok = sha1_of(&path).map_err(|e| describe(&e, &path))? == sha1;
+                let path = |part: &OpenPart| self.incomplete.join(format!("{}.part", part.stem));
+                let part = self.open.get_mut(&download).ok_or("verify before open")?;
+                let size = part
+                    .file
+                    .metadata()
+                    .map_err(|e| describe(&e, &path(part)))?
+                    .len();
+                let ok = part.digest(size).map_err(|e| describe(&e, &path(part)))? == sha1;
                 (self.report)(DiskEvent::Verified { download, ok });
                 Ok(())
             }
             DiskJob::Finish { download, name } => {
                 let part = self.open.remove(&download).ok_or("finish before open")?;
-                let _ = part.file.sync_all();
-                drop(part.file);
-                let from = self.part_path(&part.stem);
-                fs::create_dir_all(&self.downloads).map_err(|e| describe(&e, &self.downloads))?;
-                let to = place_without_overwriting(&from, &self.downloads, &name)?;
-                let _ = fs::remove_file(self.state_path(&part.stem));
-                (self.report)(DiskEvent::Finished { download, path: to });
+                let job = SyncJob::Finish {
+                    download,
+                    part: self.part_path(&part.stem),
+                    state: self.state_path(&part.stem),
+                    file: part.file,
+                    name,
+                };
+                self.to_sync(job);
                 Ok(())
             }
             DiskJob::Remove { download } => {
@@ -251,9 +459,95 @@ impl Worker {
                 if let Some(part) = self.open.remove(&download) {
                     drop(part.file);
                     let _ = fs::remove_file(self.part_path(&part.stem));
-                    let _ = fs::remove_file(self.state_path(&part.stem));
+                    self.to_sync(SyncJob::Remove {
+                        state: self.state_path(&part.stem),
+                    });
                 }
                 Ok(())
+            }
+        }
+    }
+}
+
+/// The sync thread: checkpoints, finishing, removing, in order.
+struct Syncer {
+    downloads: PathBuf,
+    report: Report,
+}
+
+impl Syncer {
+    fn run(&mut self, jobs: Receiver<SyncJob>) {
+        for job in jobs {
+            match job {
+                SyncJob::Checkpoint {
+                    download,
+                    file,
+                    part,
+                    state,
+                    record,
+                } => {
+                    // The data first: the state file may only vouch for
+                    // verified bytes that are on the disk.
+                    let done = file
+                        .map_or(Ok(()), |f| f.sync_data())
+                        .map_err(|e| describe(&e, &part))
+                        .and_then(|()| {
+                            replace_atomically(&state, &record).map_err(|e| describe(&e, &state))
+                        });
+                    if let Err(error) = done {
+                        (self.report)(DiskEvent::Failed { download, error });
+                    }
+                }
+                SyncJob::Finish {
+                    download,
+                    file,
+                    part,
+                    state,
+                    name,
+                } => {
+                    drop(file);
+                    let placed = fs::create_dir_all(&self.downloads)
+                        .map_err(|e| describe(&e, &self.downloads))
+                        .and_then(|()| place_without_overwriting(&part, &self.downloads, &name));
+                    match placed {
+                        Ok(to) => {
+                            let _ = fs::remove_file(&state);
+                            (self.report)(DiskEvent::Finished { download, path: to });
+                        }
+                        Err(error) => (self.report)(DiskEvent::Failed { download, error }),
+                    }
+                }
+                SyncJob::Remove { state } => {
+                    let _ = fs::remove_file(&state);
+                }
+            }
+        }
+    }
+}
+
+/// The hashing thread: Tiger tree units, read back from the file.
+fn check_units(jobs: Receiver<(DiskJob, File)>, report: &Report) {
+    for (job, file) in jobs {
+        if let DiskJob::CheckUnit {
+            download,
+            unit,
+            generation,
+            offset,
+            len,
+            tree,
+        } = job
+        {
+            match unit_matches(&file, &tree, unit, offset, len) {
+                Ok(ok) => report(DiskEvent::UnitChecked {
+                    download,
+                    unit,
+                    generation,
+                    ok,
+                }),
+                Err(e) => report(DiskEvent::Failed {
+                    download,
+                    error: format!("reading back a written range: {e}"),
+                }),
             }
         }
     }
@@ -328,22 +622,6 @@ fn unit_matches(
         at += want as u64;
     }
     Ok(hasher.finish())
-}
-
-/// The SHA-1 of a file, read in bounded pieces.
-fn sha1_of(path: &Path) -> io::Result<[u8; 20]> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha1::new();
-    let mut buffer = vec![0u8; HASH_BUFFER];
-    loop {
-        match file.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buffer[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(hasher.finalize().into())
 }
 
 /// `name`, or `name (1).ext`, `name (2).ext`…: the first that does not exist.
@@ -443,6 +721,7 @@ mod tests {
         worker.submit(DiskJob::Checkpoint {
             download: 1,
             record: b"{}".to_vec(),
+            sync: true,
         });
         // The written bytes against their own tree, and against another's.
         for (generation, content) in [(1, &data[..]), (2, &b"hello, world"[..])] {
@@ -519,5 +798,54 @@ mod tests {
             },
             "skipped, but accounted"
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever the order of the writes, and whatever is written twice
+        /// (a refetched range), the SHA-1 is the file's.
+        #[test]
+        fn the_running_hash_is_the_files_whatever_the_write_order(
+            len in 1usize..300_000,
+            cuts in proptest::collection::vec(0usize..300_000, 0..12),
+            order_seed in 0u64..u64::MAX,
+            rewrite in proptest::option::of(0usize..12),
+        ) {
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 + i / 977) as u8).collect();
+            let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c % len).collect();
+            bounds.extend([0, len]);
+            bounds.sort_unstable();
+            bounds.dedup();
+            let mut pieces: Vec<(usize, usize)> =
+                bounds.windows(2).map(|w| (w[0], w[1])).collect();
+            // A deterministic shuffle.
+            let mut x = order_seed | 1;
+            for i in (1..pieces.len()).rev() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                pieces.swap(i, (x % (i as u64 + 1)) as usize);
+            }
+            if let Some(again) = rewrite {
+                let piece = pieces[again % pieces.len()];
+                pieces.push(piece);
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(dir.path().join("p"))
+                .unwrap();
+            file.set_len(len as u64).unwrap();
+            let mut part = OpenPart::new("p".into(), file);
+            for (a, b) in pieces {
+                part.file.write_all_at(&data[a..b], a as u64).unwrap();
+                part.wrote(a as u64, &data[a..b]).unwrap();
+            }
+            let expected: [u8; 20] = Sha1::digest(&data).into();
+            proptest::prop_assert_eq!(part.digest(len as u64).unwrap(), expected);
+        }
     }
 }

@@ -140,10 +140,12 @@ pub enum DiskJob {
         offset: u64,
         data: Vec<u8>,
     },
-    /// Sync the `.part` file, then replace `<stem>.state` with `record`.
+    /// Replace `<stem>.state` with `record`, after syncing the `.part` file
+    /// when `sync` (the record vouches for newly verified bytes).
     Checkpoint {
         download: DownloadId,
         record: Vec<u8>,
+        sync: bool,
     },
     /// Hash `len` bytes of the `.part` file from `offset` as unit `unit` of
     /// `tree` (`generation` comes back with the answer).
@@ -306,6 +308,8 @@ struct Download {
     rate: f64,
     last_checkpoint: Instant,
     unsaved: bool,
+    /// Verified bytes the last synced checkpoint named.
+    synced_verified: u64,
 }
 
 /// A row of `transfers`.
@@ -784,11 +788,17 @@ impl Transfers {
         }
         d.last_checkpoint = now;
         d.unsaved = false;
-        let record = d.record().to_bytes();
+        let record = d.record();
+        // Verified spans must be on the disk before a record names them;
+        // received ones are checked again after a restart, so they need not.
+        let verified: u64 = record.verified.iter().map(|[a, b]| b - a).sum();
+        let sync = verified > d.synced_verified;
+        d.synced_verified = verified;
         self.actions
             .push_back(TransferAction::Disk(DiskJob::Checkpoint {
                 download: id,
-                record,
+                record: record.to_bytes(),
+                sync,
             }));
     }
 
@@ -1059,6 +1069,7 @@ impl Download {
             rate: 0.0,
             last_checkpoint: now,
             unsaved: true,
+            synced_verified: 0,
         }
     }
 
