@@ -916,7 +916,8 @@ impl Transfers {
             }
             d.state = State::Finishing;
             let name = sanitize_name(&d.name);
-            self.checkpoint(id, now);
+            // No checkpoint: the state file goes with the move (a restart in
+            // between checks the SHA-1 again, from the page cache).
             self.actions
                 .push_back(TransferAction::Disk(DiskJob::Finish { download: id, name }));
             return;
