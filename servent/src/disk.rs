@@ -43,10 +43,6 @@ const HASH_BUFFER: usize = 1024 * 1024;
 /// How the worker tells what happened (called on its threads).
 type Report = Arc<dyn Fn(DiskEvent) + Send + Sync>;
 
-/// Bytes written between two requests to the kernel to start writing a
-/// `.part` file out.
-const WRITEBACK_EVERY: usize = usize::MAX;
-
 /// Bytes written before the event loop hears of them (so it is not woken
 /// for every write), unless the queue runs dry first.
 const WRITTEN_BATCH: usize = 1024 * 1024;
@@ -154,9 +150,6 @@ struct OpenPart {
     /// Spans written (merged), to catch up the hash over bytes written
     /// ahead of it.
     written: BTreeMap<u64, u64>,
-    /// Bytes written since the kernel was last asked to start writing the
-    /// file out.
-    unflushed: usize,
 }
 
 impl OpenPart {
@@ -167,23 +160,6 @@ impl OpenPart {
             hasher: Sha1::new(),
             hashed: 0,
             written: BTreeMap::new(),
-            unflushed: 0,
-        }
-    }
-
-    /// Asks the kernel to start writing the file's dirty pages out (without
-    /// waiting) every [`WRITEBACK_EVERY`] bytes: the syncs of checkpoints
-    /// and of the finished file then find little left to wait for.
-    fn start_writeback(&mut self, written: usize) {
-        self.unflushed += written;
-        if self.unflushed < WRITEBACK_EVERY {
-            return;
-        }
-        self.unflushed = 0;
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid descriptor; the call only schedules I/O on it.
-        unsafe {
-            libc::sync_file_range(self.file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
         }
     }
 
@@ -403,9 +379,7 @@ impl Writer {
                 part.file
                     .write_all_at(&data, offset)
                     .and_then(|()| part.wrote(offset, &data))
-                    .map_err(|e| describe(&e, &path(part)))?;
-                part.start_writeback(data.len());
-                Ok(())
+                    .map_err(|e| describe(&e, &path(part)))
             }
             DiskJob::Checkpoint {
                 download,
