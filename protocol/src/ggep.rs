@@ -632,6 +632,46 @@ pub fn deflate_zlib(data: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Host lists: `IPP` (a pong's packed hosts, from a host cache or an
+/// ultrapeer asked with `SCP`) and `PUSH` (a hit's push proxies) carry
+/// IPv4 hosts as 6 bytes each: the address in network order, the port
+/// little-endian.
+pub mod hosts {
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    /// Bytes per host.
+    pub const HOST_LEN: usize = 6;
+    /// Most hosts read from one extension.
+    pub const MAX_HOSTS: usize = 200;
+
+    /// The hosts of an `IPP` or `PUSH` value: whole 6-byte entries only (a
+    /// trailing partial entry is ignored), at most [`MAX_HOSTS`], without
+    /// port 0 or the unspecified address.
+    pub fn decode(value: &[u8]) -> Vec<SocketAddrV4> {
+        value
+            .chunks_exact(HOST_LEN)
+            .map(|e| {
+                SocketAddrV4::new(
+                    Ipv4Addr::new(e[0], e[1], e[2], e[3]),
+                    u16::from_le_bytes([e[4], e[5]]),
+                )
+            })
+            .filter(|a| a.port() != 0 && !a.ip().is_unspecified())
+            .take(MAX_HOSTS)
+            .collect()
+    }
+
+    /// The value listing `hosts`.
+    pub fn encode(hosts: &[SocketAddrV4]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(hosts.len() * HOST_LEN);
+        for h in hosts {
+            out.extend_from_slice(&h.ip().octets());
+            out.extend_from_slice(&h.port().to_le_bytes());
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -771,5 +811,56 @@ pub(crate) mod tests {
             Err(DecodeError::Inflate)
         );
         assert!(inflate_zlib(b"not zlib", 1000).is_err());
+    }
+}
+
+#[cfg(test)]
+mod host_list_tests {
+    use super::hosts;
+    use std::net::SocketAddrV4;
+
+    #[test]
+    fn captured_ipp_pongs_give_hosts_and_encode_back() {
+        let text = String::from_utf8(crate::traces::read("ndpi-gtkg-0.6-2022.expected.jsonl"))
+            .expect("utf-8");
+        let (mut pongs, mut hosts_seen) = (0, 0);
+        for line in text.lines() {
+            let record: serde_json::Value = serde_json::from_str(line).expect("json");
+            if record["type"] != 1 {
+                continue;
+            }
+            let raw = data_encoding::HEXLOWER
+                .decode(record["raw_hex"].as_str().expect("hex").as_bytes())
+                .expect("hex");
+            let pong = crate::descriptor::Pong::parse(&raw[23..]).expect("a pong");
+            let Some(ipp) = pong.ggep.as_ref().and_then(|g| g.get(b"IPP")) else {
+                continue;
+            };
+            let value = ipp.value().expect("value");
+            let list = hosts::decode(&value);
+            assert_eq!(
+                list.len(),
+                value.len() / hosts::HOST_LEN,
+                "every entry usable"
+            );
+            assert_eq!(hosts::encode(&list), value);
+            pongs += 1;
+            hosts_seen += list.len();
+        }
+        assert!(
+            pongs > 0 && hosts_seen > pongs,
+            "{pongs} pongs, {hosts_seen} hosts"
+        );
+    }
+
+    #[test]
+    fn partial_zero_and_oversized_lists_are_bounded() {
+        assert!(hosts::decode(&[1, 2, 3]).is_empty());
+        assert!(hosts::decode(&[0, 0, 0, 0, 1, 0]).is_empty(), "0.0.0.0");
+        assert!(hosts::decode(&[1, 2, 3, 4, 0, 0]).is_empty(), "port 0");
+        let one: SocketAddrV4 = "1.2.3.4:6346".parse().unwrap();
+        assert_eq!(hosts::decode(&hosts::encode(&[one])), vec![one]);
+        let many = vec![one; 1000];
+        assert_eq!(hosts::decode(&hosts::encode(&many)).len(), hosts::MAX_HOSTS);
     }
 }

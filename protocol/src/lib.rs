@@ -9,7 +9,7 @@
 //! - [`error`]: [`DecodeError`], the error of every decoder.
 //! - [`header`]: the 23-byte Gnutella descriptor header, descriptor ids, payload types.
 //! - [`descriptor`]: Ping, Pong, Query, QueryHit, Push, Bye, and unknown payloads kept whole.
-//! - [`ggep`]: GGEP extension blocks (COBS, deflate). [`huge`]: `urn:sha1:` / `urn:bitprint:`.
+//! - [`ggep`]: GGEP extension blocks (COBS, deflate), `IPP`/`PUSH` host lists. [`huge`]: `urn:sha1:` / `urn:bitprint:`.
 //! - [`framer`]: bytes in, whole descriptors out; the optional zlib layer of 0.6 links.
 //! - [`handshake`]: 0.4 and 0.6 connection handshakes, incremental.
 //! - [`giv`]: push callback lines. [`http`]: request/status lines, ranges, for transfers.
@@ -21,6 +21,7 @@
 //!   DIME serialization served at `/uri-res/N2X`.
 //! - [`text`]: showing network strings on a terminal or in a log (control characters escaped).
 //! - [`traces`]: where the shared captures are found (`$HAZEL_TRACES` or `../shared/traces`).
+//! - [`vendor`]: vendor messages (Messages Supported, push-proxy request and acknowledgement).
 
 pub mod altloc;
 pub mod descriptor;
@@ -39,5 +40,6 @@ pub mod qrp;
 pub mod text;
 pub mod thex;
 pub mod traces;
+pub mod vendor;
 
 pub use error::DecodeError;
