@@ -83,7 +83,7 @@ impl Core {
                 // Every Pong seen teaches us a host and refreshes the pong cache.
                 let host = pong_host(&fixed);
                 if !self.is_self_addr(&host) && super::hosts::is_dialable(&host) {
-                    self.hosts.add(host, now);
+                    self.hosts.add(host, super::hosts::HostSource::Pong, now);
                     self.pong_cache.insert(fixed, header.hops, now);
                 }
                 if ours {

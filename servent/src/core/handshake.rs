@@ -10,6 +10,7 @@ use hazel_protocol::handshake::{format_host_list, Handshake, Headers, Parsed};
 use hazel_protocol::header::{DescriptorId, Header, PayloadType};
 
 use super::connection::{Connection, Phase};
+use super::hosts::HostSource;
 use super::queue::Class;
 use super::{hex, hosts, ConnId, Core, CoreEvent, Direction, ProtocolVersion};
 
@@ -148,7 +149,8 @@ impl Core {
                     return;
                 }
                 if let Some(addr) = listen {
-                    self.hosts.add(addr, now);
+                    let ultrapeer = headers.ultrapeer() == Some(true);
+                    self.hosts.add_host(addr, HostSource::User, ultrapeer, now);
                 }
                 if self.has_link_to_guid(id) {
                     self.refuse(id, 409, "Already connected", now);
@@ -214,13 +216,12 @@ impl Core {
             } => {
                 conn.version = ProtocolVersion::V06;
                 note_peer_headers(conn, &headers);
-                let tries: Vec<SocketAddrV4> = headers
-                    .x_try()
-                    .into_iter()
-                    .chain(headers.x_try_ultrapeers())
-                    .collect();
-                for addr in tries {
-                    self.hosts.add(SocketAddr::V4(addr), now);
+                for addr in headers.x_try() {
+                    self.hosts.add(SocketAddr::V4(addr), HostSource::XTry, now);
+                }
+                for addr in headers.x_try_ultrapeers() {
+                    self.hosts
+                        .add_ultrapeer(SocketAddr::V4(addr), HostSource::XTryUltrapeers, now);
                 }
                 if let Some(ip) = headers.remote_ip() {
                     self.dialing.learn_external_ip(ip);
@@ -329,7 +330,8 @@ impl Core {
             return;
         };
         if conn.direction == Direction::Outgoing {
-            self.hosts.succeeded(&conn.peer, now);
+            self.hosts
+                .succeeded(&conn.peer, conn.peer_ultrapeer == Some(true), now);
         }
         let info = super::peer_info(conn, now);
         let to_ultrapeer =

@@ -1,5 +1,8 @@
 //! The host cache: addresses of servents we may connect to, fed by Pongs,
-//! `X-Try` / `X-Try-Ultrapeers` headers and successful `connect` commands.
+//! `X-Try` / `X-Try-Ultrapeers` headers, host caches (UDP `IPP` pongs and
+//! GWebCaches) and successful `connect` commands. Each host keeps where it
+//! was learned ([`HostSource`]), whether it is known to be an ultrapeer
+//! (which a leaf prefers) and when a connection to it last worked.
 //!
 //! Bounded (the least recently seen host is evicted), with backoff:
 //! - per address after a failed connect (exponential) or a refusal (for the
@@ -20,6 +23,53 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+/// Where a host was learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostSource {
+    /// A Pong (over a link or UDP).
+    Pong,
+    /// A handshake's `X-Try` header.
+    XTry,
+    /// A handshake's `X-Try-Ultrapeers` header.
+    XTryUltrapeers,
+    /// A UDP host cache's `IPP` list.
+    UdpHostCache,
+    /// A GWebCache's host list.
+    WebCache,
+    /// The user (`connect`, `--connect`), or a peer that connected to us.
+    User,
+    /// The saved host cache of an earlier run (where it came from then is not kept).
+    Saved,
+}
+
+impl HostSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            HostSource::Pong => "pong",
+            HostSource::XTry => "x-try",
+            HostSource::XTryUltrapeers => "x-try-ultrapeers",
+            HostSource::UdpHostCache => "udp-host-cache",
+            HostSource::WebCache => "web-cache",
+            HostSource::User => "user",
+            HostSource::Saved => "saved",
+        }
+    }
+
+    fn parse(text: &str) -> Option<HostSource> {
+        Some(match text {
+            "pong" => HostSource::Pong,
+            "x-try" => HostSource::XTry,
+            "x-try-ultrapeers" => HostSource::XTryUltrapeers,
+            "udp-host-cache" => HostSource::UdpHostCache,
+            "web-cache" => HostSource::WebCache,
+            "user" => HostSource::User,
+            "saved" => HostSource::Saved,
+            _ => return None,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 struct HostEntry {
     last_seen: Instant,
@@ -27,6 +77,24 @@ struct HostEntry {
     retry_at: Option<Instant>,
     /// A connection to it was established at least once.
     worked: bool,
+    source: HostSource,
+    /// Known to be an ultrapeer (what a leaf connects to).
+    ultrapeer: bool,
+    /// When a connection to it last worked (wall clock, kept across runs).
+    last_success: Option<std::time::SystemTime>,
+}
+
+/// A host as `hosts` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HostInfo {
+    pub addr: SocketAddr,
+    pub source: HostSource,
+    pub ultrapeer: bool,
+    /// Seconds since a connection to it last worked.
+    pub last_success_secs_ago: Option<u64>,
+    pub failures: u32,
+    /// Seconds before it may be dialled again.
+    pub retry_in_secs: Option<u64>,
 }
 
 /// Bounded set of known hosts with connect backoff.
@@ -173,14 +241,31 @@ impl HostCache {
         self.hosts.contains_key(addr)
     }
 
-    /// Records that `addr` was heard of now. Returns false for addresses that
-    /// cannot be dialled.
-    pub fn add(&mut self, addr: SocketAddr, now: Instant) -> bool {
+    /// Records that `addr` was heard of now, from `source`. Returns false for
+    /// addresses that cannot be dialled.
+    pub fn add(&mut self, addr: SocketAddr, source: HostSource, now: Instant) -> bool {
+        self.add_host(addr, source, false, now)
+    }
+
+    /// Like [`HostCache::add`], for a host known to be an ultrapeer.
+    pub fn add_ultrapeer(&mut self, addr: SocketAddr, source: HostSource, now: Instant) -> bool {
+        self.add_host(addr, source, true, now)
+    }
+
+    /// Like [`HostCache::add`], saying whether it is an ultrapeer.
+    pub fn add_host(
+        &mut self,
+        addr: SocketAddr,
+        source: HostSource,
+        ultrapeer: bool,
+        now: Instant,
+    ) -> bool {
         if !is_dialable(&addr) {
             return false;
         }
         if let Some(entry) = self.hosts.get_mut(&addr) {
             entry.last_seen = now;
+            entry.ultrapeer |= ultrapeer;
             return true;
         }
         if self.hosts.len() >= self.capacity {
@@ -201,9 +286,44 @@ impl HostCache {
                 failures: 0,
                 retry_at: None,
                 worked: false,
+                source,
+                ultrapeer,
+                last_success: None,
             },
         );
         true
+    }
+
+    /// Hosts that may be dialled now (the bootstrap asks host caches when
+    /// there are none).
+    pub fn dialable_now(&self, now: Instant, skip: impl Fn(&SocketAddr) -> bool) -> usize {
+        self.hosts
+            .keys()
+            .filter(|a| self.dial_allowed_at(a, now).is_none() && !skip(a))
+            .count()
+    }
+
+    /// The hosts for `hosts`: most recently seen first, at most `n`.
+    pub fn list(&self, n: usize, now: Instant) -> Vec<HostInfo> {
+        let wall = std::time::SystemTime::now();
+        self.recent(n)
+            .into_iter()
+            .filter_map(|addr| {
+                let e = self.hosts.get(&addr)?;
+                Some(HostInfo {
+                    addr,
+                    source: e.source,
+                    ultrapeer: e.ultrapeer,
+                    last_success_secs_ago: e
+                        .last_success
+                        .map(|t| wall.duration_since(t).unwrap_or_default().as_secs()),
+                    failures: e.failures,
+                    retry_in_secs: self
+                        .dial_allowed_at(&addr, now)
+                        .map(|t| t.saturating_duration_since(now).as_secs()),
+                })
+            })
+            .collect()
     }
 
     pub fn remove(&mut self, addr: &SocketAddr) {
@@ -253,16 +373,19 @@ impl HostCache {
         ip.paused_until = Some(ip.paused_until.map_or(until, |t| t.max(until)));
     }
 
-    /// A connection to `addr` was established: remember it works.
-    pub fn succeeded(&mut self, addr: &SocketAddr, now: Instant) {
-        if !self.add(*addr, now) {
+    /// A connection to `addr` was established (`ultrapeer`: it says it is
+    /// one): remember it works.
+    pub fn succeeded(&mut self, addr: &SocketAddr, ultrapeer: bool, now: Instant) {
+        if !self.add_host(*addr, HostSource::User, ultrapeer, now) {
             return;
         }
         if let Some(entry) = self.hosts.get_mut(addr) {
             entry.failures = 0;
             entry.retry_at = None;
             entry.worked = true;
+            entry.ultrapeer = ultrapeer;
             entry.last_seen = now;
+            entry.last_success = Some(std::time::SystemTime::now());
         }
     }
 
@@ -294,13 +417,22 @@ impl HostCache {
         at
     }
 
-    /// The most recently seen host that may be dialled now and that `skip`
-    /// does not exclude (already connected, ourselves, ...).
+    /// The host to dial next among those that may be dialled now and that
+    /// `skip` does not exclude (already connected, ourselves, ...): an
+    /// ultrapeer before any other (a leaf connects to ultrapeers), one that
+    /// worked before, then the most recently seen.
     pub fn pick(&self, now: Instant, skip: impl Fn(&SocketAddr) -> bool) -> Option<SocketAddr> {
         self.hosts
             .iter()
             .filter(|(addr, _)| self.dial_allowed_at(addr, now).is_none() && !skip(addr))
-            .max_by_key(|(addr, e)| (e.last_seen, std::cmp::Reverse(**addr)))
+            .max_by_key(|(addr, e)| {
+                (
+                    e.ultrapeer,
+                    e.worked,
+                    e.last_seen,
+                    std::cmp::Reverse(**addr),
+                )
+            })
             .map(|(addr, _)| *addr)
     }
 
@@ -326,12 +458,25 @@ impl HostCache {
         all.into_iter().take(n).map(|(a, _)| *a).collect()
     }
 
-    /// One `ip:port` line per host, most recently seen first.
+    /// One line per host, most recently seen first: `ip:port`, where it was
+    /// learned, `ultrapeer` or `leaf`, and the Unix time a connection to it
+    /// last worked (`-` for never).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for addr in self.recent(self.hosts.len()) {
-            out.extend_from_slice(addr.to_string().as_bytes());
-            out.push(b'\n');
+            let Some(e) = self.hosts.get(&addr) else {
+                continue;
+            };
+            let success = e
+                .last_success
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or("-".to_string(), |d| d.as_secs().to_string());
+            let line = format!(
+                "{addr} {} {} {success}\n",
+                e.source.as_str(),
+                if e.ultrapeer { "ultrapeer" } else { "leaf" }
+            );
+            out.extend_from_slice(line.as_bytes());
         }
         out
     }
@@ -343,10 +488,28 @@ impl HostCache {
         let text = String::from_utf8_lossy(bytes);
         // Earlier lines were seen more recently: give them later timestamps.
         for (i, line) in text.lines().take(capacity).enumerate() {
-            if let Ok(addr) = line.trim().parse::<SocketAddr>() {
-                let age = Duration::from_millis(i as u64);
-                let seen = now.checked_sub(age).unwrap_or(now);
-                cache.add(addr, seen);
+            // `ip:port [source] [ultrapeer|leaf] [unix-time|-]`; an older
+            // file has the address alone.
+            let mut fields = line.split_whitespace();
+            let Some(Ok(addr)) = fields.next().map(str::parse::<SocketAddr>) else {
+                continue;
+            };
+            let source = fields
+                .next()
+                .and_then(HostSource::parse)
+                .unwrap_or(HostSource::Saved);
+            let ultrapeer = fields.next() == Some("ultrapeer");
+            let last_success = fields
+                .next()
+                .and_then(|t| t.parse::<u64>().ok())
+                .map(|secs| std::time::UNIX_EPOCH + Duration::from_secs(secs));
+            let age = Duration::from_millis(i as u64);
+            let seen = now.checked_sub(age).unwrap_or(now);
+            if cache.add_host(addr, source, ultrapeer, seen) {
+                if let Some(e) = cache.hosts.get_mut(&addr) {
+                    e.last_success = last_success;
+                    e.worked = last_success.is_some();
+                }
             }
         }
         cache
@@ -365,9 +528,17 @@ mod tests {
     fn bounded_and_evicts_the_oldest() {
         let t0 = Instant::now();
         let mut c = HostCache::new(2);
-        c.add(a("10.0.0.1:6346"), t0);
-        c.add(a("10.0.0.2:6346"), t0 + Duration::from_secs(1));
-        c.add(a("10.0.0.3:6346"), t0 + Duration::from_secs(2));
+        c.add(a("10.0.0.1:6346"), HostSource::User, t0);
+        c.add(
+            a("10.0.0.2:6346"),
+            HostSource::User,
+            t0 + Duration::from_secs(1),
+        );
+        c.add(
+            a("10.0.0.3:6346"),
+            HostSource::User,
+            t0 + Duration::from_secs(2),
+        );
         assert_eq!(c.len(), 2);
         assert!(!c.contains(&a("10.0.0.1:6346")));
     }
@@ -376,9 +547,9 @@ mod tests {
     fn undialable_addresses_are_refused() {
         let mut c = HostCache::new(10);
         let now = Instant::now();
-        assert!(!c.add(a("0.0.0.0:6346"), now));
-        assert!(!c.add(a("10.0.0.1:0"), now));
-        assert!(!c.add(a("224.0.0.1:6346"), now));
+        assert!(!c.add(a("0.0.0.0:6346"), HostSource::User, now));
+        assert!(!c.add(a("10.0.0.1:0"), HostSource::User, now));
+        assert!(!c.add(a("224.0.0.1:6346"), HostSource::User, now));
         assert!(c.is_empty());
     }
 
@@ -387,14 +558,14 @@ mod tests {
         let t0 = Instant::now();
         let mut c = HostCache::new(10);
         let h = a("10.0.0.1:6346");
-        c.add(h, t0);
+        c.add(h, HostSource::User, t0);
         c.failed(&h, t0);
         assert_eq!(c.pick(t0, |_| false), None);
         assert_eq!(c.pick(t0 + Duration::from_secs(11), |_| false), Some(h));
         c.failed(&h, t0);
         assert_eq!(c.pick(t0 + Duration::from_secs(11), |_| false), None);
         assert_eq!(c.pick(t0 + Duration::from_secs(21), |_| false), Some(h));
-        c.succeeded(&h, t0);
+        c.succeeded(&h, false, t0);
         assert_eq!(c.pick(t0, |_| false), Some(h));
         assert_eq!(c.pick(t0, |x| *x == h), None);
     }
@@ -405,8 +576,8 @@ mod tests {
         let mut c = HostCache::new(10);
         let dead = a("10.0.0.1:6346");
         let flaky = a("10.0.0.2:6346");
-        c.add(dead, t0);
-        c.succeeded(&flaky, t0);
+        c.add(dead, HostSource::User, t0);
+        c.succeeded(&flaky, false, t0);
         for _ in 0..FORGET_NEVER_WORKED {
             c.failed(&dead, t0);
             c.failed(&flaky, t0);
@@ -423,9 +594,9 @@ mod tests {
     fn success_adds_a_host_that_was_not_known() {
         let t0 = Instant::now();
         let mut c = HostCache::new(10);
-        c.succeeded(&a("10.0.0.9:6346"), t0);
+        c.succeeded(&a("10.0.0.9:6346"), false, t0);
         assert!(c.contains(&a("10.0.0.9:6346")));
-        c.succeeded(&a("0.0.0.0:6346"), t0);
+        c.succeeded(&a("0.0.0.0:6346"), false, t0);
         assert_eq!(c.len(), 1);
     }
 
@@ -434,7 +605,11 @@ mod tests {
         let t0 = Instant::now();
         let mut c = HostCache::new(10);
         for port in 1..=5u16 {
-            c.add(SocketAddr::from(([10, 0, 0, 1], 6000 + port)), t0);
+            c.add(
+                SocketAddr::from(([10, 0, 0, 1], 6000 + port)),
+                HostSource::User,
+                t0,
+            );
         }
         let mut dialled = Vec::new();
         let mut now = t0;
@@ -465,7 +640,7 @@ mod tests {
         let sibling = a("10.0.0.1:6347");
         let other = a("10.0.0.2:6346");
         for h in [banned, sibling, other] {
-            c.add(h, t0);
+            c.add(h, HostSource::User, t0);
         }
         let pause = refusal_pause(429, "Banned for 5m 0s", None).expect("a refusal");
         assert_eq!(pause, Duration::from_secs(300));
@@ -505,7 +680,7 @@ mod tests {
             .map(|p| SocketAddr::from(([127, 0, 0, 1], 6000 + p)))
             .collect();
         for h in &local {
-            c.add(*h, t0);
+            c.add(*h, HostSource::User, t0);
             c.dialling(h, t0);
         }
         assert!(local.iter().all(|h| c.dial_allowed_at(h, t0).is_none()));
@@ -520,13 +695,33 @@ mod tests {
     fn save_and_reload_keeps_hosts_and_order() {
         let t0 = Instant::now();
         let mut c = HostCache::new(10);
-        c.add(a("10.0.0.1:6346"), t0);
-        c.add(a("10.0.0.2:6347"), t0 + Duration::from_secs(5));
+        c.add(a("10.0.0.1:6346"), HostSource::User, t0);
+        c.add(
+            a("10.0.0.2:6347"),
+            HostSource::User,
+            t0 + Duration::from_secs(5),
+        );
+        c.add_ultrapeer(a("10.0.0.3:6346"), HostSource::UdpHostCache, t0);
+        c.succeeded(&a("10.0.0.1:6346"), true, t0 + Duration::from_secs(9));
         let bytes = c.to_bytes();
-        assert_eq!(bytes, b"10.0.0.2:6347\n10.0.0.1:6346\n");
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "10.0.0.2:6347 user leaf -");
+        assert_eq!(lines[2], "10.0.0.3:6346 udp-host-cache ultrapeer -");
+        assert!(lines[0].starts_with("10.0.0.1:6346 user ultrapeer 1"), "{text}");
+        // Old files (an address per line), damaged lines: read what can be read.
         let mut garbage = bytes.clone();
-        garbage.extend_from_slice(b"not a host\n\xff\xfe\n");
+        garbage.extend_from_slice(b"not a host\n\xff\xfe\n10.0.0.4:6346\n");
         let back = HostCache::from_bytes(&garbage, 10, t0);
-        assert_eq!(back.recent(10), c.recent(10));
+        let mut expected = c.recent(10);
+        expected.push(a("10.0.0.4:6346"));
+        assert_eq!(back.recent(10), expected);
+        let listed = back.list(10, t0);
+        assert_eq!(listed[0].source, HostSource::User);
+        assert!(listed[0].ultrapeer && listed[0].last_success_secs_ago.is_some());
+        assert_eq!(listed[2].source, HostSource::UdpHostCache);
+        assert_eq!(listed[3].source, HostSource::Saved);
+        // An ultrapeer that worked is dialled first.
+        assert_eq!(back.pick(t0, |_| false), Some(a("10.0.0.1:6346")));
     }
 }

@@ -68,6 +68,8 @@ pub enum Action {
     /// slows the sender down) until `ResumeReading`.
     PauseReading(ConnId),
     ResumeReading(ConnId),
+    /// Send a UDP datagram from our port (dropped if the socket cannot take it now).
+    SendDatagram(SocketAddr, Vec<u8>),
     /// Something a user may want to see (printed by the terminal, logged headless).
     Event(String),
 }
@@ -169,6 +171,10 @@ pub trait Handler {
     fn on_connect_failed(&mut self, addr: SocketAddr, kind: Kind, error: &str, now: Instant);
     /// Bytes arrived on a connection.
     fn on_bytes(&mut self, id: ConnId, bytes: &[u8], now: Instant);
+    /// A UDP datagram arrived on our port (untrusted: any bytes, any sender).
+    fn on_datagram(&mut self, from: SocketAddr, bytes: &[u8], now: Instant) {
+        let _ = (from, bytes, now);
+    }
     /// The connection is gone (peer closed, error, or after our `Close`).
     fn on_closed(&mut self, id: ConnId, now: Instant);
     /// Time passed; `now` is at or after the last `poll_timeout`.
@@ -301,6 +307,10 @@ impl Default for ReactorConfig {
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
+const UDP: Token = Token(usize::MAX - 3);
+/// Datagrams read per turn before giving the connections their turn.
+const UDP_BUDGET: usize = 256;
+
 /// Longest sniff prefix we need to see.
 const SNIFF_MAX: usize = 17; // "GNUTELLA CONNECT/"
 /// Bytes read per connection per wake-up before giving others a turn.
@@ -309,6 +319,8 @@ const READ_BUDGET: usize = 256 * 1024;
 /// fast reader of a large upload must not hold up routing, the control
 /// socket or the other transfers.
 const WRITE_BUDGET: usize = 256 * 1024;
+/// The read buffer: also the largest datagram read (a Gnutella one is far
+/// smaller; a longer one is cut and then fails to decode).
 const SCRATCH: usize = 64 * 1024;
 /// Pause before accepting again after `accept` failed (e.g. no file descriptors left).
 const ACCEPT_RETRY: Duration = Duration::from_millis(250);
@@ -420,6 +432,12 @@ pub struct Reactor<E: Handler> {
     spare_fd: Option<std::fs::File>,
     /// Connections in `State::Refusing`.
     refusing: usize,
+    /// The UDP socket on our port, when it could be bound.
+    udp: Option<mio::net::UdpSocket>,
+    /// The UDP budget ran out with datagrams possibly left.
+    udp_unfinished: bool,
+    /// Datagrams that could not be sent (the socket buffer was full).
+    pub udp_send_dropped: u64,
 }
 
 impl<E: Handler> Reactor<E> {
@@ -441,6 +459,21 @@ impl<E: Handler> Reactor<E> {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        // UDP on the same address and port; without it the servent still
+        // works over TCP (host caches then go unasked).
+        let udp = match std::net::UdpSocket::bind(local_addr) {
+            Ok(socket) => {
+                socket.set_nonblocking(true)?;
+                let mut socket = mio::net::UdpSocket::from_std(socket);
+                poll.registry()
+                    .register(&mut socket, UDP, Interest::READABLE)?;
+                Some(socket)
+            }
+            Err(e) => {
+                log::warn!("no UDP on {local_addr}: {e}; UDP host caches and pings are off");
+                None
+            }
+        };
         let (tx, rx) = crossbeam_channel::unbounded();
         let handle = Handle {
             requests: tx,
@@ -468,6 +501,9 @@ impl<E: Handler> Reactor<E> {
             accept_retry: None,
             spare_fd: std::fs::File::open("/dev/null").ok(),
             refusing: 0,
+            udp,
+            udp_unfinished: false,
+            udp_send_dropped: 0,
         })
     }
 
@@ -496,7 +532,10 @@ impl<E: Handler> Reactor<E> {
                     break;
                 }
             }
-            let timeout = if self.unfinished_reads.is_empty() && self.unfinished_writes.is_empty() {
+            let timeout = if self.unfinished_reads.is_empty()
+                && self.unfinished_writes.is_empty()
+                && !self.udp_unfinished
+            {
                 self.next_deadline(now)
                     .map(|d| d.saturating_duration_since(now))
             } else {
@@ -511,12 +550,16 @@ impl<E: Handler> Reactor<E> {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(now),
+                    UDP => self.read_datagrams(now),
                     WAKER => {
                         self.take_requests(now);
                         self.handler.on_wake(now);
                     }
                     Token(key) => self.socket_ready(key, event, now),
                 }
+            }
+            if self.udp_unfinished {
+                self.read_datagrams(now);
             }
             self.continue_reads(now);
             self.continue_writes(now);
@@ -1146,6 +1189,7 @@ impl<E: Handler> Reactor<E> {
                     Action::WantWrite(id) => self.dirty.push(id),
                     Action::PauseReading(id) => self.set_reading(id, true, now),
                     Action::ResumeReading(id) => self.set_reading(id, false, now),
+                    Action::SendDatagram(to, bytes) => self.send_datagram(to, &bytes),
                     Action::Event(text) => self.event(text),
                 }
             }
@@ -1162,6 +1206,45 @@ impl<E: Handler> Reactor<E> {
                 return;
             }
         }
+    }
+
+    /// Reads datagrams until the socket is empty or the turn's budget is spent.
+    fn read_datagrams(&mut self, now: Instant) {
+        self.udp_unfinished = false;
+        let Some(udp) = &self.udp else {
+            return;
+        };
+        for _ in 0..UDP_BUDGET {
+            match udp.recv_from(&mut self.scratch) {
+                Ok((n, from)) => self.handler.on_datagram(from, &self.scratch[..n], now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // An ICMP error reported on the socket: nothing to do.
+                    log::debug!("udp: {e}");
+                    continue;
+                }
+            }
+        }
+        self.udp_unfinished = true;
+    }
+
+    fn send_datagram(&mut self, to: SocketAddr, bytes: &[u8]) {
+        let Some(udp) = &self.udp else {
+            return;
+        };
+        match udp.send_to(bytes, to) {
+            Ok(_) => {}
+            Err(e) => {
+                self.udp_send_dropped += 1;
+                log::debug!("udp to {to}: {e}");
+            }
+        }
+    }
+
+    /// The UDP port, when UDP could be bound.
+    pub fn udp_addr(&self) -> Option<SocketAddr> {
+        self.udp.as_ref().and_then(|u| u.local_addr().ok())
     }
 
     fn event(&self, text: String) {

@@ -113,13 +113,7 @@ impl Servent {
                 Reply::new("stats", stats)
             }
             Command::Hosts => {
-                let hosts: Vec<String> = self
-                    .core
-                    .host_cache()
-                    .recent(HOSTS_LISTED)
-                    .iter()
-                    .map(|a| a.to_string())
-                    .collect();
+                let hosts = self.core.host_cache().list(HOSTS_LISTED, now);
                 Reply::new("hosts", json!(hosts))
             }
             Command::Help => Reply::help(),

@@ -176,8 +176,12 @@ fn a_host_that_banned_us_is_not_dialled_until_the_ban_ends() {
     let banner: SocketAddr = "10.0.0.2:6346".parse().expect("addr");
     let sibling: SocketAddr = "10.0.0.2:6347".parse().expect("addr");
     let mut hosts = HostCache::new(10);
-    hosts.add(sibling, rig.now);
-    hosts.add(banner, rig.now + Duration::from_millis(1));
+    hosts.add(sibling, crate::core::hosts::HostSource::User, rig.now);
+    hosts.add(
+        banner,
+        crate::core::hosts::HostSource::User,
+        rig.now + Duration::from_millis(1),
+    );
     rig.core.set_host_cache(hosts);
     rig.advance(Duration::from_secs(1));
     assert_eq!(connects(&rig.actions()), vec![banner]);
@@ -214,7 +218,11 @@ fn one_ip_is_dialled_at_most_twice_a_minute() {
     let mut rig = Rig::new(cfg);
     let mut hosts = HostCache::new(20);
     for port in 0..10u16 {
-        hosts.add(SocketAddr::from(([10, 0, 0, 2], 7000 + port)), rig.now);
+        hosts.add(
+            SocketAddr::from(([10, 0, 0, 2], 7000 + port)),
+            crate::core::hosts::HostSource::User,
+            rig.now,
+        );
     }
     rig.core.set_host_cache(hosts);
     let mut dials = Vec::new();

@@ -655,7 +655,11 @@ fn full_servent_refuses_with_503_and_x_try() {
     cfg.max_peers = 1;
     let mut rig = Rig::new(cfg);
     let mut hosts = HostCache::new(10);
-    hosts.add("10.5.5.5:6346".parse().expect("addr"), rig.now);
+    hosts.add(
+        "10.5.5.5:6346".parse().expect("addr"),
+        crate::core::hosts::HostSource::User,
+        rig.now,
+    );
     rig.core.set_host_cache(hosts);
     let _ = rig.attach();
     rig.core.on_connection(
@@ -907,7 +911,11 @@ fn keeps_peers_outgoing_connections_from_the_host_cache_with_backoff() {
     let mut rig = Rig::new(cfg);
     let mut hosts = HostCache::new(10);
     for n in 1..=3u8 {
-        hosts.add(format!("10.3.3.{n}:6346").parse().expect("a"), rig.now);
+        hosts.add(
+            format!("10.3.3.{n}:6346").parse().expect("a"),
+            crate::core::hosts::HostSource::User,
+            rig.now,
+        );
     }
     rig.core.set_host_cache(hosts);
     rig.advance(Duration::from_secs(1));
