@@ -72,6 +72,14 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 30, value_name = "SECONDS", help_heading = "Limits",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub transfer_stall_timeout: u64,
+    /// A host cache to ask when there is no host to connect to: a UDP host
+    /// cache as HOST:PORT, or a GWebCache as http://HOST[:PORT]/PATH
+    /// (repeatable; asked before the ones shipped with Hazel).
+    #[arg(long, value_name = "HOST:PORT|URL", value_parser = parse_cache)]
+    pub bootstrap: Vec<crate::core::bootstrap::CacheSpec>,
+    /// Do not ask the host caches shipped with Hazel (only --bootstrap ones).
+    #[arg(long)]
+    pub no_default_caches: bool,
     /// Handshake version used for outgoing connections.
     #[arg(long, default_value = "0.6", value_name = "0.4|0.6")]
     pub protocol: ProtocolVersion,
@@ -194,6 +202,8 @@ impl RunArgs {
             downloads: self.downloads.clone(),
             sources_per_download: self.sources_per_download as usize,
             transfer_stall: Duration::from_secs(self.transfer_stall_timeout),
+            bootstrap: self.bootstrap.clone(),
+            default_caches: !self.no_default_caches,
             limits: Limits {
                 upload_slots: self.upload_slots,
                 upload_slots_per_ip: self.upload_slots_per_ip,
@@ -202,6 +212,11 @@ impl RunArgs {
             },
         })
     }
+}
+
+/// `--bootstrap`'s value.
+fn parse_cache(text: &str) -> Result<crate::core::bootstrap::CacheSpec, String> {
+    crate::core::bootstrap::CacheSpec::parse(text)
 }
 
 #[cfg(test)]

@@ -28,6 +28,10 @@ pub struct Config {
     pub sources_per_download: usize,
     /// A download connection with no byte for this long is given up.
     pub transfer_stall: Duration,
+    /// Host caches to ask first when nothing can be dialled.
+    pub bootstrap: Vec<crate::core::bootstrap::CacheSpec>,
+    /// Also ask the host caches shipped with the program.
+    pub default_caches: bool,
 }
 
 /// What peers and clients may hold, and for how long.

@@ -306,7 +306,19 @@ impl Net {
                         now,
                     );
                 }
-                Action::PauseReading(_) | Action::ResumeReading(_) | Action::Disk(_) => {}
+                Action::PauseReading(_)
+                | Action::ResumeReading(_)
+                | Action::Disk(_)
+                | Action::SendDatagram(..) => {}
+                // No names and no web caches in the harness.
+                Action::Resolve { token, .. } => {
+                    let now = self.now;
+                    self.cores[node].on_resolved(token, Err("no DNS in the harness".into()), now);
+                }
+                Action::ConnectCache(addr) => {
+                    let now = self.now;
+                    self.cores[node].on_cache_connect_failed(addr, "no web in the harness", now);
+                }
                 Action::WantWrite(conn) => self.flush(End { node, conn }),
                 Action::Close(conn) => self.close(End { node, conn }),
                 Action::Event(event) => {

@@ -25,6 +25,7 @@ pub mod data_dir;
 pub mod disk;
 pub mod harness;
 pub mod reactor;
+pub mod resolver;
 pub mod run;
 pub mod scanner;
 pub mod servent;

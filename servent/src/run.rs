@@ -54,6 +54,8 @@ fn make_servent(
     core_config.seed = rand::random();
     core_config.transfers.sources_per_download = config.sources_per_download;
     core_config.transfers.stall_timeout = config.transfer_stall;
+    core_config.bootstrap = config.bootstrap.clone();
+    core_config.default_caches = config.default_caches;
     let mut core = Core::new(core_config, now);
     match data.load(HOST_CACHE_FILE) {
         Ok(Some(bytes)) => {
@@ -81,6 +83,8 @@ fn make_servent(
             disk_handle.wake();
         }
     })?;
+    let resolve_handle = handle.clone();
+    let resolver = crate::resolver::Resolver::new(move || resolve_handle.wake());
     let saved = load_records(&incomplete);
     if !saved.is_empty() {
         log::info!("resuming {} downloads", saved.len());
@@ -102,6 +106,7 @@ fn make_servent(
         uploads,
         disk,
         disk_events,
+        resolver,
         data,
         scanner,
         libraries,
@@ -371,6 +376,8 @@ mod tests {
             downloads: None,
             sources_per_download: 4,
             transfer_stall: Duration::from_secs(30),
+            bootstrap: Vec::new(),
+            default_caches: false,
         }
     }
 

@@ -130,9 +130,9 @@ fn sigterm_says_bye_saves_the_host_cache_and_a_restart_reloads_it() {
     );
     let hosts = restarted.must("hosts");
     assert!(
-        hosts
-            .as_array()
-            .is_some_and(|h| h.iter().any(|a| a == b_addr.as_str())),
+        hosts.as_array().is_some_and(|h| h
+            .iter()
+            .any(|a| a["addr"] == b_addr.as_str() && a["source"] == "user")),
         "host cache not reloaded: {hosts}"
     );
     // `quit` over the control socket ends it too, with status 0.
@@ -396,7 +396,12 @@ fn the_default_data_directory_is_the_platforms_not_the_current_one() {
     let home = tempfile::tempdir().expect("home");
     let cwd = tempfile::tempdir().expect("cwd");
     let mut child = Command::new(env!("CARGO_BIN_EXE_hazel"))
-        .args(["--headless", "--listen", "127.0.0.1:0"])
+        .args([
+            "--headless",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-default-caches",
+        ])
         .current_dir(cwd.path())
         .env("HOME", home.path())
         .env_remove("XDG_DATA_HOME")

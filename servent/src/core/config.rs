@@ -56,6 +56,10 @@ pub struct CoreConfig {
     pub close_linger: Duration,
     /// The download engine's settings.
     pub transfers: TransfersConfig,
+    /// Host caches given by the user (`--bootstrap`), asked first.
+    pub bootstrap: Vec<super::bootstrap::CacheSpec>,
+    /// Also ask the host caches shipped with the program.
+    pub default_caches: bool,
 }
 
 impl CoreConfig {
@@ -85,6 +89,8 @@ impl CoreConfig {
             send_queue_hard: 1024 * 1024,
             close_linger: Duration::from_secs(10),
             transfers: TransfersConfig::default(),
+            bootstrap: Vec::new(),
+            default_caches: false,
         }
     }
 }

@@ -24,6 +24,18 @@ pub enum Action {
     /// Disk work for a download, to be done off the event loop; its result
     /// comes back through `on_disk`.
     Disk(DiskJob),
+    /// Send a UDP datagram from our port.
+    SendDatagram(SocketAddr, Vec<u8>),
+    /// Resolve a host name off the event loop; the answer comes back through
+    /// `on_resolved` with this token.
+    Resolve {
+        token: u64,
+        host: String,
+        port: u16,
+    },
+    /// Open an HTTP connection to a web host cache; report it with
+    /// `on_cache_connected` or `on_cache_connect_failed`.
+    ConnectCache(SocketAddr),
     Event(CoreEvent),
 }
 
@@ -48,6 +60,8 @@ pub enum CoreEvent {
     ConnectFailed { addr: SocketAddr, reason: String },
     /// A download started, completed or failed.
     Download(DownloadEvent),
+    /// Something the user should hear of (what the bootstrap is doing).
+    Notice(String),
 }
 
 /// What [`Core::connect`] did.

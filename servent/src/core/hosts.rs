@@ -303,6 +303,33 @@ impl HostCache {
             .count()
     }
 
+    /// Up to `n` IPv4 hosts worth telling others about (a UDP Pong's
+    /// `IPP`): ultrapeers, and hosts we connected to; ultrapeers that worked
+    /// first, then the most recently seen. Hosts only heard of are not
+    /// passed on.
+    pub fn hosts_to_share(&self, n: usize, now: Instant) -> Vec<std::net::SocketAddrV4> {
+        let mut ups: Vec<(&SocketAddr, &HostEntry)> = self
+            .hosts
+            .iter()
+            .filter(|(a, e)| {
+                (e.ultrapeer || e.worked) && a.is_ipv4() && self.dial_allowed_at(a, now).is_none()
+            })
+            .collect();
+        ups.sort_by_key(|(a, e)| {
+            (
+                std::cmp::Reverse((e.ultrapeer && e.worked, e.ultrapeer, e.last_seen)),
+                **a,
+            )
+        });
+        ups.into_iter()
+            .take(n)
+            .filter_map(|(a, _)| match a {
+                SocketAddr::V4(v4) => Some(*v4),
+                SocketAddr::V6(_) => None,
+            })
+            .collect()
+    }
+
     /// The hosts for `hosts`: most recently seen first, at most `n`.
     pub fn list(&self, n: usize, now: Instant) -> Vec<HostInfo> {
         let wall = std::time::SystemTime::now();
@@ -708,7 +735,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[1], "10.0.0.2:6347 user leaf -");
         assert_eq!(lines[2], "10.0.0.3:6346 udp-host-cache ultrapeer -");
-        assert!(lines[0].starts_with("10.0.0.1:6346 user ultrapeer 1"), "{text}");
+        assert!(
+            lines[0].starts_with("10.0.0.1:6346 user ultrapeer 1"),
+            "{text}"
+        );
         // Old files (an address per line), damaged lines: read what can be read.
         let mut garbage = bytes.clone();
         garbage.extend_from_slice(b"not a host\n\xff\xfe\n10.0.0.4:6346\n");

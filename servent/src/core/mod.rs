@@ -65,6 +65,7 @@
 //!   searches, the Push routes and the event loop.
 //! - [`stats`]: counters. [`shares`]: the shared library (servent-shares).
 
+pub mod bootstrap;
 mod commands;
 pub mod config;
 pub mod connection;
@@ -87,6 +88,7 @@ pub mod searches;
 pub mod shares;
 pub mod stats;
 pub mod transfers;
+mod udp;
 
 #[cfg(test)]
 mod tests;
@@ -150,6 +152,10 @@ pub struct Core {
     shutting_down: bool,
     /// Where inflate steps of compressed links land (one for all links).
     inflate_scratch: Vec<u8>,
+    /// Pings and Pongs over UDP.
+    udp: udp::Udp,
+    /// Asking host caches when nobody can be dialled.
+    bootstrap: bootstrap::Bootstrap,
 }
 
 impl Core {
@@ -193,6 +199,8 @@ impl Core {
             next_tick: now,
             shutting_down: false,
             inflate_scratch: Vec::new(),
+            udp: udp::Udp::default(),
+            bootstrap: bootstrap::Bootstrap::new(config.bootstrap.clone(), config.default_caches),
             config,
         }
     }
@@ -245,6 +253,10 @@ impl Core {
 
     /// Bytes read from connection `id`.
     pub fn on_bytes(&mut self, id: ConnId, bytes: &[u8], now: Instant) {
+        if self.bootstrap.owns(id) {
+            self.cache_bytes(id, bytes);
+            return;
+        }
         if self.transfers.owns(id) {
             self.transfers.on_bytes(id, bytes, now);
             self.pump_transfers(now);
@@ -281,6 +293,10 @@ impl Core {
 
     /// The socket closed or failed.
     pub fn on_closed(&mut self, id: ConnId, now: Instant) {
+        if self.bootstrap.owns(id) {
+            self.cache_closed(id, now);
+            return;
+        }
         if self.transfers.owns(id) {
             self.transfers.on_closed(id, now);
             self.pump_transfers(now);
@@ -313,6 +329,7 @@ impl Core {
         self.pong_cache.expire(now, Duration::from_secs(60));
         if !self.shutting_down {
             self.maintain_outgoing(now);
+            self.maintain_bootstrap(now);
             self.transfers.tick(now);
             self.pump_transfers(now);
         }
@@ -381,6 +398,9 @@ impl Core {
 
     /// Bytes waiting to be written on `id` (empty when none).
     pub fn output(&mut self, id: ConnId) -> &[u8] {
+        if self.bootstrap.owns(id) {
+            return self.bootstrap.output(id);
+        }
         if self.transfers.owns(id) {
             return self.transfers.output(id);
         }
@@ -389,6 +409,10 @@ impl Core {
 
     /// `n` bytes of [`Core::output`] were written.
     pub fn consume_output(&mut self, id: ConnId, n: usize, now: Instant) {
+        if self.bootstrap.owns(id) {
+            self.bootstrap.consume_output(id, n);
+            return;
+        }
         if self.transfers.owns(id) {
             self.transfers.consume_output(id, n);
             return;

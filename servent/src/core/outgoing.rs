@@ -94,7 +94,7 @@ impl Core {
                 .any(|c| c.peer == *addr || c.listen_addr == Some(*addr))
     }
 
-    fn outgoing_count(&self) -> usize {
+    pub(super) fn outgoing_count(&self) -> usize {
         self.dialing.pending()
             + self
                 .links

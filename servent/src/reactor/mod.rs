@@ -49,6 +49,8 @@ pub enum Kind {
     Giv,
     /// Outgoing only: an HTTP connection fetching a download.
     Download,
+    /// Outgoing only: an HTTP request to a web host cache (GWebCache).
+    Cache,
 }
 
 /// What the handler asks the reactor to do.

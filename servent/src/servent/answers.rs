@@ -109,6 +109,8 @@ impl Servent {
                         "uptime_secs".into(),
                         json!(now.saturating_duration_since(self.started).as_secs()),
                     );
+                    map.insert("udp".into(), to_value(self.core.udp_stats()));
+                    map.insert("bootstrap".into(), to_value(&self.core.bootstrap_stats()));
                 }
                 Reply::new("stats", stats)
             }

@@ -38,6 +38,8 @@ pub struct Servent {
     uploads: Uploads,
     disk: DiskWorker,
     disk_events: Receiver<DiskEvent>,
+    /// Host names looked up for the bootstrap.
+    resolver: crate::resolver::Resolver,
     /// Actions of the servent's own (closing an unwanted connection).
     own: VecDeque<Action>,
     data: DataDir,
@@ -59,6 +61,7 @@ impl Servent {
         uploads: Uploads,
         disk: DiskWorker,
         disk_events: Receiver<DiskEvent>,
+        resolver: crate::resolver::Resolver,
         data: DataDir,
         scanner: LibraryScanner,
         libraries: Receiver<Arc<Library>>,
@@ -70,6 +73,7 @@ impl Servent {
             uploads,
             disk,
             disk_events,
+            resolver,
             own: VecDeque::new(),
             data,
             scanner: Some(scanner),
@@ -130,6 +134,7 @@ pub fn event_text(event: &CoreEvent) -> String {
             Escaped::new(name),
             hazel_protocol::text::escape_path(path)
         ),
+        CoreEvent::Notice(text) => Escaped::new(text).to_string(),
         CoreEvent::Download(DownloadEvent::Failed { id, name, reason }) => format!(
             "download {id} failed: {}: {}",
             Escaped::new(name),
@@ -163,6 +168,11 @@ impl Handler for Servent {
                     self.own.push_back(Action::Close(id));
                 }
             }
+            Kind::Cache => {
+                if !self.core.on_cache_connected(id, peer, now) {
+                    self.own.push_back(Action::Close(id));
+                }
+            }
         }
     }
 
@@ -170,6 +180,7 @@ impl Handler for Servent {
         match kind {
             Kind::Overlay => self.core.on_connect_failed(addr, error, now),
             Kind::Download => self.core.on_transfer_connect_failed(addr, error, now),
+            Kind::Cache => self.core.on_cache_connect_failed(addr, error, now),
             _ => self.uploads.callback_failed(addr, error),
         }
     }
@@ -182,6 +193,10 @@ impl Handler for Servent {
         } else {
             self.core.on_bytes(id, bytes, now);
         }
+    }
+
+    fn on_datagram(&mut self, from: SocketAddr, bytes: &[u8], now: Instant) {
+        self.core.on_datagram(from, bytes, now);
     }
 
     fn on_closed(&mut self, id: ConnId, now: Instant) {
@@ -216,6 +231,12 @@ impl Handler for Servent {
                 core::Action::Close(id) => Action::Close(id),
                 core::Action::WantWrite(id) => Action::WantWrite(id),
                 core::Action::PauseReading(id) => Action::PauseReading(id),
+                core::Action::SendDatagram(to, bytes) => Action::SendDatagram(to, bytes),
+                core::Action::ConnectCache(addr) => Action::ConnectAs(addr, Kind::Cache),
+                core::Action::Resolve { token, host, port } => {
+                    self.resolver.resolve(token, host, port);
+                    continue;
+                }
                 core::Action::ResumeReading(id) => Action::ResumeReading(id),
                 core::Action::Disk(job) => {
                     self.disk.submit(job);
@@ -268,6 +289,9 @@ impl Handler for Servent {
         while let Ok(event) = self.disk_events.try_recv() {
             self.core.on_disk(event, now);
         }
+        for (token, answer) in self.resolver.answers() {
+            self.core.on_resolved(token, answer, now);
+        }
         // Only the newest library matters.
         if let Some(library) = self.libraries.try_iter().last() {
             log::info!(
@@ -288,7 +312,7 @@ impl Handler for Servent {
                 self.core.config().user_agent
             )
             .into_bytes(),
-            Kind::Giv | Kind::Download => Vec::new(),
+            Kind::Giv | Kind::Download | Kind::Cache => Vec::new(),
         }
     }
 

@@ -243,6 +243,8 @@ impl Servent {
             .arg("--share")
             .arg(share_dir)
             .args(["--log-level", "debug"])
+            // Tests never ask the host caches on the internet.
+            .arg("--no-default-caches")
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
