@@ -250,8 +250,40 @@ pub enum Resource {
         sha1: [u8; 20],
         tiger: Option<[u8; 24]>,
     },
+    /// A push-proxy request: relay a Push to the firewalled leaf `guid`
+    /// (`/gnutella/push-proxy?ServerId=<base32>&file=<index>`, LimeWire's and
+    /// gtk-gnutella's form; also `/gnutella/pushproxy?` and
+    /// `/gnet/push-proxy?guid=<hex>`). `file` is 0 when not given.
+    PushProxy { guid: [u8; 16], file: u32 },
     /// Anything else, raw.
     Other(Vec<u8>),
+}
+
+/// Reads a push-proxy query: `key` names the servent id (base32, 26 or 32
+/// characters, or hex when `hex`), `file` the index.
+fn push_proxy_query(query: &[u8], key: &[u8], hex: bool) -> Option<Resource> {
+    let mut guid = None;
+    let mut file = 0;
+    for pair in query.split(|&b| b == b'&') {
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => continue,
+        };
+        let value = percent_decode(value);
+        if name.eq_ignore_ascii_case(key) {
+            let decoded = if hex {
+                data_encoding::HEXLOWER_PERMISSIVE.decode(&value).ok()
+            } else {
+                let upper = value.to_ascii_uppercase();
+                let trimmed: Vec<u8> = upper.iter().copied().filter(|&b| b != b'=').collect();
+                data_encoding::BASE32_NOPAD.decode(&trimmed).ok()
+            };
+            guid = decoded.and_then(|d| <[u8; 16]>::try_from(d.as_slice()).ok());
+        } else if name.eq_ignore_ascii_case(b"file") {
+            file = parse_u32(&value)?;
+        }
+    }
+    guid.map(|guid| Resource::PushProxy { guid, file })
 }
 
 impl Resource {
@@ -282,6 +314,17 @@ impl Resource {
                 return Resource::Tree { sha1, tiger };
             }
         }
+        for (prefix, key, hex) in [
+            (&b"/gnutella/push-proxy?"[..], &b"serverid"[..], false),
+            (&b"/gnutella/pushproxy?"[..], &b"serverid"[..], false),
+            (&b"/gnet/push-proxy?"[..], &b"guid"[..], true),
+        ] {
+            if let Some(query) = strip_prefix_ignore_case(target, prefix) {
+                if let Some(resource) = push_proxy_query(query, key, hex) {
+                    return resource;
+                }
+            }
+        }
         Resource::Other(target.to_vec())
     }
 
@@ -298,6 +341,11 @@ impl Resource {
                 t.extend_from_slice(data_encoding::BASE32.encode(sha1).as_bytes());
                 t
             }
+            Resource::PushProxy { guid, file } => format!(
+                "/gnutella/push-proxy?ServerId={}&file={file}",
+                data_encoding::BASE32_NOPAD.encode(guid)
+            )
+            .into_bytes(),
             Resource::Tree { sha1, tiger } => {
                 let mut t = b"/uri-res/N2X?".to_vec();
                 match tiger {
@@ -712,6 +760,37 @@ impl fmt::Display for ContentRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_proxy_requests_in_their_three_spellings() {
+        let guid: [u8; 16] = *b"0123456789abcdef";
+        let b32 = data_encoding::BASE32_NOPAD.encode(&guid);
+        let hex = data_encoding::HEXLOWER.encode(&guid);
+        for target in [
+            format!("/gnutella/push-proxy?ServerId={b32}&file=7"),
+            format!("/gnutella/pushproxy?file=7&serverid={}", b32.to_lowercase()),
+            format!("/gnet/push-proxy?guid={hex}&file=7"),
+            format!("/gnutella/push-proxy?ServerId={}======&file=7", b32),
+        ] {
+            assert_eq!(
+                Resource::from_target(target.as_bytes()),
+                Resource::PushProxy { guid, file: 7 },
+                "{target}"
+            );
+        }
+        let ours = Resource::PushProxy { guid, file: 3 };
+        assert_eq!(Resource::from_target(&ours.to_target()), ours);
+        for bad in [
+            "/gnutella/push-proxy?ServerId=SHORT",
+            "/gnutella/push-proxy?file=1",
+            "/gnutella/push-proxy?ServerId=ZZZ&file=x",
+        ] {
+            assert!(
+                matches!(Resource::from_target(bad.as_bytes()), Resource::Other(_)),
+                "{bad}"
+            );
+        }
+    }
 
     fn request(buf: &[u8]) -> (Request, usize) {
         Request::parse(buf).unwrap().complete().unwrap()

@@ -426,3 +426,85 @@ fn without_a_tree_a_source_serving_wrong_bytes_is_found_and_dropped() {
     assert_eq!(source_row(&info, liar.addr)["state"], "dropped", "{info}");
     assert_ne!(source_row(&info, honest.addr)["state"], "dropped", "{info}");
 }
+
+#[test]
+fn a_firewalled_source_is_reached_through_its_push_proxy_without_an_overlay_route() {
+    let data = content(1024 * 1024 + 77, 10);
+    let proxy = Servent::start("proxy", &["--peers", "0"], &[]);
+    let hidden = Servent::start(
+        "hidden",
+        &[
+            "--peers",
+            "0",
+            "--firewalled",
+            "--connect",
+            &proxy.addr.to_string(),
+        ],
+        &[("proxied file.bin", &data)],
+    );
+    // The firewalled leaf asks its peer to be its push proxy, which acknowledges.
+    assert!(wait_until(WAIT, || num(
+        &hidden.stats(),
+        "proxy.proxy_acks_received"
+    ) >= 1));
+    assert_eq!(num(&proxy.stats(), "proxy.proxying_for"), 1);
+    wait_hashed(&hidden, "proxied file.bin");
+    let getter = Servent::start(
+        "getter",
+        &["--peers", "0", "--connect", &proxy.addr.to_string()],
+        &[],
+    );
+    getter.wait_established(1);
+    let result = find(&getter, "proxied file", "proxied file.bin");
+    let row = getter
+        .must("results")
+        .as_array()
+        .and_then(|r| r.iter().find(|h| num(h, "id") == result).cloned())
+        .expect("the result");
+    assert_eq!(row["needs_push"], true, "{row}");
+    assert_eq!(
+        row["push_proxies"],
+        serde_json::json!([proxy.addr.to_string()]),
+        "the hit names its push proxy: {row}"
+    );
+    // No overlay route any more: only the proxy can carry the Push.
+    let link = num(&getter.must("peers")[0], "id");
+    getter.must(&format!("disconnect {link}"));
+    assert!(wait_until(WAIT, || getter.established() == 0));
+    let id = started_download(&getter.must(&format!("get {result}")));
+    let path = wait_done(&getter, id, WAIT);
+    same_bytes(&path, &data);
+    assert_eq!(
+        num(&proxy.stats(), "proxy.relays"),
+        1,
+        "relayed once by the proxy"
+    );
+    let info = download(&getter, id).expect("the download");
+    assert_eq!(info["sources"][0]["push"], true, "{info}");
+}
+
+#[test]
+fn a_push_proxy_refuses_strangers_and_bad_requests() {
+    let proxy = Servent::start("proxy", &["--peers", "0"], &[]);
+    let ask = |target: &str, node: Option<&str>| -> String {
+        let mut stream = std::net::TcpStream::connect(proxy.addr).expect("connect");
+        let node = node.map(|n| format!("X-Node: {n}\r\n")).unwrap_or_default();
+        std::io::Write::write_all(
+            &mut stream,
+            format!("GET {target} HTTP/1.1\r\n{node}Connection: close\r\n\r\n").as_bytes(),
+        )
+        .expect("send");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut answer = String::new();
+        let _ = std::io::Read::read_to_string(&mut stream, &mut answer);
+        answer.lines().next().unwrap_or_default().to_string()
+    };
+    let guid = data_encoding::BASE32_NOPAD.encode(&[9u8; 16]);
+    let target = format!("/gnutella/push-proxy?ServerId={guid}&file=1");
+    assert!(ask(&target, Some("127.0.0.1:1234")).starts_with("HTTP/1.1 410 "));
+    assert!(ask(&target, None).starts_with("HTTP/1.1 400 "));
+    assert!(ask(&target, Some("0.0.0.0:0")).starts_with("HTTP/1.1 400 "));
+    assert_eq!(num(&proxy.stats(), "proxy.relays"), 0);
+}

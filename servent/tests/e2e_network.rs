@@ -175,7 +175,7 @@ fn killing_a_middle_servent_leaves_the_others_reconnecting_through_the_host_cach
     let learned = wait_until(WAIT, || {
         left.must("hosts")
             .as_array()
-            .is_some_and(|h| h.iter().any(|a| a == right_addr.as_str()))
+            .is_some_and(|h| h.iter().any(|a| a["addr"] == right_addr.as_str()))
     });
     assert!(
         learned,

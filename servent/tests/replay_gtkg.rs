@@ -369,22 +369,38 @@ fn replay_link(stream: u32) {
         unknown > 0,
         "the captured stream carries vendor/HSEP messages"
     );
-    assert_eq!(drops(&stats, "unknown_type"), unknown, "{stats}");
+    // Vendor messages are read (the push-proxy exchange); QRP and HSEP are skipped as unknown.
+    assert_eq!(
+        drops(&stats, "unknown_type") + num(&stats, "proxy.vendor_received"),
+        unknown,
+        "{stats}"
+    );
+    assert_eq!(num(&stats, "proxy.vendor_malformed"), 0, "{stats}");
     assert_eq!(num(&stats, "forwarded.other"), 0, "{stats}");
     assert_eq!(num(&peer, "descriptors_in"), sent_frames.len() as u64);
 
     // Vendor/HSEP messages are never echoed.
     // (id, type): gtk's vendor messages reuse Query ids (query status), so
     // a QueryHit with such an id is not an echo.
-    let unknown_ids: BTreeSet<(DescriptorId, u8)> = sent_frames
+    // An echo is the same message sent back (our own Messages Supported
+    // and push-proxy answers share ids with the peer's, not their bytes).
+    let unknown_ids: BTreeSet<(DescriptorId, u8, Vec<u8>)> = sent_frames
         .iter()
         .filter(|f| !f.header.payload_type.is_known())
-        .map(|f| (f.header.id, f.header.payload_type.to_u8()))
+        .map(|f| {
+            (
+                f.header.id,
+                f.header.payload_type.to_u8(),
+                f.payload().to_vec(),
+            )
+        })
         .collect();
     assert!(
-        out.frames
-            .iter()
-            .all(|(f, _)| !unknown_ids.contains(&(f.header.id, f.header.payload_type.to_u8()))),
+        out.frames.iter().all(|(f, _)| !unknown_ids.contains(&(
+            f.header.id,
+            f.header.payload_type.to_u8(),
+            f.payload().to_vec()
+        ))),
         "hazel echoed a vendor/HSEP message"
     );
 
@@ -568,8 +584,12 @@ fn replay_link(stream: u32) {
         other_out
             .frames
             .iter()
-            .all(|(f, _)| f.header.payload_type.is_known()
-                && !unknown_ids.contains(&(f.header.id, f.header.payload_type.to_u8()))),
+            // (our own Messages Supported is not the peer's traffic)
+            .all(|(f, _)| !unknown_ids.contains(&(
+                f.header.id,
+                f.header.payload_type.to_u8(),
+                f.payload().to_vec()
+            ))),
         "hazel forwarded a vendor/HSEP message"
     );
 
@@ -705,7 +725,7 @@ fn captured_refusals_feed_the_host_cache() {
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(Value::as_str)
+            .filter_map(|h| h["addr"].as_str())
             .map(str::to_string)
             .collect();
         let missing: Vec<String> = expected
@@ -1029,7 +1049,14 @@ fn replay_leaf(stream: u32) {
             "received.{key}; stats {stats}"
         );
     }
-    assert_eq!(drops(&stats, "unknown_type"), expected["other"], "{stats}");
+    assert_eq!(
+        drops(&stats, "unknown_type") + num(&stats, "proxy.vendor_received"),
+        expected["other"],
+        "{stats}"
+    );
+    assert_eq!(num(&stats, "proxy.vendor_malformed"), 0, "{stats}");
+    // The gtk-gnutella leaf asked us to be its push proxy, and we are.
+    assert_eq!(num(&stats, "proxy.proxying_for"), 1, "{stats}");
     assert_eq!(num(&stats, "forwarded.other"), 0, "{stats}");
 
     let pings: Vec<&Frame> = before_bye
@@ -1101,19 +1128,33 @@ fn replay_leaf(stream: u32) {
                     .any(|e| matches!(e, Extension::Urn(u) if u.sha1() == Some(sha1)))));
         }
     }
-    let leaf_ids: BTreeSet<(DescriptorId, u8)> = before_bye
+    let leaf_ids: BTreeSet<(DescriptorId, u8, Vec<u8>)> = before_bye
         .iter()
         .filter(|f| !f.header.payload_type.is_known())
-        .map(|f| (f.header.id, f.header.payload_type.to_u8()))
+        .map(|f| {
+            (
+                f.header.id,
+                f.header.payload_type.to_u8(),
+                f.payload().to_vec(),
+            )
+        })
         .collect();
     assert!(
-        out.frames
-            .iter()
-            .all(|(f, _)| !leaf_ids.contains(&(f.header.id, f.header.payload_type.to_u8()))),
+        out.frames.iter().all(|(f, _)| !leaf_ids.contains(&(
+            f.header.id,
+            f.header.payload_type.to_u8(),
+            f.payload().to_vec()
+        ))),
         "hazel echoed a QRP/vendor/HSEP message: {:?}",
         out.frames
             .iter()
-            .filter(|(f, _)| leaf_ids.contains(&(f.header.id, f.header.payload_type.to_u8())))
+            .filter(|(f, _)| {
+                leaf_ids.contains(&(
+                    f.header.id,
+                    f.header.payload_type.to_u8(),
+                    f.payload().to_vec(),
+                ))
+            })
             .map(|(f, _)| f.header)
             .collect::<Vec<_>>()
     );

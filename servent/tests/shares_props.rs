@@ -74,6 +74,7 @@ fn params() -> QueryHitParams {
         have_uploaded: true,
         upload_speed_measured: false,
         max_ttl: 7,
+        push_proxies: Vec::new(),
     }
 }
 

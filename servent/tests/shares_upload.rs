@@ -6,7 +6,8 @@ use std::time::{Instant, UNIX_EPOCH};
 use data_encoding::BASE32;
 use hazel_servent::core::shares::mesh::Mesh;
 use hazel_servent::core::shares::upload::{
-    FileSpan, SpanSource, UploadConfig, UploadPoll, UploadReply, UploadSession, UploadSlots,
+    FileSpan, ProxyVerdict, PushProxyAsk, Serving, SpanSource, UploadConfig, UploadPoll,
+    UploadReply, UploadSession, UploadSlots,
 };
 use hazel_servent::core::shares::{Library, SharedFile};
 
@@ -634,7 +635,13 @@ fn file_replies_name_the_tree_as_gtk_gnutella_does() {
 fn answer_meshed(request: &str, slots: &mut UploadSlots, mesh: &mut Mesh) -> String {
     let mut session = UploadSession::new(config());
     session.on_bytes(request.as_bytes());
-    match session.poll_with(&library(), slots, mesh, Instant::now()) {
+    let mut relay = |_: PushProxyAsk| ProxyVerdict::NotProxied;
+    let mut serving = Serving {
+        mesh,
+        relay: &mut relay,
+        now: Instant::now(),
+    };
+    match session.poll_with(&library(), slots, &mut serving) {
         UploadPoll::Respond(reply) => head(&reply),
         other => panic!("expected a reply, got {other:?}"),
     }

@@ -137,18 +137,12 @@ impl QhdTrailer {
     /// whole block parses (LimeWire and gtk-gnutella put it first; Shareaza
     /// puts a byte before it and `{deflate}` XML after it).
     pub fn ggep(&self) -> Option<Ggep> {
-        let data = &self.private_data;
-        // Remembers failed attempts: magic bytes inside extension data must not make each
-        // attempt rewalk the same chain (quadratic on crafted private data).
-        let mut search = BlockSearch::default();
-        data.iter()
-            .enumerate()
-            .filter(|(_, &b)| b == GGEP_MAGIC)
-            .find_map(|(at, _)| {
-                search.block_at(data, at, |_| true)?;
-                let rest = data.get(at..)?;
-                Ggep::parse_prefix(rest).ok().map(|(g, _)| g)
-            })
+        private_ggep(&self.private_data)
+    }
+
+    /// The push proxies the responder names (GGEP `PUSH`), at most 8.
+    pub fn push_proxies(&self) -> Vec<std::net::SocketAddrV4> {
+        push_proxies_in(&self.private_data)
     }
 
     pub fn encoded_len(&self) -> usize {
@@ -163,6 +157,31 @@ impl QhdTrailer {
         out.extend_from_slice(&self.open_data);
         out.extend_from_slice(&self.private_data);
     }
+}
+
+/// The GGEP block of a trailer's private data: the first place from which a whole block parses
+/// (LimeWire and gtk-gnutella put it first; Shareaza puts a byte before it and `{deflate}` XML
+/// after it).
+pub(crate) fn private_ggep(data: &[u8]) -> Option<Ggep> {
+    // Remembers failed attempts: magic bytes inside extension data must not make each
+    // attempt rewalk the same chain (quadratic on crafted private data).
+    let mut search = BlockSearch::default();
+    data.iter()
+        .enumerate()
+        .filter(|(_, &b)| b == GGEP_MAGIC)
+        .find_map(|(at, _)| {
+            search.block_at(data, at, |_| true)?;
+            let rest = data.get(at..)?;
+            Ggep::parse_prefix(rest).ok().map(|(g, _)| g)
+        })
+}
+
+/// The push proxies of a trailer's private data (GGEP `PUSH`), at most 8.
+pub(crate) fn push_proxies_in(data: &[u8]) -> Vec<std::net::SocketAddrV4> {
+    private_ggep(data)
+        .and_then(|g| g.get(b"PUSH").and_then(|e| e.value().ok()))
+        .map(|v| crate::ggep::hosts::decode(&v).into_iter().take(8).collect())
+        .unwrap_or_default()
 }
 
 impl HitResult {

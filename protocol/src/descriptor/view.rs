@@ -573,6 +573,11 @@ impl<'a> QhdTrailerRef<'a> {
         QhdFlags::from_open_data(self.open_data)
     }
 
+    /// The push proxies the responder names (GGEP `PUSH`), at most 8.
+    pub fn push_proxies(&self) -> Vec<std::net::SocketAddrV4> {
+        super::query_hit::push_proxies_in(self.private_data)
+    }
+
     pub fn into_owned(self) -> QhdTrailer {
         QhdTrailer {
             vendor: self.vendor,

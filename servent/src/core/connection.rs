@@ -89,6 +89,8 @@ pub struct Connection {
     pub dropped: u64,
     pub deflate_in: bool,
     pub deflate_out: bool,
+    /// Push proxies on this link, either way.
+    pub proxy: super::proxy::LinkProxy,
 }
 
 impl Connection {
@@ -140,6 +142,7 @@ impl Connection {
             dropped: 0,
             deflate_in: false,
             deflate_out: false,
+            proxy: super::proxy::LinkProxy::default(),
         }
     }
 

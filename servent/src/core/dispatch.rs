@@ -60,6 +60,7 @@ impl Core {
         let payload = frame.payload();
         match self.router.route(from, header, payload, now) {
             Decision::Done => {}
+            Decision::Vendor => self.on_vendor(from, header, payload, now),
             Decision::Bye(text) => self.close_now(from, &text),
             Decision::Ping { pong_ttl, travel } => {
                 self.answer_ping(from, header, pong_ttl);
@@ -262,6 +263,11 @@ impl Core {
             have_uploaded: self.shares.have_uploaded,
             upload_speed_measured: false,
             max_ttl: self.config.max_ttl.max(1),
+            push_proxies: if self.config.firewalled {
+                self.push_proxies()
+            } else {
+                Vec::new()
+            },
         }
     }
 

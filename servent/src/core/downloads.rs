@@ -149,6 +149,7 @@ impl Core {
                 file_index: None,
                 needs_push: false,
                 origin: Origin::Magnet,
+                proxies: Vec::new(),
             })
             .collect();
         self.get_by_hash(
@@ -306,6 +307,7 @@ fn source_of(r: &SearchResult) -> SourceSpec {
         file_index: Some(r.file_index),
         needs_push: r.needs_push || !dialable,
         origin: Origin::Search,
+        proxies: r.push_proxies.clone(),
     }
 }
 

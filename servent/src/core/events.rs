@@ -128,5 +128,8 @@ pub struct SearchResult {
     pub tiger: Option<String>,
     /// The responder is firewalled (a download needs a Push).
     pub needs_push: bool,
+    /// Its push proxies (GGEP `PUSH`): where a Push can be asked for over HTTP.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub push_proxies: Vec<std::net::SocketAddrV4>,
     pub hops: u8,
 }

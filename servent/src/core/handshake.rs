@@ -346,6 +346,7 @@ impl Core {
             conn.last_keepalive = Some(now);
         }
         self.enqueue(id, Class::Ping, frame.into());
+        self.send_messages_supported(id);
         // A leaf tells its ultrapeer what it shares (gtk-gnutella routes no
         // Query to a leaf without a table).
         if to_ultrapeer {

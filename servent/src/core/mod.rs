@@ -80,6 +80,7 @@ pub mod limits;
 pub mod links;
 mod outgoing;
 pub mod pongs;
+pub mod proxy;
 mod push_guard;
 mod qrt;
 pub mod queue;
@@ -156,6 +157,8 @@ pub struct Core {
     udp: udp::Udp,
     /// Asking host caches when nobody can be dialled.
     bootstrap: bootstrap::Bootstrap,
+    /// Push proxies, both ways.
+    proxies: proxy::Proxies,
 }
 
 impl Core {
@@ -200,6 +203,7 @@ impl Core {
             shutting_down: false,
             inflate_scratch: Vec::new(),
             udp: udp::Udp::default(),
+            proxies: proxy::Proxies::default(),
             bootstrap: bootstrap::Bootstrap::new(config.bootstrap.clone(), config.default_caches),
             config,
         }
@@ -320,6 +324,11 @@ impl Core {
             return;
         }
         self.next_tick = now + TICK;
+        let advertised = SocketAddr::new(
+            std::net::IpAddr::V4(self.advertised_ip()),
+            self.config.listen_addr.port(),
+        );
+        self.transfers.set_own_addr(advertised);
         self.refresh_query_routes(now);
         for id in self.links.ids() {
             self.tick_link(id, now);

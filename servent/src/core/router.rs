@@ -62,6 +62,8 @@ pub enum Decision {
     Forward { to: ConnId, hop: Hop, class: Class },
     /// A Push addressed to us.
     PushForUs(PushFixed),
+    /// A vendor message from the neighbour itself (never forwarded).
+    Vendor,
 }
 
 /// What the router is told about the servent.
@@ -146,8 +148,9 @@ impl Router {
         match header.payload_type {
             // Only from the neighbour itself; never forwarded.
             PayloadType::Bye => return Decision::Bye(bye_text(payload)),
+            PayloadType::Other(hazel_protocol::vendor::VENDOR_TYPE) => return Decision::Vendor,
             PayloadType::Other(_) => {
-                // QRP, vendor messages, HSEP...: read, not forwarded.
+                // QRP, HSEP...: read, not forwarded.
                 self.count_drop(kind, DropReason::UnknownType);
                 return Decision::Done;
             }

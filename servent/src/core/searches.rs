@@ -89,6 +89,11 @@ impl Searches {
             .and_then(|t| t.flags().push)
             .unwrap_or(false);
         let servent = hex(&hit.servent_id.0);
+        let push_proxies = hit
+            .trailer
+            .as_ref()
+            .map(|t| t.push_proxies())
+            .unwrap_or_default();
         let mut fresh = Vec::new();
         for result in hit.results().take(MAX_RESULTS_PER_HIT) {
             if search.results.len() >= MAX_RESULTS_PER_SEARCH {
@@ -108,6 +113,7 @@ impl Searches {
                 urn: result.sha1().map(|d| sha1_urn(&d)),
                 tiger: result.tiger().map(|t| tiger_base32(&t)),
                 needs_push,
+                push_proxies: push_proxies.clone(),
                 hops,
             };
             self.next_result += 1;

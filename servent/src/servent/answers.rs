@@ -111,6 +111,7 @@ impl Servent {
                     );
                     map.insert("udp".into(), to_value(self.core.udp_stats()));
                     map.insert("bootstrap".into(), to_value(&self.core.bootstrap_stats()));
+                    map.insert("proxy".into(), to_value(self.core.proxy_stats()));
                 }
                 Reply::new("stats", stats)
             }

@@ -18,6 +18,7 @@ use crossbeam_channel::Receiver;
 use hazel_protocol::text::Escaped;
 
 use crate::config::Config;
+use crate::core::shares::upload::PushProxyAsk;
 use crate::core::shares::Library;
 use crate::core::transfers::{DiskEvent, DownloadEvent};
 use crate::core::{self, Core, CoreEvent};
@@ -188,7 +189,11 @@ impl Handler for Servent {
     fn on_bytes(&mut self, id: ConnId, bytes: &[u8], now: Instant) {
         if self.uploads.contains(id) {
             let library = Arc::clone(self.core.library());
-            self.uploads.on_bytes(id, bytes, &library, now);
+            let core = &mut self.core;
+            let mut relay = |ask: PushProxyAsk| {
+                core.relay_push(ask.guid, ask.file, ask.node, ask.requester, now)
+            };
+            self.uploads.on_bytes(id, bytes, &library, &mut relay, now);
             self.publish_upload_state();
         } else {
             self.core.on_bytes(id, bytes, now);
@@ -278,7 +283,11 @@ impl Handler for Servent {
         let now = Instant::now();
         if self.uploads.contains(id) {
             let library = Arc::clone(self.core.library());
-            self.uploads.consume(id, n, &library, now);
+            let core = &mut self.core;
+            let mut relay = |ask: PushProxyAsk| {
+                core.relay_push(ask.guid, ask.file, ask.node, ask.requester, now)
+            };
+            self.uploads.consume(id, n, &library, &mut relay, now);
             self.publish_upload_state();
         } else {
             self.core.consume_output(id, n, now);

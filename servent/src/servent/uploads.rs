@@ -21,11 +21,15 @@ use hazel_protocol::text::escape_path;
 
 use crate::config::Limits;
 use crate::core::shares::mesh::Mesh;
+use crate::core::shares::upload::{self, ProxyVerdict, PushProxyAsk};
 use crate::core::shares::upload::{FileSpan, UploadConfig, UploadPoll, UploadSession, UploadSlots};
 use crate::core::shares::Library;
 use crate::core::{ConnId, PushRequest};
 use crate::reactor::{Action, Kind, Output};
 use crate::scanner::Confinement;
+
+/// How push-proxy requests reach the core.
+pub type Relay<'a> = &'a mut dyn FnMut(PushProxyAsk) -> ProxyVerdict;
 
 /// GIV callbacks connecting at once; further Pushes wait for the next one.
 pub const MAX_GIV_CALLBACKS: usize = 8;
@@ -222,7 +226,14 @@ impl Uploads {
         self.pending_givs.remove(&addr);
     }
 
-    pub fn on_bytes(&mut self, id: ConnId, bytes: &[u8], library: &Library, now: Instant) {
+    pub fn on_bytes(
+        &mut self,
+        id: ConnId,
+        bytes: &[u8],
+        library: &Library,
+        relay: Relay<'_>,
+        now: Instant,
+    ) {
         let Some(upload) = self.conns.get_mut(&id) else {
             return;
         };
@@ -232,7 +243,7 @@ impl Uploads {
             upload.head_started.get_or_insert(now);
         }
         upload.session.on_bytes(bytes);
-        self.drive(id, library, now);
+        self.drive(id, library, relay, now);
     }
 
     pub fn on_closed(&mut self, id: ConnId) {
@@ -243,17 +254,22 @@ impl Uploads {
     }
 
     /// Lets the upload session answer what it has buffered; queues its reply.
-    fn drive(&mut self, id: ConnId, library: &Library, now: Instant) {
+    fn drive(&mut self, id: ConnId, library: &Library, relay: Relay<'_>, now: Instant) {
         let Some(upload) = self.conns.get_mut(&id) else {
             return;
         };
         if upload.replying || upload.closing {
             return;
         }
-        match upload
-            .session
-            .poll_with(library, &mut self.slots, &mut self.mesh, now)
-        {
+        match upload.session.poll_with(
+            library,
+            &mut self.slots,
+            &mut upload::Serving {
+                mesh: &mut self.mesh,
+                relay,
+                now,
+            },
+        ) {
             UploadPoll::NeedMore => return,
             UploadPoll::Close => {
                 upload.closing = true;
@@ -319,7 +335,14 @@ impl Uploads {
     }
 
     /// `n` bytes of [`Uploads::output`] were written on `id`.
-    pub fn consume(&mut self, id: ConnId, n: usize, library: &Library, now: Instant) {
+    pub fn consume(
+        &mut self,
+        id: ConnId,
+        n: usize,
+        library: &Library,
+        relay: Relay<'_>,
+        now: Instant,
+    ) {
         let Some(upload) = self.conns.get_mut(&id) else {
             return;
         };
@@ -349,7 +372,7 @@ impl Uploads {
             upload.replying = false;
             upload.serving = None;
             upload.session.reply_sent(&mut self.slots);
-            self.drive(id, library, now);
+            self.drive(id, library, relay, now);
         }
     }
 

@@ -53,6 +53,8 @@ pub struct QueryHitParams {
     pub upload_speed_measured: bool,
     /// The largest TTL we ever send (1..=7 by configuration).
     pub max_ttl: u8,
+    /// Our push proxies, named in the trailer's GGEP `PUSH` (when firewalled).
+    pub push_proxies: Vec<std::net::SocketAddrV4>,
 }
 
 impl QueryHitParams {
@@ -63,7 +65,7 @@ impl QueryHitParams {
             busy: Some(self.busy),
             have_uploaded: Some(self.have_uploaded),
             upload_speed: Some(self.upload_speed_measured),
-            ggep: Some(false),
+            ggep: Some(!self.push_proxies.is_empty()),
         }
     }
 }
@@ -157,7 +159,20 @@ pub fn build_query_hits(
     query_hops: u8,
     params: &QueryHitParams,
 ) -> Vec<Descriptor> {
-    let trailer = QhdTrailer::new(VENDOR_CODE, params.flags(), Vec::new());
+    let private = if params.push_proxies.is_empty() {
+        Vec::new()
+    } else {
+        let mut ggep = Vec::new();
+        if let Some(id) = GgepId::new(b"PUSH") {
+            Ggep::new(vec![GgepExtension::new(
+                id,
+                hazel_protocol::ggep::hosts::encode(&params.push_proxies),
+            )])
+            .encode(&mut ggep);
+        }
+        ggep
+    };
+    let trailer = QhdTrailer::new(VENDOR_CODE, params.flags(), private);
     let fixed = HEADER_LEN + QUERY_HIT_FIXED_LEN + trailer.encoded_len() + SERVENT_ID_LEN;
     let budget = QUERY_HIT_MAX_LEN.saturating_sub(fixed);
     let ttl = query_hops.saturating_add(1).min(params.max_ttl).max(1);
@@ -227,6 +242,7 @@ mod tests {
             have_uploaded: false,
             upload_speed_measured: false,
             max_ttl: 7,
+            push_proxies: Vec::new(),
         }
     }
 

@@ -39,6 +39,27 @@ use hazel_protocol::thex::ThexUri;
 use hazel_protocol::altloc::{format_x_alt, parse_alternate_location, parse_x_alt, AltLoc};
 
 use super::mesh::Mesh;
+pub use crate::core::proxy::ProxyVerdict;
+
+/// A push-proxy request, as the session hands it to the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushProxyAsk {
+    /// The firewalled servent to reach.
+    pub guid: [u8; 16],
+    pub file: u32,
+    /// Where it must connect back (the downloader's `X-Node`).
+    pub node: SocketAddrV4,
+    /// Who asks.
+    pub requester: IpAddr,
+}
+
+/// What serving needs beyond the library and the slots.
+pub struct Serving<'a> {
+    pub mesh: &'a mut Mesh,
+    /// Relays a push-proxy request to the servent it names.
+    pub relay: &'a mut dyn FnMut(PushProxyAsk) -> ProxyVerdict,
+    pub now: Instant,
+}
 use super::{Library, SharedFile};
 
 /// Bytes a client may send beyond one request head while a reply is being sent (pipelining);
@@ -300,19 +321,30 @@ impl UploadSession {
     }
 
     /// Decides what to do with the buffered bytes, given the current library and slots, without
-    /// a download mesh (nothing is learned from the request's `X-Alt`, none is sent).
+    /// a download mesh (nothing is learned from the request's `X-Alt`, none is sent) and without
+    /// push-proxy relays (push-proxy requests get `410`).
     pub fn poll(&mut self, library: &Library, slots: &mut UploadSlots) -> UploadPoll {
-        self.poll_with(library, slots, &mut Mesh::new(), Instant::now())
+        let mut mesh = Mesh::new();
+        let mut relay = |_: PushProxyAsk| ProxyVerdict::NotProxied;
+        self.poll_with(
+            library,
+            slots,
+            &mut Serving {
+                mesh: &mut mesh,
+                relay: &mut relay,
+                now: Instant::now(),
+            },
+        )
     }
 
-    /// Like [`UploadSession::poll`], learning the locations a request names for the file into
-    /// `mesh` and naming known ones in the reply (`X-Alt`, also on a `503`).
+    /// Like [`UploadSession::poll`], with what serving needs beyond the library: the download
+    /// mesh (locations a request names are learned, known ones named in the reply as `X-Alt`,
+    /// also on a `503`) and the push-proxy relay.
     pub fn poll_with(
         &mut self,
         library: &Library,
         slots: &mut UploadSlots,
-        mesh: &mut Mesh,
-        now: Instant,
+        serving: &mut Serving<'_>,
     ) -> UploadPoll {
         if self.overflowed {
             return UploadPoll::Close;
@@ -339,7 +371,7 @@ impl UploadSession {
         self.buffer.drain(..consumed.min(self.buffer.len()));
         self.head_scan.reset();
         self.requests += 1;
-        let reply = self.answer(&request, library, slots, mesh, now);
+        let reply = self.answer(&request, library, slots, serving);
         self.state = State::Replying {
             keep_alive: reply.keep_alive,
             holds_slot: reply
@@ -387,9 +419,9 @@ impl UploadSession {
         request: &Request,
         library: &Library,
         slots: &mut UploadSlots,
-        mesh: &mut Mesh,
-        now: Instant,
+        serving: &mut Serving<'_>,
     ) -> UploadReply {
+        let (mesh, now) = (&mut *serving.mesh, serving.now);
         let keep_alive = request.keep_alive();
         let head_only = match request.method {
             Method::Get => false,
@@ -403,6 +435,9 @@ impl UploadSession {
             Resource::Sha1 { sha1 } => library.by_sha1(&sha1),
             Resource::Tree { sha1, tiger } => {
                 return self.tree_reply(library, &sha1, tiger, head_only, keep_alive)
+            }
+            Resource::PushProxy { guid, file } => {
+                return self.push_proxy_reply(request, guid, file, serving, keep_alive)
             }
             Resource::Other(_) => None,
         };
@@ -559,6 +594,52 @@ impl UploadSession {
                 expected_mtime: std::time::UNIX_EPOCH,
             }),
             keep_alive,
+        }
+    }
+
+    /// A push-proxy request: the Push is relayed (`202`), or we do not
+    /// proxy for that servent (`410`), or not now (`503`); without a usable
+    /// `X-Node` (where the leaf must connect back) it is a `400`.
+    fn push_proxy_reply(
+        &self,
+        request: &Request,
+        guid: [u8; 16],
+        file: u32,
+        serving: &mut Serving<'_>,
+        keep_alive: bool,
+    ) -> UploadReply {
+        let node = request
+            .headers
+            .get("X-Node")
+            .and_then(|v| v.trim().parse::<SocketAddrV4>().ok())
+            .filter(|a| a.port() != 0 && !a.ip().is_unspecified());
+        let Some(node) = node else {
+            return self.error_reply(400, "Bad Request: no X-Node", keep_alive);
+        };
+        let verdict = (serving.relay)(PushProxyAsk {
+            guid,
+            file,
+            node,
+            requester: self.peer,
+        });
+        match verdict {
+            ProxyVerdict::Relayed => self.error_reply(202, "Push Proxy: Message Sent", keep_alive),
+            ProxyVerdict::NotProxied => {
+                self.error_reply(410, "Push Proxy: Servent Not Connected", keep_alive)
+            }
+            ProxyVerdict::RateLimited => {
+                let mut response = self.response(503, "Push Proxy: Busy", false);
+                response
+                    .headers
+                    .push("Retry-After", "60")
+                    .push("Content-Length", "0");
+                UploadReply {
+                    status: 503,
+                    head: response.to_bytes(),
+                    body: None,
+                    keep_alive: false,
+                }
+            }
         }
     }
 

@@ -164,8 +164,10 @@ impl Rig {
         self.next_id += 1;
         let peer: SocketAddr = format!("10.0.0.{id}:5000").parse().expect("addr");
         let greeting = frames(&harness::attach_leaf(&mut self.core, id, peer, self.now));
-        assert_eq!(greeting.len(), 1, "one discovery ping");
+        // A discovery ping, and the vendor messages we understand.
+        assert_eq!(greeting.len(), 2, "{greeting:?}");
         assert_eq!(greeting[0][16], wire::PING);
+        assert_eq!(greeting[1][16], hazel_protocol::vendor::VENDOR_TYPE);
         id
     }
 
@@ -469,13 +471,16 @@ fn unknown_types_are_skipped_not_forwarded_and_the_stream_stays_in_sync() {
     let mut rig = Rig::new(config());
     let a = rig.attach();
     let b = rig.attach();
-    let mut bytes = wire::descriptor(id(1), 0x31, 3, 0, &[1, 2, 3, 4, 5]);
+    let mut bytes = wire::descriptor(id(1), 0x32, 3, 0, &[1, 2, 3, 4, 5]);
+    // A vendor message too short to be one: read, counted, not forwarded.
+    bytes.extend_from_slice(&wire::descriptor(id(3), 0x31, 1, 0, &[1, 2, 3]));
     bytes.extend_from_slice(&query(2, 3, 0, "after"));
     rig.send(a, &bytes);
     let got = rig.received(b);
     assert_eq!(got.len(), 1);
     assert_eq!(header(&got[0]).payload_type, wire::QUERY);
     assert_eq!(rig.core.drop_count(DropReason::UnknownType), 1);
+    assert_eq!(rig.core.proxy_stats().vendor_malformed, 1);
 }
 
 #[test]
@@ -798,7 +803,11 @@ fn a_handshake_dribbled_one_byte_per_read_still_establishes() {
     }
     assert!(rig.core.established_ids().contains(&dribbler));
     let greeting = rig.received(dribbler);
-    assert_eq!(greeting.len(), 1, "one discovery ping");
+    assert_eq!(
+        greeting.len(),
+        2,
+        "a discovery ping and our vendor messages"
+    );
     assert_eq!(greeting[0][16], wire::PING);
     let forwarded = rig.received(other);
     assert_eq!(
@@ -1126,11 +1135,12 @@ fn deflate_links_carry_descriptors_both_ways() {
     while inflater.inflate(&mut plain, 4096).expect("inflate") > 0 {}
     let got = frames(&plain);
     // Our Pong for the peer's ping (sent first: Pongs outrank Pings), then
-    // our discovery ping.
-    assert_eq!(got.len(), 2);
+    // our discovery ping and the vendor messages we understand.
+    assert_eq!(got.len(), 3);
     assert_eq!(header(&got[0]).payload_type, wire::PONG);
     assert_eq!(header(&got[0]).id, id(1));
     assert_eq!(header(&got[1]).payload_type, wire::PING);
+    assert_eq!(got[2][16], hazel_protocol::vendor::VENDOR_TYPE);
 }
 
 #[test]

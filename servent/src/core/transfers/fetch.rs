@@ -27,7 +27,7 @@ const SLOW_AFTER: Duration = Duration::from_secs(10);
 const SLOW_RATIO: f64 = 10.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     Connecting,
     AwaitingGiv,
     /// The request went out; waiting for the answer's head.
@@ -48,8 +48,8 @@ pub(super) enum Outcome {
 pub(super) struct Fetch {
     pub download: DownloadId,
     pub source: usize,
-    conn: Option<ConnId>,
-    phase: Phase,
+    pub(super) conn: Option<ConnId>,
+    pub(super) phase: Phase,
     /// The span asked for (`None` until the connection is ready).
     span: Option<Span>,
     /// Where the next body byte goes.
@@ -59,10 +59,10 @@ pub(super) struct Fetch {
     keep_alive: bool,
     inbuf: Vec<u8>,
     scan: HeadScanner,
-    out: Vec<u8>,
+    pub(super) out: Vec<u8>,
     out_pos: usize,
-    phase_since: Instant,
-    last_byte: Instant,
+    pub(super) phase_since: Instant,
+    pub(super) last_byte: Instant,
     span_started: Instant,
     pushes: u32,
     /// The request in flight asks for the Tiger tree: its body so far.
@@ -70,6 +70,10 @@ pub(super) struct Fetch {
     /// The span asked for is an endgame copy of a chunk another connection
     /// is fetching: its bytes so far (written only once whole).
     duplicate: Option<Vec<u8>>,
+    /// The connection is to a push proxy of the source (not the source).
+    pub(super) proxying: bool,
+    /// Push proxies of the source tried so far.
+    pub(super) proxy_tries: usize,
 }
 
 impl Fetch {
@@ -93,6 +97,8 @@ impl Fetch {
             pushes: 0,
             tree: None,
             duplicate: None,
+            proxying: false,
+            proxy_tries: 0,
         }
     }
 
@@ -116,6 +122,12 @@ impl Fetch {
         self.tree = Some(Vec::new());
     }
 
+    /// Drops what was queued to write (the connection is going).
+    pub(super) fn clear_output(&mut self) {
+        self.out.clear();
+        self.out_pos = 0;
+    }
+
     pub(super) fn queue_request(&mut self, request: &Request) -> Option<ConnId> {
         request.encode(&mut self.out);
         self.conn
@@ -133,7 +145,7 @@ impl Transfers {
         if s.needs_push {
             self.fetches
                 .insert(fid, Fetch::new(id, source, Phase::AwaitingGiv, now));
-            self.send_push(fid, now);
+            self.reach_firewalled(fid, now);
         } else {
             let addr = s.addr;
             self.fetches
@@ -143,7 +155,7 @@ impl Transfers {
         }
     }
 
-    fn send_push(&mut self, fid: FetchId, now: Instant) {
+    pub(super) fn send_push(&mut self, fid: FetchId, now: Instant) {
         let Some(f) = self.fetches.get_mut(&fid) else {
             return;
         };
@@ -193,6 +205,10 @@ impl Transfers {
         let Some(fid) = self.connecting.get_mut(&addr).and_then(VecDequeExt::pop) else {
             return false;
         };
+        if self.fetches.get(&fid).is_some_and(|f| f.proxying) {
+            self.proxy_failed(fid, error, now);
+            return true;
+        }
         let can_push = !self.config.firewalled
             && self.fetches.get(&fid).is_some_and(|f| {
                 self.downloads
@@ -212,7 +228,7 @@ impl Transfers {
                     s.needs_push = true;
                 }
             }
-            self.send_push(fid, now);
+            self.reach_firewalled(fid, now);
         } else {
             self.end_fetch(fid, Some(Outcome::Failed(error.to_string())), now);
         }
@@ -258,7 +274,9 @@ impl Transfers {
         // sends the literal name `file`).
         let waiting = self.fetches.iter().find_map(|(fid, f)| {
             let s = self.downloads.get(&f.download)?.sources.get(f.source)?;
-            (f.phase == Phase::AwaitingGiv
+            // A proxy may relay the Push faster than its `202` reaches us.
+            let waiting = f.phase == Phase::AwaitingGiv || f.proxying;
+            (waiting
                 && s.servent_id == Some(giv.servent_id)
                 && s.file_index.is_none_or(|i| i == giv.file_index))
             .then_some(*fid)
@@ -268,6 +286,14 @@ impl Transfers {
             self.actions.push_back(TransferAction::Close(conn));
             return;
         };
+        if self.fetches.get(&fid).is_some_and(|f| f.proxying) {
+            // Its answer no longer matters.
+            self.detach_proxy(fid);
+        }
+        for queue in self.connecting.values_mut() {
+            queue.retain(|q| *q != fid);
+        }
+        self.connecting.retain(|_, q| !q.is_empty());
         // The GIV comes from where the source really is.
         if let Some(f) = self.fetches.get(&fid) {
             if let Some(s) = self
@@ -308,6 +334,10 @@ impl Transfers {
         };
         if d.state != State::Running {
             self.end_fetch(fid, None, now);
+            return;
+        }
+        if self.fetches.get(&fid).is_some_and(|f| f.proxying) {
+            self.request_push_via_proxy(fid, now);
             return;
         }
         if self.request_tree(fid, now) {
@@ -499,6 +529,10 @@ impl Transfers {
         let Some(f) = self.fetches.get(&fid) else {
             return false;
         };
+        if f.proxying {
+            self.proxy_answer(fid, response, now);
+            return false;
+        }
         if f.tree.is_some() {
             return self.tree_head(fid, response, now);
         }
@@ -933,6 +967,14 @@ impl Transfers {
         let Some(&fid) = self.by_conn.get(&conn) else {
             return;
         };
+        if self.fetches.get(&fid).is_some_and(|f| f.proxying) {
+            self.by_conn.remove(&conn);
+            if let Some(f) = self.fetches.get_mut(&fid) {
+                f.conn = None;
+            }
+            self.proxy_failed(fid, "the proxy closed without answering", now);
+            return;
+        }
         // Closing cleanly after a complete, non-kept-alive answer is fine.
         let outcome = match self.fetches.get(&fid) {
             Some(f) if f.phase == Phase::Body || f.phase == Phase::Head => {
@@ -971,7 +1013,11 @@ impl Transfers {
         }
         for fid in stalled {
             let why = format!("no byte for {} s", stall.as_secs());
-            self.end_fetch(fid, Some(Outcome::Failed(why.clone())), now);
+            if self.fetches.get(&fid).is_some_and(|f| f.proxying) {
+                self.proxy_failed(fid, &why, now);
+            } else {
+                self.end_fetch(fid, Some(Outcome::Failed(why.clone())), now);
+            }
         }
         for fid in repush {
             let attempts = self.fetches.get(&fid).map_or(0, |f| f.pushes);
@@ -980,7 +1026,7 @@ impl Transfers {
                 self.end_fetch(fid, Some(Outcome::Failed(why.clone())), now);
             } else if let Some(f) = self.fetches.get_mut(&fid) {
                 f.phase_since = now;
-                self.send_push(fid, now);
+                self.reach_firewalled(fid, now);
             }
         }
         let late: Vec<ConnId> = self
@@ -1057,6 +1103,7 @@ impl Transfers {
                     file_index: None,
                     needs_push: false,
                     origin: Origin::Mesh,
+                    proxies: Vec::new(),
                 },
             );
         }

@@ -36,6 +36,7 @@
 
 mod fetch;
 pub mod pieces;
+mod proxied;
 pub mod record;
 pub mod source;
 
@@ -251,6 +252,8 @@ pub struct SourceSpec {
     pub file_index: Option<u32>,
     pub needs_push: bool,
     pub origin: Origin,
+    /// Its push proxies (a firewalled source's hit names them).
+    pub proxies: Vec<SocketAddrV4>,
 }
 
 /// A new download.
@@ -447,6 +450,12 @@ impl Transfers {
         Ok((id, true))
     }
 
+    /// Where we listen as others can reach us (the external address once
+    /// learned): downloads say it in `X-Node` and to push proxies.
+    pub fn set_own_addr(&mut self, addr: SocketAddr) {
+        self.config.own_addr = Some(addr);
+    }
+
     /// A download saved by an earlier run.
     pub fn restore(&mut self, record: &DownloadRecord, now: Instant) {
         let Some(sha1) = hazel_protocol::huge::Urn::parse(record.urn.as_bytes()).sha1() else {
@@ -534,19 +543,25 @@ impl Transfers {
             {
                 s.servent_id = s.servent_id.or(spec.servent_id);
                 s.file_index = s.file_index.or(spec.file_index);
+                if !spec.proxies.is_empty() {
+                    // A newer hit names its current proxies.
+                    s.proxies = spec.proxies.clone();
+                }
             }
             return false;
         }
         if d.sources.len() >= MAX_SOURCES || self.config.is_own(spec.addr) {
             return false;
         }
-        d.sources.push(Source::new(
+        let mut source = Source::new(
             spec.addr,
             spec.servent_id,
             spec.file_index,
             spec.needs_push,
             spec.origin,
-        ));
+        );
+        source.proxies = spec.proxies;
+        d.sources.push(source);
         d.unsaved = true;
         true
     }

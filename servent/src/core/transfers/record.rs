@@ -32,6 +32,8 @@ pub struct SourceRecord {
     #[serde(default)]
     pub needs_push: bool,
     pub origin: Origin,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proxies: Vec<std::net::SocketAddrV4>,
 }
 
 /// The state file's content.
@@ -117,6 +119,7 @@ impl DownloadRecord {
             file_index: source.file_index,
             needs_push: source.needs_push,
             origin: source.origin,
+            proxies: source.proxies.clone(),
         }
     }
 
@@ -127,13 +130,15 @@ impl DownloadRecord {
                 .ok()
                 .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
         });
-        Source::new(
+        let mut source = Source::new(
             record.addr,
             servent_id,
             record.file_index,
             record.needs_push,
             record.origin,
-        )
+        );
+        source.proxies = record.proxies.iter().take(4).copied().collect();
+        source
     }
 }
 
@@ -205,6 +210,7 @@ mod tests {
                 file_index: Some(4),
                 needs_push: true,
                 origin: Origin::Search,
+                proxies: vec!["10.0.0.9:6346".parse().unwrap()],
             }],
             last_error: None,
         };

@@ -64,6 +64,9 @@ pub struct Source {
     pub rate: f64,
     /// The last failure, for `transfers`.
     pub last_error: Option<String>,
+    /// Its push proxies (from its hit's GGEP `PUSH`): asked over HTTP to
+    /// relay a Push before one is routed through the overlay.
+    pub proxies: Vec<std::net::SocketAddrV4>,
 }
 
 /// Consecutive failures after which a source is given up.
@@ -92,6 +95,7 @@ impl Source {
             delivered: 0,
             rate: 0.0,
             last_error: None,
+            proxies: Vec::new(),
         }
     }
 

@@ -25,6 +25,7 @@ fn source(addr: &str) -> SourceSpec {
         file_index: None,
         needs_push: false,
         origin: Origin::Search,
+        proxies: Vec::new(),
     }
 }
 

@@ -65,6 +65,7 @@ impl Sim {
                 file_index: None,
                 needs_push: false,
                 origin: Origin::Search,
+                proxies: Vec::new(),
             })
             .collect();
         let now = Instant::now();
