@@ -114,5 +114,9 @@ pub struct SearchResult {
     pub tiger: Option<String>,
     /// The responder is firewalled (a download needs a Push).
     pub needs_push: bool,
+    /// The responder said all its upload slots are taken (`None`: it did not say).
+    pub busy: Option<bool>,
+    /// The speed field of the hit (kbit/s, as the responder claims it).
+    pub speed: u32,
     pub hops: u8,
 }
