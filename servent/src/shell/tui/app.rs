@@ -492,7 +492,13 @@ impl App {
     }
 
     /// A key press.
-    pub fn on_key(&mut self, key: KeyEvent) {
+    pub fn on_key(&mut self, mut key: KeyEvent) {
+        // A newline typed ahead of raw mode, or Ctrl-J / Ctrl-M: Enter.
+        if key.modifiers.contains(KeyModifiers::CONTROL)
+            && matches!(key.code, KeyCode::Char('j') | KeyCode::Char('m'))
+        {
+            key = KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE);
+        }
         if key.modifiers.contains(KeyModifiers::CONTROL)
             && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('q'))
         {

@@ -248,7 +248,7 @@ fn draw_search(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
 
 /// A progress bar drawn with characters, `width` cells, then the percentage.
 pub fn bar(fraction: f64, width: usize) -> String {
-    let filled = ((fraction * width as f64).round() as usize).min(width);
+    let filled = ((fraction * width as f64).floor() as usize).min(width);
     format!(
         "{}{} {:>3.0}%",
         "█".repeat(filled),
@@ -266,17 +266,33 @@ fn draw_transfers(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     ])
     .areas(area);
     let t = &app.transfers;
-    let header = Row::new(vec![
+    // A narrow terminal drops the size column (the Sources line shows it).
+    let wide = area.width >= 100;
+    let mut titles = vec![
         "ID", "Name", "Progress", "Size", "Rate", "ETA", "Src", "State",
-    ])
-    .style(theme.header());
+    ];
+    let mut widths = vec![
+        Constraint::Length(3),
+        Constraint::Min(12),
+        Constraint::Length(15),
+        Constraint::Length(9),
+        Constraint::Length(11),
+        Constraint::Length(7),
+        Constraint::Length(5),
+        Constraint::Length(11),
+    ];
+    if !wide {
+        titles.remove(3);
+        widths.remove(3);
+    }
+    let header = Row::new(titles).style(theme.header());
     let rows = t.downloads.iter().map(|d| {
         let state_style = match d.state.as_str() {
             "failed" => theme.error(),
             "done" => theme.good(),
             _ => Style::default(),
         };
-        Row::new(vec![
+        let mut cells = vec![
             Cell::from(d.id.to_string()),
             Cell::from(escape(&d.name)),
             Cell::from(bar(d.fraction(), 10)),
@@ -285,24 +301,16 @@ fn draw_transfers(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             Cell::from(d.eta_secs.map_or("-".into(), human_duration)),
             Cell::from(format!("{}/{}", d.sources_active, d.sources_known)),
             Cell::from(Span::styled(escape(&d.state), state_style)),
-        ])
+        ];
+        if !wide {
+            cells.remove(3);
+        }
+        Row::new(cells)
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(3),
-            Constraint::Min(12),
-            Constraint::Length(15),
-            Constraint::Length(9),
-            Constraint::Length(11),
-            Constraint::Length(7),
-            Constraint::Length(5),
-            Constraint::Length(11),
-        ],
-    )
-    .header(header)
-    .block(section(format!("Downloads ({})", t.downloads.len()), theme))
-    .row_highlight_style(theme.selected());
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(section(format!("Downloads ({})", t.downloads.len()), theme))
+        .row_highlight_style(theme.selected());
     if t.downloads.is_empty() {
         frame.render_widget(
             Paragraph::new(vec![
@@ -321,8 +329,9 @@ fn draw_transfers(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let mut lines = Vec::new();
     if let Some(d) = app.selected_download() {
         let mut first = format!(
-            "{} · {} · checked by {}",
+            "{} · {} · {} · checked by {}",
             escape(&d.name),
+            d.size.map_or("size unknown".into(), human_bytes),
             escape(&d.urn),
             escape(&d.verification)
         );
@@ -404,7 +413,9 @@ fn draw_network(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         Constraint::Length(3),
     ])
     .areas(area);
-    let header = Row::new(vec![
+    // A narrow terminal drops the protocol column; `peers` has every field.
+    let wide = area.width >= 100;
+    let mut titles = vec![
         "ID",
         "Address",
         "Dir",
@@ -415,10 +426,26 @@ fn draw_network(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         "Bytes in/out",
         "Q",
         "Drop",
-    ])
-    .style(theme.header());
+    ];
+    let mut widths = vec![
+        Constraint::Length(3),
+        Constraint::Length(21),
+        Constraint::Length(3),
+        Constraint::Length(3),
+        Constraint::Min(8),
+        Constraint::Length(6),
+        Constraint::Length(9),
+        Constraint::Length(15),
+        Constraint::Length(3),
+        Constraint::Length(4),
+    ];
+    if !wide {
+        titles.remove(3);
+        widths.remove(3);
+    }
+    let header = Row::new(titles).style(theme.header());
     let rows = app.peers.iter().map(|p| {
-        Row::new(vec![
+        let mut cells = vec![
             p.id.to_string(),
             escape(&p.addr),
             if p.direction == "incoming" {
@@ -434,26 +461,16 @@ fn draw_network(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             format!("{}/{}", human_bytes(p.bytes_in), human_bytes(p.bytes_out)),
             p.queued_descriptors.to_string(),
             p.dropped.to_string(),
-        ])
+        ];
+        if !wide {
+            cells.remove(3);
+        }
+        Row::new(cells)
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(3),
-            Constraint::Length(15),
-            Constraint::Length(3),
-            Constraint::Length(3),
-            Constraint::Min(10),
-            Constraint::Length(6),
-            Constraint::Length(11),
-            Constraint::Length(19),
-            Constraint::Length(3),
-            Constraint::Length(4),
-        ],
-    )
-    .header(header)
-    .block(section(format!("Peers ({})", app.peers.len()), theme))
-    .row_highlight_style(theme.selected());
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(section(format!("Peers ({})", app.peers.len()), theme))
+        .row_highlight_style(theme.selected());
     render_table(
         frame,
         table,
@@ -478,7 +495,7 @@ fn draw_network(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             Sparkline::default()
                 .block(section(
                     format!(
-                        "Traffic {title}: {}/s (peak {}/s)",
+                        "{title} {}/s, peak {}/s",
                         human_bytes(now),
                         human_bytes(peak)
                     ),
@@ -548,7 +565,7 @@ fn draw_network(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
 
 fn draw_library(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let [summary_area, files_area] =
-        Layout::vertical([Constraint::Length(4), Constraint::Min(3)]).areas(area);
+        Layout::vertical([Constraint::Length(5), Constraint::Min(3)]).areas(area);
     let shares = app.shares.clone().unwrap_or_default();
     let folders = if app.info.share_folders.is_empty() {
         "no folder shared (start with --share DIR)".to_string()
@@ -576,9 +593,12 @@ fn draw_library(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             escape_path(&app.info.downloads_dir)
         )),
         Line::from(format!(
-            "hashing {} ({hashed}/{} files) · {} scans, {} files hashed ({}), {} from the cache",
+            "hashed {} ({hashed}/{} files)",
             bar(fraction, 10),
-            shares.files,
+            shares.files
+        )),
+        Line::from(format!(
+            "{} scans · {} files hashed ({}) · {} from the hash cache",
             scan.scans,
             scan.files_hashed,
             human_bytes(scan.bytes_hashed),
@@ -589,6 +609,7 @@ fn draw_library(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         Paragraph::new(lines).block(section("Library", theme)),
         summary_area,
     );
+    let wide = area.width >= 100;
     let header = Row::new(vec!["Name", "Size", "Hits", "Uploads", "SHA-1"]).style(theme.header());
     let rows = shares.list.iter().map(|f| {
         Row::new(vec![
@@ -597,7 +618,12 @@ fn draw_library(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             f.hits.to_string(),
             f.uploads.to_string(),
             f.sha1.as_deref().map_or("(hashing)".into(), |urn| {
-                escape(urn.trim_start_matches("urn:sha1:"))
+                let base32 = escape(urn.trim_start_matches("urn:sha1:"));
+                if wide {
+                    base32
+                } else {
+                    format!("{}…", base32.chars().take(12).collect::<String>())
+                }
             }),
         ])
     });
@@ -608,7 +634,7 @@ fn draw_library(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             Constraint::Length(9),
             Constraint::Length(5),
             Constraint::Length(7),
-            Constraint::Length(32),
+            Constraint::Length(if wide { 32 } else { 13 }),
         ],
     )
     .header(header)
@@ -635,7 +661,7 @@ fn draw_status(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let rate_in = app.traffic_in.back().copied().unwrap_or(0);
     let rate_out = app.traffic_out.back().copied().unwrap_or(0);
     let text = format!(
-        " peers {established} · searches {} · results {} · downloads {active}/{} · uploads {} · shared {} · ↓{}/s ↑{}/s",
+        " {established} peers · {} searches, {} results · down {active}/{} · up {} · {} shared · in {}/s out {}/s",
         app.tabs.len(),
         app.result_count(),
         downloads.len(),
