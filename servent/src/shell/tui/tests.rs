@@ -153,7 +153,7 @@ fn search_shows_live_results_grouped_by_file_with_sources_and_marks() {
     // Without a urn: its own group, marked as not downloadable.
     assert!(line_with(&lines, "Ambient Morning.ogg").contains(" ? "));
     assert!(line_with(&lines, "4 results in 2 files").contains("urn:sha1:AAA"));
-    assert!(line_with(&lines, "peers").contains("1 searches, 4 results"));
+    assert!(line_with(&lines, "peers").contains("1 searches · 4 results"));
 }
 
 #[test]
@@ -305,7 +305,7 @@ fn transfers_show_a_running_download_with_its_bar_rate_eta_and_sources() {
         upload.contains("birdsong.ogg") && upload.contains("██░░░░░░░░  25%"),
         "{upload}"
     );
-    assert!(line_with(&lines, "peers").contains("down 1/1 · up 1"));
+    assert!(line_with(&lines, "peers").contains("dl 1/1 · ul 1"));
     // On a wide terminal the size has its own column.
     let wide = screen(&app, 120, 30);
     assert!(line_with(&wide, "3   Live at the Loopback.ogg").contains("1.9 MiB"));
@@ -433,7 +433,9 @@ fn every_screen_fits_80_by_24_with_the_status_bar_at_the_bottom() {
         assert!(lines[0].contains(" 1 Search  2 Transfers  3 Network  4 Library"));
         assert!(lines[0].contains("[demo]"));
         assert!(
-            lines[22].starts_with(" 0 peers · 1 searches, 4 results"),
+            lines[22].starts_with(
+                " 0 peers · 1 searches · 4 results · dl 0/0 · ul 0 · 0 shared · ↓0/s ↑0/s"
+            ),
             "{}",
             lines[22]
         );
@@ -451,6 +453,14 @@ fn every_screen_fits_80_by_24_with_the_status_bar_at_the_bottom() {
             screen(&app, w, h);
         }
     }
+}
+
+#[test]
+fn compact_rates_fit_five_characters() {
+    assert_eq!(view::compact_bytes(512), "512");
+    assert_eq!(view::compact_bytes(9728), "9.5K");
+    assert_eq!(view::compact_bytes(128_000), "125K");
+    assert_eq!(view::compact_bytes(3_355_443), "3.2M");
 }
 
 #[test]

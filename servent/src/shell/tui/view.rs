@@ -246,6 +246,24 @@ fn draw_search(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     );
 }
 
+/// A byte count in at most five characters: `512`, `9.5K`, `125K`, `3.2M`.
+pub fn compact_bytes(n: u64) -> String {
+    let mut value = n as f64;
+    for unit in ["", "K", "M", "G", "T"] {
+        if value < 1024.0 {
+            return if unit.is_empty() {
+                format!("{n}")
+            } else if value < 10.0 {
+                format!("{value:.1}{unit}")
+            } else {
+                format!("{value:.0}{unit}")
+            };
+        }
+        value /= 1024.0;
+    }
+    format!("{value:.0}P")
+}
+
 /// A progress bar drawn with characters, `width` cells, then the percentage.
 pub fn bar(fraction: f64, width: usize) -> String {
     let filled = ((fraction * width as f64).floor() as usize).min(width);
@@ -429,12 +447,12 @@ fn draw_network(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     ];
     let mut widths = vec![
         Constraint::Length(3),
-        Constraint::Length(21),
+        Constraint::Length(if wide { 21 } else { 17 }),
         Constraint::Length(3),
         Constraint::Length(3),
         Constraint::Min(8),
         Constraint::Length(6),
-        Constraint::Length(9),
+        Constraint::Length(11),
         Constraint::Length(15),
         Constraint::Length(3),
         Constraint::Length(4),
@@ -661,14 +679,14 @@ fn draw_status(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let rate_in = app.traffic_in.back().copied().unwrap_or(0);
     let rate_out = app.traffic_out.back().copied().unwrap_or(0);
     let text = format!(
-        " {established} peers · {} searches, {} results · down {active}/{} · up {} · {} shared · in {}/s out {}/s",
+        " {established} peers · {} searches · {} results · dl {active}/{} · ul {} · {} shared · ↓{}/s ↑{}/s",
         app.tabs.len(),
         app.result_count(),
         downloads.len(),
         app.transfers.uploads.len(),
         app.shares.as_ref().map_or(0, |s| s.files),
-        human_bytes(rate_in),
-        human_bytes(rate_out),
+        compact_bytes(rate_in),
+        compact_bytes(rate_out),
     );
     let style = if theme.color {
         Style::default().bg(Color::Blue).fg(Color::White)
