@@ -3,33 +3,31 @@
 //! was wrong, as the terminal, the full-screen `:` line and `hazel ctl`
 //! show it.
 
-use std::time::Duration;
-
-use hazel_servent::config::{Config, Limits};
-use hazel_servent::core::ProtocolVersion;
+use clap::Parser;
+use hazel_servent::cli::Cli;
+use hazel_servent::config::Config;
 use hazel_servent::run::spawn;
 
+/// A headless servent's settings as its command line gives them, sharing one file.
 fn config(dir: &std::path::Path) -> Config {
     let share = dir.join("share");
     std::fs::create_dir_all(&share).unwrap();
     std::fs::write(share.join("song.ogg"), b"la la la").unwrap();
-    Config {
-        headless: true,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        shares: vec![share],
-        data_dir: dir.join("data"),
-        connect: Vec::new(),
-        peers: 0,
-        max_peers: 8,
-        ttl: 7,
-        firewalled: false,
-        protocol: ProtocolVersion::V06,
-        follow_links_out: false,
-        limits: Limits::default(),
-        downloads: None,
-        sources_per_download: 4,
-        transfer_stall: Duration::from_secs(30),
-    }
+    let data = dir.join("data");
+    let cli = Cli::try_parse_from([
+        "hazel".as_ref(),
+        "--headless".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--peers".as_ref(),
+        "0".as_ref(),
+        "--share".as_ref(),
+        share.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ])
+    .unwrap();
+    cli.run.to_config().unwrap()
 }
 
 const URN: &str = "urn:sha1:PLSTHIPQGSSZTS5FJUPAKUZWUGYQYPFB";

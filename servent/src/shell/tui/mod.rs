@@ -142,7 +142,7 @@ fn event_loop(
     loop {
         let now = Instant::now();
         if now >= next_poll {
-            app.poll(polls % 3 == 0 || app.screen == app::Screen::Library);
+            app.poll(polls.is_multiple_of(3) || app.screen == app::Screen::Library);
             polls += 1;
             next_poll = now + POLL;
         }
@@ -224,9 +224,10 @@ fn spawn_input(stop: Arc<AtomicBool>) -> io::Result<Receiver<Event>> {
 }
 
 /// Sends command lines to the servent one at a time, on its own thread.
-fn spawn_worker<R: Requests>(
-    requests: R,
-) -> io::Result<(Sender<(u64, String)>, Receiver<(u64, Response)>)> {
+/// Command lines to send, each with its tag; answers with the tag they came for.
+type Asks = (Sender<(u64, String)>, Receiver<(u64, Response)>);
+
+fn spawn_worker<R: Requests>(requests: R) -> io::Result<Asks> {
     let (ask, asked) = crossbeam_channel::unbounded::<(u64, String)>();
     let (answer, replies) = crossbeam_channel::unbounded();
     thread::Builder::new()
