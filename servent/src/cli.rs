@@ -29,6 +29,18 @@ pub struct RunArgs {
     /// No terminal: read commands from stdin and from DATA-DIR/control.sock.
     #[arg(long)]
     pub headless: bool,
+    /// Line mode instead of the full-screen terminal: a prompt, replies and
+    /// events as lines (what `hazel` does anyway when stdout is not a terminal).
+    #[arg(long, conflicts_with = "headless")]
+    pub line: bool,
+    /// The playground: start, on 127.0.0.1 only, a hazel-index and a few
+    /// servents sharing sample files, and join them (everything in a
+    /// temporary directory removed on exit).
+    #[arg(long, conflicts_with = "headless")]
+    pub demo: bool,
+    /// Keep the playground in DIR (created if missing, not removed on exit).
+    #[arg(long, value_name = "DIR", requires = "demo")]
+    pub demo_dir: Option<PathBuf>,
     /// Address and port to listen on (port 0 picks a free one; it is printed and
     /// written to DATA-DIR/port).
     #[arg(long, default_value = "0.0.0.0:6346", value_name = "ADDR:PORT")]

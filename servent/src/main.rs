@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use hazel_servent::cli::{Cli, CtlArgs, SubCommand};
+use hazel_servent::run::{self, Frontend};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,10 +10,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(SubCommand::Ctl(args)) => ctl(&args),
+        None if cli.run.demo => match hazel_servent::demo::run(&cli.run) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hazel --demo: {e}");
+                ExitCode::FAILURE
+            }
+        },
         None => {
-            env_logger::Builder::new()
-                .parse_filters(&cli.run.log_level)
-                .init();
             let config = match cli.run.to_config() {
                 Ok(config) => config,
                 Err(e) => {
@@ -20,7 +25,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match hazel_servent::run::run(config) {
+            let frontend = Frontend::choose(config.headless, cli.run.line);
+            run::init_logging(&cli.run.log_level, frontend, &config.data_dir);
+            match run::run_as(config, frontend, None) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("hazel: {e}");

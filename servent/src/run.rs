@@ -20,7 +20,8 @@ use crate::disk::{load_records, DiskWorker, INCOMPLETE_DIR};
 use crate::reactor::{socket_budget, Reactor, ReactorConfig, RequestError};
 use crate::scanner::{LibraryConfig, LibraryScanner};
 use crate::servent::uploads::Uploads;
-use crate::servent::{Handle, Servent};
+use crate::servent::{EventSink, Handle, Servent, EVENT_BACKLOG};
+use crate::shell::tui::{DemoInfo, Info};
 use crate::shell::{Command, Requests, Response};
 
 impl Requests for Handle {
@@ -41,6 +42,7 @@ fn make_servent(
     listen_addr: SocketAddr,
     data: DataDir,
     handle: Handle,
+    events: EventSink,
     now: Instant,
 ) -> io::Result<Servent> {
     let servent_id = load_or_make_servent_id(&data);
@@ -101,7 +103,7 @@ fn make_servent(
             handle.wake();
         }
     })?;
-    Ok(Servent::new(
+    let mut servent = Servent::new(
         core,
         uploads,
         disk,
@@ -112,7 +114,9 @@ fn make_servent(
         libraries,
         config,
         now,
-    ))
+    );
+    servent.set_event_sink(events);
+    Ok(servent)
 }
 
 /// Our servent id, kept in the data dir so QueryHits (and the Pushes that
@@ -143,11 +147,88 @@ fn load_or_make_servent_id(data: &DataDir) -> [u8; 16] {
     id
 }
 
+/// How the servent meets its user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frontend {
+    /// No terminal: commands on stdin (no prompt) and the control socket; events logged.
+    Headless,
+    /// Line mode without a terminal (a script, a pipe): a prompt, events printed as lines.
+    Lines,
+    /// Line mode at a terminal (`--line`): line editing, history, completion, progress lines.
+    LineEditor,
+    /// The full-screen terminal.
+    FullScreen,
+}
+
+impl Frontend {
+    /// Full screen when stdin and stdout are a terminal, unless `--line`
+    /// (then the line editor) or `--headless`; plain lines otherwise.
+    pub fn choose(headless: bool, line: bool) -> Frontend {
+        use std::io::IsTerminal;
+        if headless {
+            Frontend::Headless
+        } else if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+            Frontend::Lines
+        } else if line {
+            Frontend::LineEditor
+        } else {
+            Frontend::FullScreen
+        }
+    }
+
+    /// Whether log lines must stay off the terminal (they would break its screen or line).
+    pub fn owns_terminal(self) -> bool {
+        matches!(self, Frontend::LineEditor | Frontend::FullScreen)
+    }
+}
+
+/// The log file, in the data directory, of a servent whose terminal is taken.
+pub const LOG_FILE: &str = "hazel.log";
+
+/// Starts logging at `level`: on stderr, or into `DATA-DIR/hazel.log` when
+/// the terminal belongs to the interface.
+pub fn init_logging(level: &str, frontend: Frontend, data_dir: &std::path::Path) {
+    let mut builder = env_logger::Builder::new();
+    builder.parse_filters(level);
+    if frontend.owns_terminal() {
+        let file = std::fs::create_dir_all(data_dir).and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(data_dir.join(LOG_FILE))
+        });
+        match file {
+            Ok(file) => {
+                builder.target(env_logger::Target::Pipe(Box::new(file)));
+            }
+            Err(_) => {
+                builder.parse_filters("off");
+            }
+        }
+    }
+    let _ = builder.try_init();
+}
+
 /// Runs a servent until `quit` or SIGINT/SIGTERM; returns when it has said Bye
 /// and saved its host cache.
 pub fn run(config: Config) -> io::Result<()> {
+    let frontend = Frontend::choose(config.headless, false);
+    run_as(config, frontend, None)
+}
+
+/// Runs a servent with the given interface (and, for `--demo`, what the
+/// playground started around it).
+pub fn run_as(config: Config, frontend: Frontend, demo: Option<DemoInfo>) -> io::Result<()> {
     raise_fd_limit();
-    let (mut reactor, data) = build(&config)?;
+    let (sink, events) = match frontend {
+        Frontend::Headless => (EventSink::Log, None),
+        Frontend::Lines => (EventSink::Print, None),
+        Frontend::LineEditor | Frontend::FullScreen => {
+            let (tx, rx) = crossbeam_channel::bounded(EVENT_BACKLOG);
+            (EventSink::Channel(tx), Some(rx))
+        }
+    };
+    let (mut reactor, data) = build(&config, sink)?;
     let listen_addr = reactor.local_addr();
     let handle = reactor.handle();
     let socket = data.path(CONTROL_SOCKET);
@@ -159,29 +240,59 @@ pub fn run(config: Config) -> io::Result<()> {
     })?;
     // Announce the port last, once commands can be taken: tests wait for this file.
     data.save_atomic(PORT_FILE, format!("{listen_addr}\n").as_bytes())?;
-    println!("listening on {listen_addr}");
-    println!("data directory: {}", escape_path(&config.data_dir));
-    if config.shares.is_empty() {
-        println!("sharing nothing (add --share DIR to share a folder)");
-    } else {
-        let shares: Vec<String> = config.shares.iter().map(|p| escape_path(p)).collect();
-        println!("sharing {}", shares.join(", "));
+    if frontend != Frontend::FullScreen {
+        println!("listening on {listen_addr}");
+        println!("data directory: {}", escape_path(&config.data_dir));
+        if config.shares.is_empty() {
+            println!("sharing nothing (add --share DIR to share a folder)");
+        } else {
+            let shares: Vec<String> = config.shares.iter().map(|p| escape_path(p)).collect();
+            println!("sharing {}", shares.join(", "));
+        }
     }
-    spawn_signal_thread(handle.clone())?;
-    let terminal = crate::shell::terminal::spawn_stdin(handle, !config.headless)?;
+    spawn_signal_thread(handle.clone(), frontend != Frontend::Headless)?;
+    let _settings =
+        (frontend == Frontend::LineEditor).then(crate::shell::line::TerminalSettings::save);
+    let terminal = match (frontend, events) {
+        (Frontend::FullScreen, Some(events)) => {
+            let info = Info {
+                listen: listen_addr.to_string(),
+                data_dir: config.data_dir.clone(),
+                share_folders: config.shares.clone(),
+                downloads_dir: config
+                    .downloads
+                    .clone()
+                    .unwrap_or_else(|| data.path("downloads")),
+                demo,
+            };
+            crate::shell::tui::spawn(handle, events, info)?
+        }
+        (Frontend::LineEditor, Some(events)) => {
+            crate::shell::line::spawn(handle, events, data.root())?
+        }
+        _ => crate::shell::terminal::spawn_stdin(handle, frontend == Frontend::Lines)?,
+    };
     let result = reactor.run();
+    // The servent's end closes the event channel: a screen notices and restores the terminal.
+    drop(reactor);
     // A `quit` typed on stdin: let the terminal print its answer before the
     // process ends (bounded: the thread may instead be blocked reading).
-    let deadline = Instant::now() + std::time::Duration::from_millis(300);
+    let grace = if frontend == Frontend::FullScreen {
+        std::time::Duration::from_secs(3)
+    } else {
+        std::time::Duration::from_millis(300)
+    };
+    let deadline = Instant::now() + grace;
     while !terminal.is_finished() && Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    crate::shell::tui::restore_terminal();
     let _ = std::fs::remove_file(data.path(PORT_FILE));
     result
 }
 
 /// The data dir, the listener, the servent and its event loop, ready to run.
-fn build(config: &Config) -> io::Result<(Reactor<Servent>, DataDir)> {
+fn build(config: &Config, events: EventSink) -> io::Result<(Reactor<Servent>, DataDir)> {
     let data = DataDir::open(&config.data_dir).map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -229,7 +340,7 @@ fn build(config: &Config) -> io::Result<(Reactor<Servent>, DataDir)> {
         );
     }
     let reactor = Reactor::new(listener, reactor_config, |handle| {
-        make_servent(config, listen_addr, data.clone(), handle, now)
+        make_servent(config, listen_addr, data.clone(), handle, events, now)
     })?;
     Ok((reactor, data))
 }
@@ -295,7 +406,12 @@ pub fn spawn(config: Config) -> io::Result<RunningServent> {
     let thread = std::thread::Builder::new()
         .name("servent".into())
         .spawn(move || {
-            let (mut reactor, data) = match build(&config) {
+            let sink = if config.headless {
+                EventSink::Log
+            } else {
+                EventSink::Print
+            };
+            let (mut reactor, data) = match build(&config, sink) {
                 Ok(built) => built,
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -338,10 +454,15 @@ fn raise_fd_limit() {
     }
 }
 
-/// SIGINT and SIGTERM become a `quit` command.
-fn spawn_signal_thread(handle: Handle) -> io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+/// SIGINT and SIGTERM (and SIGHUP, a closed terminal, when one is used)
+/// become a `quit` command.
+fn spawn_signal_thread(handle: Handle, hangup: bool) -> io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut wanted = vec![SIGINT, SIGTERM];
+    if hangup {
+        wanted.push(SIGHUP);
+    }
+    let mut signals = signal_hook::iterator::Signals::new(wanted)?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

@@ -4,6 +4,7 @@
 //! searches, calling back for Pushes, and the Byes and closes around them.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use hazel_protocol::descriptor::{Bye, PongFixed, PushFixed, Query, ServentId};
@@ -169,13 +170,16 @@ impl Core {
             return;
         };
         let params = self.hit_params();
-        let hits = self.shares.library.answer_query(
-            &query,
-            header.id,
-            header.hops,
-            &params,
+        let library = Arc::clone(&self.shares.library);
+        let matches = library.search_limited(
+            &super::shares::SearchCriteria::from_query(&query),
             MAX_RESULTS_PER_QUERY,
         );
+        for file in &matches {
+            *self.shares.hits_by_file.entry(file.index).or_insert(0) += 1;
+        }
+        let hits =
+            super::shares::query_hits::build_query_hits(&matches, header.id, header.hops, &params);
         for hit in hits {
             self.router.count_originated(PayloadType::QUERY_HIT, 1);
             self.enqueue(from, Class::Keep, hit.to_bytes().into());

@@ -131,5 +131,9 @@ pub struct SearchResult {
     /// Its push proxies (GGEP `PUSH`): where a Push can be asked for over HTTP.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub push_proxies: Vec<std::net::SocketAddrV4>,
+    /// The responder said all its upload slots are taken (`None`: it did not say).
+    pub busy: Option<bool>,
+    /// The speed field of the hit (kbit/s, as the responder claims it).
+    pub speed: u32,
     pub hops: u8,
 }

@@ -132,6 +132,8 @@ struct LocalShares {
     uploads_busy: bool,
     /// An upload completed at least once (QueryHits say so).
     have_uploaded: bool,
+    /// How many of our QueryHits named each file (by library index).
+    hits_by_file: std::collections::HashMap<u32, u64>,
 }
 
 /// The servent's protocol core. See the module documentation for the contract.
@@ -197,6 +199,7 @@ impl Core {
                 qrp_sent: 0,
                 uploads_busy: false,
                 have_uploaded: false,
+                hits_by_file: std::collections::HashMap::new(),
             },
             pings_from_cache: 0,
             next_tick: now,
@@ -445,6 +448,11 @@ impl Core {
 
     pub fn library(&self) -> &Arc<Library> {
         &self.shares.library
+    }
+
+    /// How many of our QueryHits named the shared file with this index.
+    pub fn hits_for_file(&self, index: u32) -> u64 {
+        self.shares.hits_by_file.get(&index).copied().unwrap_or(0)
     }
 
     /// The host cache (for saving with [`HostCache::to_bytes`]).

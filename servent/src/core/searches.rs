@@ -83,11 +83,9 @@ impl Searches {
             return Collected::Malformed;
         };
         let addr = SocketAddr::new(IpAddr::V4(hit.ip), hit.port);
-        let needs_push = hit
-            .trailer
-            .as_ref()
-            .and_then(|t| t.flags().push)
-            .unwrap_or(false);
+        let flags = hit.trailer.as_ref().map(|t| t.flags());
+        let needs_push = flags.as_ref().and_then(|f| f.push).unwrap_or(false);
+        let busy = flags.as_ref().and_then(|f| f.busy);
         let servent = hex(&hit.servent_id.0);
         let push_proxies = hit
             .trailer
@@ -114,6 +112,8 @@ impl Searches {
                 tiger: result.tiger().map(|t| tiger_base32(&t)),
                 needs_push,
                 push_proxies: push_proxies.clone(),
+                busy,
+                speed: hit.speed,
                 hops,
             };
             self.next_result += 1;

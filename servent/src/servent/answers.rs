@@ -188,6 +188,8 @@ impl Servent {
                     "size": f.size,
                     "sha1": f.sha1.map(|d| hazel_protocol::huge::sha1_urn(&d)),
                     "tiger": f.tiger.map(|t| hazel_protocol::thex::tiger_base32(&t)),
+                    "hits": self.core.hits_for_file(f.index),
+                    "uploads": self.uploads.uploads_of_file(f.index),
                 });
                 if magnets {
                     row["magnet"] = json!(self.magnet_for(f));

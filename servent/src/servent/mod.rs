@@ -46,8 +46,8 @@ pub struct Servent {
     data: DataDir,
     scanner: Option<LibraryScanner>,
     libraries: Receiver<Arc<Library>>,
-    /// Print events on stdout (interactive terminal) rather than only logging them.
-    print_events: bool,
+    /// Where events go: printed, logged, or handed to a terminal's thread.
+    events: EventSink,
     started: Instant,
     shutting_down: bool,
 }
@@ -79,10 +79,19 @@ impl Servent {
             data,
             scanner: Some(scanner),
             libraries,
-            print_events: !config.headless,
+            events: if config.headless {
+                EventSink::Log
+            } else {
+                EventSink::Print
+            },
             started: now,
             shutting_down: false,
         }
+    }
+
+    /// Hands events to `sink` from now on.
+    pub fn set_event_sink(&mut self, sink: EventSink) {
+        self.events = sink;
     }
 
     /// The core, for inspection.
@@ -96,6 +105,21 @@ impl Servent {
             .set_upload_state(self.uploads.busy(), self.uploads.have_uploaded());
     }
 }
+
+/// Where the servent's events go.
+#[derive(Debug, Clone)]
+pub enum EventSink {
+    /// Logged (headless).
+    Log,
+    /// Printed on stdout, one line each (line mode without a terminal).
+    Print,
+    /// Sent to another thread (a terminal interface), dropped when it falls
+    /// behind by [`EVENT_BACKLOG`]: the event loop never waits for it.
+    Channel(crossbeam_channel::Sender<CoreEvent>),
+}
+
+/// Events a terminal thread may fall behind by.
+pub const EVENT_BACKLOG: usize = 65_536;
 
 /// An event as a line for the terminal or the log. Everything a peer chose
 /// (agents, reasons, names) is escaped: it must not act on the terminal or
@@ -259,13 +283,18 @@ impl Handler for Servent {
                         }
                         _ => {}
                     }
-                    let text = event_text(&event);
-                    if self.print_events {
-                        // The terminal shows it; logging it too would say it twice.
-                        println!("{text}");
-                        continue;
+                    match &self.events {
+                        EventSink::Log => Action::Event(event_text(&event)),
+                        EventSink::Print => {
+                            // The terminal shows it; logging it too would say it twice.
+                            println!("{}", event_text(&event));
+                            continue;
+                        }
+                        EventSink::Channel(tx) => {
+                            let _ = tx.try_send(event);
+                            continue;
+                        }
                     }
-                    Action::Event(text)
                 }
             });
         }

@@ -66,6 +66,8 @@ struct Upload {
     last_progress: Instant,
     /// The file body being sent, for `transfers`.
     serving: Option<Serving>,
+    /// The last file this connection was counted as an upload of.
+    counted: Option<u32>,
 }
 
 /// A file body in flight.
@@ -105,6 +107,7 @@ impl Upload {
             head_started: Some(now),
             last_progress: now,
             serving: None,
+            counted: None,
         }
     }
 
@@ -128,6 +131,8 @@ pub struct Uploads {
     /// GIV callbacks being connected: address → the GIV line to send.
     pending_givs: HashMap<SocketAddr, Vec<u8>>,
     actions: VecDeque<Action>,
+    /// Uploads begun per shared file (by library index): a connection counts once per file.
+    by_file: HashMap<u32, u64>,
 }
 
 impl Uploads {
@@ -140,7 +145,13 @@ impl Uploads {
             mesh: Mesh::new(),
             pending_givs: HashMap::new(),
             actions: VecDeque::new(),
+            by_file: HashMap::new(),
         }
+    }
+
+    /// How many uploads of the shared file with this index have begun.
+    pub fn uploads_of_file(&self, index: u32) -> u64 {
+        self.by_file.get(&index).copied().unwrap_or(0)
     }
 
     pub fn contains(&self, id: ConnId) -> bool {
@@ -286,6 +297,10 @@ impl Uploads {
                 if let Some(span) = &reply.body {
                     match open_span(span, &self.confinement) {
                         Ok(body) => {
+                            if upload.counted != Some(span.index) {
+                                upload.counted = Some(span.index);
+                                *self.by_file.entry(span.index).or_insert(0) += 1;
+                            }
                             upload.body = Some(body);
                             upload.serving = Some(Serving {
                                 name: library

@@ -6,8 +6,10 @@
 //! human-readable lines or which is sent as JSON as it is. Keeping the reply
 //! as data means `hazel ctl --json` and the terminal print the same facts.
 
+pub mod line;
 mod render;
 pub mod terminal;
+pub mod tui;
 
 pub use render::render_text;
 

@@ -166,7 +166,7 @@ fn render_shares(map: &Map<String, Value>) -> String {
     }
     if let Some(Value::Array(list)) = map.get("list") {
         if !list.is_empty() {
-            let header: Vec<String> = ["index", "size", "name", "urn"]
+            let header: Vec<String> = ["index", "size", "hits", "uploads", "name", "urn"]
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
@@ -176,6 +176,14 @@ fn render_shares(map: &Map<String, Value>) -> String {
                     vec![
                         f.get("index").map(scalar).unwrap_or_default(),
                         human_bytes(f.get("size").and_then(Value::as_u64).unwrap_or(0)),
+                        f.get("hits")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(0)
+                            .to_string(),
+                        f.get("uploads")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(0)
+                            .to_string(),
                         f.get("name").map(scalar).unwrap_or_default(),
                         match f.get("sha1") {
                             Some(Value::String(urn)) => escape(urn),
@@ -603,7 +611,7 @@ mod tests {
             json!({ "files": 2, "kbytes": 5, "pending_hashes": 1,
                     "scan": { "scans": 2, "files_hashed": 1, "bytes_hashed": 4096, "cache_hits": 0, "published": 3 },
                     "list": [
-                        { "index": 1, "name": "a.mp3", "size": 4096, "sha1": "urn:sha1:AAAA" },
+                        { "index": 1, "name": "a.mp3", "size": 4096, "sha1": "urn:sha1:AAAA", "hits": 12, "uploads": 3 },
                         { "index": 2, "name": "b\u{1b}.txt", "size": 10, "sha1": null }
                     ] }),
         );
@@ -612,7 +620,14 @@ mod tests {
             text.starts_with("2 files shared, 5.0 KiB; 1 still being hashed"),
             "{text}"
         );
-        assert!(text.contains("1      4.0 KiB  a.mp3"), "{text}");
+        assert!(
+            text.contains("index  size     hits  uploads  name"),
+            "{text}"
+        );
+        assert!(
+            text.contains("1      4.0 KiB  12    3        a.mp3"),
+            "{text}"
+        );
         assert!(text.contains("b\\e.txt  (hashing)"), "{text}");
     }
 
