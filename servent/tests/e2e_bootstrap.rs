@@ -47,8 +47,7 @@ fn ggep(id: &[u8], value: Vec<u8>) -> Vec<u8> {
 struct UdpHostCache {
     addr: SocketAddr,
     pings: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Stopper,
 }
 
 impl UdpHostCache {
@@ -103,13 +102,21 @@ impl UdpHostCache {
         UdpHostCache {
             addr,
             pings,
-            stop,
-            thread: Some(thread),
+            _server: Stopper {
+                stop,
+                thread: Some(thread),
+            },
         }
     }
 }
 
-impl Drop for UdpHostCache {
+/// A server thread stopped and joined on drop.
+struct Stopper {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Stopper {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
@@ -123,8 +130,7 @@ impl Drop for UdpHostCache {
 struct WebCache {
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Stopper,
 }
 
 impl WebCache {
@@ -174,17 +180,10 @@ impl WebCache {
         WebCache {
             addr,
             requests,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for WebCache {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            _server: Stopper {
+                stop,
+                thread: Some(thread),
+            },
         }
     }
 }

@@ -272,6 +272,21 @@ impl Bootstrap {
         }
     }
 
+    /// The request waiting for a connection to `addr`, if any.
+    fn take_connecting(&mut self, addr: SocketAddr) -> Option<Pending> {
+        let pending = self.connecting.get_mut(&addr)?.pop_front();
+        self.connecting.retain(|_, q| !q.is_empty());
+        pending
+    }
+
+    /// How the user reads cache `i`.
+    fn cache_name(&self, i: usize) -> String {
+        self.caches
+            .get(i)
+            .map(|c| c.spec.name())
+            .unwrap_or_default()
+    }
+
     /// Output for a web cache connection.
     pub fn output(&self, id: ConnId) -> &[u8] {
         self.fetches
@@ -481,15 +496,9 @@ impl Core {
 
     /// A connection to a web cache opened.
     pub fn on_cache_connected(&mut self, id: ConnId, addr: SocketAddr, now: Instant) -> bool {
-        let Some(pending) = self
-            .bootstrap
-            .connecting
-            .get_mut(&addr)
-            .and_then(VecDeque::pop_front)
-        else {
+        let Some(pending) = self.bootstrap.take_connecting(addr) else {
             return false;
         };
-        self.bootstrap.connecting.retain(|_, q| !q.is_empty());
         let Some(CacheSpec::Web { host, port, path }) = pending.spec(&self.bootstrap.caches) else {
             return false;
         };
@@ -516,21 +525,10 @@ impl Core {
 
     /// A connection to a web cache could not be opened.
     pub fn on_cache_connect_failed(&mut self, addr: SocketAddr, error: &str, now: Instant) {
-        let Some(pending) = self
-            .bootstrap
-            .connecting
-            .get_mut(&addr)
-            .and_then(VecDeque::pop_front)
-        else {
+        let Some(pending) = self.bootstrap.take_connecting(addr) else {
             return;
         };
-        self.bootstrap.connecting.retain(|_, q| !q.is_empty());
-        let name = self
-            .bootstrap
-            .caches
-            .get(pending.cache)
-            .map(|c| c.spec.name())
-            .unwrap_or_default();
+        let name = self.bootstrap.cache_name(pending.cache);
         self.bootstrap_failed(&name, error, now);
     }
 
@@ -551,12 +549,7 @@ impl Core {
         let Some(fetch) = self.bootstrap.fetches.remove(&id) else {
             return;
         };
-        let name = self
-            .bootstrap
-            .caches
-            .get(fetch.cache)
-            .map(|c| c.spec.name())
-            .unwrap_or_default();
+        let name = self.bootstrap.cache_name(fetch.cache);
         match parse_web_answer(&fetch.answer) {
             Ok(WebAnswer {
                 redirect: Some(target),
@@ -605,12 +598,7 @@ impl Core {
         for id in late {
             if let Some(f) = self.bootstrap.fetches.remove(&id) {
                 self.links.push_action(Action::Close(id));
-                let name = self
-                    .bootstrap
-                    .caches
-                    .get(f.cache)
-                    .map(|c| c.spec.name())
-                    .unwrap_or_default();
+                let name = self.bootstrap.cache_name(f.cache);
                 self.bootstrap_failed(&name, "no answer in time", now);
             }
         }

@@ -114,10 +114,16 @@ impl Servent {
     /// Starts a servent with its own temporary data and share directories;
     /// `files` are written into the share directory first.
     pub fn start(name: &str, args: &[&str], files: &[(&str, &[u8])]) -> Servent {
+        Servent::start_temp(name, args, files, Launch::default())
+    }
+
+    /// Starts a servent launched as `launch` says, in temporary directories
+    /// removed with it.
+    fn start_temp(name: &str, args: &[&str], files: &[(&str, &[u8])], launch: Launch) -> Servent {
         let temp = tempfile::tempdir().expect("temp dir");
         let data_dir = temp.path().join("data");
         let share_dir = temp.path().join("share");
-        let mut servent = Servent::start_in(name, &data_dir, &share_dir, args, files);
+        let mut servent = Servent::start_process(name, &data_dir, &share_dir, args, files, launch);
         servent._temp = Some(temp);
         servent
     }
@@ -130,22 +136,11 @@ impl Servent {
         files: &[(&str, &[u8])],
         nofile: u64,
     ) -> Servent {
-        let temp = tempfile::tempdir().expect("temp dir");
-        let data_dir = temp.path().join("data");
-        let share_dir = temp.path().join("share");
-        let mut servent = Servent::start_process(
-            name,
-            &data_dir,
-            &share_dir,
-            args,
-            files,
-            Launch {
-                nofile: Some(nofile),
-                ..Launch::default()
-            },
-        );
-        servent._temp = Some(temp);
-        servent
+        let launch = Launch {
+            nofile: Some(nofile),
+            ..Launch::default()
+        };
+        Servent::start_temp(name, args, files, launch)
     }
 
     /// Starts a servent on given directories (to restart one on the same data dir).
@@ -168,23 +163,12 @@ impl Servent {
         args: &[&str],
         files: &[(&str, &[u8])],
     ) -> Servent {
-        let temp = tempfile::tempdir().expect("temp dir");
-        let data_dir = temp.path().join("data");
-        let share_dir = temp.path().join("share");
-        let mut servent = Servent::start_process(
-            name,
-            &data_dir,
-            &share_dir,
-            args,
-            files,
-            Launch {
-                netns: Some(netns.to_string()),
-                listen: format!("{ip}:0"),
-                nofile: None,
-            },
-        );
-        servent._temp = Some(temp);
-        servent
+        let launch = Launch {
+            netns: Some(netns.to_string()),
+            listen: format!("{ip}:0"),
+            nofile: None,
+        };
+        Servent::start_temp(name, args, files, launch)
     }
 
     fn start_process(
