@@ -1,7 +1,7 @@
 //! The real `hazel-index` binary: accounts survive `kill -9`, SIGTERM shuts
 //! it down cleanly, `--help` documents the options.
 
-mod common;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Client, WAIT};
+use support::{Client, WAIT};
 
 struct Running {
     child: Child,

@@ -4,13 +4,13 @@
 //! requests left unanswered, control bytes written raw into the log) and
 //! malformed frames. Each test keeps one of those fixed.
 
-mod common;
+mod support;
 
 use std::io::Write;
 use std::sync::{Mutex, Once};
 
-use common::{frame, TestServer};
 use hazel_protocol::text::is_unsafe;
+use support::{frame, TestServer};
 
 /// Every log line the server writes in this test process.
 static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -195,13 +195,13 @@ fn direct_browse_is_relayed_and_refused_at_once_when_it_cannot_work() {
     sharer.send(641, "browser");
     assert_eq!(
         browser.recv_kind(641).text(),
-        format!("sharer {} 6699", common::wire_ip([127, 0, 0, 1].into()))
+        format!("sharer {} 6699", support::wire_ip([127, 0, 0, 1].into()))
     );
     // A firewalled browsee is given the browser's address to push to.
     browser.send(640, "walled");
     assert_eq!(
         walled.recv_kind(640).text(),
-        format!("browser {} 6700", common::wire_ip([127, 0, 0, 1].into()))
+        format!("browser {} 6700", support::wire_ip([127, 0, 0, 1].into()))
     );
     // What cannot work is refused at once, so the client falls back to 211.
     browser.send(640, "empty");

@@ -1,13 +1,13 @@
 //! Protocol tests: the real server on loopback, driven by test clients, one
 //! test per behaviour a Napster client would see.
 
-mod common;
+mod support;
 
 use std::net::Ipv4Addr;
 
 use std::io::Write;
 
-use common::{wire_ip, TestServer};
+use support::{wire_ip, TestServer};
 
 const LOCALHOST_WIRE: u32 = 16_777_343;
 
@@ -582,7 +582,7 @@ fn a_search_flood_is_refused_then_disconnected() {
 fn a_message_flood_disconnects_the_flooder() {
     let server = TestServer::start_with(|c| c.max_messages_per_second = 50);
     let mut flooder = server.login("noisy", 0);
-    let burst: Vec<u8> = (0..500).flat_map(|_| common::frame(218, b"")).collect();
+    let burst: Vec<u8> = (0..500).flat_map(|_| support::frame(218, b"")).collect();
     flooder.stream.write_all(&burst).unwrap();
     assert!(flooder.closed_by_server());
     assert_eq!(
@@ -610,7 +610,7 @@ fn a_client_that_stops_reading_is_dropped_and_memory_stays_bounded() {
     sharer.sync();
     // The stalled client asks for browses (~24 KB each) and never reads.
     let mut stalled = server.login("stalled", 0);
-    let request = common::frame(211, b"library");
+    let request = support::frame(211, b"library");
     let mut sent = 0;
     let mut dropped = false;
     for _ in 0..2000 {
@@ -873,12 +873,12 @@ fn frames_pipelined_behind_a_registered_login_wait_for_it() {
     server.wait_users(0);
     // Login, a share and a stats request in one write, before any answer.
     let mut c = server.connect();
-    let mut burst = common::frame(2, b"piper pw 0 \"nap\" 3");
-    burst.extend(common::frame(
+    let mut burst = support::frame(2, b"piper pw 0 \"nap\" 3");
+    burst.extend(support::frame(
         100,
         b"\"d\\pipelined song.mp3\" m 1 128 44100 60",
     ));
-    burst.extend(common::frame(214, b""));
+    burst.extend(support::frame(214, b""));
     c.stream.write_all(&burst).unwrap();
     assert_eq!(c.recv().kind, 3);
     assert_eq!(c.recv().kind, 621);
@@ -904,7 +904,7 @@ fn many_concurrent_clients_share_and_search_consistently() {
     let handles: Vec<_> = (0..CLIENTS)
         .map(|i| {
             std::thread::spawn(move || {
-                let mut c = common::Client::connect(addr);
+                let mut c = support::Client::connect(addr);
                 c.login(&format!("peer{i}"), 0);
                 let mut batch = String::new();
                 for f in 0..FILES {
@@ -924,7 +924,8 @@ fn many_concurrent_clients_share_and_search_consistently() {
             })
         })
         .collect();
-    let mut clients: Vec<common::Client> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let mut clients: Vec<support::Client> =
+        handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(server.metric("hazel_index_files") as usize, CLIENTS * FILES);
     for (i, c) in clients.iter_mut().enumerate() {
         let other = (i + 1) % CLIENTS;
@@ -956,7 +957,7 @@ fn a_library_shared_in_one_burst_is_not_a_flood() {
         .flat_map(|i| {
             let share =
                 format!("\"lib\\track {i}.mp3\" 0123456789abcdef0123456789abcdef 1 128 44100 60");
-            common::frame(100, share.as_bytes())
+            support::frame(100, share.as_bytes())
         })
         .collect();
     c.stream.write_all(&burst).unwrap();

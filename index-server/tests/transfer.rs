@@ -2,14 +2,14 @@
 //! shares, the other searches, negotiates through the server and downloads
 //! peer to peer; the bytes are compared with the original.
 
-mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::thread;
 
-use common::{Client, TestServer, WAIT};
 use hazel_protocol::napster::transfer::{DataPortRequest, TransferReply, GREETING};
+use support::{Client, TestServer, WAIT};
 
 /// A file body that starts with an MP3 frame sync byte, as real files do
 /// (the size digits end at the first non-digit).

@@ -2,7 +2,7 @@
 //! an OpenNap session, a Gnutella 0.4 link, a 0.6 link compressed with
 //! deflate, and a push callback (GIV then GET).
 
-mod trace_support;
+mod support;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -13,7 +13,7 @@ use hazel_protocol::descriptor::{Bye, Descriptor, Payload, Ping, Pong, Query, Sp
 use hazel_protocol::header::DescriptorId;
 use hazel_protocol::napster::{ClientMessage, Login, SearchQuery, SearchResult, ServerMessage};
 use hazel_protocol::pcap::writer::PcapWriter;
-use trace_support::*;
+use support::*;
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()

@@ -3,10 +3,10 @@
 //! Decoding goes on as far as the file allows, the damage is reported on
 //! stderr, and the exit code is non-zero only when nothing can be read.
 
-mod trace_support;
+mod support;
 
 use rand::Rng;
-use trace_support::*;
+use support::*;
 
 /// Start offsets of the records of a little-endian legacy pcap file.
 fn record_offsets(pcap: &[u8]) -> Vec<usize> {

@@ -6,7 +6,7 @@
 //! shown escaped in the text output (stdout and stderr), and kept exact in
 //! the `--json` output.
 
-mod trace_support;
+mod support;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -19,7 +19,7 @@ use hazel_protocol::napster::{SearchResult, ServerMessage};
 use hazel_protocol::pcap::writer::PcapWriter;
 use hazel_protocol::text::is_unsafe;
 use serde_json::Value;
-use trace_support::*;
+use support::*;
 
 const TITLE: &str = "\u{1b}]2;pwned\u{7}title.mp3";
 const CLEAR: &str = "\u{1b}[2Jclear.mp3";

@@ -11,7 +11,7 @@
 //! Damage to a real legacy pcap file (cut records, garbage appended, a
 //! destroyed record header) is covered in `trace_damaged.rs`.
 
-mod trace_support;
+mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -26,7 +26,7 @@ use hazel_protocol::pcap::writer::{ethernet_frame, to_pcapng, PcapWriter, Transp
 use hazel_protocol::pcap::Capture;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use trace_support::*;
+use support::*;
 
 /// A generous limit for one run (debug build, shared machine); a loop that
 /// does not end, or work that grows with the square of the input, exceeds it.

@@ -6,7 +6,7 @@
 //! named, not decoded into garbage; and bytes that are not descriptors
 //! (random, TLS, text, zeros) on port 6346 are not taken for descriptors.
 
-mod trace_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -19,7 +19,7 @@ use hazel_protocol::header::DescriptorId;
 use hazel_protocol::pcap::writer::PcapWriter;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use trace_support::*;
+use support::*;
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()

@@ -164,7 +164,9 @@ impl Client {
     /// Sends when the server still listens; false once it has closed (a
     /// flood the server cuts off half way).
     pub fn try_send(&mut self, kind: u16, payload: &str) -> bool {
-        self.stream.write_all(&frame(kind, payload.as_bytes())).is_ok()
+        self.stream
+            .write_all(&frame(kind, payload.as_bytes()))
+            .is_ok()
     }
 
     /// The next frame, or None if the server closed the connection.
