@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hazel_protocol::http::{HttpVersion, Parsed, Request, Response};
 use hazel_protocol::napster::NapsterFramer;
 use hazel_protocol::DecodeError;
 use log::{debug, info, warn};
@@ -35,7 +36,8 @@ const WAKER: Token = Token(2);
 const FIRST_CONN: usize = 3;
 /// How often timers (login timeout, periodic stats) are checked.
 const TICK: Duration = Duration::from_millis(250);
-/// Largest stats request head accepted.
+/// Largest stats request head accepted (below the protocol's own cap on
+/// HTTP heads).
 const MAX_STATS_REQUEST: usize = 8192;
 const READ_CHUNK: usize = 16 * 1024;
 /// Simultaneous metrics requests served; more are closed at once.
@@ -124,6 +126,21 @@ fn flush(stream: &mut TcpStream, output: &mut Vec<u8>, written: &mut usize) -> i
     *output = Vec::new();
     *written = 0;
     Ok(true)
+}
+
+/// The whole HTTP answer to a metrics request: the Prometheus text, then
+/// the connection closes.
+fn metrics_response(body: &str) -> Vec<u8> {
+    let mut head = Response::new(200, "OK");
+    head.version = Some(HttpVersion::HTTP_10);
+    head.headers
+        .push("Content-Type", "text/plain; version=0.0.4")
+        .push("Content-Length", &body.len().to_string())
+        .push("Connection", "close");
+    let mut out = Vec::with_capacity(head.encoded_len() + body.len());
+    head.encode(&mut out);
+    out.extend_from_slice(body.as_bytes());
+    out
 }
 
 /// The process's resident memory from `/proc/self/statm` (Linux only).
@@ -482,19 +499,23 @@ impl Reactor {
                         self.remove(key);
                         return;
                     }
-                    if stats.input.windows(4).any(|w| w == b"\r\n\r\n") && stats.output.is_empty() {
-                        self.server.metrics.resident_bytes = resident_bytes();
-                        let body = self.server.metrics.render(Instant::now());
-                        let Some(Conn::Stats(stats)) = self.conns.get_mut(key) else {
+                    match Request::parse(&stats.input) {
+                        Ok(Parsed::NeedMore) => {}
+                        Ok(Parsed::Complete { .. }) if stats.output.is_empty() => {
+                            self.server.metrics.resident_bytes = resident_bytes();
+                            let body = self.server.metrics.render(Instant::now());
+                            let Some(Conn::Stats(stats)) = self.conns.get_mut(key) else {
+                                return;
+                            };
+                            stats.output = metrics_response(&body);
+                            self.write_ready(key);
                             return;
-                        };
-                        stats.output = format!(
-                            "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                            body.len()
-                        )
-                        .into_bytes();
-                        self.write_ready(key);
-                        return;
+                        }
+                        Ok(Parsed::Complete { .. }) => return,
+                        Err(_) => {
+                            self.remove(key);
+                            return;
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

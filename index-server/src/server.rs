@@ -11,10 +11,12 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use hazel_protocol::napster::message::batch_path;
 use hazel_protocol::napster::{
-    encode_fields, encode_frame, ClientMessage, DownloadAck, EncodeError, FieldWriter, SearchQuery,
-    ServerMessage, SharedFile, UsageStats,
+    batch_path, AdminTarget, BanEntry, BrowseEnd, BrowseEntry, ClientMessage, ClientVersionCount,
+    DirectBrowseAddress, DirectBrowseError, DirectBrowseRequest, DownloadAck, LevelChange,
+    PasswordChange, QueueLimit, QueueLimitReached, SearchQuery, ServerMessage, ServerStats,
+    ShareBatch, SharedFile, UploadRequest, UsageStats, UserFile, WhoisDetails, WhoisResponse,
+    Whowas,
 };
 use hazel_protocol::text::{escape_bytes, Escaped};
 use log::{debug, info, warn};
@@ -78,26 +80,6 @@ impl Outbox {
     pub fn message(&mut self, to: ConnId, message: &ServerMessage) {
         if let Err(e) = message.encode(self.buffer(to)) {
             warn!("cannot encode {} for {to:?}: {e}", message.kind());
-        }
-    }
-
-    /// Queues one frame with a ready payload for `to`.
-    pub fn send(&mut self, to: ConnId, kind: u16, payload: &[u8]) {
-        if let Err(e) = encode_frame(kind, payload, self.buffer(to)) {
-            warn!("cannot encode {kind} for {to:?}: {e}");
-        }
-    }
-
-    /// Queues one frame for `to` whose payload `body` writes field by field
-    /// (messages without a typed form).
-    pub fn fields(
-        &mut self,
-        to: ConnId,
-        kind: u16,
-        body: impl FnOnce(&mut FieldWriter<'_>) -> Result<(), EncodeError>,
-    ) {
-        if let Err(e) = encode_fields(kind, self.buffer(to), body) {
-            warn!("cannot encode {kind} for {to:?}: {e}");
         }
     }
 
@@ -464,11 +446,11 @@ impl Server {
     }
 
     fn stats(&self) -> ServerMessage {
-        ServerMessage::Stats {
+        ServerMessage::Stats(ServerStats {
             users: self.nicks.len() as u64,
             files: self.catalog.total_files(),
             gigabytes: self.catalog.total_gigabytes(),
-        }
+        })
     }
 
     /// One frame from a client.
@@ -599,7 +581,7 @@ impl Server {
             ClientMessage::Share(file) => {
                 self.add_share(id, file, out);
             }
-            ClientMessage::ShareBatch { directory, files } => {
+            ClientMessage::ShareBatch(ShareBatch { directory, files }) => {
                 for mut file in files {
                     file.name = batch_path(&directory, &file.name);
                     if !self.add_share(id, file, out) {
@@ -615,14 +597,17 @@ impl Server {
             }
             ClientMessage::UnshareAll => self.catalog.remove_all(id),
             ClientMessage::Search(query) => self.search(id, &query, now, out),
-            ClientMessage::DownloadRequest { nick, name } => {
+            ClientMessage::DownloadRequest(UserFile { nick, name }) => {
                 self.download_request(id, &nick, name, out)
             }
-            ClientMessage::UploadAccept { nick, name } => self.upload_accept(id, &nick, name, out),
-            ClientMessage::QueueLimit { nick, name, limit } => {
-                self.queue_limit(id, &nick, name, limit, out)
+            ClientMessage::UploadAccept(UserFile { nick, name }) => {
+                self.upload_accept(id, &nick, name, out)
             }
-            ClientMessage::FirewalledDownloadRequest { nick, name } => {
+            ClientMessage::QueueLimit(QueueLimit {
+                file: UserFile { nick, name },
+                limit,
+            }) => self.queue_limit(id, &nick, name, limit, out),
+            ClientMessage::FirewalledDownloadRequest(UserFile { nick, name }) => {
                 self.firewalled_download(id, &nick, name, out)
             }
             ClientMessage::Browse { nick } => self.browse(id, &nick, out),
@@ -652,14 +637,20 @@ impl Server {
             }
             ClientMessage::PingUser { nick } => self.relay_ping(id, &nick, true, out),
             ClientMessage::PongUser { nick } => self.relay_ping(id, &nick, false, out),
-            ClientMessage::Kill { nick, reason } => self.kill(id, &nick, reason, out),
-            ClientMessage::Ban { target, reason } => self.ban(id, &target, reason, out),
-            ClientMessage::Unban { target, .. } => self.unban(id, &target, out),
+            ClientMessage::Kill(AdminTarget { target, reason }) => {
+                self.kill(id, &target, reason, out)
+            }
+            ClientMessage::Ban(AdminTarget { target, reason }) => {
+                self.ban(id, &target, reason, out)
+            }
+            ClientMessage::Unban(AdminTarget { target, .. }) => self.unban(id, &target, out),
             ClientMessage::ShowBans => self.ban_list(id, out),
-            ClientMessage::SetUserLevel { nick, level } => self.set_level(id, &nick, &level, out),
+            ClientMessage::SetUserLevel(LevelChange { nick, level }) => {
+                self.set_level(id, &nick, &level, out)
+            }
             ClientMessage::Whois { nick } => self.whois(id, &nick, now, out),
             ClientMessage::Nuke { nick } => self.nuke(id, &nick, out),
-            ClientMessage::ChangePassword { nick, password, .. } => {
+            ClientMessage::ChangePassword(PasswordChange { nick, password, .. }) => {
                 self.change_password(id, &nick, &password, out)
             }
             ClientMessage::VersionCheck { .. } => out.message(id, &ServerMessage::VersionCheck),
@@ -667,7 +658,9 @@ impl Server {
             ClientMessage::DirectBrowseAccept { nick } => self.direct_browse_accept(id, &nick, out),
             ClientMessage::VersionRequest => self.server_version(id, out),
             // No linked servers: the list is just its terminator.
-            ClientMessage::LinksRequest => out.send(id, kind::SERVER_LINKS, b""),
+            ClientMessage::LinksRequest => {
+                out.message(id, &ServerMessage::ServerLinks { line: Vec::new() })
+            }
             ClientMessage::UsageStatsRequest => self.usage_stats(id, now, out),
             ClientMessage::ClientVersionsRequest => self.client_versions(id, out),
             ClientMessage::NickCheck { .. } | ClientMessage::Unknown { .. } => {}
@@ -1063,10 +1056,10 @@ impl Server {
     fn download_error(id: ConnId, nick: &str, name: Vec<u8>, out: &mut Outbox) {
         out.message(
             id,
-            &ServerMessage::DownloadError {
+            &ServerMessage::DownloadError(UserFile {
                 nick: nick.to_string(),
                 name,
-            },
+            }),
         );
     }
 
@@ -1083,11 +1076,13 @@ impl Server {
         };
         out.message(
             sharer_id,
-            &ServerMessage::UploadRequest {
-                nick: me.nick.clone(),
-                name: name.clone(),
+            &ServerMessage::UploadRequest(UploadRequest {
+                file: UserFile {
+                    nick: me.nick.clone(),
+                    name: name.clone(),
+                },
                 link_speed: Some(me.link_speed),
-            },
+            }),
         );
         let pending = self.pending.entry(sharer_id).or_default();
         if pending.len() >= MAX_PENDING_UPLOADS {
@@ -1151,12 +1146,14 @@ impl Server {
         ) else {
             return;
         };
-        let notice = ServerMessage::QueueLimitReached {
-            nick: sharer.nick.clone(),
+        let notice = ServerMessage::QueueLimitReached(QueueLimitReached {
             size: shared.size,
-            name,
+            file: UserFile {
+                nick: sharer.nick.clone(),
+                name,
+            },
             limit,
-        };
+        });
         out.message(downloader, &notice);
     }
 
@@ -1195,10 +1192,10 @@ impl Server {
             out.message(id, &error_message(msg));
             out.message(
                 id,
-                &ServerMessage::BrowseEnd {
+                &ServerMessage::BrowseEnd(BrowseEnd {
                     nick: nick.to_string(),
                     ip: None,
-                },
+                }),
             );
             return;
         };
@@ -1208,18 +1205,18 @@ impl Server {
         for f in self.catalog.files_of(target.id) {
             out.message(
                 id,
-                &ServerMessage::BrowseEntry {
+                &ServerMessage::BrowseEntry(BrowseEntry {
                     nick: user.nick.clone(),
                     file: f.to_shared_file(),
-                },
+                }),
             );
         }
         out.message(
             id,
-            &ServerMessage::BrowseEnd {
+            &ServerMessage::BrowseEnd(BrowseEnd {
                 nick: user.nick.clone(),
                 ip: Some(target.ip),
-            },
+            }),
         );
     }
 
@@ -1252,37 +1249,38 @@ impl Server {
             };
             let online_for = now.saturating_duration_since(user.logged_in_at).as_secs();
             let shared = self.catalog.count_of(target.id) as u64;
-            let (downloads, uploads, ip) = (target.downloads, target.uploads, target.ip);
-            out.fields(id, kind::WHOIS_RESPONSE, |w| {
-                w.token("nick", user.nick.as_bytes())?;
-                w.quoted("level", user.level.name().as_bytes())?;
-                w.number(online_for);
-                w.quoted("channels", b"")?;
-                w.quoted("status", b"Active")?;
-                w.number(shared);
-                w.number(u64::from(downloads));
-                w.number(u64::from(uploads));
-                w.number(u64::from(user.link_speed));
-                w.quoted("client", &user.client)?;
-                if asker_level >= Level::Moderator {
-                    w.number(0);
-                    w.number(0);
-                    w.raw(ip.to_string().as_bytes());
-                    w.number(0);
-                    w.number(u64::from(user.data_port));
-                    w.token("email", user.email.as_bytes())?;
-                }
-                Ok(())
-            });
+            let whois = WhoisResponse {
+                nick: user.nick.clone(),
+                level: user.level.wire(),
+                online_seconds: online_for,
+                channels: Vec::new(),
+                status: b"Active".to_vec(),
+                shared,
+                downloads: u64::from(target.downloads),
+                uploads: u64::from(target.uploads),
+                link_speed: user.link_speed,
+                client: user.client.clone(),
+                details: (asker_level >= Level::Moderator).then(|| WhoisDetails {
+                    total_downloads: 0,
+                    total_uploads: 0,
+                    ip: target.ip,
+                    connecting_port: 0,
+                    data_port: user.data_port,
+                    email: user.email.as_bytes().to_vec(),
+                }),
+            };
+            out.message(id, &ServerMessage::WhoisResponse(whois));
             return;
         }
         match self.store.account(nick) {
-            Ok(Some(acct)) => out.fields(id, kind::WHOWAS, |w| {
-                w.token("nick", acct.nick.as_bytes())?;
-                w.raw(acct.level.name().as_bytes());
-                w.number(0);
-                Ok(())
-            }),
+            Ok(Some(acct)) => {
+                let whowas = Whowas {
+                    nick: acct.nick,
+                    level: acct.level.wire(),
+                    last_seen: 0,
+                };
+                out.message(id, &ServerMessage::Whowas(whowas));
+            }
             _ => {
                 let msg = format!("User {nick} is not currently online");
                 out.message(id, &error_message(msg));
@@ -1404,16 +1402,16 @@ impl Server {
             return;
         }
         for ban in self.store.bans().unwrap_or_default() {
-            out.fields(id, kind::BAN_ENTRY, |w| {
-                w.token("ban target", ban.target.as_bytes())?;
-                w.token("nick", ban.set_by.as_bytes())?;
-                w.quoted("reason", ban.reason.as_bytes())?;
-                w.raw(ban.created.to_string().as_bytes());
-                w.number(0);
-                Ok(())
-            });
+            let entry = BanEntry {
+                target: ban.target,
+                set_by: ban.set_by,
+                reason: ban.reason.into_bytes(),
+                set_at: u64::try_from(ban.created).unwrap_or(0),
+                timeout: 0,
+            };
+            out.message(id, &ServerMessage::BanEntry(entry));
         }
-        out.send(id, kind::SHOW_BANS, b"");
+        out.message(id, &ServerMessage::BanListEnd);
     }
 
     fn set_level(&mut self, id: ConnId, target: &str, level: &[u8], out: &mut Outbox) {
@@ -1508,10 +1506,10 @@ impl Server {
         let refuse = |out: &mut Outbox, nick: &str, message: String| {
             out.message(
                 id,
-                &ServerMessage::DirectBrowseError {
+                &ServerMessage::DirectBrowseError(DirectBrowseError {
                     nick: nick.to_string(),
                     message: message.into_bytes(),
-                },
+                }),
             );
         };
         let Some(target) = self.online_by_nick(nick) else {
@@ -1548,10 +1546,10 @@ impl Server {
         let connect_to = (browsee_port == 0).then_some((my_ip, my_port));
         out.message(
             browsee_id,
-            &ServerMessage::DirectBrowseRequest {
+            &ServerMessage::DirectBrowseRequest(DirectBrowseRequest {
                 nick: my_nick,
                 connect_to,
-            },
+            }),
         );
     }
 
@@ -1575,11 +1573,11 @@ impl Server {
         let Some(user) = me.user() else {
             return;
         };
-        let accept = ServerMessage::DirectBrowseAccept {
+        let accept = ServerMessage::DirectBrowseAccept(DirectBrowseAddress {
             nick: user.nick.clone(),
             ip: me.ip,
             port: user.data_port,
-        };
+        });
         out.message(requester, &accept);
     }
 
@@ -1616,10 +1614,10 @@ impl Server {
         for (requester, nick, message) in expired {
             out.message(
                 requester,
-                &ServerMessage::DirectBrowseError {
+                &ServerMessage::DirectBrowseError(DirectBrowseError {
                     nick,
                     message: message.into_bytes(),
-                },
+                }),
             );
         }
     }
@@ -1680,14 +1678,14 @@ impl Server {
         }
         let mut counts: Vec<(&[u8], u64)> = counts.into_iter().collect();
         counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        for (client, n) in counts {
-            out.fields(id, kind::CLIENT_VERSIONS, |w| {
-                w.quoted("client", client)?;
-                w.number(n);
-                Ok(())
-            });
+        for (client, users) in counts {
+            let count = ClientVersionCount {
+                client: client.to_vec(),
+                users,
+            };
+            out.message(id, &ServerMessage::ClientVersionCount(count));
         }
-        out.send(id, kind::CLIENT_VERSIONS, b"");
+        out.message(id, &ServerMessage::ClientVersionsEnd);
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use hazel_protocol::napster::message::UserLevel;
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -31,11 +32,16 @@ pub enum Level {
 impl Level {
     /// The name a 604 whois or a 606 level change uses.
     pub fn name(self) -> &'static str {
+        self.wire().name()
+    }
+
+    /// The level as the protocol names it (604 and 605 carry it).
+    pub fn wire(self) -> UserLevel {
         match self {
-            Level::User => "User",
-            Level::Moderator => "Moderator",
-            Level::Admin => "Admin",
-            Level::Elite => "Elite",
+            Level::User => UserLevel::User,
+            Level::Moderator => UserLevel::Moderator,
+            Level::Admin => UserLevel::Admin,
+            Level::Elite => UserLevel::Elite,
         }
     }
 

@@ -13,6 +13,7 @@
 //! [`DecodeError`], never a panic, and nothing is allocated from a length
 //! the input declares.
 
+use super::codec::Fields;
 use super::EncodeError;
 use crate::error::{DecodeError, Result};
 use std::net::Ipv4Addr;
@@ -106,10 +107,20 @@ impl<'a> FieldReader<'a> {
         Ok(rest.get(..len).unwrap_or(&[]))
     }
 
-    /// The next field as an owned UTF-8 string (nicks and the like).
-    pub fn string(&mut self, what: &'static str) -> Result<String> {
+    /// The next field as UTF-8 text (nicks and the like).
+    pub fn str(&mut self, what: &'static str) -> Result<&'a str> {
         let bytes = self.token(what)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::BadField(what))
+        std::str::from_utf8(bytes).map_err(|_| DecodeError::BadField(what))
+    }
+
+    /// The next field as an owned UTF-8 string.
+    pub fn string(&mut self, what: &'static str) -> Result<String> {
+        self.str(what).map(str::to_owned)
+    }
+
+    /// A group of fields with a codec of its own (see [`Fields`]).
+    pub fn read<T: Fields<'a>>(&mut self) -> Result<T> {
+        T::read(self)
     }
 
     /// The next field as an unsigned decimal number.
@@ -167,9 +178,21 @@ impl<'a> FieldReader<'a> {
         Ok(ip_from_wire(raw))
     }
 
+    /// An IPv4 address in dotted form (`127.0.0.1`), as a whois shows it.
+    pub fn dotted_ip(&mut self, what: &'static str) -> Result<Ipv4Addr> {
+        let token = self.str(what)?;
+        token.parse().map_err(|_| DecodeError::BadField(what))
+    }
+
     /// Everything after the next run of spaces, verbatim (free text tails).
     pub fn rest(&mut self) -> &'a [u8] {
         self.skip_spaces();
+        self.verbatim()
+    }
+
+    /// Everything not read yet, spaces included: a payload that is one
+    /// piece of free text (an error message, a ping's arguments).
+    pub fn verbatim(&mut self) -> &'a [u8] {
         let rest = self.buf.get(self.pos..).unwrap_or(&[]);
         self.pos = self.buf.len();
         rest
@@ -199,6 +222,25 @@ pub fn parse_decimal<T: TryFrom<u64>>(digits: &[u8]) -> Option<T> {
         value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
     }
     T::try_from(value).ok()
+}
+
+/// Appends `value` in decimal without allocating (numbers are most of a
+/// 201, and a search writes hundreds of them).
+fn push_decimal(out: &mut Vec<u8>, value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value;
+    loop {
+        at -= 1;
+        if let Some(slot) = digits.get_mut(at) {
+            *slot = b'0' + (rest % 10) as u8;
+        }
+        rest /= 10;
+        if rest == 0 || at == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(at..).unwrap_or(&[]));
 }
 
 /// The wire form of an address: 127.0.0.1 → 16777343.
@@ -261,23 +303,42 @@ impl<'a> FieldWriter<'a> {
 
     pub fn number(&mut self, value: u64) {
         self.separator();
-        self.out.extend_from_slice(value.to_string().as_bytes());
+        push_decimal(self.out, value);
     }
 
     pub fn signed(&mut self, value: i32) {
         self.separator();
-        self.out.extend_from_slice(value.to_string().as_bytes());
+        if value < 0 {
+            self.out.push(b'-');
+        }
+        push_decimal(self.out, u64::from(value.unsigned_abs()));
     }
 
     pub fn quoted_number(&mut self, value: u64) {
         self.separator();
         self.out.push(b'"');
-        self.out.extend_from_slice(value.to_string().as_bytes());
+        push_decimal(self.out, value);
         self.out.push(b'"');
     }
 
     pub fn ip(&mut self, ip: Ipv4Addr) {
         self.number(u64::from(ip_to_wire(ip)));
+    }
+
+    /// An address in dotted form (`127.0.0.1`).
+    pub fn dotted_ip(&mut self, ip: Ipv4Addr) {
+        self.separator();
+        for (i, octet) in ip.octets().into_iter().enumerate() {
+            if i > 0 {
+                self.out.push(b'.');
+            }
+            push_decimal(self.out, u64::from(octet));
+        }
+    }
+
+    /// A group of fields with a codec of its own (see [`Fields`]).
+    pub fn write<'x, T: Fields<'x>>(&mut self, value: &T) -> std::result::Result<(), EncodeError> {
+        value.write(self)
     }
 
     /// A literal keyword (`FILENAME`, `"AT LEAST"`), written as given.
@@ -290,6 +351,34 @@ impl<'a> FieldWriter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_in_plain_decimal() {
+        let mut out = Vec::new();
+        let mut w = FieldWriter::new(&mut out);
+        for n in [0, 7, 10, 4_000_000, u64::MAX] {
+            w.number(n);
+        }
+        for n in [0, -3, i32::MIN, i32::MAX] {
+            w.signed(n);
+        }
+        w.quoted_number(128);
+        w.dotted_ip(Ipv4Addr::new(10, 0, 255, 7));
+        assert_eq!(
+            out,
+            b"0 7 10 4000000 18446744073709551615 0 -3 -2147483648 2147483647 \"128\" 10.0.255.7"
+        );
+        let mut r = FieldReader::new(b"10.0.255.7 1.2.3");
+        assert_eq!(r.dotted_ip("ip"), Ok(Ipv4Addr::new(10, 0, 255, 7)));
+        assert_eq!(r.dotted_ip("ip"), Err(DecodeError::BadField("ip")));
+    }
+
+    #[test]
+    fn verbatim_keeps_every_space() {
+        let mut r = FieldReader::new(b"  two  spaces  ");
+        assert_eq!(r.verbatim(), b"  two  spaces  ");
+        assert!(r.at_end());
+    }
 
     #[test]
     fn ip_encoding_matches_the_notes() {
@@ -343,7 +432,7 @@ mod tests {
                 ],
                 0..80,
             ),
-            calls in proptest::collection::vec(0u8..10, 0..20),
+            calls in proptest::collection::vec(0u8..12, 0..20),
             lenient in proptest::prelude::any::<bool>(),
         ) {
             let mut r = FieldReader::new(&bytes);
@@ -362,6 +451,11 @@ mod tests {
                     7 => r.ip("a").map(|_| ()),
                     8 => {
                         r.rest();
+                        Ok(())
+                    }
+                    9 => r.dotted_ip("d").map(|_| ()),
+                    10 => {
+                        r.verbatim();
                         Ok(())
                     }
                     _ => {
