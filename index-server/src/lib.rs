@@ -7,7 +7,9 @@
 //! - Frames, typed messages and the payload fields of the few messages
 //!   without a typed form all come from `hazel_protocol::napster`.
 //! - [`server`]: what every client message does (pure: frames in, frames
-//!   and closes out); [`session`]: one connection's state and limits.
+//!   and closes out), one file per job: `outbox`, `login`, `sharing`,
+//!   `transfers`, `browse`, `admin`, `info`, `pings`, `ticks`;
+//!   [`session`]: one connection's state and limits.
 //! - [`catalog`]: every online user's shared files (the [`index`] keyed by
 //!   connection, with the share limit and duplicate check);
 //!   [`index`]: the inverted index and opennap's tokenization.

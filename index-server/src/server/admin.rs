@@ -1,0 +1,240 @@
+//! Moderators' and admins' commands: kill (610), ban, unban and the ban
+//! list (612, 614, 615), levels (606), nuke (611), passwords (753).
+
+use std::net::Ipv4Addr;
+
+use hazel_protocol::napster::{BanEntry, ServerMessage};
+use hazel_protocol::text::Escaped;
+use log::{info, warn};
+
+use super::{error_message, nick_key, text, Outbox, Server};
+use crate::metrics::DropReason;
+use crate::session::{ConnId, Phase};
+use crate::store::{BanKind, Level};
+
+impl Server {
+    /// The sender's nick and level, if it has at least `needed`.
+    pub(super) fn require(
+        &self,
+        id: ConnId,
+        needed: Level,
+        out: &mut Outbox,
+    ) -> Option<(String, Level)> {
+        let user = self.session(id)?.user()?;
+        if user.level >= needed {
+            Some((user.nick.clone(), user.level))
+        } else {
+            out.message(id, &error_message("permission denied"));
+            None
+        }
+    }
+
+    pub(super) fn disconnect_user(
+        &mut self,
+        target: ConnId,
+        message: &str,
+        reason: DropReason,
+        out: &mut Outbox,
+    ) {
+        self.metrics.count_drop(reason);
+        out.message(target, &error_message(message));
+        out.close(target);
+        self.on_disconnect(target);
+    }
+
+    pub(super) fn kill(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        reason: Option<Vec<u8>>,
+        out: &mut Outbox,
+    ) {
+        let Some((me, my_level)) = self.require(id, Level::Moderator, out) else {
+            return;
+        };
+        let reason = text(&reason.unwrap_or_default());
+        let Some(victim) = self.online_by_nick(target) else {
+            let msg = format!("User {target} is not currently online");
+            return out.message(id, &error_message(msg));
+        };
+        if victim.level() >= my_level && my_level != Level::Elite {
+            return out.message(id, &error_message("permission denied"));
+        }
+        let victim = victim.id;
+        info!(
+            "{} killed {}: {}",
+            Escaped::new(&me),
+            Escaped::new(target),
+            Escaped::new(&reason)
+        );
+        let msg = format!("You were killed by {me}: {reason}");
+        self.disconnect_user(victim, &msg, DropReason::Killed, out);
+        out.message(id, &error_message(format!("{target} killed: {reason}")));
+    }
+
+    pub(super) fn ban(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        reason: Option<Vec<u8>>,
+        out: &mut Outbox,
+    ) {
+        let Some((me, _)) = self.require(id, Level::Moderator, out) else {
+            return;
+        };
+        let reason = text(&reason.unwrap_or_default());
+        let looks_like_ip = target.parse::<Ipv4Addr>().is_ok()
+            || (target.ends_with('.') && target.bytes().all(|b| b.is_ascii_digit() || b == b'.'));
+        let kind_of = if looks_like_ip {
+            BanKind::Ip
+        } else {
+            BanKind::Nick
+        };
+        if let Err(e) = self.store.ban(target, kind_of, &me, &reason) {
+            warn!("ban {}: {e}", Escaped::new(target));
+            return out.message(id, &error_message("Server error"));
+        }
+        info!(
+            "{} banned {}: {}",
+            Escaped::new(&me),
+            Escaped::new(target),
+            Escaped::new(&reason)
+        );
+        // Everyone now matched by the ban leaves (except whoever set it).
+        let victims: Vec<ConnId> = self
+            .sessions
+            .values()
+            .filter(|s| s.id != id)
+            .filter(|s| match kind_of {
+                BanKind::Nick => s.nick().is_some_and(|n| n.eq_ignore_ascii_case(target)),
+                BanKind::Ip => {
+                    let ip = s.ip.to_string();
+                    ip == target || (target.ends_with('.') && ip.starts_with(target))
+                }
+            })
+            .map(|s| s.id)
+            .collect();
+        for victim in victims {
+            let msg = format!("You were banned by {me}: {reason}");
+            self.disconnect_user(victim, &msg, DropReason::Banned, out);
+        }
+        out.message(id, &error_message(format!("{target} banned: {reason}")));
+    }
+
+    pub(super) fn unban(&mut self, id: ConnId, target: &str, out: &mut Outbox) {
+        let Some((me, _)) = self.require(id, Level::Moderator, out) else {
+            return;
+        };
+        let msg = match self.store.unban(target) {
+            Ok(true) => {
+                info!("{} unbanned {}", Escaped::new(&me), Escaped::new(target));
+                format!("{target} unbanned")
+            }
+            Ok(false) => format!("{target} is not banned"),
+            Err(e) => {
+                warn!("unban {}: {e}", Escaped::new(target));
+                "Server error".to_string()
+            }
+        };
+        out.message(id, &error_message(msg));
+    }
+
+    pub(super) fn ban_list(&mut self, id: ConnId, out: &mut Outbox) {
+        if self.require(id, Level::Moderator, out).is_none() {
+            return;
+        }
+        for ban in self.store.bans().unwrap_or_default() {
+            let entry = BanEntry {
+                target: ban.target,
+                set_by: ban.set_by,
+                reason: ban.reason.into_bytes(),
+                set_at: u64::try_from(ban.created).unwrap_or(0),
+                timeout: 0,
+            };
+            out.message(id, &ServerMessage::BanEntry(entry));
+        }
+        out.message(id, &ServerMessage::BanListEnd);
+    }
+
+    pub(super) fn set_level(&mut self, id: ConnId, target: &str, level: &[u8], out: &mut Outbox) {
+        let Some((me, my_level)) = self.require(id, Level::Admin, out) else {
+            return;
+        };
+        let Some(level) = Level::parse(&text(level)) else {
+            return out.message(id, &error_message("Invalid level"));
+        };
+        if level >= my_level && my_level != Level::Elite {
+            return out.message(id, &error_message("permission denied"));
+        }
+        let msg = match self.store.set_level(target, level) {
+            Ok(true) => {
+                if let Some(&tid) = self.nicks.get(&nick_key(target)) {
+                    if let Some(Phase::Online(u)) =
+                        self.sessions.get_mut(&tid).map(|s| &mut s.phase)
+                    {
+                        u.level = level;
+                    }
+                }
+                info!(
+                    "{} set {} to {}",
+                    Escaped::new(&me),
+                    Escaped::new(target),
+                    level.name()
+                );
+                format!("{target} is now {}", level.name())
+            }
+            Ok(false) => format!("{target} is not registered"),
+            Err(e) => {
+                warn!("set level {}: {e}", Escaped::new(target));
+                "Server error".to_string()
+            }
+        };
+        out.message(id, &error_message(msg));
+    }
+
+    pub(super) fn nuke(&mut self, id: ConnId, target: &str, out: &mut Outbox) {
+        let Some((me, _)) = self.require(id, Level::Admin, out) else {
+            return;
+        };
+        let msg = match self.store.delete_account(target) {
+            Ok(true) => {
+                info!("{} nuked {}", Escaped::new(&me), Escaped::new(target));
+                format!("{target} nuked")
+            }
+            Ok(false) => format!("{target} is not registered"),
+            Err(e) => {
+                warn!("nuke {}: {e}", Escaped::new(target));
+                "Server error".to_string()
+            }
+        };
+        out.message(id, &error_message(msg));
+    }
+
+    pub(super) fn change_password(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        password: &[u8],
+        out: &mut Outbox,
+    ) {
+        let Some((me, _)) = self.require(id, Level::Admin, out) else {
+            return;
+        };
+        let msg = match self.store.set_password(target, password) {
+            Ok(true) => {
+                info!(
+                    "{} changed the password of {}",
+                    Escaped::new(&me),
+                    Escaped::new(target)
+                );
+                format!("Password for {target} changed")
+            }
+            Ok(false) => format!("{target} is not registered"),
+            Err(e) => {
+                warn!("password {}: {e}", Escaped::new(target));
+                "Server error".to_string()
+            }
+        };
+        out.message(id, &error_message(msg));
+    }
+}

@@ -1,0 +1,438 @@
+//! Logging in: the nick check (7), login (2) and new-user login (6), the
+//! password work the reactor runs off the event loop, and what a client
+//! gets once online (3, the MOTD, 214).
+
+use std::time::Instant;
+
+use hazel_protocol::napster::ServerMessage;
+use hazel_protocol::text::{escape_bytes, Escaped};
+use log::{info, warn};
+
+use super::{error_message, nick_key, text, Outbox, Server};
+use crate::config::Registration;
+use crate::metrics::DropReason;
+use crate::session::{ConnId, Phase, Session, UserInfo};
+use crate::store::{self, Account, Level, PasswordCost, StoreError};
+
+/// Longest nick accepted (opennap-ng's default).
+pub const MAX_NICK_LEN: usize = 19;
+
+/// Password work too slow for the event loop (argon2 takes tens of
+/// milliseconds by design): the reactor runs it on a worker thread and hands
+/// the outcome back through [`Server::on_password_result`]. Until then the
+/// connection's further input waits unread.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PasswordJob {
+    /// Check a login's password against the stored hash.
+    Verify {
+        conn: ConnId,
+        hash: String,
+        password: Vec<u8>,
+    },
+    /// Hash a new user's password.
+    Hash {
+        conn: ConnId,
+        password: Vec<u8>,
+        cost: PasswordCost,
+    },
+}
+
+impl std::fmt::Debug for PasswordJob {
+    // Never print a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PasswordJob::Verify { conn, .. } => write!(f, "Verify({conn:?})"),
+            PasswordJob::Hash { conn, .. } => write!(f, "Hash({conn:?})"),
+        }
+    }
+}
+
+/// The result of a [`PasswordJob`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordOutcome {
+    Verified(bool),
+    /// The PHC string, or None if hashing failed.
+    Hashed(Option<String>),
+    /// The worker could not take the job (queue full or gone).
+    Unavailable,
+}
+
+impl PasswordJob {
+    pub fn conn(&self) -> ConnId {
+        match self {
+            PasswordJob::Verify { conn, .. } | PasswordJob::Hash { conn, .. } => *conn,
+        }
+    }
+
+    /// Does the work (slow; call it off the event loop).
+    pub fn run(self) -> PasswordOutcome {
+        match self {
+            PasswordJob::Verify { hash, password, .. } => {
+                PasswordOutcome::Verified(store::verify_password(&hash, &password))
+            }
+            PasswordJob::Hash { password, cost, .. } => {
+                PasswordOutcome::Hashed(store::hash_password(cost, &password).ok())
+            }
+        }
+    }
+}
+
+/// A login waiting for its password job.
+pub(super) struct PendingLogin {
+    request: LoginRequest,
+    /// The stored account for a login (2); None for a registration (6).
+    account: Option<Account>,
+}
+
+/// opennap-ng's nick rule, simplified: 1–19 printable ASCII characters, none
+/// of which would break a message (`"`, space) or look like a path.
+pub fn valid_nick(nick: &[u8]) -> bool {
+    !nick.is_empty()
+        && nick.len() <= MAX_NICK_LEN
+        && nick
+            .iter()
+            .all(|&b| b.is_ascii_graphic() && !b"\"\\/:,%*#".contains(&b))
+}
+
+/// A login (2) or new-user login (6), whichever arrived.
+pub(super) struct LoginRequest {
+    pub(super) nick: String,
+    pub(super) password: Vec<u8>,
+    pub(super) port: u16,
+    pub(super) client_info: Vec<u8>,
+    pub(super) link_speed: u32,
+    /// Present for a new-user login.
+    pub(super) email: Option<Vec<u8>>,
+}
+
+impl Server {
+    /// True while a login waits for its password job; the reactor leaves
+    /// the connection's further input unread until then.
+    pub fn is_authenticating(&self, id: ConnId) -> bool {
+        self.authenticating.contains_key(&id)
+    }
+
+    pub(super) fn nick_check(&mut self, id: ConnId, nick: &[u8], out: &mut Outbox) {
+        let reply = if !valid_nick(nick) {
+            ServerMessage::NickInvalid
+        } else {
+            let nick = text(nick);
+            match self.store.account(&nick) {
+                Ok(Some(_)) => ServerMessage::NickRegistered,
+                Ok(None) if self.online_by_nick(&nick).is_some() => ServerMessage::NickRegistered,
+                Ok(None) => ServerMessage::NickNotRegistered,
+                Err(e) => {
+                    warn!("nick check of {}: {e}", Escaped::new(&nick));
+                    ServerMessage::NickRegistered
+                }
+            }
+        };
+        out.message(id, &reply);
+    }
+
+    /// Refuses a login with error 0 and closes; logs the refusal (who, why,
+    /// and `detail`: the nick or the message that could not be read).
+    pub(super) fn refuse_login(
+        &mut self,
+        id: ConnId,
+        reason: DropReason,
+        message: &str,
+        detail: &str,
+        out: &mut Outbox,
+    ) {
+        info!(
+            "{}: login refused: {} ({detail})",
+            self.who(id),
+            Escaped::new(message)
+        );
+        self.metrics.count_drop(reason);
+        out.message(
+            id,
+            &ServerMessage::Error {
+                message: message.as_bytes().to_vec(),
+            },
+        );
+        out.close(id);
+    }
+
+    pub(super) fn login(
+        &mut self,
+        id: ConnId,
+        login: LoginRequest,
+        now: Instant,
+        out: &mut Outbox,
+    ) {
+        if self.is_online(id) || self.is_authenticating(id) {
+            return out.message(id, &error_message("You are already logged in"));
+        }
+        let detail = format!("nick \"{}\"", Escaped::new(&login.nick).max_chars(40));
+        if !valid_nick(login.nick.as_bytes()) {
+            return self.refuse_login(
+                id,
+                DropReason::LoginRefused,
+                "Invalid nickname",
+                &detail,
+                out,
+            );
+        }
+        let Some(ip) = self.session(id).map(|s| s.ip) else {
+            return;
+        };
+        match self.store.ban_for(&login.nick, ip) {
+            Ok(Some(ban)) => {
+                let msg = format!("You are banned from this server: {}", ban.reason);
+                return self.refuse_login(id, DropReason::Banned, &msg, &detail, out);
+            }
+            Ok(None) => {}
+            Err(e) => warn!("ban lookup for {}: {e}", self.who(id)),
+        }
+        if login.email.is_some() {
+            if self.config.registration == Registration::Closed {
+                return self.refuse_login(
+                    id,
+                    DropReason::LoginRefused,
+                    "Registration is closed",
+                    &detail,
+                    out,
+                );
+            }
+            match self.store.account(&login.nick) {
+                Ok(None) => {}
+                Ok(Some(_)) => {
+                    return self.refuse_login(
+                        id,
+                        DropReason::LoginRefused,
+                        "Nickname is already registered",
+                        &detail,
+                        out,
+                    )
+                }
+                Err(e) => {
+                    warn!("register {}: {e}", Escaped::new(&login.nick));
+                    return self.refuse_login(
+                        id,
+                        DropReason::LoginRefused,
+                        "Server error",
+                        &detail,
+                        out,
+                    );
+                }
+            }
+            // A guest holds the nick: registering it would take it from
+            // under them (opennap-ng refuses as well).
+            if let Some(msg) = self.nick_in_use(&login.nick) {
+                return self.refuse_login(id, DropReason::LoginRefused, &msg, &detail, out);
+            }
+            out.job(PasswordJob::Hash {
+                conn: id,
+                password: login.password.clone(),
+                cost: self.store.cost(),
+            });
+            self.authenticating.insert(
+                id,
+                PendingLogin {
+                    request: login,
+                    account: None,
+                },
+            );
+            return;
+        }
+        match self.store.password_record(&login.nick) {
+            // opennap-ng's default: an unregistered nick logs in as a guest.
+            Ok(None) => self.complete_login(id, login, None, now, out),
+            Ok(Some((account, hash))) => {
+                out.job(PasswordJob::Verify {
+                    conn: id,
+                    hash,
+                    password: login.password.clone(),
+                });
+                self.authenticating.insert(
+                    id,
+                    PendingLogin {
+                        request: login,
+                        account: Some(account),
+                    },
+                );
+            }
+            Err(e) => {
+                warn!("login {}: {e}", Escaped::new(&login.nick));
+                self.refuse_login(id, DropReason::LoginRefused, "Server error", &detail, out);
+            }
+        }
+    }
+
+    /// The refusal to give if `nick` is online (as a guest, or a registered
+    /// user), None if it is free.
+    pub(super) fn nick_in_use(&self, nick: &str) -> Option<String> {
+        let user = self.online_by_nick(nick)?.user()?;
+        Some(format!("{} is already active", user.nick))
+    }
+
+    /// A password job finished: complete or refuse the waiting login.
+    pub fn on_password_result(
+        &mut self,
+        id: ConnId,
+        outcome: PasswordOutcome,
+        now: Instant,
+        out: &mut Outbox,
+    ) {
+        let Some(pending) = self.authenticating.remove(&id) else {
+            return; // The connection left meanwhile.
+        };
+        if !self.sessions.contains_key(&id) {
+            return;
+        }
+        let request = pending.request;
+        let detail = format!("nick \"{}\"", Escaped::new(&request.nick));
+        match (outcome, pending.account) {
+            (PasswordOutcome::Verified(true), Some(account)) => {
+                if let Err(e) = self.store.touch(&account.nick) {
+                    warn!("last-seen of {}: {e}", Escaped::new(&account.nick));
+                }
+                self.complete_login(id, request, Some(account), now, out);
+            }
+            (PasswordOutcome::Verified(false), _) => self.refuse_login(
+                id,
+                DropReason::LoginRefused,
+                "Invalid password",
+                &detail,
+                out,
+            ),
+            (PasswordOutcome::Hashed(Some(hash)), None) => {
+                // A guest may have taken the nick while the hash was made.
+                if let Some(msg) = self.nick_in_use(&request.nick) {
+                    return self.refuse_login(id, DropReason::LoginRefused, &msg, &detail, out);
+                }
+                let is_admin = self
+                    .config
+                    .admins
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(&request.nick));
+                let level = if is_admin { Level::Admin } else { Level::User };
+                let email = text(request.email.as_deref().unwrap_or_default());
+                match self
+                    .store
+                    .insert_account(&request.nick, &hash, &email, level)
+                {
+                    Ok(account) => {
+                        info!("registered {}", Escaped::new(&account.nick));
+                        self.complete_login(id, request, Some(account), now, out);
+                    }
+                    Err(StoreError::NickTaken) => self.refuse_login(
+                        id,
+                        DropReason::LoginRefused,
+                        "Nickname is already registered",
+                        &detail,
+                        out,
+                    ),
+                    Err(e) => {
+                        warn!("register {}: {e}", Escaped::new(&request.nick));
+                        self.refuse_login(
+                            id,
+                            DropReason::LoginRefused,
+                            "Server error",
+                            &detail,
+                            out,
+                        );
+                    }
+                }
+            }
+            (PasswordOutcome::Unavailable, _) => self.refuse_login(
+                id,
+                DropReason::LoginRefused,
+                "Server busy, try again",
+                &detail,
+                out,
+            ),
+            _ => self.refuse_login(id, DropReason::LoginRefused, "Server error", &detail, out),
+        }
+    }
+
+    /// Puts an authenticated (or guest) connection online: 3, MOTD, 214.
+    pub(super) fn complete_login(
+        &mut self,
+        id: ConnId,
+        login: LoginRequest,
+        account: Option<Account>,
+        now: Instant,
+        out: &mut Outbox,
+    ) {
+        let key = nick_key(&login.nick);
+        if let Some(&other) = self.nicks.get(&key) {
+            let other_is_registered = self
+                .sessions
+                .get(&other)
+                .and_then(Session::user)
+                .is_some_and(|u| u.registered);
+            if account.is_some() && other_is_registered {
+                // The account holder proved the password: the old
+                // connection is a ghost (opennap-ng kills it).
+                info!(
+                    "{}: replaced by a new login of the same account",
+                    self.who(other)
+                );
+                self.disconnect_user(
+                    other,
+                    "You logged in from another connection",
+                    DropReason::Killed,
+                    out,
+                );
+            } else {
+                let msg = format!("{} is already active", login.nick);
+                let detail = format!("nick \"{}\"", Escaped::new(&login.nick));
+                return self.refuse_login(id, DropReason::LoginRefused, &msg, &detail, out);
+            }
+        }
+        let (nick, email, level, registered) = match account {
+            Some(acct) => (acct.nick, acct.email, acct.level, true),
+            None => (
+                login.nick,
+                format!("anon@{}", self.config.server_name),
+                Level::User,
+                false,
+            ),
+        };
+        self.nicks.insert(key, id);
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let ip = session.ip;
+        let client_shown = escape_bytes(&login.client_info);
+        session.phase = Phase::Online(UserInfo {
+            nick: nick.clone(),
+            data_port: login.port,
+            client: login.client_info,
+            link_speed: login.link_speed,
+            level,
+            registered,
+            email: email.clone(),
+            logged_in_at: now,
+        });
+        self.catalog.add_owner(id, &nick, ip, login.link_speed);
+        info!(
+            "{} logged in from {ip} with \"{}\"",
+            Escaped::new(&nick),
+            Escaped::new(&client_shown).max_chars(60)
+        );
+        out.message(
+            id,
+            &ServerMessage::LoginAck {
+                email: email.into_bytes(),
+            },
+        );
+        self.send_motd(id, out);
+        out.message(id, &self.stats());
+        self.refresh_gauges();
+    }
+
+    pub(super) fn send_motd(&self, id: ConnId, out: &mut Outbox) {
+        for line in &self.config.motd {
+            out.message(
+                id,
+                &ServerMessage::Motd {
+                    line: line.as_bytes().to_vec(),
+                },
+            );
+        }
+    }
+}
