@@ -45,18 +45,22 @@ pub fn run(
     shutdown: Shutdown,
 ) -> io::Result<()> {
     prepare_data_dir(&config.data_dir)?;
-    let store = store::Store::open(&config.data_dir, config.password_cost).map_err(|e| {
-        io::Error::other(format!(
-            "cannot open the account database {}: {e}; the data directory must be writable by this user (see --data-dir)",
-            config.data_dir.join(store::DATABASE_FILE).display()
-        ))
-    })?;
+    let open = || {
+        store::Store::open(&config.data_dir, config.password_cost).map_err(|e| {
+            io::Error::other(format!(
+                "cannot open the account database {}: {e}; the data directory must be writable by this user (see --data-dir)",
+                config.data_dir.join(store::DATABASE_FILE).display()
+            ))
+        })
+    };
+    // Two connections: the event loop reads, the store writer commits.
+    let (store, writer) = (open()?, open()?);
     log::info!("hazel-index listening on {}", listener.local_addr()?);
     if let Some(stats) = &stats_listener {
         log::info!("metrics served on {}", stats.local_addr()?);
     }
     let server = server::Server::new(config, store, std::time::Instant::now());
-    reactor::run(listener, stats_listener, server, shutdown)
+    reactor::run(listener, stats_listener, server, writer, shutdown)
 }
 
 /// Creates the data directory if needed; the error names it and says what

@@ -27,8 +27,9 @@ use slab::Slab;
 use crate::metrics::DropReason;
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::server::{kind, Outbox, PasswordJob, PasswordOutcome, Server};
+use crate::server::{kind, Outbox, PasswordJob, PasswordOutcome, Server, StoreDone, StoreWrite};
 use crate::session::ConnId;
+use crate::store::Store;
 
 const LISTENER: Token = Token(0);
 const STATS_LISTENER: Token = Token(1);
@@ -170,38 +171,64 @@ struct Reactor {
     server: Server,
     outbox: Outbox,
     shutdown: Shutdown,
-    /// Password jobs to the worker thread, and their outcomes back.
+    /// Password jobs to the password worker, store writes to the store
+    /// writer, and both threads' outcomes back.
     jobs: Option<Sender<PasswordJob>>,
-    outcomes: Receiver<(ConnId, PasswordOutcome)>,
+    writes: Option<Sender<StoreWrite>>,
+    outcomes: Receiver<Done>,
     stats_clients: usize,
 }
 
 /// Most password jobs waiting for the worker; a login beyond that is told
 /// the server is busy rather than queued without bound.
 const MAX_QUEUED_PASSWORD_JOBS: usize = 256;
+/// Most store writes waiting for the writer; beyond that a write fails
+/// (the one waiting for it hears "Server error").
+const MAX_QUEUED_STORE_WRITES: usize = 1024;
+
+/// What a worker thread finished.
+enum Done {
+    Password(ConnId, PasswordOutcome),
+    Store(StoreDone),
+}
 
 /// Runs password jobs off the event loop, waking it with each outcome.
-fn password_worker(
-    jobs: Receiver<PasswordJob>,
-    outcomes: Sender<(ConnId, PasswordOutcome)>,
-    waker: Arc<Waker>,
-) {
+fn password_worker(jobs: Receiver<PasswordJob>, outcomes: Sender<Done>, waker: Arc<Waker>) {
     for job in jobs {
         let conn = job.conn();
         let outcome = job.run();
-        if outcomes.send((conn, outcome)).is_err() {
+        if outcomes.send(Done::Password(conn, outcome)).is_err() {
             return;
         }
         let _ = waker.wake();
     }
 }
 
+/// Commits store writes off the event loop, on its own connection, waking
+/// the loop with each outcome. Writes still queued at shutdown are done
+/// before it returns.
+fn store_writer(
+    writes: Receiver<StoreWrite>,
+    mut store: Store,
+    outcomes: Sender<Done>,
+    waker: Arc<Waker>,
+) {
+    for write in writes {
+        let done = write.run(&mut store);
+        if outcomes.send(Done::Store(done)).is_ok() {
+            let _ = waker.wake();
+        }
+    }
+}
+
 /// Runs the server on `listener` (and metrics on `stats_listener`) until
-/// `shutdown` is triggered.
+/// `shutdown` is triggered; `writer` is the store connection the store
+/// writer thread commits with.
 pub fn run(
     listener: std::net::TcpListener,
     stats_listener: Option<std::net::TcpListener>,
     server: Server,
+    writer: Store,
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let poll = Poll::new()?;
@@ -224,10 +251,17 @@ pub fn run(
         *slot = Some(Arc::clone(&waker));
     }
     let (job_tx, job_rx) = crossbeam_channel::bounded(MAX_QUEUED_PASSWORD_JOBS);
+    let (write_tx, write_rx) = crossbeam_channel::bounded(MAX_QUEUED_STORE_WRITES);
     let (outcome_tx, outcome_rx) = crossbeam_channel::unbounded();
-    let worker = std::thread::Builder::new()
-        .name("password-worker".to_string())
-        .spawn(move || password_worker(job_rx, outcome_tx, waker))?;
+    let worker = {
+        let (outcomes, waker) = (outcome_tx.clone(), Arc::clone(&waker));
+        std::thread::Builder::new()
+            .name("password-worker".to_string())
+            .spawn(move || password_worker(job_rx, outcomes, waker))?
+    };
+    let writer = std::thread::Builder::new()
+        .name("store-writer".to_string())
+        .spawn(move || store_writer(write_rx, writer, outcome_tx, waker))?;
     let mut reactor = Reactor {
         poll,
         listener,
@@ -239,13 +273,17 @@ pub fn run(
         outbox: Outbox::new(),
         shutdown,
         jobs: Some(job_tx),
+        writes: Some(write_tx),
         outcomes: outcome_rx,
         stats_clients: 0,
     };
     let result = reactor.event_loop();
-    // Closing the job channel ends the worker after its current job.
+    // Closing the channels ends the password worker after its current job
+    // and the writer once every queued write is committed.
     reactor.jobs = None;
+    reactor.writes = None;
     let _ = worker.join();
+    let _ = writer.join();
     result
 }
 
@@ -266,7 +304,7 @@ impl Reactor {
                 match event.token() {
                     LISTENER => self.accept_clients()?,
                     STATS_LISTENER => self.accept_stats()?,
-                    WAKER => self.password_outcomes(),
+                    WAKER => self.job_outcomes(),
                     Token(t) => {
                         let key = t - FIRST_CONN;
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -602,6 +640,17 @@ impl Reactor {
                 );
             }
         }
+        for write in self.outbox.take_writes() {
+            let refused = match self.writes.as_ref() {
+                Some(tx) => tx.try_send(write).err().map(|e| e.into_inner()),
+                None => Some(write),
+            };
+            if let Some(write) = refused {
+                warn!("store writer busy: {write:?} not done");
+                self.server
+                    .on_store_result(write.refused(), Instant::now(), &mut self.outbox);
+            }
+        }
         let (frames, closes) = self.outbox.take();
         let cap = self.server.config().output_queue_cap;
         let mut touched = Vec::with_capacity(frames.len());
@@ -641,14 +690,29 @@ impl Reactor {
         }
     }
 
-    /// Completes logins whose password jobs finished, then resumes reading
-    /// those connections (input that arrived meanwhile is still queued).
-    fn password_outcomes(&mut self) {
-        let done: Vec<(ConnId, PasswordOutcome)> = self.outcomes.try_iter().collect();
-        for (conn, outcome) in done {
-            self.server
-                .on_password_result(conn, outcome, Instant::now(), &mut self.outbox);
+    /// Hands the workers' outcomes to the server, then resumes reading the
+    /// connections they completed a login of (input that arrived meanwhile
+    /// is still queued).
+    fn job_outcomes(&mut self) {
+        let done: Vec<Done> = self.outcomes.try_iter().collect();
+        for outcome in done {
+            let conn = match outcome {
+                Done::Password(conn, outcome) => {
+                    self.server
+                        .on_password_result(conn, outcome, Instant::now(), &mut self.outbox);
+                    conn
+                }
+                Done::Store(done) => {
+                    let conn = done.write.conn;
+                    self.server
+                        .on_store_result(done, Instant::now(), &mut self.outbox);
+                    conn
+                }
+            };
             self.apply_outbox();
+            if self.server.is_authenticating(conn) {
+                continue;
+            }
             if let Some(&key) = self.by_id.get(&conn) {
                 if self.handle_input(key) {
                     self.read_client(key);

@@ -1,5 +1,7 @@
 //! Moderators' and admins' commands: kill (610), ban, unban and the ban
-//! list (612, 614, 615), levels (606), nuke (611), passwords (753).
+//! list (612, 614, 615), levels (606), nuke (611), passwords (753). A
+//! command that changes the store is a [`StoreWrite`]; its effects and the
+//! confirmation follow once it is on disk (the `…ed`/`…_set` methods).
 
 use std::net::Ipv4Addr;
 
@@ -7,6 +9,7 @@ use hazel_protocol::napster::{BanEntry, ServerMessage};
 use hazel_protocol::text::Escaped;
 use log::{info, warn};
 
+use super::jobs::{Change, StoreWrite};
 use super::{error_message, nick_key, text, Outbox, Server};
 use crate::metrics::DropReason;
 use crate::session::{ConnId, Phase};
@@ -82,30 +85,50 @@ impl Server {
         let Some((me, _)) = self.require(id, Level::Moderator, out) else {
             return;
         };
-        let reason = text(&reason.unwrap_or_default());
         let looks_like_ip = target.parse::<Ipv4Addr>().is_ok()
             || (target.ends_with('.') && target.bytes().all(|b| b.is_ascii_digit() || b == b'.'));
-        let kind_of = if looks_like_ip {
+        let kind = if looks_like_ip {
             BanKind::Ip
         } else {
             BanKind::Nick
         };
-        if let Err(e) = self.store.ban(target, kind_of, &me, &reason) {
+        let change = Change::Ban {
+            target: target.to_string(),
+            kind,
+            by: me,
+            reason: text(&reason.unwrap_or_default()),
+        };
+        out.write(StoreWrite { conn: id, change });
+    }
+
+    /// A ban is on disk: everyone it matches leaves (except whoever set
+    /// it), and the moderator is told.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn banned(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        kind: BanKind,
+        me: &str,
+        reason: &str,
+        result: Result<bool, String>,
+        out: &mut Outbox,
+    ) {
+        if let Err(e) = result {
             warn!("ban {}: {e}", Escaped::new(target));
             return out.message(id, &error_message("Server error"));
         }
         info!(
             "{} banned {}: {}",
-            Escaped::new(&me),
+            Escaped::new(me),
             Escaped::new(target),
-            Escaped::new(&reason)
+            Escaped::new(reason)
         );
-        // Everyone now matched by the ban leaves (except whoever set it).
         let victims: Vec<ConnId> = self
             .sessions
             .values()
             .filter(|s| s.id != id)
-            .filter(|s| match kind_of {
+            .filter(|s| match kind {
                 BanKind::Nick => s.nick().is_some_and(|n| n.eq_ignore_ascii_case(target)),
                 BanKind::Ip => {
                     let ip = s.ip.to_string();
@@ -125,9 +148,24 @@ impl Server {
         let Some((me, _)) = self.require(id, Level::Moderator, out) else {
             return;
         };
-        let msg = match self.store.unban(target) {
+        let change = Change::Unban {
+            target: target.to_string(),
+            by: me,
+        };
+        out.write(StoreWrite { conn: id, change });
+    }
+
+    pub(super) fn unbanned(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        me: &str,
+        result: Result<bool, String>,
+        out: &mut Outbox,
+    ) {
+        let msg = match result {
             Ok(true) => {
-                info!("{} unbanned {}", Escaped::new(&me), Escaped::new(target));
+                info!("{} unbanned {}", Escaped::new(me), Escaped::new(target));
                 format!("{target} unbanned")
             }
             Ok(false) => format!("{target} is not banned"),
@@ -166,7 +204,25 @@ impl Server {
         if level >= my_level && my_level != Level::Elite {
             return out.message(id, &error_message("permission denied"));
         }
-        let msg = match self.store.set_level(target, level) {
+        let change = Change::SetLevel {
+            nick: target.to_string(),
+            level,
+            by: me,
+        };
+        out.write(StoreWrite { conn: id, change });
+    }
+
+    /// A level is on disk: the user has it at once if online.
+    pub(super) fn level_set(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        level: Level,
+        me: &str,
+        result: Result<bool, String>,
+        out: &mut Outbox,
+    ) {
+        let msg = match result {
             Ok(true) => {
                 if let Some(&tid) = self.nicks.get(&nick_key(target)) {
                     if let Some(Phase::Online(u)) =
@@ -177,7 +233,7 @@ impl Server {
                 }
                 info!(
                     "{} set {} to {}",
-                    Escaped::new(&me),
+                    Escaped::new(me),
                     Escaped::new(target),
                     level.name()
                 );
@@ -196,9 +252,24 @@ impl Server {
         let Some((me, _)) = self.require(id, Level::Admin, out) else {
             return;
         };
-        let msg = match self.store.delete_account(target) {
+        let change = Change::DeleteAccount {
+            nick: target.to_string(),
+            by: me,
+        };
+        out.write(StoreWrite { conn: id, change });
+    }
+
+    pub(super) fn nuked(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        me: &str,
+        result: Result<bool, String>,
+        out: &mut Outbox,
+    ) {
+        let msg = match result {
             Ok(true) => {
-                info!("{} nuked {}", Escaped::new(&me), Escaped::new(target));
+                info!("{} nuked {}", Escaped::new(me), Escaped::new(target));
                 format!("{target} nuked")
             }
             Ok(false) => format!("{target} is not registered"),
@@ -220,11 +291,27 @@ impl Server {
         let Some((me, _)) = self.require(id, Level::Admin, out) else {
             return;
         };
-        let msg = match self.store.set_password(target, password) {
+        let change = Change::SetPassword {
+            nick: target.to_string(),
+            password: password.to_vec(),
+            by: me,
+        };
+        out.write(StoreWrite { conn: id, change });
+    }
+
+    pub(super) fn password_set(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        me: &str,
+        result: Result<bool, String>,
+        out: &mut Outbox,
+    ) {
+        let msg = match result {
             Ok(true) => {
                 info!(
                     "{} changed the password of {}",
-                    Escaped::new(&me),
+                    Escaped::new(me),
                     Escaped::new(target)
                 );
                 format!("Password for {target} changed")

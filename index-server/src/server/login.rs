@@ -1,6 +1,8 @@
-//! Logging in: the nick check (7), login (2) and new-user login (6), the
-//! password work the reactor runs off the event loop, and what a client
-//! gets once online (3, the MOTD, 214).
+//! Logging in: the nick check (7), login (2) and new-user login (6), and
+//! what a client gets once online (3, the MOTD, 214). A registered login
+//! waits for its password check, a registration for its hash and then for
+//! its account to be on disk (see [`super::jobs`]); meanwhile the nick is
+//! reserved and the client's further input waits unread.
 
 use std::time::Instant;
 
@@ -8,74 +10,15 @@ use hazel_protocol::napster::ServerMessage;
 use hazel_protocol::text::{escape_bytes, Escaped};
 use log::{info, warn};
 
+use super::jobs::{Change, PasswordJob, PasswordOutcome, StoreWrite};
 use super::{error_message, nick_key, text, Outbox, Server};
 use crate::config::Registration;
 use crate::metrics::DropReason;
 use crate::session::{ConnId, Phase, Session, UserInfo};
-use crate::store::{self, Account, Level, PasswordCost, StoreError};
+use crate::store::{Account, Level};
 
 /// Longest nick accepted (opennap-ng's default).
 pub const MAX_NICK_LEN: usize = 19;
-
-/// Password work too slow for the event loop (argon2 takes tens of
-/// milliseconds by design): the reactor runs it on a worker thread and hands
-/// the outcome back through [`Server::on_password_result`]. Until then the
-/// connection's further input waits unread.
-#[derive(Clone, PartialEq, Eq)]
-pub enum PasswordJob {
-    /// Check a login's password against the stored hash.
-    Verify {
-        conn: ConnId,
-        hash: String,
-        password: Vec<u8>,
-    },
-    /// Hash a new user's password.
-    Hash {
-        conn: ConnId,
-        password: Vec<u8>,
-        cost: PasswordCost,
-    },
-}
-
-impl std::fmt::Debug for PasswordJob {
-    // Never print a password.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PasswordJob::Verify { conn, .. } => write!(f, "Verify({conn:?})"),
-            PasswordJob::Hash { conn, .. } => write!(f, "Hash({conn:?})"),
-        }
-    }
-}
-
-/// The result of a [`PasswordJob`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PasswordOutcome {
-    Verified(bool),
-    /// The PHC string, or None if hashing failed.
-    Hashed(Option<String>),
-    /// The worker could not take the job (queue full or gone).
-    Unavailable,
-}
-
-impl PasswordJob {
-    pub fn conn(&self) -> ConnId {
-        match self {
-            PasswordJob::Verify { conn, .. } | PasswordJob::Hash { conn, .. } => *conn,
-        }
-    }
-
-    /// Does the work (slow; call it off the event loop).
-    pub fn run(self) -> PasswordOutcome {
-        match self {
-            PasswordJob::Verify { hash, password, .. } => {
-                PasswordOutcome::Verified(store::verify_password(&hash, &password))
-            }
-            PasswordJob::Hash { password, cost, .. } => {
-                PasswordOutcome::Hashed(store::hash_password(cost, &password).ok())
-            }
-        }
-    }
-}
 
 /// A login waiting for its password job.
 pub(super) struct PendingLogin {
@@ -119,7 +62,9 @@ impl Server {
             let nick = text(nick);
             match self.store.account(&nick) {
                 Ok(Some(_)) => ServerMessage::NickRegistered,
-                Ok(None) if self.online_by_nick(&nick).is_some() => ServerMessage::NickRegistered,
+                Ok(None) if self.online_by_nick(&nick).is_some() || self.is_reserved(&nick) => {
+                    ServerMessage::NickRegistered
+                }
                 Ok(None) => ServerMessage::NickNotRegistered,
                 Err(e) => {
                     warn!("nick check of {}: {e}", Escaped::new(&nick));
@@ -197,8 +142,8 @@ impl Server {
                 );
             }
             match self.store.account(&login.nick) {
-                Ok(None) => {}
-                Ok(Some(_)) => {
+                Ok(None) if !self.is_reserved(&login.nick) => {}
+                Ok(_) => {
                     return self.refuse_login(
                         id,
                         DropReason::LoginRefused,
@@ -268,6 +213,12 @@ impl Server {
         Some(format!("{} is already active", user.nick))
     }
 
+    /// True while a registration of `nick` waits for its account to be
+    /// stored: the nick is taken, though not yet on disk.
+    pub(super) fn is_reserved(&self, nick: &str) -> bool {
+        self.reserved.contains_key(&nick_key(nick))
+    }
+
     /// A password job finished: complete or refuse the waiting login.
     pub fn on_password_result(
         &mut self,
@@ -286,9 +237,12 @@ impl Server {
         let detail = format!("nick \"{}\"", Escaped::new(&request.nick));
         match (outcome, pending.account) {
             (PasswordOutcome::Verified(true), Some(account)) => {
-                if let Err(e) = self.store.touch(&account.nick) {
-                    warn!("last-seen of {}: {e}", Escaped::new(&account.nick));
-                }
+                out.write(StoreWrite {
+                    conn: id,
+                    change: Change::Touch {
+                        nick: account.nick.clone(),
+                    },
+                });
                 self.complete_login(id, request, Some(account), now, out);
             }
             (PasswordOutcome::Verified(false), _) => self.refuse_login(
@@ -299,9 +253,14 @@ impl Server {
                 out,
             ),
             (PasswordOutcome::Hashed(Some(hash)), None) => {
-                // A guest may have taken the nick while the hash was made.
+                // A guest may have taken the nick while the hash was made,
+                // or another registration of it be on its way to disk.
                 if let Some(msg) = self.nick_in_use(&request.nick) {
                     return self.refuse_login(id, DropReason::LoginRefused, &msg, &detail, out);
+                }
+                if self.is_reserved(&request.nick) {
+                    let msg = "Nickname is already registered";
+                    return self.refuse_login(id, DropReason::LoginRefused, msg, &detail, out);
                 }
                 let is_admin = self
                     .config
@@ -310,32 +269,25 @@ impl Server {
                     .any(|a| a.eq_ignore_ascii_case(&request.nick));
                 let level = if is_admin { Level::Admin } else { Level::User };
                 let email = text(request.email.as_deref().unwrap_or_default());
-                match self
-                    .store
-                    .insert_account(&request.nick, &hash, &email, level)
-                {
-                    Ok(account) => {
-                        info!("registered {}", Escaped::new(&account.nick));
-                        self.complete_login(id, request, Some(account), now, out);
-                    }
-                    Err(StoreError::NickTaken) => self.refuse_login(
-                        id,
-                        DropReason::LoginRefused,
-                        "Nickname is already registered",
-                        &detail,
-                        out,
-                    ),
-                    Err(e) => {
-                        warn!("register {}: {e}", Escaped::new(&request.nick));
-                        self.refuse_login(
-                            id,
-                            DropReason::LoginRefused,
-                            "Server error",
-                            &detail,
-                            out,
-                        );
-                    }
-                }
+                self.reserved.insert(nick_key(&request.nick), id);
+                out.write(StoreWrite {
+                    conn: id,
+                    change: Change::Register {
+                        nick: request.nick.clone(),
+                        hash,
+                        email,
+                        level,
+                    },
+                });
+                // Still authenticating: the connection stays paused until
+                // the account is stored.
+                self.authenticating.insert(
+                    id,
+                    PendingLogin {
+                        request,
+                        account: None,
+                    },
+                );
             }
             (PasswordOutcome::Unavailable, _) => self.refuse_login(
                 id,
@@ -345,6 +297,47 @@ impl Server {
                 out,
             ),
             _ => self.refuse_login(id, DropReason::LoginRefused, "Server error", &detail, out),
+        }
+    }
+
+    /// A registration's account is stored (or could not be): the
+    /// registering client goes online, or is refused.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn registered(
+        &mut self,
+        id: ConnId,
+        nick: String,
+        email: String,
+        level: Level,
+        result: Result<bool, String>,
+        now: Instant,
+        out: &mut Outbox,
+    ) {
+        if self.reserved.get(&nick_key(&nick)) == Some(&id) {
+            self.reserved.remove(&nick_key(&nick));
+        }
+        let detail = format!("nick \"{}\"", Escaped::new(&nick));
+        match result {
+            Ok(true) => info!("registered {}", Escaped::new(&nick)),
+            Ok(false) => {}
+            Err(ref e) => warn!("register {}: {e}", Escaped::new(&nick)),
+        }
+        let Some(pending) = self.authenticating.remove(&id) else {
+            return; // The connection left meanwhile; the account stays.
+        };
+        match result {
+            Ok(true) => {
+                let account = Account { nick, email, level };
+                self.complete_login(id, pending.request, Some(account), now, out);
+            }
+            Ok(false) => self.refuse_login(
+                id,
+                DropReason::LoginRefused,
+                "Nickname is already registered",
+                &detail,
+                out,
+            ),
+            Err(_) => self.refuse_login(id, DropReason::LoginRefused, "Server error", &detail, out),
         }
     }
 
@@ -358,6 +351,11 @@ impl Server {
         out: &mut Outbox,
     ) {
         let key = nick_key(&login.nick);
+        if account.is_none() && self.reserved.contains_key(&key) {
+            let msg = format!("{} is already active", login.nick);
+            let detail = format!("nick \"{}\"", Escaped::new(&login.nick));
+            return self.refuse_login(id, DropReason::LoginRefused, &msg, &detail, out);
+        }
         if let Some(&other) = self.nicks.get(&key) {
             let other_is_registered = self
                 .sessions

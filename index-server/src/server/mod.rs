@@ -7,8 +7,9 @@
 //! `hazel_protocol::napster`. Behaviour follows opennap-ng where the written
 //! specification and opennap-ng differ.
 //!
-//! One file per job: [`outbox`] (what a call produces), [`login`] (nick
-//! check, login, registration, password jobs), [`sharing`] (shares,
+//! One file per job: [`outbox`] (what a call produces), [`jobs`] (password
+//! and store work the reactor runs off the event loop), [`login`] (nick
+//! check, login, registration), [`sharing`] (shares,
 //! unshares, searches), [`transfers`] (download negotiation 203/204/206,
 //! 500/501, 607/608/619/620, counters 218–221), [`browse`] (211–213,
 //! 640–642), [`admin`] (610–616, 606, 611, 753), [`info`] (214, 603–605,
@@ -19,6 +20,7 @@
 mod admin;
 mod browse;
 mod info;
+mod jobs;
 mod login;
 mod outbox;
 mod pings;
@@ -29,7 +31,8 @@ mod transfers;
 #[cfg(test)]
 mod tests;
 
-pub use login::{valid_nick, PasswordJob, PasswordOutcome, MAX_NICK_LEN};
+pub use jobs::{Change, PasswordJob, PasswordOutcome, StoreDone, StoreWrite};
+pub use login::{valid_nick, MAX_NICK_LEN};
 pub use outbox::Outbox;
 
 use std::collections::HashMap;
@@ -86,6 +89,9 @@ pub struct Server {
     /// Direct browses by requester.
     browses: HashMap<ConnId, Vec<PendingBrowse>>,
     authenticating: HashMap<ConnId, PendingLogin>,
+    /// Nicks (lower-cased) whose registration is on its way to disk, and
+    /// the registering connection.
+    reserved: HashMap<String, ConnId>,
     /// Wall-clock start, Unix seconds (for 10115).
     started_unix: u64,
     next_stats: Instant,
@@ -127,6 +133,7 @@ impl Server {
             pending: HashMap::new(),
             browses: HashMap::new(),
             authenticating: HashMap::new(),
+            reserved: HashMap::new(),
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),

@@ -1,19 +1,22 @@
 //! What one call into the server produces: frames to write (consecutive
 //! frames to one connection share a buffer, so all results of a search
-//! leave in one write), connections to close, and password jobs.
+//! leave in one write), connections to close, and work for the reactor's
+//! worker threads (password jobs, store writes).
 
 use hazel_protocol::napster::ServerMessage;
 use log::warn;
 
-use super::login::PasswordJob;
+use super::jobs::{PasswordJob, StoreWrite};
 use crate::session::ConnId;
 
-/// Frames to write and connections to close, produced by one call.
+/// Frames to write, connections to close and work to hand out, produced by
+/// one call.
 #[derive(Debug, Default)]
 pub struct Outbox {
     frames: Vec<(ConnId, Vec<u8>)>,
     close: Vec<ConnId>,
     jobs: Vec<PasswordJob>,
+    writes: Vec<StoreWrite>,
 }
 
 impl Outbox {
@@ -54,7 +57,10 @@ impl Outbox {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.frames.is_empty() && self.close.is_empty() && self.jobs.is_empty()
+        self.frames.is_empty()
+            && self.close.is_empty()
+            && self.jobs.is_empty()
+            && self.writes.is_empty()
     }
 
     /// Queues slow password work (see [`PasswordJob`]).
@@ -65,6 +71,16 @@ impl Outbox {
     /// Takes the queued password jobs.
     pub fn take_jobs(&mut self) -> Vec<PasswordJob> {
         std::mem::take(&mut self.jobs)
+    }
+
+    /// Queues a change to the accounts or bans (see [`StoreWrite`]).
+    pub fn write(&mut self, write: StoreWrite) {
+        self.writes.push(write);
+    }
+
+    /// Takes the queued store writes.
+    pub fn take_writes(&mut self) -> Vec<StoreWrite> {
+        std::mem::take(&mut self.writes)
     }
 
     /// Connections asked to be closed so far.

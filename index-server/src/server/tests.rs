@@ -108,11 +108,23 @@ fn all_results_of_a_search_share_one_buffer() {
 }
 
 /// Runs the password jobs queued in `out`, as the reactor's worker does.
+/// Runs the password jobs and store writes queued in `out`, and those
+/// their outcomes queue, as the reactor's worker threads do.
 fn run_jobs(s: &mut Server, out: &mut Outbox, now: Instant) {
-    for job in out.take_jobs() {
-        let conn = job.conn();
-        let outcome = job.run();
-        s.on_password_result(conn, outcome, now, out);
+    loop {
+        let (jobs, writes) = (out.take_jobs(), out.take_writes());
+        if jobs.is_empty() && writes.is_empty() {
+            return;
+        }
+        for job in jobs {
+            let conn = job.conn();
+            let outcome = job.run();
+            s.on_password_result(conn, outcome, now, out);
+        }
+        for write in writes {
+            let done = write.run(&mut s.store);
+            s.on_store_result(done, now, out);
+        }
     }
 }
 
@@ -157,6 +169,54 @@ fn a_registration_never_takes_the_nick_of_an_online_guest() {
     assert_eq!(closes, vec![racer]);
     assert!(s.is_online(late));
     assert_eq!(s.store.account("bob").unwrap(), None, "nothing registered");
+}
+
+#[test]
+fn a_registration_on_its_way_to_disk_holds_its_nick() {
+    let now = Instant::now();
+    let mut s = server(now);
+    let mut out = Outbox::new();
+    let (registrant, guest, checker) = (ConnId(1), ConnId(2), ConnId(3));
+    for id in [registrant, guest, checker] {
+        assert!(s.on_connect(id, Ipv4Addr::new(10, 0, 0, id.0 as u8), now, &mut out));
+    }
+    s.on_frame(registrant, 6, b"carol pw 0 \"nap\" 3 c@c", now, &mut out);
+    // The hash is done; the account is not stored yet.
+    for job in out.take_jobs() {
+        let conn = job.conn();
+        let outcome = job.run();
+        s.on_password_result(conn, outcome, now, &mut out);
+    }
+    let writes = out.take_writes();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert!(s.is_authenticating(registrant), "input stays paused");
+    assert_eq!(s.store.account("carol").unwrap(), None);
+    s.on_frame(checker, 7, b"carol", now, &mut out);
+    assert_eq!(
+        replies(&mut out, checker),
+        vec![ServerMessage::NickRegistered]
+    );
+    s.on_frame(guest, 2, b"carol pw 0 \"nap\" 3", now, &mut out);
+    assert_eq!(
+        replies(&mut out, guest),
+        vec![ServerMessage::Error {
+            message: b"carol is already active".to_vec()
+        }]
+    );
+    // Stored: the registrant goes online with its account.
+    for write in writes {
+        let done = write.run(&mut s.store);
+        s.on_store_result(done, now, &mut out);
+    }
+    assert!(s.is_online(registrant));
+    assert_eq!(
+        replies(&mut out, registrant).first(),
+        Some(&ServerMessage::LoginAck {
+            email: b"c@c".to_vec()
+        })
+    );
+    assert!(s.store.account("carol").unwrap().is_some());
+    assert!(!s.is_reserved("carol"));
 }
 
 #[test]
@@ -229,13 +289,7 @@ proptest::proptest! {
                     s.on_frame(id, KINDS[k], &payload, now, &mut out);
                 }
                 1 => s.on_tick(now, &mut out),
-                _ => {
-                    for job in out.take_jobs() {
-                        let conn = job.conn();
-                        let outcome = job.run();
-                        s.on_password_result(conn, outcome, now, &mut out);
-                    }
-                }
+                _ => run_jobs(&mut s, &mut out, now),
             }
             let (_, closes) = out.take();
             for id in closes {
