@@ -8,7 +8,7 @@
 
 mod support;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 
 use hazel_protocol::descriptor::{
     Bye, Descriptor, HitResult, Payload, QhdFlags, QhdTrailer, Query, QueryHit, ServentId,
@@ -30,10 +30,6 @@ const BYE: &str = "bye\u{1b}]2;x\u{7}\nforged\u{9b}2J\u{202e}";
 const AGENT: &str = "Evil\u{202e}gpj.exe\u{200b}";
 // The HTTP head parser refuses C0 and C1 controls in values; format characters pass.
 const SERVER: &str = "Shareaza\u{202e}\u{200b}x";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
 
 /// A QueryHit naming `names` (a line shows the first three names of a hit).
 fn hit(n: u8, names: &[&str]) -> Vec<u8> {
