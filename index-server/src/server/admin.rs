@@ -163,18 +163,11 @@ impl Server {
         result: Result<bool, String>,
         out: &mut Outbox,
     ) {
-        let msg = match result {
-            Ok(true) => {
-                info!("{} unbanned {}", Escaped::new(me), Escaped::new(target));
-                format!("{target} unbanned")
-            }
-            Ok(false) => format!("{target} is not banned"),
-            Err(e) => {
-                warn!("unban {}: {e}", Escaped::new(target));
-                "Server error".to_string()
-            }
-        };
-        out.message(id, &error_message(msg));
+        let done = format!("{target} unbanned");
+        let absent = format!("{target} is not banned");
+        if confirm(id, result, ("unban", target), done, absent, out) {
+            info!("{} unbanned {}", Escaped::new(me), Escaped::new(target));
+        }
     }
 
     pub(super) fn ban_list(&mut self, id: ConnId, out: &mut Outbox) {
@@ -222,30 +215,28 @@ impl Server {
         result: Result<bool, String>,
         out: &mut Outbox,
     ) {
-        let msg = match result {
-            Ok(true) => {
-                if let Some(&tid) = self.nicks.get(&nick_key(target)) {
-                    if let Some(Phase::Online(u)) =
-                        self.sessions.get_mut(&tid).map(|s| &mut s.phase)
-                    {
-                        u.level = level;
-                    }
-                }
-                info!(
-                    "{} set {} to {}",
-                    Escaped::new(me),
-                    Escaped::new(target),
-                    level.name()
-                );
-                format!("{target} is now {}", level.name())
+        let done = format!("{target} is now {}", level.name());
+        if !confirm(
+            id,
+            result,
+            ("set level", target),
+            done,
+            not_registered(target),
+            out,
+        ) {
+            return;
+        }
+        if let Some(&tid) = self.nicks.get(&nick_key(target)) {
+            if let Some(Phase::Online(u)) = self.sessions.get_mut(&tid).map(|s| &mut s.phase) {
+                u.level = level;
             }
-            Ok(false) => format!("{target} is not registered"),
-            Err(e) => {
-                warn!("set level {}: {e}", Escaped::new(target));
-                "Server error".to_string()
-            }
-        };
-        out.message(id, &error_message(msg));
+        }
+        info!(
+            "{} set {} to {}",
+            Escaped::new(me),
+            Escaped::new(target),
+            level.name()
+        );
     }
 
     pub(super) fn nuke(&mut self, id: ConnId, target: &str, out: &mut Outbox) {
@@ -267,18 +258,10 @@ impl Server {
         result: Result<bool, String>,
         out: &mut Outbox,
     ) {
-        let msg = match result {
-            Ok(true) => {
-                info!("{} nuked {}", Escaped::new(me), Escaped::new(target));
-                format!("{target} nuked")
-            }
-            Ok(false) => format!("{target} is not registered"),
-            Err(e) => {
-                warn!("nuke {}: {e}", Escaped::new(target));
-                "Server error".to_string()
-            }
-        };
-        out.message(id, &error_message(msg));
+        let (done, absent) = (format!("{target} nuked"), not_registered(target));
+        if confirm(id, result, ("nuke", target), done, absent, out) {
+            info!("{} nuked {}", Escaped::new(me), Escaped::new(target));
+        }
     }
 
     pub(super) fn change_password(
@@ -307,21 +290,47 @@ impl Server {
         result: Result<bool, String>,
         out: &mut Outbox,
     ) {
-        let msg = match result {
-            Ok(true) => {
-                info!(
-                    "{} changed the password of {}",
-                    Escaped::new(me),
-                    Escaped::new(target)
-                );
-                format!("Password for {target} changed")
-            }
-            Ok(false) => format!("{target} is not registered"),
-            Err(e) => {
-                warn!("password {}: {e}", Escaped::new(target));
-                "Server error".to_string()
-            }
-        };
-        out.message(id, &error_message(msg));
+        let done = format!("Password for {target} changed");
+        if confirm(
+            id,
+            result,
+            ("password", target),
+            done,
+            not_registered(target),
+            out,
+        ) {
+            info!(
+                "{} changed the password of {}",
+                Escaped::new(me),
+                Escaped::new(target)
+            );
+        }
     }
+}
+
+fn not_registered(nick: &str) -> String {
+    format!("{nick} is not registered")
+}
+
+/// Tells an admin how a change went once the store has it: `done` if it
+/// changed something, `absent` if there was nothing to change, "Server
+/// error" (and a warning naming `what`) if it failed. True when done.
+fn confirm(
+    id: ConnId,
+    result: Result<bool, String>,
+    what: (&str, &str),
+    done: String,
+    absent: String,
+    out: &mut Outbox,
+) -> bool {
+    let (msg, changed) = match result {
+        Ok(true) => (done, true),
+        Ok(false) => (absent, false),
+        Err(e) => {
+            warn!("{} {}: {e}", what.0, Escaped::new(what.1));
+            ("Server error".to_string(), false)
+        }
+    };
+    out.message(id, &error_message(msg));
+    changed
 }

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use hazel_protocol::napster::ServerMessage;
+use hazel_protocol::napster::{Login, NewUserLogin, ServerMessage};
 use hazel_protocol::text::{escape_bytes, Escaped};
 use log::{info, warn};
 
@@ -37,15 +37,45 @@ pub fn valid_nick(nick: &[u8]) -> bool {
             .all(|&b| b.is_ascii_graphic() && !b"\"\\/:,%*#".contains(&b))
 }
 
-/// A login (2) or new-user login (6), whichever arrived.
+/// A login (2) or new-user login (6), whichever arrived: the login's
+/// fields, and the e-mail of a registration.
 pub(super) struct LoginRequest {
-    pub(super) nick: String,
-    pub(super) password: Vec<u8>,
-    pub(super) port: u16,
-    pub(super) client_info: Vec<u8>,
-    pub(super) link_speed: u32,
-    /// Present for a new-user login.
-    pub(super) email: Option<Vec<u8>>,
+    login: Login,
+    email: Option<Vec<u8>>,
+}
+
+impl LoginRequest {
+    pub(super) fn login(login: Login) -> LoginRequest {
+        LoginRequest { login, email: None }
+    }
+
+    pub(super) fn registration(new_user: NewUserLogin) -> LoginRequest {
+        let NewUserLogin {
+            nick,
+            password,
+            port,
+            client_info,
+            link_speed,
+            email,
+        } = new_user;
+        let login = Login {
+            nick,
+            password,
+            port,
+            client_info,
+            link_speed,
+            build: None,
+        };
+        LoginRequest {
+            login,
+            email: Some(email),
+        }
+    }
+}
+
+/// How a refused login's nick is shown in the log.
+fn nick_detail(nick: &str) -> String {
+    format!("nick \"{}\"", Escaped::new(nick))
 }
 
 impl Server {
@@ -103,15 +133,18 @@ impl Server {
     pub(super) fn login(
         &mut self,
         id: ConnId,
-        login: LoginRequest,
+        request: LoginRequest,
         now: Instant,
         out: &mut Outbox,
     ) {
         if self.is_online(id) || self.is_authenticating(id) {
             return out.message(id, &error_message("You are already logged in"));
         }
-        let detail = format!("nick \"{}\"", Escaped::new(&login.nick).max_chars(40));
-        if !valid_nick(login.nick.as_bytes()) {
+        let detail = format!(
+            "nick \"{}\"",
+            Escaped::new(&request.login.nick).max_chars(40)
+        );
+        if !valid_nick(request.login.nick.as_bytes()) {
             return self.refuse_login(
                 id,
                 DropReason::LoginRefused,
@@ -123,7 +156,7 @@ impl Server {
         let Some(ip) = self.session(id).map(|s| s.ip) else {
             return;
         };
-        match self.store.ban_for(&login.nick, ip) {
+        match self.store.ban_for(&request.login.nick, ip) {
             Ok(Some(ban)) => {
                 let msg = format!("You are banned from this server: {}", ban.reason);
                 return self.refuse_login(id, DropReason::Banned, &msg, &detail, out);
@@ -131,7 +164,7 @@ impl Server {
             Ok(None) => {}
             Err(e) => warn!("ban lookup for {}: {e}", self.who(id)),
         }
-        if login.email.is_some() {
+        if request.email.is_some() {
             if self.config.registration == Registration::Closed {
                 return self.refuse_login(
                     id,
@@ -141,8 +174,8 @@ impl Server {
                     out,
                 );
             }
-            match self.store.account(&login.nick) {
-                Ok(None) if !self.is_reserved(&login.nick) => {}
+            match self.store.account(&request.login.nick) {
+                Ok(None) if !self.is_reserved(&request.login.nick) => {}
                 Ok(_) => {
                     return self.refuse_login(
                         id,
@@ -153,7 +186,7 @@ impl Server {
                     )
                 }
                 Err(e) => {
-                    warn!("register {}: {e}", Escaped::new(&login.nick));
+                    warn!("register {}: {e}", Escaped::new(&request.login.nick));
                     return self.refuse_login(
                         id,
                         DropReason::LoginRefused,
@@ -165,42 +198,42 @@ impl Server {
             }
             // A guest holds the nick: registering it would take it from
             // under them (opennap-ng refuses as well).
-            if let Some(msg) = self.nick_in_use(&login.nick) {
+            if let Some(msg) = self.nick_in_use(&request.login.nick) {
                 return self.refuse_login(id, DropReason::LoginRefused, &msg, &detail, out);
             }
             out.job(PasswordJob::Hash {
                 conn: id,
-                password: login.password.clone(),
+                password: request.login.password.clone(),
                 cost: self.store.cost(),
             });
             self.authenticating.insert(
                 id,
                 PendingLogin {
-                    request: login,
+                    request,
                     account: None,
                 },
             );
             return;
         }
-        match self.store.password_record(&login.nick) {
+        match self.store.password_record(&request.login.nick) {
             // opennap-ng's default: an unregistered nick logs in as a guest.
-            Ok(None) => self.complete_login(id, login, None, now, out),
+            Ok(None) => self.complete_login(id, request, None, now, out),
             Ok(Some((account, hash))) => {
                 out.job(PasswordJob::Verify {
                     conn: id,
                     hash,
-                    password: login.password.clone(),
+                    password: request.login.password.clone(),
                 });
                 self.authenticating.insert(
                     id,
                     PendingLogin {
-                        request: login,
+                        request,
                         account: Some(account),
                     },
                 );
             }
             Err(e) => {
-                warn!("login {}: {e}", Escaped::new(&login.nick));
+                warn!("login {}: {e}", Escaped::new(&request.login.nick));
                 self.refuse_login(id, DropReason::LoginRefused, "Server error", &detail, out);
             }
         }
@@ -234,7 +267,7 @@ impl Server {
             return;
         }
         let request = pending.request;
-        let detail = format!("nick \"{}\"", Escaped::new(&request.nick));
+        let detail = nick_detail(&request.login.nick);
         match (outcome, pending.account) {
             (PasswordOutcome::Verified(true), Some(account)) => {
                 out.write(StoreWrite {
@@ -255,10 +288,10 @@ impl Server {
             (PasswordOutcome::Hashed(Some(hash)), None) => {
                 // A guest may have taken the nick while the hash was made,
                 // or another registration of it be on its way to disk.
-                if let Some(msg) = self.nick_in_use(&request.nick) {
+                if let Some(msg) = self.nick_in_use(&request.login.nick) {
                     return self.refuse_login(id, DropReason::LoginRefused, &msg, &detail, out);
                 }
-                if self.is_reserved(&request.nick) {
+                if self.is_reserved(&request.login.nick) {
                     let msg = "Nickname is already registered";
                     return self.refuse_login(id, DropReason::LoginRefused, msg, &detail, out);
                 }
@@ -266,14 +299,14 @@ impl Server {
                     .config
                     .admins
                     .iter()
-                    .any(|a| a.eq_ignore_ascii_case(&request.nick));
+                    .any(|a| a.eq_ignore_ascii_case(&request.login.nick));
                 let level = if is_admin { Level::Admin } else { Level::User };
                 let email = text(request.email.as_deref().unwrap_or_default());
-                self.reserved.insert(nick_key(&request.nick), id);
+                self.reserved.insert(nick_key(&request.login.nick), id);
                 out.write(StoreWrite {
                     conn: id,
                     change: Change::Register {
-                        nick: request.nick.clone(),
+                        nick: request.login.nick.clone(),
                         hash,
                         email,
                         level,
@@ -316,7 +349,7 @@ impl Server {
         if self.reserved.get(&nick_key(&nick)) == Some(&id) {
             self.reserved.remove(&nick_key(&nick));
         }
-        let detail = format!("nick \"{}\"", Escaped::new(&nick));
+        let detail = nick_detail(&nick);
         match result {
             Ok(true) => info!("registered {}", Escaped::new(&nick)),
             Ok(false) => {}
@@ -345,46 +378,45 @@ impl Server {
     pub(super) fn complete_login(
         &mut self,
         id: ConnId,
-        login: LoginRequest,
+        request: LoginRequest,
         account: Option<Account>,
         now: Instant,
         out: &mut Outbox,
     ) {
-        let key = nick_key(&login.nick);
-        if account.is_none() && self.reserved.contains_key(&key) {
-            let msg = format!("{} is already active", login.nick);
-            let detail = format!("nick \"{}\"", Escaped::new(&login.nick));
+        let key = nick_key(&request.login.nick);
+        let holder = self.nicks.get(&key).copied();
+        // The account holder proved the password: a connection online
+        // under the same account is a ghost (opennap-ng kills it).
+        let ghost = holder.filter(|other| {
+            account.is_some()
+                && self
+                    .sessions
+                    .get(other)
+                    .and_then(Session::user)
+                    .is_some_and(|u| u.registered)
+        });
+        let reserved = account.is_none() && self.reserved.contains_key(&key);
+        if reserved || (holder.is_some() && ghost.is_none()) {
+            let msg = format!("{} is already active", request.login.nick);
+            let detail = nick_detail(&request.login.nick);
             return self.refuse_login(id, DropReason::LoginRefused, &msg, &detail, out);
         }
-        if let Some(&other) = self.nicks.get(&key) {
-            let other_is_registered = self
-                .sessions
-                .get(&other)
-                .and_then(Session::user)
-                .is_some_and(|u| u.registered);
-            if account.is_some() && other_is_registered {
-                // The account holder proved the password: the old
-                // connection is a ghost (opennap-ng kills it).
-                info!(
-                    "{}: replaced by a new login of the same account",
-                    self.who(other)
-                );
-                self.disconnect_user(
-                    other,
-                    "You logged in from another connection",
-                    DropReason::Killed,
-                    out,
-                );
-            } else {
-                let msg = format!("{} is already active", login.nick);
-                let detail = format!("nick \"{}\"", Escaped::new(&login.nick));
-                return self.refuse_login(id, DropReason::LoginRefused, &msg, &detail, out);
-            }
+        if let Some(other) = ghost {
+            info!(
+                "{}: replaced by a new login of the same account",
+                self.who(other)
+            );
+            self.disconnect_user(
+                other,
+                "You logged in from another connection",
+                DropReason::Killed,
+                out,
+            );
         }
         let (nick, email, level, registered) = match account {
             Some(acct) => (acct.nick, acct.email, acct.level, true),
             None => (
-                login.nick,
+                request.login.nick,
                 format!("anon@{}", self.config.server_name),
                 Level::User,
                 false,
@@ -395,18 +427,19 @@ impl Server {
             return;
         };
         let ip = session.ip;
-        let client_shown = escape_bytes(&login.client_info);
+        let client_shown = escape_bytes(&request.login.client_info);
         session.phase = Phase::Online(UserInfo {
             nick: nick.clone(),
-            data_port: login.port,
-            client: login.client_info,
-            link_speed: login.link_speed,
+            data_port: request.login.port,
+            client: request.login.client_info,
+            link_speed: request.login.link_speed,
             level,
             registered,
             email: email.clone(),
             logged_in_at: now,
         });
-        self.catalog.add_owner(id, &nick, ip, login.link_speed);
+        self.catalog
+            .add_owner(id, &nick, ip, request.login.link_speed);
         info!(
             "{} logged in from {ip} with \"{}\"",
             Escaped::new(&nick),

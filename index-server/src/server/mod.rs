@@ -285,32 +285,12 @@ impl Server {
         let known = !matches!(parsed, Ok(ClientMessage::Unknown { .. }));
         self.metrics.count_message(kind, known);
         match parsed {
-            Ok(ClientMessage::Login(l)) if !online => self.login(
-                id,
-                LoginRequest {
-                    nick: l.nick,
-                    password: l.password,
-                    port: l.port,
-                    client_info: l.client_info,
-                    link_speed: l.link_speed,
-                    email: None,
-                },
-                now,
-                out,
-            ),
-            Ok(ClientMessage::NewUserLogin(l)) if !online => self.login(
-                id,
-                LoginRequest {
-                    nick: l.nick,
-                    password: l.password,
-                    port: l.port,
-                    client_info: l.client_info,
-                    link_speed: l.link_speed,
-                    email: Some(l.email),
-                },
-                now,
-                out,
-            ),
+            Ok(ClientMessage::Login(login)) if !online => {
+                self.login(id, LoginRequest::login(login), now, out)
+            }
+            Ok(ClientMessage::NewUserLogin(login)) if !online => {
+                self.login(id, LoginRequest::registration(login), now, out)
+            }
             Ok(ClientMessage::NickCheck { nick }) => self.nick_check(id, nick.as_bytes(), out),
             Err(_) if kind == kind::NICK_CHECK => out.message(id, &ServerMessage::NickInvalid),
             Err(e) if !online && (kind == kind::LOGIN || kind == kind::NEW_USER_LOGIN) => {

@@ -8,7 +8,7 @@ use hazel_protocol::napster::{
 };
 
 use super::{error_message, Outbox, Server};
-use crate::session::ConnId;
+use crate::session::{ConnId, Session, UserInfo};
 
 /// Download requests a sharer may have outstanding (607 sent, no 608 yet).
 const MAX_PENDING_UPLOADS: usize = 64;
@@ -18,6 +18,19 @@ const MAX_PENDING_UPLOADS: usize = 64;
 pub(super) struct PendingUpload {
     downloader: ConnId,
     file: Vec<u8>,
+}
+
+/// Where to reach `user` (whose connection is `session`) for the file
+/// `name`: the 204 a downloader gets, or the 501 a firewalled sharer gets.
+fn address_of(session: &Session, user: &UserInfo, name: Vec<u8>, md5: Vec<u8>) -> DownloadAck {
+    DownloadAck {
+        nick: user.nick.clone(),
+        ip: session.ip,
+        port: user.data_port,
+        name,
+        md5,
+        link_speed: user.link_speed,
+    }
 }
 
 /// Which of a user's transfer counters a 218–221 moves.
@@ -126,14 +139,7 @@ impl Server {
         };
         match self.catalog.file(id, &name) {
             Some(shared) => {
-                let ack = DownloadAck {
-                    nick: user.nick.clone(),
-                    ip: sharer.ip,
-                    port: user.data_port,
-                    md5: shared.md5(),
-                    name,
-                    link_speed: user.link_speed,
-                };
+                let ack = address_of(sharer, user, name, shared.md5());
                 out.message(downloader, &ServerMessage::DownloadAck(ack));
             }
             None => Self::download_error(downloader, &user.nick, name, out),
@@ -192,14 +198,7 @@ impl Server {
         if user.data_port == 0 {
             return out.message(id, &error_message("Both you and the sharer are firewalled"));
         }
-        let ack = DownloadAck {
-            nick: user.nick.clone(),
-            ip: me.ip,
-            port: user.data_port,
-            md5: shared.md5(),
-            name,
-            link_speed: user.link_speed,
-        };
+        let ack = address_of(me, user, name, shared.md5());
         out.message(sharer_id, &ServerMessage::FirewalledDownloadAck(ack));
     }
 }
