@@ -82,9 +82,6 @@ impl Server {
         reason: Option<Vec<u8>>,
         out: &mut Outbox,
     ) {
-        let Some((me, _)) = self.require(id, Level::Moderator, out) else {
-            return;
-        };
         let looks_like_ip = target.parse::<Ipv4Addr>().is_ok()
             || (target.ends_with('.') && target.bytes().all(|b| b.is_ascii_digit() || b == b'.'));
         let kind = if looks_like_ip {
@@ -92,13 +89,13 @@ impl Server {
         } else {
             BanKind::Nick
         };
-        let change = Change::Ban {
-            target: target.to_string(),
+        let (target, reason) = (target.to_string(), text(&reason.unwrap_or_default()));
+        self.write_as(id, Level::Moderator, out, |by| Change::Ban {
+            target,
             kind,
-            by: me,
-            reason: text(&reason.unwrap_or_default()),
-        };
-        out.write(StoreWrite { conn: id, change });
+            by,
+            reason,
+        });
     }
 
     /// A ban is on disk: everyone it matches leaves (except whoever set
@@ -144,15 +141,26 @@ impl Server {
         out.message(id, &error_message(format!("{target} banned: {reason}")));
     }
 
+    /// Queues the change `change` makes of the sender's nick, if the
+    /// sender has at least `needed`.
+    fn write_as(
+        &mut self,
+        id: ConnId,
+        needed: Level,
+        out: &mut Outbox,
+        change: impl FnOnce(String) -> Change,
+    ) {
+        if let Some((me, _)) = self.require(id, needed, out) {
+            out.write(StoreWrite {
+                conn: id,
+                change: change(me),
+            });
+        }
+    }
+
     pub(super) fn unban(&mut self, id: ConnId, target: &str, out: &mut Outbox) {
-        let Some((me, _)) = self.require(id, Level::Moderator, out) else {
-            return;
-        };
-        let change = Change::Unban {
-            target: target.to_string(),
-            by: me,
-        };
-        out.write(StoreWrite { conn: id, change });
+        let target = target.to_string();
+        self.write_as(id, Level::Moderator, out, |by| Change::Unban { target, by });
     }
 
     pub(super) fn unbanned(
@@ -240,14 +248,11 @@ impl Server {
     }
 
     pub(super) fn nuke(&mut self, id: ConnId, target: &str, out: &mut Outbox) {
-        let Some((me, _)) = self.require(id, Level::Admin, out) else {
-            return;
-        };
-        let change = Change::DeleteAccount {
-            nick: target.to_string(),
-            by: me,
-        };
-        out.write(StoreWrite { conn: id, change });
+        let nick = target.to_string();
+        self.write_as(id, Level::Admin, out, |by| Change::DeleteAccount {
+            nick,
+            by,
+        });
     }
 
     pub(super) fn nuked(
@@ -271,15 +276,12 @@ impl Server {
         password: &[u8],
         out: &mut Outbox,
     ) {
-        let Some((me, _)) = self.require(id, Level::Admin, out) else {
-            return;
-        };
-        let change = Change::SetPassword {
-            nick: target.to_string(),
-            password: password.to_vec(),
-            by: me,
-        };
-        out.write(StoreWrite { conn: id, change });
+        let (nick, password) = (target.to_string(), password.to_vec());
+        self.write_as(id, Level::Admin, out, |by| Change::SetPassword {
+            nick,
+            password,
+            by,
+        });
     }
 
     pub(super) fn password_set(
