@@ -185,6 +185,18 @@ impl MemoryUse {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Each byte's two lower-case hex digits (unpacking an md5 is on the path
+/// of every 201).
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut pairs = [[0u8; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        pairs[b] = [HEX[b >> 4], HEX[b & 15]];
+        b += 1;
+    }
+    pairs
+};
+
 fn pack_md5(md5: &[u8]) -> Option<[u8; 16]> {
     if md5.len() != 32 {
         return None;
@@ -226,10 +238,7 @@ impl<'a> FileView<'a> {
             };
         }
         for (pair, &b) in hex.chunks_exact_mut(2).zip(self.md5) {
-            if let [hi, lo] = pair {
-                *hi = HEX[usize::from(b >> 4)];
-                *lo = HEX[usize::from(b & 15)];
-            }
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
         }
         Md5Field { hex, raw: None }
     }

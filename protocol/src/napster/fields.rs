@@ -224,20 +224,73 @@ pub fn parse_decimal<T: TryFrom<u64>>(digits: &[u8]) -> Option<T> {
     T::try_from(value).ok()
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// True if any byte of `word` is zero.
+#[inline]
+fn has_zero_byte(word: u64) -> bool {
+    word.wrapping_sub(ONES) & !word & HIGHS != 0
+}
+
+/// True if any byte `b` of `bytes` has `b | mask == target`, eight bytes at
+/// a time: every name and token of every 201 is checked.
+#[inline]
+fn any_byte(bytes: &[u8], mask: u8, target: u8) -> bool {
+    let (mask8, target8) = (ONES * u64::from(mask), ONES * u64::from(target));
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if has_zero_byte((u64::from_le_bytes(word) | mask8) ^ target8) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b | mask == target)
+}
+
+/// True if `bytes` holds a space (0x20) or a double quote (0x22): the bytes
+/// `b` with `b | 0x02 == 0x22`.
+#[inline]
+fn has_space_or_quote(bytes: &[u8]) -> bool {
+    any_byte(bytes, 0x02, b'"')
+}
+
+/// True if `bytes` holds a double quote.
+#[inline]
+fn has_quote(bytes: &[u8]) -> bool {
+    any_byte(bytes, 0, b'"')
+}
+
+/// "00" to "99", for writing two digits at a time.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 /// Appends `value` in decimal without allocating (numbers are most of a
 /// 201, and a search writes hundreds of them).
+#[inline]
 fn push_decimal(out: &mut Vec<u8>, value: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     let mut rest = value;
-    loop {
+    while rest >= 10 && at >= 2 {
+        let pair = (rest % 100) as usize * 2;
+        rest /= 100;
+        at -= 2;
+        if let (Some(slot), Some(two)) =
+            (digits.get_mut(at..at + 2), DIGIT_PAIRS.get(pair..pair + 2))
+        {
+            slot.copy_from_slice(two);
+        }
+    }
+    if rest > 0 || at == digits.len() {
         at -= 1;
         if let Some(slot) = digits.get_mut(at) {
-            *slot = b'0' + (rest % 10) as u8;
-        }
-        rest /= 10;
-        if rest == 0 || at == 0 {
-            break;
+            *slot = b'0' + rest as u8;
         }
     }
     out.extend_from_slice(digits.get(at..).unwrap_or(&[]));
@@ -262,10 +315,12 @@ pub struct FieldWriter<'a> {
 }
 
 impl<'a> FieldWriter<'a> {
+    #[inline]
     pub fn new(out: &'a mut Vec<u8>) -> Self {
         FieldWriter { out, first: true }
     }
 
+    #[inline]
     fn separator(&mut self) {
         if !self.first {
             self.out.push(b' ');
@@ -273,12 +328,13 @@ impl<'a> FieldWriter<'a> {
         self.first = false;
     }
 
+    #[inline]
     pub fn token(
         &mut self,
         what: &'static str,
         bytes: &[u8],
     ) -> std::result::Result<(), EncodeError> {
-        if bytes.is_empty() || bytes.iter().any(|&b| b == b' ' || b == b'"') {
+        if bytes.is_empty() || has_space_or_quote(bytes) {
             return Err(EncodeError::BadToken(what));
         }
         self.separator();
@@ -286,12 +342,13 @@ impl<'a> FieldWriter<'a> {
         Ok(())
     }
 
+    #[inline]
     pub fn quoted(
         &mut self,
         what: &'static str,
         bytes: &[u8],
     ) -> std::result::Result<(), EncodeError> {
-        if bytes.contains(&b'"') {
+        if has_quote(bytes) {
             return Err(EncodeError::QuoteInField(what));
         }
         self.separator();
@@ -301,11 +358,13 @@ impl<'a> FieldWriter<'a> {
         Ok(())
     }
 
+    #[inline]
     pub fn number(&mut self, value: u64) {
         self.separator();
         push_decimal(self.out, value);
     }
 
+    #[inline]
     pub fn signed(&mut self, value: i32) {
         self.separator();
         if value < 0 {
@@ -314,6 +373,7 @@ impl<'a> FieldWriter<'a> {
         push_decimal(self.out, u64::from(value.unsigned_abs()));
     }
 
+    #[inline]
     pub fn quoted_number(&mut self, value: u64) {
         self.separator();
         self.out.push(b'"');
@@ -321,11 +381,13 @@ impl<'a> FieldWriter<'a> {
         self.out.push(b'"');
     }
 
+    #[inline]
     pub fn ip(&mut self, ip: Ipv4Addr) {
         self.number(u64::from(ip_to_wire(ip)));
     }
 
     /// An address in dotted form (`127.0.0.1`).
+    #[inline]
     pub fn dotted_ip(&mut self, ip: Ipv4Addr) {
         self.separator();
         for (i, octet) in ip.octets().into_iter().enumerate() {
@@ -337,11 +399,13 @@ impl<'a> FieldWriter<'a> {
     }
 
     /// A group of fields with a codec of its own (see [`Fields`]).
+    #[inline]
     pub fn write<'x, T: Fields<'x>>(&mut self, value: &T) -> std::result::Result<(), EncodeError> {
         value.write(self)
     }
 
     /// A literal keyword (`FILENAME`, `"AT LEAST"`), written as given.
+    #[inline]
     pub fn raw(&mut self, bytes: &[u8]) {
         self.separator();
         self.out.extend_from_slice(bytes);
@@ -371,6 +435,41 @@ mod tests {
         let mut r = FieldReader::new(b"10.0.255.7 1.2.3");
         assert_eq!(r.dotted_ip("ip"), Ok(Ipv4Addr::new(10, 0, 255, 7)));
         assert_eq!(r.dotted_ip("ip"), Err(DecodeError::BadField("ip")));
+    }
+
+    #[test]
+    fn spaces_and_quotes_are_found_anywhere_in_a_token() {
+        assert!(!has_space_or_quote(b""));
+        assert!(!has_space_or_quote(
+            b"0123456789abcdef0123456789abcdef!#~\x00\x02\xa0\xa2"
+        ));
+        for len in 1..20 {
+            for at in 0..len {
+                for bad in [b' ', b'"'] {
+                    let mut token = vec![b'a'; len];
+                    token[at] = bad;
+                    assert!(has_space_or_quote(&token), "{len} {at} {bad}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_token_check_agrees_with_the_plain_one(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            let plain = bytes.iter().any(|&b| b == b' ' || b == b'"');
+            proptest::prop_assert_eq!(has_space_or_quote(&bytes), plain);
+            proptest::prop_assert_eq!(has_quote(&bytes), bytes.contains(&b'"'));
+        }
+
+        #[test]
+        fn numbers_read_back(value in proptest::prelude::any::<u64>()) {
+            let mut out = Vec::new();
+            push_decimal(&mut out, value);
+            proptest::prop_assert_eq!(out, value.to_string().into_bytes());
+        }
     }
 
     #[test]

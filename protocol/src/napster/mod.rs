@@ -115,6 +115,7 @@ pub fn encode_frame(
 /// Appends one frame of type `kind` whose payload `body` writes field by
 /// field (for messages without a typed form). The length is patched in
 /// afterwards; on error `out` is left as it was.
+#[inline]
 pub fn encode_fields(
     kind: u16,
     out: &mut Vec<u8>,

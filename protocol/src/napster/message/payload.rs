@@ -134,6 +134,7 @@ pub struct SharedFileRef<'a> {
 }
 
 impl<'a> Fields<'a> for SharedFileRef<'a> {
+    #[inline]
     fn read(r: &mut FieldReader<'a>) -> Result<Self> {
         Ok(SharedFileRef {
             name: r.quoted("file name")?,
@@ -145,6 +146,7 @@ impl<'a> Fields<'a> for SharedFileRef<'a> {
         })
     }
 
+    #[inline]
     fn write(&self, w: &mut FieldWriter<'_>) -> EncodeResult {
         w.quoted("file name", self.name)?;
         w.token("md5", self.md5)?;
@@ -288,6 +290,7 @@ pub struct SearchResultRef<'a> {
 }
 
 impl<'a> Fields<'a> for SearchResultRef<'a> {
+    #[inline]
     fn read(r: &mut FieldReader<'a>) -> Result<Self> {
         let file = SharedFileRef::read(r)?;
         Ok(SearchResultRef {
@@ -308,6 +311,7 @@ impl<'a> Fields<'a> for SearchResultRef<'a> {
         })
     }
 
+    #[inline]
     fn write(&self, w: &mut FieldWriter<'_>) -> EncodeResult {
         w.write(&SharedFileRef {
             name: self.name,
@@ -329,6 +333,7 @@ impl<'a> Fields<'a> for SearchResultRef<'a> {
 
 impl SearchResultRef<'_> {
     /// Appends the whole 201 frame to `out` (nothing on error).
+    #[inline]
     pub fn encode(&self, out: &mut Vec<u8>) -> EncodeResult {
         encode_payload(kind::SEARCH_RESULT, self, out)
     }
