@@ -2,18 +2,23 @@
 //!
 //! Map of the crate (data flows top to bottom):
 //! - [`reactor`]: the only module that touches sockets (mio): accepts,
-//!   reads frames, writes replies, enforces the output queue cap; also
-//!   serves `--stats-listen`.
-//! - Frames, typed messages and the payload fields of the few messages
-//!   without a typed form all come from `hazel_protocol::napster`.
-//! - [`server`]: what every client message does (pure: frames in, frames
-//!   and closes out), one file per job: `outbox`, `login`, `sharing`,
-//!   `transfers`, `browse`, `admin`, `info`, `pings`, `ticks`;
-//!   [`session`]: one connection's state and limits.
+//!   reads frames, writes replies, enforces the output queue cap; serves
+//!   `--stats-listen`; runs the password worker and the store writer
+//!   threads the server's slow work goes to.
+//! - Frames and every message, read and written, come from
+//!   `hazel_protocol::napster` (and the metrics answer's HTTP head from
+//!   `hazel_protocol::http`): nothing here encodes a wire format by hand.
+//! - [`server`]: what every client message does (frames in; frames,
+//!   closes, password jobs and store writes out), one file per job:
+//!   `outbox`, `jobs`, `login`, `sharing`, `transfers`, `browse`, `admin`,
+//!   `info`, `pings`, `ticks` (and `tests`); [`session`]: one connection's
+//!   state and limits.
 //! - [`catalog`]: every online user's shared files (the [`index`] keyed by
 //!   connection, with the share limit and duplicate check);
 //!   [`index`]: the inverted index and opennap's tokenization.
-//! - [`store`]: accounts (argon2id hashes) and bans in `<data-dir>/index.db`.
+//! - [`store`]: accounts (argon2id hashes) and bans in `<data-dir>/index.db`:
+//!   the event loop only reads it (microseconds); writes are committed by
+//!   the store writer thread.
 //! - [`metrics`]: Prometheus text; [`config`]: settings and the command line.
 //!
 //! [`run`] takes an already-bound listener, so tests bind port 0 and run

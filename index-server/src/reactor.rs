@@ -8,6 +8,10 @@
 //! interest is held only while output is queued; a client whose queue
 //! exceeds the cap (it stopped reading) is dropped. Connection ids never
 //! repeat even though slab keys do.
+//!
+//! Two threads take the server's slow work: the password worker (argon2)
+//! and the store writer (SQLite commits, each an fsync). Their outcomes
+//! come back over a channel and wake the loop.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};

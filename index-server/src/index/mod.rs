@@ -3,7 +3,7 @@
 //!
 //! Layout, chosen for memory (≤ 0.25 KB per file at 10 million files) and
 //! for search speed:
-//! - one 32-byte [`FileRecord`] per file in a table indexed by [`FileId`];
+//! - one 32-byte `FileRecord` per file in a table indexed by [`FileId`];
 //!   removed slots are reused after the next purge (below);
 //! - each user's names and md5s live in that user's own byte arena, so a
 //!   logout (the common removal) frees them at once; a single unshare leaves

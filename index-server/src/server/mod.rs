@@ -1,19 +1,21 @@
 //! The server state: every session, users by nick, the catalog of shared
 //! files, the account store; and what each client message does to them.
 //!
-//! Pure protocol logic: the reactor hands it connections, frames and the
-//! current time, and it answers with frames to send and connections to
-//! close (an [`Outbox`]). Messages are decoded and encoded with
-//! `hazel_protocol::napster`. Behaviour follows opennap-ng where the written
+//! Protocol logic without sockets or threads: the reactor hands it
+//! connections, frames and the current time, and it answers with frames to
+//! send, connections to close and work for the reactor's worker threads
+//! (an [`Outbox`]). It reads the account store directly (lookups of a few
+//! microseconds) and never writes it: every change is a [`StoreWrite`].
+//! Messages are decoded and encoded with `hazel_protocol::napster`. Behaviour follows opennap-ng where the written
 //! specification and opennap-ng differ.
 //!
-//! One file per job: [`outbox`] (what a call produces), [`jobs`] (password
-//! and store work the reactor runs off the event loop), [`login`] (nick
-//! check, login, registration), [`sharing`] (shares,
-//! unshares, searches), [`transfers`] (download negotiation 203/204/206,
-//! 500/501, 607/608/619/620, counters 218–221), [`browse`] (211–213,
-//! 640–642), [`admin`] (610–616, 606, 611, 753), [`info`] (214, 603–605,
-//! 801, 10112, 10115, 10118), [`pings`] (751/752) and [`ticks`] (timeouts,
+//! One file per job: `outbox` (what a call produces), `jobs` (password
+//! and store work the reactor runs off the event loop), `login` (nick
+//! check, login, registration), `sharing` (shares,
+//! unshares, searches), `transfers` (download negotiation 203/204/206,
+//! 500/501, 607/608/619/620, counters 218–221), `browse` (211–213,
+//! 640–642), `admin` (610–616, 606, 611, 753), `info` (214, 603–605,
+//! 801, 10112, 10115, 10118), `pings` (751/752) and `ticks` (timeouts,
 //! periodic stats). This file holds the state and the dispatch of each
 //! message to its job.
 
