@@ -8,6 +8,10 @@
 //! interest is held only while output is queued; a client whose queue
 //! exceeds the cap (it stopped reading) is dropped. Connection ids never
 //! repeat even though slab keys do.
+//!
+//! Two threads take the server's slow work: the password worker (argon2)
+//! and the store writer (SQLite commits, each an fsync). Their outcomes
+//! come back over a channel and wake the loop.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -16,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hazel_protocol::http::{HttpVersion, Parsed, Request, Response};
 use hazel_protocol::napster::NapsterFramer;
 use hazel_protocol::DecodeError;
 use log::{debug, info, warn};
@@ -26,8 +31,9 @@ use slab::Slab;
 use crate::metrics::DropReason;
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::server::{kind, Outbox, PasswordJob, PasswordOutcome, Server};
+use crate::server::{kind, Outbox, PasswordJob, PasswordOutcome, Server, StoreDone, StoreWrite};
 use crate::session::ConnId;
+use crate::store::Store;
 
 const LISTENER: Token = Token(0);
 const STATS_LISTENER: Token = Token(1);
@@ -35,7 +41,8 @@ const WAKER: Token = Token(2);
 const FIRST_CONN: usize = 3;
 /// How often timers (login timeout, periodic stats) are checked.
 const TICK: Duration = Duration::from_millis(250);
-/// Largest stats request head accepted.
+/// Largest stats request head accepted (below the protocol's own cap on
+/// HTTP heads).
 const MAX_STATS_REQUEST: usize = 8192;
 const READ_CHUNK: usize = 16 * 1024;
 /// Simultaneous metrics requests served; more are closed at once.
@@ -126,6 +133,21 @@ fn flush(stream: &mut TcpStream, output: &mut Vec<u8>, written: &mut usize) -> i
     Ok(true)
 }
 
+/// The whole HTTP answer to a metrics request: the Prometheus text, then
+/// the connection closes.
+fn metrics_response(body: &str) -> Vec<u8> {
+    let mut head = Response::new(200, "OK");
+    head.version = Some(HttpVersion::HTTP_10);
+    head.headers
+        .push("Content-Type", "text/plain; version=0.0.4")
+        .push("Content-Length", &body.len().to_string())
+        .push("Connection", "close");
+    let mut out = Vec::with_capacity(head.encoded_len() + body.len());
+    head.encode(&mut out);
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
 /// The process's resident memory from `/proc/self/statm` (Linux only).
 fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
@@ -153,38 +175,64 @@ struct Reactor {
     server: Server,
     outbox: Outbox,
     shutdown: Shutdown,
-    /// Password jobs to the worker thread, and their outcomes back.
+    /// Password jobs to the password worker, store writes to the store
+    /// writer, and both threads' outcomes back.
     jobs: Option<Sender<PasswordJob>>,
-    outcomes: Receiver<(ConnId, PasswordOutcome)>,
+    writes: Option<Sender<StoreWrite>>,
+    outcomes: Receiver<Done>,
     stats_clients: usize,
 }
 
 /// Most password jobs waiting for the worker; a login beyond that is told
 /// the server is busy rather than queued without bound.
 const MAX_QUEUED_PASSWORD_JOBS: usize = 256;
+/// Most store writes waiting for the writer; beyond that a write fails
+/// (the one waiting for it hears "Server error").
+const MAX_QUEUED_STORE_WRITES: usize = 1024;
+
+/// What a worker thread finished.
+enum Done {
+    Password(ConnId, PasswordOutcome),
+    Store(StoreDone),
+}
 
 /// Runs password jobs off the event loop, waking it with each outcome.
-fn password_worker(
-    jobs: Receiver<PasswordJob>,
-    outcomes: Sender<(ConnId, PasswordOutcome)>,
-    waker: Arc<Waker>,
-) {
+fn password_worker(jobs: Receiver<PasswordJob>, outcomes: Sender<Done>, waker: Arc<Waker>) {
     for job in jobs {
         let conn = job.conn();
         let outcome = job.run();
-        if outcomes.send((conn, outcome)).is_err() {
+        if outcomes.send(Done::Password(conn, outcome)).is_err() {
             return;
         }
         let _ = waker.wake();
     }
 }
 
+/// Commits store writes off the event loop, on its own connection, waking
+/// the loop with each outcome. Writes still queued at shutdown are done
+/// before it returns.
+fn store_writer(
+    writes: Receiver<StoreWrite>,
+    mut store: Store,
+    outcomes: Sender<Done>,
+    waker: Arc<Waker>,
+) {
+    for write in writes {
+        let done = write.run(&mut store);
+        if outcomes.send(Done::Store(done)).is_ok() {
+            let _ = waker.wake();
+        }
+    }
+}
+
 /// Runs the server on `listener` (and metrics on `stats_listener`) until
-/// `shutdown` is triggered.
+/// `shutdown` is triggered; `writer` is the store connection the store
+/// writer thread commits with.
 pub fn run(
     listener: std::net::TcpListener,
     stats_listener: Option<std::net::TcpListener>,
     server: Server,
+    writer: Store,
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let poll = Poll::new()?;
@@ -207,10 +255,17 @@ pub fn run(
         *slot = Some(Arc::clone(&waker));
     }
     let (job_tx, job_rx) = crossbeam_channel::bounded(MAX_QUEUED_PASSWORD_JOBS);
+    let (write_tx, write_rx) = crossbeam_channel::bounded(MAX_QUEUED_STORE_WRITES);
     let (outcome_tx, outcome_rx) = crossbeam_channel::unbounded();
-    let worker = std::thread::Builder::new()
-        .name("password-worker".to_string())
-        .spawn(move || password_worker(job_rx, outcome_tx, waker))?;
+    let worker = {
+        let (outcomes, waker) = (outcome_tx.clone(), Arc::clone(&waker));
+        std::thread::Builder::new()
+            .name("password-worker".to_string())
+            .spawn(move || password_worker(job_rx, outcomes, waker))?
+    };
+    let writer = std::thread::Builder::new()
+        .name("store-writer".to_string())
+        .spawn(move || store_writer(write_rx, writer, outcome_tx, waker))?;
     let mut reactor = Reactor {
         poll,
         listener,
@@ -222,13 +277,17 @@ pub fn run(
         outbox: Outbox::new(),
         shutdown,
         jobs: Some(job_tx),
+        writes: Some(write_tx),
         outcomes: outcome_rx,
         stats_clients: 0,
     };
     let result = reactor.event_loop();
-    // Closing the job channel ends the worker after its current job.
+    // Closing the channels ends the password worker after its current job
+    // and the writer once every queued write is committed.
     reactor.jobs = None;
+    reactor.writes = None;
     let _ = worker.join();
+    let _ = writer.join();
     result
 }
 
@@ -249,7 +308,7 @@ impl Reactor {
                 match event.token() {
                     LISTENER => self.accept_clients()?,
                     STATS_LISTENER => self.accept_stats()?,
-                    WAKER => self.password_outcomes(),
+                    WAKER => self.job_outcomes(),
                     Token(t) => {
                         let key = t - FIRST_CONN;
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -482,19 +541,23 @@ impl Reactor {
                         self.remove(key);
                         return;
                     }
-                    if stats.input.windows(4).any(|w| w == b"\r\n\r\n") && stats.output.is_empty() {
-                        self.server.metrics.resident_bytes = resident_bytes();
-                        let body = self.server.metrics.render(Instant::now());
-                        let Some(Conn::Stats(stats)) = self.conns.get_mut(key) else {
+                    match Request::parse(&stats.input) {
+                        Ok(Parsed::NeedMore) => {}
+                        Ok(Parsed::Complete { .. }) if stats.output.is_empty() => {
+                            self.server.metrics.resident_bytes = resident_bytes();
+                            let body = self.server.metrics.render(Instant::now());
+                            let Some(Conn::Stats(stats)) = self.conns.get_mut(key) else {
+                                return;
+                            };
+                            stats.output = metrics_response(&body);
+                            self.write_ready(key);
                             return;
-                        };
-                        stats.output = format!(
-                            "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                            body.len()
-                        )
-                        .into_bytes();
-                        self.write_ready(key);
-                        return;
+                        }
+                        Ok(Parsed::Complete { .. }) => return,
+                        Err(_) => {
+                            self.remove(key);
+                            return;
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -581,6 +644,17 @@ impl Reactor {
                 );
             }
         }
+        for write in self.outbox.take_writes() {
+            let refused = match self.writes.as_ref() {
+                Some(tx) => tx.try_send(write).err().map(|e| e.into_inner()),
+                None => Some(write),
+            };
+            if let Some(write) = refused {
+                warn!("store writer busy: {write:?} not done");
+                self.server
+                    .on_store_result(write.refused(), Instant::now(), &mut self.outbox);
+            }
+        }
         let (frames, closes) = self.outbox.take();
         let cap = self.server.config().output_queue_cap;
         let mut touched = Vec::with_capacity(frames.len());
@@ -620,14 +694,29 @@ impl Reactor {
         }
     }
 
-    /// Completes logins whose password jobs finished, then resumes reading
-    /// those connections (input that arrived meanwhile is still queued).
-    fn password_outcomes(&mut self) {
-        let done: Vec<(ConnId, PasswordOutcome)> = self.outcomes.try_iter().collect();
-        for (conn, outcome) in done {
-            self.server
-                .on_password_result(conn, outcome, Instant::now(), &mut self.outbox);
+    /// Hands the workers' outcomes to the server, then resumes reading the
+    /// connections they completed a login of (input that arrived meanwhile
+    /// is still queued).
+    fn job_outcomes(&mut self) {
+        let done: Vec<Done> = self.outcomes.try_iter().collect();
+        for outcome in done {
+            let conn = match outcome {
+                Done::Password(conn, outcome) => {
+                    self.server
+                        .on_password_result(conn, outcome, Instant::now(), &mut self.outbox);
+                    conn
+                }
+                Done::Store(done) => {
+                    let conn = done.write.conn;
+                    self.server
+                        .on_store_result(done, Instant::now(), &mut self.outbox);
+                    conn
+                }
+            };
             self.apply_outbox();
+            if self.server.is_authenticating(conn) {
+                continue;
+            }
             if let Some(&key) = self.by_id.get(&conn) {
                 if self.handle_input(key) {
                     self.read_client(key);

@@ -1,15 +1,15 @@
 //! The real `hazel-index` binary: accounts survive `kill -9`, SIGTERM shuts
 //! it down cleanly, `--help` documents the options.
 
-mod common;
+mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Client, WAIT};
+use support::{fetch_metrics, Client, WAIT};
 
 struct Running {
     child: Child,
@@ -103,13 +103,7 @@ fn accounts_survive_kill_dash_nine() {
         (0, "Invalid password")
     );
     // The binary's metrics endpoint reports the refusal.
-    let mut stats = std::net::TcpStream::connect(server.stats_addr).unwrap();
-    stats.set_read_timeout(Some(WAIT)).unwrap();
-    stats
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    stats.read_to_string(&mut text).unwrap();
+    let text = fetch_metrics(server.stats_addr);
     assert!(text.contains("hazel_index_users 1\n"), "{text}");
     assert!(
         text.contains("hazel_index_drops_total{reason=\"login_refused\"} 1\n"),

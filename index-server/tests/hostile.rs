@@ -4,13 +4,13 @@
 //! requests left unanswered, control bytes written raw into the log) and
 //! malformed frames. Each test keeps one of those fixed.
 
-mod common;
+mod support;
 
 use std::io::Write;
 use std::sync::{Mutex, Once};
 
-use common::{frame, TestServer};
 use hazel_protocol::text::is_unsafe;
+use support::{frame, TestServer};
 
 /// Every log line the server writes in this test process.
 static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -43,7 +43,7 @@ fn capture_logs() {
 }
 
 fn log_lines() -> Vec<String> {
-    LOG.lock().map(|l| l.clone()).unwrap_or_default()
+    LOG.lock().expect("the log capture lock").clone()
 }
 
 /// Log lines holding `needle`, failing if a line holds a character a
@@ -64,9 +64,7 @@ const TEKNAP_LOGIN: &[u8] = b"tekuser secret 6699 \"TekNap-1.3g\" 0 5201 0";
 #[test]
 fn registering_the_nick_of_an_online_guest_is_refused_and_the_guest_stays() {
     let server = TestServer::start();
-    let mut guest = server.login("alice", 6699);
-    guest.share("music\\guest song.mp3", 1234);
-    guest.sync();
+    let mut guest = server.sharer("alice", 6699, &[("music\\guest song.mp3", 1234)]);
 
     let mut thief = server.connect();
     thief.send(7, "alice");
@@ -127,12 +125,19 @@ fn five_thousand_unknown_types_add_one_metric_series() {
     assert_eq!(server.metric("hazel_index_unknown_messages_total"), 5000.0);
 }
 
-/// The metric lines (one per series) of a Prometheus text exposition.
+/// The metric lines (one per series) of a metrics answer; fails if the
+/// answer has no body or the body no series (a count of nothing proves
+/// nothing).
 fn series(text: &str) -> Vec<&str> {
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    body.lines()
+    let (_, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of the HTTP head in {text:?}"));
+    let lines: Vec<&str> = body
+        .lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect()
+        .collect();
+    assert!(!lines.is_empty(), "no series in {text:?}");
+    lines
 }
 
 #[test]
@@ -178,15 +183,11 @@ fn server_ping_is_echoed_byte_for_byte() {
 #[test]
 fn direct_browse_is_relayed_and_refused_at_once_when_it_cannot_work() {
     let server = TestServer::start();
-    let mut sharer = server.login("sharer", 6699);
-    sharer.share("music\\browse me.mp3", 1);
-    sharer.sync();
+    let mut sharer = server.sharer("sharer", 6699, &[("music\\browse me.mp3", 1)]);
     let mut browser = server.login("browser", 6700);
     let mut empty = server.login("empty", 6701);
     empty.sync();
-    let mut walled = server.login("walled", 0);
-    walled.share("music\\walled.mp3", 1);
-    walled.sync();
+    let mut walled = server.sharer("walled", 0, &[("music\\walled.mp3", 1)]);
     let mut walled_too = server.login("walledtoo", 0);
 
     // The sharer is asked, accepts, and the browser learns where to connect.
@@ -195,13 +196,13 @@ fn direct_browse_is_relayed_and_refused_at_once_when_it_cannot_work() {
     sharer.send(641, "browser");
     assert_eq!(
         browser.recv_kind(641).text(),
-        format!("sharer {} 6699", common::wire_ip([127, 0, 0, 1].into()))
+        format!("sharer {} 6699", support::wire_ip([127, 0, 0, 1].into()))
     );
     // A firewalled browsee is given the browser's address to push to.
     browser.send(640, "walled");
     assert_eq!(
         walled.recv_kind(640).text(),
-        format!("browser {} 6700", common::wire_ip([127, 0, 0, 1].into()))
+        format!("browser {} 6700", support::wire_ip([127, 0, 0, 1].into()))
     );
     // What cannot work is refused at once, so the client falls back to 211.
     browser.send(640, "empty");
@@ -228,9 +229,7 @@ fn direct_browse_is_relayed_and_refused_at_once_when_it_cannot_work() {
 fn an_unanswered_direct_browse_is_refused_after_the_timeout() {
     let server =
         TestServer::start_with(|c| c.direct_browse_timeout = std::time::Duration::from_millis(300));
-    let mut silent = server.login("silent", 6699);
-    silent.share("music\\never browsed.mp3", 1);
-    silent.sync();
+    let mut silent = server.sharer("silent", 6699, &[("music\\never browsed.mp3", 1)]);
     let mut browser = server.login("browser", 6700);
     browser.send(640, "silent");
     assert_eq!(silent.recv_kind(640).text(), "browser");
@@ -250,9 +249,7 @@ fn an_unanswered_direct_browse_is_refused_after_the_timeout() {
 #[test]
 fn server_info_requests_are_answered() {
     let server = TestServer::start_with(|c| c.admins = vec!["root".to_string()]);
-    let mut user = server.login("plain", 0);
-    user.share("music\\one.mp3", 2_000_000);
-    user.sync();
+    let mut user = server.sharer("plain", 0, &[("music\\one.mp3", 2_000_000)]);
 
     // 10115: the 16 fields TekNap's /admin stats reads.
     user.send(10115, "");
@@ -274,10 +271,7 @@ fn server_info_requests_are_answered() {
     // 801: the version, for moderators and up as with opennap-ng.
     user.send(801, "");
     assert_eq!(user.recv().text(), "permission denied");
-    let mut admin = server.connect();
-    admin.send(6, "root rootpw 0 \"nap\" 3 root@example.org");
-    assert_eq!(admin.recv().kind, 3);
-    admin.sync();
+    let mut admin = server.register("root", "rootpw");
     admin.send(801, "");
     let lines: Vec<String> = (0..3).map(|_| admin.recv()).map(|m| m.text()).collect();
     assert_eq!(
@@ -337,10 +331,7 @@ fn control_bytes_from_the_network_never_reach_the_log_raw() {
         "the refusal is logged with the nick escaped: {refused:?}"
     );
     // A kill reason with a forged log line in it.
-    let mut admin = server.connect();
-    admin.send(6, "root rootpw 0 \"nap\" 3 root@example.org");
-    assert_eq!(admin.recv().kind, 3);
-    admin.sync();
+    let mut admin = server.register("root", "rootpw");
     let _victim = server.login("victim", 0);
     admin.send(
         610,
@@ -372,9 +363,7 @@ fn malformed_frames_never_stop_the_server() {
         c.max_command_length = 1024;
         c.clones_per_ip = 0;
     });
-    let mut witness = server.login("witness", 0);
-    witness.share("music\\still here.mp3", 1);
-    witness.sync();
+    let mut witness = server.sharer("witness", 0, &[("music\\still here.mp3", 1)]);
 
     // Garbage in every known field position, logged in and not.
     let kinds = [

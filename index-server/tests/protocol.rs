@@ -1,13 +1,14 @@
 //! Protocol tests: the real server on loopback, driven by test clients, one
 //! test per behaviour a Napster client would see.
 
-mod common;
+mod support;
 
 use std::net::Ipv4Addr;
 
 use std::io::Write;
 
-use common::{wire_ip, TestServer};
+use hazel_index::metrics::DropReason;
+use support::{wire_ip, TestServer};
 
 const LOCALHOST_WIRE: u32 = 16_777_343;
 
@@ -125,11 +126,15 @@ fn commands_before_login_get_error_zero() {
 #[test]
 fn share_search_and_result_format() {
     let server = TestServer::start();
-    let mut sharer = server.login("sharer", 6699);
-    sharer.share("C:\\Music\\Daft Punk\\One More Time.mp3", 4_000_000);
-    sharer.share("C:\\Music\\Daft Punk\\Aerodynamic.mp3", 3_000_000);
-    sharer.share("C:\\Music\\Other\\Time After Time.mp3", 2_000_000);
-    sharer.sync();
+    let mut sharer = server.sharer(
+        "sharer",
+        6699,
+        &[
+            ("C:\\Music\\Daft Punk\\One More Time.mp3", 4_000_000),
+            ("C:\\Music\\Daft Punk\\Aerodynamic.mp3", 3_000_000),
+            ("C:\\Music\\Other\\Time After Time.mp3", 2_000_000),
+        ],
+    );
 
     let mut searcher = server.login("searcher", 6699);
     let results = searcher.search("FILENAME CONTAINS \"time\" MAX_RESULTS 100");
@@ -292,9 +297,7 @@ fn batched_share_unshare_and_unshare_all() {
 #[test]
 fn files_leave_with_their_owner() {
     let server = TestServer::start();
-    let mut sharer = server.login("leaver", 0);
-    sharer.share("x\\unique words here.mp3", 10);
-    sharer.sync();
+    let sharer = server.sharer("leaver", 0, &[("x\\unique words here.mp3", 10)]);
     let mut searcher = server.login("stayer", 0);
     assert_eq!(
         searcher
@@ -316,10 +319,7 @@ fn files_leave_with_their_owner() {
 #[test]
 fn browse_lists_a_users_files() {
     let server = TestServer::start();
-    let mut sharer = server.login("browsed", 0);
-    sharer.share("a\\first.mp3", 11);
-    sharer.share("a\\second.mp3", 22);
-    sharer.sync();
+    let _sharer = server.sharer("browsed", 0, &[("a\\first.mp3", 11), ("a\\second.mp3", 22)]);
     let mut viewer = server.login("viewer", 0);
     viewer.send(211, "browsed");
     let msgs = viewer.recv_until(213);
@@ -348,9 +348,7 @@ fn browse_lists_a_users_files() {
 #[test]
 fn download_negotiation_goes_through_the_sharer() {
     let server = TestServer::start();
-    let mut sharer = server.login("up", 6699);
-    sharer.share("m\\song.mp3", 1234);
-    sharer.sync();
+    let mut sharer = server.sharer("up", 6699, &[("m\\song.mp3", 1234)]);
     let mut down = server.login("down", 7000);
 
     down.send(203, "up \"m\\song.mp3\"");
@@ -386,9 +384,7 @@ fn download_negotiation_goes_through_the_sharer() {
 #[test]
 fn firewalled_download_is_relayed_as_501() {
     let server = TestServer::start();
-    let mut sharer = server.login("walled", 0);
-    sharer.share("m\\tune.mp3", 99);
-    sharer.sync();
+    let mut sharer = server.sharer("walled", 0, &[("m\\tune.mp3", 99)]);
     let mut down = server.login("open", 7001);
     down.send(203, "walled \"m\\tune.mp3\"");
     sharer.recv_kind(607);
@@ -479,8 +475,8 @@ fn unknown_message_types_are_counted_and_ignored() {
         2.0
     );
     assert_eq!(
-        server.metric("hazel_index_messages_total{type=\"9999\"}"),
-        0.0,
+        server.metric_opt("hazel_index_messages_total{type=\"9999\"}"),
+        None,
         "no series per unknown number"
     );
     c.send(214, "");
@@ -529,10 +525,7 @@ fn a_length_over_the_limit_disconnects_only_that_client() {
         .write_all(&[0xa0, 0x0f, 0x64, 0x00])
         .expect("send header");
     assert!(big.closed_by_server());
-    assert_eq!(
-        server.metric("hazel_index_drops_total{reason=\"command_too_long\"}"),
-        1.0
-    );
+    assert_eq!(server.drops(DropReason::CommandTooLong), 1.0);
     bystander.send(214, "");
     assert_eq!(bystander.recv().text(), "1 0 0");
 }
@@ -540,9 +533,7 @@ fn a_length_over_the_limit_disconnects_only_that_client() {
 #[test]
 fn a_search_flood_is_refused_then_disconnected() {
     let server = TestServer::start_with(|c| c.searches_per_minute = 5);
-    let mut sharer = server.login("provider", 0);
-    sharer.share("x\\flood target.mp3", 1);
-    sharer.sync();
+    let _sharer = server.sharer("provider", 0, &[("x\\flood target.mp3", 1)]);
     let mut flooder = server.login("flooder", 0);
     for _ in 0..5 {
         assert_eq!(
@@ -564,10 +555,7 @@ fn a_search_flood_is_refused_then_disconnected() {
         }
     }
     assert!(flooder.closed_by_server());
-    assert_eq!(
-        server.metric("hazel_index_drops_total{reason=\"search_flood\"}"),
-        1.0
-    );
+    assert_eq!(server.drops(DropReason::SearchFlood), 1.0);
     // Everyone else is unaffected.
     let mut other = server.login("patient", 0);
     assert_eq!(
@@ -582,13 +570,10 @@ fn a_search_flood_is_refused_then_disconnected() {
 fn a_message_flood_disconnects_the_flooder() {
     let server = TestServer::start_with(|c| c.max_messages_per_second = 50);
     let mut flooder = server.login("noisy", 0);
-    let burst: Vec<u8> = (0..500).flat_map(|_| common::frame(218, b"")).collect();
+    let burst: Vec<u8> = (0..500).flat_map(|_| support::frame(218, b"")).collect();
     flooder.stream.write_all(&burst).unwrap();
     assert!(flooder.closed_by_server());
-    assert_eq!(
-        server.metric("hazel_index_drops_total{reason=\"message_flood\"}"),
-        1.0
-    );
+    assert_eq!(server.drops(DropReason::MessageFlood), 1.0);
     let mut quiet = server.login("quiet", 0);
     quiet.sync();
 }
@@ -610,7 +595,7 @@ fn a_client_that_stops_reading_is_dropped_and_memory_stays_bounded() {
     sharer.sync();
     // The stalled client asks for browses (~24 KB each) and never reads.
     let mut stalled = server.login("stalled", 0);
-    let request = common::frame(211, b"library");
+    let request = support::frame(211, b"library");
     let mut sent = 0;
     let mut dropped = false;
     for _ in 0..2000 {
@@ -619,9 +604,7 @@ fn a_client_that_stops_reading_is_dropped_and_memory_stays_bounded() {
             break;
         }
         sent += 1;
-        if sent % 50 == 0
-            && server.metric("hazel_index_drops_total{reason=\"output_queue_full\"}") >= 1.0
-        {
+        if sent % 50 == 0 && server.drops(DropReason::OutputQueueFull) >= 1.0 {
             dropped = true;
             break;
         }
@@ -630,10 +613,7 @@ fn a_client_that_stops_reading_is_dropped_and_memory_stays_bounded() {
         dropped,
         "the server kept queueing for a client that does not read"
     );
-    assert_eq!(
-        server.metric("hazel_index_drops_total{reason=\"output_queue_full\"}"),
-        1.0
-    );
+    assert_eq!(server.drops(DropReason::OutputQueueFull), 1.0);
     server.wait_users(1);
     // The well-behaved client still gets its answers.
     let mut reader = server.login("reader", 0);
@@ -655,10 +635,7 @@ fn connection_limits_refuse_with_an_error() {
     assert_eq!(e.kind, 0);
     assert!(e.text().contains("Too many connections"), "{}", e.text());
     assert!(clone.closed_by_server());
-    assert_eq!(
-        server.metric("hazel_index_drops_total{reason=\"clones_per_ip\"}"),
-        1.0
-    );
+    assert_eq!(server.drops(DropReason::ClonesPerIp), 1.0);
 }
 
 #[test]
@@ -705,10 +682,7 @@ fn share_limit_gives_an_error() {
 #[test]
 fn admin_kill_ban_and_levels() {
     let server = TestServer::start_with(|c| c.admins = vec!["root".to_string()]);
-    let mut admin = server.connect();
-    admin.send(6, "root rootpw 0 \"nap\" 3 root@example.org");
-    assert_eq!(admin.recv().kind, 3);
-    admin.sync();
+    let mut admin = server.register("root", "rootpw");
 
     let mut user = server.login("user1", 0);
     // Ordinary users may not kill or ban.
@@ -771,10 +745,7 @@ fn admin_kill_ban_and_levels() {
 #[test]
 fn ip_ban_refuses_new_connections() {
     let server = TestServer::start_with(|c| c.admins = vec!["root".to_string()]);
-    let mut admin = server.connect();
-    admin.send(6, "root rootpw 0 \"nap\" 3 root@example.org");
-    assert_eq!(admin.recv().kind, 3);
-    admin.sync();
+    let mut admin = server.register("root", "rootpw");
     // Banning the prefix of our own address: others from it are cut off,
     // the admin who set it stays.
     let mut victim = server.login("victim", 0);
@@ -796,9 +767,7 @@ fn ip_ban_refuses_new_connections() {
 #[test]
 fn metrics_report_users_files_searches_and_latency() {
     let server = TestServer::start();
-    let mut a = server.login("m1", 0);
-    a.share("d\\metric song.mp3", 1);
-    a.sync();
+    let _a = server.sharer("m1", 0, &[("d\\metric song.mp3", 1)]);
     let mut b = server.login("m2", 0);
     assert_eq!(
         b.search("FILENAME CONTAINS \"metric\" MAX_RESULTS 5").len(),
@@ -873,12 +842,12 @@ fn frames_pipelined_behind_a_registered_login_wait_for_it() {
     server.wait_users(0);
     // Login, a share and a stats request in one write, before any answer.
     let mut c = server.connect();
-    let mut burst = common::frame(2, b"piper pw 0 \"nap\" 3");
-    burst.extend(common::frame(
+    let mut burst = support::frame(2, b"piper pw 0 \"nap\" 3");
+    burst.extend(support::frame(
         100,
         b"\"d\\pipelined song.mp3\" m 1 128 44100 60",
     ));
-    burst.extend(common::frame(214, b""));
+    burst.extend(support::frame(214, b""));
     c.stream.write_all(&burst).unwrap();
     assert_eq!(c.recv().kind, 3);
     assert_eq!(c.recv().kind, 621);
@@ -904,7 +873,7 @@ fn many_concurrent_clients_share_and_search_consistently() {
     let handles: Vec<_> = (0..CLIENTS)
         .map(|i| {
             std::thread::spawn(move || {
-                let mut c = common::Client::connect(addr);
+                let mut c = support::Client::connect(addr);
                 c.login(&format!("peer{i}"), 0);
                 let mut batch = String::new();
                 for f in 0..FILES {
@@ -924,7 +893,8 @@ fn many_concurrent_clients_share_and_search_consistently() {
             })
         })
         .collect();
-    let mut clients: Vec<common::Client> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let mut clients: Vec<support::Client> =
+        handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(server.metric("hazel_index_files") as usize, CLIENTS * FILES);
     for (i, c) in clients.iter_mut().enumerate() {
         let other = (i + 1) % CLIENTS;
@@ -956,14 +926,11 @@ fn a_library_shared_in_one_burst_is_not_a_flood() {
         .flat_map(|i| {
             let share =
                 format!("\"lib\\track {i}.mp3\" 0123456789abcdef0123456789abcdef 1 128 44100 60");
-            common::frame(100, share.as_bytes())
+            support::frame(100, share.as_bytes())
         })
         .collect();
     c.stream.write_all(&burst).unwrap();
     c.sync();
     assert_eq!(server.metric("hazel_index_files"), 3000.0);
-    assert_eq!(
-        server.metric("hazel_index_drops_total{reason=\"message_flood\"}"),
-        0.0
-    );
+    assert_eq!(server.drops(DropReason::MessageFlood), 0.0);
 }

@@ -2,14 +2,15 @@
 //! shares, the other searches, negotiates through the server and downloads
 //! peer to peer; the bytes are compared with the original.
 
-mod common;
+mod support;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
 
-use common::{Client, TestServer, WAIT};
 use hazel_protocol::napster::transfer::{DataPortRequest, TransferReply, GREETING};
+use hazel_protocol::napster::{DownloadAck, SearchResult, ServerMessage};
+use support::{Client, Msg, TestServer, WAIT};
 
 /// A file body that starts with an MP3 frame sync byte, as real files do
 /// (the size digits end at the first non-digit).
@@ -22,11 +23,6 @@ fn file_body(len: usize, seed: u32) -> Vec<u8> {
         body.push((state >> 24) as u8);
     }
     body
-}
-
-fn ip_from_wire(raw: &str) -> Ipv4Addr {
-    let n: u32 = raw.parse().expect("wire ip");
-    Ipv4Addr::from(n.to_le_bytes())
 }
 
 /// Reads until `parse` finds a whole piece at the start of `buf` (bounded by
@@ -126,19 +122,12 @@ fn download(
     data
 }
 
-/// Field `i` of a payload where only the file name is quoted.
-fn fields_after_quoted(text: &str) -> (String, Vec<String>) {
-    let start = text.find('"').unwrap();
-    let end = start + 1 + text[start + 1..].find('"').unwrap();
-    let before: Vec<String> = text[..start]
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    let after: Vec<String> = text[end + 1..]
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    (text[start + 1..end].to_string(), [before, after].concat())
+/// The download ack (204) or push request (501) in `msg`.
+fn download_ack(msg: &Msg) -> DownloadAck {
+    match msg.decode() {
+        ServerMessage::DownloadAck(ack) | ServerMessage::FirewalledDownloadAck(ack) => ack,
+        other => panic!("not a download ack: {other:?}"),
+    }
 }
 
 #[test]
@@ -155,23 +144,30 @@ fn search_negotiate_and_download_byte_for_byte() {
     let sharer_thread = serve_one_get(data_port, name.as_bytes().to_vec(), body.clone());
 
     let mut downloader = server.login("getter", 6700);
-    let results = downloader.search("FILENAME CONTAINS \"open road\" MAX_RESULTS 10");
+    downloader.send(200, "FILENAME CONTAINS \"open road\" MAX_RESULTS 10");
+    let results: Vec<SearchResult> = downloader
+        .recv_until(202)
+        .iter()
+        .filter(|m| m.kind == 201)
+        .map(|m| match m.decode() {
+            ServerMessage::SearchResult(r) => r,
+            other => panic!("not a result: {other:?}"),
+        })
+        .collect();
     assert_eq!(results.len(), 1);
-    let (found, rest) = fields_after_quoted(&results[0]);
-    assert_eq!(found, name);
-    assert_eq!(rest[1], body.len().to_string());
-    assert_eq!(rest[5], "sharer");
+    assert_eq!(results[0].name, name.as_bytes());
+    assert_eq!(results[0].size, body.len() as u64);
+    assert_eq!(results[0].nick, "sharer");
 
     // 203 → (server) 607 → (sharer) 608 → (server) 204.
     downloader.send(203, &format!("sharer \"{name}\""));
     let ask = sharer.recv_kind(607);
     assert_eq!(ask.text(), format!("getter \"{name}\" 7"));
     sharer.send(608, &format!("getter \"{name}\""));
-    let ack = downloader.recv_kind(204);
-    let (acked_name, f) = fields_after_quoted(&ack.text());
-    assert_eq!(acked_name, name);
-    assert_eq!(f[0], "sharer");
-    let addr = SocketAddr::from((ip_from_wire(&f[1]), f[2].parse::<u16>().unwrap()));
+    let ack = download_ack(&downloader.recv_kind(204));
+    assert_eq!(ack.name, name.as_bytes());
+    assert_eq!(ack.nick, "sharer");
+    let addr = SocketAddr::from((ack.ip, ack.port));
     assert_eq!(addr.port(), port);
 
     downloader.send(218, "");
@@ -204,9 +200,8 @@ fn resumed_download_gets_the_rest_from_the_offset() {
     downloader.send(203, &format!("seed \"{name}\""));
     sharer.recv_kind(607);
     sharer.send(608, &format!("leech \"{name}\""));
-    let ack = downloader.recv_kind(204);
-    let (_, f) = fields_after_quoted(&ack.text());
-    let addr = SocketAddr::from((ip_from_wire(&f[1]), f[2].parse::<u16>().unwrap()));
+    let ack = download_ack(&downloader.recv_kind(204));
+    let addr = SocketAddr::from((ack.ip, ack.port));
     let tail = download(addr, "leech", name.as_bytes(), 20_000, body.len() as u64);
     assert!(tail == body[20_000..]);
     sharer_thread.join().unwrap();
@@ -244,20 +239,18 @@ fn firewalled_sharer_pushes_with_send() {
     downloader.send(203, &format!("walled \"{name}\""));
     sharer.recv_kind(607);
     sharer.send(608, &format!("catcher \"{name}\""));
-    let ack = downloader.recv_kind(204);
-    let (_, f) = fields_after_quoted(&ack.text());
+    let ack = download_ack(&downloader.recv_kind(204));
     assert_eq!(
-        f[2], "0",
+        ack.port, 0,
         "sharer's port 0 tells the downloader to ask for a push"
     );
 
     // 500 → (server) 501 to the sharer with the downloader's address.
     downloader.send(500, &format!("walled \"{name}\""));
-    let push = sharer.recv_kind(501);
-    let (pushed_name, f) = fields_after_quoted(&push.text());
-    assert_eq!(pushed_name, name);
-    assert_eq!(f[0], "catcher");
-    let addr = SocketAddr::from((ip_from_wire(&f[1]), f[2].parse::<u16>().unwrap()));
+    let push = download_ack(&sharer.recv_kind(501));
+    assert_eq!(push.name, name.as_bytes());
+    assert_eq!(push.nick, "catcher");
+    let addr = SocketAddr::from((push.ip, push.port));
     assert_eq!(addr.port(), dport);
 
     // The sharer connects out and pushes.

@@ -3,8 +3,12 @@
 
 use hazel_protocol::napster::message::{kind, UserLevel};
 use hazel_protocol::napster::{
-    ClientMessage, Comparison, DownloadAck, EncodeError, Frame, Login, NapsterFramer, NewUserLogin,
-    NumericField, SearchClause, SearchQuery, SearchResult, ServerMessage, SharedFile, UsageStats,
+    AdminTarget, BanEntry, BrowseEnd, BrowseEntry, ClientMessage, ClientVersionCount, Comparison,
+    DirectBrowseAddress, DirectBrowseError, DirectBrowseRequest, DownloadAck, EncodeError, Frame,
+    LevelChange, Login, NapsterFramer, NewUserLogin, NumericField, PasswordChange, QueueLimit,
+    QueueLimitReached, SearchClause, SearchQuery, SearchResult, SearchResultRef, ServerMessage,
+    ServerStats, ShareBatch, SharedFile, UploadRequest, UsageStats, UserFile, WhoisDetails,
+    WhoisResponse, Whowas,
 };
 use hazel_protocol::DecodeError;
 use proptest::prelude::*;
@@ -131,7 +135,7 @@ fn batched_share_lists_files_of_one_directory() {
         870,
         b"\"C:\\mp3\" \"a.mp3\" 0123 10 128 44100 60 \"b c.mp3\" nomd5computed 20 192 48000 61",
     );
-    let ClientMessage::ShareBatch { directory, files } = msg else {
+    let ClientMessage::ShareBatch(ShareBatch { directory, files }) = msg else {
         panic!("not a batch")
     };
     assert_eq!(directory, b"C:\\mp3");
@@ -241,11 +245,11 @@ fn browse_stats_counters_pings_motd() {
     assert_eq!(client_round_trip(214, b""), ClientMessage::StatsRequest);
     assert_eq!(
         server_round_trip(214, b"553 64692 254"),
-        ServerMessage::Stats {
+        ServerMessage::Stats(ServerStats {
             users: 553,
             files: 64692,
             gigabytes: 254
-        }
+        })
     );
     for k in 218..=221 {
         client_round_trip(k, b"");
@@ -285,17 +289,17 @@ fn browse_stats_counters_pings_motd() {
 fn admin_messages() {
     assert_eq!(
         client_round_trip(610, b"spammer \"flooding\""),
-        ClientMessage::Kill {
-            nick: "spammer".into(),
+        ClientMessage::Kill(AdminTarget {
+            target: "spammer".into(),
             reason: Some(b"flooding".to_vec())
-        }
+        })
     );
     client_round_trip(610, b"spammer");
     client_round_trip(612, b"10.0.0.1 \"DoS exploit\"");
     client_round_trip(614, b"spammer");
     client_round_trip(615, b"");
     let msg = client_round_trip(606, b"bob Moderator");
-    let ClientMessage::SetUserLevel { level, .. } = msg else {
+    let ClientMessage::SetUserLevel(LevelChange { level, .. }) = msg else {
         panic!("not a level change")
     };
     assert_eq!(UserLevel::from_name(&level), Some(UserLevel::Moderator));
@@ -305,21 +309,143 @@ fn admin_messages() {
     // is an extra field.
     assert_eq!(
         ClientMessage::parse(610, b"bob go away").unwrap(),
-        ClientMessage::Kill {
-            nick: "bob".into(),
+        ClientMessage::Kill(AdminTarget {
+            target: "bob".into(),
             reason: Some(b"go".to_vec())
-        }
+        })
     );
     assert_eq!(
         ClientMessage::parse(612, b"bob \"spam\" 3600").unwrap(),
-        ClientMessage::Ban {
+        ClientMessage::Ban(AdminTarget {
             target: "bob".into(),
             reason: Some(b"spam".to_vec())
-        }
+        })
     );
     client_round_trip(603, b"bob");
     client_round_trip(611, b"bob");
     client_round_trip(753, b"bob newpass \"forgot it\"");
+}
+
+#[test]
+fn info_and_ban_list_answers() {
+    let whois = server_round_trip(
+        604,
+        b"bob \"Moderator\" 125 \"\" \"Active\" 3 0 1 7 \"nap v0.8\"",
+    );
+    let ServerMessage::WhoisResponse(w) = whois else {
+        panic!("not a whois")
+    };
+    assert_eq!(
+        (w.level, w.shared, w.details),
+        (UserLevel::Moderator, 3, None)
+    );
+    // What moderators see: the address in dotted form, then the e-mail.
+    let ServerMessage::WhoisResponse(w) = server_round_trip(
+        604,
+        b"bob \"User\" 0 \"\" \"Active\" 0 0 0 3 \"x\" 0 0 10.0.0.7 0 6699 bob@example.org",
+    ) else {
+        panic!("not a whois")
+    };
+    let details = w.details.expect("details");
+    assert_eq!(
+        (details.ip, details.data_port),
+        (Ipv4Addr::new(10, 0, 0, 7), 6699)
+    );
+    assert_eq!(
+        server_round_trip(605, b"bob Admin 0"),
+        ServerMessage::Whowas(Whowas {
+            nick: "bob".into(),
+            level: UserLevel::Admin,
+            last_seen: 0
+        })
+    );
+    assert_eq!(
+        ServerMessage::parse(605, b"bob Nobody 0"),
+        Err(DecodeError::BadField("level"))
+    );
+    server_round_trip(616, b"troll root \"spam\" 1700000000 0");
+    assert_eq!(server_round_trip(615, b""), ServerMessage::BanListEnd);
+    assert_eq!(
+        server_round_trip(10118, b"\"nap v0.8\" 2"),
+        ServerMessage::ClientVersionCount(ClientVersionCount {
+            client: b"nap v0.8".to_vec(),
+            users: 2
+        })
+    );
+    assert_eq!(
+        server_round_trip(10118, b""),
+        ServerMessage::ClientVersionsEnd
+    );
+    assert_eq!(
+        server_round_trip(10112, b""),
+        ServerMessage::ServerLinks { line: Vec::new() }
+    );
+}
+
+#[test]
+fn one_payload_type_serves_both_directions() {
+    // `nick "file"` is a download request from a client and a download
+    // error from the server: the same bytes, the same value.
+    let payload = b"lefty \"C:\\mp3\\song.mp3\"";
+    let ClientMessage::DownloadRequest(asked) = client_round_trip(203, payload) else {
+        panic!("not a download request")
+    };
+    let ServerMessage::DownloadError(refused) = server_round_trip(206, payload) else {
+        panic!("not a download error")
+    };
+    assert_eq!(asked, refused);
+    assert_eq!(asked.name, b"C:\\mp3\\song.mp3");
+    // Only the tolerance differs: extra fields pass from a client, not
+    // from a server.
+    let extended = b"lefty \"C:\\mp3\\song.mp3\" 5201";
+    assert_eq!(
+        ClientMessage::parse(203, extended),
+        Ok(ClientMessage::DownloadRequest(asked))
+    );
+    assert_eq!(
+        ServerMessage::parse(206, extended),
+        Err(DecodeError::TrailingBytes)
+    );
+}
+
+#[test]
+fn a_borrowed_search_result_encodes_like_the_owned_one() {
+    let owned = SearchResult {
+        name: b"C:\\mp3\\band - song.mp3".to_vec(),
+        md5: b"7d733c1e7419674744768db71bff8bcd".to_vec(),
+        size: 2_558_199,
+        bitrate: 128,
+        freq: 44_100,
+        duration: 159,
+        nick: "lefty".into(),
+        ip: Ipv4Addr::new(205, 254, 222, 204),
+        link_speed: 4,
+        weight: Some(-2),
+    };
+    let mut borrowed = Vec::new();
+    owned.borrowed().encode(&mut borrowed).unwrap();
+    assert_eq!(
+        borrowed,
+        ServerMessage::SearchResult(owned.clone())
+            .to_bytes()
+            .unwrap()
+    );
+    let frame = Frame::parse(&borrowed).unwrap();
+    assert_eq!(
+        ServerMessage::from_frame(&frame),
+        Ok(ServerMessage::SearchResult(owned.clone()))
+    );
+    // A name with a double quote cannot be sent; nothing is appended.
+    let mut out = b"kept".to_vec();
+    let quoted = SearchResultRef {
+        name: b"say \"hi\".mp3",
+        ..owned.borrowed()
+    };
+    assert_eq!(
+        quoted.encode(&mut out),
+        Err(EncodeError::QuoteInField("file name"))
+    );
+    assert_eq!(out, b"kept");
 }
 
 #[test]
@@ -499,8 +625,8 @@ const CLIENT_KINDS: &[u16] = &[
     611, 612, 614, 615, 619, 621, 640, 641, 750, 751, 752, 753, 801, 870, 10112, 10115, 10118,
 ];
 const SERVER_KINDS: &[u16] = &[
-    0, 3, 4, 8, 9, 10, 201, 202, 204, 206, 210, 212, 213, 214, 404, 501, 607, 609, 620, 621, 640,
-    641, 642, 750, 751, 752, 10115,
+    0, 3, 4, 8, 9, 10, 201, 202, 204, 206, 210, 212, 213, 214, 404, 501, 604, 605, 607, 609, 615,
+    616, 620, 621, 640, 641, 642, 750, 751, 752, 10112, 10115, 10118,
 ];
 
 fn client_message() -> impl Strategy<Value = ClientMessage> {
@@ -543,30 +669,28 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
         prop::collection::vec(any::<u8>().prop_filter("no quote", |b| *b != b'"'), 1..40)
             .prop_map(|name| ClientMessage::Unshare { name }),
         Just(ClientMessage::UnshareAll),
-        (name(), prop::collection::vec(shared_file(), 1..5))
-            .prop_map(|(directory, files)| ClientMessage::ShareBatch { directory, files }),
+        (name(), prop::collection::vec(shared_file(), 1..5)).prop_map(|(directory, files)| {
+            ClientMessage::ShareBatch(ShareBatch { directory, files })
+        }),
         prop::collection::vec(search_clause(), 0..6)
             .prop_map(|clauses| ClientMessage::Search(SearchQuery { clauses })),
-        (nick(), name()).prop_map(|(nick, name)| ClientMessage::DownloadRequest { nick, name }),
-        (nick(), name())
-            .prop_map(|(nick, name)| ClientMessage::FirewalledDownloadRequest { nick, name }),
+        user_file().prop_map(ClientMessage::DownloadRequest),
+        user_file().prop_map(ClientMessage::FirewalledDownloadRequest),
         nick().prop_map(|nick| ClientMessage::Browse { nick }),
         Just(ClientMessage::StatsRequest),
         Just(ClientMessage::DownloadStarted),
         Just(ClientMessage::DownloadFinished),
         Just(ClientMessage::UploadStarted),
         Just(ClientMessage::UploadFinished),
-        (nick(), token()).prop_map(|(nick, level)| ClientMessage::SetUserLevel { nick, level }),
-        (nick(), name()).prop_map(|(nick, name)| ClientMessage::UploadAccept { nick, name }),
-        (nick(), reason()).prop_map(|(nick, reason)| ClientMessage::Kill { nick, reason }),
-        (nick(), reason()).prop_map(|(target, reason)| ClientMessage::Ban { target, reason }),
-        (nick(), reason()).prop_map(|(target, reason)| ClientMessage::Unban { target, reason }),
+        (nick(), token())
+            .prop_map(|(nick, level)| ClientMessage::SetUserLevel(LevelChange { nick, level })),
+        user_file().prop_map(ClientMessage::UploadAccept),
+        admin_target().prop_map(ClientMessage::Kill),
+        admin_target().prop_map(ClientMessage::Ban),
+        admin_target().prop_map(ClientMessage::Unban),
         Just(ClientMessage::ShowBans),
-        (nick(), name(), any::<u32>()).prop_map(|(nick, name, limit)| ClientMessage::QueueLimit {
-            nick,
-            name,
-            limit
-        }),
+        (user_file(), any::<u32>())
+            .prop_map(|(file, limit)| ClientMessage::QueueLimit(QueueLimit { file, limit })),
         Just(ClientMessage::MotdRequest),
         prop::collection::vec(any::<u8>(), 0..40)
             .prop_map(|args| ClientMessage::ServerPing { args }),
@@ -580,11 +704,11 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
         nick().prop_map(|nick| ClientMessage::DirectBrowse { nick }),
         nick().prop_map(|nick| ClientMessage::DirectBrowseAccept { nick }),
         (nick(), token(), reason()).prop_map(|(nick, password, reason)| {
-            ClientMessage::ChangePassword {
+            ClientMessage::ChangePassword(PasswordChange {
                 nick,
                 password,
                 reason,
-            }
+            })
         }),
         Just(ClientMessage::VersionRequest),
         Just(ClientMessage::LinksRequest),
@@ -596,6 +720,77 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
         )
             .prop_map(|(kind, payload)| ClientMessage::Unknown { kind, payload }),
     ]
+}
+
+fn user_file() -> impl Strategy<Value = UserFile> {
+    (nick(), name()).prop_map(|(nick, name)| UserFile { nick, name })
+}
+
+fn admin_target() -> impl Strategy<Value = AdminTarget> {
+    (nick(), prop::option::of(name())).prop_map(|(target, reason)| AdminTarget { target, reason })
+}
+
+fn level() -> impl Strategy<Value = UserLevel> {
+    prop_oneof![
+        Just(UserLevel::Leech),
+        Just(UserLevel::User),
+        Just(UserLevel::Moderator),
+        Just(UserLevel::Admin),
+        Just(UserLevel::Elite),
+    ]
+}
+
+fn whois() -> impl Strategy<Value = WhoisResponse> {
+    let details = (
+        any::<u64>(),
+        any::<u64>(),
+        ip(),
+        any::<u16>(),
+        any::<u16>(),
+        token(),
+    )
+        .prop_map(
+            |(total_downloads, total_uploads, ip, connecting_port, data_port, email)| {
+                WhoisDetails {
+                    total_downloads,
+                    total_uploads,
+                    ip,
+                    connecting_port,
+                    data_port,
+                    email,
+                }
+            },
+        );
+    (
+        (nick(), level(), any::<u64>(), name(), name()),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>(),
+            name(),
+        ),
+        prop::option::of(details),
+    )
+        .prop_map(
+            |(
+                (nick, level, online_seconds, channels, status),
+                (shared, downloads, uploads, link_speed, client),
+                details,
+            )| WhoisResponse {
+                nick,
+                level,
+                online_seconds,
+                channels,
+                status,
+                shared,
+                downloads,
+                uploads,
+                link_speed,
+                client,
+                details,
+            },
+        )
 }
 
 fn download_ack() -> impl Strategy<Value = DownloadAck> {
@@ -642,46 +837,66 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
         result,
         Just(ServerMessage::SearchEnd),
         download_ack().prop_map(ServerMessage::DownloadAck),
-        (nick(), name()).prop_map(|(nick, name)| ServerMessage::DownloadError { nick, name }),
+        user_file().prop_map(ServerMessage::DownloadError),
         nick().prop_map(|nick| ServerMessage::UserSignoff { nick }),
-        (nick(), shared_file()).prop_map(|(nick, file)| ServerMessage::BrowseEntry { nick, file }),
+        (nick(), shared_file())
+            .prop_map(|(nick, file)| ServerMessage::BrowseEntry(BrowseEntry { nick, file })),
         (nick(), prop::option::of(ip()))
-            .prop_map(|(nick, ip)| ServerMessage::BrowseEnd { nick, ip }),
+            .prop_map(|(nick, ip)| ServerMessage::BrowseEnd(BrowseEnd { nick, ip })),
         (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(users, files, gigabytes)| {
-            ServerMessage::Stats {
+            ServerMessage::Stats(ServerStats {
                 users,
                 files,
                 gigabytes,
-            }
+            })
         }),
         text().prop_map(|message| ServerMessage::ErrorMessage { message }),
         download_ack().prop_map(ServerMessage::FirewalledDownloadAck),
-        (nick(), name(), any::<Option<u32>>()).prop_map(|(nick, name, link_speed)| {
-            ServerMessage::UploadRequest {
-                nick,
-                name,
-                link_speed,
-            }
+        (user_file(), any::<Option<u32>>()).prop_map(|(file, link_speed)| {
+            ServerMessage::UploadRequest(UploadRequest { file, link_speed })
         }),
-        (nick(), name()).prop_map(|(nick, name)| ServerMessage::UploadRefused { nick, name }),
-        (nick(), name(), any::<u64>(), any::<u32>()).prop_map(|(nick, name, size, limit)| {
-            ServerMessage::QueueLimitReached {
-                nick,
-                name,
-                size,
-                limit,
-            }
+        user_file().prop_map(ServerMessage::UploadRefused),
+        (user_file(), any::<u64>(), any::<u32>()).prop_map(|(file, size, limit)| {
+            ServerMessage::QueueLimitReached(QueueLimitReached { file, size, limit })
         }),
         text().prop_map(|line| ServerMessage::Motd { line }),
         prop::collection::vec(any::<u8>(), 0..40)
             .prop_map(|args| ServerMessage::ServerPing { args }),
         Just(ServerMessage::VersionCheck),
-        (nick(), prop::option::of((ip(), any::<u16>())))
-            .prop_map(|(nick, connect_to)| ServerMessage::DirectBrowseRequest { nick, connect_to }),
-        (nick(), ip(), any::<u16>())
-            .prop_map(|(nick, ip, port)| ServerMessage::DirectBrowseAccept { nick, ip, port }),
-        (nick(), name())
-            .prop_map(|(nick, message)| ServerMessage::DirectBrowseError { nick, message }),
+        (nick(), prop::option::of((ip(), any::<u16>()))).prop_map(|(nick, connect_to)| {
+            ServerMessage::DirectBrowseRequest(DirectBrowseRequest { nick, connect_to })
+        }),
+        (nick(), ip(), any::<u16>()).prop_map(|(nick, ip, port)| {
+            ServerMessage::DirectBrowseAccept(DirectBrowseAddress { nick, ip, port })
+        }),
+        (nick(), name()).prop_map(|(nick, message)| {
+            ServerMessage::DirectBrowseError(DirectBrowseError { nick, message })
+        }),
+        whois().prop_map(ServerMessage::WhoisResponse),
+        (nick(), level(), any::<u64>()).prop_map(|(nick, level, last_seen)| {
+            ServerMessage::Whowas(Whowas {
+                nick,
+                level,
+                last_seen,
+            })
+        }),
+        (nick(), nick(), name(), any::<u64>(), any::<u64>()).prop_map(
+            |(target, set_by, reason, set_at, timeout)| {
+                ServerMessage::BanEntry(BanEntry {
+                    target,
+                    set_by,
+                    reason,
+                    set_at,
+                    timeout,
+                })
+            }
+        ),
+        Just(ServerMessage::BanListEnd),
+        text().prop_map(|line| ServerMessage::ServerLinks { line }),
+        (name(), any::<u64>()).prop_map(|(client, users)| {
+            ServerMessage::ClientVersionCount(ClientVersionCount { client, users })
+        }),
+        Just(ServerMessage::ClientVersionsEnd),
         prop::array::uniform16(any::<u64>()).prop_map(|f| {
             ServerMessage::UsageStats(UsageStats {
                 local_clients: f[0],

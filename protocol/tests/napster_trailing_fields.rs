@@ -4,8 +4,9 @@
 //! refuse the message. One table covers every kind of [`ClientMessage`].
 
 use hazel_protocol::napster::{
-    BatchFile, ClientMessage, Comparison, Login, NewUserLogin, NumericField, SearchClause,
-    SearchQuery, SharedFile,
+    AdminTarget, BatchFile, ClientMessage, Comparison, LevelChange, Login, NewUserLogin,
+    NumericField, PasswordChange, QueueLimit, SearchClause, SearchQuery, ShareBatch, SharedFile,
+    UserFile,
 };
 
 /// What real clients were seen appending, and what a future one might.
@@ -35,6 +36,10 @@ fn file(name: &[u8]) -> SharedFile {
 fn every_client_message() -> Vec<ClientMessage> {
     let nick = || "lefty".to_string();
     let name = || b"C:\\mp3\\band - song.mp3".to_vec();
+    let user_file = || UserFile {
+        nick: nick(),
+        name: name(),
+    };
     vec![
         ClientMessage::Login(Login {
             nick: nick(),
@@ -59,10 +64,10 @@ fn every_client_message() -> Vec<ClientMessage> {
         ClientMessage::Share(file(b"C:\\mp3\\band - song.mp3")),
         ClientMessage::Unshare { name: name() },
         ClientMessage::UnshareAll,
-        ClientMessage::ShareBatch {
+        ClientMessage::ShareBatch(ShareBatch {
             directory: b"C:\\mp3".to_vec(),
             files: vec![file(b"a b.mp3") as BatchFile, file(b"c.mp3")],
-        },
+        }),
         ClientMessage::Search(SearchQuery {
             clauses: vec![
                 SearchClause::Contains(b"band song".to_vec()),
@@ -75,14 +80,8 @@ fn every_client_message() -> Vec<ClientMessage> {
                 },
             ],
         }),
-        ClientMessage::DownloadRequest {
-            nick: nick(),
-            name: name(),
-        },
-        ClientMessage::FirewalledDownloadRequest {
-            nick: nick(),
-            name: name(),
-        },
+        ClientMessage::DownloadRequest(user_file()),
+        ClientMessage::FirewalledDownloadRequest(user_file()),
         ClientMessage::Browse { nick: nick() },
         ClientMessage::StatsRequest,
         ClientMessage::DownloadStarted,
@@ -90,43 +89,39 @@ fn every_client_message() -> Vec<ClientMessage> {
         ClientMessage::UploadStarted,
         ClientMessage::UploadFinished,
         ClientMessage::Whois { nick: nick() },
-        ClientMessage::SetUserLevel {
+        ClientMessage::SetUserLevel(LevelChange {
             nick: nick(),
             level: b"Moderator".to_vec(),
-        },
-        ClientMessage::UploadAccept {
-            nick: nick(),
-            name: name(),
-        },
-        ClientMessage::Kill {
-            nick: nick(),
+        }),
+        ClientMessage::UploadAccept(user_file()),
+        ClientMessage::Kill(AdminTarget {
+            target: nick(),
             reason: Some(b"flooding the server".to_vec()),
-        },
+        }),
         ClientMessage::Nuke { nick: nick() },
-        ClientMessage::Ban {
+        ClientMessage::Ban(AdminTarget {
             target: "10.0.0.".to_string(),
             reason: Some(b"DoS".to_vec()),
-        },
-        ClientMessage::Unban {
+        }),
+        ClientMessage::Unban(AdminTarget {
             target: nick(),
             reason: Some(b"forgiven".to_vec()),
-        },
+        }),
         ClientMessage::ShowBans,
-        ClientMessage::QueueLimit {
-            nick: nick(),
-            name: name(),
+        ClientMessage::QueueLimit(QueueLimit {
+            file: user_file(),
             limit: 3,
-        },
+        }),
         ClientMessage::MotdRequest,
         ClientMessage::DirectBrowse { nick: nick() },
         ClientMessage::DirectBrowseAccept { nick: nick() },
         ClientMessage::PingUser { nick: nick() },
         ClientMessage::PongUser { nick: nick() },
-        ClientMessage::ChangePassword {
+        ClientMessage::ChangePassword(PasswordChange {
             nick: nick(),
             password: b"new".to_vec(),
             reason: Some(b"lost it".to_vec()),
-        },
+        }),
         ClientMessage::VersionRequest,
         ClientMessage::LinksRequest,
         ClientMessage::UsageStatsRequest,
@@ -144,10 +139,10 @@ fn rule(msg: &ClientMessage) -> &'static str {
         | ClientMessage::NickCheck { .. }
         | ClientMessage::Share(_)
         | ClientMessage::UnshareAll
-        | ClientMessage::ShareBatch { .. }
+        | ClientMessage::ShareBatch(_)
         | ClientMessage::Search(_)
-        | ClientMessage::DownloadRequest { .. }
-        | ClientMessage::FirewalledDownloadRequest { .. }
+        | ClientMessage::DownloadRequest(_)
+        | ClientMessage::FirewalledDownloadRequest(_)
         | ClientMessage::Browse { .. }
         | ClientMessage::StatsRequest
         | ClientMessage::DownloadStarted
@@ -155,20 +150,20 @@ fn rule(msg: &ClientMessage) -> &'static str {
         | ClientMessage::UploadStarted
         | ClientMessage::UploadFinished
         | ClientMessage::Whois { .. }
-        | ClientMessage::SetUserLevel { .. }
-        | ClientMessage::UploadAccept { .. }
-        | ClientMessage::Kill { .. }
+        | ClientMessage::SetUserLevel(_)
+        | ClientMessage::UploadAccept(_)
+        | ClientMessage::Kill(_)
         | ClientMessage::Nuke { .. }
-        | ClientMessage::Ban { .. }
-        | ClientMessage::Unban { .. }
+        | ClientMessage::Ban(_)
+        | ClientMessage::Unban(_)
         | ClientMessage::ShowBans
-        | ClientMessage::QueueLimit { .. }
+        | ClientMessage::QueueLimit(_)
         | ClientMessage::MotdRequest
         | ClientMessage::DirectBrowse { .. }
         | ClientMessage::DirectBrowseAccept { .. }
         | ClientMessage::PingUser { .. }
         | ClientMessage::PongUser { .. }
-        | ClientMessage::ChangePassword { .. }
+        | ClientMessage::ChangePassword(_)
         | ClientMessage::VersionRequest
         | ClientMessage::LinksRequest
         | ClientMessage::UsageStatsRequest

@@ -2,31 +2,21 @@
 //! an OpenNap session, a Gnutella 0.4 link, a 0.6 link compressed with
 //! deflate, and a push callback (GIV then GET).
 
-mod trace_support;
+mod support;
 
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 
 use flate2::write::ZlibEncoder;
 use flate2::Compression;
-use hazel_protocol::descriptor::{Bye, Descriptor, Payload, Ping, Pong, Query, SpeedField};
-use hazel_protocol::header::DescriptorId;
+use hazel_protocol::descriptor::{Bye, Payload, Ping, Pong, Query, SpeedField};
 use hazel_protocol::napster::{ClientMessage, Login, SearchQuery, SearchResult, ServerMessage};
 use hazel_protocol::pcap::writer::PcapWriter;
-use trace_support::*;
+use support::*;
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn descriptor(n: u8, payload: Payload) -> Vec<u8> {
-    Descriptor {
-        id: DescriptorId::modern([n; 16]),
-        ttl: 7,
-        hops: 0,
-        payload,
-    }
-    .to_bytes()
+/// A fresh descriptor (TTL 7, no hops yet).
+fn fresh(n: u8, payload: Payload) -> Vec<u8> {
+    descriptor(n, 7, 0, payload)
 }
 
 #[test]
@@ -114,8 +104,8 @@ fn opennap_session() {
 
 #[test]
 fn gnutella_04_link_and_a_deflate_06_link() {
-    let query = descriptor(1, Payload::Query(Query::new(SpeedField::flags(0), "floyd")));
-    let pong = descriptor(
+    let query = fresh(1, Payload::Query(Query::new(SpeedField::flags(0), "floyd")));
+    let pong = fresh(
         2,
         Payload::Pong(Pong {
             port: 6346,
@@ -139,8 +129,8 @@ fn gnutella_04_link_and_a_deflate_06_link() {
         ],
     );
     // 0.6 with deflate both ways: the descriptors travel compressed.
-    let ping = descriptor(3, Payload::Ping(Ping { ggep: None }));
-    let bye = descriptor(
+    let ping = fresh(3, Payload::Ping(Ping { ggep: None }));
+    let bye = fresh(
         4,
         Payload::Bye(Bye {
             code: 200,
@@ -204,9 +194,7 @@ fn gnutella_04_link_and_a_deflate_06_link() {
         1
     );
     assert_eq!(find("200 \"Servent shutdown\""), 1);
-    assert!(out.summary().contains("5 descriptors"), "{}", out.summary());
-    assert!(out.summary().contains("2 deflate directions inflated"));
-    assert!(out.summary().contains("0 errors"));
+    out.assert_summary_has(&["5 descriptors", "2 deflate directions inflated", "0 errors"]);
 }
 
 #[test]
@@ -256,8 +244,8 @@ fn push_callback_giv_then_http() {
 
 #[test]
 fn refused_handshake_and_a_gap_are_reported() {
-    let query = descriptor(5, Payload::Query(Query::new(SpeedField::flags(0), "lost")));
-    let ping = descriptor(6, Payload::Ping(Ping { ggep: None }));
+    let query = fresh(5, Payload::Query(Query::new(SpeedField::flags(0), "lost")));
+    let ping = fresh(6, Payload::Ping(Ping { ggep: None }));
     let mut w = PcapWriter::new();
     // Refused: whatever the server sends after its 503 is not decoded.
     w.tcp_conversation(

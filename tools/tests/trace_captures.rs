@@ -1,11 +1,11 @@
 //! `hazel-trace` on the two real captures: what a user sees.
 
-mod trace_support;
+mod support;
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use trace_support::*;
+use support::*;
 
 #[test]
 fn ndpi_lines_and_summary() {

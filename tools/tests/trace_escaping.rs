@@ -6,9 +6,9 @@
 //! shown escaped in the text output (stdout and stderr), and kept exact in
 //! the `--json` output.
 
-mod trace_support;
+mod support;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 
 use hazel_protocol::descriptor::{
     Bye, Descriptor, HitResult, Payload, QhdFlags, QhdTrailer, Query, QueryHit, ServentId,
@@ -19,7 +19,7 @@ use hazel_protocol::napster::{SearchResult, ServerMessage};
 use hazel_protocol::pcap::writer::PcapWriter;
 use hazel_protocol::text::is_unsafe;
 use serde_json::Value;
-use trace_support::*;
+use support::*;
 
 const TITLE: &str = "\u{1b}]2;pwned\u{7}title.mp3";
 const CLEAR: &str = "\u{1b}[2Jclear.mp3";
@@ -30,10 +30,6 @@ const BYE: &str = "bye\u{1b}]2;x\u{7}\nforged\u{9b}2J\u{202e}";
 const AGENT: &str = "Evil\u{202e}gpj.exe\u{200b}";
 // The HTTP head parser refuses C0 and C1 controls in values; format characters pass.
 const SERVER: &str = "Shareaza\u{202e}\u{200b}x";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
 
 /// A QueryHit naming `names` (a line shows the first three names of a hit).
 fn hit(n: u8, names: &[&str]) -> Vec<u8> {

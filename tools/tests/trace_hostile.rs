@@ -11,7 +11,7 @@
 //! Damage to a real legacy pcap file (cut records, garbage appended, a
 //! destroyed record header) is covered in `trace_damaged.rs`.
 
-mod trace_support;
+mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -20,21 +20,16 @@ use std::time::{Duration, Instant};
 
 use flate2::write::ZlibEncoder;
 use flate2::Compression;
-use hazel_protocol::descriptor::{Descriptor, Payload, Ping, Pong, Query, SpeedField};
-use hazel_protocol::header::DescriptorId;
+use hazel_protocol::descriptor::{Payload, Ping, Pong, Query, SpeedField};
 use hazel_protocol::pcap::writer::{ethernet_frame, to_pcapng, PcapWriter, Transport};
 use hazel_protocol::pcap::Capture;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use trace_support::*;
+use support::*;
 
 /// A generous limit for one run (debug build, shared machine); a loop that
 /// does not end, or work that grows with the square of the input, exceeds it.
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
 
 fn run(tag: &str, bytes: &[u8], args: &[&str]) -> Output {
     let file = TempFile::new(tag, bytes);
@@ -52,29 +47,24 @@ fn readable(out: &Output, what: &str) {
     );
 }
 
-fn descriptor(n: u8, payload: Payload) -> Vec<u8> {
-    Descriptor {
-        id: DescriptorId::modern([n; 16]),
-        ttl: 3,
-        hops: 1,
-        payload,
-    }
-    .to_bytes()
+/// A descriptor in flight (TTL 3, one hop).
+fn relayed(n: u8, payload: Payload) -> Vec<u8> {
+    descriptor(n, 3, 1, payload)
 }
 
 fn ping(n: u8) -> Vec<u8> {
-    descriptor(n, Payload::Ping(Ping { ggep: None }))
+    relayed(n, Payload::Ping(Ping { ggep: None }))
 }
 
 fn query(n: u8) -> Vec<u8> {
-    descriptor(
+    relayed(
         n,
         Payload::Query(Query::new(SpeedField::flags(0), format!("search {n}"))),
     )
 }
 
 fn pong(n: u8) -> Vec<u8> {
-    descriptor(
+    relayed(
         n,
         Payload::Pong(Pong {
             port: 6346,
@@ -413,16 +403,7 @@ fn random_bytes_on_the_gnutella_port() {
     let out = run("random-6346", w.bytes(), &[]);
     println!("{:?}: {}", started.elapsed(), out.summary());
     readable(&out, "random bytes");
-    assert!(
-        out.summary().contains("; 0 descriptors"),
-        "{}",
-        out.summary()
-    );
-    assert!(
-        out.summary().contains("4 TCP directions not recognised"),
-        "{}",
-        out.summary()
-    );
+    out.assert_summary_has(&["; 0 descriptors", "4 TCP directions not recognised"]);
     let notes = out
         .lines()
         .into_iter()

@@ -6,10 +6,10 @@
 //! named, not decoded into garbage; and bytes that are not descriptors
 //! (random, TLS, text, zeros) on port 6346 are not taken for descriptors.
 
-mod trace_support;
+mod support;
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 
 use hazel_protocol::descriptor::{
     Descriptor, HitResult, Payload, Ping, Pong, Push, QhdFlags, QhdTrailer, Query, QueryHit,
@@ -19,11 +19,7 @@ use hazel_protocol::header::DescriptorId;
 use hazel_protocol::pcap::writer::PcapWriter;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use trace_support::*;
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
+use support::*;
 
 /// A mixed set of descriptors, each with its own id (byte 0 = `n`).
 fn descriptors(first: u8, count: u8) -> Vec<Vec<u8>> {
@@ -388,16 +384,7 @@ fn real_deflate_link_captured_after_its_handshake() {
         let out = hazel_trace(args, &file.0);
         assert_eq!(out.code, 0);
         println!("{}", out.stdout);
-        assert!(
-            out.summary().contains("; 0 descriptors"),
-            "{}",
-            out.summary()
-        );
-        assert!(
-            out.summary().contains("2 TCP directions not recognised"),
-            "{}",
-            out.summary()
-        );
+        out.assert_summary_has(&["; 0 descriptors", "2 TCP directions not recognised"]);
         assert!(!out.stdout.contains("MALFORMED"));
         let said = out
             .lines()
@@ -459,11 +446,7 @@ fn non_gnutella_bytes_on_the_gnutella_port_are_not_descriptors() {
         let out = hazel_trace(args, &file.0);
         assert_eq!(out.code, 0);
         println!("{}", out.stdout);
-        assert!(
-            out.summary().contains("; 0 descriptors"),
-            "{}",
-            out.summary()
-        );
+        out.assert_summary_has(&["; 0 descriptors"]);
         for (i, (name, _, looks)) in cases.iter().enumerate() {
             let notes: Vec<&str> = out
                 .lines()

@@ -3,11 +3,11 @@
 //! (reader, reassembly, sessions, descriptors, inflate) in-process. Every
 //! run must finish with a summary, whatever the damage.
 
-mod trace_support;
+mod support;
 
 use hazel_tools::trace::{trace_bytes, Options};
 use rand::{Rng, SeedableRng};
-use trace_support::*;
+use support::*;
 
 #[test]
 fn mutated_captures_always_finish() {

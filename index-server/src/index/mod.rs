@@ -3,7 +3,7 @@
 //!
 //! Layout, chosen for memory (≤ 0.25 KB per file at 10 million files) and
 //! for search speed:
-//! - one 32-byte [`FileRecord`] per file in a table indexed by [`FileId`];
+//! - one 32-byte `FileRecord` per file in a table indexed by [`FileId`];
 //!   removed slots are reused after the next purge (below);
 //! - each user's names and md5s live in that user's own byte arena, so a
 //!   logout (the common removal) frees them at once; a single unshare leaves
@@ -25,7 +25,7 @@ pub mod tokenize;
 #[cfg(test)]
 mod tests;
 
-use hazel_protocol::napster::message::{kind, SearchResult, SharedFile};
+use hazel_protocol::napster::message::{SearchResultRef, SharedFile};
 use hazel_protocol::napster::search::{Comparison, NumericField, SearchQuery};
 use hazel_protocol::napster::EncodeError;
 use std::collections::HashMap;
@@ -185,6 +185,18 @@ impl MemoryUse {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Each byte's two lower-case hex digits (unpacking an md5 is on the path
+/// of every 201).
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut pairs = [[0u8; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        pairs[b] = [HEX[b >> 4], HEX[b & 15]];
+        b += 1;
+    }
+    pairs
+};
+
 fn pack_md5(md5: &[u8]) -> Option<[u8; 16]> {
     if md5.len() != 32 {
         return None;
@@ -202,61 +214,38 @@ fn pack_md5(md5: &[u8]) -> Option<[u8; 16]> {
     Some(out)
 }
 
-fn write_decimal(out: &mut Vec<u8>, value: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut v = value;
-    loop {
-        at -= 1;
-        if let Some(d) = digits.get_mut(at) {
-            *d = b'0' + (v % 10) as u8;
-        }
-        v /= 10;
-        if v == 0 || at == 0 {
-            break;
-        }
+/// The md5 field of a file as it was shared, unpacked on the stack.
+#[derive(Debug, Clone, Copy)]
+pub struct Md5Field<'a> {
+    hex: [u8; 32],
+    raw: Option<&'a [u8]>,
+}
+
+impl Md5Field<'_> {
+    pub fn as_bytes(&self) -> &[u8] {
+        self.raw.unwrap_or(&self.hex)
     }
-    out.extend_from_slice(digits.get(at..).unwrap_or(&[]));
 }
 
 impl<'a> FileView<'a> {
-    /// Appends the md5 field as it was shared.
-    pub fn write_md5(&self, out: &mut Vec<u8>) {
-        if self.md5_packed {
-            let mut hex = [0u8; 32];
-            for (pair, &b) in hex.chunks_exact_mut(2).zip(self.md5) {
-                if let [hi, lo] = pair {
-                    *hi = HEX[usize::from(b >> 4)];
-                    *lo = HEX[usize::from(b & 15)];
-                }
-            }
-            out.extend_from_slice(&hex);
-        } else {
-            out.extend_from_slice(self.md5);
+    /// The md5 field as it was shared, without allocating.
+    pub fn md5_field(&self) -> Md5Field<'a> {
+        let mut hex = [0u8; 32];
+        if !self.md5_packed {
+            return Md5Field {
+                hex,
+                raw: Some(self.md5),
+            };
         }
+        for (pair, &b) in hex.chunks_exact_mut(2).zip(self.md5) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
+        }
+        Md5Field { hex, raw: None }
     }
 
     /// The md5 field as it was shared.
     pub fn md5(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(32);
-        self.write_md5(&mut out);
-        out
-    }
-
-    /// The 201 message for this file.
-    pub fn to_search_result(&self) -> SearchResult {
-        SearchResult {
-            name: self.name.to_vec(),
-            md5: self.md5(),
-            size: self.size,
-            bitrate: self.bitrate,
-            freq: self.freq,
-            duration: self.duration,
-            nick: self.nick.to_owned(),
-            ip: self.ip,
-            link_speed: self.link_speed,
-            weight: None,
-        }
+        self.md5_field().as_bytes().to_vec()
     }
 
     /// The file as shared (for a 212 browse entry).
@@ -271,46 +260,23 @@ impl<'a> FileView<'a> {
         }
     }
 
-    /// Appends a whole 201 frame for this file without intermediate
-    /// allocations: the same bytes as encoding [`Self::to_search_result`].
+    /// Appends a whole 201 frame for this file, encoded by the protocol
+    /// crate straight from the index's own bytes (no owned message).
     pub fn encode_search_result(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        let start = out.len();
-        // Name, md5, nick, and at most 20 digits for each of six numbers.
-        out.reserve(4 + 2 + self.name.len() + 1 + 32 + 7 * 21 + self.nick.len());
-        out.extend_from_slice(&[0, 0]);
-        out.extend_from_slice(&kind::SEARCH_RESULT.to_le_bytes());
-        out.push(b'"');
-        out.extend_from_slice(self.name);
-        out.extend_from_slice(b"\" ");
-        self.write_md5(out);
-        for n in [
-            self.size,
-            u64::from(self.bitrate),
-            u64::from(self.freq),
-            u64::from(self.duration),
-        ] {
-            out.push(b' ');
-            write_decimal(out, n);
+        let md5 = self.md5_field();
+        SearchResultRef {
+            name: self.name,
+            md5: md5.as_bytes(),
+            size: self.size,
+            bitrate: self.bitrate,
+            freq: self.freq,
+            duration: self.duration,
+            nick: self.nick,
+            ip: self.ip,
+            link_speed: self.link_speed,
+            weight: None,
         }
-        out.push(b' ');
-        out.extend_from_slice(self.nick.as_bytes());
-        out.push(b' ');
-        write_decimal(out, u64::from(u32::from_le_bytes(self.ip.octets())));
-        out.push(b' ');
-        write_decimal(out, u64::from(self.link_speed));
-        let len = out.len() - start - 4;
-        match u16::try_from(len) {
-            Ok(len16) => {
-                if let Some(slot) = out.get_mut(start..start + 2) {
-                    slot.copy_from_slice(&len16.to_le_bytes());
-                }
-                Ok(())
-            }
-            Err(_) => {
-                out.truncate(start);
-                Err(EncodeError::TooLong { len })
-            }
-        }
+        .encode(out)
     }
 }
 

@@ -4,7 +4,7 @@
 use super::tokenize::path_words;
 use super::*;
 use hazel_protocol::napster::search::SearchClause;
-use hazel_protocol::napster::ServerMessage;
+use hazel_protocol::napster::{SearchResult, ServerMessage};
 use proptest::prelude::*;
 
 fn file(name: &str, size: u64, bitrate: u32) -> SharedFile {
@@ -298,19 +298,37 @@ fn md5_is_returned_as_shared_packed_or_not() {
 }
 
 #[test]
-fn encoded_201_matches_the_protocol_encoder() {
+fn encoded_201_is_what_a_client_reads_back() {
     let mut index = Index::new();
-    let u = index.add_user("sharer", Ipv4Addr::new(10, 1, 2, 3), 7);
-    let id = index
-        .add_file(u, &file("C:\\mp3\\a b.mp3", 123456, 192))
-        .unwrap();
-    let view = index.file(id).unwrap();
+    let ip = Ipv4Addr::new(10, 1, 2, 3);
+    let u = index.add_user("sharer", ip, 7);
+    let shared = file("C:\\mp3\\a b.mp3", 123456, 192);
+    let id = index.add_file(u, &shared).unwrap();
     let mut direct = Vec::new();
-    view.encode_search_result(&mut direct).unwrap();
-    let expected = ServerMessage::SearchResult(view.to_search_result())
-        .to_bytes()
+    index
+        .file(id)
+        .unwrap()
+        .encode_search_result(&mut direct)
         .unwrap();
-    assert_eq!(direct, expected);
+    let payload =
+        b"\"C:\\mp3\\a b.mp3\" b92870e0d41bc8e698cf2f0a1ddfeac7 123456 192 44100 200 sharer 50462986 7";
+    assert_eq!(&direct[4..], payload.as_slice());
+    assert_eq!(direct[..4], [payload.len() as u8, 0, 201, 0]);
+    assert_eq!(
+        ServerMessage::parse(201, &direct[4..]),
+        Ok(ServerMessage::SearchResult(SearchResult {
+            name: shared.name,
+            md5: shared.md5,
+            size: shared.size,
+            bitrate: shared.bitrate,
+            freq: shared.freq,
+            duration: shared.duration,
+            nick: "sharer".into(),
+            ip,
+            link_speed: 7,
+            weight: None,
+        }))
+    );
 }
 
 #[test]

@@ -13,6 +13,7 @@
 //! [`DecodeError`], never a panic, and nothing is allocated from a length
 //! the input declares.
 
+use super::codec::Fields;
 use super::EncodeError;
 use crate::error::{DecodeError, Result};
 use std::net::Ipv4Addr;
@@ -106,10 +107,20 @@ impl<'a> FieldReader<'a> {
         Ok(rest.get(..len).unwrap_or(&[]))
     }
 
-    /// The next field as an owned UTF-8 string (nicks and the like).
-    pub fn string(&mut self, what: &'static str) -> Result<String> {
+    /// The next field as UTF-8 text (nicks and the like).
+    pub fn str(&mut self, what: &'static str) -> Result<&'a str> {
         let bytes = self.token(what)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::BadField(what))
+        std::str::from_utf8(bytes).map_err(|_| DecodeError::BadField(what))
+    }
+
+    /// The next field as an owned UTF-8 string.
+    pub fn string(&mut self, what: &'static str) -> Result<String> {
+        self.str(what).map(str::to_owned)
+    }
+
+    /// A group of fields with a codec of its own (see [`Fields`]).
+    pub fn read<T: Fields<'a>>(&mut self) -> Result<T> {
+        T::read(self)
     }
 
     /// The next field as an unsigned decimal number.
@@ -167,9 +178,21 @@ impl<'a> FieldReader<'a> {
         Ok(ip_from_wire(raw))
     }
 
+    /// An IPv4 address in dotted form (`127.0.0.1`), as a whois shows it.
+    pub fn dotted_ip(&mut self, what: &'static str) -> Result<Ipv4Addr> {
+        let token = self.str(what)?;
+        token.parse().map_err(|_| DecodeError::BadField(what))
+    }
+
     /// Everything after the next run of spaces, verbatim (free text tails).
     pub fn rest(&mut self) -> &'a [u8] {
         self.skip_spaces();
+        self.verbatim()
+    }
+
+    /// Everything not read yet, spaces included: a payload that is one
+    /// piece of free text (an error message, a ping's arguments).
+    pub fn verbatim(&mut self) -> &'a [u8] {
         let rest = self.buf.get(self.pos..).unwrap_or(&[]);
         self.pos = self.buf.len();
         rest
@@ -201,6 +224,78 @@ pub fn parse_decimal<T: TryFrom<u64>>(digits: &[u8]) -> Option<T> {
     T::try_from(value).ok()
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// True if any byte of `word` is zero.
+#[inline]
+fn has_zero_byte(word: u64) -> bool {
+    word.wrapping_sub(ONES) & !word & HIGHS != 0
+}
+
+/// True if any byte `b` of `bytes` has `b | mask == target`, eight bytes at
+/// a time: every name and token of every 201 is checked.
+#[inline]
+fn any_byte(bytes: &[u8], mask: u8, target: u8) -> bool {
+    let (mask8, target8) = (ONES * u64::from(mask), ONES * u64::from(target));
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if has_zero_byte((u64::from_le_bytes(word) | mask8) ^ target8) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b | mask == target)
+}
+
+/// True if `bytes` holds a space (0x20) or a double quote (0x22): the bytes
+/// `b` with `b | 0x02 == 0x22`.
+#[inline]
+fn has_space_or_quote(bytes: &[u8]) -> bool {
+    any_byte(bytes, 0x02, b'"')
+}
+
+/// True if `bytes` holds a double quote.
+#[inline]
+fn has_quote(bytes: &[u8]) -> bool {
+    any_byte(bytes, 0, b'"')
+}
+
+/// "00" to "99", for writing two digits at a time.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Appends `value` in decimal without allocating (numbers are most of a
+/// 201, and a search writes hundreds of them).
+#[inline]
+fn push_decimal(out: &mut Vec<u8>, value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value;
+    while rest >= 10 && at >= 2 {
+        let pair = (rest % 100) as usize * 2;
+        rest /= 100;
+        at -= 2;
+        if let (Some(slot), Some(two)) =
+            (digits.get_mut(at..at + 2), DIGIT_PAIRS.get(pair..pair + 2))
+        {
+            slot.copy_from_slice(two);
+        }
+    }
+    if rest > 0 || at == digits.len() {
+        at -= 1;
+        if let Some(slot) = digits.get_mut(at) {
+            *slot = b'0' + rest as u8;
+        }
+    }
+    out.extend_from_slice(digits.get(at..).unwrap_or(&[]));
+}
+
 /// The wire form of an address: 127.0.0.1 → 16777343.
 pub fn ip_to_wire(ip: Ipv4Addr) -> u32 {
     u32::from_le_bytes(ip.octets())
@@ -220,10 +315,12 @@ pub struct FieldWriter<'a> {
 }
 
 impl<'a> FieldWriter<'a> {
+    #[inline]
     pub fn new(out: &'a mut Vec<u8>) -> Self {
         FieldWriter { out, first: true }
     }
 
+    #[inline]
     fn separator(&mut self) {
         if !self.first {
             self.out.push(b' ');
@@ -231,12 +328,13 @@ impl<'a> FieldWriter<'a> {
         self.first = false;
     }
 
+    #[inline]
     pub fn token(
         &mut self,
         what: &'static str,
         bytes: &[u8],
     ) -> std::result::Result<(), EncodeError> {
-        if bytes.is_empty() || bytes.iter().any(|&b| b == b' ' || b == b'"') {
+        if bytes.is_empty() || has_space_or_quote(bytes) {
             return Err(EncodeError::BadToken(what));
         }
         self.separator();
@@ -244,12 +342,13 @@ impl<'a> FieldWriter<'a> {
         Ok(())
     }
 
+    #[inline]
     pub fn quoted(
         &mut self,
         what: &'static str,
         bytes: &[u8],
     ) -> std::result::Result<(), EncodeError> {
-        if bytes.contains(&b'"') {
+        if has_quote(bytes) {
             return Err(EncodeError::QuoteInField(what));
         }
         self.separator();
@@ -259,28 +358,54 @@ impl<'a> FieldWriter<'a> {
         Ok(())
     }
 
+    #[inline]
     pub fn number(&mut self, value: u64) {
         self.separator();
-        self.out.extend_from_slice(value.to_string().as_bytes());
+        push_decimal(self.out, value);
     }
 
+    #[inline]
     pub fn signed(&mut self, value: i32) {
         self.separator();
-        self.out.extend_from_slice(value.to_string().as_bytes());
+        if value < 0 {
+            self.out.push(b'-');
+        }
+        push_decimal(self.out, u64::from(value.unsigned_abs()));
     }
 
+    #[inline]
     pub fn quoted_number(&mut self, value: u64) {
         self.separator();
         self.out.push(b'"');
-        self.out.extend_from_slice(value.to_string().as_bytes());
+        push_decimal(self.out, value);
         self.out.push(b'"');
     }
 
+    #[inline]
     pub fn ip(&mut self, ip: Ipv4Addr) {
         self.number(u64::from(ip_to_wire(ip)));
     }
 
+    /// An address in dotted form (`127.0.0.1`).
+    #[inline]
+    pub fn dotted_ip(&mut self, ip: Ipv4Addr) {
+        self.separator();
+        for (i, octet) in ip.octets().into_iter().enumerate() {
+            if i > 0 {
+                self.out.push(b'.');
+            }
+            push_decimal(self.out, u64::from(octet));
+        }
+    }
+
+    /// A group of fields with a codec of its own (see [`Fields`]).
+    #[inline]
+    pub fn write<'x, T: Fields<'x>>(&mut self, value: &T) -> std::result::Result<(), EncodeError> {
+        value.write(self)
+    }
+
     /// A literal keyword (`FILENAME`, `"AT LEAST"`), written as given.
+    #[inline]
     pub fn raw(&mut self, bytes: &[u8]) {
         self.separator();
         self.out.extend_from_slice(bytes);
@@ -290,6 +415,69 @@ impl<'a> FieldWriter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_in_plain_decimal() {
+        let mut out = Vec::new();
+        let mut w = FieldWriter::new(&mut out);
+        for n in [0, 7, 10, 4_000_000, u64::MAX] {
+            w.number(n);
+        }
+        for n in [0, -3, i32::MIN, i32::MAX] {
+            w.signed(n);
+        }
+        w.quoted_number(128);
+        w.dotted_ip(Ipv4Addr::new(10, 0, 255, 7));
+        assert_eq!(
+            out,
+            b"0 7 10 4000000 18446744073709551615 0 -3 -2147483648 2147483647 \"128\" 10.0.255.7"
+        );
+        let mut r = FieldReader::new(b"10.0.255.7 1.2.3");
+        assert_eq!(r.dotted_ip("ip"), Ok(Ipv4Addr::new(10, 0, 255, 7)));
+        assert_eq!(r.dotted_ip("ip"), Err(DecodeError::BadField("ip")));
+    }
+
+    #[test]
+    fn spaces_and_quotes_are_found_anywhere_in_a_token() {
+        assert!(!has_space_or_quote(b""));
+        assert!(!has_space_or_quote(
+            b"0123456789abcdef0123456789abcdef!#~\x00\x02\xa0\xa2"
+        ));
+        for len in 1..20 {
+            for at in 0..len {
+                for bad in [b' ', b'"'] {
+                    let mut token = vec![b'a'; len];
+                    token[at] = bad;
+                    assert!(has_space_or_quote(&token), "{len} {at} {bad}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_token_check_agrees_with_the_plain_one(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            let plain = bytes.iter().any(|&b| b == b' ' || b == b'"');
+            proptest::prop_assert_eq!(has_space_or_quote(&bytes), plain);
+            proptest::prop_assert_eq!(has_quote(&bytes), bytes.contains(&b'"'));
+        }
+
+        #[test]
+        fn numbers_read_back(value in proptest::prelude::any::<u64>()) {
+            let mut out = Vec::new();
+            push_decimal(&mut out, value);
+            proptest::prop_assert_eq!(out, value.to_string().into_bytes());
+        }
+    }
+
+    #[test]
+    fn verbatim_keeps_every_space() {
+        let mut r = FieldReader::new(b"  two  spaces  ");
+        assert_eq!(r.verbatim(), b"  two  spaces  ");
+        assert!(r.at_end());
+    }
 
     #[test]
     fn ip_encoding_matches_the_notes() {
@@ -343,7 +531,7 @@ mod tests {
                 ],
                 0..80,
             ),
-            calls in proptest::collection::vec(0u8..10, 0..20),
+            calls in proptest::collection::vec(0u8..12, 0..20),
             lenient in proptest::prelude::any::<bool>(),
         ) {
             let mut r = FieldReader::new(&bytes);
@@ -362,6 +550,11 @@ mod tests {
                     7 => r.ip("a").map(|_| ()),
                     8 => {
                         r.rest();
+                        Ok(())
+                    }
+                    9 => r.dotted_ip("d").map(|_| ()),
+                    10 => {
+                        r.verbatim();
                         Ok(())
                     }
                     _ => {

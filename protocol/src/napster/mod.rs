@@ -10,10 +10,14 @@
 //! - this file: [`Frame`], [`NapsterFramer`] (bytes in, split anywhere, whole
 //!   frames out), [`EncodeError`], [`encode_fields`].
 //! - [`fields`]: [`FieldReader`] and [`FieldWriter`], the payload fields
-//!   every message is made of (also for messages kept untyped).
+//!   every message is made of.
+//! - [`codec`]: [`Fields`], the one reader and writer of each payload
+//!   shape, and [`encode_payload`].
 //! - [`message`]: [`ClientMessage`] (client → server) and [`ServerMessage`]
 //!   (server → client), one variant per message number Hazel handles, and
-//!   `Unknown { kind, payload }` for the rest.
+//!   `Unknown { kind, payload }` for the rest; [`message::payload`] holds
+//!   the payload types, among them [`SearchResultRef`], the borrowing 201
+//!   encoder a server writes its results with.
 //! - [`search`]: the 200 search request parsed into a [`SearchQuery`].
 //! - [`transfer`]: the data-port pieces (`1`, `GET`, `SEND`, size/offset
 //!   replies), as incremental parsers over a buffer.
@@ -21,16 +25,16 @@
 //! Decoders are total; encoders are exact inverses of the decoders for
 //! canonical input (single spaces, quoted names where the format quotes them).
 
+pub mod codec;
 pub mod fields;
 pub mod message;
 pub mod search;
 pub mod transfer;
 
+pub use codec::{encode_payload, Fields};
 pub use fields::{FieldReader, FieldWriter};
-pub use message::{
-    BatchFile, ClientMessage, DownloadAck, Login, NewUserLogin, SearchResult, ServerMessage,
-    SharedFile, UsageStats,
-};
+pub use message::payload::*;
+pub use message::{ClientMessage, ServerMessage};
 pub use search::{Comparison, NumericField, SearchClause, SearchQuery};
 
 use crate::error::{DecodeError, Result};
@@ -111,6 +115,7 @@ pub fn encode_frame(
 /// Appends one frame of type `kind` whose payload `body` writes field by
 /// field (for messages without a typed form). The length is patched in
 /// afterwards; on error `out` is left as it was.
+#[inline]
 pub fn encode_fields(
     kind: u16,
     out: &mut Vec<u8>,

@@ -15,9 +15,16 @@
 //! the server's CPU per indexed file and per search (utime+stime deltas from
 //! /proc/<pid>/stat) and resident memory per indexed file (VmRSS delta).
 //!
+//! With `--login-storm N`, three login storms follow (see [`storm`]): N
+//! clients log in at once as guests, then register, then log in to the
+//! accounts just made, while a client already online measures the server's
+//! responsiveness with pings. `--files 0 --searches 0` runs the storms alone.
+//!
 //! Plain blocking sockets and one thread per client. Every read and write
 //! has a timeout (`--timeout`), every wait for another thread is bounded,
 //! and the run stops by itself.
+
+mod storm;
 
 use super::percentile;
 use super::proc_stats::{self, ProcSample};
@@ -77,6 +84,12 @@ pub struct IndexLoadArgs {
     /// Prefix of the guest nicks used.
     #[arg(long, value_name = "TEXT", default_value = "load")]
     pub nick_prefix: String,
+    /// Clients that log in at once in each of the three login storms run
+    /// after the searches (guests, registrations, registered logins), while
+    /// an online client pings the server; 0: no storms. Registrations are
+    /// permanent: run the storms against a scratch server.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub login_storm: usize,
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -111,6 +124,7 @@ pub struct IndexLoadReport {
     pub server_rss_bytes_per_file: Option<f64>,
     pub server_rss_bytes_after_indexing: Option<u64>,
     pub phases: Vec<SearchPhase>,
+    pub storms: Vec<storm::StormPhase>,
 }
 
 impl IndexLoadReport {
@@ -139,6 +153,10 @@ impl IndexLoadReport {
             if let Some(cpu) = p.server_cpu_us_per_search {
                 s += &format!(", server CPU {cpu:.1} µs/search");
             }
+            s.push('\n');
+        }
+        for storm in &self.storms {
+            s += &storm.to_text();
             s.push('\n');
         }
         s
@@ -297,7 +315,12 @@ impl Client {
             link_speed: 7,
             build: None,
         });
-        self.send_message(&login)?;
+        self.login_with(&login)
+    }
+
+    /// Sends a login (2 or 6) and waits for the ack (3).
+    fn login_with(&mut self, login: &ClientMessage) -> LoadResult<()> {
+        self.send_message(login)?;
         let deadline = Instant::now() + self.timeout;
         loop {
             let frame = self.next_frame(deadline, "the login ack")?;
@@ -311,6 +334,18 @@ impl Client {
                     ))
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// One server ping (750) and its echo: the round trip.
+    fn ping(&mut self) -> LoadResult<Duration> {
+        let started = Instant::now();
+        self.send_message(&ClientMessage::ServerPing { args: Vec::new() })?;
+        let deadline = started + self.timeout;
+        loop {
+            if self.next_frame(deadline, "a ping's echo (750)")?.kind == kind::SERVER_PING {
+                return Ok(started.elapsed());
             }
         }
     }
@@ -489,7 +524,12 @@ pub fn run(args: &IndexLoadArgs) -> LoadResult<IndexLoadReport> {
     let after_index = sample(args.server_pid)?;
 
     let mut phases = Vec::new();
-    for &concurrency in &args.concurrency {
+    let search_levels = if args.searches == 0 {
+        &[][..]
+    } else {
+        &args.concurrency[..]
+    };
+    for &concurrency in search_levels {
         for words in [1usize, 2] {
             match search_phase(args, addr, &workload, concurrency.max(1), words, timeout) {
                 Ok(phase) => phases.push(phase),
@@ -500,7 +540,13 @@ pub fn run(args: &IndexLoadArgs) -> LoadResult<IndexLoadReport> {
             }
         }
     }
+    let storms = if args.login_storm == 0 {
+        Ok(Vec::new())
+    } else {
+        storm::run_storms(addr, &args.nick_prefix, args.login_storm, timeout)
+    };
     finish(&stop, sharers);
+    let storms = storms?;
 
     let files = args.files;
     Ok(IndexLoadReport {
@@ -521,6 +567,7 @@ pub fn run(args: &IndexLoadArgs) -> LoadResult<IndexLoadReport> {
         },
         server_rss_bytes_after_indexing: after_index.map(|a| a.rss_bytes),
         phases,
+        storms,
     })
 }
 
@@ -732,6 +779,7 @@ mod tests {
             timeout: 2,
             seed: 1,
             nick_prefix: "t".into(),
+            login_storm: 0,
             json: false,
         };
         let started = Instant::now();

@@ -1,5 +1,11 @@
-//! Test harness: the real server in-process on loopback (port 0), and a
-//! blocking OpenNap test client with bounded waits.
+//! Test harness: the real server in-process on loopback (port 0), a
+//! blocking OpenNap test client with bounded waits, and the metrics
+//! endpoint read as the tests need it (a metric that is not there is a
+//! failure, never a zero).
+//!
+//! Frames are written and read with the protocol crate's codec; payloads
+//! are plain text, so a test states the exact bytes a client sends and
+//! sees.
 
 #![allow(dead_code)]
 
@@ -9,8 +15,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hazel_index::config::Config;
+use hazel_index::metrics::DropReason;
 use hazel_index::store::PasswordCost;
 use hazel_index::Shutdown;
+use hazel_protocol::napster::{encode_frame, fields, NapsterFramer, ServerMessage};
 
 /// How long any single wait in a test may take.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -60,23 +68,34 @@ impl TestServer {
         }
     }
 
-    /// The Prometheus text from `--stats-listen`.
+    /// The Prometheus text from `--stats-listen`, HTTP head included.
     pub fn metrics(&self) -> String {
-        let mut s = TcpStream::connect(self.stats_addr).expect("stats connect");
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).expect("stats read");
-        assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
-        text
+        fetch_metrics(self.stats_addr)
     }
 
-    /// The value of one metric line (`name{labels}`), 0 if absent.
+    /// The value of one metric line (`name{labels}`); fails if there is no
+    /// such line.
     pub fn metric(&self, name: &str) -> f64 {
         let text = self.metrics();
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-            .map_or(0.0, |v| v.trim().parse().unwrap())
+        metric_value(&text, name).unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+    }
+
+    /// The value of one metric line, None if there is no such line.
+    pub fn metric_opt(&self, name: &str) -> Option<f64> {
+        metric_value(&self.metrics(), name)
+    }
+
+    /// Connections dropped or requests refused for `reason`: a series
+    /// appears with its first count, so an absent one is 0, but the family
+    /// must be there.
+    pub fn drops(&self, reason: DropReason) -> f64 {
+        let text = self.metrics();
+        assert!(
+            text.contains("# TYPE hazel_index_drops_total counter\n"),
+            "no drops counter in:\n{text}"
+        );
+        let name = format!("hazel_index_drops_total{{reason=\"{}\"}}", reason.label());
+        metric_value(&text, &name).unwrap_or(0.0)
     }
 
     pub fn connect(&self) -> Client {
@@ -87,6 +106,31 @@ impl TestServer {
     pub fn login(&self, nick: &str, data_port: u16) -> Client {
         let mut c = self.connect();
         c.login(nick, data_port);
+        c
+    }
+
+    /// A client that registered `nick` (new-user login 6) and is online,
+    /// with everything it sent handled.
+    pub fn register(&self, nick: &str, password: &str) -> Client {
+        let mut c = self.connect();
+        c.send(
+            6,
+            &format!("{nick} {password} 0 \"nap\" 3 {nick}@example.org"),
+        );
+        let ack = c.recv();
+        assert_eq!(ack.kind, 3, "registration refused: {}", ack.text());
+        c.sync();
+        c
+    }
+
+    /// A logged-in guest that shares `files` (name, size), all indexed when
+    /// this returns.
+    pub fn sharer(&self, nick: &str, data_port: u16, files: &[(&str, u64)]) -> Client {
+        let mut c = self.login(nick, data_port);
+        for (name, size) in files {
+            c.share(name, *size);
+        }
+        c.sync();
         c
     }
 
@@ -129,17 +173,43 @@ impl Msg {
     }
 }
 
+impl Msg {
+    /// The frame decoded as a client decodes what a server sends (strictly).
+    pub fn decode(&self) -> ServerMessage {
+        ServerMessage::parse(self.kind, &self.payload)
+            .unwrap_or_else(|e| panic!("frame {} {:?}: {e}", self.kind, self.text()))
+    }
+}
+
+/// One whole frame, as a client writes it.
 pub fn frame(kind: u16, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(payload.len() + 4);
-    v.extend_from_slice(&(payload.len() as u16).to_le_bytes());
-    v.extend_from_slice(&kind.to_le_bytes());
-    v.extend_from_slice(payload);
+    encode_frame(kind, payload, &mut v).expect("a payload under 64 KiB");
     v
+}
+
+/// The Prometheus text served at `addr` (the HTTP head included); fails
+/// unless the answer is a 200.
+pub fn fetch_metrics(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).expect("stats connect");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("stats read");
+    assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
+    text
+}
+
+/// The value on the line of metric `name` (with its labels), if any.
+fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .map(|v| v.trim().parse().expect("a number"))
 }
 
 pub struct Client {
     pub stream: TcpStream,
-    buf: Vec<u8>,
+    framer: NapsterFramer,
 }
 
 impl Client {
@@ -149,7 +219,7 @@ impl Client {
         stream.set_nodelay(true).unwrap();
         Client {
             stream,
-            buf: Vec::new(),
+            framer: NapsterFramer::new(usize::from(u16::MAX)),
         }
     }
 
@@ -173,20 +243,17 @@ impl Client {
     pub fn try_recv(&mut self) -> Option<Msg> {
         let deadline = Instant::now() + WAIT;
         loop {
-            if self.buf.len() >= 4 {
-                let len = usize::from(u16::from_le_bytes([self.buf[0], self.buf[1]]));
-                if self.buf.len() >= 4 + len {
-                    let kind = u16::from_le_bytes([self.buf[2], self.buf[3]]);
-                    let payload = self.buf[4..4 + len].to_vec();
-                    self.buf.drain(..4 + len);
-                    return Some(Msg { kind, payload });
-                }
+            if let Some(frame) = self.framer.next_frame().expect("a well-formed frame") {
+                return Some(Msg {
+                    kind: frame.kind,
+                    payload: frame.payload,
+                });
             }
             assert!(Instant::now() < deadline, "no frame within {WAIT:?}");
             let mut chunk = [0u8; 4096];
             match self.stream.read(&mut chunk) {
                 Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => self.framer.push(&chunk[..n]),
                 Err(e) if e.kind() == ErrorKind::ConnectionReset => return None,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => panic!("read failed (timeout?): {e}"),
@@ -266,7 +333,7 @@ impl Client {
 
 /// Napster's IP encoding (the in_addr bytes as a little-endian u32).
 pub fn wire_ip(ip: Ipv4Addr) -> u32 {
-    u32::from_le_bytes(ip.octets())
+    fields::ip_to_wire(ip)
 }
 
 impl Client {
@@ -281,7 +348,7 @@ impl Client {
 impl Client {
     /// True if nothing has arrived from the server yet (checked without waiting).
     pub fn nothing_arrived(&mut self) -> bool {
-        if !self.buf.is_empty() {
+        if self.framer.buffered() > 0 {
             return false;
         }
         self.stream.set_nonblocking(true).unwrap();

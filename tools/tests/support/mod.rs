@@ -1,8 +1,10 @@
-//! Running the built `hazel-trace` binary and finding the shared traces.
+//! Running the built `hazel-trace` binary, finding the shared traces, and
+//! the small builders and checks the trace tests share.
 
 #![allow(dead_code)]
 
 use std::io::Read;
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -28,6 +30,18 @@ impl Output {
     /// The final summary line.
     pub fn summary(&self) -> &str {
         self.stdout.lines().last().unwrap_or("")
+    }
+
+    /// Fails unless the summary line holds every one of `parts`.
+    #[track_caller]
+    pub fn assert_summary_has(&self, parts: &[&str]) {
+        for part in parts {
+            assert!(
+                self.summary().contains(part),
+                "no {part:?} in the summary: {}",
+                self.summary()
+            );
+        }
     }
 
     /// Parses every stdout line as JSON (panics on the first that is not).
@@ -138,6 +152,27 @@ pub fn descriptor_ids(records: &[serde_json::Value]) -> Vec<String> {
         .filter(|r| r["kind"] == "descriptor")
         .map(|r| r["id"].as_str().unwrap_or("").to_string())
         .collect()
+}
+
+/// An address written as text (`"10.0.0.1:6346"`).
+pub fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("an address")
+}
+
+/// The bytes of one Gnutella descriptor whose id is `n` repeated.
+pub fn descriptor(
+    n: u8,
+    ttl: u8,
+    hops: u8,
+    payload: hazel_protocol::descriptor::Payload,
+) -> Vec<u8> {
+    hazel_protocol::descriptor::Descriptor {
+        id: hazel_protocol::header::DescriptorId::modern([n; 16]),
+        ttl,
+        hops,
+        payload,
+    }
+    .to_bytes()
 }
 
 /// Hex text to bytes (panics on bad hex: the inputs are the project's own expected files).
