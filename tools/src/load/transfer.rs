@@ -69,6 +69,10 @@ pub struct TransferArgs {
     /// Flooding neighbours in `route`.
     #[arg(long, default_value_t = 8)]
     pub neighbours: usize,
+    /// Give downloaders the file's Tiger root (a bitprint magnet), as a
+    /// search result would: each range is then checked against the tree too.
+    #[arg(long)]
+    pub tiger: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -277,6 +281,8 @@ struct FileInfo {
     size: u64,
     urn: String,
     sha1: [u8; 20],
+    /// The Tiger root the source announces (given to downloaders with `--tiger`).
+    tiger: Option<[u8; 24]>,
 }
 
 impl FileInfo {
@@ -286,12 +292,16 @@ impl FileInfo {
         let deadline = started + Duration::from_secs(60 + size / (20 << 20));
         while Instant::now() < deadline {
             let shares = source.ask("shares")?;
-            let urn = shares["list"].as_array().and_then(|list| {
-                list.iter()
-                    .find(|f| f["name"] == name)
-                    .and_then(|f| f["sha1"].as_str().map(str::to_string))
-            });
-            if let Some(urn) = urn {
+            let file = shares["list"]
+                .as_array()
+                .and_then(|list| list.iter().find(|f| f["name"] == name))
+                .cloned()
+                .unwrap_or_default();
+            let urn = file["sha1"].as_str().map(str::to_string);
+            let tiger = file["tiger"]
+                .as_str()
+                .and_then(|t| hazel_protocol::thex::parse_tiger_base32(t.as_bytes()));
+            if let (Some(urn), Some(_)) = (urn, tiger) {
                 let sha1 = Magnet::parse(&format!("magnet:?xt={urn}"))
                     .ok()
                     .and_then(|m| m.sha1)
@@ -305,6 +315,7 @@ impl FileInfo {
                     size,
                     urn,
                     sha1,
+                    tiger,
                 });
             }
             thread::sleep(Duration::from_millis(100));
@@ -312,10 +323,10 @@ impl FileInfo {
         Err(io::Error::other("the source did not hash the file in time"))
     }
 
-    fn magnet(&self, sources: &[SocketAddr]) -> String {
+    fn magnet(&self, sources: &[SocketAddr], with_tiger: bool) -> String {
         Magnet {
             sha1: Some(self.sha1),
-            tiger: None,
+            tiger: self.tiger.filter(|_| with_tiger),
             name: Some(self.name.clone()),
             size: Some(self.size),
             sources: sources.to_vec(),
@@ -346,6 +357,8 @@ struct HazelRun {
     peak_rss: u64,
     /// (source, bytes it served)
     split: Vec<(String, u64)>,
+    /// How the download checked the bytes (`sha1`, or with the Tiger tree).
+    verification: String,
 }
 
 /// One curl download.
@@ -392,7 +405,7 @@ impl Bench {
             ],
         )?;
         let addrs: Vec<SocketAddr> = sources.iter().map(|s| s.addr).collect();
-        let magnet = file.magnet(&addrs);
+        let magnet = file.magnet(&addrs, self.args.tiger);
         let target = downloads.join(&file.name);
         let (getter_cpu0, sources_cpu0) =
             (getter.cpu(), sources.iter().map(|s| s.cpu()).sum::<f64>());
@@ -434,9 +447,14 @@ impl Bench {
                     .collect()
             })
             .unwrap_or_default();
+        let verification = transfers["downloads"][0]["verification"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
         drop(getter);
         let _ = std::fs::remove_dir_all(&dir);
         Ok(HazelRun {
+            verification,
             seconds,
             getter_cpu,
             sources_cpu,
@@ -452,12 +470,13 @@ impl Bench {
         for run in 0..self.runs {
             let h = self.hazel_get(&[source], file, run)?;
             println!(
-                "  run {}: hazel → hazel {:.0} MiB/s (downloader {:.2} CPU s/GiB, peak RSS {:.1} MiB; source {:.2} CPU s/GiB)",
+                "  run {}: hazel → hazel {:.0} MiB/s (downloader {:.2} CPU s/GiB, peak RSS {:.1} MiB; source {:.2} CPU s/GiB; checked by {})",
                 run + 1,
                 self.mib_per_s(h.seconds),
                 self.per_gib(h.getter_cpu),
                 h.peak_rss as f64 / MIB,
                 self.per_gib(h.sources_cpu),
+                h.verification,
             );
             hazel_runs.push(h);
             if let Some(nginx) = nginx {
