@@ -508,3 +508,101 @@ fn a_push_proxy_refuses_strangers_and_bad_requests() {
     assert!(ask(&target, Some("0.0.0.0:0")).starts_with("HTTP/1.1 400 "));
     assert_eq!(num(&proxy.stats(), "proxy.relays"), 0);
 }
+
+/// `retry`, `pause`, `resume` and `cancel` as a user sees them: a download
+/// whose only source answers 404 fails saying why and starts again on
+/// `retry` once the source has the file; a paused download fetches nothing
+/// until `resume`; a finished file never replaces one already in the
+/// downloads folder; `cancel` removes the partial file and its state.
+#[test]
+fn retry_pause_resume_and_cancel_do_what_they_say() {
+    let data = content(3 * 1024 * 1024, 7);
+    let source = support::HttpSource::start(data.clone(), support::Behaviour::Status(404));
+    let magnet = support::magnet_for(&data, "song.ogg", &[source.addr]);
+    let temp = tempfile::tempdir().expect("temp");
+    let (data_dir, share_dir) = (temp.path().join("data"), temp.path().join("share"));
+    // Something the user already has under the same name.
+    let downloads = data_dir.join("downloads");
+    std::fs::create_dir_all(&downloads).expect("downloads folder");
+    std::fs::write(downloads.join("song.ogg"), b"the user's own song").expect("own file");
+    let getter = Servent::start_in("getter", &data_dir, &share_dir, &["--peers", "0"], &[]);
+
+    let id = started_download(&getter.must(&format!("get {magnet}")));
+    let mut last = Value::Null;
+    let failed = wait_until(WAIT, || {
+        last = download(&getter, id).unwrap_or(Value::Null);
+        last["state"] == "failed"
+    });
+    assert!(
+        failed,
+        "a 404 from the only source fails the download: {last}"
+    );
+    let why = last["last_error"].as_str().unwrap_or_default().to_string();
+    assert!(why.contains("no source left"), "{last}");
+
+    // The source gets the file; `retry` forgives it.
+    source.behave(support::Behaviour::Throttled(1024 * 1024));
+    getter.must(&format!("retry {id}"));
+    assert!(
+        wait_until(WAIT, || download(&getter, id)
+            .is_some_and(|d| num(&d, "done") >= 512 * 1024)),
+        "the retried download runs: {:?}",
+        download(&getter, id)
+    );
+
+    // Paused: nothing more arrives, from the source or on disk.
+    getter.must(&format!("pause {id}"));
+    assert_eq!(download(&getter, id).expect("listed")["state"], "paused");
+    std::thread::sleep(Duration::from_millis(500));
+    let (done, served) = (
+        num(&download(&getter, id).expect("listed"), "done"),
+        source.served(),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let paused = download(&getter, id).expect("listed");
+    assert_eq!(
+        num(&paused, "done"),
+        done,
+        "a paused download grew: {paused}"
+    );
+    assert!(
+        source.served() - served < 64 * 1024,
+        "the source kept sending to a paused download: {} bytes",
+        source.served() - served
+    );
+    assert!(done < data.len() as u64, "paused before the end");
+
+    getter.must(&format!("resume {id}"));
+    let path = wait_done(&getter, id, Duration::from_secs(60));
+    same_bytes(&path, &data);
+    assert_eq!(
+        path,
+        downloads.join("song (1).ogg"),
+        "the user's file kept its name"
+    );
+    assert_eq!(
+        std::fs::read(downloads.join("song.ogg")).expect("own file"),
+        b"the user's own song"
+    );
+
+    // Cancel half way: the partial file and its state go, and so does the row.
+    let other = content(4 * 1024 * 1024, 8);
+    let slow = support::HttpSource::start(other.clone(), support::Behaviour::Throttled(512 * 1024));
+    let magnet = support::magnet_for(&other, "other.bin", &[slow.addr]);
+    let id = started_download(&getter.must(&format!("get {magnet}")));
+    assert!(wait_until(WAIT, || download(&getter, id)
+        .is_some_and(|d| num(&d, "done") > 0)));
+    let part = data_dir.join("incomplete/other.bin.part");
+    assert!(part.exists(), "a partial file while it runs");
+    getter.must(&format!("cancel {id}"));
+    assert!(
+        wait_until(WAIT, || !part.exists()
+            && !data_dir.join("incomplete/other.bin.state").exists()),
+        "cancel leaves the partial file or its state behind"
+    );
+    assert!(
+        download(&getter, id).is_none(),
+        "a cancelled download is listed"
+    );
+    assert!(!downloads.join("other.bin").exists());
+}

@@ -521,6 +521,9 @@ pub enum Behaviour {
     StallAfter(u64),
     /// Sends the head and this many bytes of each answer, then closes.
     CloseAfter(u64),
+    /// Answers every request with this status and no body (a `503` says
+    /// `Retry-After: 1`).
+    Status(u16),
 }
 
 /// A small HTTP server written for the tests: it serves one file at
@@ -528,6 +531,7 @@ pub enum Behaviour {
 /// told, and counts what it sent. Stops when dropped.
 pub struct HttpSource {
     pub addr: SocketAddr,
+    behaviour: std::sync::Arc<std::sync::Mutex<Behaviour>>,
     served: std::sync::Arc<std::sync::atomic::AtomicU64>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -543,7 +547,8 @@ impl HttpSource {
         let served = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let data = Arc::new(data);
-        let (served2, stop2) = (served.clone(), stop.clone());
+        let behaviour = Arc::new(std::sync::Mutex::new(behaviour));
+        let (served2, stop2, behaviour2) = (served.clone(), stop.clone(), behaviour.clone());
         let thread = std::thread::spawn(move || {
             let mut workers = Vec::new();
             let deadline = Instant::now() + Duration::from_secs(600);
@@ -551,8 +556,9 @@ impl HttpSource {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         let (data, served, stop) = (data.clone(), served2.clone(), stop2.clone());
+                        let behaviour = behaviour2.clone();
                         workers.push(std::thread::spawn(move || {
-                            serve_connection(stream, &data, behaviour, &served, &stop)
+                            serve_connection(stream, &data, &behaviour, &served, &stop)
                         }));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
@@ -565,10 +571,16 @@ impl HttpSource {
         });
         HttpSource {
             addr,
+            behaviour,
             served,
             stop,
             thread: Some(thread),
         }
+    }
+
+    /// From the next request on, behaves as `behaviour`.
+    pub fn behave(&self, behaviour: Behaviour) {
+        *self.behaviour.lock().unwrap_or_else(|e| e.into_inner()) = behaviour;
     }
 
     /// Body bytes sent so far.
@@ -589,7 +601,7 @@ impl Drop for HttpSource {
 fn serve_connection(
     mut stream: TcpStream,
     data: &[u8],
-    behaviour: Behaviour,
+    behaviour: &std::sync::Mutex<Behaviour>,
     served: &std::sync::atomic::AtomicU64,
     stop: &std::sync::atomic::AtomicBool,
 ) {
@@ -619,6 +631,21 @@ fn serve_connection(
             Err(_) => return,
         };
         buf.drain(..consumed);
+        let behaviour = *behaviour.lock().unwrap_or_else(|e| e.into_inner());
+        if let Behaviour::Status(code) = behaviour {
+            let retry = if code == 503 {
+                "Retry-After: 1\r\n"
+            } else {
+                ""
+            };
+            let head = format!(
+                "HTTP/1.1 {code} Scripted\r\nServer: test-source\r\n{retry}Content-Length: 0\r\n\r\n"
+            );
+            if stream.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
         let total = data.len() as u64;
         let span = match request.range() {
             Some(Ok(range)) => range.satisfy(total),
