@@ -774,6 +774,64 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_full_disk_is_an_error_on_that_download_saying_so() {
+        // `/dev/full` answers every write with ENOSPC, as a full disk does:
+        // the partial file is a link to it.
+        if !Path::new("/dev/full").exists() {
+            panic!("this test needs /dev/full");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let incomplete = dir.path().join("incomplete");
+        fs::create_dir_all(&incomplete).unwrap();
+        std::os::unix::fs::symlink("/dev/full", incomplete.join("x.part")).unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let worker = DiskWorker::spawn(incomplete, dir.path().join("d"), move |e| {
+            let _ = tx.send(e);
+        })
+        .unwrap();
+        for (download, stem) in [(3, "x"), (4, "y")] {
+            worker.submit(DiskJob::Open {
+                download,
+                stem: stem.into(),
+                size: None,
+            });
+            worker.submit(DiskJob::Write {
+                download,
+                offset: 0,
+                data: vec![7; 4096],
+            });
+        }
+        let mut events = Vec::new();
+        while let Ok(e) = rx.recv_timeout(std::time::Duration::from_secs(10)) {
+            events.push(e);
+            if events.len() == 3 {
+                break;
+            }
+        }
+        let reason = events.iter().find_map(|e| match e {
+            DiskEvent::Failed { download: 3, error } => Some(error.clone()),
+            _ => None,
+        });
+        assert!(
+            reason
+                .as_deref()
+                .is_some_and(|r| r.contains("the disk is full")),
+            "{events:?}"
+        );
+        // The other download is untouched by it.
+        assert!(
+            events.contains(&DiskEvent::Written {
+                download: 4,
+                bytes: 4096
+            }),
+            "{events:?}"
+        );
+        assert!(!events
+            .iter()
+            .any(|e| matches!(e, DiskEvent::Failed { download: 4, .. })));
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
         /// Whatever the order of the writes, and whatever is written twice
