@@ -9,6 +9,26 @@ use serde_json::{Map, Value};
 pub fn render_text(reply: &Reply) -> String {
     match (reply.kind.as_str(), &reply.data) {
         ("search", Value::Object(map)) => match map.get("search_id") {
+            Some(id)
+                if map
+                    .get("index_servers")
+                    .and_then(Value::as_u64)
+                    .is_some_and(|n| n > 0) =>
+            {
+                let peers = map.get("sent_to").and_then(Value::as_u64).unwrap_or(0);
+                let servers = map
+                    .get("index_servers")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                format!(
+                    "search {} sent to {peers} peer{} and {servers} index server{}; \
+                     `results {}` lists what comes back",
+                    scalar(id),
+                    if peers == 1 { "" } else { "s" },
+                    if servers == 1 { "" } else { "s" },
+                    scalar(id)
+                )
+            }
             Some(id) => match map.get("sent_to").and_then(Value::as_u64) {
                 Some(0) => format!(
                     "search {} started, but no peer is connected: it reached nobody \
@@ -361,7 +381,7 @@ const PEER_COLUMNS: &[&str] = &[
     "queued_descriptors",
     "dropped",
 ];
-const RESULT_COLUMNS: &[&str] = &["id", "search", "addr", "size", "name", "urn"];
+const RESULT_COLUMNS: &[&str] = &["id", "search", "origin", "addr", "size", "name", "urn"];
 
 /// A table of the named columns (those present), in that order.
 fn chosen_columns(rows: &[Value], columns: &[&str]) -> String {

@@ -712,8 +712,11 @@ impl App {
                         self.set_status(format!("error: {e}"), true);
                         return;
                     }
-                    Ok(crate::shell::Command::Search(words)) => {
-                        self.start_search(words.join(" "));
+                    Ok(crate::shell::Command::Search(request))
+                        if request.networks == crate::shell::Networks::Both
+                            && request.index == Default::default() =>
+                    {
+                        self.start_search(request.words.join(" "));
                         return;
                     }
                     Ok(_) => {}

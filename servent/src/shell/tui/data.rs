@@ -360,6 +360,8 @@ mod tests {
             busy: Some(port == 3),
             speed: u32::from(port) * 10,
             hops: 1,
+            origin: crate::core::events::ORIGIN_GNUTELLA.to_string(),
+            napster: None,
         }
     }
 

@@ -89,6 +89,8 @@ fn hit(id: u64, search: u64, name: &str, urn: Option<&str>, port: u16, push: boo
         busy: Some(false),
         speed: 350,
         hops: 2,
+        origin: crate::core::events::ORIGIN_GNUTELLA.to_string(),
+        napster: None,
     })
 }
 

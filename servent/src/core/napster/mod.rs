@@ -1,0 +1,673 @@
+//! The servent as a Napster client: sessions with OpenNap servers
+//! ([`session`]), the library shared to them, searches whose 201s join the
+//! overlay's results, upload requests (607 → 608, or 619), and downloads
+//! over the Napster data port ([`download`]).
+//!
+//! Sans IO like the rest of the core: the event loop opens the sockets the
+//! core asks for ([`Action::ConnectIndex`], [`Action::ConnectNapsterData`])
+//! and hands their bytes back; every wait has a deadline, every queue a
+//! bound.
+
+pub mod download;
+pub mod session;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hazel_protocol::napster::{
+    ClientMessage, Comparison, NumericField, QueueLimit, SearchClause, SearchQuery,
+    SearchResult as NapSearchResult, ServerMessage, SharedFile, UserFile,
+};
+use hazel_protocol::text::escape_bytes;
+use serde::Serialize;
+
+use super::events::{NapsterHit, SearchResult};
+use super::{Action, ConnId, Core, CoreEvent, SearchId};
+use session::{Identity, Incoming, Pending, Phase, Session};
+
+/// Most index servers at once.
+pub const MAX_SERVERS: usize = 16;
+/// A search waits this long for its 202.
+pub const SEARCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// An accepted upload (608 sent) may begin within this time.
+pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Files per write of share messages (as real clients batch them).
+pub const SHARE_BATCH: usize = 100;
+
+/// One file of the library as the index sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexShare {
+    /// The library index of the file.
+    pub index: u32,
+    /// The name shared: the path below its shared folder, `\`-separated.
+    pub name: Vec<u8>,
+    pub md5: String,
+    pub size: u64,
+    pub bitrate: u32,
+    pub frequency: u32,
+    pub length: u32,
+}
+
+impl IndexShare {
+    fn message(&self) -> ClientMessage {
+        ClientMessage::Share(SharedFile {
+            name: self.name.clone(),
+            md5: self.md5.as_bytes().to_vec(),
+            size: self.size,
+            bitrate: self.bitrate,
+            freq: self.frequency,
+            duration: self.length,
+        })
+    }
+}
+
+/// What `search` asks of the index beyond its words.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexSearchOptions {
+    pub max_results: Option<u32>,
+    pub min_bitrate: Option<u32>,
+    pub exclude: Vec<String>,
+}
+
+/// The 200 request for `words` with `options`.
+pub fn search_query(words: &str, options: &IndexSearchOptions) -> SearchQuery {
+    let mut clauses = vec![
+        SearchClause::Contains(words.as_bytes().to_vec()),
+        SearchClause::MaxResults(options.max_results.unwrap_or(100)),
+    ];
+    if !options.exclude.is_empty() {
+        clauses.push(SearchClause::Excludes(
+            options.exclude.join(" ").into_bytes(),
+        ));
+    }
+    if let Some(bitrate) = options.min_bitrate {
+        clauses.push(SearchClause::Compare {
+            field: NumericField::Bitrate,
+            op: Comparison::AtLeast,
+            value: u64::from(bitrate),
+            quoted: true,
+        });
+    }
+    SearchQuery { clauses }
+}
+
+/// One server as `index status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexStatus {
+    pub server: SocketAddr,
+    pub nick: String,
+    /// Our data port as announced (0: firewalled).
+    pub data_port: u16,
+    pub state: &'static str,
+    pub online_secs: Option<u64>,
+    pub retry_in_secs: Option<u64>,
+    pub shared: usize,
+    pub users: Option<u64>,
+    pub files: Option<u64>,
+    pub gigabytes: Option<u64>,
+    pub motd: Vec<String>,
+    pub last_error: Option<String>,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub skipped: u64,
+}
+
+/// The Napster side of the core.
+pub struct Napster {
+    identity: Option<Identity>,
+    sessions: Vec<Session>,
+    /// Per server: its searches awaiting 202, oldest first (201s belong to
+    /// the front one).
+    searches: HashMap<SocketAddr, Pending<SearchId>>,
+    /// Per server: the names shared to it.
+    shared: HashMap<SocketAddr, HashSet<Vec<u8>>>,
+    /// The library as shared to every server.
+    shares: Vec<IndexShare>,
+    /// Uploads we accepted (608): (downloader nick, file name).
+    accepted: Pending<(String, Vec<u8>)>,
+    pub(super) downloads: download::NapsterDownloads,
+    /// Browses (211) awaiting their 213: (server, nick) → the search their
+    /// entries go to.
+    browses: HashMap<(SocketAddr, String), SearchId>,
+    /// Uploads reported to servers with 220 and not yet with 221.
+    uploads_counted: u64,
+}
+
+impl Napster {
+    pub fn new(identity: Option<Identity>) -> Napster {
+        Napster {
+            identity,
+            sessions: Vec::new(),
+            searches: HashMap::new(),
+            shared: HashMap::new(),
+            shares: Vec::new(),
+            accepted: Pending::default(),
+            downloads: download::NapsterDownloads::default(),
+            browses: HashMap::new(),
+            uploads_counted: 0,
+        }
+    }
+
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
+    }
+
+    /// Whether `id` is a server session.
+    pub fn owns_session(&self, id: ConnId) -> bool {
+        self.sessions.iter().any(|s| s.conn == Some(id))
+    }
+
+    fn session_mut(&mut self, id: ConnId) -> Option<&mut Session> {
+        self.sessions.iter_mut().find(|s| s.conn == Some(id))
+    }
+
+    fn by_addr(&mut self, addr: SocketAddr) -> Option<&mut Session> {
+        self.sessions.iter_mut().find(|s| s.addr == addr)
+    }
+
+    /// Servers logged in.
+    pub fn online(&self) -> Vec<SocketAddr> {
+        self.sessions
+            .iter()
+            .filter(|s| s.is_online())
+            .map(|s| s.addr)
+            .collect()
+    }
+
+    /// Whether an upload of `name` to `nick` was accepted (and forgets it).
+    pub fn take_accepted(&mut self, nick: &[u8], name: &[u8]) -> bool {
+        self.accepted
+            .take(|(n, f)| n.as_bytes() == nick && f == name)
+            .is_some()
+    }
+
+    /// The shared file with this Napster name.
+    pub fn share_named(&self, name: &[u8]) -> Option<&IndexShare> {
+        self.shares.iter().find(|s| s.name == name)
+    }
+}
+
+/// `index:HOST:PORT`, the origin of a server's results.
+pub fn origin(addr: SocketAddr) -> String {
+    format!("index:{addr}")
+}
+
+impl Core {
+    /// `index connect`: log in to `addr` as `identity` (replacing the
+    /// identity used for every server).
+    pub fn index_connect(
+        &mut self,
+        addr: SocketAddr,
+        identity: Identity,
+        now: Instant,
+    ) -> Result<(), String> {
+        self.napster.identity = Some(identity);
+        if let Some(session) = self.napster.by_addr(addr) {
+            if session.conn.is_some() && session.phase != Phase::Refused {
+                return Err(format!("already connected to {addr}"));
+            }
+            session.phase = Phase::Waiting { until: now };
+        } else {
+            if self.napster.sessions.len() >= MAX_SERVERS {
+                return Err(format!("at most {MAX_SERVERS} index servers"));
+            }
+            self.napster.sessions.push(Session::new(addr, now));
+        }
+        self.maintain_index(now);
+        Ok(())
+    }
+
+    /// `index disconnect [ADDR]`: the servers left.
+    pub fn index_disconnect(&mut self, addr: Option<SocketAddr>, now: Instant) -> Vec<SocketAddr> {
+        let (gone, kept): (Vec<Session>, Vec<Session>) = std::mem::take(&mut self.napster.sessions)
+            .into_iter()
+            .partition(|s| addr.is_none() || Some(s.addr) == addr);
+        self.napster.sessions = kept;
+        let mut left = Vec::new();
+        for session in gone {
+            if let Some(id) = session.conn {
+                self.links.push_action(Action::Close(id));
+            }
+            self.napster.searches.remove(&session.addr);
+            self.napster.shared.remove(&session.addr);
+            left.push(session.addr);
+        }
+        let _ = now;
+        left
+    }
+
+    /// Our nick on index servers.
+    pub fn napster_nick(&self) -> Option<String> {
+        self.napster.identity.as_ref().map(|i| i.nick.clone())
+    }
+
+    /// `index status`.
+    pub fn index_status(&self, now: Instant) -> Vec<IndexStatus> {
+        let nick = self
+            .napster
+            .identity
+            .as_ref()
+            .map(|i| i.nick.clone())
+            .unwrap_or_default();
+        self.napster
+            .sessions
+            .iter()
+            .map(|s| IndexStatus {
+                server: s.addr,
+                nick: nick.clone(),
+                data_port: self.napster.identity.as_ref().map_or(0, |i| i.data_port),
+                state: s.phase.name(),
+                online_secs: match s.phase {
+                    Phase::Online { since } => Some(now.saturating_duration_since(since).as_secs()),
+                    _ => None,
+                },
+                retry_in_secs: s.retry_in(now).map(|d| d.as_secs()),
+                shared: self.napster.shared.get(&s.addr).map_or(0, |set| set.len()),
+                users: s.stats.as_ref().map(|st| st.users),
+                files: s.stats.as_ref().map(|st| st.files),
+                gigabytes: s.stats.as_ref().map(|st| st.gigabytes),
+                motd: s.motd.clone(),
+                last_error: s.last_error.clone(),
+                messages_in: s.messages_in,
+                messages_out: s.messages_out,
+                bytes_in: s.bytes_in,
+                bytes_out: s.bytes_out,
+                skipped: s.skipped,
+            })
+            .collect()
+    }
+
+    /// Dials the servers whose backoff is over; drops sessions whose
+    /// timers ran out.
+    pub(super) fn maintain_index(&mut self, now: Instant) {
+        if self.shutting_down || self.napster.identity.is_none() {
+            return;
+        }
+        let mut drops = Vec::new();
+        for session in &mut self.napster.sessions {
+            if session.due(now) {
+                session.dialling(now);
+                self.links.push_action(Action::ConnectIndex(session.addr));
+            } else if let Some(reason) = session.tick(now) {
+                if let Some(id) = session.conn {
+                    drops.push((id, reason));
+                }
+            } else if let Some(id) = session.conn {
+                if !session.output().is_empty() {
+                    self.links.push_action(Action::WantWrite(id));
+                }
+            }
+        }
+        for (id, reason) in drops {
+            self.links.push_action(Action::Close(id));
+            self.index_closed(id, &reason, now);
+        }
+        for addr in self.napster.online() {
+            let expired = self
+                .napster
+                .searches
+                .get_mut(&addr)
+                .map(|p| p.expire(now))
+                .unwrap_or_default();
+            let _ = expired;
+        }
+        self.napster.accepted.expire(now);
+        self.tick_napster_downloads(now);
+    }
+
+    /// The socket to an index server is up.
+    pub fn on_index_connected(&mut self, id: ConnId, addr: SocketAddr, now: Instant) -> bool {
+        let Some(identity) = self.napster.identity.clone() else {
+            return false;
+        };
+        let Some(session) = self.napster.by_addr(addr) else {
+            return false;
+        };
+        if !matches!(session.phase, Phase::Connecting { .. }) {
+            return false;
+        }
+        session.connected(id, &identity, now);
+        self.links.push_action(Action::WantWrite(id));
+        true
+    }
+
+    pub fn on_index_connect_failed(&mut self, addr: SocketAddr, error: &str, now: Instant) {
+        let Some(session) = self.napster.by_addr(addr) else {
+            return;
+        };
+        session.connect_failed(error, now);
+        let wait = session.retry_in(now).unwrap_or_default().as_secs();
+        self.links.event(CoreEvent::Notice(format!(
+            "index {addr}: cannot connect ({error}); trying again in {wait}s"
+        )));
+    }
+
+    /// The session's socket closed.
+    pub(super) fn index_closed(&mut self, id: ConnId, reason: &str, now: Instant) {
+        let Some(session) = self.napster.session_mut(id) else {
+            return;
+        };
+        let addr = session.addr;
+        let refused = session.phase == Phase::Refused;
+        let was = session.phase.name();
+        session.closed(reason, now);
+        let wait = session.retry_in(now);
+        self.napster.shared.remove(&addr);
+        if let Some(mut pending) = self.napster.searches.remove(&addr) {
+            pending.clear();
+        }
+        let text = match (refused, wait) {
+            (false, Some(wait)) => format!(
+                "index {addr}: session lost while {was} ({reason}); reconnecting in {}s",
+                wait.as_secs().max(1)
+            ),
+            _ => format!("index {addr}: closed ({reason})"),
+        };
+        self.links.event(CoreEvent::Notice(text));
+        self.fail_downloads_via(addr, now);
+    }
+
+    pub(super) fn index_bytes(&mut self, id: ConnId, bytes: &[u8], now: Instant) {
+        let Some(identity) = self.napster.identity.clone() else {
+            return;
+        };
+        let Some(session) = self.napster.session_mut(id) else {
+            return;
+        };
+        let addr = session.addr;
+        let incoming = session.on_bytes(bytes, &identity, now);
+        for item in incoming {
+            match item {
+                Incoming::LoggedIn => self.share_to(addr),
+                Incoming::Dropped(reason) => {
+                    self.links.push_action(Action::Close(id));
+                    self.index_closed(id, &reason, now);
+                    return;
+                }
+                Incoming::Notice(text) => self
+                    .links
+                    .event(CoreEvent::Notice(format!("index {addr}: {text}"))),
+                Incoming::Message(message) => self.index_message(addr, message, now),
+            }
+        }
+        self.links.push_action(Action::WantWrite(id));
+    }
+
+    fn index_message(&mut self, addr: SocketAddr, message: ServerMessage, now: Instant) {
+        match message {
+            ServerMessage::SearchResult(result) => self.index_result(addr, result),
+            ServerMessage::SearchEnd => {
+                if let Some(pending) = self.napster.searches.get_mut(&addr) {
+                    pending.pop_front();
+                }
+            }
+            ServerMessage::UploadRequest(request) => self.upload_request(addr, request.file, now),
+            ServerMessage::BrowseEntry(entry) => {
+                self.browse_entry(addr, entry);
+            }
+            ServerMessage::BrowseEnd(end) => self.browse_end(addr, &end.nick),
+            ServerMessage::UserSignoff { nick } => self.browse_end(addr, &nick),
+            other => self.napster_download_message(addr, other, now),
+        }
+    }
+
+    /// A 201: a result for the oldest search still open on `addr`.
+    fn index_result(&mut self, addr: SocketAddr, result: NapSearchResult) {
+        let Some(&search) = self.napster.searches.get(&addr).and_then(|p| p.front()) else {
+            return;
+        };
+        let added = self
+            .searches
+            .add_index_result(search, |id| index_search_result(id, search, addr, &result));
+        if let Some(r) = added {
+            self.links.event(CoreEvent::SearchResult(r));
+        }
+    }
+
+    /// Starts remembering a search that goes to index servers only.
+    pub fn start_index_only_search(&mut self, text: &str) -> SearchId {
+        let query_id = self.new_descriptor_id();
+        self.searches.start(text, query_id)
+    }
+
+    /// Sends search `id` to every server logged in; how many got it.
+    pub fn index_search(
+        &mut self,
+        id: SearchId,
+        words: &str,
+        options: &IndexSearchOptions,
+        now: Instant,
+    ) -> usize {
+        let query = search_query(words, options);
+        let message = ClientMessage::Search(query);
+        let mut sent = 0;
+        for session in &mut self.napster.sessions {
+            let Some(conn) = session.conn.filter(|_| session.is_online()) else {
+                continue;
+            };
+            session.send(&message);
+            self.napster
+                .searches
+                .entry(session.addr)
+                .or_default()
+                .push(id, now + SEARCH_TIMEOUT);
+            self.links.push_action(Action::WantWrite(conn));
+            sent += 1;
+        }
+        sent
+    }
+
+    /// `browse NICK`: asks every server logged in for `nick`'s files (211);
+    /// they arrive as the results of a search of their own. None when no
+    /// server is logged in.
+    pub fn index_browse(&mut self, nick: &str, now: Instant) -> Option<SearchId> {
+        let online = self.napster.online();
+        if online.is_empty() {
+            return None;
+        }
+        let query_id = self.new_descriptor_id();
+        let id = self.searches.start(&format!("browse {nick}"), query_id);
+        let message = ClientMessage::Browse {
+            nick: nick.to_string(),
+        };
+        for addr in online {
+            if self.napster.browses.len() >= Pending::<SearchId>::MAX {
+                break;
+            }
+            self.napster.browses.insert((addr, nick.to_string()), id);
+            self.send_to(addr, &message);
+        }
+        let _ = now;
+        Some(id)
+    }
+
+    fn browse_entry(&mut self, addr: SocketAddr, entry: hazel_protocol::napster::BrowseEntry) {
+        let Some(&search) = self.napster.browses.get(&(addr, entry.nick.clone())) else {
+            return;
+        };
+        let result = NapSearchResult {
+            name: entry.file.name,
+            md5: entry.file.md5,
+            size: entry.file.size,
+            bitrate: entry.file.bitrate,
+            freq: entry.file.freq,
+            duration: entry.file.duration,
+            nick: entry.nick,
+            ip: std::net::Ipv4Addr::UNSPECIFIED,
+            link_speed: 0,
+            weight: None,
+        };
+        let added = self
+            .searches
+            .add_index_result(search, |id| index_search_result(id, search, addr, &result));
+        if let Some(r) = added {
+            self.links.event(CoreEvent::SearchResult(r));
+        }
+    }
+
+    fn browse_end(&mut self, addr: SocketAddr, nick: &str) {
+        self.napster.browses.remove(&(addr, nick.to_string()));
+    }
+
+    /// The library as shared to index servers (after a scan): every server
+    /// online gets the difference.
+    pub fn set_index_shares(&mut self, shares: Vec<IndexShare>) {
+        self.napster.shares = shares;
+        for addr in self.napster.online() {
+            self.share_to(addr);
+        }
+    }
+
+    /// Brings what `addr` has of our library up to date: 102 for what is
+    /// gone, 100 for what is new.
+    fn share_to(&mut self, addr: SocketAddr) {
+        let wanted: HashSet<&[u8]> = self
+            .napster
+            .shares
+            .iter()
+            .map(|s| s.name.as_slice())
+            .collect();
+        let shared = self.napster.shared.entry(addr).or_default();
+        let gone: Vec<Vec<u8>> = shared
+            .iter()
+            .filter(|n| !wanted.contains(n.as_slice()))
+            .cloned()
+            .collect();
+        let new: Vec<&IndexShare> = self
+            .napster
+            .shares
+            .iter()
+            .filter(|s| !shared.contains(&s.name))
+            .collect();
+        let mut messages = Vec::new();
+        for name in gone {
+            shared.remove(&name);
+            messages.push(ClientMessage::Unshare { name });
+        }
+        for share in new {
+            shared.insert(share.name.clone());
+            messages.push(share.message());
+        }
+        let Some(session) = self.napster.sessions.iter_mut().find(|s| s.addr == addr) else {
+            return;
+        };
+        for batch in messages.chunks(SHARE_BATCH) {
+            for message in batch {
+                session.send(message);
+            }
+        }
+        if let Some(id) = session.conn {
+            self.links.push_action(Action::WantWrite(id));
+        }
+    }
+
+    /// A 607: accept (608) a file we share while an upload slot is free,
+    /// refuse (619) otherwise.
+    fn upload_request(&mut self, addr: SocketAddr, file: UserFile, now: Instant) {
+        let shared = self.napster.share_named(&file.name).is_some();
+        let free = !self.shares.uploads_busy;
+        let message = if shared && free {
+            self.napster
+                .accepted
+                .push((file.nick.clone(), file.name.clone()), now + ACCEPT_TIMEOUT);
+            ClientMessage::UploadAccept(file)
+        } else {
+            let reason = if shared {
+                "every upload slot is taken"
+            } else {
+                "not shared"
+            };
+            self.links.event(CoreEvent::Notice(format!(
+                "index {addr}: refused {} to {}: {reason}",
+                escape_bytes(&file.name),
+                hazel_protocol::text::Escaped::new(&file.nick)
+            )));
+            ClientMessage::QueueLimit(QueueLimit { file, limit: 0 })
+        };
+        self.send_to(addr, &message);
+    }
+
+    /// Queues `message` for server `addr` (if it is connected).
+    pub(super) fn send_to(&mut self, addr: SocketAddr, message: &ClientMessage) -> bool {
+        let Some(session) = self.napster.by_addr(addr) else {
+            return false;
+        };
+        let Some(id) = session.conn.filter(|_| session.is_online()) else {
+            return false;
+        };
+        session.send(message);
+        self.links.push_action(Action::WantWrite(id));
+        true
+    }
+
+    /// An upload over the data port began or ended: 220/221 to every server.
+    pub fn index_upload_counted(&mut self, started: bool) {
+        let message = if started {
+            self.napster.uploads_counted += 1;
+            ClientMessage::UploadStarted
+        } else {
+            self.napster.uploads_counted = self.napster.uploads_counted.saturating_sub(1);
+            ClientMessage::UploadFinished
+        };
+        for addr in self.napster.online() {
+            self.send_to(addr, &message);
+        }
+    }
+
+    /// Whether an upload of `name` to `nick` was accepted with a 608.
+    pub fn index_upload_accepted(&mut self, nick: &[u8], name: &[u8]) -> Option<u32> {
+        let index = self.napster.share_named(name)?.index;
+        self.napster.take_accepted(nick, name).then_some(index)
+    }
+
+    pub(super) fn index_output(&mut self, id: ConnId) -> &[u8] {
+        match self.napster.sessions.iter().find(|s| s.conn == Some(id)) {
+            Some(session) => session.output(),
+            None => &[],
+        }
+    }
+
+    pub(super) fn index_consume(&mut self, id: ConnId, n: usize) {
+        if let Some(session) = self.napster.session_mut(id) {
+            session.consume_output(n);
+        }
+    }
+}
+
+/// A 201 as one of our results.
+fn index_search_result(
+    id: u64,
+    search: SearchId,
+    addr: SocketAddr,
+    result: &NapSearchResult,
+) -> SearchResult {
+    SearchResult {
+        id,
+        search,
+        servent_id: String::new(),
+        addr: SocketAddr::new(std::net::IpAddr::V4(result.ip), 0),
+        file_index: 0,
+        size: result.size,
+        name: String::from_utf8_lossy(&result.name).into_owned(),
+        urn: None,
+        tiger: None,
+        needs_push: false,
+        push_proxies: Vec::new(),
+        busy: None,
+        speed: 0,
+        hops: 0,
+        origin: origin(addr),
+        napster: Some(Box::new(NapsterHit {
+            nick: result.nick.clone(),
+            raw_name: result.name.clone(),
+            md5: String::from_utf8_lossy(&result.md5).into_owned(),
+            bitrate: result.bitrate,
+            frequency: result.freq,
+            length: result.duration,
+            link_speed: result.link_speed,
+        })),
+    }
+}
