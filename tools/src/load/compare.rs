@@ -166,7 +166,7 @@ impl World {
             std::fs::create_dir_all(&share)?;
             std::fs::write(share.join(format!("hay {i} a.mp3")), mp3(8, i as u8))?;
             std::fs::write(share.join(format!("hay {i} b.mp3")), mp3(9, i as u8))?;
-            if i % args.share_every.max(1) == 0 {
+            if i.is_multiple_of(args.share_every.max(1)) {
                 let name = format!("{WORD} track {i}.mp3");
                 std::fs::write(share.join(name), mp3(10 + i, i as u8))?;
             }
@@ -215,7 +215,7 @@ impl World {
     /// Every servent logged in and sharing, the user linked.
     fn wait_ready(&self, args: &CompareArgs) -> io::Result<()> {
         let expected = |i: usize| {
-            if i % args.share_every.max(1) == 0 {
+            if i.is_multiple_of(args.share_every.max(1)) {
                 3
             } else {
                 2
