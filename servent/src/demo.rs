@@ -11,8 +11,8 @@
 //! (signals become a `quit` first), and on Linux each child also gets
 //! SIGKILL when this process dies without unwinding (`PR_SET_PDEATHSIG`).
 //!
-//! The servent does not speak Napster yet, so the index runs but this
-//! servent does not join it; the interface says so.
+//! Every servent, this one too (as `you`), logs in to the index and shares
+//! its samples there, so a search lists hits from both networks.
 
 use std::io;
 use std::net::SocketAddr;
@@ -280,6 +280,9 @@ pub fn run(args: &RunArgs) -> io::Result<()> {
             index_dir.display().to_string(),
             "--log-level".into(),
             "info".into(),
+            // Every servent of the playground logs in from 127.0.0.1.
+            "--clones-per-ip".into(),
+            "0".into(),
         ];
         world.spawn(&index_bin, &args, &log)?;
         let child = world.children.last_mut().expect("just spawned");
@@ -317,6 +320,11 @@ pub fn run(args: &RunArgs) -> io::Result<()> {
         for addr in addrs.choose_multiple(&mut rng, links) {
             child_args.extend(["--connect".into(), addr.to_string()]);
         }
+        // Every one logs in to the index and shares there too.
+        if let Ok(addr) = &index {
+            child_args.extend(["--index".into(), addr.clone()]);
+            child_args.extend(["--nick".into(), format!("demo{:02}", i + 1)]);
+        }
         // Some servents behind a "firewall" (never the first two, which others reach first).
         if i >= 2 && rng.gen_bool(0.3) {
             child_args.push("--firewalled".into());
@@ -342,6 +350,10 @@ pub fn run(args: &RunArgs) -> io::Result<()> {
         .collect();
     own_args.peers = 3;
     own_args.firewalled = false;
+    if let Ok(addr) = &index {
+        own_args.index = vec![addr.clone()];
+        own_args.nick = Some("you".into());
+    }
     let config = own_args
         .to_config()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -362,7 +374,7 @@ pub fn run(args: &RunArgs) -> io::Result<()> {
         );
         match &index {
             Ok(addr) => println!(
-                "hazel-index runs at {addr}; this servent does not speak Napster yet, so it does not join it"
+                "hazel-index runs at {addr}; every servent, this one too (as `you`), shares there"
             ),
             Err(why) => println!("no index: {why}"),
         }
