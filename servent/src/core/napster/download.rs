@@ -94,6 +94,8 @@ struct Download {
     deadline: Instant,
     opened: bool,
     paused_reading: bool,
+    /// A 218 was sent to the server (a 219 goes when the transfer ends).
+    counted: bool,
     last_error: Option<String>,
 }
 
@@ -175,6 +177,7 @@ impl Core {
             deadline: now + ANSWER_TIMEOUT,
             opened: false,
             paused_reading: false,
+            counted: false,
             last_error: None,
         });
         self.links.push_action(Action::Disk(DiskJob::Open {
@@ -444,6 +447,9 @@ impl Core {
             return self.fail_napster(did, "the sharer sent more bytes than the size".into());
         }
         let offset = d.received;
+        let first_bytes = !d.counted;
+        d.counted = true;
+        let server = d.server;
         d.received += data.len() as u64;
         let complete = d.received == d.size;
         let behind = d.received - d.written > DISK_BACKLOG;
@@ -452,6 +458,9 @@ impl Core {
             offset,
             data: data.to_vec(),
         }));
+        if first_bytes {
+            self.send_to(server, &ClientMessage::DownloadStarted);
+        }
         if behind {
             if let Some(d) = self.napster.downloads.get(did) {
                 if !d.paused_reading {
@@ -465,7 +474,19 @@ impl Core {
         }
     }
 
+    /// Ends the count of a transfer with the server (219), if it began.
+    fn uncount(&mut self, did: DownloadId) {
+        let Some(d) = self.napster.downloads.get(did) else {
+            return;
+        };
+        if std::mem::take(&mut d.counted) {
+            let server = d.server;
+            self.send_to(server, &ClientMessage::DownloadFinished);
+        }
+    }
+
     fn finish_napster(&mut self, did: DownloadId) {
+        self.uncount(did);
         let Some(d) = self.napster.downloads.get(did) else {
             return;
         };
@@ -560,6 +581,7 @@ impl Core {
     }
 
     fn fail_napster(&mut self, id: DownloadId, reason: String) {
+        self.uncount(id);
         let Some(d) = self.napster.downloads.get(id) else {
             return;
         };

@@ -20,7 +20,7 @@ use crate::core::ConnId;
 
 /// A login must be answered within this time.
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// Ping the server after this long without a byte from it.
+/// Ask the server something after this long without a byte from it.
 pub const KEEPALIVE: Duration = Duration::from_secs(60);
 /// Drop the session after this long without a byte from it.
 pub const SILENCE: Duration = Duration::from_secs(180);
@@ -389,8 +389,10 @@ impl Session {
                 }
                 if quiet >= KEEPALIVE && now.saturating_duration_since(self.last_ping) >= KEEPALIVE
                 {
+                    // A stats request: every server answers it (214), and
+                    // `index status` stays current.
                     self.last_ping = now;
-                    self.send(&ClientMessage::ServerPing { args: Vec::new() });
+                    self.send(&ClientMessage::StatsRequest);
                 }
                 if self.output_overflowed() {
                     return Some("the server does not read".to_string());
