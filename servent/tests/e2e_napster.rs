@@ -276,6 +276,24 @@ fn a_file_gone_from_the_share_is_refused_with_the_reason() {
         row["last_error"].as_str().unwrap().contains("not shared"),
         "{row}"
     );
+    // A sharer with no free upload slot refuses (619): the downloader hears it.
+    let busy = start(
+        "busy",
+        &index,
+        &["--upload-slots", "0"],
+        &[("wanted.mp3", &mp3(10, 10))],
+    );
+    wait_online_sharing(&busy, 1);
+    let results = search_until(&alice, "search --index wanted", |r| !r.is_empty());
+    let row = download(&alice, results[0]["id"].as_u64().unwrap());
+    assert_eq!(row["state"], "failed");
+    assert!(
+        row["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("the peer refused"),
+        "{row}"
+    );
     // And a new file appears after the next rescan.
     std::fs::write(bob.share_dir.join("arriving.mp3"), mp3(10, 10)).unwrap();
     bob.must("rescan");

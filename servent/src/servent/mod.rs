@@ -78,7 +78,7 @@ impl Servent {
         config: &Config,
         now: Instant,
     ) -> Servent {
-        Servent {
+        let mut servent = Servent {
             core,
             uploads,
             napster_port: napster_port::NapsterPort::default(),
@@ -99,7 +99,10 @@ impl Servent {
             index_shares: None,
             index_share_lists: None,
             napster_data_port: 0,
-        }
+        };
+        // With no upload slot at all, hits and index answers say so from the start.
+        servent.publish_upload_state();
+        servent
     }
 
     /// The data port announced to index servers by `index connect`.
