@@ -193,25 +193,8 @@ impl CtlArgs {
 impl RunArgs {
     /// Turns the options into a [`Config`], resolving `--connect` host names.
     pub fn to_config(&self) -> Result<Config, String> {
-        use std::net::ToSocketAddrs;
-        let mut connect = Vec::new();
-        for target in &self.connect {
-            let addr = target
-                .to_socket_addrs()
-                .map_err(|e| format!("--connect {target}: {e}"))?
-                .find(SocketAddr::is_ipv4)
-                .ok_or_else(|| format!("--connect {target}: no IPv4 address"))?;
-            connect.push(addr);
-        }
-        let mut index = Vec::new();
-        for target in &self.index {
-            let addr = target
-                .to_socket_addrs()
-                .map_err(|e| format!("--index {target}: {e}"))?
-                .find(SocketAddr::is_ipv4)
-                .ok_or_else(|| format!("--index {target}: no IPv4 address"))?;
-            index.push(addr);
-        }
+        let connect = resolve_all(&self.connect, "--connect")?;
+        let index = resolve_all(&self.index, "--index")?;
         if !index.is_empty() && self.nick.is_none() {
             return Err("--index needs --nick NICK (the name to log in with)".to_string());
         }
@@ -263,6 +246,22 @@ impl RunArgs {
             },
         })
     }
+}
+
+/// Each `HOST:PORT` resolved to its first IPv4 address (`flag` names the
+/// option in errors).
+fn resolve_all(targets: &[String], flag: &str) -> Result<Vec<SocketAddr>, String> {
+    use std::net::ToSocketAddrs;
+    targets
+        .iter()
+        .map(|target| {
+            target
+                .to_socket_addrs()
+                .map_err(|e| format!("{flag} {target}: {e}"))?
+                .find(SocketAddr::is_ipv4)
+                .ok_or_else(|| format!("{flag} {target}: no IPv4 address"))
+        })
+        .collect()
 }
 
 /// `--bootstrap`'s value.

@@ -111,11 +111,8 @@ pub struct IndexStatus {
     pub gigabytes: Option<u64>,
     pub motd: Vec<String>,
     pub last_error: Option<String>,
-    pub messages_in: u64,
-    pub messages_out: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub skipped: u64,
+    #[serde(flatten)]
+    pub traffic: session::Traffic,
 }
 
 /// The Napster side of the core.
@@ -274,11 +271,7 @@ impl Core {
                 gigabytes: s.stats.as_ref().map(|st| st.gigabytes),
                 motd: s.motd.clone(),
                 last_error: s.last_error.clone(),
-                messages_in: s.messages_in,
-                messages_out: s.messages_out,
-                bytes_in: s.bytes_in,
-                bytes_out: s.bytes_out,
-                skipped: s.skipped,
+                traffic: s.traffic,
             })
             .collect()
     }

@@ -93,6 +93,17 @@ pub enum Incoming {
     Message(ServerMessage),
 }
 
+/// Messages and bytes with one server, and what was skipped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Traffic {
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Frames that did not decode and message numbers Hazel does not know.
+    pub skipped: u64,
+}
+
 /// One server.
 #[derive(Debug)]
 pub struct Session {
@@ -109,13 +120,8 @@ pub struct Session {
     pub stats: Option<ServerStats>,
     /// The last error the server or the network gave, escaped.
     pub last_error: Option<String>,
-    /// Messages received and sent since the session began (all sessions).
-    pub messages_in: u64,
-    pub messages_out: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    /// Frames that did not decode (skipped) and unknown numbers.
-    pub skipped: u64,
+    /// What went over the sessions with this server, all of them.
+    pub traffic: Traffic,
     /// Set once the nick check is answered: whether we are registering.
     registering: bool,
 }
@@ -134,11 +140,7 @@ impl Session {
             motd: Vec::new(),
             stats: None,
             last_error: None,
-            messages_in: 0,
-            messages_out: 0,
-            bytes_in: 0,
-            bytes_out: 0,
-            skipped: 0,
+            traffic: Traffic::default(),
             registering: false,
         }
     }
@@ -200,7 +202,7 @@ impl Session {
             return;
         }
         if message.encode(&mut self.out).is_ok() {
-            self.messages_out += 1;
+            self.traffic.messages_out += 1;
         }
     }
 
@@ -216,7 +218,7 @@ impl Session {
     pub fn consume_output(&mut self, n: usize) {
         let n = n.min(self.out.len());
         self.out.drain(..n);
-        self.bytes_out += n as u64;
+        self.traffic.bytes_out += n as u64;
     }
 
     /// The connection closed or failed.
@@ -239,7 +241,7 @@ impl Session {
 
     /// Bytes from the server: what the caller must act on.
     pub fn on_bytes(&mut self, bytes: &[u8], identity: &Identity, now: Instant) -> Vec<Incoming> {
-        self.bytes_in += bytes.len() as u64;
+        self.traffic.bytes_in += bytes.len() as u64;
         self.last_received = now;
         self.framer.push(bytes);
         let mut up = Vec::new();
@@ -252,17 +254,17 @@ impl Session {
                     break;
                 }
             };
-            self.messages_in += 1;
+            self.traffic.messages_in += 1;
             let message = match ServerMessage::from_frame(&frame) {
                 Ok(message) => message,
                 Err(_) => {
                     // Tolerant: a message we cannot read is skipped.
-                    self.skipped += 1;
+                    self.traffic.skipped += 1;
                     continue;
                 }
             };
             if let ServerMessage::Unknown { .. } = message {
-                self.skipped += 1;
+                self.traffic.skipped += 1;
                 continue;
             }
             self.on_message(message, identity, now, &mut up);
@@ -347,7 +349,7 @@ impl Session {
                 up.push(Incoming::Notice(format!("server: {text}")));
             }
             other if self.is_online() => up.push(Incoming::Message(other)),
-            _ => self.skipped += 1,
+            _ => self.traffic.skipped += 1,
         }
     }
 

@@ -319,7 +319,7 @@ fn a_404_in_the_middle_of_a_search_and_unknown_numbers_do_not_end_anything() {
     assert_eq!(napster.nick, "lefty");
     let status = s.status();
     assert_eq!(status.state, "online");
-    assert_eq!(status.skipped, 2);
+    assert_eq!(status.traffic.skipped, 2);
     assert!(s
         .notices()
         .iter()
