@@ -466,3 +466,23 @@ fn request_has_offset(request: &[u8]) -> bool {
             .get(quotes[1] + 2)
             .is_some_and(|b| b.is_ascii_digit())
 }
+
+#[test]
+fn a_search_asking_for_more_than_the_server_gives_gets_the_servers_cap() {
+    let index = Index::start();
+    let names: Vec<String> = (0..150).map(|i| format!("mix {i:03}.mp3")).collect();
+    let body = mp3(3, 0);
+    let files: Vec<(&str, &[u8])> = names
+        .iter()
+        .map(|n| (n.as_str(), body.as_slice()))
+        .collect();
+    let bob = start("bob", &index, &[], &files);
+    let alice = start("alice", &index, &[], &[]);
+    wait_online_sharing(&bob, 150);
+    wait_online_sharing(&alice, 0);
+    // hazel-index answers at most --max-results (100 by default) per search.
+    let results = search_until(&alice, "search --index --max 500 mix", |r| r.len() >= 100);
+    assert_eq!(results.len(), 100);
+    let asked = search_until(&alice, "search --index --max 7 mix", |r| !r.is_empty());
+    assert_eq!(asked.len(), 7);
+}
