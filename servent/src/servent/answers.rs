@@ -68,6 +68,11 @@ impl Servent {
                         "text": text,
                         "sent_to": sent_to,
                         "index_servers": index_servers,
+                        "networks": match request.networks {
+                            Networks::Both => "both",
+                            Networks::Index => "index",
+                            Networks::Gnutella => "gnutella",
+                        },
                     }),
                 )
             }

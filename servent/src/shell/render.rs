@@ -10,6 +10,16 @@ pub fn render_text(reply: &Reply) -> String {
     match (reply.kind.as_str(), &reply.data) {
         ("search", Value::Object(map)) => match map.get("search_id") {
             Some(id)
+                if map.get("networks").and_then(Value::as_str) == Some("index")
+                    && map.get("index_servers").and_then(Value::as_u64) == Some(0) =>
+            {
+                format!(
+                    "search {} started, but no index session is online: it reached nobody \
+                     (log in to one with `index connect HOST:PORT NICK`)",
+                    scalar(id)
+                )
+            }
+            Some(id)
                 if map
                     .get("index_servers")
                     .and_then(Value::as_u64)
