@@ -270,8 +270,7 @@ pub fn run_as(config: Config, frontend: Frontend, demo: Option<DemoInfo>) -> io:
     // Announce the port last, once commands can be taken: tests wait for this file.
     data.save_atomic(PORT_FILE, format!("{listen_addr}\n").as_bytes())?;
     if frontend != Frontend::FullScreen {
-        println!("listening on {listen_addr}");
-        println!("napster data port {}", reactor_napster_port);
+        println!("listening on {listen_addr} (napster data port {reactor_napster_port})");
         println!("data directory: {}", escape_path(&config.data_dir));
         if config.shares.is_empty() {
             println!("sharing nothing (add --share DIR to share a folder)");
