@@ -486,3 +486,25 @@ fn a_search_asking_for_more_than_the_server_gives_gets_the_servers_cap() {
     let asked = search_until(&alice, "search --index --max 7 mix", |r| !r.is_empty());
     assert_eq!(asked.len(), 7);
 }
+
+#[test]
+fn a_nick_registered_with_a_password_logs_in_with_it_and_not_without() {
+    let index = Index::start();
+    let first = start("carol", &index, &["--password", "s3cret"], &[]);
+    wait_online_sharing(&first, 0);
+    assert!(first.log().contains("logged in as carol (nick registered)"));
+    drop(first);
+    // The same nick and password again: a login to the account.
+    let again = start("carol", &index, &["--password", "s3cret"], &[]);
+    wait_online_sharing(&again, 0);
+    drop(again);
+    // A wrong password: refused with the server's reason, and not retried.
+    let wrong = start("carol", &index, &["--password", "guess"], &[]);
+    let mut status = Value::Null;
+    assert!(wait_until(WAIT, || {
+        status = index_state(&wrong);
+        status["state"] == "refused"
+    }));
+    assert_eq!(status["last_error"], "login refused: Invalid password");
+    assert!(wrong.log().contains("login refused: Invalid password"));
+}
