@@ -113,7 +113,7 @@ impl Core {
         self.shutting_down = true;
         self.dialing.clear();
         // Index sessions end at once (OpenNap has no goodbye message).
-        self.index_disconnect(None, now);
+        self.index_disconnect(None);
         for id in self.links.ids() {
             self.bye_and_close(id, 200, "Shutting down", now);
         }

@@ -93,7 +93,7 @@ impl Servent {
                 }
             }
             Command::Index(IndexCommand::Disconnect(addr)) => {
-                let left = self.core.index_disconnect(addr, now);
+                let left = self.core.index_disconnect(addr);
                 if left.is_empty() {
                     return Response::error(match addr {
                         Some(addr) => format!("no session with {addr}"),
@@ -106,7 +106,7 @@ impl Servent {
             Command::Index(IndexCommand::Status) => {
                 Reply::new("index", to_value(&self.core.index_status(now)))
             }
-            Command::Browse(nick) => match self.core.index_browse(&nick, now) {
+            Command::Browse(nick) => match self.core.index_browse(&nick) {
                 Some(id) => Reply::new("browse", json!({ "search_id": id, "nick": nick })),
                 None => return Response::error("not logged in to any index (`index status`)"),
             },

@@ -192,19 +192,14 @@ impl NapsterPort {
         let rest = conn.buf.split_off(used);
         match &request {
             DataPortRequest::Send { .. } => {
-                // A firewalled sharer pushing one of our downloads.
-                self.conns.remove(&id);
+                // A firewalled sharer pushing one of our downloads: the
+                // connection is the core's from now on, if a download waits.
+                let Some(conn) = self.conns.remove(&id) else {
+                    return;
+                };
                 if !parts.core.on_napster_send(id, &request, &rest, now) {
-                    // Nobody waits for it: say so, then close.
-                    let mut conn = PortConn::new(
-                        SocketAddr::from(([0, 0, 0, 0], 0)),
-                        Role::Closing,
-                        INVALID_REQUEST.to_vec(),
-                        now,
-                    );
-                    conn.peer = SocketAddr::from(([0, 0, 0, 0], 0));
                     self.conns.insert(id, conn);
-                    self.actions.push_back(Action::WantWrite(id));
+                    self.refuse(id, INVALID_REQUEST);
                 }
             }
             DataPortRequest::Get { nick, name, offset } => {

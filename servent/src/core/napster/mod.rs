@@ -221,7 +221,7 @@ impl Core {
     }
 
     /// `index disconnect [ADDR]`: the servers left.
-    pub fn index_disconnect(&mut self, addr: Option<SocketAddr>, now: Instant) -> Vec<SocketAddr> {
+    pub fn index_disconnect(&mut self, addr: Option<SocketAddr>) -> Vec<SocketAddr> {
         let (gone, kept): (Vec<Session>, Vec<Session>) = std::mem::take(&mut self.napster.sessions)
             .into_iter()
             .partition(|s| addr.is_none() || Some(s.addr) == addr);
@@ -235,7 +235,6 @@ impl Core {
             self.napster.shared.remove(&session.addr);
             left.push(session.addr);
         }
-        let _ = now;
         left
     }
 
@@ -301,14 +300,9 @@ impl Core {
             self.links.push_action(Action::Close(id));
             self.index_closed(id, &reason, now);
         }
-        for addr in self.napster.online() {
-            let expired = self
-                .napster
-                .searches
-                .get_mut(&addr)
-                .map(|p| p.expire(now))
-                .unwrap_or_default();
-            let _ = expired;
+        // Searches whose 202 never came stop collecting.
+        for pending in self.napster.searches.values_mut() {
+            pending.expire(now);
         }
         self.napster.accepted.expire(now);
         self.tick_napster_downloads(now);
@@ -459,7 +453,7 @@ impl Core {
     /// `browse NICK`: asks every server logged in for `nick`'s files (211);
     /// they arrive as the results of a search of their own. None when no
     /// server is logged in.
-    pub fn index_browse(&mut self, nick: &str, now: Instant) -> Option<SearchId> {
+    pub fn index_browse(&mut self, nick: &str) -> Option<SearchId> {
         let online = self.napster.online();
         if online.is_empty() {
             return None;
@@ -476,7 +470,6 @@ impl Core {
             self.napster.browses.insert((addr, nick.to_string()), id);
             self.send_to(addr, &message);
         }
-        let _ = now;
         Some(id)
     }
 
