@@ -411,3 +411,36 @@ pub fn run(args: &CompareArgs) -> io::Result<()> {
     println!("{}", row("flood (Query TTL 7, QueryHits)", &flood));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(first: f64, last: f64, results: usize, messages: u64, bytes: u64) -> Sample {
+        Sample {
+            first_ms: Some(first),
+            last_ms: Some(last),
+            results,
+            messages,
+            bytes,
+        }
+    }
+
+    #[test]
+    fn a_row_gives_each_measure_as_a_range_over_the_runs() {
+        let runs = [
+            sample(1.25, 2.0, 10, 12, 900),
+            sample(0.5, 3.0, 10, 12, 1000),
+        ];
+        assert_eq!(
+            row("index", &runs),
+            "| index | 0.5 ms–1.2 ms | 2.0 ms–3.0 ms | 10 | 12 | 900–1000 |"
+        );
+        let nothing = Sample {
+            first_ms: None,
+            last_ms: None,
+            ..sample(0.0, 0.0, 0, 0, 0)
+        };
+        assert_eq!(row("flood", &[nothing]), "| flood | - | - | 0 | 0 | 0 |");
+    }
+}
