@@ -267,12 +267,18 @@ impl Core {
     }
 
     pub fn pause_download(&mut self, id: DownloadId, now: Instant) -> Result<(), String> {
+        if super::napster::download::NapsterDownloads::is_napster(id) {
+            return self.napster_pause(id);
+        }
         let r = self.transfers.pause(id, now);
         self.pump_transfers(now);
         r
     }
 
     pub fn resume_download(&mut self, id: DownloadId, now: Instant) -> Result<(), String> {
+        if super::napster::download::NapsterDownloads::is_napster(id) {
+            return self.napster_resume(id, now);
+        }
         let r = self.transfers.resume(id, now);
         self.pump_transfers(now);
         r

@@ -53,6 +53,8 @@ enum State {
     Receiving,
     /// Every byte handed to the disk; waiting for it to be moved.
     Finishing,
+    /// Stopped by the user (`pause`); `resume` asks the index again.
+    Paused,
     Done(PathBuf),
     Failed(String),
 }
@@ -65,6 +67,7 @@ impl State {
             State::AwaitPush => "waiting for the firewalled sharer",
             State::Receiving => "downloading",
             State::Finishing => "finishing",
+            State::Paused => "paused",
             State::Done(_) => "complete",
             State::Failed(_) => "failed",
         }
@@ -655,6 +658,47 @@ impl Core {
             return Err(format!("download {id} has not failed"));
         }
         // What the disk has is what we resume from.
+        d.received = d.written;
+        d.peer = None;
+        self.ask_index(id, now)
+    }
+
+    /// `pause` of a Napster download: the transfer stops; what is on the
+    /// disk stays for `resume`.
+    pub(in crate::core) fn napster_pause(&mut self, id: DownloadId) -> Result<(), String> {
+        let d = self
+            .napster
+            .downloads
+            .get(id)
+            .ok_or(format!("no download {id}"))?;
+        if d.state.is_over() || matches!(d.state, State::Finishing | State::Paused) {
+            return Err(format!("download {id} is {}", d.state.name()));
+        }
+        d.state = State::Paused;
+        d.head.clear();
+        d.out.clear();
+        if let Some(conn) = d.conn.take() {
+            self.links.push_action(Action::Close(conn));
+        }
+        self.uncount(id);
+        Ok(())
+    }
+
+    /// `resume` of a paused Napster download: asks the index again, from
+    /// the bytes on the disk.
+    pub(in crate::core) fn napster_resume(
+        &mut self,
+        id: DownloadId,
+        now: Instant,
+    ) -> Result<(), String> {
+        let d = self
+            .napster
+            .downloads
+            .get(id)
+            .ok_or(format!("no download {id}"))?;
+        if d.state != State::Paused {
+            return Err(format!("download {id} is not paused"));
+        }
         d.received = d.written;
         d.peer = None;
         self.ask_index(id, now)

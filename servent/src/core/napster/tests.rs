@@ -565,3 +565,42 @@ fn a_sharer_with_another_size_and_one_that_stalls_fail_with_why() {
     assert_eq!(failure(&s), "the sharer stalled");
     assert!(s.sent().contains(&ClientMessage::DownloadFinished));
 }
+
+#[test]
+fn a_paused_download_resumes_from_the_bytes_on_the_disk() {
+    let (mut s, data) = download_connected();
+    let mut reply = b"1000".to_vec();
+    reply.extend([7u8; 400]);
+    s.core.on_bytes(data, &reply, s.now);
+    s.pump();
+    let id = super::download::FIRST_ID;
+    // The disk wrote what came.
+    s.core.on_disk(
+        crate::core::transfers::DiskEvent::Written {
+            download: id,
+            bytes: 400,
+        },
+        s.now,
+    );
+    s.core.pause_download(id, s.now).unwrap();
+    s.pump();
+    assert!(s.took(|a| matches!(a, Action::Close(c) if *c == data)));
+    assert_eq!(s.core.downloads(s.now)[0].state, "paused");
+    assert!(s.sent().contains(&ClientMessage::DownloadFinished));
+    s.core.resume_download(id, s.now).unwrap();
+    assert!(matches!(&s.sent()[..], [ClientMessage::DownloadRequest(_)]));
+    s.server_says(&ServerMessage::DownloadAck(
+        hazel_protocol::napster::DownloadAck {
+            nick: "lefty".into(),
+            ip: Ipv4Addr::new(127, 0, 0, 1),
+            port: 6699,
+            name: b"jazz\\tune.mp3".to_vec(),
+            md5: b"0123456789abcdef0123456789abcdef".to_vec(),
+            link_speed: 7,
+        },
+    ));
+    let port: SocketAddr = "127.0.0.1:6699".parse().unwrap();
+    assert!(s.core.on_napster_data_connected(79, port, s.now));
+    s.core.on_bytes(79, b"1", s.now);
+    assert_eq!(s.core.output(79), b"GEThazeluser \"jazz\\tune.mp3\" 400");
+}
