@@ -383,6 +383,19 @@ impl Core {
                 Incoming::Message(message) => self.index_message(addr, message, now),
             }
         }
+        let refused = self
+            .napster
+            .session_mut(id)
+            .is_some_and(|s| s.phase == Phase::Refused);
+        if refused {
+            // Nothing more to say to a server that refused us; its socket
+            // goes now rather than when (or if) the server closes it.
+            if let Some(session) = self.napster.session_mut(id) {
+                session.conn = None;
+            }
+            self.links.push_action(Action::Close(id));
+            return;
+        }
         self.links.push_action(Action::WantWrite(id));
     }
 

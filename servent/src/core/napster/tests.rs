@@ -215,6 +215,8 @@ fn a_refused_login_shows_the_reason_and_is_not_retried() {
     s.server_says(&ServerMessage::Error {
         message: b"Invalid password".to_vec(),
     });
+    // Hazel hangs up itself, whether the server closes or not.
+    assert!(s.took(|a| matches!(a, Action::Close(CONN))));
     s.core.on_closed(CONN, s.now);
     s.pump();
     let status = s.status();
