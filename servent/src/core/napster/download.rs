@@ -649,13 +649,25 @@ impl Core {
         id: DownloadId,
         now: Instant,
     ) -> Result<(), String> {
+        self.ask_again(id, |s| matches!(s, State::Failed(_)), "has not failed", now)
+    }
+
+    /// Asks the index again for download `id`, from the bytes on the disk,
+    /// if its state is `ready` (else the error says it `is_not`).
+    fn ask_again(
+        &mut self,
+        id: DownloadId,
+        ready: impl Fn(&State) -> bool,
+        is_not: &str,
+        now: Instant,
+    ) -> Result<(), String> {
         let d = self
             .napster
             .downloads
             .get(id)
             .ok_or(format!("no download {id}"))?;
-        if !matches!(d.state, State::Failed(_)) {
-            return Err(format!("download {id} has not failed"));
+        if !ready(&d.state) {
+            return Err(format!("download {id} {is_not}"));
         }
         // What the disk has is what we resume from.
         d.received = d.written;
@@ -691,17 +703,7 @@ impl Core {
         id: DownloadId,
         now: Instant,
     ) -> Result<(), String> {
-        let d = self
-            .napster
-            .downloads
-            .get(id)
-            .ok_or(format!("no download {id}"))?;
-        if d.state != State::Paused {
-            return Err(format!("download {id} is not paused"));
-        }
-        d.received = d.written;
-        d.peer = None;
-        self.ask_index(id, now)
+        self.ask_again(id, |s| *s == State::Paused, "is not paused", now)
     }
 
     /// `cancel` of a Napster download.
