@@ -606,3 +606,21 @@ fn a_paused_download_resumes_from_the_bytes_on_the_disk() {
     s.core.on_bytes(79, b"1", s.now);
     assert_eq!(s.core.output(79), b"GEThazeluser \"jazz\\tune.mp3\" 400");
 }
+
+#[test]
+fn a_frame_longer_than_the_bound_ends_the_session_and_it_is_dialled_again() {
+    let mut s = Scripted::start(None);
+    s.log_in();
+    // A header announcing 60,000 bytes: more than any message a client needs.
+    let mut huge = Vec::new();
+    encode_frame(201, &vec![b'a'; 60_000], &mut huge).unwrap();
+    s.raw(&huge[..4096]);
+    assert!(s.took(|a| matches!(a, Action::Close(CONN))));
+    let status = s.status();
+    assert_eq!(status.state, "reconnecting");
+    assert!(status.last_error.unwrap().contains("bad frame"));
+    s.core
+        .handle_timeout(s.now + BACKOFF_FIRST + Duration::from_secs(2));
+    s.pump();
+    assert!(s.took(|a| matches!(a, Action::ConnectIndex(_))));
+}
