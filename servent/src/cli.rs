@@ -129,6 +129,7 @@ pub struct RunArgs {
     #[arg(
         long,
         default_value_t = 0,
+        hide_default_value = true,
         value_name = "PORT",
         help_heading = "Napster"
     )]

@@ -371,7 +371,11 @@ impl Core {
         let incoming = session.on_bytes(bytes, &identity, now);
         for item in incoming {
             match item {
-                Incoming::LoggedIn => self.share_to(addr),
+                Incoming::LoggedIn => {
+                    self.share_to(addr);
+                    // Asked after our shares, so the answer counts them.
+                    self.send_to(addr, &ClientMessage::StatsRequest);
+                }
                 Incoming::Dropped(reason) => {
                     self.links.push_action(Action::Close(id));
                     self.index_closed(id, &reason, now);

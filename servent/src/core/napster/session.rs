@@ -312,7 +312,6 @@ impl Session {
                 self.failures = 0;
                 self.last_error = None;
                 self.motd.clear();
-                self.send(&ClientMessage::StatsRequest);
                 up.push(Incoming::Notice(format!(
                     "logged in as {}{}",
                     identity.nick,
