@@ -35,8 +35,9 @@ pub const MAX_SERVERS: usize = 16;
 pub const SEARCH_TIMEOUT: Duration = Duration::from_secs(60);
 /// An accepted upload (608 sent) may begin within this time.
 pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(300);
-/// Files per write of share messages (as real clients batch them).
-pub const SHARE_BATCH: usize = 100;
+/// Share messages queued for a server at a time: a large library goes out
+/// as the socket drains, never past the session's output bound.
+pub const SHARE_OUTPUT: usize = session::MAX_OUTPUT / 4;
 
 /// One file of the library as the index sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +130,8 @@ pub struct Napster {
     /// Uploads we accepted (608): (downloader nick, file name).
     accepted: Pending<(String, Vec<u8>)>,
     pub(super) downloads: download::NapsterDownloads,
+    /// Servers whose share list is not yet all sent.
+    resync: HashSet<SocketAddr>,
     /// Browses (211) awaiting their 213: (server, nick) → the search their
     /// entries go to.
     browses: HashMap<(SocketAddr, String), SearchId>,
@@ -147,6 +150,7 @@ impl Napster {
             accepted: Pending::default(),
             downloads: download::NapsterDownloads::default(),
             browses: HashMap::new(),
+            resync: HashSet::new(),
             uploads_counted: 0,
         }
     }
@@ -233,6 +237,7 @@ impl Core {
             }
             self.napster.searches.remove(&session.addr);
             self.napster.shared.remove(&session.addr);
+            self.napster.resync.remove(&session.addr);
             left.push(session.addr);
         }
         left
@@ -300,6 +305,17 @@ impl Core {
             self.links.push_action(Action::Close(id));
             self.index_closed(id, &reason, now);
         }
+        // Share lists too long for one go continue as the output drains.
+        let pending: Vec<SocketAddr> = self.napster.resync.iter().copied().collect();
+        for addr in pending {
+            let drained = self
+                .napster
+                .by_addr(addr)
+                .is_some_and(|s| s.output().len() < SHARE_OUTPUT / 2);
+            if drained {
+                self.share_to(addr);
+            }
+        }
         // Searches whose 202 never came stop collecting.
         for pending in self.napster.searches.values_mut() {
             pending.expire(now);
@@ -346,6 +362,7 @@ impl Core {
         session.closed(reason, now);
         let wait = session.retry_in(now);
         self.napster.shared.remove(&addr);
+        self.napster.resync.remove(&addr);
         if let Some(mut pending) = self.napster.searches.remove(&addr) {
             pending.clear();
         }
@@ -528,42 +545,46 @@ impl Core {
     }
 
     /// Brings what `addr` has of our library up to date: 102 for what is
-    /// gone, 100 for what is new.
+    /// gone, 100 for what is new. A large library goes out as the output
+    /// drains ([`SHARE_OUTPUT`] at a time); the rest at the next ticks.
     fn share_to(&mut self, addr: SocketAddr) {
-        let wanted: HashSet<&[u8]> = self
-            .napster
-            .shares
-            .iter()
-            .map(|s| s.name.as_slice())
-            .collect();
-        let shared = self.napster.shared.entry(addr).or_default();
+        let napster = &mut self.napster;
+        let Some(session) = napster
+            .sessions
+            .iter_mut()
+            .find(|s| s.addr == addr && s.is_online())
+        else {
+            return;
+        };
+        let wanted: HashSet<&[u8]> = napster.shares.iter().map(|s| s.name.as_slice()).collect();
+        let shared = napster.shared.entry(addr).or_default();
         let gone: Vec<Vec<u8>> = shared
             .iter()
             .filter(|n| !wanted.contains(n.as_slice()))
             .cloned()
             .collect();
-        let new: Vec<&IndexShare> = self
-            .napster
-            .shares
-            .iter()
-            .filter(|s| !shared.contains(&s.name))
-            .collect();
-        let mut messages = Vec::new();
+        let mut done = true;
         for name in gone {
-            shared.remove(&name);
-            messages.push(ClientMessage::Unshare { name });
-        }
-        for share in new {
-            shared.insert(share.name.clone());
-            messages.push(share.message());
-        }
-        let Some(session) = self.napster.sessions.iter_mut().find(|s| s.addr == addr) else {
-            return;
-        };
-        for batch in messages.chunks(SHARE_BATCH) {
-            for message in batch {
-                session.send(message);
+            if session.output().len() >= SHARE_OUTPUT {
+                done = false;
+                break;
             }
+            shared.remove(&name);
+            session.send(&ClientMessage::Unshare { name });
+        }
+        for share in &napster.shares {
+            if !done || session.output().len() >= SHARE_OUTPUT {
+                done = false;
+                break;
+            }
+            if shared.insert(share.name.clone()) {
+                session.send(&share.message());
+            }
+        }
+        if done {
+            napster.resync.remove(&addr);
+        } else {
+            napster.resync.insert(addr);
         }
         if let Some(id) = session.conn {
             self.links.push_action(Action::WantWrite(id));

@@ -624,3 +624,39 @@ fn a_frame_longer_than_the_bound_ends_the_session_and_it_is_dialled_again() {
     s.pump();
     assert!(s.took(|a| matches!(a, Action::ConnectIndex(_))));
 }
+
+#[test]
+fn a_large_library_is_shared_as_the_output_drains_and_all_of_it_arrives() {
+    let mut s = Scripted::start(None);
+    s.log_in();
+    let shares: Vec<super::IndexShare> = (0..30_000u32)
+        .map(|i| super::IndexShare {
+            index: i,
+            name: format!("music\\artist {i}\\a long enough title {i}.mp3").into_bytes(),
+            md5: "0123456789abcdef0123456789abcdef".into(),
+            size: 4_000_000,
+            bitrate: 128,
+            frequency: 44100,
+            length: 250,
+        })
+        .collect();
+    s.core.set_index_shares(shares);
+    let mut names = std::collections::HashSet::new();
+    for tick in 1..=100u64 {
+        let queued = s.core.output(CONN).len();
+        assert!(queued <= super::SHARE_OUTPUT + 200, "{queued} bytes queued");
+        for message in s.sent() {
+            let ClientMessage::Share(file) = message else {
+                panic!("not a share");
+            };
+            assert!(names.insert(file.name), "shared twice");
+        }
+        if names.len() == 30_000 {
+            break;
+        }
+        s.core.handle_timeout(s.now + Duration::from_secs(tick));
+        s.pump();
+    }
+    assert_eq!(names.len(), 30_000);
+    assert_eq!(s.status().shared, 30_000);
+}
