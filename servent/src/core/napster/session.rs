@@ -102,6 +102,8 @@ pub struct Traffic {
     pub bytes_out: u64,
     /// Frames that did not decode and message numbers Hazel does not know.
     pub skipped: u64,
+    /// Server errors (404) that repeated the one before (not shown again).
+    pub repeated_errors: u64,
 }
 
 /// One server.
@@ -343,9 +345,15 @@ impl Session {
                 self.send(&ClientMessage::PongUser { nick });
             }
             ServerMessage::ErrorMessage { message } => {
+                // The same error again (one per share over the server's
+                // limit, say) is counted, not repeated to the user.
                 let text = escape_bytes(&message);
-                self.last_error = Some(text.clone());
-                up.push(Incoming::Notice(format!("server: {text}")));
+                if self.last_error.as_deref() == Some(text.as_str()) {
+                    self.traffic.repeated_errors += 1;
+                } else {
+                    self.last_error = Some(text.clone());
+                    up.push(Incoming::Notice(format!("server: {text}")));
+                }
             }
             other if self.is_online() => up.push(Incoming::Message(other)),
             _ => self.traffic.skipped += 1,

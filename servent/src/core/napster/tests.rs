@@ -284,9 +284,11 @@ fn a_404_in_the_middle_of_a_search_and_unknown_numbers_do_not_end_anything() {
     );
     assert!(matches!(s.sent()[..], [ClientMessage::Search(_)]));
     s.server_says(&hit("coltrane - blue train.mp3", "lefty"));
-    s.server_says(&ServerMessage::ErrorMessage {
-        message: b"search limit reached".to_vec(),
-    });
+    for _ in 0..3 {
+        s.server_says(&ServerMessage::ErrorMessage {
+            message: b"search limit reached".to_vec(),
+        });
+    }
     // A number nobody knows, and a known one with a payload we cannot read.
     let mut odd = Vec::new();
     encode_frame(9999, b"whatever 1 2 3", &mut odd).unwrap();
@@ -322,10 +324,15 @@ fn a_404_in_the_middle_of_a_search_and_unknown_numbers_do_not_end_anything() {
     let status = s.status();
     assert_eq!(status.state, "online");
     assert_eq!(status.traffic.skipped, 2);
-    assert!(s
-        .notices()
-        .iter()
-        .any(|n| n.contains("server: search limit reached")));
+    // Said once, then counted.
+    assert_eq!(
+        s.notices()
+            .iter()
+            .filter(|n| n.contains("server: search limit reached"))
+            .count(),
+        1
+    );
+    assert_eq!(status.traffic.repeated_errors, 2);
 }
 
 #[test]
