@@ -9,7 +9,11 @@
 //! bound.
 
 pub mod download;
+mod search;
 pub mod session;
+mod sharing;
+
+pub use search::{search_query, IndexSearchOptions};
 
 #[cfg(test)]
 mod tests;
@@ -18,14 +22,9 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use hazel_protocol::napster::{
-    ClientMessage, Comparison, NumericField, QueueLimit, SearchClause, SearchQuery,
-    SearchResult as NapSearchResult, ServerMessage, SharedFile, UserFile,
-};
-use hazel_protocol::text::escape_bytes;
+use hazel_protocol::napster::{ClientMessage, ServerMessage, SharedFile};
 use serde::Serialize;
 
-use super::events::{NapsterHit, SearchResult};
 use super::{Action, ConnId, Core, CoreEvent, SearchId};
 use session::{Identity, Incoming, Pending, Phase, Session};
 
@@ -64,36 +63,6 @@ impl IndexShare {
             duration: self.length,
         })
     }
-}
-
-/// What `search` asks of the index beyond its words.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IndexSearchOptions {
-    pub max_results: Option<u32>,
-    pub min_bitrate: Option<u32>,
-    pub exclude: Vec<String>,
-}
-
-/// The 200 request for `words` with `options`.
-pub fn search_query(words: &str, options: &IndexSearchOptions) -> SearchQuery {
-    let mut clauses = vec![
-        SearchClause::Contains(words.as_bytes().to_vec()),
-        SearchClause::MaxResults(options.max_results.unwrap_or(100)),
-    ];
-    if !options.exclude.is_empty() {
-        clauses.push(SearchClause::Excludes(
-            options.exclude.join(" ").into_bytes(),
-        ));
-    }
-    if let Some(bitrate) = options.min_bitrate {
-        clauses.push(SearchClause::Compare {
-            field: NumericField::Bitrate,
-            op: Comparison::AtLeast,
-            value: u64::from(bitrate),
-            quoted: true,
-        });
-    }
-    SearchQuery { clauses }
 }
 
 /// One server as `index status` shows it.
@@ -438,185 +407,6 @@ impl Core {
         }
     }
 
-    /// A 201: a result for the oldest search still open on `addr`.
-    fn index_result(&mut self, addr: SocketAddr, result: NapSearchResult) {
-        let Some(&search) = self.napster.searches.get(&addr).and_then(|p| p.front()) else {
-            return;
-        };
-        let added = self
-            .searches
-            .add_index_result(search, |id| index_search_result(id, search, addr, &result));
-        if let Some(r) = added {
-            self.links.event(CoreEvent::SearchResult(r));
-        }
-    }
-
-    /// Starts remembering a search that goes to index servers only.
-    pub fn start_index_only_search(&mut self, text: &str) -> SearchId {
-        let query_id = self.new_descriptor_id();
-        self.searches.start(text, query_id)
-    }
-
-    /// Sends search `id` to every server logged in; how many got it.
-    pub fn index_search(
-        &mut self,
-        id: SearchId,
-        words: &str,
-        options: &IndexSearchOptions,
-        now: Instant,
-    ) -> usize {
-        let query = search_query(words, options);
-        let message = ClientMessage::Search(query);
-        let mut sent = 0;
-        for session in &mut self.napster.sessions {
-            let Some(conn) = session.conn.filter(|_| session.is_online()) else {
-                continue;
-            };
-            session.send(&message);
-            self.napster
-                .searches
-                .entry(session.addr)
-                .or_default()
-                .push(id, now + SEARCH_TIMEOUT);
-            self.links.push_action(Action::WantWrite(conn));
-            sent += 1;
-        }
-        sent
-    }
-
-    /// `browse NICK`: asks every server logged in for `nick`'s files (211);
-    /// they arrive as the results of a search of their own. None when no
-    /// server is logged in.
-    pub fn index_browse(&mut self, nick: &str) -> Option<SearchId> {
-        let online = self.napster.online();
-        if online.is_empty() {
-            return None;
-        }
-        let query_id = self.new_descriptor_id();
-        let id = self.searches.start(&format!("browse {nick}"), query_id);
-        let message = ClientMessage::Browse {
-            nick: nick.to_string(),
-        };
-        for addr in online {
-            if self.napster.browses.len() >= Pending::<SearchId>::MAX {
-                break;
-            }
-            self.napster.browses.insert((addr, nick.to_string()), id);
-            self.send_to(addr, &message);
-        }
-        Some(id)
-    }
-
-    fn browse_entry(&mut self, addr: SocketAddr, entry: hazel_protocol::napster::BrowseEntry) {
-        let Some(&search) = self.napster.browses.get(&(addr, entry.nick.clone())) else {
-            return;
-        };
-        let result = NapSearchResult {
-            name: entry.file.name,
-            md5: entry.file.md5,
-            size: entry.file.size,
-            bitrate: entry.file.bitrate,
-            freq: entry.file.freq,
-            duration: entry.file.duration,
-            nick: entry.nick,
-            ip: std::net::Ipv4Addr::UNSPECIFIED,
-            link_speed: 0,
-            weight: None,
-        };
-        let added = self
-            .searches
-            .add_index_result(search, |id| index_search_result(id, search, addr, &result));
-        if let Some(r) = added {
-            self.links.event(CoreEvent::SearchResult(r));
-        }
-    }
-
-    fn browse_end(&mut self, addr: SocketAddr, nick: &str) {
-        self.napster.browses.remove(&(addr, nick.to_string()));
-    }
-
-    /// The library as shared to index servers (after a scan): every server
-    /// online gets the difference.
-    pub fn set_index_shares(&mut self, shares: Vec<IndexShare>) {
-        self.napster.shares = shares;
-        for addr in self.napster.online() {
-            self.share_to(addr);
-        }
-    }
-
-    /// Brings what `addr` has of our library up to date: 102 for what is
-    /// gone, 100 for what is new. A large library goes out as the output
-    /// drains ([`SHARE_OUTPUT`] at a time); the rest at the next ticks.
-    fn share_to(&mut self, addr: SocketAddr) {
-        let napster = &mut self.napster;
-        let Some(session) = napster
-            .sessions
-            .iter_mut()
-            .find(|s| s.addr == addr && s.is_online())
-        else {
-            return;
-        };
-        let wanted: HashSet<&[u8]> = napster.shares.iter().map(|s| s.name.as_slice()).collect();
-        let shared = napster.shared.entry(addr).or_default();
-        let gone: Vec<Vec<u8>> = shared
-            .iter()
-            .filter(|n| !wanted.contains(n.as_slice()))
-            .cloned()
-            .collect();
-        let mut done = true;
-        for name in gone {
-            if session.output().len() >= SHARE_OUTPUT {
-                done = false;
-                break;
-            }
-            shared.remove(&name);
-            session.send(&ClientMessage::Unshare { name });
-        }
-        for share in &napster.shares {
-            if !done || session.output().len() >= SHARE_OUTPUT {
-                done = false;
-                break;
-            }
-            if shared.insert(share.name.clone()) {
-                session.send(&share.message());
-            }
-        }
-        if done {
-            napster.resync.remove(&addr);
-        } else {
-            napster.resync.insert(addr);
-        }
-        if let Some(id) = session.conn {
-            self.links.push_action(Action::WantWrite(id));
-        }
-    }
-
-    /// A 607: accept (608) a file we share while an upload slot is free,
-    /// refuse (619) otherwise.
-    fn upload_request(&mut self, addr: SocketAddr, file: UserFile, now: Instant) {
-        let shared = self.napster.share_named(&file.name).is_some();
-        let free = !self.shares.uploads_busy;
-        let message = if shared && free {
-            self.napster
-                .accepted
-                .push((file.nick.clone(), file.name.clone()), now + ACCEPT_TIMEOUT);
-            ClientMessage::UploadAccept(file)
-        } else {
-            let reason = if shared {
-                "every upload slot is taken"
-            } else {
-                "not shared"
-            };
-            self.links.event(CoreEvent::Notice(format!(
-                "index {addr}: refused {} to {}: {reason}",
-                escape_bytes(&file.name),
-                hazel_protocol::text::Escaped::new(&file.nick)
-            )));
-            ClientMessage::QueueLimit(QueueLimit { file, limit: 0 })
-        };
-        self.send_to(addr, &message);
-    }
-
     /// Queues `message` for server `addr` (if it is connected).
     pub(super) fn send_to(&mut self, addr: SocketAddr, message: &ClientMessage) -> bool {
         let Some(session) = self.napster.by_addr(addr) else {
@@ -630,26 +420,6 @@ impl Core {
         true
     }
 
-    /// An upload over the data port began or ended: 220/221 to every server.
-    pub fn index_upload_counted(&mut self, started: bool) {
-        let message = if started {
-            self.napster.uploads_counted += 1;
-            ClientMessage::UploadStarted
-        } else {
-            self.napster.uploads_counted = self.napster.uploads_counted.saturating_sub(1);
-            ClientMessage::UploadFinished
-        };
-        for addr in self.napster.online() {
-            self.send_to(addr, &message);
-        }
-    }
-
-    /// Whether an upload of `name` to `nick` was accepted with a 608.
-    pub fn index_upload_accepted(&mut self, nick: &[u8], name: &[u8]) -> Option<u32> {
-        let index = self.napster.share_named(name)?.index;
-        self.napster.take_accepted(nick, name).then_some(index)
-    }
-
     pub(super) fn index_output(&mut self, id: ConnId) -> &[u8] {
         match self.napster.sessions.iter().find(|s| s.conn == Some(id)) {
             Some(session) => session.output(),
@@ -661,40 +431,5 @@ impl Core {
         if let Some(session) = self.napster.session_mut(id) {
             session.consume_output(n);
         }
-    }
-}
-
-/// A 201 as one of our results.
-fn index_search_result(
-    id: u64,
-    search: SearchId,
-    addr: SocketAddr,
-    result: &NapSearchResult,
-) -> SearchResult {
-    SearchResult {
-        id,
-        search,
-        servent_id: String::new(),
-        addr: SocketAddr::new(std::net::IpAddr::V4(result.ip), 0),
-        file_index: 0,
-        size: result.size,
-        name: String::from_utf8_lossy(&result.name).into_owned(),
-        urn: None,
-        tiger: None,
-        needs_push: false,
-        push_proxies: Vec::new(),
-        busy: None,
-        speed: 0,
-        hops: 0,
-        origin: origin(addr),
-        napster: Some(Box::new(NapsterHit {
-            nick: result.nick.clone(),
-            raw_name: result.name.clone(),
-            md5: String::from_utf8_lossy(&result.md5).into_owned(),
-            bitrate: result.bitrate,
-            frequency: result.freq,
-            length: result.duration,
-            link_speed: result.link_speed,
-        })),
     }
 }
