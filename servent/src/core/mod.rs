@@ -63,6 +63,9 @@
 //! - [`transfers`]: downloads (sources, ranges, retries, verification,
 //!   Pushes and GIVs), sans IO; `downloads` (private) ties them to the
 //!   searches, the Push routes and the event loop.
+//! - [`napster`]: the servent as a Napster client: sessions with OpenNap
+//!   index servers, the library shared there, index searches and browses
+//!   into the same results, 607/608, downloads over the Napster data port.
 //! - [`stats`]: counters. [`shares`]: the shared library (servent-shares).
 
 pub mod bootstrap;

@@ -1,7 +1,9 @@
 //! The servent as a Napster client: sessions with OpenNap servers
-//! ([`session`]), the library shared to them, searches whose 201s join the
-//! overlay's results, upload requests (607 → 608, or 619), and downloads
-//! over the Napster data port ([`download`]).
+//! ([`session`]; this file keeps them: connect, status, timers, routing
+//! their messages), the library shared to them and the upload requests
+//! they pass on (`sharing`: 100/102, 607 → 608 or 619, 220/221), searches
+//! and browses whose answers join the overlay's results (`search`), and
+//! downloads over the Napster data port ([`download`]).
 //!
 //! Sans IO like the rest of the core: the event loop opens the sockets the
 //! core asks for ([`Action::ConnectIndex`], [`Action::ConnectNapsterData`])
