@@ -256,6 +256,32 @@ fn wait_for_index(log: &Path, child: &mut Child) -> Result<String, String> {
     Err("hazel-index did not start in time".into())
 }
 
+/// Waits, at most [`INDEX_SHARES_WAIT`] in all, until each servent says it
+/// is logged in to the index and shares something there.
+fn wait_for_index_shares(data_dirs: &[PathBuf]) {
+    let deadline = Instant::now() + INDEX_SHARES_WAIT;
+    for dir in data_dirs {
+        let socket = dir.join(crate::data_dir::CONTROL_SOCKET);
+        while Instant::now() < deadline {
+            let shared =
+                crate::control::send_command(&socket, "index status", Duration::from_secs(1))
+                    .ok()
+                    .and_then(|r| r.reply)
+                    .is_some_and(|r| {
+                        r.data[0]["state"] == "online"
+                            && r.data[0]["shared"].as_u64().unwrap_or(0) > 0
+                    });
+            if shared {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The longest the playground waits for its servents to share on the index.
+const INDEX_SHARES_WAIT: Duration = Duration::from_secs(10);
+
 /// `hazel --demo`: builds the playground, runs the interface, cleans up.
 pub fn run(args: &RunArgs) -> io::Result<()> {
     let started = Instant::now();
@@ -295,6 +321,7 @@ pub fn run(args: &RunArgs) -> io::Result<()> {
     let count = rng.gen_range(8..=12);
     let dealt = deal_samples(count, &mut rng);
     let mut addrs: Vec<SocketAddr> = Vec::new();
+    let mut data_dirs: Vec<PathBuf> = Vec::new();
     let mut firewalled = 0;
     for (i, samples) in dealt.iter().enumerate() {
         let data_dir = dir.join(format!("servent-{:02}", i + 1));
@@ -333,6 +360,12 @@ pub fn run(args: &RunArgs) -> io::Result<()> {
         world.spawn(&own, &child_args, &data_dir.join("servent.log"))?;
         let child = world.children.last_mut().expect("just spawned");
         addrs.push(wait_for_port(&data_dir, child)?);
+        data_dirs.push(data_dir);
+    }
+    // A first search should find everything: give the servents a moment
+    // (bounded) to log in to the index and share there.
+    if index.is_ok() {
+        wait_for_index_shares(&data_dirs);
     }
 
     // This servent: linked to three of them, sharing two samples of its own.
