@@ -3,6 +3,18 @@
 
 use super::*;
 
+/// The 204 for lefty's file, at its data port 127.0.0.1:6699.
+fn sharer_accepted() -> ServerMessage {
+    ServerMessage::DownloadAck(hazel_protocol::napster::DownloadAck {
+        nick: "lefty".into(),
+        ip: Ipv4Addr::new(127, 0, 0, 1),
+        port: 6699,
+        name: b"jazz\\tune.mp3".to_vec(),
+        md5: b"0123456789abcdef0123456789abcdef".to_vec(),
+        link_speed: 7,
+    })
+}
+
 /// Logs in, finds one 1000-byte file of `lefty` and asks for it: the core
 /// has sent 203 and the server answered 204 with a data port, and the core
 /// is connected to that port as `DATA`.
@@ -25,16 +37,7 @@ fn download_connected() -> (Scripted, ConnId) {
         &s.sent()[..],
         [ClientMessage::DownloadRequest(f)] if f.nick == "lefty" && f.name == b"jazz\\tune.mp3"
     ));
-    s.server_says(&ServerMessage::DownloadAck(
-        hazel_protocol::napster::DownloadAck {
-            nick: "lefty".into(),
-            ip: Ipv4Addr::new(127, 0, 0, 1),
-            port: 6699,
-            name: b"jazz\\tune.mp3".to_vec(),
-            md5: b"0123456789abcdef0123456789abcdef".to_vec(),
-            link_speed: 7,
-        },
-    ));
+    s.server_says(&sharer_accepted());
     let data_port: SocketAddr = "127.0.0.1:6699".parse().unwrap();
     assert!(s.took(|a| matches!(a, Action::ConnectNapsterData(a) if *a == data_port)));
     assert!(s.core.on_napster_data_connected(DATA, data_port, s.now));
@@ -134,16 +137,7 @@ fn a_paused_download_resumes_from_the_bytes_on_the_disk() {
     assert!(s.sent().contains(&ClientMessage::DownloadFinished));
     s.core.resume_download(id, s.now).unwrap();
     assert!(matches!(&s.sent()[..], [ClientMessage::DownloadRequest(_)]));
-    s.server_says(&ServerMessage::DownloadAck(
-        hazel_protocol::napster::DownloadAck {
-            nick: "lefty".into(),
-            ip: Ipv4Addr::new(127, 0, 0, 1),
-            port: 6699,
-            name: b"jazz\\tune.mp3".to_vec(),
-            md5: b"0123456789abcdef0123456789abcdef".to_vec(),
-            link_speed: 7,
-        },
-    ));
+    s.server_says(&sharer_accepted());
     let port: SocketAddr = "127.0.0.1:6699".parse().unwrap();
     assert!(s.core.on_napster_data_connected(79, port, s.now));
     s.core.on_bytes(79, b"1", s.now);
