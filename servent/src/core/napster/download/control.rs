@@ -52,6 +52,7 @@ impl Core {
             return Err(format!("download {id} is {}", d.state.name()));
         }
         d.state = State::Paused;
+        d.next_source = false;
         d.head.clear();
         d.out.clear();
         if let Some(conn) = d.conn.take() {
@@ -81,6 +82,8 @@ impl Core {
         if let State::Done(_) = d.state {
             return Err(format!("download {id} is complete"));
         }
+        d.others.clear();
+        d.next_source = false;
         self.fail_napster(id, "cancelled".into());
         self.links
             .push_action(Action::Disk(DiskJob::Remove { download: id }));
@@ -103,7 +106,7 @@ impl Core {
                 rate: 0,
                 eta_secs: None,
                 sources_active: usize::from(d.conn.is_some()),
-                sources_known: 1,
+                sources_known: 1 + d.others.len(),
                 state: d.state.name(),
                 verification: "size",
                 last_error: d.last_error.clone(),

@@ -12,6 +12,7 @@
 //! the download is checked against the size, and a failed one is retried
 //! from the bytes it has (`retry`).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -101,7 +102,23 @@ struct Download {
     /// A 218 was sent to the server (a 219 goes when the transfer ends).
     counted: bool,
     last_error: Option<String>,
+    /// Other index users found with the same file (same md5 and size):
+    /// when this source fails, the next is asked, from the bytes on the disk.
+    others: VecDeque<Source>,
+    /// Failed, but another source is asked at the next tick.
+    next_source: bool,
 }
+
+/// Where an index download can come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Source {
+    server: SocketAddr,
+    nick: String,
+    raw_name: Vec<u8>,
+}
+
+/// Other sources remembered per download.
+pub const MAX_OTHER_SOURCES: usize = 16;
 
 /// Every Napster download.
 #[derive(Debug, Default)]
@@ -164,6 +181,8 @@ impl Core {
             .next()
             .unwrap_or(&hit.raw_name);
         let name = sanitize_name(&String::from_utf8_lossy(leaf));
+        let others = other_sources(&self.searches.results(None), r, server);
+        let downloads = &mut self.napster.downloads;
         downloads.list.push(Download {
             id,
             server,
@@ -183,6 +202,8 @@ impl Core {
             paused_reading: false,
             counted: false,
             last_error: None,
+            others,
+            next_source: false,
         });
         self.links.push_action(Action::Disk(DiskJob::Open {
             download: id,
@@ -318,6 +339,16 @@ impl Core {
         if let Some(conn) = d.conn.take() {
             self.links.push_action(Action::Close(conn));
         }
+        if let Some(next) = d.others.front() {
+            // Not over: another user has the file.
+            d.next_source = true;
+            let text = format!(
+                "download {id} ({name}) from {}: {reason}; asking {} next",
+                d.nick, next.nick
+            );
+            self.links.event(CoreEvent::Notice(text));
+            return;
+        }
         self.links.event(CoreEvent::Download(DownloadEvent::Failed {
             id,
             name,
@@ -360,5 +391,69 @@ impl Core {
         for (id, reason) in late {
             self.fail_napster(id, reason.to_string());
         }
+        let switching: Vec<DownloadId> = self
+            .napster
+            .downloads
+            .list
+            .iter()
+            .filter(|d| d.next_source)
+            .map(|d| d.id)
+            .collect();
+        for id in switching {
+            let Some(d) = self.napster.downloads.get(id) else {
+                continue;
+            };
+            d.next_source = false;
+            let Some(next) = d.others.pop_front() else {
+                continue;
+            };
+            d.server = next.server;
+            d.nick = next.nick;
+            d.raw_name = next.raw_name;
+            d.received = d.written;
+            d.peer = None;
+            let _ = self.ask_index(id, now);
+        }
     }
+}
+
+/// Other index results for the file `r` is: the same md5 (when it is one)
+/// and size, another user. At most [`MAX_OTHER_SOURCES`], in result order.
+fn other_sources(
+    results: &[SearchResult],
+    r: &SearchResult,
+    server: SocketAddr,
+) -> VecDeque<Source> {
+    let Some(hit) = r.napster.as_ref() else {
+        return VecDeque::new();
+    };
+    let real_md5 = |md5: &str| md5.len() == 32 && md5.bytes().all(|b| b.is_ascii_hexdigit());
+    if !real_md5(&hit.md5) {
+        return VecDeque::new();
+    }
+    let mut others: VecDeque<Source> = VecDeque::new();
+    for other in results {
+        let (Some(o), Some(at)) = (
+            other.napster.as_ref(),
+            other
+                .origin
+                .strip_prefix("index:")
+                .and_then(|a| a.parse::<SocketAddr>().ok()),
+        ) else {
+            continue;
+        };
+        let same_user = at == server && o.nick == hit.nick;
+        let known = others.iter().any(|s| s.server == at && s.nick == o.nick);
+        if o.md5 == hit.md5 && other.size == r.size && !same_user && !known {
+            others.push_back(Source {
+                server: at,
+                nick: o.nick.clone(),
+                raw_name: o.raw_name.clone(),
+            });
+            if others.len() >= MAX_OTHER_SOURCES {
+                break;
+            }
+        }
+    }
+    others
 }

@@ -143,3 +143,55 @@ fn a_paused_download_resumes_from_the_bytes_on_the_disk() {
     s.core.on_bytes(79, b"1", s.now);
     assert_eq!(s.core.output(79), b"GEThazeluser \"jazz\\tune.mp3\" 400");
 }
+
+#[test]
+fn when_one_user_fails_the_next_with_the_same_file_is_asked() {
+    let mut s = Scripted::start(None);
+    s.log_in();
+    let id = s.core.start_index_only_search("tune");
+    s.core
+        .index_search(id, "tune", &IndexSearchOptions::default(), s.now);
+    s.sent();
+    s.server_says(&hit("jazz\\tune.mp3", "lefty"));
+    s.server_says(&hit("C:\\mp3\\tune.mp3", "righty"));
+    // Same name, another md5: another file, not a source.
+    let ServerMessage::SearchResult(mut other) = hit("tune.mp3", "wrongo") else {
+        unreachable!()
+    };
+    other.md5 = b"ffffffffffffffffffffffffffffffff".to_vec();
+    s.server_says(&ServerMessage::SearchResult(other));
+    let first = s.core.results(Some(id))[0].id;
+    let (download, _) = s.core.get_result(first, s.now).unwrap();
+    assert_eq!(s.core.downloads(s.now)[0].sources_known, 2);
+    s.sent();
+    s.server_says(&ServerMessage::DownloadError(
+        hazel_protocol::napster::UserFile {
+            nick: "lefty".into(),
+            name: b"jazz\\tune.mp3".to_vec(),
+        },
+    ));
+    // Not failed: the next user is asked at the next tick.
+    assert_eq!(failure(&s), "");
+    assert!(s.notices().iter().any(|n| n
+        .contains("from lefty: the index says the file is not shared (206); asking righty next")));
+    s.core.handle_timeout(s.now + Duration::from_secs(2));
+    s.pump();
+    assert_eq!(
+        s.sent(),
+        vec![ClientMessage::DownloadRequest(
+            hazel_protocol::napster::UserFile {
+                nick: "righty".into(),
+                name: b"C:\\mp3\\tune.mp3".to_vec(),
+            }
+        )]
+    );
+    // righty fails too: now the download has failed, with the last reason.
+    s.server_says(&ServerMessage::DownloadError(
+        hazel_protocol::napster::UserFile {
+            nick: "righty".into(),
+            name: b"C:\\mp3\\tune.mp3".to_vec(),
+        },
+    ));
+    assert_eq!(failure(&s), "the index says the file is not shared (206)");
+    assert_eq!(s.core.downloads(s.now)[0].id, download);
+}
