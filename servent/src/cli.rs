@@ -110,6 +110,30 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 20, value_name = "SECONDS", help_heading = "Limits",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub head_timeout: u64,
+    /// An OpenNap (Napster) index server to log in to (repeatable; needs --nick).
+    #[arg(long = "index", value_name = "HOST:PORT", help_heading = "Napster")]
+    pub index: Vec<String>,
+    /// The nick on index servers (registered with --password when free).
+    #[arg(long, value_name = "NICK", help_heading = "Napster")]
+    pub nick: Option<String>,
+    /// The password of the nick.
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        help_heading = "Napster",
+        requires = "nick"
+    )]
+    pub password: Option<String>,
+    /// The Napster data port other Napster clients download from [default:
+    /// a second free port, printed at start].
+    #[arg(
+        long,
+        default_value_t = 0,
+        hide_default_value = true,
+        value_name = "PORT",
+        help_heading = "Napster"
+    )]
+    pub napster_port: u16,
     /// Log level (error, warn, info, debug, trace), or an env_logger filter.
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
@@ -170,15 +194,10 @@ impl CtlArgs {
 impl RunArgs {
     /// Turns the options into a [`Config`], resolving `--connect` host names.
     pub fn to_config(&self) -> Result<Config, String> {
-        use std::net::ToSocketAddrs;
-        let mut connect = Vec::new();
-        for target in &self.connect {
-            let addr = target
-                .to_socket_addrs()
-                .map_err(|e| format!("--connect {target}: {e}"))?
-                .find(SocketAddr::is_ipv4)
-                .ok_or_else(|| format!("--connect {target}: no IPv4 address"))?;
-            connect.push(addr);
+        let connect = resolve_all(&self.connect, "--connect")?;
+        let index = resolve_all(&self.index, "--index")?;
+        if !index.is_empty() && self.nick.is_none() {
+            return Err("--index needs --nick NICK (the name to log in with)".to_string());
         }
         if self.max_peers == 0 {
             return Err("--max-peers must be at least 1".to_string());
@@ -216,6 +235,10 @@ impl RunArgs {
             transfer_stall: Duration::from_secs(self.transfer_stall_timeout),
             bootstrap: self.bootstrap.clone(),
             default_caches: !self.no_default_caches,
+            index,
+            nick: self.nick.clone(),
+            password: self.password.clone(),
+            napster_port: self.napster_port,
             limits: Limits {
                 upload_slots: self.upload_slots,
                 upload_slots_per_ip: self.upload_slots_per_ip,
@@ -224,6 +247,22 @@ impl RunArgs {
             },
         })
     }
+}
+
+/// Each `HOST:PORT` resolved to its first IPv4 address (`flag` names the
+/// option in errors).
+fn resolve_all(targets: &[String], flag: &str) -> Result<Vec<SocketAddr>, String> {
+    use std::net::ToSocketAddrs;
+    targets
+        .iter()
+        .map(|target| {
+            target
+                .to_socket_addrs()
+                .map_err(|e| format!("{flag} {target}: {e}"))?
+                .find(SocketAddr::is_ipv4)
+                .ok_or_else(|| format!("{flag} {target}: no IPv4 address"))
+        })
+        .collect()
 }
 
 /// `--bootstrap`'s value.

@@ -32,6 +32,13 @@ pub struct Config {
     pub bootstrap: Vec<crate::core::bootstrap::CacheSpec>,
     /// Also ask the host caches shipped with the program.
     pub default_caches: bool,
+    /// OpenNap servers to log in to at start.
+    pub index: Vec<SocketAddr>,
+    /// The nick (and password) on index servers.
+    pub nick: Option<String>,
+    pub password: Option<String>,
+    /// The Napster data port (0: a free one).
+    pub napster_port: u16,
 }
 
 /// What peers and clients may hold, and for how long.

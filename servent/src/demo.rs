@@ -11,8 +11,8 @@
 //! (signals become a `quit` first), and on Linux each child also gets
 //! SIGKILL when this process dies without unwinding (`PR_SET_PDEATHSIG`).
 //!
-//! The servent does not speak Napster yet, so the index runs but this
-//! servent does not join it; the interface says so.
+//! Every servent, this one too (as `you`), logs in to the index and shares
+//! its samples there, so a search lists hits from both networks.
 
 use std::io;
 use std::net::SocketAddr;
@@ -256,6 +256,32 @@ fn wait_for_index(log: &Path, child: &mut Child) -> Result<String, String> {
     Err("hazel-index did not start in time".into())
 }
 
+/// Waits, at most [`INDEX_SHARES_WAIT`] in all, until each servent says it
+/// is logged in to the index and shares something there.
+fn wait_for_index_shares(data_dirs: &[PathBuf]) {
+    let deadline = Instant::now() + INDEX_SHARES_WAIT;
+    for dir in data_dirs {
+        let socket = dir.join(crate::data_dir::CONTROL_SOCKET);
+        while Instant::now() < deadline {
+            let shared =
+                crate::control::send_command(&socket, "index status", Duration::from_secs(1))
+                    .ok()
+                    .and_then(|r| r.reply)
+                    .is_some_and(|r| {
+                        r.data[0]["state"] == "online"
+                            && r.data[0]["shared"].as_u64().unwrap_or(0) > 0
+                    });
+            if shared {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The longest the playground waits for its servents to share on the index.
+const INDEX_SHARES_WAIT: Duration = Duration::from_secs(10);
+
 /// `hazel --demo`: builds the playground, runs the interface, cleans up.
 pub fn run(args: &RunArgs) -> io::Result<()> {
     let started = Instant::now();
@@ -280,6 +306,9 @@ pub fn run(args: &RunArgs) -> io::Result<()> {
             index_dir.display().to_string(),
             "--log-level".into(),
             "info".into(),
+            // Every servent of the playground logs in from 127.0.0.1.
+            "--clones-per-ip".into(),
+            "0".into(),
         ];
         world.spawn(&index_bin, &args, &log)?;
         let child = world.children.last_mut().expect("just spawned");
@@ -292,6 +321,7 @@ pub fn run(args: &RunArgs) -> io::Result<()> {
     let count = rng.gen_range(8..=12);
     let dealt = deal_samples(count, &mut rng);
     let mut addrs: Vec<SocketAddr> = Vec::new();
+    let mut data_dirs: Vec<PathBuf> = Vec::new();
     let mut firewalled = 0;
     for (i, samples) in dealt.iter().enumerate() {
         let data_dir = dir.join(format!("servent-{:02}", i + 1));
@@ -317,6 +347,11 @@ pub fn run(args: &RunArgs) -> io::Result<()> {
         for addr in addrs.choose_multiple(&mut rng, links) {
             child_args.extend(["--connect".into(), addr.to_string()]);
         }
+        // Every one logs in to the index and shares there too.
+        if let Ok(addr) = &index {
+            child_args.extend(["--index".into(), addr.clone()]);
+            child_args.extend(["--nick".into(), format!("demo{:02}", i + 1)]);
+        }
         // Some servents behind a "firewall" (never the first two, which others reach first).
         if i >= 2 && rng.gen_bool(0.3) {
             child_args.push("--firewalled".into());
@@ -325,6 +360,12 @@ pub fn run(args: &RunArgs) -> io::Result<()> {
         world.spawn(&own, &child_args, &data_dir.join("servent.log"))?;
         let child = world.children.last_mut().expect("just spawned");
         addrs.push(wait_for_port(&data_dir, child)?);
+        data_dirs.push(data_dir);
+    }
+    // A first search should find everything: give the servents a moment
+    // (bounded) to log in to the index and share there.
+    if index.is_ok() {
+        wait_for_index_shares(&data_dirs);
     }
 
     // This servent: linked to three of them, sharing two samples of its own.
@@ -342,6 +383,10 @@ pub fn run(args: &RunArgs) -> io::Result<()> {
         .collect();
     own_args.peers = 3;
     own_args.firewalled = false;
+    if let Ok(addr) = &index {
+        own_args.index = vec![addr.clone()];
+        own_args.nick = Some("you".into());
+    }
     let config = own_args
         .to_config()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -362,7 +407,7 @@ pub fn run(args: &RunArgs) -> io::Result<()> {
         );
         match &index {
             Ok(addr) => println!(
-                "hazel-index runs at {addr}; this servent does not speak Napster yet, so it does not join it"
+                "hazel-index runs at {addr}; every servent, this one too (as `you`), shares there"
             ),
             Err(why) => println!("no index: {why}"),
         }

@@ -315,6 +315,16 @@ impl Net {
                     let now = self.now;
                     self.cores[node].on_resolved(token, Err("no DNS in the harness".into()), now);
                 }
+                // No index servers in the harness.
+                Action::ConnectIndex(addr) => {
+                    let now = self.now;
+                    self.cores[node].on_index_connect_failed(addr, "no index in the harness", now);
+                }
+                Action::ConnectNapsterData(addr) => {
+                    self.cores[node]
+                        .on_napster_data_connect_failed(addr, "no data ports in the harness");
+                }
+                Action::NapsterPush(_) => {}
                 Action::ConnectCache(addr) => {
                     let now = self.now;
                     self.cores[node].on_cache_connect_failed(addr, "no web in the harness", now);

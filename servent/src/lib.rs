@@ -26,6 +26,7 @@ pub mod data_dir;
 pub mod demo;
 pub mod disk;
 pub mod harness;
+pub mod napster_shares;
 pub mod reactor;
 pub mod resolver;
 pub mod run;

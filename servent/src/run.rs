@@ -14,6 +14,7 @@ use hazel_protocol::text::escape_path;
 
 use crate::config::Config;
 use crate::control;
+use crate::core::napster::session::Identity;
 use crate::core::{Core, CoreConfig, HostCache};
 use crate::data_dir::{DataDir, CONTROL_SOCKET, HOST_CACHE_FILE, PORT_FILE, SERVENT_ID_FILE};
 use crate::disk::{load_records, DiskWorker, INCOMPLETE_DIR};
@@ -40,6 +41,7 @@ impl Requests for Handle {
 fn make_servent(
     config: &Config,
     listen_addr: SocketAddr,
+    napster_port: u16,
     data: DataDir,
     handle: Handle,
     events: EventSink,
@@ -58,7 +60,20 @@ fn make_servent(
     core_config.transfers.stall_timeout = config.transfer_stall;
     core_config.bootstrap = config.bootstrap.clone();
     core_config.default_caches = config.default_caches;
+    core_config.napster = config.nick.as_ref().map(|nick| Identity {
+        nick: nick.clone(),
+        password: config.password.clone(),
+        data_port: if config.firewalled { 0 } else { napster_port },
+        link_speed: LINK_SPEED,
+    });
     let mut core = Core::new(core_config, now);
+    if let Some(identity) = core.config().napster.clone() {
+        for addr in &config.index {
+            if let Err(e) = core.index_connect(*addr, identity.clone(), now) {
+                log::warn!("--index {addr}: {e}");
+            }
+        }
+    }
     match data.load(HOST_CACHE_FILE) {
         Ok(Some(bytes)) => {
             let capacity = core.config().host_cache_capacity;
@@ -98,9 +113,10 @@ fn make_servent(
     let mut library_config = LibraryConfig::new(config.shares.clone(), data.root().to_path_buf());
     library_config.follow_links_out = config.follow_links_out;
     let uploads = Uploads::new(config.limits.clone(), library_config.confinement());
+    let scan_handle = handle.clone();
     let scanner = LibraryScanner::spawn(library_config, move |library| {
         if tx.send(library).is_ok() {
-            handle.wake();
+            scan_handle.wake();
         }
     })?;
     let mut servent = Servent::new(
@@ -116,12 +132,24 @@ fn make_servent(
         now,
     );
     servent.set_event_sink(events);
+    let (shares_tx, share_lists) = crossbeam_channel::bounded(4);
+    let shares_handle = handle.clone();
+    let worker = crate::napster_shares::IndexSharesWorker::spawn(move |list| {
+        if shares_tx.send(list).is_ok() {
+            shares_handle.wake();
+        }
+    })?;
+    servent.set_index_shares_worker(worker, share_lists);
+    servent.set_napster_data_port(if config.firewalled { 0 } else { napster_port });
     Ok(servent)
 }
 
 /// Our servent id, kept in the data dir so QueryHits (and the Pushes that
 /// follow them) name the same servent across restarts. A missing or damaged
 /// file gets a fresh id.
+/// The link speed announced to index servers (Napster's code for "T1").
+pub const LINK_SPEED: u32 = 9;
+
 fn load_or_make_servent_id(data: &DataDir) -> [u8; 16] {
     let stored = data
         .load(SERVENT_ID_FILE)
@@ -230,6 +258,7 @@ pub fn run_as(config: Config, frontend: Frontend, demo: Option<DemoInfo>) -> io:
     };
     let (mut reactor, data) = build(&config, sink)?;
     let listen_addr = reactor.local_addr();
+    let reactor_napster_port = reactor.napster_port().unwrap_or(0);
     let handle = reactor.handle();
     let socket = data.path(CONTROL_SOCKET);
     let _control = control::serve(&socket, handle.clone()).map_err(|e| {
@@ -241,7 +270,7 @@ pub fn run_as(config: Config, frontend: Frontend, demo: Option<DemoInfo>) -> io:
     // Announce the port last, once commands can be taken: tests wait for this file.
     data.save_atomic(PORT_FILE, format!("{listen_addr}\n").as_bytes())?;
     if frontend != Frontend::FullScreen {
-        println!("listening on {listen_addr}");
+        println!("listening on {listen_addr} (napster data port {reactor_napster_port})");
         println!("data directory: {}", escape_path(&config.data_dir));
         if config.shares.is_empty() {
             println!("sharing nothing (add --share DIR to share a folder)");
@@ -339,9 +368,27 @@ fn build(config: &Config, events: EventSink) -> io::Result<(Reactor<Servent>, Da
             reactor_config.max_sockets
         );
     }
-    let reactor = Reactor::new(listener, reactor_config, |handle| {
-        make_servent(config, listen_addr, data.clone(), handle, events, now)
+    // The Napster data port: on the same address, a port of its own.
+    let napster_addr = SocketAddr::new(listen_addr.ip(), config.napster_port);
+    let napster_listener = std::net::TcpListener::bind(napster_addr).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot listen on {napster_addr} (--napster-port): {e}"),
+        )
     })?;
+    let napster_port = napster_listener.local_addr()?.port();
+    let mut reactor = Reactor::new(listener, reactor_config, |handle| {
+        make_servent(
+            config,
+            listen_addr,
+            napster_port,
+            data.clone(),
+            handle,
+            events,
+            now,
+        )
+    })?;
+    reactor.add_napster_listener(napster_listener)?;
     Ok((reactor, data))
 }
 
@@ -499,6 +546,10 @@ mod tests {
             transfer_stall: Duration::from_secs(30),
             bootstrap: Vec::new(),
             default_caches: false,
+            index: Vec::new(),
+            nick: None,
+            password: None,
+            napster_port: 0,
         }
     }
 

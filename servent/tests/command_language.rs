@@ -57,6 +57,20 @@ fn every_command_is_answered_and_bad_input_gets_a_useful_line() {
         ("rescan", "rescanning"),
         ("stats", "up "),
         ("hosts", ""),
+        ("index status", "no index session"),
+        (
+            "index connect 127.0.0.1:9 me",
+            "logging in to 127.0.0.1:9 as me",
+        ),
+        ("index disconnect 127.0.0.1:9", "left 127.0.0.1:9"),
+        (
+            "search --gnutella --max 5 la",
+            "search 4 started, but no peer",
+        ),
+        (
+            "search --index la",
+            "search 5 started, but no index session is online",
+        ),
         ("help", ""),
     ];
     for (line, first) in good {
@@ -77,7 +91,16 @@ fn every_command_is_answered_and_bad_input_gets_a_useful_line() {
         ("disconnect 99", "no connection 99"),
         ("disconnect x", "usage: disconnect ID"),
         ("peers now", "usage: peers"),
-        ("search", "usage: search WORDS..."),
+        ("search", "usage: search [--index|--gnutella]"),
+        ("search --max x la", "usage: search [--index|--gnutella]"),
+        ("index", "usage: index connect HOST:PORT NICK"),
+        (
+            "index connect nowhere me",
+            "usage: index connect HOST:PORT NICK",
+        ),
+        ("index disconnect", "no index session"),
+        ("browse", "usage: browse NICK"),
+        ("browse bob", "not logged in to any index"),
         ("results 99", "no search 99"),
         ("results x", "usage: results [SEARCH-ID]"),
         ("shares --all", "usage: shares [--magnet]"),

@@ -131,15 +131,29 @@ fn the_playground_searches_downloads_and_quits_leaving_the_terminal_as_it_was() 
     });
     assert_eq!(tmux.display("#{alternate_on}"), "1");
 
+    // The Network screen shows this servent's index session, logged in.
+    tmux.keys(&["3"]);
+    tmux.wait_for("the index session", long, |s| {
+        s.contains("index: 127.0.0.1:") && s.contains("as you: online")
+    });
+    tmux.keys(&["1"]);
     tmux.keys(&["/"]);
     tmux.type_text("hazel trio");
     tmux.keys(&["Enter"]);
     let live = "Hazel Trio - Live at the Loopback.ogg";
     let morning = "Hazel Trio - Ambient Morning.ogg";
     // Each file is held by two to four servents: one row each, with its sources counted.
+    // The overlay's hits and the index's (every servent shares there too)
+    // are one row per file, marked as found on both.
+    let row_has =
+        |s: &str, name: &str, what: &str| s.lines().any(|l| l.contains(name) && l.contains(what));
     let screen = tmux.wait_for("both files, each from several sources", long, |s| {
-        sources_of(s, live) >= 2 && sources_of(s, morning) >= 2
+        sources_of(s, live) >= 2
+            && sources_of(s, morning) >= 2
+            && row_has(s, live, "both")
+            && row_has(s, morning, "both")
     });
+    assert!(screen.contains("and 1 index server"), "{screen}");
     assert_eq!(screen.matches(live).count(), 1, "{screen}");
     assert!(screen.contains(" hazel trio (2) "), "{screen}");
     assert!(

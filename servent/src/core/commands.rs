@@ -112,6 +112,8 @@ impl Core {
     pub fn shutdown(&mut self, now: Instant) {
         self.shutting_down = true;
         self.dialing.clear();
+        // Index sessions end at once (OpenNap has no goodbye message).
+        self.index_disconnect(None);
         for id in self.links.ids() {
             self.bye_and_close(id, 200, "Shutting down", now);
         }

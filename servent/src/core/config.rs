@@ -60,6 +60,8 @@ pub struct CoreConfig {
     pub bootstrap: Vec<super::bootstrap::CacheSpec>,
     /// Also ask the host caches shipped with the program.
     pub default_caches: bool,
+    /// Who we are on OpenNap servers (`--nick`); None: no index sessions.
+    pub napster: Option<super::napster::session::Identity>,
 }
 
 impl CoreConfig {
@@ -91,6 +93,7 @@ impl CoreConfig {
             transfers: TransfersConfig::default(),
             bootstrap: Vec::new(),
             default_caches: false,
+            napster: None,
         }
     }
 }

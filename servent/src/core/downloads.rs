@@ -78,6 +78,9 @@ impl Core {
 
     /// What the disk worker did.
     pub fn on_disk(&mut self, event: DiskEvent, now: Instant) {
+        if self.napster_disk(&event) {
+            return;
+        }
         self.transfers.on_disk(event, now);
         self.transfers.schedule(now);
         self.pump_transfers(now);
@@ -97,6 +100,9 @@ impl Core {
             .result(result)
             .cloned()
             .ok_or(format!("no result {result} (`results` lists them)"))?;
+        if r.napster.is_some() {
+            return self.napster_get(&r, now);
+        }
         let urn = r.urn.clone().ok_or(format!(
             "result {result} has no urn:sha1: Hazel only downloads what it can verify"
         ))?;
@@ -261,24 +267,36 @@ impl Core {
     }
 
     pub fn pause_download(&mut self, id: DownloadId, now: Instant) -> Result<(), String> {
+        if super::napster::download::NapsterDownloads::is_napster(id) {
+            return self.napster_pause(id);
+        }
         let r = self.transfers.pause(id, now);
         self.pump_transfers(now);
         r
     }
 
     pub fn resume_download(&mut self, id: DownloadId, now: Instant) -> Result<(), String> {
+        if super::napster::download::NapsterDownloads::is_napster(id) {
+            return self.napster_resume(id, now);
+        }
         let r = self.transfers.resume(id, now);
         self.pump_transfers(now);
         r
     }
 
     pub fn retry_download(&mut self, id: DownloadId, now: Instant) -> Result<(), String> {
+        if super::napster::download::NapsterDownloads::is_napster(id) {
+            return self.napster_retry(id, now);
+        }
         let r = self.transfers.retry(id, now);
         self.pump_transfers(now);
         r
     }
 
     pub fn cancel_download(&mut self, id: DownloadId, now: Instant) -> Result<(), String> {
+        if super::napster::download::NapsterDownloads::is_napster(id) {
+            return self.napster_cancel(id);
+        }
         let r = self.transfers.cancel(id, now);
         self.pump_transfers(now);
         r
@@ -286,7 +304,9 @@ impl Core {
 
     /// The downloads, for `transfers`.
     pub fn downloads(&self, now: Instant) -> Vec<DownloadInfo> {
-        self.transfers.list(now)
+        let mut list = self.transfers.list(now);
+        list.extend(self.napster_download_rows());
+        list
     }
 }
 

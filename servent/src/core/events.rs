@@ -36,7 +36,27 @@ pub enum Action {
     /// Open an HTTP connection to a web host cache; report it with
     /// `on_cache_connected` or `on_cache_connect_failed`.
     ConnectCache(SocketAddr),
+    /// Open a connection to an OpenNap server; report it with
+    /// `on_index_connected` or `on_index_connect_failed`.
+    ConnectIndex(SocketAddr),
+    /// Open a connection to a sharer's Napster data port for a download;
+    /// report it with `on_napster_data_connected` or
+    /// `on_napster_data_connect_failed`.
+    ConnectNapsterData(SocketAddr),
+    /// We are firewalled and a downloader at `addr` asked (501) for the
+    /// shared file `index` (shared to the index as `name`): connect to it
+    /// and push the file with `SEND` (an upload).
+    NapsterPush(Box<NapsterPush>),
     Event(CoreEvent),
+}
+
+/// A push a firewalled sharer (us) was asked for (501).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NapsterPush {
+    pub addr: SocketAddr,
+    pub nick: String,
+    pub index: u32,
+    pub name: Vec<u8>,
 }
 
 /// Something that happened, for the user or the shell.
@@ -136,4 +156,30 @@ pub struct SearchResult {
     /// The speed field of the hit (kbit/s, as the responder claims it).
     pub speed: u32,
     pub hops: u8,
+    /// Where the result came from: `gnutella`, or `index:HOST:PORT` for an
+    /// OpenNap server's 201.
+    pub origin: String,
+    /// The Napster fields of an index result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub napster: Option<Box<NapsterHit>>,
 }
+
+/// What an OpenNap search result (201) says beyond name and size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NapsterHit {
+    /// The sharer's nick.
+    pub nick: String,
+    /// The file name exactly as the sharer shared it (what 203 asks for).
+    #[serde(skip)]
+    pub raw_name: Vec<u8>,
+    pub md5: String,
+    pub bitrate: u32,
+    pub frequency: u32,
+    /// Play length in seconds.
+    pub length: u32,
+    /// Link speed code (0 unknown … 10 T3).
+    pub link_speed: u32,
+}
+
+/// The origin of overlay results.
+pub const ORIGIN_GNUTELLA: &str = "gnutella";

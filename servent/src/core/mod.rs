@@ -63,6 +63,9 @@
 //! - [`transfers`]: downloads (sources, ranges, retries, verification,
 //!   Pushes and GIVs), sans IO; `downloads` (private) ties them to the
 //!   searches, the Push routes and the event loop.
+//! - [`napster`]: the servent as a Napster client: sessions with OpenNap
+//!   index servers, the library shared there, index searches and browses
+//!   into the same results, 607/608, downloads over the Napster data port.
 //! - [`stats`]: counters. [`shares`]: the shared library (servent-shares).
 
 pub mod bootstrap;
@@ -78,6 +81,7 @@ pub mod id_table;
 pub mod ids;
 pub mod limits;
 pub mod links;
+pub mod napster;
 mod outgoing;
 pub mod pongs;
 pub mod proxy;
@@ -161,6 +165,8 @@ pub struct Core {
     bootstrap: bootstrap::Bootstrap,
     /// Push proxies, both ways.
     proxies: proxy::Proxies,
+    /// The Napster client: index sessions, index downloads.
+    napster: napster::Napster,
 }
 
 impl Core {
@@ -208,6 +214,7 @@ impl Core {
             udp: udp::Udp::default(),
             proxies: proxy::Proxies::default(),
             bootstrap: bootstrap::Bootstrap::new(config.bootstrap.clone(), config.default_caches),
+            napster: napster::Napster::new(config.napster.clone()),
             config,
         }
     }
@@ -264,6 +271,14 @@ impl Core {
             self.cache_bytes(id, bytes);
             return;
         }
+        if self.napster.owns_session(id) {
+            self.index_bytes(id, bytes, now);
+            return;
+        }
+        if self.napster.downloads.owns(id) {
+            self.napster_data_bytes(id, bytes, now);
+            return;
+        }
         if self.transfers.owns(id) {
             self.transfers.on_bytes(id, bytes, now);
             self.pump_transfers(now);
@@ -304,6 +319,14 @@ impl Core {
             self.cache_closed(id, now);
             return;
         }
+        if self.napster.owns_session(id) {
+            self.index_closed(id, "closed by the server", now);
+            return;
+        }
+        if self.napster.downloads.owns(id) {
+            self.napster_data_closed(id);
+            return;
+        }
         if self.transfers.owns(id) {
             self.transfers.on_closed(id, now);
             self.pump_transfers(now);
@@ -327,6 +350,7 @@ impl Core {
             return;
         }
         self.next_tick = now + TICK;
+        self.maintain_index(now);
         let advertised = SocketAddr::new(
             std::net::IpAddr::V4(self.advertised_ip()),
             self.config.listen_addr.port(),
@@ -413,6 +437,12 @@ impl Core {
         if self.bootstrap.owns(id) {
             return self.bootstrap.output(id);
         }
+        if self.napster.owns_session(id) {
+            return self.index_output(id);
+        }
+        if self.napster.downloads.owns(id) {
+            return self.napster_data_output(id);
+        }
         if self.transfers.owns(id) {
             return self.transfers.output(id);
         }
@@ -423,6 +453,14 @@ impl Core {
     pub fn consume_output(&mut self, id: ConnId, n: usize, now: Instant) {
         if self.bootstrap.owns(id) {
             self.bootstrap.consume_output(id, n);
+            return;
+        }
+        if self.napster.owns_session(id) {
+            self.index_consume(id, n);
+            return;
+        }
+        if self.napster.downloads.owns(id) {
+            self.napster_data_consume(id, n);
             return;
         }
         if self.transfers.owns(id) {

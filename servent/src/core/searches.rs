@@ -115,12 +115,37 @@ impl Searches {
                 busy,
                 speed: hit.speed,
                 hops,
+                origin: super::events::ORIGIN_GNUTELLA.to_string(),
+                napster: None,
             };
             self.next_result += 1;
             search.results.push(r.clone());
             fresh.push(r);
         }
         Collected::Results(fresh)
+    }
+
+    /// Whether a search with this id is remembered.
+    pub fn contains(&self, id: SearchId) -> bool {
+        self.list.iter().any(|s| s.id == id)
+    }
+
+    /// Adds an index result (a 201) to search `id`; the stored result, or
+    /// None when the search is forgotten or full. `fill` gets the new id.
+    pub fn add_index_result(
+        &mut self,
+        id: SearchId,
+        fill: impl FnOnce(u64) -> SearchResult,
+    ) -> Option<SearchResult> {
+        let search = self.list.iter_mut().find(|s| s.id == id)?;
+        if search.results.len() >= MAX_RESULTS_PER_SEARCH {
+            return None;
+        }
+        let mut r = fill(self.next_result);
+        r.search = id;
+        self.next_result += 1;
+        search.results.push(r.clone());
+        Some(r)
     }
 
     /// The result with this id, while its search is remembered.

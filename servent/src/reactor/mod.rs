@@ -51,6 +51,11 @@ pub enum Kind {
     Download,
     /// Outgoing only: an HTTP request to a web host cache (GWebCache).
     Cache,
+    /// Outgoing only: a session with an OpenNap index server.
+    Index,
+    /// The Napster data port: accepted on the second listener (nothing is
+    /// sniffed: the accepting side speaks first), or opened to a peer's.
+    NapsterData,
 }
 
 /// What the handler asks the reactor to do.
@@ -310,6 +315,7 @@ impl Default for ReactorConfig {
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const UDP: Token = Token(usize::MAX - 3);
+const NAPSTER_LISTENER: Token = Token(usize::MAX - 4);
 /// Datagrams read per turn before giving the connections their turn.
 const UDP_BUDGET: usize = 256;
 
@@ -440,6 +446,8 @@ pub struct Reactor<E: Handler> {
     udp_unfinished: bool,
     /// Datagrams that could not be sent (the socket buffer was full).
     pub udp_send_dropped: u64,
+    /// The Napster data port, when there is one.
+    napster_listener: Option<TcpListener>,
 }
 
 impl<E: Handler> Reactor<E> {
@@ -506,7 +514,68 @@ impl<E: Handler> Reactor<E> {
             udp,
             udp_unfinished: false,
             udp_send_dropped: 0,
+            napster_listener: None,
         })
+    }
+
+    /// Also accepts Napster data-port connections on `listener` (already
+    /// bound); they reach the handler as [`Kind::NapsterData`] at once.
+    pub fn add_napster_listener(&mut self, listener: std::net::TcpListener) -> io::Result<()> {
+        listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(listener);
+        self.poll
+            .registry()
+            .register(&mut listener, NAPSTER_LISTENER, Interest::READABLE)?;
+        self.napster_listener = Some(listener);
+        Ok(())
+    }
+
+    /// The Napster data port, when there is one.
+    pub fn napster_port(&self) -> Option<u16> {
+        self.napster_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
+    }
+
+    /// Accepts every waiting data-port connection (beyond the socket
+    /// budget, they are closed at once).
+    fn accept_napster(&mut self, now: Instant) {
+        loop {
+            let Some(listener) = &self.napster_listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((socket, peer)) => {
+                    if self.quitting.is_some() || self.ordinary_sockets() >= self.ordinary_budget()
+                    {
+                        drop(socket);
+                        continue;
+                    }
+                    let _ = socket.set_nodelay(true);
+                    match self.insert(socket, peer, State::Open, Interest::READABLE) {
+                        Ok(id) => {
+                            self.handler.on_connection(
+                                id,
+                                Direction::Incoming,
+                                Kind::NapsterData,
+                                peer,
+                                now,
+                            );
+                            self.dirty.push(id);
+                        }
+                        Err(e) => log::warn!("registering {peer}: {e}"),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        log::warn!("napster accept: {e}");
+                    }
+                    return;
+                }
+            }
+        }
     }
 
     /// The address the listener is bound to.
@@ -552,6 +621,7 @@ impl<E: Handler> Reactor<E> {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(now),
+                    NAPSTER_LISTENER => self.accept_napster(now),
                     UDP => self.read_datagrams(now),
                     WAKER => {
                         self.take_requests(now);

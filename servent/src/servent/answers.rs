@@ -8,8 +8,9 @@ use serde_json::json;
 use hazel_protocol::magnet::Magnet;
 
 use super::Servent;
+use crate::core::napster::session::Identity;
 use crate::core::ConnectOutcome;
-use crate::shell::{Command, GetTarget, Reply, Response};
+use crate::shell::{Command, GetTarget, IndexCommand, Networks, Reply, Response};
 
 /// Most files listed by `shares` (the totals always count all of them).
 const SHARES_LISTED: usize = 1000;
@@ -47,15 +48,68 @@ impl Servent {
                 Reply::message(format!("disconnecting {id}"))
             }
             Command::Peers => Reply::new("peers", to_value(&self.core.peers(now))),
-            Command::Search(words) => {
-                let text = words.join(" ");
-                let id = self.core.search(&text, now);
-                let sent_to = self.core.established_ids().len();
+            Command::Search(request) => {
+                let text = request.words.join(" ");
+                let (id, sent_to) = if request.networks == Networks::Index {
+                    (self.core.start_index_only_search(&text), 0)
+                } else {
+                    let id = self.core.search(&text, now);
+                    (id, self.core.established_ids().len())
+                };
+                let index_servers = if request.networks == Networks::Gnutella {
+                    0
+                } else {
+                    self.core.index_search(id, &text, &request.index, now)
+                };
                 Reply::new(
                     "search",
-                    json!({ "search_id": id, "text": text, "sent_to": sent_to }),
+                    json!({
+                        "search_id": id,
+                        "text": text,
+                        "sent_to": sent_to,
+                        "index_servers": index_servers,
+                        "networks": match request.networks {
+                            Networks::Both => "both",
+                            Networks::Index => "index",
+                            Networks::Gnutella => "gnutella",
+                        },
+                    }),
                 )
             }
+            Command::Index(IndexCommand::Connect {
+                addr,
+                nick,
+                password,
+            }) => {
+                let identity = Identity {
+                    nick: nick.clone(),
+                    password,
+                    data_port: self.napster_data_port,
+                    link_speed: crate::run::LINK_SPEED,
+                };
+                match self.core.index_connect(addr, identity, now) {
+                    Ok(()) => Reply::message(format!("logging in to {addr} as {nick}")),
+                    Err(e) => return Response::error(e),
+                }
+            }
+            Command::Index(IndexCommand::Disconnect(addr)) => {
+                let left = self.core.index_disconnect(addr);
+                if left.is_empty() {
+                    return Response::error(match addr {
+                        Some(addr) => format!("no session with {addr}"),
+                        None => "no index session".to_string(),
+                    });
+                }
+                let names: Vec<String> = left.iter().map(|a| a.to_string()).collect();
+                Reply::message(format!("left {}", names.join(", ")))
+            }
+            Command::Index(IndexCommand::Status) => {
+                Reply::new("index", to_value(&self.core.index_status(now)))
+            }
+            Command::Browse(nick) => match self.core.index_browse(&nick) {
+                Some(id) => Reply::new("browse", json!({ "search_id": id, "nick": nick })),
+                None => return Response::error("not logged in to any index (`index status`)"),
+            },
             Command::Results(search) => {
                 if let Some(id) = search {
                     if !self.core.searches().iter().any(|(s, _)| *s == id) {
@@ -75,6 +129,7 @@ impl Servent {
                 json!({
                     "downloads": to_value(&self.core.downloads(now)),
                     "uploads": to_value(&self.uploads.list(now)),
+                    "napster_uploads": to_value(&self.napster_port.list()),
                 }),
             ),
             Command::Pause(id) => match self.core.pause_download(id, now) {

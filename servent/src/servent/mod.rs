@@ -8,6 +8,7 @@
 //! is closed: Hazel has no downloads waiting for one.
 
 mod answers;
+pub mod napster_port;
 pub mod uploads;
 
 use std::net::SocketAddr;
@@ -37,6 +38,8 @@ pub type Handle = crate::reactor::Handle<Command, Response>;
 pub struct Servent {
     core: Core,
     uploads: Uploads,
+    /// The Napster data port's connections (uploads, pushes).
+    napster_port: napster_port::NapsterPort,
     disk: DiskWorker,
     disk_events: Receiver<DiskEvent>,
     /// Host names looked up for the bootstrap.
@@ -48,6 +51,12 @@ pub struct Servent {
     libraries: Receiver<Arc<Library>>,
     /// Where events go: printed, logged, or handed to a terminal's thread.
     events: EventSink,
+    /// Reads md5s and MP3 headers for the index, off the loop.
+    index_shares: Option<crate::napster_shares::IndexSharesWorker>,
+    index_share_lists: Option<Receiver<Vec<crate::core::napster::IndexShare>>>,
+    /// The port of our Napster data port listener (announced as 0 when
+    /// firewalled).
+    napster_data_port: u16,
     started: Instant,
     shutting_down: bool,
 }
@@ -69,9 +78,10 @@ impl Servent {
         config: &Config,
         now: Instant,
     ) -> Servent {
-        Servent {
+        let mut servent = Servent {
             core,
             uploads,
+            napster_port: napster_port::NapsterPort::default(),
             disk,
             disk_events,
             resolver,
@@ -86,7 +96,31 @@ impl Servent {
             },
             started: now,
             shutting_down: false,
+            index_shares: None,
+            index_share_lists: None,
+            napster_data_port: 0,
+        };
+        // With no upload slot at all, hits and index answers say so from the start.
+        servent.publish_upload_state();
+        servent
+    }
+
+    /// The data port announced to index servers by `index connect`.
+    pub fn set_napster_data_port(&mut self, port: u16) {
+        self.napster_data_port = port;
+    }
+
+    /// The thread that prepares the library for index servers.
+    pub fn set_index_shares_worker(
+        &mut self,
+        worker: crate::napster_shares::IndexSharesWorker,
+        lists: Receiver<Vec<crate::core::napster::IndexShare>>,
+    ) {
+        if let Some(library) = Some(Arc::clone(self.core.library())).filter(|l| !l.is_empty()) {
+            worker.update(library);
         }
+        self.index_shares = Some(worker);
+        self.index_share_lists = Some(lists);
     }
 
     /// Hands events to `sink` from now on.
@@ -160,6 +194,11 @@ pub fn event_text(event: &CoreEvent) -> String {
             hazel_protocol::text::escape_path(path)
         ),
         CoreEvent::Notice(text) => Escaped::new(text).to_string(),
+        CoreEvent::Download(DownloadEvent::Saved { id, name, path }) => format!(
+            "download {id} complete: {} saved as {}",
+            Escaped::new(name),
+            hazel_protocol::text::escape_path(path)
+        ),
         CoreEvent::Download(DownloadEvent::Failed { id, name, reason }) => format!(
             "download {id} failed: {}: {}",
             Escaped::new(name),
@@ -198,6 +237,21 @@ impl Handler for Servent {
                     self.own.push_back(Action::Close(id));
                 }
             }
+            Kind::Index => {
+                if !self.core.on_index_connected(id, peer, now) {
+                    self.own.push_back(Action::Close(id));
+                }
+            }
+            Kind::NapsterData if direction == Direction::Incoming => {
+                self.napster_port.accepted(id, peer, now)
+            }
+            Kind::NapsterData => {
+                if !self.napster_port.connected(id, peer, now)
+                    && !self.core.on_napster_data_connected(id, peer, now)
+                {
+                    self.own.push_back(Action::Close(id));
+                }
+            }
         }
     }
 
@@ -206,6 +260,12 @@ impl Handler for Servent {
             Kind::Overlay => self.core.on_connect_failed(addr, error, now),
             Kind::Download => self.core.on_transfer_connect_failed(addr, error, now),
             Kind::Cache => self.core.on_cache_connect_failed(addr, error, now),
+            Kind::Index => self.core.on_index_connect_failed(addr, error, now),
+            Kind::NapsterData => {
+                if !self.napster_port.connect_failed(addr, error) {
+                    self.core.on_napster_data_connect_failed(addr, error);
+                }
+            }
             _ => self.uploads.callback_failed(addr, error),
         }
     }
@@ -218,6 +278,17 @@ impl Handler for Servent {
                 core.relay_push(ask.guid, ask.file, ask.node, ask.requester, now)
             };
             self.uploads.on_bytes(id, bytes, &library, &mut relay, now);
+            self.publish_upload_state();
+        } else if self.napster_port.contains(id) {
+            let library = Arc::clone(self.core.library());
+            let (slots, confinement) = self.uploads.slots_and_confinement();
+            let parts = napster_port::Parts {
+                core: &mut self.core,
+                slots,
+                confinement,
+                library: &library,
+            };
+            self.napster_port.on_bytes(id, bytes, parts, now);
             self.publish_upload_state();
         } else {
             self.core.on_bytes(id, bytes, now);
@@ -232,6 +303,10 @@ impl Handler for Servent {
         if self.uploads.contains(id) {
             self.uploads.on_closed(id);
             self.publish_upload_state();
+        } else if self.napster_port.contains(id) {
+            let (slots, _) = self.uploads.slots_and_confinement();
+            self.napster_port.on_closed(id, &mut self.core, slots);
+            self.publish_upload_state();
         } else {
             self.core.on_closed(id, now);
         }
@@ -240,6 +315,7 @@ impl Handler for Servent {
     fn handle_timeout(&mut self, now: Instant) {
         self.core.handle_timeout(now);
         self.uploads.tick(now);
+        self.napster_port.tick(now, self.uploads.stall_limit());
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -254,6 +330,9 @@ impl Handler for Servent {
             if let Some(action) = self.uploads.poll_action() {
                 return Some(action);
             }
+            if let Some(action) = self.napster_port.poll_action() {
+                return Some(action);
+            }
             return Some(match self.core.poll_action()? {
                 core::Action::Connect(addr) => Action::Connect(addr),
                 core::Action::ConnectTransfer(addr) => Action::ConnectAs(addr, Kind::Download),
@@ -262,6 +341,15 @@ impl Handler for Servent {
                 core::Action::PauseReading(id) => Action::PauseReading(id),
                 core::Action::SendDatagram(to, bytes) => Action::SendDatagram(to, bytes),
                 core::Action::ConnectCache(addr) => Action::ConnectAs(addr, Kind::Cache),
+                core::Action::ConnectIndex(addr) => Action::ConnectAs(addr, Kind::Index),
+                core::Action::ConnectNapsterData(addr) => {
+                    Action::ConnectAs(addr, Kind::NapsterData)
+                }
+                core::Action::NapsterPush(push) => {
+                    self.napster_port
+                        .start_push(push.addr, push.index, push.name);
+                    continue;
+                }
                 core::Action::Resolve { token, host, port } => {
                     self.resolver.resolve(token, host, port);
                     continue;
@@ -303,6 +391,8 @@ impl Handler for Servent {
     fn output(&mut self, id: ConnId) -> Output<'_> {
         if self.uploads.contains(id) {
             self.uploads.output(id)
+        } else if self.napster_port.contains(id) {
+            self.napster_port.output(id)
         } else {
             Output::Bytes(self.core.output(id))
         }
@@ -318,6 +408,8 @@ impl Handler for Servent {
             };
             self.uploads.consume(id, n, &library, &mut relay, now);
             self.publish_upload_state();
+        } else if self.napster_port.contains(id) {
+            self.napster_port.consume(id, n, now);
         } else {
             self.core.consume_output(id, n, now);
         }
@@ -337,7 +429,18 @@ impl Handler for Servent {
                 library.len(),
                 library.pending_hashes()
             );
+            if let Some(worker) = &self.index_shares {
+                worker.update(Arc::clone(&library));
+            }
             self.core.set_library(library);
+        }
+        let newest = self
+            .index_share_lists
+            .as_ref()
+            .and_then(|rx| rx.try_iter().last());
+        if let Some(list) = newest {
+            log::info!("index shares: {} files ready", list.len());
+            self.core.set_index_shares(list);
         }
     }
 
@@ -350,7 +453,9 @@ impl Handler for Servent {
                 self.core.config().user_agent
             )
             .into_bytes(),
-            Kind::Giv | Kind::Download | Kind::Cache => Vec::new(),
+            Kind::Giv | Kind::Download | Kind::Cache | Kind::Index | Kind::NapsterData => {
+                Vec::new()
+            }
         }
     }
 

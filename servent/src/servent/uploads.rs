@@ -158,6 +158,16 @@ impl Uploads {
         self.conns.contains_key(&id)
     }
 
+    /// The slots and the shared folders' check, for the Napster data port.
+    pub fn slots_and_confinement(&mut self) -> (&mut UploadSlots, &Confinement) {
+        (&mut self.slots, &self.confinement)
+    }
+
+    /// How long a reader may read nothing of a body.
+    pub fn stall_limit(&self) -> Duration {
+        self.limits.upload_stall
+    }
+
     /// Our download of `sha1` verified with bytes from `sources`: they are
     /// named to whoever downloads the file from us.
     pub fn verified_sources(&mut self, sha1: [u8; 20], sources: &[SocketAddrV4], now: Instant) {

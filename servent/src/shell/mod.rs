@@ -62,8 +62,14 @@ pub enum Command {
     Disconnect(u64),
     /// List the connections.
     Peers,
-    /// Send a Query for these keywords; the reply carries the search id.
-    Search(Vec<String>),
+    /// Send a Query (and a 200 to every index) for these keywords; the
+    /// reply carries the search id.
+    Search(SearchRequest),
+    /// `index connect HOST:PORT NICK [PASSWORD]`, `index disconnect
+    /// [HOST:PORT]`, `index status`.
+    Index(IndexCommand),
+    /// `browse NICK`: a user's files, from every index logged in to.
+    Browse(String),
     /// Results of one search, or of every search.
     Results(Option<u64>),
     /// The shared library: file count, size, hashing progress, files (with
@@ -94,6 +100,107 @@ pub enum Command {
     Help,
     /// Say Bye to every peer, save the host cache and exit.
     Quit,
+}
+
+/// Where a search goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Networks {
+    #[default]
+    Both,
+    /// `--index`: only the index servers.
+    Index,
+    /// `--gnutella`: only the overlay.
+    Gnutella,
+}
+
+/// `search [--index|--gnutella] [--max N] [--min-bitrate N] [--exclude WORD]... WORDS...`
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SearchRequest {
+    pub words: Vec<String>,
+    pub networks: Networks,
+    pub index: crate::core::napster::IndexSearchOptions,
+}
+
+impl SearchRequest {
+    /// A search of both networks for `words`.
+    pub fn words(words: &[&str]) -> SearchRequest {
+        SearchRequest {
+            words: words.iter().map(|w| w.to_string()).collect(),
+            ..SearchRequest::default()
+        }
+    }
+}
+
+/// The `index` commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexCommand {
+    Connect {
+        addr: SocketAddr,
+        nick: String,
+        password: Option<String>,
+    },
+    Disconnect(Option<SocketAddr>),
+    Status,
+}
+
+const SEARCH_USAGE: &str = "search [--index|--gnutella] [--max N] [--min-bitrate KBPS] \
+                            [--exclude WORD]... WORDS...";
+const INDEX_USAGE: &str =
+    "index connect HOST:PORT NICK [PASSWORD] | index disconnect [HOST:PORT] | index status";
+
+/// `search`'s arguments.
+fn parse_search(rest: &[&str]) -> Result<SearchRequest, ParseError> {
+    let mut request = SearchRequest::default();
+    let mut words = rest.iter();
+    let number = |w: Option<&&str>| -> Result<u32, ParseError> {
+        w.and_then(|w| w.parse().ok())
+            .ok_or(ParseError::Usage(SEARCH_USAGE))
+    };
+    while let Some(word) = words.next() {
+        match *word {
+            "--index" => request.networks = Networks::Index,
+            "--gnutella" => request.networks = Networks::Gnutella,
+            "--max" => request.index.max_results = Some(number(words.next())?),
+            "--min-bitrate" => request.index.min_bitrate = Some(number(words.next())?),
+            "--exclude" => match words.next() {
+                Some(w) if !w.starts_with("--") && !w.contains('"') => {
+                    request.index.exclude.push(w.to_string())
+                }
+                _ => return Err(ParseError::Usage(SEARCH_USAGE)),
+            },
+            w if w.starts_with("--") => return Err(ParseError::Usage(SEARCH_USAGE)),
+            w => request.words.push(w.to_string()),
+        }
+    }
+    if request.words.is_empty() || request.words.iter().any(|w| w.contains('"')) {
+        return Err(ParseError::Usage(SEARCH_USAGE));
+    }
+    Ok(request)
+}
+
+/// `index`'s arguments.
+fn parse_index(rest: &[&str]) -> Result<IndexCommand, ParseError> {
+    let addr = |w: &str| {
+        w.parse::<SocketAddr>()
+            .map_err(|_| ParseError::Usage(INDEX_USAGE))
+    };
+    let nick_ok = |n: &str| !n.is_empty() && n.len() <= 64 && !n.contains('"');
+    match rest {
+        ["connect", target, nick] if nick_ok(nick) => Ok(IndexCommand::Connect {
+            addr: addr(target)?,
+            nick: nick.to_string(),
+            password: None,
+        }),
+        ["connect", target, nick, password] if nick_ok(nick) => Ok(IndexCommand::Connect {
+            addr: addr(target)?,
+            nick: nick.to_string(),
+            password: Some(password.to_string()),
+        }),
+        ["disconnect"] => Ok(IndexCommand::Disconnect(None)),
+        ["disconnect", target] => Ok(IndexCommand::Disconnect(Some(addr(target)?))),
+        ["status"] => Ok(IndexCommand::Status),
+        _ => Err(ParseError::Usage(INDEX_USAGE)),
+    }
 }
 
 /// What `get` downloads.
@@ -141,7 +248,18 @@ pub const HELP: &[(&str, &str)] = &[
         "peers",
         "connections: id, address, direction, protocol, agent, age, traffic, queue",
     ),
-    ("search WORDS...", "send a Query; prints the search id"),
+    (
+        "search [--index|--gnutella] [--max N] [--min-bitrate KBPS] [--exclude WORD] WORDS...",
+        "search the overlay and every index logged in to; prints the search id",
+    ),
+    (
+        "index connect HOST:PORT NICK [PASSWORD] | index disconnect [HOST:PORT] | index status",
+        "log in to an OpenNap index, leave it, or show the sessions (MOTD, server stats)",
+    ),
+    (
+        "browse NICK",
+        "a Napster user's files, as the results of a search",
+    ),
     ("results [SEARCH-ID]", "results of one search, or of all"),
     (
         "shares [--magnet]",
@@ -219,15 +337,12 @@ impl Command {
                 _ => Err(ParseError::Usage("disconnect ID")),
             },
             "peers" => no_args(Command::Peers, "peers"),
-            "search" => {
-                if rest.is_empty() {
-                    Err(ParseError::Usage("search WORDS..."))
-                } else {
-                    Ok(Command::Search(
-                        rest.iter().map(|w| w.to_string()).collect(),
-                    ))
-                }
-            }
+            "search" => parse_search(&rest).map(Command::Search),
+            "index" => parse_index(&rest).map(Command::Index),
+            "browse" => match rest.as_slice() {
+                [nick] if !nick.contains('"') => Ok(Command::Browse(nick.to_string())),
+                _ => Err(ParseError::Usage("browse NICK")),
+            },
             "results" => match rest.as_slice() {
                 [] => Ok(Command::Results(None)),
                 [id] => id
@@ -391,7 +506,46 @@ mod tests {
         assert_eq!(Command::parse("peers"), Ok(Command::Peers));
         assert_eq!(
             Command::parse("search free  music"),
-            Ok(Command::Search(vec!["free".into(), "music".into()]))
+            Ok(Command::Search(SearchRequest::words(&["free", "music"])))
+        );
+        assert_eq!(
+            Command::parse("search --index --max 5 --min-bitrate 128 --exclude live jazz"),
+            Ok(Command::Search(SearchRequest {
+                words: vec!["jazz".into()],
+                networks: Networks::Index,
+                index: crate::core::napster::IndexSearchOptions {
+                    max_results: Some(5),
+                    min_bitrate: Some(128),
+                    exclude: vec!["live".into()],
+                },
+            }))
+        );
+        assert_eq!(
+            Command::parse("search --gnutella a"),
+            Ok(Command::Search(SearchRequest {
+                networks: Networks::Gnutella,
+                ..SearchRequest::words(&["a"])
+            }))
+        );
+        assert_eq!(
+            Command::parse("index connect 127.0.0.1:8888 me secret"),
+            Ok(Command::Index(IndexCommand::Connect {
+                addr: "127.0.0.1:8888".parse().unwrap(),
+                nick: "me".into(),
+                password: Some("secret".into()),
+            }))
+        );
+        assert_eq!(
+            Command::parse("index disconnect"),
+            Ok(Command::Index(IndexCommand::Disconnect(None)))
+        );
+        assert_eq!(
+            Command::parse("index status"),
+            Ok(Command::Index(IndexCommand::Status))
+        );
+        assert_eq!(
+            Command::parse("browse lefty"),
+            Ok(Command::Browse("lefty".into()))
         );
         assert_eq!(Command::parse("results"), Ok(Command::Results(None)));
         assert_eq!(Command::parse("results 3"), Ok(Command::Results(Some(3))));
@@ -451,7 +605,14 @@ mod tests {
             ("connect :80", ParseError::Usage("connect HOST:PORT")),
             ("disconnect x", ParseError::Usage("disconnect ID")),
             ("disconnect 1 2", ParseError::Usage("disconnect ID")),
-            ("search", ParseError::Usage("search WORDS...")),
+            ("search", ParseError::Usage(SEARCH_USAGE)),
+            ("search --max x a", ParseError::Usage(SEARCH_USAGE)),
+            ("search --index", ParseError::Usage(SEARCH_USAGE)),
+            ("search --bogus a", ParseError::Usage(SEARCH_USAGE)),
+            ("index", ParseError::Usage(INDEX_USAGE)),
+            ("index connect nowhere me", ParseError::Usage(INDEX_USAGE)),
+            ("index status now", ParseError::Usage(INDEX_USAGE)),
+            ("browse", ParseError::Usage("browse NICK")),
             ("results -1", ParseError::Usage("results [SEARCH-ID]")),
             ("peers now", ParseError::Usage("peers")),
             ("quit please", ParseError::Usage("quit")),

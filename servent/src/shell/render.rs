@@ -9,6 +9,36 @@ use serde_json::{Map, Value};
 pub fn render_text(reply: &Reply) -> String {
     match (reply.kind.as_str(), &reply.data) {
         ("search", Value::Object(map)) => match map.get("search_id") {
+            Some(id)
+                if map.get("networks").and_then(Value::as_str) == Some("index")
+                    && map.get("index_servers").and_then(Value::as_u64) == Some(0) =>
+            {
+                format!(
+                    "search {} started, but no index session is online: it reached nobody \
+                     (log in to one with `index connect HOST:PORT NICK`)",
+                    scalar(id)
+                )
+            }
+            Some(id)
+                if map
+                    .get("index_servers")
+                    .and_then(Value::as_u64)
+                    .is_some_and(|n| n > 0) =>
+            {
+                let peers = map.get("sent_to").and_then(Value::as_u64).unwrap_or(0);
+                let servers = map
+                    .get("index_servers")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                format!(
+                    "search {} sent to {peers} peer{} and {servers} index server{}; \
+                     `results {}` lists what comes back",
+                    scalar(id),
+                    if peers == 1 { "" } else { "s" },
+                    if servers == 1 { "" } else { "s" },
+                    scalar(id)
+                )
+            }
             Some(id) => match map.get("sent_to").and_then(Value::as_u64) {
                 Some(0) => format!(
                     "search {} started, but no peer is connected: it reached nobody \
@@ -28,6 +58,7 @@ pub fn render_text(reply: &Reply) -> String {
         ("stats", Value::Object(map)) => render_stats(map),
         ("transfers", Value::Object(map)) => render_transfers(map),
         ("get", Value::Object(map)) => render_get(map),
+        ("index", Value::Array(rows)) => render_index(rows),
         ("magnet", Value::Object(map)) => map.get("magnet").map(scalar).unwrap_or_default(),
         ("shares", Value::Object(map)) => render_shares(map),
         // The table shows what fits a terminal; `--json` has every field.
@@ -206,6 +237,61 @@ fn render_shares(map: &Map<String, Value>) -> String {
 }
 
 /// `get`: which downloads started (or took the new sources), and what failed.
+/// `index status`: one block per server.
+fn render_index(rows: &[Value]) -> String {
+    if rows.is_empty() {
+        return "no index session (`index connect HOST:PORT NICK [PASSWORD]` logs in to one)"
+            .into();
+    }
+    let mut blocks = Vec::new();
+    for row in rows {
+        let text = |key: &str| row.get(key).map(scalar).unwrap_or_else(|| "-".into());
+        let number = |key: &str| row.get(key).and_then(Value::as_u64);
+        let mut lines = vec![format!(
+            "{} as {}: {}{}{}",
+            text("server"),
+            text("nick"),
+            text("state"),
+            number("online_secs")
+                .map(|s| format!(" for {}", human_duration(s)))
+                .unwrap_or_default(),
+            number("retry_in_secs")
+                .map(|s| format!(", again in {}", human_duration(s)))
+                .unwrap_or_default(),
+        )];
+        let server = match (number("users"), number("files"), number("gigabytes")) {
+            (Some(u), Some(f), Some(g)) => format!("; the server: {u} users, {f} files, {g} GB"),
+            _ => String::new(),
+        };
+        lines.push(format!(
+            "  shared {} files, data port {}{server}",
+            number("shared").unwrap_or(0),
+            number("data_port").unwrap_or(0)
+        ));
+        for motd in row
+            .get("motd")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            lines.push(format!("  motd: {}", scalar(motd)));
+        }
+        if let Some(error) = row.get("last_error").filter(|e| !e.is_null()) {
+            lines.push(format!("  last error: {}", scalar(error)));
+        }
+        lines.push(format!(
+            "  {} messages in, {} out ({} / {}); {} skipped",
+            number("messages_in").unwrap_or(0),
+            number("messages_out").unwrap_or(0),
+            human_bytes(number("bytes_in").unwrap_or(0)),
+            human_bytes(number("bytes_out").unwrap_or(0)),
+            number("skipped").unwrap_or(0)
+        ));
+        blocks.push(lines.join("\n"));
+    }
+    blocks.join("\n")
+}
+
 fn render_get(map: &Map<String, Value>) -> String {
     let mut lines = Vec::new();
     for d in map
@@ -361,7 +447,7 @@ const PEER_COLUMNS: &[&str] = &[
     "queued_descriptors",
     "dropped",
 ];
-const RESULT_COLUMNS: &[&str] = &["id", "search", "addr", "size", "name", "urn"];
+const RESULT_COLUMNS: &[&str] = &["id", "search", "origin", "addr", "size", "name", "urn"];
 
 /// A table of the named columns (those present), in that order.
 fn chosen_columns(rows: &[Value], columns: &[&str]) -> String {
@@ -511,6 +597,24 @@ fn render_table(rows: &[Value], columns: &[String], out: &mut String) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn index_status_is_one_block_per_server_with_network_text_escaped() {
+        let reply = Reply::new(
+            "index",
+            json!([{ "server": "127.0.0.1:8888", "nick": "me", "state": "online",
+                "online_secs": 65, "shared": 3, "data_port": 6699, "users": 12, "files": 3400,
+                "gigabytes": 9, "motd": ["hi\u{1b}[2J"], "last_error": null, "messages_in": 7,
+                "messages_out": 5, "bytes_in": 2048, "bytes_out": 100, "skipped": 1 }]),
+        );
+        assert_eq!(
+            render_text(&reply),
+            "127.0.0.1:8888 as me: online for 1m 5s\n  \
+             shared 3 files, data port 6699; the server: 12 users, 3400 files, 9 GB\n  \
+             motd: hi\\e[2J\n  7 messages in, 5 out (2.0 KiB / 100 B); 1 skipped"
+        );
+        assert!(render_text(&Reply::new("index", json!([]))).starts_with("no index session"));
+    }
 
     #[test]
     fn a_list_of_records_is_a_table_with_id_first() {

@@ -186,7 +186,11 @@ impl Servent {
         } = launch;
         std::fs::create_dir_all(share_dir).expect("share dir");
         for (file, content) in files {
-            std::fs::write(share_dir.join(file), content).expect("share file");
+            let path = share_dir.join(file);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("share subfolder");
+            }
+            std::fs::write(path, content).expect("share file");
         }
         // The data dir may not exist yet: the servent creates it. A port
         // file left by a killed servent would be read as this one's.

@@ -51,6 +51,13 @@ enum Command {
     /// peak RSS, each as a range over the runs (Hazel and nginx alternate).
     /// Needs `nginx` and `curl` (or `--nginx none` to measure Hazel alone).
     Transfer(hazel_tools::load::transfer::TransferArgs),
+    /// The two architectures side by side: a hazel-index and an overlay of
+    /// real hazel servents on loopback, all logged in to the index and
+    /// sharing the same files; one user searches the index alone and the
+    /// overlay alone, alternately. Time to the first and the last result,
+    /// results found, messages and bytes the network carried, as ranges
+    /// over the runs. Needs `hazel` and `hazel-index` beside hazel-load.
+    Compare(hazel_tools::load::compare::CompareArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +87,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("hazel-load transfer: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Compare(args) => match hazel_tools::load::compare::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hazel-load compare: {e}");
                 ExitCode::FAILURE
             }
         },

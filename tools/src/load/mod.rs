@@ -8,6 +8,7 @@
 //!   routing while uploading.
 //! - [`proc_stats`]: CPU time and resident memory of a process from /proc.
 
+pub mod compare;
 pub mod index;
 pub mod proc_stats;
 pub mod servent;

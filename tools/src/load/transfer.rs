@@ -193,11 +193,11 @@ fn write_content(path: &Path, size: u64) -> io::Result<()> {
 }
 
 /// A running `hazel --headless`, killed on drop.
-struct Hazel {
+pub(crate) struct Hazel {
     child: Child,
     pid: u32,
-    addr: SocketAddr,
-    data_dir: PathBuf,
+    pub(crate) addr: SocketAddr,
+    pub(crate) data_dir: PathBuf,
 }
 
 impl Drop for Hazel {
@@ -208,7 +208,7 @@ impl Drop for Hazel {
 }
 
 impl Hazel {
-    fn spawn(
+    pub(crate) fn spawn(
         bin: &Path,
         data_dir: &Path,
         share: Option<&Path>,
@@ -258,7 +258,7 @@ impl Hazel {
     }
 
     /// One control command; the reply's data.
-    fn ask(&self, line: &str) -> io::Result<serde_json::Value> {
+    pub(crate) fn ask(&self, line: &str) -> io::Result<serde_json::Value> {
         let mut answer = control_command(&self.data_dir.join("control.sock"), line)?;
         if answer["ok"] != true {
             return Err(io::Error::other(format!("`{line}`: {}", answer["error"])));

@@ -154,6 +154,21 @@ impl UploadSlots {
         self.have_uploaded
     }
 
+    /// Takes a slot for a body sent outside HTTP (the Napster data port);
+    /// false when every slot, or every slot for `ip`, is taken.
+    pub fn try_take(&mut self, ip: IpAddr) -> bool {
+        self.try_acquire(ip).is_ok()
+    }
+
+    /// Gives back a slot taken with [`UploadSlots::try_take`]; `complete`
+    /// when its body was sent whole.
+    pub fn give_back(&mut self, ip: IpAddr, complete: bool) {
+        self.release(ip);
+        if complete {
+            self.have_uploaded = true;
+        }
+    }
+
     fn try_acquire(&mut self, ip: IpAddr) -> Result<(), Busy> {
         if self.all_taken() {
             return Err(Busy::AllTaken);

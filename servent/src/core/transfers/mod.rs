@@ -221,6 +221,13 @@ pub enum DownloadEvent {
         name: String,
         reason: String,
     },
+    /// A download without a SHA-1 (from an index) is complete: its size
+    /// checked, the file moved to `path`.
+    Saved {
+        id: DownloadId,
+        name: String,
+        path: PathBuf,
+    },
 }
 
 /// What the download engine asks of the core.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use hazel_protocol::text::escape;
 
-use super::data::{self, Grouped, PeerRow, SharesView, SortBy, StatsView, TransfersView};
+use super::data::{self, Grouped, IndexRow, PeerRow, SharesView, SortBy, StatsView, TransfersView};
 use crate::core::CoreEvent;
 use crate::shell::{render_text, Response, HELP};
 
@@ -169,6 +169,7 @@ enum Purpose {
     Transfers,
     Peers,
     Stats,
+    Index,
     Shares,
     /// A search from the search line, for this tab.
     Search(usize),
@@ -200,6 +201,8 @@ pub struct App {
     pub peers: Vec<PeerRow>,
     pub peer_selected: usize,
     pub stats: Option<StatsView>,
+    /// The index sessions (`index status`).
+    pub index_sessions: Vec<IndexRow>,
     pub shares: Option<SharesView>,
     pub library_selected: usize,
     /// Bytes per second in and out over the overlay and the transfers.
@@ -240,6 +243,7 @@ impl App {
             peers: Vec::new(),
             peer_selected: 0,
             stats: None,
+            index_sessions: Vec::new(),
             shares: None,
             library_selected: 0,
             traffic_in: VecDeque::new(),
@@ -279,6 +283,7 @@ impl App {
             ("transfers", Purpose::Transfers),
             ("peers", Purpose::Peers),
             ("stats", Purpose::Stats),
+            ("index status", Purpose::Index),
         ];
         if library || self.shares.is_none() {
             wanted.push(("shares", Purpose::Shares));
@@ -366,6 +371,11 @@ impl App {
             Purpose::Stats => {
                 if let Some(stats) = data.and_then(|r| data::read::<StatsView>(&r.data)) {
                     self.stats = Some(stats);
+                }
+            }
+            Purpose::Index => {
+                if let Some(rows) = data.and_then(|r| data::read::<Vec<IndexRow>>(&r.data)) {
+                    self.index_sessions = rows;
                 }
             }
             Purpose::Shares => {
@@ -621,8 +631,9 @@ impl App {
             self.set_status("no result selected", true);
             return;
         };
-        // One result is enough: the servent takes every result with its urn as a source.
-        let Some(first) = group.results.first() else {
+        // One result is enough: the servent takes every result with its urn
+        // as a source (an overlay result with a urn first; else an index one).
+        let Some(first) = group.download_result() else {
             return;
         };
         self.send(format!("get {first}"), Purpose::Action);
@@ -712,8 +723,11 @@ impl App {
                         self.set_status(format!("error: {e}"), true);
                         return;
                     }
-                    Ok(crate::shell::Command::Search(words)) => {
-                        self.start_search(words.join(" "));
+                    Ok(crate::shell::Command::Search(request))
+                        if request.networks == crate::shell::Networks::Both
+                            && request.index == Default::default() =>
+                    {
+                        self.start_search(request.words.join(" "));
                         return;
                     }
                     Ok(_) => {}

@@ -30,6 +30,20 @@ pub struct PeerRow {
 }
 
 /// A source of a download.
+/// One index session as `index status` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct IndexRow {
+    pub server: String,
+    pub nick: String,
+    pub state: String,
+    pub shared: u64,
+    pub users: Option<u64>,
+    pub files: Option<u64>,
+    pub retry_in_secs: Option<u64>,
+    pub last_error: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct SourceRow {
@@ -207,13 +221,17 @@ pub struct FileGroup {
     pub results: Vec<u64>,
     /// Distinct servents having it.
     pub sources: Vec<SocketAddr>,
+    /// Distinct index users having it (their nicks).
+    pub nicks: Vec<String>,
+    /// The first result with a urn (the one a download starts from).
+    pub with_urn: Option<u64>,
     /// The best speed a source claims (kbit/s).
     pub best_speed: u32,
     /// Sources that need a Push (firewalled).
     pub firewalled: usize,
     /// Sources that said they were busy.
     pub busy: usize,
-    /// Where the results came from: the overlay (and, later, an index).
+    /// Where the results came from: `overlay`, `index` or `both`.
     pub origin: &'static str,
 }
 
@@ -225,6 +243,8 @@ impl FileGroup {
             size: r.size,
             results: Vec::new(),
             sources: Vec::new(),
+            nicks: Vec::new(),
+            with_urn: None,
             best_speed: 0,
             firewalled: 0,
             busy: 0,
@@ -233,9 +253,31 @@ impl FileGroup {
     }
 
     fn add(&mut self, r: &SearchResult) {
+        let origin = if r.origin == crate::core::events::ORIGIN_GNUTELLA {
+            "overlay"
+        } else {
+            "index"
+        };
+        if self.results.is_empty() {
+            self.origin = origin;
+        } else if self.origin != origin {
+            self.origin = "both";
+        }
         self.results.push(r.id);
-        if !self.sources.contains(&r.addr) {
-            self.sources.push(r.addr);
+        if r.urn.is_some() && self.with_urn.is_none() {
+            self.with_urn = Some(r.id);
+        }
+        match &r.napster {
+            Some(hit) => {
+                if !self.nicks.contains(&hit.nick) {
+                    self.nicks.push(hit.nick.clone());
+                }
+            }
+            None => {
+                if !self.sources.contains(&r.addr) {
+                    self.sources.push(r.addr);
+                }
+            }
         }
         self.best_speed = self.best_speed.max(r.speed);
         if r.needs_push {
@@ -244,6 +286,16 @@ impl FileGroup {
         if r.busy == Some(true) {
             self.busy += 1;
         }
+    }
+
+    /// Servents and index users having it.
+    pub fn source_count(&self) -> usize {
+        self.sources.len() + self.nicks.len()
+    }
+
+    /// The result a download of this file starts from.
+    pub fn download_result(&self) -> Option<u64> {
+        self.with_urn.or_else(|| self.results.first().copied())
     }
 
     /// The marks column: `F` some source firewalled, `B` some busy, `?` no urn (cannot be
@@ -256,7 +308,9 @@ impl FileGroup {
         if self.busy > 0 {
             marks.push('B');
         }
-        if matches!(self.key, FileKey::NameSize(..)) {
+        // Index results have no urn but are checked by size: only an
+        // overlay hit without one cannot be downloaded.
+        if matches!(self.key, FileKey::NameSize(..)) && self.origin == "overlay" {
             marks.push('?');
         }
         marks
@@ -308,12 +362,28 @@ impl Default for Grouped {
 impl Grouped {
     /// Adds one result to its file's group (a new group if none yet).
     pub fn add(&mut self, r: &SearchResult) {
+        // An index result is named by its path (`\`-separated): its last
+        // part and its size find the same file among overlay results.
+        let leaf_of = |name: &str| name.rsplit('\\').next().unwrap_or(name).to_lowercase();
+        let leaf = leaf_of(&r.name);
         let key = match &r.urn {
             Some(urn) => FileKey::Urn(urn.clone()),
-            None => FileKey::NameSize(r.name.to_lowercase(), r.size),
+            None => FileKey::NameSize(leaf.clone(), r.size),
         };
         self.results += 1;
-        match self.groups.iter_mut().find(|g| g.key == key) {
+        let same_file = |g: &FileGroup| {
+            g.key == key
+                || (leaf_of(&g.name) == leaf
+                    && g.size == r.size
+                    && (r.napster.is_some() || g.origin == "index"))
+        };
+        if let Some(group) = self.groups.iter_mut().find(|g| same_file(g)) {
+            // An index group found by an overlay hit takes its urn.
+            if let FileKey::Urn(_) = key {
+                group.key = key.clone();
+            }
+        }
+        match self.groups.iter_mut().find(|g| same_file(g)) {
             Some(group) => group.add(r),
             None => {
                 let mut group = FileGroup::new(r, key);
@@ -329,7 +399,7 @@ impl Grouped {
         let (sort, descending) = (self.sort, self.descending);
         self.groups.sort_by(|a, b| {
             let order = match sort {
-                SortBy::Sources => a.sources.len().cmp(&b.sources.len()),
+                SortBy::Sources => a.source_count().cmp(&b.source_count()),
                 SortBy::Name => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
                 SortBy::Size => a.size.cmp(&b.size),
                 SortBy::Speed => a.best_speed.cmp(&b.best_speed),
@@ -360,6 +430,8 @@ mod tests {
             busy: Some(port == 3),
             speed: u32::from(port) * 10,
             hops: 1,
+            origin: crate::core::events::ORIGIN_GNUTELLA.to_string(),
+            napster: None,
         }
     }
 
@@ -375,7 +447,7 @@ mod tests {
         assert_eq!(g.groups.len(), 3);
         let a = g.groups.iter().find(|x| x.name == "a.ogg").unwrap();
         assert_eq!(
-            (a.sources.len(), a.results.clone(), a.best_speed),
+            (a.source_count(), a.results.clone(), a.best_speed),
             (2, vec![1, 2], 20)
         );
         assert_eq!(a.marks(), "F");

@@ -89,6 +89,8 @@ fn hit(id: u64, search: u64, name: &str, urn: Option<&str>, port: u16, push: boo
         busy: Some(false),
         speed: 350,
         hops: 2,
+        origin: crate::core::events::ORIGIN_GNUTELLA.to_string(),
+        napster: None,
     })
 }
 
@@ -363,6 +365,16 @@ fn network_shows_peers_traffic_routing_drops_and_the_host_cache() {
         &[
             ("peers", Response::ok(Reply::new("peers", peers))),
             ("stats", Response::ok(Reply::new("stats", stats))),
+            (
+                "index status",
+                Response::ok(Reply::new(
+                    "index",
+                    json!([{ "server": "127.0.0.1:8888", "nick": "you", "state": "online",
+                        "shared": 2, "users": 12, "files": 3400 },
+                        { "server": "127.0.0.1:7777", "nick": "you", "state": "reconnecting",
+                        "retry_in_secs": 4, "last_error": "refused\u{1b}[2J" }]),
+                )),
+            ),
         ],
     );
     app.push_traffic(2048, 512);
@@ -384,8 +396,65 @@ fn network_shows_peers_traffic_routing_drops_and_the_host_cache() {
     line_with(&lines, "host cache 11 · pong cache 4");
     line_with(
         &lines,
-        "index: none (this servent does not speak Napster yet)",
+        "index: 127.0.0.1:8888 as you: online, 12 users, 3400 files, 2 shared by us",
     );
+    // The second session, on a wider terminal; its error escaped.
+    let wide = screen(&app, 200, 30);
+    let index = line_with(&wide, "index: 127.0.0.1:8888");
+    assert!(
+        index.contains("127.0.0.1:7777 as you: reconnecting, again in 4s (refused\\e[2J)"),
+        "{index}"
+    );
+}
+
+#[test]
+fn search_shows_where_each_file_came_from_and_index_files_are_downloadable() {
+    let mut app = searched();
+    let index_hit = |id: u64, name: &str| {
+        let CoreEvent::SearchResult(mut r) = hit(id, 7, name, None, 0, false) else {
+            unreachable!()
+        };
+        r.origin = "index:127.0.0.1:8888".into();
+        r.napster = Some(Box::new(crate::core::events::NapsterHit {
+            nick: "bob".into(),
+            raw_name: name.as_bytes().to_vec(),
+            md5: "0".repeat(32),
+            bitrate: 128,
+            frequency: 44100,
+            length: 60,
+            link_speed: 9,
+        }));
+        CoreEvent::SearchResult(r)
+    };
+    app.on_event(&index_hit(5, "Index Only.mp3"));
+    // The same name and size as the overlay hit without a urn: one file, both origins.
+    app.on_event(&index_hit(6, "Ambient Morning.ogg"));
+    let lines = screen(&app, 80, 24);
+    let only = line_with(&lines, "Index Only.mp3");
+    assert!(only.contains("index"), "{only}");
+    assert!(!only.contains(" ? "), "{only}");
+    let both = line_with(&lines, "Ambient Morning.ogg");
+    assert!(both.contains("both"), "{both}");
+
+    // An index hit first, then the overlay's for the same file (with a urn):
+    // one row, two sources, and Enter downloads through the urn.
+    let mut grouped = super::data::Grouped::default();
+    let CoreEvent::SearchResult(from_index) = index_hit(8, "Folder\\Song.mp3") else {
+        unreachable!()
+    };
+    let mut from_index = from_index;
+    from_index.size = 1000;
+    let CoreEvent::SearchResult(mut overlay) = hit(9, 7, "song.mp3", Some("urn:sha1:S"), 5, false)
+    else {
+        unreachable!()
+    };
+    overlay.size = 1000;
+    grouped.add(&from_index);
+    grouped.add(&overlay);
+    assert_eq!(grouped.groups.len(), 1);
+    let group = &grouped.groups[0];
+    assert_eq!((group.origin, group.source_count()), ("both", 2));
+    assert_eq!(group.download_result(), Some(9));
 }
 
 #[test]
@@ -443,9 +512,10 @@ fn every_screen_fits_80_by_24_with_the_status_bar_at_the_bottom() {
     }
     app.screen = Screen::Network;
     let lines = screen(&app, 80, 24);
+    // Before `index status` answers: how to join one.
     line_with(
         &lines,
-        "index: hazel-index runs at 127.0.0.1:9999; this servent does not speak",
+        "index: none (`index connect HOST:PORT NICK` logs in",
     );
     // Smaller than 80×24 still draws (nothing panics).
     for (w, h) in [(40, 10), (20, 5), (1, 1)] {

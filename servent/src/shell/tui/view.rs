@@ -193,7 +193,7 @@ fn draw_search(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         Row::new(vec![
             Cell::from(escape(&group.name)),
             Cell::from(human_bytes(group.size)),
-            Cell::from(group.sources.len().to_string()),
+            Cell::from(group.source_count().to_string()),
             Cell::from(format!("{}k", group.best_speed)),
             Cell::from(group.marks()),
             Cell::from(group.origin),
@@ -559,13 +559,7 @@ fn draw_network(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let index = match app.info.demo.as_ref().map(|d| &d.index) {
-        Some(Ok(addr)) => format!(
-            "index: hazel-index runs at {addr}; this servent does not speak Napster yet, so it is not joined"
-        ),
-        Some(Err(why)) => format!("index: none ({why})"),
-        None => "index: none (this servent does not speak Napster yet)".to_string(),
-    };
+    let index = index_line(app);
     let lines = vec![
         Line::from(format!("drops by reason: {drops}")),
         Line::from(format!(
@@ -579,6 +573,41 @@ fn draw_network(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         Line::from(Span::styled(index, theme.dim())),
     ];
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), info_area);
+}
+
+/// The index sessions in one line (escaped: addresses and errors may come
+/// from the network).
+fn index_line(app: &App) -> String {
+    if app.index_sessions.is_empty() {
+        return match app.info.demo.as_ref().map(|d| &d.index) {
+            Some(Err(why)) => format!("index: none ({})", escape(why)),
+            _ => "index: none (`index connect HOST:PORT NICK` logs in to one)".to_string(),
+        };
+    }
+    let sessions: Vec<String> = app
+        .index_sessions
+        .iter()
+        .map(|s| {
+            let mut text = format!("{} as {}: {}", escape(&s.server), escape(&s.nick), s.state);
+            match (s.state.as_str(), s.users, s.files) {
+                ("online", Some(users), Some(files)) => text.push_str(&format!(
+                    ", {users} users, {files} files, {} shared by us",
+                    s.shared
+                )),
+                ("online", _, _) => text.push_str(&format!(", {} shared by us", s.shared)),
+                _ => {
+                    if let Some(secs) = s.retry_in_secs {
+                        text.push_str(&format!(", again in {secs}s"));
+                    }
+                    if let Some(error) = &s.last_error {
+                        text.push_str(&format!(" ({})", escape(error)));
+                    }
+                }
+            }
+            text
+        })
+        .collect();
+    format!("index: {}", sessions.join(" · "))
 }
 
 fn draw_library(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {

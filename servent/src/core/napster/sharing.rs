@@ -1,0 +1,116 @@
+//! Our library on index servers (100/102, kept in sync), and uploads they
+//! ask us for (607 → 608 or 619; 220/221 around each upload).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use hazel_protocol::napster::{ClientMessage, QueueLimit, UserFile};
+use hazel_protocol::text::escape_bytes;
+
+use super::{IndexShare, ACCEPT_TIMEOUT, SHARE_OUTPUT};
+use crate::core::{Action, Core, CoreEvent};
+
+impl Core {
+    /// The library as shared to index servers (after a scan): every server
+    /// online gets the difference.
+    pub fn set_index_shares(&mut self, shares: Vec<IndexShare>) {
+        self.napster.shares = shares;
+        for addr in self.napster.online() {
+            self.share_to(addr);
+        }
+    }
+
+    /// Brings what `addr` has of our library up to date: 102 for what is
+    /// gone, 100 for what is new. A large library goes out as the output
+    /// drains ([`SHARE_OUTPUT`] at a time); the rest at the next ticks.
+    pub(super) fn share_to(&mut self, addr: SocketAddr) {
+        let napster = &mut self.napster;
+        let Some(session) = napster
+            .sessions
+            .iter_mut()
+            .find(|s| s.addr == addr && s.is_online())
+        else {
+            return;
+        };
+        let wanted: HashSet<&[u8]> = napster.shares.iter().map(|s| s.name.as_slice()).collect();
+        let shared = napster.shared.entry(addr).or_default();
+        let gone: Vec<Vec<u8>> = shared
+            .iter()
+            .filter(|n| !wanted.contains(n.as_slice()))
+            .cloned()
+            .collect();
+        let mut done = true;
+        for name in gone {
+            if session.output().len() >= SHARE_OUTPUT {
+                done = false;
+                break;
+            }
+            shared.remove(&name);
+            session.send(&ClientMessage::Unshare { name });
+        }
+        for share in &napster.shares {
+            if !done || session.output().len() >= SHARE_OUTPUT {
+                done = false;
+                break;
+            }
+            if shared.insert(share.name.clone()) {
+                session.send(&share.message());
+            }
+        }
+        if done {
+            napster.resync.remove(&addr);
+        } else {
+            napster.resync.insert(addr);
+        }
+        if let Some(id) = session.conn {
+            self.links.push_action(Action::WantWrite(id));
+        }
+    }
+
+    /// A 607: accept (608) a file we share while an upload slot is free,
+    /// refuse (619) otherwise.
+    pub(super) fn upload_request(&mut self, addr: SocketAddr, file: UserFile, now: Instant) {
+        let shared = self.napster.share_named(&file.name).is_some();
+        let free = !self.shares.uploads_busy;
+        let message = if shared && free {
+            self.napster
+                .accepted
+                .push((file.nick.clone(), file.name.clone()), now + ACCEPT_TIMEOUT);
+            ClientMessage::UploadAccept(file)
+        } else {
+            let reason = if shared {
+                "every upload slot is taken"
+            } else {
+                "not shared"
+            };
+            self.links.event(CoreEvent::Notice(format!(
+                "index {addr}: refused {} to {}: {reason}",
+                escape_bytes(&file.name),
+                hazel_protocol::text::Escaped::new(&file.nick)
+            )));
+            ClientMessage::QueueLimit(QueueLimit { file, limit: 0 })
+        };
+        self.send_to(addr, &message);
+    }
+
+    /// An upload over the data port began or ended: 220/221 to every server.
+    pub fn index_upload_counted(&mut self, started: bool) {
+        let message = if started {
+            self.napster.uploads_counted += 1;
+            ClientMessage::UploadStarted
+        } else {
+            self.napster.uploads_counted = self.napster.uploads_counted.saturating_sub(1);
+            ClientMessage::UploadFinished
+        };
+        for addr in self.napster.online() {
+            self.send_to(addr, &message);
+        }
+    }
+
+    /// Whether an upload of `name` to `nick` was accepted with a 608.
+    pub fn index_upload_accepted(&mut self, nick: &[u8], name: &[u8]) -> Option<u32> {
+        let index = self.napster.share_named(name)?.index;
+        self.napster.take_accepted(nick, name).then_some(index)
+    }
+}
