@@ -318,7 +318,8 @@ fn the_index_restarted_under_the_servents_gets_them_back_with_their_shares() {
 
 /// A Napster client written out by hand: logs in to the index, shares one
 /// file, accepts every upload request, and serves its data port — the
-/// first time only `cut` bytes before hanging up.
+/// first time only `cut` bytes before hanging up (or, when told to hold,
+/// before going silent until the downloader goes away).
 struct ScriptedSharer {
     offsets: std::sync::mpsc::Receiver<u64>,
     _threads: Vec<std::thread::JoinHandle<()>>,
@@ -326,6 +327,16 @@ struct ScriptedSharer {
 
 impl ScriptedSharer {
     fn start(index: SocketAddr, name: &str, data: Vec<u8>, cut: usize) -> ScriptedSharer {
+        ScriptedSharer::start_holding(index, name, data, cut, false)
+    }
+
+    fn start_holding(
+        index: SocketAddr,
+        name: &str,
+        data: Vec<u8>,
+        cut: usize,
+        hold: bool,
+    ) -> ScriptedSharer {
         let port = TcpListener::bind("127.0.0.1:0").unwrap();
         let data_port = port.local_addr().unwrap().port();
         let mut server = TcpStream::connect(index).unwrap();
@@ -410,6 +421,11 @@ impl ScriptedSharer {
                 let mut reply = data.len().to_string().into_bytes();
                 reply.extend_from_slice(data.get(start..end).unwrap_or_default());
                 let _ = peer.write_all(&reply);
+                if hold && round == 0 {
+                    // Silent, until the downloader closes (or dies).
+                    peer.set_read_timeout(Some(WAIT)).unwrap();
+                    let _ = peer.read(&mut byte);
+                }
             }
         });
         ScriptedSharer {
@@ -451,6 +467,64 @@ fn a_download_cut_short_resumes_from_its_offset_on_retry() {
     }));
     let saved = std::fs::read(alice.data_dir.join("downloads").join("half way.mp3")).unwrap();
     assert!(saved == data, "the resumed file differs");
+}
+
+#[test]
+fn a_download_killed_half_way_resumes_from_its_state_file_after_a_restart() {
+    let index = Index::start();
+    let data = mp3(20, 300_000);
+    let cut = 200_001;
+    let sharer = ScriptedSharer::start_holding(
+        index.addr,
+        "C:\\Music\\kill me.mp3",
+        data.clone(),
+        cut,
+        true,
+    );
+    let temp = tempfile::tempdir().unwrap();
+    let (data_dir, share_dir) = (temp.path().join("data"), temp.path().join("share"));
+    let addr = index.addr.to_string();
+    let args = ["--index", &addr, "--nick", "alice", "--peers", "0"];
+    let mut alice = Servent::start_in("alice", &data_dir, &share_dir, &args, &[]);
+    wait_online_sharing(&alice, 0);
+    let results = search_until(&alice, "search --index kill me", |r| !r.is_empty());
+    let got = alice.must(&format!("get {}", results[0]["id"]));
+    let id = got["downloads"][0]["download"].as_u64().unwrap();
+    assert_eq!(sharer.offsets.recv_timeout(WAIT).unwrap(), 0);
+    // The first part is on the disk and its state file says so; then a crash.
+    let state = data_dir.join(format!("incomplete/napster-{id}-kill me.mp3.state"));
+    let saved = wait_until(WAIT, || {
+        std::fs::read(&state)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .is_some_and(|v| v["received"][0][1].as_u64() == Some(cut as u64))
+    });
+    assert!(saved, "no state file naming {cut} bytes: {}", alice.log());
+    alice.kill();
+    let alice = Servent::start_in("alice", &data_dir, &share_dir, &args, &[]);
+    // Listed at once, and asked for again from where it stopped once the
+    // index is back.
+    let row = alice.must("transfers")["downloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id)
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(row["done"].as_u64(), Some(cut as u64), "{row}");
+    assert_eq!(sharer.offsets.recv_timeout(WAIT).unwrap(), cut as u64);
+    let mut done = Value::Null;
+    assert!(
+        wait_until(WAIT, || {
+            done = alice.must("transfers")["downloads"][0].clone();
+            done["state"] == "complete"
+        }),
+        "{done}\n{}",
+        alice.log()
+    );
+    let got = std::fs::read(data_dir.join("downloads").join("kill me.mp3")).unwrap();
+    assert!(got == data, "the resumed file differs");
+    assert!(!state.exists(), "the state file outlived the download");
 }
 
 /// `GET<nick> "<name>" <digit>` has arrived.
@@ -507,4 +581,96 @@ fn a_nick_registered_with_a_password_logs_in_with_it_and_not_without() {
     }));
     assert_eq!(status["last_error"], "login refused: Invalid password");
     assert!(wrong.log().contains("login refused: Invalid password"));
+}
+
+/// A downloader whose offset arrives in two pieces (`12`, then `345` a
+/// moment later): nothing delimits the number, so Hazel waits a moment
+/// before taking it and serves from byte 12345, not 12.
+#[test]
+fn an_offset_split_across_two_segments_is_read_whole() {
+    let index = Index::start();
+    let data = mp3(10, 40_000);
+    let bob = start("bob", &index, &[], &[("split offset.mp3", &data)]);
+    wait_online_sharing(&bob, 1);
+
+    let mut server = TcpStream::connect(index.addr).unwrap();
+    server.set_read_timeout(Some(WAIT)).unwrap();
+    let mut out = Vec::new();
+    for message in [
+        ClientMessage::Login(Login {
+            nick: "carol".into(),
+            password: b"x".to_vec(),
+            port: 0,
+            client_info: b"scripted 1".to_vec(),
+            link_speed: 8,
+            build: None,
+        }),
+        ClientMessage::Search(
+            hazel_protocol::napster::SearchQuery::parse(b"FILENAME CONTAINS \"split\"").unwrap(),
+        ),
+    ] {
+        message.encode(&mut out).unwrap();
+    }
+    server.write_all(&out).unwrap();
+    let mut framer = NapsterFramer::new(65535);
+    let mut next = |server: &mut TcpStream| -> ServerMessage {
+        let mut buf = [0u8; 4096];
+        for _ in 0..1000 {
+            if let Ok(Some(frame)) = framer.next_frame() {
+                if let Ok(message) = ServerMessage::from_frame(&frame) {
+                    return message;
+                }
+                continue;
+            }
+            let n = server.read(&mut buf).expect("the index answers");
+            assert!(n > 0, "the index closed");
+            framer.push(&buf[..n]);
+        }
+        panic!("no message");
+    };
+    let name = loop {
+        if let ServerMessage::SearchResult(r) = next(&mut server) {
+            break r.name;
+        }
+    };
+    let request = ClientMessage::DownloadRequest(UserFile {
+        nick: "bob".into(),
+        name: name.clone(),
+    });
+    server.write_all(&request.to_bytes().unwrap()).unwrap();
+    let ack = loop {
+        if let ServerMessage::DownloadAck(ack) = next(&mut server) {
+            break ack;
+        }
+    };
+    let mut peer = TcpStream::connect((ack.ip, ack.port)).unwrap();
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    let mut greeting = [0u8; 1];
+    peer.read_exact(&mut greeting).unwrap();
+    assert_eq!(&greeting, b"1");
+    peer.set_nodelay(true).unwrap();
+    let mut line = b"GETcarol \"".to_vec();
+    line.extend_from_slice(&name);
+    line.extend_from_slice(b"\" 12");
+    peer.write_all(&line).unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    peer.write_all(b"345").unwrap();
+    let size = data.len().to_string();
+    let mut reply = Vec::new();
+    let want = size.len() + data.len() - 12345;
+    let mut buf = [0u8; 65536];
+    while reply.len() < want {
+        let n = peer.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        reply.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        reply.starts_with(size.as_bytes()),
+        "{:?}",
+        &reply[..reply.len().min(20)]
+    );
+    assert_eq!(reply.len(), want, "bytes from offset 12345 to the end");
+    assert!(reply[size.len()..] == data[12345..], "the bytes from 12345");
 }

@@ -88,6 +88,15 @@ impl Core {
 
     /// A download saved by an earlier run.
     pub fn restore_download(&mut self, record: &DownloadRecord, now: Instant) {
+        if !record.napster.is_empty() {
+            if !self.napster_restore(record, now) {
+                log::warn!(
+                    "download {}: an index download's state file that cannot be resumed; ignored",
+                    record.id
+                );
+            }
+            return;
+        }
         self.transfers.restore(record, now);
         self.pump_transfers(now);
     }
@@ -305,7 +314,7 @@ impl Core {
     /// The downloads, for `transfers`.
     pub fn downloads(&self, now: Instant) -> Vec<DownloadInfo> {
         let mut list = self.transfers.list(now);
-        list.extend(self.napster_download_rows());
+        list.extend(self.napster_download_rows(now));
         list
     }
 }

@@ -315,11 +315,26 @@ impl Handler for Servent {
     fn handle_timeout(&mut self, now: Instant) {
         self.core.handle_timeout(now);
         self.uploads.tick(now);
+        if self.napster_port.poll_timeout().is_some_and(|t| t <= now) {
+            let library = Arc::clone(self.core.library());
+            let (slots, confinement) = self.uploads.slots_and_confinement();
+            let parts = napster_port::Parts {
+                core: &mut self.core,
+                slots,
+                confinement,
+                library: &library,
+            };
+            self.napster_port.settle(parts, now);
+            self.publish_upload_state();
+        }
         self.napster_port.tick(now, self.uploads.stall_limit());
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.core.poll_timeout()
+        match (self.core.poll_timeout(), self.napster_port.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn poll_action(&mut self) -> Option<Action> {

@@ -60,6 +60,9 @@ struct PortConn {
     counted: bool,
     /// The file being sent, for `transfers`.
     serving: Option<(String, u64, u64)>,
+    /// A number (offset or size) ended at the end of what arrived: it is
+    /// taken as whole at this time if no more digits come first.
+    settle: Option<Instant>,
 }
 
 impl PortConn {
@@ -73,6 +76,7 @@ impl PortConn {
             last_progress: now,
             slot: false,
             counted: false,
+            settle: None,
             serving: None,
         }
     }
@@ -173,14 +177,33 @@ impl NapsterPort {
         if conn.buf.len() > MAX_REQUEST {
             return self.refuse(id, INVALID_REQUEST);
         }
-        match &conn.role {
-            Role::Request => self.on_request(id, parts, now),
-            Role::Push { .. } => self.on_push_bytes(id, parts, now),
+        self.on_input(id, parts, now, false);
+    }
+
+    /// Acts on what a connection sent; `settled` once its number had time
+    /// to arrive whole.
+    fn on_input(&mut self, id: ConnId, parts: Parts<'_>, now: Instant, settled: bool) {
+        match self.conns.get(&id).map(|c| &c.role) {
+            Some(Role::Request) => self.on_request(id, parts, now, settled),
+            Some(Role::Push { .. }) => self.on_push_bytes(id, parts, now, settled),
             _ => {}
         }
     }
 
-    fn on_request(&mut self, id: ConnId, parts: Parts<'_>, now: Instant) {
+    /// Whether the number that ends a request at `used` may still be
+    /// arriving: nothing delimits it (the peer then waits for our answer),
+    /// so when it ends where the input ends it is taken only after
+    /// [`SETTLE`] without more bytes. Real clients send it in one write,
+    /// but a segment boundary can still fall inside it.
+    fn unsettled(conn: &mut PortConn, used: usize, settled: bool, now: Instant) -> bool {
+        if settled || used < conn.buf.len() {
+            return false;
+        }
+        conn.settle = Some(now + SETTLE);
+        true
+    }
+
+    fn on_request(&mut self, id: ConnId, parts: Parts<'_>, now: Instant, settled: bool) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -189,6 +212,10 @@ impl NapsterPort {
             Ok(None) => return,
             Err(_) => return self.refuse(id, INVALID_REQUEST),
         };
+        if NapsterPort::unsettled(conn, used, settled, now) {
+            return;
+        }
+        conn.settle = None;
         let rest = conn.buf.split_off(used);
         match &request {
             DataPortRequest::Send { .. } => {
@@ -211,7 +238,7 @@ impl NapsterPort {
         }
     }
 
-    fn on_push_bytes(&mut self, id: ConnId, parts: Parts<'_>, now: Instant) {
+    fn on_push_bytes(&mut self, id: ConnId, parts: Parts<'_>, now: Instant, settled: bool) {
         let nick = parts.core.napster_nick().unwrap_or_default().into_bytes();
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
@@ -249,7 +276,11 @@ impl NapsterPort {
         };
         // The offset: digits, then the downloader waits for the bytes.
         match TransferReply::parse(&conn.buf, true) {
-            Ok(Some((TransferReply::Number(offset), _))) => {
+            Ok(Some((TransferReply::Number(offset), used))) => {
+                if NapsterPort::unsettled(conn, used, settled, now) {
+                    return;
+                }
+                conn.settle = None;
                 conn.buf.clear();
                 self.serve(id, index, offset, false, parts, now);
             }
@@ -404,6 +435,30 @@ impl NapsterPort {
         }
     }
 
+    /// When the earliest waiting number is taken as whole.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.conns.values().filter_map(|c| c.settle).min()
+    }
+
+    /// Takes the numbers that had their time to arrive whole.
+    pub fn settle(&mut self, parts: Parts<'_>, now: Instant) {
+        let due: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.settle.is_some_and(|t| t <= now))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in due {
+            let parts = Parts {
+                core: &mut *parts.core,
+                slots: &mut *parts.slots,
+                confinement: parts.confinement,
+                library: parts.library,
+            };
+            self.on_input(id, parts, now, true);
+        }
+    }
+
     /// Closes connections whose request is late or whose reader stalled.
     pub fn tick(&mut self, now: Instant, stall: Duration) {
         for (&id, conn) in &mut self.conns {
@@ -445,6 +500,9 @@ impl NapsterPort {
         rows
     }
 }
+
+/// How long a number that ends where the input ends may still grow.
+pub const SETTLE: Duration = Duration::from_millis(100);
 
 /// Longest request (greeting answer, GET or SEND line, offset) buffered.
 const MAX_REQUEST: usize = hazel_protocol::napster::transfer::MAX_REQUEST_LEN + 16;

@@ -1222,6 +1222,7 @@ impl Download {
                 .map(DownloadRecord::source_record)
                 .collect(),
             last_error: self.last_error.clone(),
+            napster: Vec::new(),
         }
     }
 }

@@ -60,6 +60,20 @@ pub struct DownloadRecord {
     pub sources: Vec<SourceRecord>,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// An index download's sources (the one asked first, then the others
+    /// with the same file); empty for a Gnutella download.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub napster: Vec<NapsterSourceRecord>,
+}
+
+/// A user of an index server who shares the file, as a state file keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NapsterSourceRecord {
+    pub server: SocketAddr,
+    pub nick: String,
+    /// The file's name on the sharer's side, as bytes in hex (it need not
+    /// be UTF-8).
+    pub file: String,
 }
 
 impl DownloadRecord {
@@ -213,6 +227,7 @@ mod tests {
                 proxies: vec!["10.0.0.9:6346".parse().unwrap()],
             }],
             last_error: None,
+            napster: Vec::new(),
         };
         let back = DownloadRecord::from_bytes(&record.to_bytes()).unwrap();
         assert_eq!(back, record);

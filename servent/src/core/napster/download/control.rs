@@ -52,6 +52,7 @@ impl Core {
             return Err(format!("download {id} is {}", d.state.name()));
         }
         d.state = State::Paused;
+        d.unsaved = true;
         d.next_source = false;
         d.head.clear();
         d.out.clear();
@@ -69,7 +70,12 @@ impl Core {
         id: DownloadId,
         now: Instant,
     ) -> Result<(), String> {
-        self.ask_again(id, |s| *s == State::Paused, "is not paused", now)
+        self.ask_again(
+            id,
+            |s| matches!(s, State::Paused | State::Waiting),
+            "is not paused",
+            now,
+        )
     }
 
     /// `cancel` of a Napster download.
@@ -92,7 +98,7 @@ impl Core {
     }
 
     /// Rows of `transfers` for the Napster downloads.
-    pub(in crate::core) fn napster_download_rows(&self) -> Vec<DownloadInfo> {
+    pub(in crate::core) fn napster_download_rows(&self, now: Instant) -> Vec<DownloadInfo> {
         self.napster
             .downloads
             .list
@@ -103,8 +109,10 @@ impl Core {
                 urn: String::new(),
                 size: Some(d.size),
                 done: d.written.min(d.size),
-                rate: 0,
-                eta_secs: None,
+                rate: d.rate(now) as u64,
+                eta_secs: Some(d.rate(now))
+                    .filter(|r| *r > 0.0)
+                    .map(|r| (d.size.saturating_sub(d.written) as f64 / r) as u64),
                 sources_active: usize::from(d.conn.is_some()),
                 sources_known: 1 + d.others.len(),
                 state: d.state.name(),

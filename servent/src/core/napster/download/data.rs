@@ -162,6 +162,7 @@ impl Core {
             return self.fail_napster(did, "the sharer sent more bytes than the size".into());
         }
         let offset = d.received;
+        d.count_rate(data.len() as u64, now);
         let first_bytes = !d.counted;
         d.counted = true;
         let server = d.server;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use hazel_protocol::napster::{ClientMessage, ServerMessage, UserFile};
 
 use crate::core::events::SearchResult;
-use crate::core::transfers::record::sanitize_name;
+use crate::core::transfers::record::{sanitize_name, DownloadRecord, NapsterSourceRecord};
 use crate::core::transfers::{DiskJob, DownloadEvent, DownloadId};
 use crate::core::{Action, ConnId, Core, CoreEvent};
 
@@ -39,6 +39,8 @@ pub const MAX_DOWNLOADS: usize = 256;
 pub const DISK_BACKLOG: u64 = 8 * 1024 * 1024;
 /// Bytes of a reply head (greeting, size or error text) kept.
 const MAX_HEAD: usize = 1024;
+/// A download's state file is rewritten at most this often.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
@@ -57,6 +59,8 @@ enum State {
     Finishing,
     /// Stopped by the user (`pause`); `resume` asks the index again.
     Paused,
+    /// Restored from a state file: asks the index once logged in to it.
+    Waiting,
     Done(PathBuf),
     Failed(String),
 }
@@ -70,6 +74,7 @@ impl State {
             State::Receiving => "downloading",
             State::Finishing => "finishing",
             State::Paused => "paused",
+            State::Waiting => "waiting for the index",
             State::Done(_) => "complete",
             State::Failed(_) => "failed",
         }
@@ -87,10 +92,20 @@ struct Download {
     nick: String,
     raw_name: Vec<u8>,
     name: String,
+    /// Its files in `incomplete/`: `<stem>.part` and `<stem>.state`.
+    stem: String,
     size: u64,
     /// Bytes received (handed to the disk) and written.
     received: u64,
     written: u64,
+    /// Written bytes the last state file named, when it was asked for, and
+    /// whether something else in it changed since.
+    checkpointed: u64,
+    last_checkpoint: Instant,
+    unsaved: bool,
+    /// Bytes received in the current rate window, and when it began.
+    rate_window: (Instant, u64),
+    rate: f64,
     state: State,
     conn: Option<ConnId>,
     peer: Option<SocketAddr>,
@@ -182,6 +197,7 @@ impl Core {
             .unwrap_or(&hit.raw_name);
         let name = sanitize_name(&String::from_utf8_lossy(leaf));
         let others = other_sources(&self.searches.results(None), r, server);
+        let stem = format!("napster-{id}-{name}");
         let downloads = &mut self.napster.downloads;
         downloads.list.push(Download {
             id,
@@ -189,9 +205,15 @@ impl Core {
             nick: hit.nick.clone(),
             raw_name: hit.raw_name.clone(),
             name: name.clone(),
+            stem: stem.clone(),
             size: r.size,
             received: 0,
             written: 0,
+            checkpointed: 0,
+            last_checkpoint: now,
+            unsaved: true,
+            rate_window: (now, 0),
+            rate: 0.0,
             state: State::Asking,
             conn: None,
             peer: None,
@@ -207,12 +229,13 @@ impl Core {
         });
         self.links.push_action(Action::Disk(DiskJob::Open {
             download: id,
-            stem: format!("napster-{id}-{name}"),
+            stem,
             size: Some(r.size),
         }));
         if let Some(d) = self.napster.downloads.get(id) {
             d.opened = true;
         }
+        self.napster_checkpoint(id, now);
         self.ask_index(id, now)?;
         self.links
             .event(CoreEvent::Download(DownloadEvent::Started { id, name }));
@@ -333,6 +356,7 @@ impl Core {
         }
         d.state = State::Failed(reason.clone());
         d.last_error = Some(reason.clone());
+        d.unsaved = true;
         d.head.clear();
         d.out.clear();
         let name = d.name.clone();
@@ -391,6 +415,35 @@ impl Core {
         for (id, reason) in late {
             self.fail_napster(id, reason.to_string());
         }
+        // Restored downloads ask once their index is there.
+        let online = self.napster.online();
+        let ready: Vec<DownloadId> = self
+            .napster
+            .downloads
+            .list
+            .iter()
+            .filter(|d| d.state == State::Waiting && online.contains(&d.server))
+            .map(|d| d.id)
+            .collect();
+        for id in ready {
+            let _ = self.ask_index(id, now);
+        }
+        let due: Vec<DownloadId> = self
+            .napster
+            .downloads
+            .list
+            .iter()
+            .filter(|d| {
+                // Once finishing, the state file is the disk's to remove.
+                !matches!(d.state, State::Finishing | State::Done(_))
+                    && (d.unsaved || d.written != d.checkpointed)
+                    && now.saturating_duration_since(d.last_checkpoint) >= CHECKPOINT_EVERY
+            })
+            .map(|d| d.id)
+            .collect();
+        for id in due {
+            self.napster_checkpoint(id, now);
+        }
         let switching: Vec<DownloadId> = self
             .napster
             .downloads
@@ -413,6 +466,160 @@ impl Core {
             d.received = d.written;
             d.peer = None;
             let _ = self.ask_index(id, now);
+        }
+    }
+}
+
+impl Core {
+    /// Writes download `id`'s state file (after syncing what it names).
+    pub(super) fn napster_checkpoint(&mut self, id: DownloadId, now: Instant) {
+        let Some(d) = self.napster.downloads.get(id) else {
+            return;
+        };
+        d.checkpointed = d.written;
+        d.last_checkpoint = now;
+        d.unsaved = false;
+        let record = d.record().to_bytes();
+        self.links.push_action(Action::Disk(DiskJob::Checkpoint {
+            download: id,
+            record,
+            sync: true,
+        }));
+    }
+
+    /// An index download saved by an earlier run: it resumes from the bytes
+    /// its state file names once we are logged in to its index again.
+    pub fn napster_restore(&mut self, record: &DownloadRecord, now: Instant) -> bool {
+        let mut sources = record.napster.iter().filter_map(|s| {
+            Some(Source {
+                server: s.server,
+                nick: s.nick.clone(),
+                raw_name: data_encoding::HEXLOWER_PERMISSIVE
+                    .decode(s.file.as_bytes())
+                    .ok()?,
+            })
+        });
+        let (Some(first), Some(size)) = (sources.next(), record.size) else {
+            return false;
+        };
+        let downloads = &mut self.napster.downloads;
+        if record.id < FIRST_ID
+            || downloads.list.len() >= MAX_DOWNLOADS
+            || downloads.list.iter().any(|d| d.id == record.id)
+        {
+            return false;
+        }
+        downloads.next = downloads.next.max(record.id - FIRST_ID + 1);
+        // Only bytes from the start count: the data port sends from an offset on.
+        let written = record
+            .received
+            .iter()
+            .find(|[start, _]| *start == 0)
+            .map_or(0, |[_, end]| (*end).min(size));
+        let state = match record.state.as_str() {
+            "paused" => State::Paused,
+            "failed" => State::Failed(record.last_error.clone().unwrap_or_default()),
+            _ => State::Waiting,
+        };
+        downloads.list.push(Download {
+            id: record.id,
+            server: first.server,
+            nick: first.nick,
+            raw_name: first.raw_name,
+            name: record.name.clone(),
+            stem: record.stem.clone(),
+            size,
+            received: written,
+            written,
+            checkpointed: written,
+            last_checkpoint: now,
+            unsaved: false,
+            rate_window: (now, 0),
+            rate: 0.0,
+            state,
+            conn: None,
+            peer: None,
+            head: Vec::new(),
+            out: Vec::new(),
+            deadline: now + ANSWER_TIMEOUT,
+            opened: true,
+            paused_reading: false,
+            counted: false,
+            last_error: record.last_error.clone(),
+            others: sources.take(MAX_OTHER_SOURCES).collect(),
+            next_source: false,
+        });
+        self.links.push_action(Action::Disk(DiskJob::Open {
+            download: record.id,
+            stem: record.stem.clone(),
+            size: Some(size),
+        }));
+        true
+    }
+}
+
+impl Download {
+    /// What its state file says.
+    fn record(&self) -> DownloadRecord {
+        let source = |server: SocketAddr, nick: &str, raw_name: &[u8]| NapsterSourceRecord {
+            server,
+            nick: nick.to_string(),
+            file: data_encoding::HEXLOWER.encode(raw_name),
+        };
+        let mut napster = vec![source(self.server, &self.nick, &self.raw_name)];
+        napster.extend(
+            self.others
+                .iter()
+                .map(|o| source(o.server, &o.nick, &o.raw_name)),
+        );
+        DownloadRecord {
+            id: self.id,
+            name: self.name.clone(),
+            stem: self.stem.clone(),
+            size: Some(self.size),
+            urn: String::new(),
+            tiger: None,
+            state: match self.state {
+                State::Paused => "paused",
+                State::Failed(_) => "failed",
+                _ => "running",
+            }
+            .into(),
+            received: if self.written > 0 {
+                vec![[0, self.written]]
+            } else {
+                Vec::new()
+            },
+            verified: Vec::new(),
+            sources: Vec::new(),
+            last_error: self.last_error.clone(),
+            napster,
+        }
+    }
+
+    /// Counts `bytes` in the rate (a window of about five seconds).
+    fn count_rate(&mut self, bytes: u64, now: Instant) {
+        let (since, sum) = self.rate_window;
+        let elapsed = now.saturating_duration_since(since);
+        if elapsed >= Duration::from_secs(5) {
+            self.rate = sum as f64 / elapsed.as_secs_f64();
+            self.rate_window = (now, bytes);
+        } else {
+            self.rate_window.1 = sum + bytes;
+        }
+    }
+
+    /// Bytes a second now (0 when not receiving).
+    fn rate(&self, now: Instant) -> f64 {
+        if self.state != State::Receiving {
+            return 0.0;
+        }
+        let (since, sum) = self.rate_window;
+        let window = now.saturating_duration_since(since).as_secs_f64();
+        if window >= 1.0 {
+            sum as f64 / window
+        } else {
+            self.rate
         }
     }
 }
