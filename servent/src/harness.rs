@@ -177,6 +177,11 @@ pub struct Net {
     /// Deliveries queued that are not timers (opens, bytes, closes).
     in_flight: usize,
     pub traffic: Traffic,
+    /// Nodes that had something delivered since [`Net::take_touched`], when
+    /// tracking is on: a large run reads the counters of those alone.
+    touched: Vec<NodeId>,
+    is_touched: Vec<bool>,
+    track_touched: bool,
 }
 
 impl Net {
@@ -202,6 +207,9 @@ impl Net {
             timers_armed: Vec::new(),
             in_flight: 0,
             traffic: Traffic::default(),
+            touched: Vec::new(),
+            is_touched: Vec::new(),
+            track_touched: false,
         }
     }
 
@@ -215,6 +223,30 @@ impl Net {
         self.keep_events = keep;
     }
 
+    /// Whether nodes that get deliveries are remembered for
+    /// [`Net::take_touched`] (off by default).
+    pub fn track_touched(&mut self, track: bool) {
+        self.track_touched = track;
+        self.touched.clear();
+        self.is_touched.iter_mut().for_each(|t| *t = false);
+    }
+
+    /// The nodes that had a delivery (bytes, an open, a close or a timer)
+    /// since the last call, each once, in the order they first had one.
+    pub fn take_touched(&mut self) -> Vec<NodeId> {
+        for &node in &self.touched {
+            self.is_touched[node] = false;
+        }
+        std::mem::take(&mut self.touched)
+    }
+
+    fn touch(&mut self, node: NodeId) {
+        if self.track_touched && !self.is_touched[node] {
+            self.is_touched[node] = true;
+            self.touched.push(node);
+        }
+    }
+
     /// Adds a core listening at `config.listen_addr`; its id.
     pub fn add(&mut self, config: CoreConfig) -> NodeId {
         let node = self.cores.len();
@@ -222,6 +254,7 @@ impl Net {
         self.cores.push(Core::new(config, self.now));
         self.events.push(Vec::new());
         self.timers_armed.push(false);
+        self.is_touched.push(false);
         node
     }
 
@@ -435,6 +468,8 @@ impl Net {
                     return;
                 }
                 self.traffic.links_opened += 1;
+                self.touch(to.node);
+                self.touch(from.node);
                 // The acceptor sees the dialler's address with an ephemeral port.
                 let seen_as = SocketAddr::new(self.addr_of(from.node).ip(), 40_000);
                 self.cores[to.node].on_connection(to.conn, Direction::Incoming, seen_as, now);
@@ -448,15 +483,18 @@ impl Net {
                 }
                 self.traffic.deliveries += 1;
                 self.traffic.bytes += bytes.len() as u64;
+                self.touch(to.node);
                 self.cores[to.node].on_bytes(to.conn, &bytes, now);
                 self.pump(to.node);
             }
             Delivery::Closed { to } => {
+                self.touch(to.node);
                 self.cores[to.node].on_closed(to.conn, now);
                 self.pump(to.node);
             }
             Delivery::Timer { node } => {
                 self.timers_armed[node] = false;
+                self.touch(node);
                 self.cores[node].handle_timeout(now);
                 self.pump(node);
                 self.arm_timer(node);
@@ -540,6 +578,60 @@ mod tests {
         };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7).1, run(8).1, "another seed, other latencies");
+    }
+
+    #[test]
+    fn touched_nodes_are_those_a_query_reached() {
+        let mut net = Net::new(3);
+        // A line 0-1-2-3-4: a TTL 2 query from 0 reaches 1 and 2 (and its
+        // hits, none here, would come back the same way).
+        for n in 0..5 {
+            net.add(config(n));
+        }
+        for n in 0..4 {
+            net.dial(n, n + 1);
+        }
+        assert!(net.settle(100_000));
+        net.track_touched(true);
+        let now = net.now;
+        net.cores[0].search_with_ttl("x", 2, now);
+        net.pump(0);
+        assert!(net.settle(100_000));
+        let mut touched = net.take_touched();
+        touched.sort();
+        assert_eq!(touched, vec![1, 2]);
+        assert!(net.take_touched().is_empty(), "taken once");
+        assert_eq!(net.cores[2].counters().received.query, 1);
+        assert_eq!(net.cores[3].counters().received.query, 0);
+    }
+
+    #[test]
+    fn a_ping_with_ttl_is_answered_by_every_host_within_reach() {
+        let mut net = Net::new(4);
+        for n in 0..5 {
+            let mut c = config(n);
+            // No pong cache: every Ping travels its whole TTL.
+            c.pong_cache_fresh = Duration::ZERO;
+            net.add(c);
+        }
+        for n in 0..4 {
+            net.dial(n, n + 1);
+        }
+        assert!(net.settle(100_000));
+        // Past the link-up Pings' throttle.
+        net.advance(Duration::from_secs(10));
+        let before: Vec<_> = net.cores.iter().map(|c| c.counters()).collect();
+        let now = net.now;
+        net.cores[0].ping_with_ttl(3, now);
+        net.pump(0);
+        assert!(net.settle(100_000));
+        let delta = |n: usize, f: fn(&crate::core::Counters) -> u64| {
+            f(&net.cores[n].counters()) - f(&before[n])
+        };
+        // Nodes 1, 2, 3 answer; 4 is out of reach.
+        assert_eq!(delta(0, |c| c.received.pong), 3);
+        assert_eq!(delta(3, |c| c.received.ping), 1);
+        assert_eq!(delta(4, |c| c.received.ping), 0);
     }
 
     #[test]
