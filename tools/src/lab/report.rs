@@ -480,3 +480,69 @@ fn write_plots(out: &Path, rows: &[(Part, Row)], sweep: &Sweep) -> io::Result<()
         &success,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_writes_its_files_and_the_table_holds_the_runs() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let sweep = Sweep {
+            max_nodes: 150,
+            queries: 6,
+            seed: 3,
+        };
+        let rows = write(dir.path(), &sweep, |_| {}).expect("the report is written");
+        let scenarios = sweep.scenarios();
+        assert_eq!(rows.len(), scenarios.len());
+        for name in [
+            "results.csv",
+            "results.json",
+            "table.md",
+            "messages_vs_nodes.svg",
+            "reach_vs_ttl.svg",
+            "success_vs_replication.svg",
+            "pingpong_vs_ttl.svg",
+        ] {
+            let meta = fs::metadata(dir.path().join(name)).expect(name);
+            assert!(meta.len() > 100, "{name} has content");
+        }
+        // The CSV holds each run's row as the simulation gives it.
+        let csv = fs::read_to_string(dir.path().join("results.csv")).expect("csv");
+        let lines: Vec<&str> = csv.lines().skip(1).collect();
+        assert_eq!(lines.len(), rows.len());
+        for i in [0, 7, rows.len() - 1] {
+            let (part, scenario) = &scenarios[i];
+            let again = run(scenario);
+            assert_eq!(lines[i], format!("{},{}", part.name(), csv_line(&again)));
+        }
+        // The Markdown table: one row per size and churn run.
+        let md = fs::read_to_string(dir.path().join("table.md")).expect("md");
+        let table_rows = md.lines().filter(|l| l.starts_with("| ")).count() - 1;
+        let expected = rows.iter().filter(|(p, _)| *p != Part::Ttl).count();
+        assert_eq!(table_rows, expected);
+        for (part, r) in rows.iter().filter(|(p, _)| *p != Part::Ttl) {
+            let cells = format!("| {} | {} | {} |", r.arch, r.topology, r.nodes);
+            assert!(md.contains(&cells), "{part:?} {cells}");
+        }
+        // The plots name their lines.
+        let svg = fs::read_to_string(dir.path().join("messages_vs_nodes.svg")).expect("svg");
+        assert!(svg.starts_with("<svg"));
+        for l in ["central index", "Chord", "ultrapeers (TTL 3)", "flood (random, TTL 7)"] {
+            assert!(svg.contains(l), "legend {l}");
+        }
+    }
+
+    #[test]
+    fn sizes_climb_by_tens_up_to_the_largest() {
+        let sweep = |max_nodes| Sweep {
+            max_nodes,
+            queries: 1,
+            seed: 1,
+        };
+        assert_eq!(sweep(100_000).sizes(), vec![100, 1000, 10_000, 100_000]);
+        assert_eq!(sweep(5000).sizes(), vec![100, 1000, 5000]);
+        assert_eq!(sweep(100).sizes(), vec![100]);
+    }
+}
