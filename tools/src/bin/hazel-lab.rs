@@ -4,12 +4,16 @@
 //!   pong cache) and prints one row of measurements per run, as CSV or JSON.
 //! - `hazel-lab report OUT-DIR`: runs the report's sweep and writes the
 //!   table (Markdown, CSV, JSON) and the plots (SVG).
+//! - `hazel-lab live --servents N`: the flooding workload on N real `hazel`
+//!   processes on loopback, next to its simulation.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use hazel_tools::lab::live::LiveConfig;
 use hazel_tools::lab::report::{self, Sweep};
 use hazel_tools::lab::topology::Topology;
 use hazel_tools::lab::{run, Arch, Row, Scenario};
@@ -27,6 +31,31 @@ enum Command {
     Sim(SimArgs),
     /// Run the report's sweep and write tables and plots into OUT-DIR.
     Report(ReportArgs),
+    /// Run the flooding workload on real `hazel` servents on 127.0.0.1 and
+    /// compare it with its simulation.
+    Live(LiveArgs),
+}
+
+#[derive(Args, Debug)]
+struct LiveArgs {
+    /// Servents to run.
+    #[arg(long, default_value_t = 8)]
+    servents: usize,
+    /// Links per servent (a ring plus random links).
+    #[arg(long, default_value_t = 3)]
+    degree: usize,
+    #[arg(long, default_value_t = 4)]
+    ttl: u8,
+    #[arg(long, default_value_t = 10)]
+    queries: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The `hazel` binary (default: next to this executable).
+    #[arg(long, value_name = "PATH")]
+    hazel: Option<PathBuf>,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -180,10 +209,37 @@ fn sim(args: &SimArgs) -> io::Result<()> {
     Ok(())
 }
 
+fn live(args: &LiveArgs) -> io::Result<()> {
+    let hazel = match &args.hazel {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .map(|dir| dir.join("hazel"))
+            .ok_or_else(|| io::Error::other("cannot locate the hazel binary"))?,
+    };
+    let config = LiveConfig {
+        servents: args.servents,
+        degree: args.degree,
+        ttl: args.ttl,
+        queries: args.queries,
+        seed: args.seed,
+        hazel,
+        query_timeout: Duration::from_secs(10),
+    };
+    let report = hazel_tools::lab::live::run(&config)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", hazel_tools::lab::live::render(&report));
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => sim(&args),
+        Command::Live(args) => live(&args),
         Command::Report(args) => {
             let sweep = Sweep {
                 max_nodes: args.max_nodes,

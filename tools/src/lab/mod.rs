@@ -13,6 +13,8 @@
 //!   the protocol crate's tables) to ultrapeers; ultrapeers are real `Core`s
 //!   flooding among themselves.
 //! - [`dht`]: a Chord model for exact-key lookups (Hazel has no DHT).
+//! - [`live`]: the flooding workload on real `hazel` processes on loopback,
+//!   read through their control sockets, next to its simulation.
 //! - [`sim`]: one run of one architecture: the query loop, churn and the
 //!   measured quantities ([`Row`]). [`report`]: tables and plots.
 //!
@@ -21,6 +23,7 @@
 pub mod central;
 pub mod dht;
 pub mod flood;
+pub mod live;
 pub mod report;
 
 pub mod sim;

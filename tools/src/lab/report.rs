@@ -529,7 +529,12 @@ mod tests {
         // The plots name their lines.
         let svg = fs::read_to_string(dir.path().join("messages_vs_nodes.svg")).expect("svg");
         assert!(svg.starts_with("<svg"));
-        for l in ["central index", "Chord", "ultrapeers (TTL 3)", "flood (random, TTL 7)"] {
+        for l in [
+            "central index",
+            "Chord",
+            "ultrapeers (TTL 3)",
+            "flood (random, TTL 7)",
+        ] {
             assert!(svg.contains(l), "legend {l}");
         }
     }
