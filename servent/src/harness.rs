@@ -34,6 +34,12 @@ pub type NodeId = usize;
 /// Everything a core wrote on `id` until its output was empty.
 pub fn drain(core: &mut Core, id: ConnId, now: Instant) -> Vec<u8> {
     let mut all = Vec::new();
+    drain_into(core, id, now, &mut all);
+    all
+}
+
+/// [`drain`] appending to `all`.
+fn drain_into(core: &mut Core, id: ConnId, now: Instant, all: &mut Vec<u8>) {
     // Bounded: a core's output is finite (its queues are).
     for _ in 0..100_000 {
         let out = core.output(id);
@@ -44,7 +50,6 @@ pub fn drain(core: &mut Core, id: ConnId, now: Instant) -> Vec<u8> {
         all.extend_from_slice(out);
         core.consume_output(id, n, now);
     }
-    all
 }
 
 /// Consumes everything a core wrote on `id` without copying it (a socket
@@ -161,7 +166,12 @@ pub struct Net {
     pub start: Instant,
     pub cores: Vec<Core>,
     by_addr: HashMap<SocketAddr, NodeId>,
-    links: HashMap<End, (End, Duration)>,
+    /// The other end and the latency of each open link's ends, indexed by
+    /// connection id (ids are the harness's, dense and never reused).
+    links: Vec<Option<(End, Duration)>>,
+    open_links: usize,
+    /// Emptied delivery buffers, for the next writes.
+    spare_buffers: Vec<Vec<u8>>,
     queue: BinaryHeap<Reverse<(Instant, u64, usize)>>,
     /// Deliveries by slot; the heap orders (time, sequence, slot).
     slots: Vec<Option<Delivery>>,
@@ -194,7 +204,9 @@ impl Net {
             start: now,
             cores: Vec::new(),
             by_addr: HashMap::new(),
-            links: HashMap::new(),
+            links: Vec::new(),
+            open_links: 0,
+            spare_buffers: Vec::new(),
             queue: BinaryHeap::new(),
             slots: Vec::new(),
             free_slots: Vec::new(),
@@ -386,26 +398,52 @@ impl Net {
             self.rng.gen_range(0..=jitter)
         };
         let latency = self.latency.base + Duration::from_nanos(extra);
-        self.links.insert(from, (to, latency));
-        self.links.insert(to, (from, latency));
+        let last = to.conn as usize;
+        if self.links.len() <= last {
+            self.links.resize(last + 1, None);
+        }
+        self.links[from.conn as usize] = Some((to, latency));
+        self.links[to.conn as usize] = Some((from, latency));
+        self.open_links += 1;
         self.schedule(self.now + latency, Delivery::Open { from, to, addr });
+    }
+
+    /// The other end of `end`'s link and its latency, while it is open.
+    fn link(&self, end: End) -> Option<(End, Duration)> {
+        self.links
+            .get(end.conn as usize)
+            .copied()
+            .flatten()
+            .filter(|(to, _)| self.links[to.conn as usize].is_some_and(|(e, _)| e == end))
     }
 
     /// Moves what `end` wrote to the other end, arriving after the latency.
     fn flush(&mut self, end: End) {
         let now = self.now;
-        let bytes = drain(&mut self.cores[end.node], end.conn, now);
-        if bytes.is_empty() {
-            return;
+        let mut bytes = self.spare_buffers.pop().unwrap_or_default();
+        drain_into(&mut self.cores[end.node], end.conn, now, &mut bytes);
+        match self.link(end) {
+            Some((to, latency)) if !bytes.is_empty() => {
+                self.schedule(now + latency, Delivery::Bytes { to, bytes });
+            }
+            _ => self.spare(bytes),
         }
-        if let Some(&(to, latency)) = self.links.get(&end) {
-            self.schedule(now + latency, Delivery::Bytes { to, bytes });
+    }
+
+    /// Keeps an emptied buffer for a later write (a bounded number of them,
+    /// none very large).
+    fn spare(&mut self, mut bytes: Vec<u8>) {
+        if self.spare_buffers.len() < 4096 && bytes.capacity() <= 64 * 1024 {
+            bytes.clear();
+            self.spare_buffers.push(bytes);
         }
     }
 
     fn close(&mut self, end: End) {
-        if let Some((to, latency)) = self.links.remove(&end) {
-            self.links.remove(&to);
+        if let Some((to, latency)) = self.link(end) {
+            self.links[end.conn as usize] = None;
+            self.links[to.conn as usize] = None;
+            self.open_links -= 1;
             self.schedule(self.now + latency, Delivery::Closed { to });
         }
     }
@@ -464,7 +502,7 @@ impl Net {
         let now = self.now;
         match delivery {
             Delivery::Open { from, to, addr } => {
-                if !self.links.contains_key(&from) {
+                if self.link(from).is_none() {
                     return;
                 }
                 self.traffic.links_opened += 1;
@@ -478,13 +516,15 @@ impl Net {
                 self.pump(from.node);
             }
             Delivery::Bytes { to, bytes } => {
-                if !self.links.contains_key(&to) {
+                if self.link(to).is_none() {
+                    self.spare(bytes);
                     return;
                 }
                 self.traffic.deliveries += 1;
                 self.traffic.bytes += bytes.len() as u64;
                 self.touch(to.node);
                 self.cores[to.node].on_bytes(to.conn, &bytes, now);
+                self.spare(bytes);
                 self.pump(to.node);
             }
             Delivery::Closed { to } => {
@@ -509,7 +549,7 @@ impl Net {
 
     /// Links open now (each counted once).
     pub fn link_count(&self) -> usize {
-        self.links.len() / 2
+        self.open_links
     }
 }
 
