@@ -197,8 +197,18 @@ fn sim(args: &SimArgs) -> io::Result<()> {
     for scenario in scenarios(args) {
         let row: Row = run(&scenario);
         eprintln!(
-            "{} n={} ttl={} {}: {:.1}s",
-            row.arch, row.nodes, row.ttl, row.topology, row.wall_secs
+            "{} n={} ttl={} {}: {:.1} s (setup {:.1} s; {} queries with {} messages in {:.1} s, \
+             {:.2} µs per message)",
+            row.arch,
+            row.nodes,
+            row.ttl,
+            row.topology,
+            row.wall_secs,
+            row.setup_secs,
+            row.queries,
+            row.simulated_messages,
+            row.wall_secs - row.setup_secs,
+            row.micros_per_message()
         );
         match args.format {
             Format::Csv => writeln!(out, "{}", report::csv_line(&row))?,

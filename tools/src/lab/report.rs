@@ -28,7 +28,7 @@ pub const CSV_HEADER: &str = "arch,topology,nodes,ttl,pong_cache,churn,seed,quer
 messages_per_query,query_messages_per_query,bytes_per_query,reach,duplicates_per_query,\
 success,success_popular,success_rare,success_1,success_2_3,success_4_10,success_11_100,\
 success_over_100,hops_to_answer,latency_ms,busiest_node_per_query,state_bytes_mean,\
-state_bytes_max,ping_pong_share,maintenance_per_query";
+state_bytes_max,ping_pong_share,maintenance_per_query,simulated_messages";
 
 /// One row as CSV (NaN where a quantity has no value, e.g. no answer).
 pub fn csv_line(r: &Row) -> String {
@@ -66,6 +66,7 @@ pub fn csv_line(r: &Row) -> String {
         r.state_bytes_max.to_string(),
         f(r.ping_pong_share),
         f(r.maintenance_per_query),
+        r.simulated_messages.to_string(),
     ]);
     cells.join(",")
 }

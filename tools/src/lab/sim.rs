@@ -192,9 +192,21 @@ pub struct Row {
     pub ping_pong_share: f64,
     /// Joins and publishing per query (churn's cost).
     pub maintenance_per_query: f64,
-    /// Wall-clock seconds the run took (not part of the result's identity).
+    /// Messages of the measured phase (queries, answers, pings, joins).
+    pub simulated_messages: u64,
+    /// Wall-clock seconds of the run, of its setup (building the network)
+    /// and of its measured phase (not part of the result's identity).
     #[serde(skip)]
     pub wall_secs: f64,
+    #[serde(skip)]
+    pub setup_secs: f64,
+}
+
+impl Row {
+    /// Wall-clock time per message of the measured phase (µs).
+    pub fn micros_per_message(&self) -> f64 {
+        (self.wall_secs - self.setup_secs) * 1e6 / self.simulated_messages.max(1) as f64
+    }
 }
 
 /// Builds the architecture of `scenario` and runs its queries.
@@ -208,8 +220,10 @@ pub fn run(scenario: &Scenario) -> Row {
         Arch::Super => Box::new(supernode::Ultrapeers::new(scenario, &workload, &mut rng)),
         Arch::Dht => Box::new(dht::Chord::new(scenario, &workload, &mut rng)),
     };
+    let setup_secs = started.elapsed().as_secs_f64();
     let mut row = run_queries(arch.as_mut(), scenario, &workload, &mut rng);
     row.wall_secs = started.elapsed().as_secs_f64();
+    row.setup_secs = setup_secs;
     row
 }
 
@@ -323,6 +337,8 @@ fn run_queries(
         state_bytes_max: state_max,
         ping_pong_share: ratio(t.background.ping_pong, all_messages),
         maintenance_per_query: t.maintenance as f64 / q,
+        simulated_messages: all_messages,
         wall_secs: 0.0,
+        setup_secs: 0.0,
     }
 }
