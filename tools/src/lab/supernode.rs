@@ -68,13 +68,16 @@ impl Ultrapeers {
         let u = ultrapeer_count(n, scenario.leaves_per_ultrapeer);
         let edges = topology::build(scenario.topology, u, scenario.degree.min(u - 1), rng);
         let overlay = Overlay::new(u, &edges, scenario);
-        let mut parent = vec![None; n];
         let mut leaves = vec![Vec::new(); u];
-        for leaf in u..n {
-            let up = rng.gen_range(0..u);
-            parent[leaf] = Some(up as u32);
-            leaves[up].push(leaf as u32);
-        }
+        let parent: Vec<Option<u32>> = (0..n)
+            .map(|node| {
+                (node >= u).then(|| {
+                    let up = rng.gen_range(0..u);
+                    leaves[up].push(node as u32);
+                    up as u32
+                })
+            })
+            .collect();
         let mut s = Ultrapeers {
             overlay,
             ultrapeers: u,

@@ -100,7 +100,7 @@ impl Workload {
     /// The next query: popular and rare in turn; the origin is a node that
     /// `online` says is up and that holds no copy.
     pub fn query(&self, n: usize, online: &[bool], rng: &mut StdRng) -> QuerySpec {
-        let popular = n % 2 == 0;
+        let popular = n.is_multiple_of(2);
         let file = if popular {
             rng.gen_range(0..self.popular_count())
         } else {
@@ -197,7 +197,7 @@ mod tests {
         let online = vec![true; 1000];
         for n in 0..100 {
             let q = w.query(n, &online, &mut rng);
-            assert_eq!(q.popular, n % 2 == 0);
+            assert_eq!(q.popular, n.is_multiple_of(2));
             let f = &w.files[q.file as usize];
             assert!(!f.holders.contains(&q.origin));
             if !q.popular {
@@ -210,9 +210,7 @@ mod tests {
     fn churn_keeps_the_number_online() {
         let mut rng = StdRng::seed_from_u64(3);
         let mut online = vec![true; 100];
-        for n in 0..10 {
-            online[n] = false;
-        }
+        online[..10].fill(false);
         let (leave, join) = churn_step(&online, 0.05, &mut rng);
         assert!((4..=5).contains(&leave.len()));
         assert_eq!(leave.len(), join.len());
