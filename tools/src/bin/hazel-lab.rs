@@ -220,13 +220,7 @@ fn sim(args: &SimArgs) -> io::Result<()> {
 }
 
 fn live(args: &LiveArgs) -> io::Result<()> {
-    let hazel = match &args.hazel {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .map(|dir| dir.join("hazel"))
-            .ok_or_else(|| io::Error::other("cannot locate the hazel binary"))?,
-    };
+    let hazel = hazel_tools::load::hazel_binary(args.hazel.as_deref())?;
     let config = LiveConfig {
         servents: args.servents,
         degree: args.degree,
