@@ -93,6 +93,9 @@ struct SimArgs {
     /// Host-discovery Pings before each query (flood and super).
     #[arg(long, default_value_t = 1)]
     pings_per_query: usize,
+    /// Virtual time between queries (ms).
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
     /// Leaves per ultrapeer (super).
     #[arg(long, default_value_t = 30)]
     leaves_per_ultrapeer: usize,
@@ -172,6 +175,7 @@ fn scenarios(args: &SimArgs) -> Vec<Scenario> {
                         s.degree = args.degree;
                         s.churn = args.churn;
                         s.pings_per_query = args.pings_per_query;
+                        s.interval_ms = args.interval_ms;
                         s.leaves_per_ultrapeer = args.leaves_per_ultrapeer;
                         s.latency_ms = args.latency_ms;
                         s.jitter_ms = args.jitter_ms;

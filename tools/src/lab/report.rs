@@ -4,8 +4,14 @@
 //! Runs (all with one seed):
 //! - sizes: every architecture at 100, 1,000, 10,000 … up to the largest
 //!   size asked, flood on random and power-law overlays;
-//! - TTL 1..7: flood on random overlays with and without pong caching, and on
-//!   power-law overlays, at the largest size up to 10,000;
+//! - TTL 1..7: flood on random and power-law overlays at the largest size up
+//!   to 10,000;
+//! - Ping/Pong: flood on random overlays at up to 1,000 nodes with TTL 1..7,
+//!   with and without pong caching, one Ping from a random node before each
+//!   query and queries 3.2 s apart. The servent's policies set that pace: a
+//!   neighbour's Pings travel on at most once per 3 s (more often, they are
+//!   answered but go no further, cache or not), and a pong cache answers
+//!   only while a Pong passed through it in the last 5 s;
 //! - churn: every architecture at 1,000 nodes (or fewer) with 1% of the
 //!   nodes leaving and as many rejoining before each query.
 //!
@@ -84,6 +90,9 @@ pub struct Sweep {
 /// (what Gnutella 0.6 ultrapeers did, scaled to the lab's sizes).
 const ULTRAPEER_DEGREE: usize = 10;
 const ULTRAPEER_TTL: u8 = 3;
+/// Virtual time between queries in the Ping/Pong runs (ms): past the
+/// servent's 3 s Ping throttle, within its pong cache's 5 s freshness.
+const CACHE_RUNS_INTERVAL_MS: u64 = 3200;
 
 impl Sweep {
     fn scenario(&self, arch: Arch, nodes: usize) -> Scenario {
@@ -117,18 +126,21 @@ impl Sweep {
             s.topology = Topology::PowerLaw;
             out.push((Part::Sizes, s));
         }
-        let n = self.max_nodes.min(10_000);
         for ttl in 1..=7 {
-            for (topology, cache) in [
-                (Topology::Random, true),
-                (Topology::Random, false),
-                (Topology::PowerLaw, true),
-            ] {
-                let mut s = self.scenario(Arch::Flood, n);
+            for topology in [Topology::Random, Topology::PowerLaw] {
+                let mut s = self.scenario(Arch::Flood, self.max_nodes.min(10_000));
                 s.ttl = ttl;
                 s.topology = topology;
-                s.pong_cache = cache;
                 out.push((Part::Ttl, s));
+            }
+        }
+        for ttl in 1..=7 {
+            for cache in [true, false] {
+                let mut s = self.scenario(Arch::Flood, self.max_nodes.min(1000));
+                s.ttl = ttl;
+                s.pong_cache = cache;
+                s.interval_ms = CACHE_RUNS_INTERVAL_MS;
+                out.push((Part::PingPong, s));
             }
         }
         for arch in [Arch::Flood, Arch::Index, Arch::Super, Arch::Dht] {
@@ -145,6 +157,7 @@ impl Sweep {
 pub enum Part {
     Sizes,
     Ttl,
+    PingPong,
     Churn,
 }
 
@@ -153,6 +166,7 @@ impl Part {
         match self {
             Part::Sizes => "sizes",
             Part::Ttl => "ttl",
+            Part::PingPong => "pingpong",
             Part::Churn => "churn",
         }
     }
@@ -227,7 +241,7 @@ pub fn markdown_table(rows: &[(Part, Row)]) -> String {
         }
     };
     for (part, r) in rows {
-        if *part == Part::Ttl {
+        if matches!(part, Part::Ttl | Part::PingPong) {
             continue;
         }
         md.push_str(&format!(
@@ -411,42 +425,38 @@ fn write_plots(out: &Path, rows: &[(Part, Row)], sweep: &Sweep) -> io::Result<()
         (true, true),
         &lines,
     )?;
-    // Reach against TTL.
-    let ttl_lines = |y: fn(&Row) -> f64| -> Vec<Line> {
-        [
-            ("random, pong cache", "random", true),
-            ("random, no pong cache", "random", false),
-            ("power-law, pong cache", "powerlaw", true),
-        ]
-        .iter()
-        .map(|&(name, topology, cache)| Line {
-            label: name.into(),
-            points: series(
-                rows,
-                Part::Ttl,
-                |r| r.topology == topology && r.pong_cache == cache,
-                |r| (f64::from(r.ttl), y(r)),
-            ),
-        })
-        .collect()
+    // Reach against TTL; the Ping/Pong share against TTL.
+    let ttl_line = |name: &str, part: Part, keep: &dyn Fn(&Row) -> bool, y: fn(&Row) -> f64| Line {
+        label: name.into(),
+        points: series(rows, part, keep, |r| (f64::from(r.ttl), y(r))),
     };
-    let n = sweep.max_nodes.min(10_000);
-    let mut reach = ttl_lines(|r| 100.0 * r.reach);
-    reach.remove(1);
+    let reach = |r: &Row| 100.0 * r.reach;
     plot(
         &out.join("reach_vs_ttl.svg"),
-        &format!("Flood reach against TTL ({n} nodes)"),
+        &format!(
+            "Flood reach against TTL ({} nodes, degree 4 / power law)",
+            sweep.max_nodes.min(10_000)
+        ),
         ("TTL", "% of nodes reached"),
         (false, false),
-        &reach,
+        &[
+            ttl_line("random", Part::Ttl, &|r| r.topology == "random", reach),
+            ttl_line("power-law", Part::Ttl, &|r| r.topology == "powerlaw", reach),
+        ],
     )?;
-    let pingpong = ttl_lines(|r| 100.0 * r.ping_pong_share);
+    let share = |r: &Row| 100.0 * r.ping_pong_share;
     plot(
         &out.join("pingpong_vs_ttl.svg"),
-        &format!("Ping/Pong share of all messages ({n} nodes)"),
+        &format!(
+            "Ping/Pong share of all messages ({} nodes, one Ping per query)",
+            sweep.max_nodes.min(1000)
+        ),
         ("TTL", "% Ping and Pong"),
         (false, false),
-        &pingpong,
+        &[
+            ttl_line("pong cache", Part::PingPong, &|r| r.pong_cache, share),
+            ttl_line("no pong cache", Part::PingPong, &|r| !r.pong_cache, share),
+        ],
     )?;
     // Success against replication at the largest size.
     let largest = sweep.max_nodes;
@@ -521,9 +531,10 @@ mod tests {
         // The Markdown table: one row per size and churn run.
         let md = fs::read_to_string(dir.path().join("table.md")).expect("md");
         let table_rows = md.lines().filter(|l| l.starts_with("| ")).count() - 1;
-        let expected = rows.iter().filter(|(p, _)| *p != Part::Ttl).count();
+        let in_table = |p: &Part| matches!(p, Part::Sizes | Part::Churn);
+        let expected = rows.iter().filter(|(p, _)| in_table(p)).count();
         assert_eq!(table_rows, expected);
-        for (part, r) in rows.iter().filter(|(p, _)| *p != Part::Ttl) {
+        for (part, r) in rows.iter().filter(|(p, _)| in_table(p)) {
             let cells = format!("| {} | {} | {} |", r.arch, r.topology, r.nodes);
             assert!(md.contains(&cells), "{part:?} {cells}");
         }
