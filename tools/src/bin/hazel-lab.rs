@@ -44,6 +44,10 @@ struct LiveArgs {
     /// Links per servent (a ring plus random links).
     #[arg(long, default_value_t = 3)]
     degree: usize,
+    /// Link the servents as a random tree instead (no cycles: the counts
+    /// must equal the simulation's exactly).
+    #[arg(long)]
+    tree: bool,
     #[arg(long, default_value_t = 4)]
     ttl: u8,
     #[arg(long, default_value_t = 10)]
@@ -227,6 +231,7 @@ fn live(args: &LiveArgs) -> io::Result<()> {
     let hazel = hazel_tools::load::hazel_binary(args.hazel.as_deref())?;
     let config = LiveConfig {
         servents: args.servents,
+        tree: args.tree,
         degree: args.degree,
         ttl: args.ttl,
         queries: args.queries,
