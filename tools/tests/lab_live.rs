@@ -1,28 +1,32 @@
-//! `hazel-lab live` on five real servents linked as a tree: the counts read
-//! from their `stats` match the simulation of the same graph, files and
-//! queries exactly (on a tree they do not depend on timing).
+//! `hazel-lab live` on five real servents linked as a tree and a real
+//! `hazel-index`: the counts read from the servents' `stats` match the
+//! simulation of the same graph, files and queries exactly (on a tree they
+//! do not depend on timing), and so do the index's answers.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The `hazel` binary next to `hazel-lab`, built if it is not there yet
-/// (`CARGO_BIN_EXE_hazel` exists only inside the servent's package).
+/// The `hazel` binary next to `hazel-lab` (and `hazel-index` beside it),
+/// built if they are not there yet (`CARGO_BIN_EXE_hazel` exists only
+/// inside the servent's package).
 fn hazel() -> PathBuf {
     let lab = PathBuf::from(env!("CARGO_BIN_EXE_hazel-lab"));
     let dir = lab.parent().expect("hazel-lab lives in a directory");
-    let hazel = dir.join("hazel");
-    if !hazel.exists() {
+    for (package, binary) in [("hazel-servent", "hazel"), ("hazel-index", "hazel-index")] {
+        if dir.join(binary).exists() {
+            continue;
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
-        build.args(["build", "-p", "hazel-servent", "--bin", "hazel"]);
+        build.args(["build", "-p", package, "--bin", binary]);
         if dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }
         let status = build.status().expect("cargo runs");
-        assert!(status.success(), "building hazel failed");
+        assert!(status.success(), "building {binary} failed");
     }
-    hazel
+    dir.join("hazel")
 }
 
 #[test]
@@ -57,4 +61,14 @@ fn five_servents_count_what_the_simulation_counts() {
         assert_eq!(q["sim"]["found"], q["live"]["found"], "{q}");
     }
     assert_eq!(report["identical_counts"], 4);
+    // The index: the request, one 201 per copy, the 202.
+    let index = report["index_queries"].as_array().expect("index queries");
+    assert_eq!(index.len(), 4);
+    for q in index {
+        let copies = q["copies"].as_u64().expect("copies");
+        assert_eq!(q["live"]["hit_messages"].as_u64(), Some(copies + 1), "{q}");
+        assert_eq!(q["sim"]["hit_messages"], q["live"]["hit_messages"], "{q}");
+        assert_eq!(q["live"]["found"], true, "{q}");
+    }
+    assert_eq!(report["index_identical"], 4);
 }

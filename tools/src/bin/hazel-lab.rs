@@ -5,7 +5,8 @@
 //! - `hazel-lab report OUT-DIR`: runs the report's sweep and writes the
 //!   table (Markdown, CSV, JSON) and the plots (SVG).
 //! - `hazel-lab live --servents N`: the flooding workload on N real `hazel`
-//!   processes on loopback, next to its simulation.
+//!   processes on loopback and the index workload on a real `hazel-index`,
+//!   next to their simulation.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -31,8 +32,9 @@ enum Command {
     Sim(SimArgs),
     /// Run the report's sweep and write tables and plots into OUT-DIR.
     Report(ReportArgs),
-    /// Run the flooding workload on real `hazel` servents on 127.0.0.1 and
-    /// compare it with its simulation.
+    /// Run the flooding workload on real `hazel` servents and the index
+    /// workload on a real `hazel-index` on 127.0.0.1, and compare them with
+    /// their simulation.
     Live(LiveArgs),
 }
 

@@ -89,6 +89,11 @@ impl Napster {
         2 + self.files[node as usize].len() as u64
     }
 
+    /// The files `node` shares.
+    pub fn shared_files(&self, node: u32) -> &[SharedFile] {
+        &self.files[node as usize]
+    }
+
     /// The round trip between a node and the server.
     fn round_trip(&self, node: u32) -> Duration {
         let (base, jitter) = self.latency_ms;

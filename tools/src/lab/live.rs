@@ -14,6 +14,13 @@
 //! busy process, loopback scheduling) changes what is forwarded and which
 //! way the hits go back, so a few queries may count differently.
 //!
+//! The central index runs live too: a real `hazel-index` process, to which
+//! the lab logs each node in as an OpenNap client (the servent's own Napster
+//! client is not part of this tree), shares the node's files and sends the
+//! same queries; the simulation runs the index code in process
+//! ([`Napster`]). A search's messages (the request, a 201 per result, the
+//! 202) must agree exactly.
+//!
 //! Every wait is bounded. The servents die with the lab: each is killed
 //! when the fleet is dropped (errors and panics included) and, should the
 //! lab itself be killed, by the kernel (`PR_SET_PDEATHSIG`).
@@ -31,12 +38,15 @@ use rand::SeedableRng;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::central::{Napster, MAX_RESULTS};
 use super::flood::Gnutella;
 use super::sim::{Architecture, Scenario};
 use super::topology::{self, Topology};
 use super::workload::{QuerySpec, Workload, WorkloadConfig};
 use super::Arch;
+use crate::load::index::Client;
 use crate::load::servent::control_command;
+use hazel_protocol::napster::{ClientMessage, SearchQuery};
 
 /// What `hazel-lab live` runs.
 #[derive(Debug, Clone)]
@@ -85,11 +95,15 @@ pub struct LiveReport {
     pub queries: Vec<QueryPair>,
     /// Live queries whose counts equal the simulation's.
     pub identical_counts: usize,
+    /// The same queries to a live `hazel-index` and to the index in process.
+    pub index_queries: Vec<QueryPair>,
+    pub index_identical: usize,
 }
 
 /// Running servents; killed and their directory removed on drop.
 struct Fleet {
     children: Vec<Child>,
+    index: Option<Child>,
     dir: PathBuf,
     data: Vec<PathBuf>,
     ports: Vec<SocketAddr>,
@@ -97,7 +111,7 @@ struct Fleet {
 
 impl Drop for Fleet {
     fn drop(&mut self) {
-        for child in &mut self.children {
+        for child in self.children.iter_mut().chain(self.index.iter_mut()) {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -118,6 +132,43 @@ fn spawn(hazel: &Path, data: &Path, share: &Path, ttl: u8) -> io::Result<Child> 
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
+    spawn_dying_with_us(command, hazel)
+}
+
+/// A `hazel-index` on 127.0.0.1, port chosen by the system and read back
+/// from its log; the child and its address.
+fn spawn_index(binary: &Path, data: &Path) -> io::Result<(Child, SocketAddr)> {
+    let log_path = data.join("hazel-index.log");
+    let log = std::fs::File::create(&log_path)?;
+    let mut command = Command::new(binary);
+    command
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(["--clones-per-ip", "0", "--searches-per-minute", "0"])
+        .args(["--max-messages-per-second", "0", "--log-level", "info"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    let child = spawn_dying_with_us(command, binary)?;
+    let addr = wait_for(Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(&log_path).ok()?;
+        let rest = text.split("listening on ").nth(1)?;
+        rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
+    });
+    match addr {
+        Some(addr) => Ok((child, addr)),
+        None => {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(io::Error::other(
+                "hazel-index did not say where it listens within 20 s",
+            ))
+        }
+    }
+}
+
+fn spawn_dying_with_us(mut command: Command, binary: &Path) -> io::Result<Child> {
     // SAFETY: prctl only sets a flag of the child process, between fork and
     // exec; it allocates nothing and takes no lock.
     unsafe {
@@ -128,7 +179,7 @@ fn spawn(hazel: &Path, data: &Path, share: &Path, ttl: u8) -> io::Result<Child> 
     }
     command
         .spawn()
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", hazel.display())))
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", binary.display())))
 }
 
 /// Polls `check` every 50 ms until it gives a value or `limit` passes.
@@ -156,6 +207,7 @@ impl Fleet {
         std::fs::create_dir_all(&dir)?;
         let mut fleet = Fleet {
             children: Vec::new(),
+            index: None,
             dir: dir.clone(),
             data: Vec::new(),
             ports: Vec::new(),
@@ -281,7 +333,7 @@ fn random_tree(n: usize, rng: &mut StdRng) -> Vec<(u32, u32)> {
 pub fn run(config: &LiveConfig) -> io::Result<LiveReport> {
     let (edges, workload, queries) = plan(config);
     let sim = simulate(config, &edges, &workload, &queries);
-    let fleet = Fleet::start(config, &workload)?;
+    let mut fleet = Fleet::start(config, &workload)?;
     let mut degree = vec![0u64; config.servents];
     for &(a, b) in &edges {
         degree[a as usize] += 1;
@@ -320,29 +372,91 @@ pub fn run(config: &LiveConfig) -> io::Result<LiveReport> {
             live,
         });
     }
-    let identical_counts = pairs
-        .iter()
-        .filter(|p| {
-            (
-                p.sim.query_messages,
-                p.sim.hit_messages,
-                p.sim.reached,
-                p.sim.found,
-            ) == (
-                p.live.query_messages,
-                p.live.hit_messages,
-                p.live.reached,
-                p.live.found,
-            )
-        })
-        .count();
+    let index_queries = index_run(config, &mut fleet, &workload, &queries)?;
     Ok(LiveReport {
         servents: config.servents,
         edges: edges.len(),
         ttl: config.ttl,
+        identical_counts: identical(&pairs),
         queries: pairs,
-        identical_counts,
+        index_identical: identical(&index_queries),
+        index_queries,
     })
+}
+
+/// Queries whose messages, nodes reached and outcome agree.
+fn identical(pairs: &[QueryPair]) -> usize {
+    let key = |o: &Observed| (o.query_messages, o.hit_messages, o.reached, o.found);
+    pairs.iter().filter(|p| key(&p.sim) == key(&p.live)).count()
+}
+
+/// The queries against a live `hazel-index` (every node logged in as a
+/// client, sharing its files) and against the index in process.
+fn index_run(
+    config: &LiveConfig,
+    fleet: &mut Fleet,
+    workload: &Workload,
+    queries: &[QuerySpec],
+) -> io::Result<Vec<QueryPair>> {
+    let mut scenario = Scenario::new(Arch::Index, config.servents);
+    scenario.seed = config.seed;
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let mut napster = Napster::new(&scenario, workload, &mut rng);
+    let data = fleet.dir.join("index");
+    std::fs::create_dir_all(&data)?;
+    let (child, addr) = spawn_index(&config.hazel.with_file_name("hazel-index"), &data)?;
+    fleet.index = Some(child);
+    let failed = |e: String| io::Error::other(format!("hazel-index: {e}"));
+    let timeout = Duration::from_secs(10);
+    let mut clients = Vec::new();
+    for node in 0..workload.per_node.len() as u32 {
+        let mut client = Client::connect(addr, format!("node{node}"), timeout).map_err(failed)?;
+        client.login().map_err(failed)?;
+        for file in napster.shared_files(node) {
+            client
+                .send_message(&ClientMessage::Share(file.clone()))
+                .map_err(failed)?;
+        }
+        // A search on the same connection ends after the shares before it.
+        client
+            .search(&SearchQuery::simple(b"hazellabsync", 1))
+            .map_err(failed)?;
+        clients.push(client);
+    }
+    let mut pairs = Vec::new();
+    for q in queries {
+        let keyword = &workload.files[q.file as usize].keyword;
+        let sim = napster.query(q, workload);
+        let request = SearchQuery::simple(keyword.as_bytes(), MAX_RESULTS as u32);
+        let (latency, results, errors) = clients[q.origin as usize]
+            .search(&request)
+            .map_err(failed)?;
+        if errors > 0 {
+            return Err(io::Error::other(format!("hazel-index refused {keyword}")));
+        }
+        pairs.push(QueryPair {
+            origin: q.origin,
+            keyword: keyword.clone(),
+            copies: workload.files[q.file as usize].holders.len(),
+            sim: Observed {
+                query_messages: sim.query_messages,
+                hit_messages: sim.messages - sim.query_messages,
+                reached: sim.reached,
+                duplicates: 0,
+                found: sim.found,
+                latency_ms: sim.latency.map(|l| l.as_secs_f64() * 1000.0),
+            },
+            live: Observed {
+                query_messages: 1,
+                hit_messages: results as u64 + 1,
+                reached: 1,
+                duplicates: 0,
+                found: results > 0,
+                latency_ms: Some(latency.as_secs_f64() * 1000.0),
+            },
+        });
+    }
+    Ok(pairs)
 }
 
 fn simulate(
@@ -430,6 +544,33 @@ fn live_query(
 
 /// The side-by-side table of a live run.
 pub fn render(report: &LiveReport) -> String {
+    let mut out = render_flood(report);
+    out.push_str(&format!(
+        "\nhazel-index: {} of {} queries counted the same live as simulated\n\
+         | query | copies | messages sim / live (request, results, end) | found sim / live | ms sim / live |\n\
+         |---|---:|---:|---:|---:|\n",
+        report.index_identical,
+        report.index_queries.len()
+    ));
+    let ms = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.1}"));
+    for p in &report.index_queries {
+        out.push_str(&format!(
+            "| {} from {} | {} | {} / {} | {} / {} | {} / {} |\n",
+            p.keyword,
+            p.origin,
+            p.copies,
+            p.sim.query_messages + p.sim.hit_messages,
+            p.live.query_messages + p.live.hit_messages,
+            p.sim.found,
+            p.live.found,
+            ms(p.sim.latency_ms),
+            ms(p.live.latency_ms),
+        ));
+    }
+    out
+}
+
+fn render_flood(report: &LiveReport) -> String {
     let mut out = format!(
         "{} servents, {} links, TTL {}: {} of {} queries counted the same live as simulated \
          (where the graph has cycles, which copy arrives first can differ, and with it the counts)\n\

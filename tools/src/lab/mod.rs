@@ -14,7 +14,8 @@
 //!   flooding among themselves.
 //! - [`dht`]: a Chord model for exact-key lookups (Hazel has no DHT).
 //! - [`live`]: the flooding workload on real `hazel` processes on loopback,
-//!   read through their control sockets, next to its simulation.
+//!   read through their control sockets, and the index workload on a real
+//!   `hazel-index`, next to their simulation.
 //! - [`sim`]: one run of one architecture: the query loop, churn and the
 //!   measured quantities ([`Row`]). [`report`]: tables and plots.
 //!
