@@ -542,7 +542,12 @@ fn live_query(
     Ok(observed)
 }
 
-/// The side-by-side table of a live run.
+/// Milliseconds in a table cell.
+fn ms(x: Option<f64>) -> String {
+    x.map_or("–".to_string(), |v| format!("{v:.1}"))
+}
+
+/// The side-by-side tables of a live run.
 pub fn render(report: &LiveReport) -> String {
     let mut out = render_flood(report);
     out.push_str(&format!(
@@ -552,7 +557,6 @@ pub fn render(report: &LiveReport) -> String {
         report.index_identical,
         report.index_queries.len()
     ));
-    let ms = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.1}"));
     for p in &report.index_queries {
         out.push_str(&format!(
             "| {} from {} | {} | {} / {} | {} / {} | {} / {} |\n",
@@ -583,7 +587,6 @@ fn render_flood(report: &LiveReport) -> String {
         report.identical_counts,
         report.queries.len()
     );
-    let ms = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.0}"));
     for p in &report.queries {
         out.push_str(&format!(
             "| {} from {} | {} | {} / {} | {} / {} | {} / {} | {} / {} | {} / {} | {} / {} |\n",
