@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use hazel_servent::core::shares::{Library, SharedFile};
 use hazel_servent::core::{CoreConfig, CoreEvent, Counters, TypeCounts};
@@ -311,10 +311,6 @@ impl Overlay {
     /// reports them).
     pub fn routing_bytes(&self, node: usize) -> u64 {
         self.net.cores[node].stats().routing_memory_bytes as u64
-    }
-
-    pub fn now(&self) -> Instant {
-        self.net.now
     }
 }
 

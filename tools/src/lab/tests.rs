@@ -122,7 +122,7 @@ fn ultrapeers_pass_queries_only_to_leaves_whose_tables_match() {
 #[test]
 fn the_same_seed_gives_the_same_numbers() {
     for arch in [Arch::Flood, Arch::Index, Arch::Super, Arch::Dht] {
-        let mut s = scenario(arch, 400);
+        let mut s = scenario(arch, 250);
         s.churn = 0.01;
         s.seed = 5;
         let a = run(&s);
