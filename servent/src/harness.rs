@@ -34,6 +34,12 @@ pub type NodeId = usize;
 /// Everything a core wrote on `id` until its output was empty.
 pub fn drain(core: &mut Core, id: ConnId, now: Instant) -> Vec<u8> {
     let mut all = Vec::new();
+    drain_into(core, id, now, &mut all);
+    all
+}
+
+/// [`drain`] appending to `all`.
+fn drain_into(core: &mut Core, id: ConnId, now: Instant, all: &mut Vec<u8>) {
     // Bounded: a core's output is finite (its queues are).
     for _ in 0..100_000 {
         let out = core.output(id);
@@ -44,7 +50,6 @@ pub fn drain(core: &mut Core, id: ConnId, now: Instant) -> Vec<u8> {
         all.extend_from_slice(out);
         core.consume_output(id, n, now);
     }
-    all
 }
 
 /// Consumes everything a core wrote on `id` without copying it (a socket
@@ -161,7 +166,12 @@ pub struct Net {
     pub start: Instant,
     pub cores: Vec<Core>,
     by_addr: HashMap<SocketAddr, NodeId>,
-    links: HashMap<End, (End, Duration)>,
+    /// The other end and the latency of each open link's ends, indexed by
+    /// connection id (ids are the harness's, dense and never reused).
+    links: Vec<Option<(End, Duration)>>,
+    open_links: usize,
+    /// Emptied delivery buffers, for the next writes.
+    spare_buffers: Vec<Vec<u8>>,
     queue: BinaryHeap<Reverse<(Instant, u64, usize)>>,
     /// Deliveries by slot; the heap orders (time, sequence, slot).
     slots: Vec<Option<Delivery>>,
@@ -177,6 +187,11 @@ pub struct Net {
     /// Deliveries queued that are not timers (opens, bytes, closes).
     in_flight: usize,
     pub traffic: Traffic,
+    /// Nodes that had something delivered since [`Net::take_touched`], when
+    /// tracking is on: a large run reads the counters of those alone.
+    touched: Vec<NodeId>,
+    is_touched: Vec<bool>,
+    track_touched: bool,
 }
 
 impl Net {
@@ -189,7 +204,9 @@ impl Net {
             start: now,
             cores: Vec::new(),
             by_addr: HashMap::new(),
-            links: HashMap::new(),
+            links: Vec::new(),
+            open_links: 0,
+            spare_buffers: Vec::new(),
             queue: BinaryHeap::new(),
             slots: Vec::new(),
             free_slots: Vec::new(),
@@ -202,6 +219,9 @@ impl Net {
             timers_armed: Vec::new(),
             in_flight: 0,
             traffic: Traffic::default(),
+            touched: Vec::new(),
+            is_touched: Vec::new(),
+            track_touched: false,
         }
     }
 
@@ -215,6 +235,30 @@ impl Net {
         self.keep_events = keep;
     }
 
+    /// Whether nodes that get deliveries are remembered for
+    /// [`Net::take_touched`] (off by default).
+    pub fn track_touched(&mut self, track: bool) {
+        self.track_touched = track;
+        self.touched.clear();
+        self.is_touched.iter_mut().for_each(|t| *t = false);
+    }
+
+    /// The nodes that had a delivery (bytes, an open, a close or a timer)
+    /// since the last call, each once, in the order they first had one.
+    pub fn take_touched(&mut self) -> Vec<NodeId> {
+        for &node in &self.touched {
+            self.is_touched[node] = false;
+        }
+        std::mem::take(&mut self.touched)
+    }
+
+    fn touch(&mut self, node: NodeId) {
+        if self.track_touched && !self.is_touched[node] {
+            self.is_touched[node] = true;
+            self.touched.push(node);
+        }
+    }
+
     /// Adds a core listening at `config.listen_addr`; its id.
     pub fn add(&mut self, config: CoreConfig) -> NodeId {
         let node = self.cores.len();
@@ -222,6 +266,7 @@ impl Net {
         self.cores.push(Core::new(config, self.now));
         self.events.push(Vec::new());
         self.timers_armed.push(false);
+        self.is_touched.push(false);
         node
     }
 
@@ -363,26 +408,52 @@ impl Net {
             self.rng.gen_range(0..=jitter)
         };
         let latency = self.latency.base + Duration::from_nanos(extra);
-        self.links.insert(from, (to, latency));
-        self.links.insert(to, (from, latency));
+        let last = to.conn as usize;
+        if self.links.len() <= last {
+            self.links.resize(last + 1, None);
+        }
+        self.links[from.conn as usize] = Some((to, latency));
+        self.links[to.conn as usize] = Some((from, latency));
+        self.open_links += 1;
         self.schedule(self.now + latency, Delivery::Open { from, to, addr });
+    }
+
+    /// The other end of `end`'s link and its latency, while it is open.
+    fn link(&self, end: End) -> Option<(End, Duration)> {
+        self.links
+            .get(end.conn as usize)
+            .copied()
+            .flatten()
+            .filter(|(to, _)| self.links[to.conn as usize].is_some_and(|(e, _)| e == end))
     }
 
     /// Moves what `end` wrote to the other end, arriving after the latency.
     fn flush(&mut self, end: End) {
         let now = self.now;
-        let bytes = drain(&mut self.cores[end.node], end.conn, now);
-        if bytes.is_empty() {
-            return;
+        let mut bytes = self.spare_buffers.pop().unwrap_or_default();
+        drain_into(&mut self.cores[end.node], end.conn, now, &mut bytes);
+        match self.link(end) {
+            Some((to, latency)) if !bytes.is_empty() => {
+                self.schedule(now + latency, Delivery::Bytes { to, bytes });
+            }
+            _ => self.spare(bytes),
         }
-        if let Some(&(to, latency)) = self.links.get(&end) {
-            self.schedule(now + latency, Delivery::Bytes { to, bytes });
+    }
+
+    /// Keeps an emptied buffer for a later write (a bounded number of them,
+    /// none very large).
+    fn spare(&mut self, mut bytes: Vec<u8>) {
+        if self.spare_buffers.len() < 4096 && bytes.capacity() <= 64 * 1024 {
+            bytes.clear();
+            self.spare_buffers.push(bytes);
         }
     }
 
     fn close(&mut self, end: End) {
-        if let Some((to, latency)) = self.links.remove(&end) {
-            self.links.remove(&to);
+        if let Some((to, latency)) = self.link(end) {
+            self.links[end.conn as usize] = None;
+            self.links[to.conn as usize] = None;
+            self.open_links -= 1;
             self.schedule(self.now + latency, Delivery::Closed { to });
         }
     }
@@ -441,10 +512,12 @@ impl Net {
         let now = self.now;
         match delivery {
             Delivery::Open { from, to, addr } => {
-                if !self.links.contains_key(&from) {
+                if self.link(from).is_none() {
                     return;
                 }
                 self.traffic.links_opened += 1;
+                self.touch(to.node);
+                self.touch(from.node);
                 // The acceptor sees the dialler's address with an ephemeral port.
                 let seen_as = SocketAddr::new(self.addr_of(from.node).ip(), 40_000);
                 self.cores[to.node].on_connection(to.conn, Direction::Incoming, seen_as, now);
@@ -453,20 +526,25 @@ impl Net {
                 self.pump(from.node);
             }
             Delivery::Bytes { to, bytes } => {
-                if !self.links.contains_key(&to) {
+                if self.link(to).is_none() {
+                    self.spare(bytes);
                     return;
                 }
                 self.traffic.deliveries += 1;
                 self.traffic.bytes += bytes.len() as u64;
+                self.touch(to.node);
                 self.cores[to.node].on_bytes(to.conn, &bytes, now);
+                self.spare(bytes);
                 self.pump(to.node);
             }
             Delivery::Closed { to } => {
+                self.touch(to.node);
                 self.cores[to.node].on_closed(to.conn, now);
                 self.pump(to.node);
             }
             Delivery::Timer { node } => {
                 self.timers_armed[node] = false;
+                self.touch(node);
                 self.cores[node].handle_timeout(now);
                 self.pump(node);
                 self.arm_timer(node);
@@ -481,7 +559,7 @@ impl Net {
 
     /// Links open now (each counted once).
     pub fn link_count(&self) -> usize {
-        self.links.len() / 2
+        self.open_links
     }
 }
 
@@ -550,6 +628,60 @@ mod tests {
         };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7).1, run(8).1, "another seed, other latencies");
+    }
+
+    #[test]
+    fn touched_nodes_are_those_a_query_reached() {
+        let mut net = Net::new(3);
+        // A line 0-1-2-3-4: a TTL 2 query from 0 reaches 1 and 2 (and its
+        // hits, none here, would come back the same way).
+        for n in 0..5 {
+            net.add(config(n));
+        }
+        for n in 0..4 {
+            net.dial(n, n + 1);
+        }
+        assert!(net.settle(100_000));
+        net.track_touched(true);
+        let now = net.now;
+        net.cores[0].search_with_ttl("x", 2, now);
+        net.pump(0);
+        assert!(net.settle(100_000));
+        let mut touched = net.take_touched();
+        touched.sort();
+        assert_eq!(touched, vec![1, 2]);
+        assert!(net.take_touched().is_empty(), "taken once");
+        assert_eq!(net.cores[2].counters().received.query, 1);
+        assert_eq!(net.cores[3].counters().received.query, 0);
+    }
+
+    #[test]
+    fn a_ping_with_ttl_is_answered_by_every_host_within_reach() {
+        let mut net = Net::new(4);
+        for n in 0..5 {
+            let mut c = config(n);
+            // No pong cache: every Ping travels its whole TTL.
+            c.pong_cache_fresh = Duration::ZERO;
+            net.add(c);
+        }
+        for n in 0..4 {
+            net.dial(n, n + 1);
+        }
+        assert!(net.settle(100_000));
+        // Past the link-up Pings' throttle.
+        net.advance(Duration::from_secs(10));
+        let before: Vec<_> = net.cores.iter().map(|c| c.counters()).collect();
+        let now = net.now;
+        net.cores[0].ping_with_ttl(3, now);
+        net.pump(0);
+        assert!(net.settle(100_000));
+        let delta = |n: usize, f: fn(&crate::core::Counters) -> u64| {
+            f(&net.cores[n].counters()) - f(&before[n])
+        };
+        // Nodes 1, 2, 3 answer; 4 is out of reach.
+        assert_eq!(delta(0, |c| c.received.pong), 3);
+        assert_eq!(delta(3, |c| c.received.ping), 1);
+        assert_eq!(delta(4, |c| c.received.ping), 0);
     }
 
     #[test]

@@ -68,6 +68,19 @@ impl Core {
         search_id
     }
 
+    /// Originates a Ping with `ttl` (clamped to 1..=max TTL) to every
+    /// established neighbour: host discovery as 0.4 servents did it, every
+    /// host within `ttl` hops answering with a Pong (or a fresh pong cache
+    /// answering for them).
+    pub fn ping_with_ttl(&mut self, ttl: u8, now: Instant) {
+        let ping_id = self.new_descriptor_id();
+        self.router.sent_ping(&ping_id, now);
+        let ttl = ttl.clamp(1, self.config.max_ttl.max(1));
+        let frame: Frame =
+            Header::frame(DescriptorId(ping_id), PayloadType::PING, ttl, 0, &[]).into();
+        self.flood(None, Class::Ping, &frame);
+    }
+
     /// Sends a Push asking `servent_id` (learned from its QueryHits) to
     /// connect back to us for `file_index`. False when no route is known.
     pub fn send_push(&mut self, servent_id: [u8; 16], file_index: u32, now: Instant) -> bool {

@@ -109,7 +109,8 @@ pub use config::CoreConfig;
 pub use events::{Action, ConnectOutcome, CoreEvent, PeerInfo, PushRequest, SearchResult};
 pub use hosts::HostCache;
 pub use ids::{ConnId, Direction, ProtocolVersion, SearchId};
-pub use stats::{DropReason, Stats, TypeCounts};
+pub use qrt::table_for as query_route_table;
+pub use stats::{Counters, DropReason, Stats, TypeCounts};
 
 use connection::{Connection, Phase};
 use links::Links;
@@ -530,6 +531,12 @@ impl Core {
             established: self.links.established().len(),
             searches: self.searches.len(),
         }
+    }
+
+    /// The descriptor counters alone: cheap enough to read after every step
+    /// of a large simulation (`stats` also sizes tables and names drops).
+    pub fn counters(&self) -> Counters {
+        self.router.counters()
     }
 
     /// A drop counter (for tests and benches).

@@ -397,6 +397,16 @@ impl Router {
         self.drops.get(reason)
     }
 
+    pub fn counters(&self) -> super::stats::Counters {
+        super::stats::Counters {
+            received: self.received,
+            forwarded: self.forwarded,
+            originated: self.originated,
+            dropped: self.dropped,
+            duplicates: self.drops.get(DropReason::Duplicate),
+        }
+    }
+
     pub fn stats(&self) -> RouterStats {
         RouterStats {
             received: self.received,

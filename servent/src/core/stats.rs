@@ -163,6 +163,17 @@ impl DropCounts {
     }
 }
 
+/// The descriptor counters of a core, without the rest of [`Stats`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub received: TypeCounts,
+    pub forwarded: TypeCounts,
+    pub originated: TypeCounts,
+    pub dropped: TypeCounts,
+    /// Received descriptors dropped as already seen (all types).
+    pub duplicates: u64,
+}
+
 /// A snapshot of the core's counters (`stats` command).
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {

@@ -231,10 +231,11 @@ impl Workload {
 /// A word no generated name contains (vocabulary words are 4 letters).
 const SYNC_WORD: &[u8] = b"hazelloadsync";
 
-type LoadResult<T> = Result<T, String>;
+pub(crate) type LoadResult<T> = Result<T, String>;
 
 /// One blocking OpenNap client connection.
-struct Client {
+/// One OpenNap client connection (also `hazel-lab live`'s).
+pub(crate) struct Client {
     stream: TcpStream,
     framer: NapsterFramer,
     buf: Vec<u8>,
@@ -243,7 +244,7 @@ struct Client {
 }
 
 impl Client {
-    fn connect(addr: SocketAddr, nick: String, timeout: Duration) -> LoadResult<Client> {
+    pub(crate) fn connect(addr: SocketAddr, nick: String, timeout: Duration) -> LoadResult<Client> {
         let stream = TcpStream::connect_timeout(&addr, timeout)
             .map_err(|e| format!("{nick}: connecting to {addr}: {e}"))?;
         stream
@@ -259,13 +260,13 @@ impl Client {
         })
     }
 
-    fn send(&mut self, bytes: &[u8]) -> LoadResult<()> {
+    pub(crate) fn send(&mut self, bytes: &[u8]) -> LoadResult<()> {
         self.stream
             .write_all(bytes)
             .map_err(|e| format!("{}: writing: {e}", self.nick))
     }
 
-    fn send_message(&mut self, msg: &ClientMessage) -> LoadResult<()> {
+    pub(crate) fn send_message(&mut self, msg: &ClientMessage) -> LoadResult<()> {
         let bytes = msg
             .to_bytes()
             .map_err(|e| format!("{}: encoding: {e}", self.nick))?;
@@ -306,7 +307,7 @@ impl Client {
     }
 
     /// Logs in as a guest (2) and waits for the ack (3).
-    fn login(&mut self) -> LoadResult<()> {
+    pub(crate) fn login(&mut self) -> LoadResult<()> {
         let login = ClientMessage::Login(Login {
             nick: self.nick.clone(),
             password: b"hazel-load".to_vec(),
@@ -351,7 +352,7 @@ impl Client {
     }
 
     /// Sends one search and reads until its 202. Returns (latency, 201s, 404s).
-    fn search(&mut self, query: &SearchQuery) -> LoadResult<(Duration, usize, usize)> {
+    pub(crate) fn search(&mut self, query: &SearchQuery) -> LoadResult<(Duration, usize, usize)> {
         let bytes = ClientMessage::Search(query.clone())
             .to_bytes()
             .map_err(|e| format!("{}: encoding a search: {e}", self.nick))?;

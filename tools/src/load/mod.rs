@@ -14,7 +14,21 @@ pub mod proc_stats;
 pub mod servent;
 pub mod transfer;
 
+use std::io;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// The `hazel` binary to spawn: the one given, or the one next to this
+/// executable (how `cargo build` lays them out).
+pub fn hazel_binary(given: Option<&Path>) -> io::Result<PathBuf> {
+    match given {
+        Some(path) => Ok(path.to_path_buf()),
+        None => std::env::current_exe()?
+            .parent()
+            .map(|dir| dir.join("hazel"))
+            .ok_or_else(|| io::Error::other("cannot locate the hazel binary")),
+    }
+}
 
 /// Latency percentile (0–100) of an ascending-sorted sample; zero if empty.
 pub fn percentile(sorted: &[Duration], pct: f64) -> Duration {

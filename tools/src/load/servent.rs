@@ -140,13 +140,7 @@ impl Target {
                 own_dir: None,
             });
         }
-        let hazel = match &args.hazel {
-            Some(path) => path.clone(),
-            None => std::env::current_exe()?
-                .parent()
-                .map(|dir| dir.join("hazel"))
-                .ok_or_else(|| io::Error::other("cannot locate the hazel binary"))?,
-        };
+        let hazel = super::hazel_binary(args.hazel.as_deref())?;
         let dir = std::env::temp_dir().join(format!("hazel-load-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let log = std::fs::File::create(dir.join("hazel.log"))?;

@@ -87,13 +87,7 @@ pub enum TransferWorkload {
 /// Runs the chosen workloads and prints their numbers.
 pub fn run(args: &TransferArgs) -> io::Result<()> {
     raise_fd_limit();
-    let hazel = match &args.hazel {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .map(|dir| dir.join("hazel"))
-            .ok_or_else(|| io::Error::other("cannot locate the hazel binary"))?,
-    };
+    let hazel = super::hazel_binary(args.hazel.as_deref())?;
     let work = WorkDir::create(args.dir.as_deref())?;
     let size = args.size_mib.max(1) * 1024 * 1024;
     let name = format!("bench-{}MiB.bin", args.size_mib.max(1));
