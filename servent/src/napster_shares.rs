@@ -62,16 +62,33 @@ pub fn napster_md5(head: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(&Md5::digest(head))
 }
 
-/// The name a file is shared under: its path below the shared folder,
-/// with `\` between the parts (as Napster clients on every system do).
+/// The name a file is shared under: the shared folder's own name, then
+/// the file's path below it, with `\` between the parts (as Napster
+/// clients on every system do; they share whole paths such as
+/// `C:\Music\song.mp3`, and clients such as TekNap find the file name
+/// after the last `\`, showing nothing for a name without one). The
+/// folder's name stands for the rest of its path, which stays private.
 /// None for a name the protocol cannot carry (a `"`).
-pub fn share_name(rel_path: &Path) -> Option<Vec<u8>> {
-    let parts: Vec<String> = rel_path
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+pub fn share_name(file: &SharedFile) -> Option<Vec<u8>> {
+    let depth = file.rel_path.components().count();
+    let folder = file
+        .path
+        .ancestors()
+        .nth(depth)
+        .and_then(Path::file_name)
+        .map_or_else(
+            || "shared".to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+    let parts: Vec<String> = std::iter::once(folder)
+        .chain(
+            file.rel_path
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+        )
         .collect();
     let name = parts.join("\\");
-    (!name.is_empty() && !name.contains('"')).then(|| name.into_bytes())
+    (depth > 0 && !name.contains('"')).then(|| name.into_bytes())
 }
 
 /// What one file gave (kept while its path, size and mtime stay).
@@ -127,7 +144,7 @@ impl IndexSharesWorker {
                     let mut shares = Vec::with_capacity(library.len());
                     let mut fresh = HashMap::with_capacity(library.len());
                     for file in library.files() {
-                        let Some(name) = share_name(&file.rel_path) else {
+                        let Some(name) = share_name(file) else {
                             continue;
                         };
                         if !seen.insert(name.clone()) {
@@ -221,11 +238,30 @@ mod tests {
     }
 
     #[test]
-    fn names_use_backslashes_and_refuse_quotes() {
+    fn names_are_the_folder_then_the_path_with_backslashes_and_refuse_quotes() {
+        let file = |path: &str, rel: &str| SharedFile {
+            index: 1,
+            name: String::new(),
+            rel_path: PathBuf::from(rel),
+            path: PathBuf::from(path),
+            size: 1,
+            mtime: SystemTime::UNIX_EPOCH,
+            sha1: None,
+            tiger: None,
+        };
         assert_eq!(
-            share_name(Path::new("jazz/live/take 1.mp3")).unwrap(),
-            b"jazz\\live\\take 1.mp3".to_vec()
+            share_name(&file(
+                "/home/u/Music/jazz/live/take 1.mp3",
+                "jazz/live/take 1.mp3"
+            ))
+            .unwrap(),
+            b"Music\\jazz\\live\\take 1.mp3".to_vec()
         );
-        assert_eq!(share_name(Path::new("say \"hi\".mp3")), None);
+        // A file at the top of its folder still has a folder before it.
+        assert_eq!(
+            share_name(&file("/srv/share/song.mp3", "song.mp3")).unwrap(),
+            b"share\\song.mp3".to_vec()
+        );
+        assert_eq!(share_name(&file("/say \"hi\".mp3", "say \"hi\".mp3")), None);
     }
 }

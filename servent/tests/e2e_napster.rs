@@ -187,8 +187,9 @@ fn one_search_lists_the_index_and_the_overlay_and_the_index_result_downloads_byt
         .iter()
         .find(|h| h["origin"] == format!("index:{}", index.addr))
         .expect("an index result");
-    // The name as shared: below the shared folder, backslashed.
-    assert_eq!(from_index["name"], "live\\jazz tune.mp3");
+    // The name as shared: the shared folder's name, then the path below
+    // it, backslashed (TekNap shows what follows the last `\`).
+    assert_eq!(from_index["name"], "share\\live\\jazz tune.mp3");
     assert_eq!(from_index["size"], song.len() as u64);
     let napster = &from_index["napster"];
     assert_eq!(napster["nick"], "bob");
