@@ -1,14 +1,18 @@
-//! Our library on index servers (100/102, kept in sync), and uploads they
-//! ask us for (607 → 608 or 619; 220/221 around each upload).
+//! Our library on index servers (100/102, kept in sync), uploads they
+//! ask us for (607 → 608 or 619; 220/221 around each upload), and direct
+//! browses of our list (640 → 641, then `GETLIST` on the data port).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use hazel_protocol::napster::{ClientMessage, QueueLimit, UserFile};
-use hazel_protocol::text::escape_bytes;
+use hazel_protocol::napster::transfer::{encode_list_end, encode_list_entry, encode_list_nick};
+use hazel_protocol::napster::{
+    ClientMessage, DirectBrowseRequest, QueueLimit, SharedFileRef, UserFile,
+};
+use hazel_protocol::text::{escape_bytes, Escaped};
 
-use super::{IndexShare, ACCEPT_TIMEOUT, SHARE_OUTPUT};
+use super::{IndexShare, ACCEPT_TIMEOUT, BROWSE_ACCEPT_TIMEOUT, SHARE_OUTPUT};
 use crate::core::{Action, Core, CoreEvent};
 
 impl Core {
@@ -112,5 +116,80 @@ impl Core {
     pub fn index_upload_accepted(&mut self, nick: &[u8], name: &[u8]) -> Option<u32> {
         let index = self.napster.share_named(name)?.index;
         self.napster.take_accepted(nick, name).then_some(index)
+    }
+}
+
+impl Core {
+    /// A 640 from server `addr`: `request.nick` wants to browse our files
+    /// directly. Accepted (641) when we share files to that server and can
+    /// be reached on our data port; the requester may then fetch the list
+    /// once ([`Core::index_browse_list`]). Otherwise not answered: the index
+    /// refuses at once (642) when we share nothing, and answers the
+    /// requester itself if we stay silent.
+    pub(super) fn direct_browse_request(
+        &mut self,
+        addr: SocketAddr,
+        request: DirectBrowseRequest,
+        now: Instant,
+    ) {
+        let who = Escaped::new(&request.nick);
+        let sharing = self
+            .napster
+            .shared
+            .get(&addr)
+            .is_some_and(|set| !set.is_empty());
+        if !sharing {
+            log::debug!("index {addr}: browse from {who} not accepted: nothing shared there");
+            return;
+        }
+        let firewalled = self
+            .napster
+            .identity
+            .as_ref()
+            .is_none_or(|i| i.data_port == 0);
+        if firewalled {
+            log::info!("index {addr}: browse from {who} not accepted: our data port is closed");
+            return;
+        }
+        self.napster
+            .browsers
+            .push(request.nick.clone(), now + BROWSE_ACCEPT_TIMEOUT);
+        log::info!("index {addr}: {who} browses our files");
+        self.send_to(
+            addr,
+            &ClientMessage::DirectBrowseAccept { nick: request.nick },
+        );
+    }
+
+    /// A `GETLIST` on the data port: our list as the answer to it
+    /// (`<nick>\n`, then the lines of the list and the empty line), if a
+    /// direct browse we accepted is still waiting (it is used up). The
+    /// request names nobody, so each accepted browse is good for one list,
+    /// oldest first.
+    pub fn index_browse_list(&mut self) -> Option<(Vec<u8>, Vec<u8>)> {
+        let nick = self.napster.identity.as_ref()?.nick.clone();
+        let requester = self.napster.browsers.pop_front()?;
+        let mut head = Vec::new();
+        encode_list_nick(nick.as_bytes(), &mut head).ok()?;
+        let mut list = Vec::new();
+        for share in &self.napster.shares {
+            let file = SharedFileRef {
+                name: &share.name,
+                md5: share.md5.as_bytes(),
+                size: share.size,
+                bitrate: share.bitrate,
+                freq: share.frequency,
+                duration: share.length,
+            };
+            // A name that cannot be carried is left out, as from the shares.
+            let _ = encode_list_entry(&file, &mut list);
+        }
+        encode_list_end(&mut list);
+        log::info!(
+            "napster browse: list of {} files to {}",
+            self.napster.shares.len(),
+            Escaped::new(&requester)
+        );
+        Some((head, list))
     }
 }
