@@ -18,7 +18,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use hazel_protocol::napster::{
-    ClientMessage, Login, NapsterFramer, ServerMessage, SharedFile, UserFile,
+    ClientMessage, DirectBrowseAddress, DirectBrowseError, Login, NapsterFramer, ServerMessage,
+    SharedFile, UserFile,
 };
 use serde_json::Value;
 use support::{wait_until, Servent, WAIT};
@@ -707,6 +708,31 @@ impl RawClient {
         self.server.write_all(&message.to_bytes().unwrap()).unwrap();
     }
 
+    /// A browse through the server (211): the files it lists.
+    fn server_browse(&mut self, nick: &str) -> Vec<SharedFile> {
+        self.send(&ClientMessage::Browse { nick: nick.into() });
+        let mut shared = Vec::new();
+        self.next(|m| match m {
+            ServerMessage::BrowseEntry(entry) => {
+                shared.push(entry.file);
+                None
+            }
+            ServerMessage::BrowseEnd(_) => Some(()),
+            _ => None,
+        });
+        shared
+    }
+
+    /// A direct browse (640): the server's 641, or its 642.
+    fn direct_browse(&mut self, nick: &str) -> Result<DirectBrowseAddress, DirectBrowseError> {
+        self.send(&ClientMessage::DirectBrowse { nick: nick.into() });
+        self.next(|m| match m {
+            ServerMessage::DirectBrowseAccept(a) => Some(Ok(a)),
+            ServerMessage::DirectBrowseError(e) => Some(Err(e)),
+            _ => None,
+        })
+    }
+
     /// Reads messages until `pick` takes one.
     fn next<T>(&mut self, mut pick: impl FnMut(ServerMessage) -> Option<T>) -> T {
         let mut buf = [0u8; 4096];
@@ -756,27 +782,14 @@ fn a_direct_browse_is_accepted_and_the_list_comes_from_the_data_port() {
     let mut viewer = RawClient::login(index.addr, "viewer", 0);
 
     // What bob shares to the index, as a browse through the server lists it.
-    viewer.send(&ClientMessage::Browse { nick: "bob".into() });
-    let mut shared = Vec::new();
-    viewer.next(|m| match m {
-        ServerMessage::BrowseEntry(entry) => {
-            shared.push(entry.file);
-            None
-        }
-        ServerMessage::BrowseEnd(_) => Some(()),
-        _ => None,
-    });
+    let shared = viewer.server_browse("bob");
     assert_eq!(shared.len(), 2);
 
     // 640 → the index asks bob, bob accepts, the index tells us where.
     let asked = std::time::Instant::now();
-    viewer.send(&ClientMessage::DirectBrowse { nick: "bob".into() });
-    let accept = viewer.next(|m| match m {
-        ServerMessage::DirectBrowseAccept(a) => Some(Ok(a)),
-        ServerMessage::DirectBrowseError(e) => Some(Err(e)),
-        _ => None,
-    });
-    let accept = accept.unwrap_or_else(|e| panic!("refused: {e:?}\n{}", bob.log()));
+    let accept = viewer
+        .direct_browse("bob")
+        .unwrap_or_else(|e| panic!("refused: {e:?}\n{}", bob.log()));
     assert_eq!(accept.nick, "bob");
     let data_port = SocketAddr::from((accept.ip, accept.port));
 
@@ -817,4 +830,52 @@ fn a_direct_browse_is_accepted_and_the_list_comes_from_the_data_port() {
     viewer.next(|m| matches!(m, ServerMessage::DirectBrowseAccept(_)).then_some(()));
     let got = data_port_exchange(data_port, b"GETLIST\n");
     assert!(got.starts_with(b"bob\n") && got.ends_with(b"\n\n"));
+}
+
+#[test]
+fn a_firewalled_sharer_pushes_its_list_with_sendlist() {
+    let index = Index::start();
+    let song = mp3(50, 3_000);
+    let bob = start(
+        "bob",
+        &index,
+        &["--firewalled"],
+        &[("pushed list.mp3", &song)],
+    );
+    wait_online_sharing(&bob, 1);
+    let port = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut viewer = RawClient::login(index.addr, "viewer", port.local_addr().unwrap().port());
+
+    let shared = viewer.server_browse("bob");
+    assert_eq!(shared.len(), 1);
+
+    let accept = viewer
+        .direct_browse("bob")
+        .unwrap_or_else(|e| panic!("refused: {e:?}\n{}", bob.log()));
+    assert_eq!((accept.nick.as_str(), accept.port), ("bob", 0));
+
+    let (mut peer, _) = port.accept().unwrap();
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    peer.write_all(b"1").unwrap();
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).unwrap();
+    let mut expected = b"SENDLIST bob\n".to_vec();
+    hazel_protocol::napster::transfer::encode_list_entry(&shared[0].borrowed(), &mut expected)
+        .unwrap();
+    expected.push(b'\n');
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&expected)
+    );
+
+    // At once again from the same nick: not pushed (rate limit).
+    viewer.send(&ClientMessage::DirectBrowse { nick: "bob".into() });
+    port.set_nonblocking(true).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(port.accept().is_err(), "a second push at once");
+    assert!(
+        bob.log().contains("too many browse pushes"),
+        "{}",
+        bob.log()
+    );
 }

@@ -331,10 +331,9 @@ mod tests {
         assert_eq!(out, buf);
     }
 
-    #[test]
-    fn request_parsed_in_every_split_needs_more_until_whole() {
-        let buf = b"SENDbob \"a b.mp3\" 77";
-        for cut in 0..buf.len() - 1 {
+    /// Every cut of `buf` from `from` on needs more; the whole parses, all used.
+    fn whole_only(buf: &[u8], from: usize) -> DataPortRequest {
+        for cut in from..buf.len() - 1 {
             assert_eq!(
                 DataPortRequest::parse(&buf[..cut]).unwrap(),
                 None,
@@ -343,8 +342,13 @@ mod tests {
         }
         let (req, used) = DataPortRequest::parse(buf).unwrap().unwrap();
         assert_eq!(used, buf.len());
+        req
+    }
+
+    #[test]
+    fn request_parsed_in_every_split_needs_more_until_whole() {
         assert_eq!(
-            req,
+            whole_only(b"SENDbob \"a b.mp3\" 77", 0),
             DataPortRequest::Send {
                 nick: b"bob".to_vec(),
                 name: b"a b.mp3".to_vec(),
@@ -403,18 +407,8 @@ mod tests {
 
     #[test]
     fn get_with_a_nick_beginning_with_list_is_still_get() {
-        let buf = b"GETLISTENER \"a.mp3\" 5";
-        for cut in 8..buf.len() - 1 {
-            assert_eq!(
-                DataPortRequest::parse(&buf[..cut]).unwrap(),
-                None,
-                "cut at {cut}"
-            );
-        }
-        let (req, used) = DataPortRequest::parse(buf).unwrap().unwrap();
-        assert_eq!(used, buf.len());
         assert_eq!(
-            req,
+            whole_only(b"GETLISTENER \"a.mp3\" 5", 8),
             DataPortRequest::Get {
                 nick: b"LISTENER".to_vec(),
                 name: b"a.mp3".to_vec(),

@@ -30,6 +30,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_PUSHES: usize = 8;
 /// Browse lists (GETLIST) being sent at once.
 pub const MAX_LISTS: usize = 4;
+/// Browse lists we push (firewalled, SENDLIST) connecting at once.
+pub const MAX_LIST_PUSHES: usize = 2;
 
 enum Role {
     /// Incoming: `1` sent, waiting for GET or SEND.
@@ -91,10 +93,12 @@ impl PortConn {
     }
 }
 
-/// A push we were asked for (501), waiting for its connect.
-struct PendingPush {
-    index: u32,
-    name: Vec<u8>,
+/// A push we were asked for, waiting for its connect.
+enum PendingPush {
+    /// A file (501).
+    File { index: u32, name: Vec<u8> },
+    /// Our browse list (640 with an address): `SENDLIST` and the list.
+    List(Vec<u8>),
 }
 
 /// What the servent lends the data port for one call.
@@ -146,7 +150,27 @@ impl NapsterPort {
             log::info!("napster push to {addr}: too many pushes connecting, ignored");
             return;
         }
-        self.pushes.insert(addr, PendingPush { index, name });
+        self.pushes.insert(addr, PendingPush::File { index, name });
+        self.actions
+            .push_back(Action::ConnectAs(addr, Kind::NapsterData));
+    }
+
+    /// A direct browse while firewalled: connect to the browser at `addr`
+    /// and send `list` (`SENDLIST <nick>\n`, the list), then close.
+    pub fn start_list_push(&mut self, addr: SocketAddr, list: Vec<u8>) {
+        let lists = self
+            .pushes
+            .values()
+            .filter(|p| matches!(p, PendingPush::List(_)))
+            .count();
+        if self.pushes.len() >= MAX_PUSHES
+            || lists >= MAX_LIST_PUSHES
+            || self.pushes.contains_key(&addr)
+        {
+            log::info!("napster browse push to {addr}: too many pushes connecting, ignored");
+            return;
+        }
+        self.pushes.insert(addr, PendingPush::List(list));
         self.actions
             .push_back(Action::ConnectAs(addr, Kind::NapsterData));
     }
@@ -156,13 +180,24 @@ impl NapsterPort {
         let Some(push) = self.pushes.remove(&peer) else {
             return false;
         };
-        let role = Role::Push {
-            index: push.index,
-            name: push.name,
-            greeted: false,
-        };
-        self.conns
-            .insert(id, PortConn::new(peer, role, Vec::new(), now));
+        match push {
+            PendingPush::File { index, name } => {
+                let role = Role::Push {
+                    index,
+                    name,
+                    greeted: false,
+                };
+                self.conns
+                    .insert(id, PortConn::new(peer, role, Vec::new(), now));
+            }
+            PendingPush::List(list) => {
+                // Whatever the browser sends (its `1`) is not needed.
+                let mut conn = PortConn::new(peer, Role::Closing, list, now);
+                conn.serving_list = true;
+                self.conns.insert(id, conn);
+                self.actions.push_back(Action::WantWrite(id));
+            }
+        }
         true
     }
 

@@ -38,6 +38,10 @@ pub const SEARCH_TIMEOUT: Duration = Duration::from_secs(60);
 pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(300);
 /// An accepted direct browse (641 sent) may fetch our list within this time.
 pub const BROWSE_ACCEPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Firewalled, we push our list (SENDLIST) at most this often to one nick…
+pub const LIST_PUSH_INTERVAL: Duration = Duration::from_secs(60);
+/// … and at most this many times in that interval to anyone.
+pub const LIST_PUSHES_PER_INTERVAL: usize = 6;
 /// Share messages queued for a server at a time: a large library goes out
 /// as the socket drains, never past the session's output bound.
 pub const SHARE_OUTPUT: usize = session::MAX_OUTPUT / 4;
@@ -105,6 +109,8 @@ pub struct Napster {
     /// Direct browses we accepted (641): the requester's nick, each good
     /// for one `GETLIST` on the data port.
     browsers: Pending<String>,
+    /// Browse lists pushed (firewalled, SENDLIST): when, and to whom.
+    list_pushes: std::collections::VecDeque<(Instant, String)>,
     pub(super) downloads: download::NapsterDownloads,
     /// Servers whose share list is not yet all sent.
     resync: HashSet<SocketAddr>,
@@ -125,6 +131,7 @@ impl Napster {
             shares: Vec::new(),
             accepted: Pending::default(),
             browsers: Pending::default(),
+            list_pushes: std::collections::VecDeque::new(),
             downloads: download::NapsterDownloads::default(),
             browses: HashMap::new(),
             resync: HashSet::new(),
