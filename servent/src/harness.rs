@@ -369,7 +369,7 @@ impl Net {
                     self.cores[node]
                         .on_napster_data_connect_failed(addr, "no data ports in the harness");
                 }
-                Action::NapsterPush(_) => {}
+                Action::NapsterPush(_) | Action::NapsterListPush(..) => {}
                 Action::ConnectCache(addr) => {
                     let now = self.now;
                     self.cores[node].on_cache_connect_failed(addr, "no web in the harness", now);

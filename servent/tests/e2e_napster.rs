@@ -18,7 +18,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use hazel_protocol::napster::{
-    ClientMessage, Login, NapsterFramer, ServerMessage, SharedFile, UserFile,
+    ClientMessage, DirectBrowseAddress, DirectBrowseError, Login, NapsterFramer, ServerMessage,
+    SharedFile, UserFile,
 };
 use serde_json::Value;
 use support::{wait_until, Servent, WAIT};
@@ -674,4 +675,207 @@ fn an_offset_split_across_two_segments_is_read_whole() {
     );
     assert_eq!(reply.len(), want, "bytes from offset 12345 to the end");
     assert!(reply[size.len()..] == data[12345..], "the bytes from 12345");
+}
+
+/// A raw Napster client of the index: logs in as `nick` (data port 0 unless
+/// told), then sends and reads frames.
+struct RawClient {
+    server: TcpStream,
+    framer: NapsterFramer,
+}
+
+impl RawClient {
+    fn login(index: SocketAddr, nick: &str, data_port: u16) -> RawClient {
+        let server = TcpStream::connect(index).unwrap();
+        server.set_read_timeout(Some(WAIT)).unwrap();
+        let mut client = RawClient {
+            server,
+            framer: NapsterFramer::new(65535),
+        };
+        client.send(&ClientMessage::Login(Login {
+            nick: nick.into(),
+            password: b"x".to_vec(),
+            port: data_port,
+            client_info: b"TekNap 1.3g".to_vec(),
+            link_speed: 8,
+            build: None,
+        }));
+        client.next(|m| matches!(m, ServerMessage::LoginAck { .. }).then_some(()));
+        client
+    }
+
+    fn send(&mut self, message: &ClientMessage) {
+        self.server.write_all(&message.to_bytes().unwrap()).unwrap();
+    }
+
+    /// A browse through the server (211): the files it lists.
+    fn server_browse(&mut self, nick: &str) -> Vec<SharedFile> {
+        self.send(&ClientMessage::Browse { nick: nick.into() });
+        let mut shared = Vec::new();
+        self.next(|m| match m {
+            ServerMessage::BrowseEntry(entry) => {
+                shared.push(entry.file);
+                None
+            }
+            ServerMessage::BrowseEnd(_) => Some(()),
+            _ => None,
+        });
+        shared
+    }
+
+    /// A direct browse (640): the server's 641, or its 642.
+    fn direct_browse(&mut self, nick: &str) -> Result<DirectBrowseAddress, DirectBrowseError> {
+        self.send(&ClientMessage::DirectBrowse { nick: nick.into() });
+        self.next(|m| match m {
+            ServerMessage::DirectBrowseAccept(a) => Some(Ok(a)),
+            ServerMessage::DirectBrowseError(e) => Some(Err(e)),
+            _ => None,
+        })
+    }
+
+    /// Reads messages until `pick` takes one.
+    fn next<T>(&mut self, mut pick: impl FnMut(ServerMessage) -> Option<T>) -> T {
+        let mut buf = [0u8; 4096];
+        loop {
+            while let Ok(Some(frame)) = self.framer.next_frame() {
+                if let Ok(message) = ServerMessage::from_frame(&frame) {
+                    if let Some(found) = pick(message) {
+                        return found;
+                    }
+                }
+            }
+            let n = self
+                .server
+                .read(&mut buf)
+                .expect("a message from the index");
+            assert!(n > 0, "the index closed");
+            self.framer.push(&buf[..n]);
+        }
+    }
+}
+
+/// Connects to a data port, reads `1`, sends `request`, reads to the end.
+fn data_port_exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut peer = TcpStream::connect(addr).unwrap();
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    let mut greeting = [0u8; 1];
+    peer.read_exact(&mut greeting).unwrap();
+    assert_eq!(&greeting, b"1");
+    peer.write_all(request).unwrap();
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).unwrap();
+    got
+}
+
+#[test]
+fn a_direct_browse_is_accepted_and_the_list_comes_from_the_data_port() {
+    use hazel_protocol::napster::transfer::{encode_list_end, encode_list_entry};
+    let index = Index::start();
+    let song = mp3(100, 5_000);
+    let bob = start(
+        "bob",
+        &index,
+        &[],
+        &[("live/jazz tune.mp3", &song), ("notes.txt", b"not music")],
+    );
+    wait_online_sharing(&bob, 2);
+    let mut viewer = RawClient::login(index.addr, "viewer", 0);
+
+    // What bob shares to the index, as a browse through the server lists it.
+    let shared = viewer.server_browse("bob");
+    assert_eq!(shared.len(), 2);
+
+    // 640 → the index asks bob, bob accepts, the index tells us where.
+    let asked = std::time::Instant::now();
+    let accept = viewer
+        .direct_browse("bob")
+        .unwrap_or_else(|e| panic!("refused: {e:?}\n{}", bob.log()));
+    assert_eq!(accept.nick, "bob");
+    let data_port = SocketAddr::from((accept.ip, accept.port));
+
+    let got = data_port_exchange(data_port, b"GETLIST");
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "the browse took {:?}",
+        asked.elapsed()
+    );
+    let mut expected = b"bob\n".to_vec();
+    for file in &shared {
+        encode_list_entry(&file.borrowed(), &mut expected).unwrap();
+    }
+    encode_list_end(&mut expected);
+    // The lines in the order bob shares them; the server's order may differ.
+    let mut got_lines: Vec<&[u8]> = got.split(|&b| b == b'\n').collect();
+    let mut expected_lines: Vec<&[u8]> = expected.split(|&b| b == b'\n').collect();
+    got_lines.sort();
+    expected_lines.sort();
+    assert_eq!(
+        got_lines,
+        expected_lines,
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(got.starts_with(b"bob\n") && got.ends_with(b"\n\n"));
+    assert_eq!(got.iter().filter(|&&b| b == b'\n').count(), 4);
+
+    // Each accept is good for one list: a second GETLIST (TekNap's form,
+    // with its line end) is refused, as is one nobody accepted.
+    let again = data_port_exchange(data_port, b"GETLIST\n");
+    assert_eq!(again, b"INVALID REQUEST");
+    let tail = bob.log();
+    assert!(tail.contains("not accepted, refused"), "{tail}");
+
+    // Accepted again, TekNap's form gets the list.
+    viewer.send(&ClientMessage::DirectBrowse { nick: "bob".into() });
+    viewer.next(|m| matches!(m, ServerMessage::DirectBrowseAccept(_)).then_some(()));
+    let got = data_port_exchange(data_port, b"GETLIST\n");
+    assert!(got.starts_with(b"bob\n") && got.ends_with(b"\n\n"));
+}
+
+#[test]
+fn a_firewalled_sharer_pushes_its_list_with_sendlist() {
+    let index = Index::start();
+    let song = mp3(50, 3_000);
+    let bob = start(
+        "bob",
+        &index,
+        &["--firewalled"],
+        &[("pushed list.mp3", &song)],
+    );
+    wait_online_sharing(&bob, 1);
+    let port = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut viewer = RawClient::login(index.addr, "viewer", port.local_addr().unwrap().port());
+
+    let shared = viewer.server_browse("bob");
+    assert_eq!(shared.len(), 1);
+
+    let accept = viewer
+        .direct_browse("bob")
+        .unwrap_or_else(|e| panic!("refused: {e:?}\n{}", bob.log()));
+    assert_eq!((accept.nick.as_str(), accept.port), ("bob", 0));
+
+    let (mut peer, _) = port.accept().unwrap();
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    peer.write_all(b"1").unwrap();
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).unwrap();
+    let mut expected = b"SENDLIST bob\n".to_vec();
+    hazel_protocol::napster::transfer::encode_list_entry(&shared[0].borrowed(), &mut expected)
+        .unwrap();
+    expected.push(b'\n');
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&expected)
+    );
+
+    // At once again from the same nick: not pushed (rate limit).
+    viewer.send(&ClientMessage::DirectBrowse { nick: "bob".into() });
+    port.set_nonblocking(true).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(port.accept().is_err(), "a second push at once");
+    assert!(
+        bob.log().contains("too many browse pushes"),
+        "{}",
+        bob.log()
+    );
 }

@@ -8,6 +8,12 @@
 //! `<nick> "<file>" <size>`, and the downloader answers the offset in ASCII
 //! digits (or an error text).
 //!
+//! Direct browse (640/641): the browser connects, reads `1`, sends
+//! `GETLIST` (TekNap adds `\n`), and the browsee answers `<nick>\n` in one
+//! write, then one line per shared file (the fields of a share, 100), each
+//! ended by `\n`, then an empty line, and closes. Firewalled browsee: it
+//! connects to the browser and sends `SENDLIST <nick>\n` and the same list.
+//!
 //! Nothing terminates these pieces, and peers' writes are often coalesced
 //! into one read, so each parser works on a buffer and reports how many
 //! bytes it used; bytes after that (file data) belong to the caller. A number
@@ -15,8 +21,8 @@
 //! takes `end_of_piece`: pass `true` when no more bytes of this piece can
 //! come (the peer is waiting for us, or the stream ended).
 
-use super::fields::parse_decimal;
-use super::EncodeError;
+use super::fields::{parse_decimal, FieldWriter};
+use super::{EncodeError, Fields, SharedFileRef};
 use crate::error::{DecodeError, Result};
 
 /// The byte the accepting side sends first.
@@ -44,14 +50,20 @@ pub enum DataPortRequest {
         name: Vec<u8>,
         size: u64,
     },
+    /// `GETLIST` (optionally ended by `\n` or `\r\n`): a direct browse.
+    GetList,
 }
 
+/// The command word of a direct browse.
+pub const GETLIST: &[u8] = b"GETLIST";
+
 impl DataPortRequest {
-    /// `GET` or `SEND`, the part clients send as its own packet.
+    /// `GET`, `SEND` or `GETLIST`, the part clients send as its own packet.
     pub fn command(&self) -> &'static [u8] {
         match self {
             DataPortRequest::Get { .. } => b"GET",
             DataPortRequest::Send { .. } => b"SEND",
+            DataPortRequest::GetList => GETLIST,
         }
     }
 
@@ -61,11 +73,12 @@ impl DataPortRequest {
         self.encode_line(out)
     }
 
-    /// Appends `<nick> "<file>" <number>` only.
+    /// Appends `<nick> "<file>" <number>` only (nothing for `GETLIST`).
     pub fn encode_line(&self, out: &mut Vec<u8>) -> std::result::Result<(), EncodeError> {
         let (nick, name, number) = match self {
             DataPortRequest::Get { nick, name, offset } => (nick, name, *offset),
             DataPortRequest::Send { nick, name, size } => (nick, name, *size),
+            DataPortRequest::GetList => return Ok(()),
         };
         if nick.is_empty() || nick.iter().any(|&b| b == b' ' || b == b'"') {
             return Err(EncodeError::BadToken("nick"));
@@ -86,7 +99,23 @@ impl DataPortRequest {
     /// `Ok(None)`: not all of it has arrived. `Ok(Some((request, used)))`:
     /// the request ends after `used` bytes. The number ends at the first
     /// non-digit or at the end of `buf` (the peer then waits for our reply).
+    ///
+    /// `GETLIST` that ends where `buf` ends is taken as a browse (used 7):
+    /// like a number at the end of the input, the caller lets it settle,
+    /// since `GET` followed by a nick beginning with `LIST` is also
+    /// possible. `GETLIST` followed by anything but a line end is a `GET`.
     pub fn parse(buf: &[u8]) -> Result<Option<(DataPortRequest, usize)>> {
+        if let Some(after) = buf.strip_prefix(GETLIST) {
+            match after {
+                [] => return Ok(Some((DataPortRequest::GetList, GETLIST.len()))),
+                [b'\n', ..] => return Ok(Some((DataPortRequest::GetList, GETLIST.len() + 1))),
+                [b'\r'] => return Ok(None),
+                [b'\r', b'\n', ..] => {
+                    return Ok(Some((DataPortRequest::GetList, GETLIST.len() + 2)))
+                }
+                _ => {}
+            }
+        }
         let (is_get, word_len) = if buf.starts_with(b"GET") {
             (true, 3)
         } else if buf.starts_with(b"SEND") {
@@ -122,6 +151,58 @@ impl DataPortRequest {
         };
         Ok(Some((request, word_len + used)))
     }
+}
+
+/// Appends the first piece of a browse list: `<nick>\n` (sent in one write).
+pub fn encode_list_nick(nick: &[u8], out: &mut Vec<u8>) -> std::result::Result<(), EncodeError> {
+    if !is_list_token(nick) {
+        return Err(EncodeError::BadToken("nick"));
+    }
+    out.extend_from_slice(nick);
+    out.push(b'\n');
+    Ok(())
+}
+
+/// Appends `SENDLIST <nick>\n`, what a firewalled browsee sends first.
+pub fn encode_sendlist(nick: &[u8], out: &mut Vec<u8>) -> std::result::Result<(), EncodeError> {
+    if !is_list_token(nick) {
+        return Err(EncodeError::BadToken("nick"));
+    }
+    out.extend_from_slice(b"SENDLIST ");
+    encode_list_nick(nick, out)
+}
+
+/// Appends one file of a browse list: the fields of a share (100) and `\n`.
+/// A name or md5 with a line end cannot be carried; nothing is appended.
+pub fn encode_list_entry(
+    file: &SharedFileRef<'_>,
+    out: &mut Vec<u8>,
+) -> std::result::Result<(), EncodeError> {
+    if file.name.iter().any(|&b| b == b'\n' || b == b'\r') {
+        return Err(EncodeError::BadToken("file name"));
+    }
+    if file.md5.iter().any(|&b| b == b'\n' || b == b'\r') {
+        return Err(EncodeError::BadToken("md5"));
+    }
+    let start = out.len();
+    if let Err(e) = file.write(&mut FieldWriter::new(out)) {
+        out.truncate(start);
+        return Err(e);
+    }
+    out.push(b'\n');
+    Ok(())
+}
+
+/// Appends the end of a browse list: an empty line.
+pub fn encode_list_end(out: &mut Vec<u8>) {
+    out.push(b'\n');
+}
+
+fn is_list_token(nick: &[u8]) -> bool {
+    !nick.is_empty()
+        && !nick
+            .iter()
+            .any(|&b| matches!(b, b' ' | b'"' | b'\n' | b'\r' | 0))
 }
 
 /// A parsed `<nick> "<file>" <digits>` line: nick, file, number, bytes used.
@@ -250,10 +331,9 @@ mod tests {
         assert_eq!(out, buf);
     }
 
-    #[test]
-    fn request_parsed_in_every_split_needs_more_until_whole() {
-        let buf = b"SENDbob \"a b.mp3\" 77";
-        for cut in 0..buf.len() - 1 {
+    /// Every cut of `buf` from `from` on needs more; the whole parses, all used.
+    fn whole_only(buf: &[u8], from: usize) -> DataPortRequest {
+        for cut in from..buf.len() - 1 {
             assert_eq!(
                 DataPortRequest::parse(&buf[..cut]).unwrap(),
                 None,
@@ -262,8 +342,13 @@ mod tests {
         }
         let (req, used) = DataPortRequest::parse(buf).unwrap().unwrap();
         assert_eq!(used, buf.len());
+        req
+    }
+
+    #[test]
+    fn request_parsed_in_every_split_needs_more_until_whole() {
         assert_eq!(
-            req,
+            whole_only(b"SENDbob \"a b.mp3\" 77", 0),
             DataPortRequest::Send {
                 nick: b"bob".to_vec(),
                 name: b"a b.mp3".to_vec(),
@@ -283,6 +368,103 @@ mod tests {
             DataPortRequest::parse(&long),
             Err(DecodeError::TooLong { .. })
         ));
+    }
+
+    #[test]
+    fn getlist_and_its_prefixes() {
+        for partial in [
+            &b""[..],
+            b"G",
+            b"GE",
+            b"GET",
+            b"GETL",
+            b"GETLI",
+            b"GETLIS",
+            b"GETLIST\r",
+        ] {
+            assert_eq!(
+                DataPortRequest::parse(partial).unwrap(),
+                None,
+                "{partial:?}"
+            );
+        }
+        assert_eq!(
+            DataPortRequest::parse(b"GETLIST").unwrap(),
+            Some((DataPortRequest::GetList, 7))
+        );
+        assert_eq!(
+            DataPortRequest::parse(b"GETLIST\n").unwrap(),
+            Some((DataPortRequest::GetList, 8))
+        );
+        assert_eq!(
+            DataPortRequest::parse(b"GETLIST\r\nxyz").unwrap(),
+            Some((DataPortRequest::GetList, 9))
+        );
+        let mut out = Vec::new();
+        DataPortRequest::GetList.encode(&mut out).unwrap();
+        assert_eq!(out, b"GETLIST");
+    }
+
+    #[test]
+    fn get_with_a_nick_beginning_with_list_is_still_get() {
+        assert_eq!(
+            whole_only(b"GETLISTENER \"a.mp3\" 5", 8),
+            DataPortRequest::Get {
+                nick: b"LISTENER".to_vec(),
+                name: b"a.mp3".to_vec(),
+                offset: 5
+            }
+        );
+        let (req, _) = DataPortRequest::parse(b"GETLIST \"a\" 1").unwrap().unwrap();
+        assert!(matches!(req, DataPortRequest::Get { ref nick, .. } if nick == b"LIST"));
+        assert!(DataPortRequest::parse(b"GETLISTx").unwrap().is_none());
+        assert!(DataPortRequest::parse(b"GETLIST\"x \"a\" 1").is_err());
+    }
+
+    #[test]
+    fn list_encoding_bytes() {
+        let mut out = Vec::new();
+        encode_list_nick(b"hzuser", &mut out).unwrap();
+        assert_eq!(out, b"hzuser\n");
+        let file = SharedFileRef {
+            name: b"music\\a song.mp3",
+            md5: b"0123456789abcdef0123456789abcdef",
+            size: 4096,
+            bitrate: 128,
+            freq: 44100,
+            duration: 3,
+        };
+        encode_list_entry(&file, &mut out).unwrap();
+        encode_list_end(&mut out);
+        assert_eq!(
+            out,
+            b"hzuser\n\"music\\a song.mp3\" 0123456789abcdef0123456789abcdef 4096 128 44100 3\n\n"
+        );
+        let mut push = Vec::new();
+        encode_sendlist(b"hzuser", &mut push).unwrap();
+        assert_eq!(push, b"SENDLIST hzuser\n");
+    }
+
+    #[test]
+    fn list_encoding_refuses_what_would_break_lines() {
+        let mut out = Vec::new();
+        assert!(encode_list_nick(b"", &mut out).is_err());
+        assert!(encode_list_nick(b"a b", &mut out).is_err());
+        assert!(encode_list_nick(b"a\nb", &mut out).is_err());
+        assert!(encode_sendlist(b"a\rb", &mut out).is_err());
+        let file = |name: &'static [u8], md5: &'static [u8]| SharedFileRef {
+            name,
+            md5,
+            size: 1,
+            bitrate: 0,
+            freq: 0,
+            duration: 0,
+        };
+        assert!(encode_list_entry(&file(b"a\nb.mp3", b"x"), &mut out).is_err());
+        assert!(encode_list_entry(&file(b"a\"b.mp3", b"x"), &mut out).is_err());
+        assert!(encode_list_entry(&file(b"a.mp3", b""), &mut out).is_err());
+        assert!(encode_list_entry(&file(b"a.mp3", b"x\r"), &mut out).is_err());
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub enum Action {
     /// shared file `index` (shared to the index as `name`): connect to it
     /// and push the file with `SEND` (an upload).
     NapsterPush(Box<NapsterPush>),
+    /// We are firewalled and accepted a direct browse from the client at
+    /// `.0`: connect to it and send `.1` (`SENDLIST <nick>` and our list).
+    NapsterListPush(SocketAddr, Vec<u8>),
     Event(CoreEvent),
 }
 

@@ -365,6 +365,10 @@ impl Handler for Servent {
                         .start_push(push.addr, push.index, push.name);
                     continue;
                 }
+                core::Action::NapsterListPush(addr, list) => {
+                    self.napster_port.start_list_push(addr, list);
+                    continue;
+                }
                 core::Action::Resolve { token, host, port } => {
                     self.resolver.resolve(token, host, port);
                     continue;

@@ -1,5 +1,6 @@
 //! The Napster data port: connections to `--napster-port` (greeted with
-//! `1`, then a `GET` for a file we share, or a firewalled sharer's `SEND`
+//! `1`, then a `GET` for a file we share, a `GETLIST` for our list after a
+//! direct browse we accepted (640 → 641), or a firewalled sharer's `SEND`
 //! for one of our downloads, handed to the core), and our own pushes when
 //! we are the firewalled sharer (501: we connect out, read `1`, send `SEND`
 //! and the bytes from the offset the downloader answers).
@@ -14,7 +15,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hazel_protocol::napster::transfer::{
-    DataPortRequest, TransferReply, FILE_NOT_SHARED, GREETING, INVALID_REQUEST,
+    DataPortRequest, TransferReply, FILE_NOT_SHARED, GETLIST, GREETING, INVALID_REQUEST,
 };
 
 use crate::core::shares::upload::{FileSpan, SpanSource, UploadSlots};
@@ -27,6 +28,10 @@ use crate::scanner::Confinement;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pushes (501) connecting at once.
 pub const MAX_PUSHES: usize = 8;
+/// Browse lists (GETLIST) being sent at once.
+pub const MAX_LISTS: usize = 4;
+/// Browse lists we push (firewalled, SENDLIST) connecting at once.
+pub const MAX_LIST_PUSHES: usize = 2;
 
 enum Role {
     /// Incoming: `1` sent, waiting for GET or SEND.
@@ -43,6 +48,9 @@ enum Role {
         offset: u64,
         remaining: u64,
     },
+    /// A browse list: our nick line is queued (its own write); the list
+    /// follows once it is out.
+    Listing { rest: Vec<u8> },
     /// Refused or done: write what is queued, then close.
     Closing,
 }
@@ -60,6 +68,8 @@ struct PortConn {
     counted: bool,
     /// The file being sent, for `transfers`.
     serving: Option<(String, u64, u64)>,
+    /// Sending (or sent) a browse list.
+    serving_list: bool,
     /// A number (offset or size) ended at the end of what arrived: it is
     /// taken as whole at this time if no more digits come first.
     settle: Option<Instant>,
@@ -78,14 +88,17 @@ impl PortConn {
             counted: false,
             settle: None,
             serving: None,
+            serving_list: false,
         }
     }
 }
 
-/// A push we were asked for (501), waiting for its connect.
-struct PendingPush {
-    index: u32,
-    name: Vec<u8>,
+/// A push we were asked for, waiting for its connect.
+enum PendingPush {
+    /// A file (501).
+    File { index: u32, name: Vec<u8> },
+    /// Our browse list (640 with an address): `SENDLIST` and the list.
+    List(Vec<u8>),
 }
 
 /// What the servent lends the data port for one call.
@@ -137,7 +150,27 @@ impl NapsterPort {
             log::info!("napster push to {addr}: too many pushes connecting, ignored");
             return;
         }
-        self.pushes.insert(addr, PendingPush { index, name });
+        self.pushes.insert(addr, PendingPush::File { index, name });
+        self.actions
+            .push_back(Action::ConnectAs(addr, Kind::NapsterData));
+    }
+
+    /// A direct browse while firewalled: connect to the browser at `addr`
+    /// and send `list` (`SENDLIST <nick>\n`, the list), then close.
+    pub fn start_list_push(&mut self, addr: SocketAddr, list: Vec<u8>) {
+        let lists = self
+            .pushes
+            .values()
+            .filter(|p| matches!(p, PendingPush::List(_)))
+            .count();
+        if self.pushes.len() >= MAX_PUSHES
+            || lists >= MAX_LIST_PUSHES
+            || self.pushes.contains_key(&addr)
+        {
+            log::info!("napster browse push to {addr}: too many pushes connecting, ignored");
+            return;
+        }
+        self.pushes.insert(addr, PendingPush::List(list));
         self.actions
             .push_back(Action::ConnectAs(addr, Kind::NapsterData));
     }
@@ -147,13 +180,24 @@ impl NapsterPort {
         let Some(push) = self.pushes.remove(&peer) else {
             return false;
         };
-        let role = Role::Push {
-            index: push.index,
-            name: push.name,
-            greeted: false,
-        };
-        self.conns
-            .insert(id, PortConn::new(peer, role, Vec::new(), now));
+        match push {
+            PendingPush::File { index, name } => {
+                let role = Role::Push {
+                    index,
+                    name,
+                    greeted: false,
+                };
+                self.conns
+                    .insert(id, PortConn::new(peer, role, Vec::new(), now));
+            }
+            PendingPush::List(list) => {
+                // Whatever the browser sends (its `1`) is not needed.
+                let mut conn = PortConn::new(peer, Role::Closing, list, now);
+                conn.serving_list = true;
+                self.conns.insert(id, conn);
+                self.actions.push_back(Action::WantWrite(id));
+            }
+        }
         true
     }
 
@@ -170,7 +214,10 @@ impl NapsterPort {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        if matches!(conn.role, Role::Body { .. } | Role::Closing) {
+        if matches!(
+            conn.role,
+            Role::Body { .. } | Role::Listing { .. } | Role::Closing
+        ) {
             return; // Nothing more is expected from the downloader.
         }
         conn.buf.extend_from_slice(bytes);
@@ -212,7 +259,9 @@ impl NapsterPort {
             Ok(None) => return,
             Err(_) => return self.refuse(id, INVALID_REQUEST),
         };
-        if NapsterPort::unsettled(conn, used, settled, now) {
+        // Only a GETLIST with no line end can still grow (into a GET).
+        let may_grow = request != DataPortRequest::GetList || used == GETLIST.len();
+        if may_grow && NapsterPort::unsettled(conn, used, settled, now) {
             return;
         }
         conn.settle = None;
@@ -235,7 +284,29 @@ impl NapsterPort {
                 };
                 self.serve(id, index, *offset, true, parts, now);
             }
+            DataPortRequest::GetList => self.send_list(id, parts),
         }
+    }
+
+    /// A `GETLIST`: our list, if a direct browse we accepted waits for it.
+    fn send_list(&mut self, id: ConnId, parts: Parts<'_>) {
+        let listing = self.conns.values().filter(|c| c.serving_list).count();
+        if listing >= MAX_LISTS {
+            return self.refuse(id, b"BUSY");
+        }
+        let Some((head, list)) = parts.core.index_browse_list() else {
+            if let Some(conn) = self.conns.get(&id) {
+                log::info!("napster browse from {}: not accepted, refused", conn.peer);
+            }
+            return self.refuse(id, INVALID_REQUEST);
+        };
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.out.extend_from_slice(&head);
+        conn.role = Role::Listing { rest: list };
+        conn.serving_list = true;
+        self.actions.push_back(Action::WantWrite(id));
     }
 
     fn on_push_bytes(&mut self, id: ConnId, parts: Parts<'_>, now: Instant, settled: bool) {
@@ -402,6 +473,10 @@ impl NapsterPort {
             let n = n.min(conn.out.len());
             conn.out.drain(..n);
             if conn.out.is_empty() {
+                if let Role::Listing { rest } = &mut conn.role {
+                    conn.out = std::mem::take(rest);
+                    conn.role = Role::Closing;
+                }
                 self.actions.push_back(Action::WantWrite(id));
             }
             return;
@@ -466,7 +541,7 @@ impl NapsterPort {
                 Role::Request | Role::Push { .. } => {
                     now.saturating_duration_since(conn.since) >= REQUEST_TIMEOUT
                 }
-                Role::Body { .. } | Role::Closing => {
+                Role::Body { .. } | Role::Listing { .. } | Role::Closing => {
                     now.saturating_duration_since(conn.last_progress) >= stall
                 }
             };
@@ -492,6 +567,7 @@ impl NapsterPort {
                     Role::Request => "waiting for a request",
                     Role::Push { .. } => "pushing",
                     Role::Body { .. } => "sending",
+                    Role::Listing { .. } => "sending our list",
                     Role::Closing => "closing",
                 },
             })

@@ -1154,6 +1154,24 @@ impl Session {
             Ok(None) => false,
             Ok(Some((request, used))) => {
                 summary.count("OpenNap data port");
+                if request == DataPortRequest::GetList {
+                    let mut f = Map::new();
+                    f.insert("piece".into(), "request".into());
+                    f.insert("command".into(), "GETLIST".into());
+                    self.emit(
+                        dir,
+                        "opennap_data",
+                        "OpenNap data port: GETLIST".to_string(),
+                        f,
+                        out,
+                    );
+                    let h = &mut self.halves[dir.index()];
+                    h.consume(used);
+                    // The browse list follows from the other side.
+                    self.nap_send = false;
+                    h.mode = Mode::NapData;
+                    return true;
+                }
                 let (word, nick, name, number, what) = match &request {
                     DataPortRequest::Get { nick, name, offset } => {
                         ("GET", nick, name, *offset, "offset")
@@ -1161,6 +1179,7 @@ impl Session {
                     DataPortRequest::Send { nick, name, size } => {
                         ("SEND", nick, name, *size, "size")
                     }
+                    DataPortRequest::GetList => return true,
                 };
                 self.nap_send = word == "SEND";
                 let mut f = Map::new();

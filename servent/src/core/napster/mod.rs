@@ -36,6 +36,12 @@ pub const MAX_SERVERS: usize = 16;
 pub const SEARCH_TIMEOUT: Duration = Duration::from_secs(60);
 /// An accepted upload (608 sent) may begin within this time.
 pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(300);
+/// An accepted direct browse (641 sent) may fetch our list within this time.
+pub const BROWSE_ACCEPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Firewalled, we push our list (SENDLIST) at most this often to one nick…
+pub const LIST_PUSH_INTERVAL: Duration = Duration::from_secs(60);
+/// … and at most this many times in that interval to anyone.
+pub const LIST_PUSHES_PER_INTERVAL: usize = 6;
 /// Share messages queued for a server at a time: a large library goes out
 /// as the socket drains, never past the session's output bound.
 pub const SHARE_OUTPUT: usize = session::MAX_OUTPUT / 4;
@@ -100,6 +106,11 @@ pub struct Napster {
     shares: Vec<IndexShare>,
     /// Uploads we accepted (608): (downloader nick, file name).
     accepted: Pending<(String, Vec<u8>)>,
+    /// Direct browses we accepted (641): the requester's nick, each good
+    /// for one `GETLIST` on the data port.
+    browsers: Pending<String>,
+    /// Browse lists pushed (firewalled, SENDLIST): when, and to whom.
+    list_pushes: std::collections::VecDeque<(Instant, String)>,
     pub(super) downloads: download::NapsterDownloads,
     /// Servers whose share list is not yet all sent.
     resync: HashSet<SocketAddr>,
@@ -119,6 +130,8 @@ impl Napster {
             shared: HashMap::new(),
             shares: Vec::new(),
             accepted: Pending::default(),
+            browsers: Pending::default(),
+            list_pushes: std::collections::VecDeque::new(),
             downloads: download::NapsterDownloads::default(),
             browses: HashMap::new(),
             resync: HashSet::new(),
@@ -292,6 +305,7 @@ impl Core {
             pending.expire(now);
         }
         self.napster.accepted.expire(now);
+        self.napster.browsers.expire(now);
         self.tick_napster_downloads(now);
     }
 
@@ -400,6 +414,9 @@ impl Core {
                 }
             }
             ServerMessage::UploadRequest(request) => self.upload_request(addr, request.file, now),
+            ServerMessage::DirectBrowseRequest(request) => {
+                self.direct_browse_request(addr, request, now)
+            }
             ServerMessage::BrowseEntry(entry) => {
                 self.browse_entry(addr, entry);
             }
