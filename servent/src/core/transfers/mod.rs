@@ -18,7 +18,8 @@
 //! - A firewalled source is reached through a Push along its hit's reverse
 //!   path; its GIV comes back on the listening port and is matched by
 //!   servent id and file index, then the request goes out on that socket.
-//!   Pushes time out and are retried a bounded number of times. When we
+//!   Pushes time out and are retried a bounded number of times, further
+//!   apart than gtk-gnutella's Push throttle (see `push_timeout`). When we
 //!   are firewalled too, the source cannot be reached at all, and a
 //!   download whose every source is like that fails saying so.
 //! - With a Tiger tree (a trusted root from the hit or the magnet, the tree
@@ -82,7 +83,10 @@ pub struct TransfersConfig {
     pub request_chunks: usize,
     /// A connection with no byte for this long is given up.
     pub stall_timeout: Duration,
-    /// A Push whose GIV does not come within this is sent again.
+    /// A Push whose GIV does not come within this is sent again. More than
+    /// 30 s: gtk-gnutella answers at most four Pushes from one address in
+    /// 30 s, and every Push it refuses starts those 30 s again, so a Push
+    /// resent every 30 s is refused for as long as it is resent.
     pub push_timeout: Duration,
     /// Pushes sent for one source before it is given up.
     pub push_attempts: u32,
@@ -116,7 +120,7 @@ impl Default for TransfersConfig {
             chunk_size: 256 * 1024,
             request_chunks: 4,
             stall_timeout: Duration::from_secs(30),
-            push_timeout: Duration::from_secs(30),
+            push_timeout: Duration::from_secs(40),
             push_attempts: 3,
             disk_high_water: 8 * 1024 * 1024,
             firewalled: false,

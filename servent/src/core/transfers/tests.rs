@@ -298,3 +298,69 @@ fn a_mesh_naming_us_adds_the_others_not_us_and_requests_say_where_we_listen() {
         .collect();
     assert_eq!(sources, ["10.2.2.2:6346", "10.3.3.3:7000"]);
 }
+
+/// gtk-gnutella (seen in the interop run against 1.2.3) answers at most four
+/// Pushes naming one address within 30 s, and every Push, refused or not,
+/// starts those 30 s again (whole seconds; an entry goes once more than 30
+/// have passed). A Push resent every 30 s to a peer whose count is full was
+/// refused until the fetch gave up on it: 100 s without a byte.
+#[test]
+fn a_resent_push_outwaits_a_push_throttle_that_each_push_restarts() {
+    struct Throttle {
+        count: u32,
+        last: Instant,
+    }
+    impl Throttle {
+        /// Whether the peer answers a Push at `now` (and counts it).
+        fn push(&mut self, now: Instant) -> bool {
+            if now.saturating_duration_since(self.last).as_secs() > 30 {
+                self.count = 0;
+            }
+            self.count += 1;
+            self.last = now;
+            self.count < 5
+        }
+    }
+    let mut b = Bench::new();
+    let start = b.now;
+    b.t.add(
+        NewDownload {
+            name: "Hero.mp3".into(),
+            size: Some(SIZE),
+            sha1: sha1(),
+            tiger: None,
+            sources: vec![SourceSpec {
+                servent_id: Some([7; 16]),
+                file_index: Some(3),
+                needs_push: true,
+                ..source("10.2.2.2:6346")
+            }],
+        },
+        b.now,
+    )
+    .expect("added");
+    // Four Pushes (other downloads' and busy retries) just went to it.
+    let mut peer = Throttle {
+        count: 4,
+        last: start,
+    };
+    let mut answered = None;
+    for _ in 0..200 {
+        let pushes = b
+            .take()
+            .iter()
+            .filter(|a| matches!(a, TransferAction::Push { .. }))
+            .count();
+        if (0..pushes).any(|_| peer.push(b.now)) {
+            answered = Some(b.now - start);
+            break;
+        }
+        b.now += Duration::from_secs(1);
+        b.t.tick(b.now);
+    }
+    let answered = answered.expect("a Push is answered");
+    assert!(
+        answered <= Duration::from_secs(45),
+        "first answered Push after {answered:?}"
+    );
+}
