@@ -65,6 +65,8 @@ pub(super) struct Fetch {
     pub(super) last_byte: Instant,
     span_started: Instant,
     pushes: u32,
+    /// A Push held back by the target's pace goes at this time.
+    pub(super) push_due: Option<Instant>,
     /// The request in flight asks for the Tiger tree: its body so far.
     tree: Option<Vec<u8>>,
     /// The span asked for is an endgame copy of a chunk another connection
@@ -95,6 +97,7 @@ impl Fetch {
             last_byte: now,
             span_started: now,
             pushes: 0,
+            push_due: None,
             tree: None,
             duplicate: None,
             proxying: false,
@@ -156,20 +159,32 @@ impl Transfers {
     }
 
     pub(super) fn send_push(&mut self, fid: FetchId, now: Instant) {
-        let Some(f) = self.fetches.get_mut(&fid) else {
+        let Some(f) = self.fetches.get(&fid) else {
             return;
         };
-        f.pushes += 1;
         let source = self
             .downloads
             .get(&f.download)
             .and_then(|d| d.sources.get(f.source));
         match source.and_then(|s| Some((s.servent_id?, s.file_index?))) {
-            Some((servent_id, file_index)) => self.actions.push_back(TransferAction::Push {
-                fetch: fid,
-                servent_id,
-                file_index,
-            }),
+            Some((servent_id, file_index)) => {
+                if let Some(due) = self.push_paced(servent_id, now) {
+                    if let Some(f) = self.fetches.get_mut(&fid) {
+                        f.push_due = Some(due);
+                    }
+                    return;
+                }
+                if let Some(f) = self.fetches.get_mut(&fid) {
+                    f.pushes += 1;
+                    f.push_due = None;
+                    f.phase_since = now;
+                }
+                self.actions.push_back(TransferAction::Push {
+                    fetch: fid,
+                    servent_id,
+                    file_index,
+                })
+            }
             None => {
                 let why = "firewalled, and its servent id or file index is unknown";
                 self.end_fetch(
@@ -179,6 +194,45 @@ impl Transfers {
                 );
             }
         }
+    }
+
+    /// Counts a Push to `servent_id` now, or (`Some`) says when one may go.
+    fn push_paced(&mut self, servent_id: [u8; 16], now: Instant) -> Option<Instant> {
+        if let Some(pace) = self.push_pace.get_mut(&servent_id) {
+            let quiet = now.saturating_duration_since(pace.last) >= super::PUSH_QUIET;
+            if quiet {
+                pace.burst = 0;
+            } else if pace.burst >= super::PUSH_BURST {
+                return Some(pace.last + super::PUSH_QUIET);
+            }
+            pace.burst += 1;
+            pace.last = now;
+            return None;
+        }
+        if self.push_pace.len() >= super::MAX_PUSH_PACES {
+            // Forget the servents pushed to longest ago.
+            let quiet =
+                |p: &super::PushPace| now.saturating_duration_since(p.last) >= super::PUSH_QUIET;
+            self.push_pace.retain(|_, p| !quiet(p));
+            if self.push_pace.len() >= super::MAX_PUSH_PACES {
+                if let Some(oldest) = self
+                    .push_pace
+                    .iter()
+                    .min_by_key(|(_, p)| p.last)
+                    .map(|(k, _)| *k)
+                {
+                    self.push_pace.remove(&oldest);
+                }
+            }
+        }
+        self.push_pace.insert(
+            servent_id,
+            super::PushPace {
+                burst: 1,
+                last: now,
+            },
+        );
+        None
     }
 
     /// The Push for `fetch` could not be routed (no path to that servent).
@@ -996,6 +1050,7 @@ impl Transfers {
         let push_timeout = self.config.push_timeout;
         let mut stalled = Vec::new();
         let mut repush = Vec::new();
+        let mut held = Vec::new();
         for (&fid, f) in &self.fetches {
             match f.phase {
                 Phase::Head | Phase::Body => {
@@ -1003,11 +1058,18 @@ impl Transfers {
                         stalled.push(fid);
                     }
                 }
-                Phase::AwaitingGiv => {
-                    if now.saturating_duration_since(f.phase_since) >= push_timeout {
-                        repush.push(fid);
+                Phase::AwaitingGiv => match f.push_due {
+                    Some(due) => {
+                        if now >= due {
+                            held.push(fid);
+                        }
                     }
-                }
+                    None => {
+                        if now.saturating_duration_since(f.phase_since) >= push_timeout {
+                            repush.push(fid);
+                        }
+                    }
+                },
                 Phase::Connecting => {}
             }
         }
@@ -1018,6 +1080,11 @@ impl Transfers {
             } else {
                 self.end_fetch(fid, Some(Outcome::Failed(why.clone())), now);
             }
+        }
+        // Held Pushes go in the order they were asked for.
+        held.sort_unstable();
+        for fid in held {
+            self.send_push(fid, now);
         }
         for fid in repush {
             let attempts = self.fetches.get(&fid).map_or(0, |f| f.pushes);

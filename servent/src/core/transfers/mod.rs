@@ -382,7 +382,28 @@ pub struct Transfers {
     disk_in_flight: usize,
     reads_paused: HashSet<ConnId>,
     actions: VecDeque<TransferAction>,
+    /// Pushes lately sent to each firewalled servent (by servent id).
+    push_pace: HashMap<[u8; 16], PushPace>,
 }
+
+/// Pushes sent to one servent: at most [`PUSH_BURST`] close together, then
+/// none until [`PUSH_QUIET`] has passed since the last. gtk-gnutella answers
+/// at most four Pushes from one address within 30 s and starts the 30 s
+/// again with every Push it refuses, so several downloads from one
+/// firewalled servent, each pushing on its own schedule, would otherwise
+/// keep it refusing them all.
+#[derive(Debug, Clone, Copy)]
+struct PushPace {
+    burst: u32,
+    last: Instant,
+}
+
+/// Pushes sent to one servent in a burst.
+pub const PUSH_BURST: u32 = 4;
+/// Silence after a burst before the next Push to the same servent.
+pub const PUSH_QUIET: Duration = Duration::from_secs(35);
+/// Servents whose Push pace is remembered at most.
+const MAX_PUSH_PACES: usize = 1024;
 
 impl Transfers {
     pub fn new(config: TransfersConfig) -> Transfers {
@@ -398,6 +419,7 @@ impl Transfers {
             disk_in_flight: 0,
             reads_paused: HashSet::new(),
             actions: VecDeque::new(),
+            push_pace: HashMap::new(),
         }
     }
 

@@ -364,3 +364,80 @@ fn a_resent_push_outwaits_a_push_throttle_that_each_push_restarts() {
         "first answered Push after {answered:?}"
     );
 }
+
+#[test]
+fn several_downloads_from_one_firewalled_servent_pace_their_pushes() {
+    // gtk-gnutella's rule: at most four Pushes from one address within
+    // 30 s; every refused one starts the 30 s again.
+    struct Throttle {
+        count: u32,
+        last: Option<Instant>,
+    }
+    impl Throttle {
+        fn push(&mut self, now: Instant) -> bool {
+            if self
+                .last
+                .is_some_and(|last| now.saturating_duration_since(last).as_secs() > 30)
+            {
+                self.count = 0;
+            }
+            self.count += 1;
+            self.last = Some(now);
+            self.count < 5
+        }
+    }
+    let mut b = Bench::new();
+    let start = b.now;
+    for i in 0..7u8 {
+        b.t.add(
+            NewDownload {
+                name: format!("part {i}.bin"),
+                size: Some(SIZE),
+                sha1: [i + 1; 20],
+                tiger: None,
+                sources: vec![SourceSpec {
+                    servent_id: Some([9; 16]),
+                    file_index: Some(u32::from(i)),
+                    needs_push: true,
+                    ..source("10.3.3.3:6346")
+                }],
+            },
+            b.now,
+        )
+        .expect("added");
+    }
+    let mut peer = Throttle {
+        count: 0,
+        last: None,
+    };
+    let mut answered = std::collections::BTreeSet::new();
+    let mut first_burst = None;
+    for _ in 0..200 {
+        let pushes: Vec<u32> = b
+            .take()
+            .iter()
+            .filter_map(|a| match a {
+                TransferAction::Push { file_index, .. } => Some(*file_index),
+                _ => None,
+            })
+            .collect();
+        first_burst.get_or_insert(pushes.len());
+        for file in pushes {
+            if peer.push(b.now) {
+                answered.insert(file);
+            }
+        }
+        if answered.len() == 7 {
+            break;
+        }
+        b.now += Duration::from_secs(1);
+        b.t.tick(b.now);
+    }
+    assert_eq!(first_burst, Some(4), "four Pushes at once, the rest held");
+    assert_eq!(answered.len(), 7, "answered: {answered:?}");
+    assert!(
+        b.now - start <= Duration::from_secs(40),
+        "every download reached its source after {:?}",
+        b.now - start
+    );
+}
