@@ -324,7 +324,13 @@ pub fn run(config: &LiveConfig) -> io::Result<LiveReport> {
     })?;
     let mut pairs = Vec::new();
     for (q, sim) in queries.iter().zip(sim) {
-        let live = live_query(&fleet, q, &workload, config.query_timeout)?;
+        let live = live_query(
+            &fleet,
+            q,
+            &workload,
+            config.query_timeout,
+            Network::Gnutella,
+        )?;
         pairs.push(pair(q, &workload, sim, live));
     }
     let index_queries = index_run(config, &fleet, &workload, &queries)?;
@@ -379,71 +385,10 @@ fn index_run(
             latency_ms: sim.latency.map(|l| l.as_secs_f64() * 1000.0),
             bytes: Some(sim.bytes),
         };
-        let live = live_index_query(fleet, q, workload, config.query_timeout)?;
+        let live = live_query(fleet, q, workload, config.query_timeout, Network::Index)?;
         pairs.push(pair(q, workload, sim, live));
     }
     Ok(pairs)
-}
-
-/// One `search --index` by the query's origin: the request as the index
-/// counted it (its metrics), the answers as the searcher counted them (its
-/// index session), until nothing has moved for 300 ms after the first
-/// answer, bounded by `timeout`.
-fn live_index_query(
-    fleet: &Fleet,
-    q: &QuerySpec,
-    workload: &Workload,
-    timeout: Duration,
-) -> io::Result<Observed> {
-    let origin = q.origin as usize;
-    let keyword = &workload.files[q.file as usize].keyword;
-    let (searches_before, requests_before) = fleet.index_searches()?;
-    let before = fleet.index_traffic(origin)?;
-    let start = Instant::now();
-    let line = format!("search --index --max {MAX_RESULTS} {keyword}");
-    let search = fleet.ctl(origin, &line)?;
-    let id = search
-        .get("search_id")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| io::Error::other(format!("search answered {search}")))?;
-    let mut latency_ms = None;
-    let mut last = before;
-    let mut quiet_since = Instant::now();
-    while start.elapsed() < timeout {
-        if latency_ms.is_none() {
-            let results = fleet.ctl(origin, &format!("results {id}"))?;
-            if results.as_array().is_some_and(|r| !r.is_empty()) {
-                latency_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
-            }
-        }
-        let now = fleet.index_traffic(origin)?;
-        if now != last {
-            last = now;
-            quiet_since = Instant::now();
-        } else if last.messages_in > before.messages_in
-            && quiet_since.elapsed() >= Duration::from_millis(300)
-        {
-            break;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-    let (searches_after, requests_after) = fleet.index_searches()?;
-    if last.messages_out - before.messages_out != requests_after - requests_before {
-        return Err(io::Error::other(format!(
-            "{keyword}: node {origin} sent {} messages to the index, which counted {} requests",
-            last.messages_out - before.messages_out,
-            requests_after - requests_before
-        )));
-    }
-    Ok(Observed {
-        query_messages: requests_after - requests_before,
-        hit_messages: last.messages_in - before.messages_in,
-        reached: usize::from(searches_after > searches_before),
-        duplicates: 0,
-        found: latency_ms.is_some(),
-        latency_ms,
-        bytes: Some(last.bytes - before.bytes),
-    })
 }
 
 /// The simulated run of `arch`, like loopback: every link as fast as the
@@ -485,55 +430,139 @@ fn simulate(
         .collect()
 }
 
+/// One query sent by its origin, to the overlay (`search --gnutella`) or
+/// to the index (`search --index`), watched until it is over.
+///
+/// Flood: the Queries, QueryHits and duplicates every servent's `stats`
+/// counted, the nodes the Query reached. Index: the request as the index
+/// counted it (its metrics), the answers and bytes as the searcher counted
+/// them (its index session).
 fn live_query(
     fleet: &Fleet,
     q: &QuerySpec,
     workload: &Workload,
     timeout: Duration,
+    network: Network,
 ) -> io::Result<Observed> {
     let origin = q.origin as usize;
     let keyword = &workload.files[q.file as usize].keyword;
-    let before = fleet.all_stats()?;
-    let start = Instant::now();
-    let search = fleet.ctl(origin, &format!("search --gnutella {keyword}"))?;
-    let id = search
-        .get("search_id")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| io::Error::other(format!("search answered {search}")))?;
-    let mut latency_ms = None;
-    let mut last = before.clone();
-    let mut quiet_since = Instant::now();
-    // Until nothing has moved for 300 ms (the flood is over), bounded.
-    while start.elapsed() < timeout {
-        if latency_ms.is_none() {
-            let results = fleet.ctl(origin, &format!("results {id}"))?;
-            if results.as_array().is_some_and(|r| !r.is_empty()) {
-                latency_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
-            }
-        }
-        let now = fleet.all_stats()?;
-        if now != last {
-            last = now;
-            quiet_since = Instant::now();
-        } else if quiet_since.elapsed() >= Duration::from_millis(300) {
-            break;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    let mut observed = Observed {
-        found: latency_ms.is_some(),
-        latency_ms,
-        ..Observed::default()
+    let watch = Watch {
+        fleet,
+        origin,
+        timeout,
     };
-    for (n, (b, a)) in before.iter().zip(&last).enumerate() {
-        observed.query_messages += a.query - b.query;
-        observed.hit_messages += a.query_hit - b.query_hit;
-        observed.duplicates += a.duplicates - b.duplicates;
-        if a.query > b.query && n != origin {
-            observed.reached += 1;
+    match network {
+        Network::Gnutella => {
+            let line = format!("search --gnutella {keyword}");
+            let (before, last, latency_ms) = watch.run(&line, || fleet.all_stats(), |_, _| true)?;
+            let mut observed = Observed {
+                found: latency_ms.is_some(),
+                latency_ms,
+                ..Observed::default()
+            };
+            for (n, (b, a)) in before.iter().zip(&last).enumerate() {
+                observed.query_messages += a.query - b.query;
+                observed.hit_messages += a.query_hit - b.query_hit;
+                observed.duplicates += a.duplicates - b.duplicates;
+                if a.query > b.query && n != origin {
+                    observed.reached += 1;
+                }
+            }
+            Ok(observed)
+        }
+        Network::Index => {
+            let (searches_before, requests_before) = fleet.index_searches()?;
+            let line = format!("search --index --max {MAX_RESULTS} {keyword}");
+            let read = || fleet.index_traffic(origin);
+            let (before, last, latency_ms) = watch.run(&line, read, |before, last| {
+                last.messages_in > before.messages_in
+            })?;
+            let (searches_after, requests_after) = fleet.index_searches()?;
+            if last.messages_out - before.messages_out != requests_after - requests_before {
+                return Err(io::Error::other(format!(
+                    "{keyword}: node {origin} sent {} messages to the index, which counted {} requests",
+                    last.messages_out - before.messages_out,
+                    requests_after - requests_before
+                )));
+            }
+            Ok(Observed {
+                query_messages: requests_after - requests_before,
+                hit_messages: last.messages_in - before.messages_in,
+                reached: usize::from(searches_after > searches_before),
+                duplicates: 0,
+                found: latency_ms.is_some(),
+                latency_ms,
+                bytes: Some(last.bytes - before.bytes),
+            })
         }
     }
-    Ok(observed)
+}
+
+/// Where a live query goes.
+#[derive(Debug, Clone, Copy)]
+enum Network {
+    Gnutella,
+    Index,
+}
+
+/// A search to watch: who sends it, for how long at most.
+struct Watch<'a> {
+    fleet: &'a Fleet,
+    origin: usize,
+    timeout: Duration,
+}
+
+impl Watch<'_> {
+    /// Sends search `line` from the origin and watches it: the counters
+    /// `read` gives before the search and once they stop moving (nothing for
+    /// 300 ms after `started` holds between the two), bounded by the
+    /// timeout, and the ms to the first result listed.
+    fn run<T: PartialEq>(
+        &self,
+        line: &str,
+        read: impl Fn() -> io::Result<T>,
+        started: impl Fn(&T, &T) -> bool,
+    ) -> io::Result<(T, T, Option<f64>)> {
+        let (fleet, origin, timeout) = (self.fleet, self.origin, self.timeout);
+        let before = read()?;
+        let start = Instant::now();
+        let search = fleet.ctl(origin, line)?;
+        let id = search
+            .get("search_id")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| io::Error::other(format!("search answered {search}")))?;
+        let mut latency_ms = None;
+        let mut last = read()?;
+        let mut quiet_since = Instant::now();
+        while start.elapsed() < timeout {
+            if latency_ms.is_none() {
+                let results = fleet.ctl(origin, &format!("results {id}"))?;
+                if results.as_array().is_some_and(|r| !r.is_empty()) {
+                    latency_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            let now = read()?;
+            if now != last {
+                last = now;
+                quiet_since = Instant::now();
+            } else if started(&before, &last) && quiet_since.elapsed() >= Duration::from_millis(300)
+            {
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        Ok((before, last, latency_ms))
+    }
+}
+
+/// A table row: the query, its copies, then `sim / live` per column.
+fn row(p: &QueryPair, columns: &[(String, String)]) -> String {
+    let mut line = format!("| {} from {} | {} |", p.keyword, p.origin, p.copies);
+    for (sim, live) in columns {
+        line.push_str(&format!(" {sim} / {live} |"));
+    }
+    line.push('\n');
+    line
 }
 
 /// Milliseconds in a table cell.
@@ -557,21 +586,21 @@ pub fn render(report: &LiveReport) -> String {
     ));
     let bytes = |b: Option<u64>| b.map_or("–".to_string(), |b| b.to_string());
     for p in &report.index_queries {
-        out.push_str(&format!(
-            "| {} from {} | {} | {} / {} | {} / {} | {} / {} | {} / {} | {} / {} |\n",
-            p.keyword,
-            p.origin,
-            p.copies,
-            p.sim.query_messages,
-            p.live.query_messages,
-            p.sim.hit_messages,
-            p.live.hit_messages,
-            bytes(p.sim.bytes),
-            bytes(p.live.bytes),
-            p.sim.found,
-            p.live.found,
-            ms(p.sim.latency_ms),
-            ms(p.live.latency_ms),
+        out.push_str(&row(
+            p,
+            &[
+                (
+                    p.sim.query_messages.to_string(),
+                    p.live.query_messages.to_string(),
+                ),
+                (
+                    p.sim.hit_messages.to_string(),
+                    p.live.hit_messages.to_string(),
+                ),
+                (bytes(p.sim.bytes), bytes(p.live.bytes)),
+                (p.sim.found.to_string(), p.live.found.to_string()),
+                (ms(p.sim.latency_ms), ms(p.live.latency_ms)),
+            ],
         ));
     }
     out
@@ -591,23 +620,22 @@ fn render_flood(report: &LiveReport) -> String {
         report.queries.len()
     );
     for p in &report.queries {
-        out.push_str(&format!(
-            "| {} from {} | {} | {} / {} | {} / {} | {} / {} | {} / {} | {} / {} | {} / {} |\n",
-            p.keyword,
-            p.origin,
-            p.copies,
-            p.sim.query_messages,
-            p.live.query_messages,
-            p.sim.hit_messages,
-            p.live.hit_messages,
-            p.sim.reached,
-            p.live.reached,
-            p.sim.duplicates,
-            p.live.duplicates,
-            p.sim.found,
-            p.live.found,
-            ms(p.sim.latency_ms),
-            ms(p.live.latency_ms),
+        out.push_str(&row(
+            p,
+            &[
+                (
+                    p.sim.query_messages.to_string(),
+                    p.live.query_messages.to_string(),
+                ),
+                (
+                    p.sim.hit_messages.to_string(),
+                    p.live.hit_messages.to_string(),
+                ),
+                (p.sim.reached.to_string(), p.live.reached.to_string()),
+                (p.sim.duplicates.to_string(), p.live.duplicates.to_string()),
+                (p.sim.found.to_string(), p.live.found.to_string()),
+                (ms(p.sim.latency_ms), ms(p.live.latency_ms)),
+            ],
         ));
     }
     out
