@@ -122,7 +122,7 @@ struct ReportArgs {
     /// Where the table and plots go (created if missing).
     out_dir: PathBuf,
     /// The largest network of the size sweep.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 100_000)]
     max_nodes: usize,
     /// Queries per run.
     #[arg(long, default_value_t = 200)]
