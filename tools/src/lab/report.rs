@@ -345,6 +345,11 @@ fn plot(
                     .copied()
                     .filter(|(x, y)| x.is_finite() && y.is_finite() && (!y_log || *y > 0.0))
                     .collect();
+                // No line and no legend entry for a series with nothing to
+                // draw (the power-law flood at the largest size).
+                if points.is_empty() {
+                    continue;
+                }
                 chart
                     .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
                     .map_err(plot_err)?
