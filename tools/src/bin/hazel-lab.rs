@@ -5,8 +5,8 @@
 //! - `hazel-lab report OUT-DIR`: runs the report's sweep and writes the
 //!   table (Markdown, CSV, JSON) and the plots (SVG).
 //! - `hazel-lab live --servents N`: the flooding workload on N real `hazel`
-//!   processes on loopback and the index workload on a real `hazel-index`,
-//!   next to their simulation.
+//!   processes on loopback and the index workload by the same servents on a
+//!   real `hazel-index`, next to their simulation.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -33,8 +33,8 @@ enum Command {
     /// Run the report's sweep and write tables and plots into OUT-DIR.
     Report(ReportArgs),
     /// Run the flooding workload on real `hazel` servents and the index
-    /// workload on a real `hazel-index` on 127.0.0.1, and compare them with
-    /// their simulation.
+    /// workload by the same servents on a real `hazel-index` on 127.0.0.1,
+    /// and compare them with their simulation.
     Live(LiveArgs),
 }
 
@@ -122,7 +122,7 @@ struct ReportArgs {
     /// Where the table and plots go (created if missing).
     out_dir: PathBuf,
     /// The largest network of the size sweep.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 100_000)]
     max_nodes: usize,
     /// Queries per run.
     #[arg(long, default_value_t = 200)]

@@ -14,22 +14,23 @@
 //! busy process, loopback scheduling) changes what is forwarded and which
 //! way the hits go back, so a few queries may count differently.
 //!
-//! The central index runs live too: a real `hazel-index` process, to which
-//! the lab logs each node in as an OpenNap client (the servent's own Napster
-//! client is not part of this tree), shares the node's files and sends the
-//! same queries; the simulation runs the index code in process
-//! ([`Napster`]). A search's messages (the request, a 201 per result, the
-//! 202) must agree exactly.
+//! The central index runs live too: the same servents are logged in to a
+//! real `hazel-index` with their own Napster client (`--index`, `--nick`),
+//! sharing the same files there, and each query goes out again from the
+//! same origin as `search --index`. The request is counted by the index
+//! itself (its Prometheus metrics, `--stats-listen`), the answers (a 201 per
+//! result, the 202) and the bytes by the searcher's index session (`index
+//! status`); the simulation runs the index code in process ([`Napster`]).
+//! The messages must agree exactly. (The flood's queries go out as `search
+//! --gnutella`, so the index sees none of them.)
 //!
 //! Every wait is bounded. The servents die with the lab: each is killed
 //! when the fleet is dropped (errors and panics included) and, should the
 //! lab itself be killed, by the kernel (`PR_SET_PDEATHSIG`).
 
-use std::io;
-use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -44,9 +45,9 @@ use super::sim::{Architecture, Scenario};
 use super::topology::{self, Topology};
 use super::workload::{QuerySpec, Workload, WorkloadConfig};
 use super::Arch;
-use crate::load::index::Client;
-use crate::load::servent::control_command;
-use hazel_protocol::napster::{ClientMessage, SearchQuery};
+use crate::load::compare::{free_port, start_index, wait_for, wait_on_index, Killed, WorkDir};
+use crate::load::servent::raise_fd_limit;
+use crate::load::transfer::Hazel;
 
 /// What `hazel-lab live` runs.
 #[derive(Debug, Clone)]
@@ -58,7 +59,7 @@ pub struct LiveConfig {
     pub ttl: u8,
     pub queries: usize,
     pub seed: u64,
-    /// The `hazel` binary.
+    /// The `hazel` binary (`hazel-index` is taken from beside it).
     pub hazel: PathBuf,
     /// How long a query may take to settle at most.
     pub query_timeout: Duration,
@@ -74,7 +75,8 @@ pub struct QueryPair {
     pub live: Observed,
 }
 
-/// What one query did, as counted from the cores' counters.
+/// What one query did, as counted from the cores' counters (for the index:
+/// the request as the server counted it, what came back to the searcher).
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct Observed {
     pub query_messages: u64,
@@ -84,6 +86,8 @@ pub struct Observed {
     pub found: bool,
     /// Wall or virtual ms to the first result (live: measured by polling).
     pub latency_ms: Option<f64>,
+    /// Bytes between the searcher and the index, both ways (index only).
+    pub bytes: Option<u64>,
 }
 
 /// The live run's outcome.
@@ -95,105 +99,20 @@ pub struct LiveReport {
     pub queries: Vec<QueryPair>,
     /// Live queries whose counts equal the simulation's.
     pub identical_counts: usize,
-    /// The same queries to a live `hazel-index` and to the index in process.
+    /// The same queries by the servents to a live `hazel-index` (`search
+    /// --index`) and to the index in process.
     pub index_queries: Vec<QueryPair>,
     pub index_identical: usize,
 }
 
-/// Running servents; killed and their directory removed on drop.
+/// The running servents, each logged in to the running index; killed
+/// (servents first) and their folder removed on drop.
 struct Fleet {
-    children: Vec<Child>,
-    index: Option<Child>,
-    dir: PathBuf,
-    data: Vec<PathBuf>,
-    ports: Vec<SocketAddr>,
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        for child in self.children.iter_mut().chain(self.index.iter_mut()) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn spawn(hazel: &Path, data: &Path, share: &Path, ttl: u8) -> io::Result<Child> {
-    let log = std::fs::File::create(data.join("hazel.log"))?;
-    let mut command = Command::new(hazel);
-    command
-        .args(["--headless", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .arg("--share")
-        .arg(share)
-        .args(["--peers", "0", "--max-peers", "64", "--no-default-caches"])
-        .args(["--ttl", &ttl.to_string(), "--log-level", "warn"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log);
-    spawn_dying_with_us(command, hazel)
-}
-
-/// A `hazel-index` on 127.0.0.1, port chosen by the system and read back
-/// from its log; the child and its address.
-fn spawn_index(binary: &Path, data: &Path) -> io::Result<(Child, SocketAddr)> {
-    let log_path = data.join("hazel-index.log");
-    let log = std::fs::File::create(&log_path)?;
-    let mut command = Command::new(binary);
-    command
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .args(["--clones-per-ip", "0", "--searches-per-minute", "0"])
-        .args(["--max-messages-per-second", "0", "--log-level", "info"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log);
-    let child = spawn_dying_with_us(command, binary)?;
-    let addr = wait_for(Duration::from_secs(20), || {
-        let text = std::fs::read_to_string(&log_path).ok()?;
-        let rest = text.split("listening on ").nth(1)?;
-        rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
-    });
-    match addr {
-        Some(addr) => Ok((child, addr)),
-        None => {
-            let mut child = child;
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(io::Error::other(
-                "hazel-index did not say where it listens within 20 s",
-            ))
-        }
-    }
-}
-
-fn spawn_dying_with_us(mut command: Command, binary: &Path) -> io::Result<Child> {
-    // SAFETY: prctl only sets a flag of the child process, between fork and
-    // exec; it allocates nothing and takes no lock.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    command
-        .spawn()
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", binary.display())))
-}
-
-/// Polls `check` every 50 ms until it gives a value or `limit` passes.
-fn wait_for<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return Some(v);
-        }
-        if start.elapsed() >= limit {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
+    servents: Vec<Hazel>,
+    _index: Killed,
+    /// Where the index serves its Prometheus metrics.
+    metrics: SocketAddr,
+    _work: WorkDir,
 }
 
 impl Fleet {
@@ -205,13 +124,18 @@ impl Fleet {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let mut fleet = Fleet {
-            children: Vec::new(),
-            index: None,
-            dir: dir.clone(),
-            data: Vec::new(),
-            ports: Vec::new(),
-        };
+        let work = WorkDir(dir.clone());
+        let metrics = free_port()?;
+        let metrics_arg = metrics.to_string();
+        // No periodic server stats (214) in the middle of a search's count.
+        let (index, index_addr) = start_index(
+            &config.hazel.with_file_name("hazel-index"),
+            &dir,
+            &["--stats-listen", &metrics_arg, "--stats-interval", "3600"],
+        )?;
+        let index_arg = index_addr.to_string();
+        let ttl = config.ttl.to_string();
+        let mut servents = Vec::new();
         for (node, held) in workload.per_node.iter().enumerate() {
             let data = dir.join(format!("node{node}"));
             let share = data.join("share");
@@ -221,35 +145,33 @@ impl Fleet {
                 // Small files: the name is what is searched.
                 std::fs::write(share.join(&file.name), file.keyword.as_bytes())?;
             }
-            fleet
-                .children
-                .push(spawn(&config.hazel, &data, &share, config.ttl)?);
-            fleet.data.push(data);
+            let nick = format!("node{node}");
+            let extra = [
+                "--no-default-caches",
+                "--ttl",
+                &ttl,
+                "--index",
+                &index_arg,
+                "--nick",
+                &nick,
+            ];
+            servents.push(Hazel::spawn(&config.hazel, &data, Some(&share), &extra)?);
         }
-        for data in fleet.data.clone() {
-            let port = wait_for(Duration::from_secs(20), || {
-                std::fs::read_to_string(data.join("port"))
-                    .ok()?
-                    .trim()
-                    .parse::<SocketAddr>()
-                    .ok()
-            })
-            .ok_or_else(|| io::Error::other(format!("{}: no port within 20 s", data.display())))?;
-            fleet.ports.push(port);
+        for (node, servent) in servents.iter().enumerate() {
+            wait_on_index(servent, node, workload.per_node[node].len() as u64)?;
         }
-        Ok(fleet)
+        Ok(Fleet {
+            servents,
+            _index: index,
+            metrics,
+            _work: work,
+        })
     }
 
     fn ctl(&self, node: usize, line: &str) -> io::Result<Value> {
-        let answer = control_command(&self.data[node].join("control.sock"), line)?;
-        if answer.get("ok") != Some(&Value::Bool(true)) {
-            return Err(io::Error::other(format!("node {node}: {line}: {answer}")));
-        }
-        Ok(answer
-            .get("reply")
-            .and_then(|r| r.get("data"))
-            .cloned()
-            .unwrap_or(Value::Null))
+        self.servents[node]
+            .ask(line)
+            .map_err(|e| io::Error::other(format!("node {node}: {e}")))
     }
 
     fn stats(&self, node: usize) -> io::Result<Counts> {
@@ -269,7 +191,58 @@ impl Fleet {
     }
 
     fn all_stats(&self) -> io::Result<Vec<Counts>> {
-        (0..self.data.len()).map(|n| self.stats(n)).collect()
+        (0..self.servents.len()).map(|n| self.stats(n)).collect()
+    }
+
+    /// The searcher's side of its index session: messages in and out,
+    /// bytes both ways.
+    fn index_traffic(&self, node: usize) -> io::Result<IndexTraffic> {
+        let status = self.ctl(node, "index status")?;
+        let n = |k: &str| status[0][k].as_u64().unwrap_or(0);
+        Ok(IndexTraffic {
+            messages_in: n("messages_in"),
+            messages_out: n("messages_out"),
+            bytes: n("bytes_in") + n("bytes_out"),
+        })
+    }
+
+    /// The index's own count of searches answered and of search requests
+    /// (200) received, from its metrics.
+    fn index_searches(&self) -> io::Result<(u64, u64)> {
+        let text = http_get(self.metrics, "/metrics")?;
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .map_or(0, |v| v as u64)
+        };
+        Ok((
+            value("hazel_index_searches_total "),
+            value("hazel_index_messages_total{type=\"200\"} "),
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IndexTraffic {
+    messages_in: u64,
+    messages_out: u64,
+    bytes: u64,
+}
+
+/// The body of a plain HTTP/1.0 GET (bounded by a 5 s timeout).
+fn http_get(addr: SocketAddr, path: &str) -> io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    match answer.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.") && head.contains(" 200 ") => {
+            Ok(body.to_string())
+        }
+        _ => Err(io::Error::other(format!(
+            "GET {path} from {addr}: {answer:.80}"
+        ))),
     }
 }
 
@@ -331,48 +304,36 @@ fn random_tree(n: usize, rng: &mut StdRng) -> Vec<(u32, u32)> {
 
 /// Runs the live fleet and the simulation of the same run.
 pub fn run(config: &LiveConfig) -> io::Result<LiveReport> {
+    raise_fd_limit();
     let (edges, workload, queries) = plan(config);
     let sim = simulate(config, &edges, &workload, &queries);
-    let mut fleet = Fleet::start(config, &workload)?;
+    let fleet = Fleet::start(config, &workload)?;
     let mut degree = vec![0u64; config.servents];
     for &(a, b) in &edges {
         degree[a as usize] += 1;
         degree[b as usize] += 1;
-        fleet.ctl(a as usize, &format!("connect {}", fleet.ports[b as usize]))?;
+        let to = fleet.servents[b as usize].addr;
+        fleet.ctl(a as usize, &format!("connect {to}"))?;
     }
-    let linked = wait_for(Duration::from_secs(30), || {
-        let stats = fleet.all_stats().ok()?;
-        stats
-            .iter()
-            .zip(&degree)
-            .all(|(s, &d)| s.established == d)
-            .then_some(())
-    });
-    linked.ok_or_else(|| io::Error::other("the servents did not all link up within 30 s"))?;
-    let scanned = wait_for(Duration::from_secs(30), || {
-        (0..config.servents)
-            .all(|n| {
-                fleet
-                    .ctl(n, "shares")
-                    .ok()
-                    .and_then(|s| s.get("files").and_then(Value::as_u64))
-                    == Some(workload.per_node[n].len() as u64)
-            })
-            .then_some(())
-    });
-    scanned.ok_or_else(|| io::Error::other("the libraries were not scanned within 30 s"))?;
+    // Every library is scanned: each servent shares all its files on the
+    // index (Fleet::start waited for that).
+    wait_for(Duration::from_secs(30), "the servents to link up", || {
+        fleet
+            .all_stats()
+            .is_ok_and(|stats| stats.iter().zip(&degree).all(|(s, &d)| s.established == d))
+    })?;
     let mut pairs = Vec::new();
     for (q, sim) in queries.iter().zip(sim) {
-        let live = live_query(&fleet, q, &workload, config.query_timeout)?;
-        pairs.push(QueryPair {
-            origin: q.origin,
-            keyword: workload.files[q.file as usize].keyword.clone(),
-            copies: workload.files[q.file as usize].holders.len(),
-            sim,
-            live,
-        });
+        let live = live_query(
+            &fleet,
+            q,
+            &workload,
+            config.query_timeout,
+            Network::Gnutella,
+        )?;
+        pairs.push(pair(q, &workload, sim, live));
     }
-    let index_queries = index_run(config, &mut fleet, &workload, &queries)?;
+    let index_queries = index_run(config, &fleet, &workload, &queries)?;
     Ok(LiveReport {
         servents: config.servents,
         edges: edges.len(),
@@ -384,79 +345,62 @@ pub fn run(config: &LiveConfig) -> io::Result<LiveReport> {
     })
 }
 
+fn pair(q: &QuerySpec, workload: &Workload, sim: Observed, live: Observed) -> QueryPair {
+    let file = &workload.files[q.file as usize];
+    QueryPair {
+        origin: q.origin,
+        keyword: file.keyword.clone(),
+        copies: file.holders.len(),
+        sim,
+        live,
+    }
+}
+
 /// Queries whose messages, nodes reached and outcome agree.
 fn identical(pairs: &[QueryPair]) -> usize {
     let key = |o: &Observed| (o.query_messages, o.hit_messages, o.reached, o.found);
     pairs.iter().filter(|p| key(&p.sim) == key(&p.live)).count()
 }
 
-/// The queries against a live `hazel-index` (every node logged in as a
-/// client, sharing its files) and against the index in process.
+/// The queries sent by the servents to the live `hazel-index` they are
+/// logged in to (`search --index`), and to the index in process.
 fn index_run(
     config: &LiveConfig,
-    fleet: &mut Fleet,
+    fleet: &Fleet,
     workload: &Workload,
     queries: &[QuerySpec],
 ) -> io::Result<Vec<QueryPair>> {
-    let mut scenario = Scenario::new(Arch::Index, config.servents);
-    scenario.seed = config.seed;
+    let scenario = loopback(Arch::Index, config);
     let mut rng = StdRng::seed_from_u64(config.seed);
     let mut napster = Napster::new(&scenario, workload, &mut rng);
-    let data = fleet.dir.join("index");
-    std::fs::create_dir_all(&data)?;
-    let (child, addr) = spawn_index(&config.hazel.with_file_name("hazel-index"), &data)?;
-    fleet.index = Some(child);
-    let failed = |e: String| io::Error::other(format!("hazel-index: {e}"));
-    let timeout = Duration::from_secs(10);
-    let mut clients = Vec::new();
-    for node in 0..workload.per_node.len() as u32 {
-        let mut client = Client::connect(addr, format!("node{node}"), timeout).map_err(failed)?;
-        client.login().map_err(failed)?;
-        for file in napster.shared_files(node) {
-            client
-                .send_message(&ClientMessage::Share(file.clone()))
-                .map_err(failed)?;
-        }
-        // A search on the same connection ends after the shares before it.
-        client
-            .search(&SearchQuery::simple(b"hazellabsync", 1))
-            .map_err(failed)?;
-        clients.push(client);
-    }
     let mut pairs = Vec::new();
     for q in queries {
-        let keyword = &workload.files[q.file as usize].keyword;
         let sim = napster.query(q, workload);
-        let request = SearchQuery::simple(keyword.as_bytes(), MAX_RESULTS as u32);
-        let (latency, results, errors) = clients[q.origin as usize]
-            .search(&request)
-            .map_err(failed)?;
-        if errors > 0 {
-            return Err(io::Error::other(format!("hazel-index refused {keyword}")));
-        }
-        pairs.push(QueryPair {
-            origin: q.origin,
-            keyword: keyword.clone(),
-            copies: workload.files[q.file as usize].holders.len(),
-            sim: Observed {
-                query_messages: sim.query_messages,
-                hit_messages: sim.messages - sim.query_messages,
-                reached: sim.reached,
-                duplicates: 0,
-                found: sim.found,
-                latency_ms: sim.latency.map(|l| l.as_secs_f64() * 1000.0),
-            },
-            live: Observed {
-                query_messages: 1,
-                hit_messages: results as u64 + 1,
-                reached: 1,
-                duplicates: 0,
-                found: results > 0,
-                latency_ms: Some(latency.as_secs_f64() * 1000.0),
-            },
-        });
+        let sim = Observed {
+            query_messages: sim.query_messages,
+            hit_messages: sim.messages - sim.query_messages,
+            reached: sim.reached,
+            duplicates: 0,
+            found: sim.found,
+            latency_ms: sim.latency.map(|l| l.as_secs_f64() * 1000.0),
+            bytes: Some(sim.bytes),
+        };
+        let live = live_query(fleet, q, workload, config.query_timeout, Network::Index)?;
+        pairs.push(pair(q, workload, sim, live));
     }
     Ok(pairs)
+}
+
+/// The simulated run of `arch`, like loopback: every link as fast as the
+/// others (1 ms), so copies arrive first along the shortest paths, as they
+/// mostly do live.
+fn loopback(arch: Arch, config: &LiveConfig) -> Scenario {
+    let mut scenario = Scenario::new(arch, config.servents);
+    scenario.ttl = config.ttl;
+    scenario.seed = config.seed;
+    scenario.latency_ms = 1;
+    scenario.jitter_ms = 0;
+    scenario
 }
 
 fn simulate(
@@ -465,13 +409,7 @@ fn simulate(
     workload: &Workload,
     queries: &[QuerySpec],
 ) -> Vec<Observed> {
-    let mut scenario = Scenario::new(Arch::Flood, config.servents);
-    scenario.ttl = config.ttl;
-    scenario.seed = config.seed;
-    // Like loopback: every link as fast as the others, so copies arrive
-    // first along the shortest paths, as they mostly do live.
-    scenario.latency_ms = 1;
-    scenario.jitter_ms = 0;
+    let scenario = loopback(Arch::Flood, config);
     let mut gnutella = Gnutella::on_graph(&scenario, workload, edges);
     gnutella.start_measuring();
     queries
@@ -486,60 +424,145 @@ fn simulate(
                 duplicates: delta.duplicates,
                 found: first.is_some(),
                 latency_ms: first.map(|f| f.latency.as_secs_f64() * 1000.0),
+                bytes: None,
             }
         })
         .collect()
 }
 
+/// One query sent by its origin, to the overlay (`search --gnutella`) or
+/// to the index (`search --index`), watched until it is over.
+///
+/// Flood: the Queries, QueryHits and duplicates every servent's `stats`
+/// counted, the nodes the Query reached. Index: the request as the index
+/// counted it (its metrics), the answers and bytes as the searcher counted
+/// them (its index session).
 fn live_query(
     fleet: &Fleet,
     q: &QuerySpec,
     workload: &Workload,
     timeout: Duration,
+    network: Network,
 ) -> io::Result<Observed> {
     let origin = q.origin as usize;
     let keyword = &workload.files[q.file as usize].keyword;
-    let before = fleet.all_stats()?;
-    let start = Instant::now();
-    let search = fleet.ctl(origin, &format!("search {keyword}"))?;
-    let id = search
-        .get("search_id")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| io::Error::other(format!("search answered {search}")))?;
-    let mut latency_ms = None;
-    let mut last = before.clone();
-    let mut quiet_since = Instant::now();
-    // Until nothing has moved for 300 ms (the flood is over), bounded.
-    while start.elapsed() < timeout {
-        if latency_ms.is_none() {
-            let results = fleet.ctl(origin, &format!("results {id}"))?;
-            if results.as_array().is_some_and(|r| !r.is_empty()) {
-                latency_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
-            }
-        }
-        let now = fleet.all_stats()?;
-        if now != last {
-            last = now;
-            quiet_since = Instant::now();
-        } else if quiet_since.elapsed() >= Duration::from_millis(300) {
-            break;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    let mut observed = Observed {
-        found: latency_ms.is_some(),
-        latency_ms,
-        ..Observed::default()
+    let watch = Watch {
+        fleet,
+        origin,
+        timeout,
     };
-    for (n, (b, a)) in before.iter().zip(&last).enumerate() {
-        observed.query_messages += a.query - b.query;
-        observed.hit_messages += a.query_hit - b.query_hit;
-        observed.duplicates += a.duplicates - b.duplicates;
-        if a.query > b.query && n != origin {
-            observed.reached += 1;
+    match network {
+        Network::Gnutella => {
+            let line = format!("search --gnutella {keyword}");
+            let (before, last, latency_ms) = watch.run(&line, || fleet.all_stats(), |_, _| true)?;
+            let mut observed = Observed {
+                found: latency_ms.is_some(),
+                latency_ms,
+                ..Observed::default()
+            };
+            for (n, (b, a)) in before.iter().zip(&last).enumerate() {
+                observed.query_messages += a.query - b.query;
+                observed.hit_messages += a.query_hit - b.query_hit;
+                observed.duplicates += a.duplicates - b.duplicates;
+                if a.query > b.query && n != origin {
+                    observed.reached += 1;
+                }
+            }
+            Ok(observed)
+        }
+        Network::Index => {
+            let (searches_before, requests_before) = fleet.index_searches()?;
+            let line = format!("search --index --max {MAX_RESULTS} {keyword}");
+            let read = || fleet.index_traffic(origin);
+            let (before, last, latency_ms) = watch.run(&line, read, |before, last| {
+                last.messages_in > before.messages_in
+            })?;
+            let (searches_after, requests_after) = fleet.index_searches()?;
+            if last.messages_out - before.messages_out != requests_after - requests_before {
+                return Err(io::Error::other(format!(
+                    "{keyword}: node {origin} sent {} messages to the index, which counted {} requests",
+                    last.messages_out - before.messages_out,
+                    requests_after - requests_before
+                )));
+            }
+            Ok(Observed {
+                query_messages: requests_after - requests_before,
+                hit_messages: last.messages_in - before.messages_in,
+                reached: usize::from(searches_after > searches_before),
+                duplicates: 0,
+                found: latency_ms.is_some(),
+                latency_ms,
+                bytes: Some(last.bytes - before.bytes),
+            })
         }
     }
-    Ok(observed)
+}
+
+/// Where a live query goes.
+#[derive(Debug, Clone, Copy)]
+enum Network {
+    Gnutella,
+    Index,
+}
+
+/// A search to watch: who sends it, for how long at most.
+struct Watch<'a> {
+    fleet: &'a Fleet,
+    origin: usize,
+    timeout: Duration,
+}
+
+impl Watch<'_> {
+    /// Sends search `line` from the origin and watches it: the counters
+    /// `read` gives before the search and once they stop moving (nothing for
+    /// 300 ms after `started` holds between the two), bounded by the
+    /// timeout, and the ms to the first result listed.
+    fn run<T: PartialEq>(
+        &self,
+        line: &str,
+        read: impl Fn() -> io::Result<T>,
+        started: impl Fn(&T, &T) -> bool,
+    ) -> io::Result<(T, T, Option<f64>)> {
+        let (fleet, origin, timeout) = (self.fleet, self.origin, self.timeout);
+        let before = read()?;
+        let start = Instant::now();
+        let search = fleet.ctl(origin, line)?;
+        let id = search
+            .get("search_id")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| io::Error::other(format!("search answered {search}")))?;
+        let mut latency_ms = None;
+        let mut last = read()?;
+        let mut quiet_since = Instant::now();
+        while start.elapsed() < timeout {
+            if latency_ms.is_none() {
+                let results = fleet.ctl(origin, &format!("results {id}"))?;
+                if results.as_array().is_some_and(|r| !r.is_empty()) {
+                    latency_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            let now = read()?;
+            if now != last {
+                last = now;
+                quiet_since = Instant::now();
+            } else if started(&before, &last) && quiet_since.elapsed() >= Duration::from_millis(300)
+            {
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        Ok((before, last, latency_ms))
+    }
+}
+
+/// A table row: the query, its copies, then `sim / live` per column.
+fn row(p: &QueryPair, columns: &[(String, String)]) -> String {
+    let mut line = format!("| {} from {} | {} |", p.keyword, p.origin, p.copies);
+    for (sim, live) in columns {
+        line.push_str(&format!(" {sim} / {live} |"));
+    }
+    line.push('\n');
+    line
 }
 
 /// Milliseconds in a table cell.
@@ -551,24 +574,33 @@ fn ms(x: Option<f64>) -> String {
 pub fn render(report: &LiveReport) -> String {
     let mut out = render_flood(report);
     out.push_str(&format!(
-        "\nhazel-index: {} of {} queries counted the same live as simulated\n\
-         | query | copies | messages sim / live (request, results, end) | found sim / live | ms sim / live |\n\
-         |---|---:|---:|---:|---:|\n",
+        "\nhazel-index, searched by the servents (`search --index`): {} of {} queries counted \
+         the same live as simulated (requests as the index counted them; answers and bytes as \
+         the searcher's index session counted them; the bytes differ by the files' real sizes, \
+         checksums and MP3 details)\n\
+         | query | copies | requests sim / live | answers (results, end) sim / live | \
+         bytes sim / live | found sim / live | ms sim / live |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
         report.index_identical,
         report.index_queries.len()
     ));
+    let bytes = |b: Option<u64>| b.map_or("–".to_string(), |b| b.to_string());
     for p in &report.index_queries {
-        out.push_str(&format!(
-            "| {} from {} | {} | {} / {} | {} / {} | {} / {} |\n",
-            p.keyword,
-            p.origin,
-            p.copies,
-            p.sim.query_messages + p.sim.hit_messages,
-            p.live.query_messages + p.live.hit_messages,
-            p.sim.found,
-            p.live.found,
-            ms(p.sim.latency_ms),
-            ms(p.live.latency_ms),
+        out.push_str(&row(
+            p,
+            &[
+                (
+                    p.sim.query_messages.to_string(),
+                    p.live.query_messages.to_string(),
+                ),
+                (
+                    p.sim.hit_messages.to_string(),
+                    p.live.hit_messages.to_string(),
+                ),
+                (bytes(p.sim.bytes), bytes(p.live.bytes)),
+                (p.sim.found.to_string(), p.live.found.to_string()),
+                (ms(p.sim.latency_ms), ms(p.live.latency_ms)),
+            ],
         ));
     }
     out
@@ -588,23 +620,22 @@ fn render_flood(report: &LiveReport) -> String {
         report.queries.len()
     );
     for p in &report.queries {
-        out.push_str(&format!(
-            "| {} from {} | {} | {} / {} | {} / {} | {} / {} | {} / {} | {} / {} | {} / {} |\n",
-            p.keyword,
-            p.origin,
-            p.copies,
-            p.sim.query_messages,
-            p.live.query_messages,
-            p.sim.hit_messages,
-            p.live.hit_messages,
-            p.sim.reached,
-            p.live.reached,
-            p.sim.duplicates,
-            p.live.duplicates,
-            p.sim.found,
-            p.live.found,
-            ms(p.sim.latency_ms),
-            ms(p.live.latency_ms),
+        out.push_str(&row(
+            p,
+            &[
+                (
+                    p.sim.query_messages.to_string(),
+                    p.live.query_messages.to_string(),
+                ),
+                (
+                    p.sim.hit_messages.to_string(),
+                    p.live.hit_messages.to_string(),
+                ),
+                (p.sim.reached.to_string(), p.live.reached.to_string()),
+                (p.sim.duplicates.to_string(), p.live.duplicates.to_string()),
+                (p.sim.found.to_string(), p.live.found.to_string()),
+                (ms(p.sim.latency_ms), ms(p.live.latency_ms)),
+            ],
         ));
     }
     out

@@ -3,7 +3,8 @@
 //!
 //! Runs (all with one seed):
 //! - sizes: every architecture at 100, 1,000, 10,000 … up to the largest
-//!   size asked, flood on random and power-law overlays;
+//!   size asked, flood on random overlays and, up to 10,000 nodes, on
+//!   power-law overlays;
 //! - TTL 1..7: flood on random and power-law overlays at the largest size up
 //!   to 10,000;
 //! - Ping/Pong: flood on random overlays at up to 1,000 nodes with TTL 1..7,
@@ -90,6 +91,8 @@ pub struct Sweep {
 /// (what Gnutella 0.6 ultrapeers did, scaled to the lab's sizes).
 const ULTRAPEER_DEGREE: usize = 10;
 const ULTRAPEER_TTL: u8 = 3;
+/// The largest power-law flood of the size sweep.
+const POWER_LAW_MAX_NODES: usize = 10_000;
 /// Virtual time between queries in the Ping/Pong runs (ms): past the
 /// servent's 3 s Ping throttle, within its pong cache's 5 s freshness.
 const CACHE_RUNS_INTERVAL_MS: u64 = 3200;
@@ -122,9 +125,13 @@ impl Sweep {
             for arch in [Arch::Flood, Arch::Index, Arch::Super, Arch::Dht] {
                 out.push((Part::Sizes, self.scenario(arch, n)));
             }
-            let mut s = self.scenario(Arch::Flood, n);
-            s.topology = Topology::PowerLaw;
-            out.push((Part::Sizes, s));
+            // Past 10,000 nodes a power-law flood reaches nearly everyone
+            // (hundreds of thousands of messages a query): too slow here.
+            if n <= POWER_LAW_MAX_NODES {
+                let mut s = self.scenario(Arch::Flood, n);
+                s.topology = Topology::PowerLaw;
+                out.push((Part::Sizes, s));
+            }
         }
         for ttl in 1..=7 {
             for topology in [Topology::Random, Topology::PowerLaw] {
@@ -338,6 +345,11 @@ fn plot(
                     .copied()
                     .filter(|(x, y)| x.is_finite() && y.is_finite() && (!y_log || *y > 0.0))
                     .collect();
+                // No line and no legend entry for a series with nothing to
+                // draw (the power-law flood at the largest size).
+                if points.is_empty() {
+                    continue;
+                }
                 chart
                     .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
                     .map_err(plot_err)?
@@ -561,5 +573,28 @@ mod tests {
         assert_eq!(sweep(100_000).sizes(), vec![100, 1000, 10_000, 100_000]);
         assert_eq!(sweep(5000).sizes(), vec![100, 1000, 5000]);
         assert_eq!(sweep(100).sizes(), vec![100]);
+    }
+
+    #[test]
+    fn the_largest_sizes_leave_out_only_the_power_law_flood() {
+        let sweep = Sweep {
+            max_nodes: 100_000,
+            queries: 1,
+            seed: 1,
+        };
+        let sized: Vec<Scenario> = sweep
+            .scenarios()
+            .into_iter()
+            .filter(|(p, _)| *p == Part::Sizes)
+            .map(|(_, s)| s)
+            .collect();
+        for n in [100, 1000, 10_000, 100_000] {
+            let at: Vec<&Scenario> = sized.iter().filter(|s| s.nodes == n).collect();
+            for arch in [Arch::Flood, Arch::Index, Arch::Super, Arch::Dht] {
+                assert!(at.iter().any(|s| s.arch == arch), "{arch:?} at {n}");
+            }
+            let power_law = at.iter().any(|s| s.topology == Topology::PowerLaw);
+            assert_eq!(power_law, n <= 10_000, "power-law flood at {n}");
+        }
     }
 }

@@ -71,7 +71,7 @@ struct Sample {
 }
 
 /// A process killed on drop.
-struct Killed(Child);
+pub(crate) struct Killed(Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -81,7 +81,7 @@ impl Drop for Killed {
 }
 
 /// A folder removed on drop.
-struct WorkDir(PathBuf);
+pub(crate) struct WorkDir(pub(crate) PathBuf);
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
@@ -112,11 +112,15 @@ fn mp3(frames: usize, tag: u8) -> Vec<u8> {
     data
 }
 
-fn free_port() -> io::Result<SocketAddr> {
+pub(crate) fn free_port() -> io::Result<SocketAddr> {
     TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
-fn wait_for(deadline: Duration, what: &str, mut ok: impl FnMut() -> bool) -> io::Result<()> {
+pub(crate) fn wait_for(
+    deadline: Duration,
+    what: &str,
+    mut ok: impl FnMut() -> bool,
+) -> io::Result<()> {
     let until = Instant::now() + deadline;
     while Instant::now() < until {
         if ok() {
@@ -125,6 +129,53 @@ fn wait_for(deadline: Duration, what: &str, mut ok: impl FnMut() -> bool) -> io:
         std::thread::sleep(Duration::from_millis(50));
     }
     Err(io::Error::other(format!("timed out waiting for {what}")))
+}
+
+/// A `hazel-index` on a free loopback port with its data and log under
+/// `work` (no limits on clones, searches or message rates), once it
+/// accepts connections; `extra` goes on its command line.
+pub(crate) fn start_index(
+    binary: &Path,
+    work: &Path,
+    extra: &[&str],
+) -> io::Result<(Killed, SocketAddr)> {
+    let addr = free_port()?;
+    let mut command = Command::new(binary);
+    command
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--data-dir")
+        .arg(work.join("index"))
+        .args(["--clones-per-ip", "0", "--searches-per-minute", "0"])
+        .args(["--max-messages-per-second", "0", "--log-level", "warn"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(work.join("index.log"))?);
+    super::die_with_parent(&mut command);
+    let index = Killed(
+        command
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", binary.display())))?,
+    );
+    wait_for(Duration::from_secs(20), "hazel-index", || {
+        TcpStream::connect(addr).is_ok()
+    })?;
+    Ok((index, addr))
+}
+
+/// Waits (bounded) until servent `i` is logged in to its index and shares
+/// `files` there.
+pub(crate) fn wait_on_index(servent: &Hazel, i: usize, files: u64) -> io::Result<()> {
+    wait_for(
+        Duration::from_secs(60),
+        &format!("servent {i} on the index"),
+        || {
+            servent
+                .ask("index status")
+                .is_ok_and(|v| v[0]["state"] == "online" && v[0]["shared"].as_u64() == Some(files))
+        },
+    )
 }
 
 impl World {
@@ -140,24 +191,8 @@ impl World {
         let work = base.join(format!("hazel-load-compare-{}", std::process::id()));
         std::fs::create_dir_all(&work)?;
         let work_dir = WorkDir(work.clone());
-        let index_addr = free_port()?;
-        let index = Command::new(bins.join("hazel-index"))
-            .arg("--listen")
-            .arg(index_addr.to_string())
-            .arg("--data-dir")
-            .arg(work.join("index"))
-            .args(["--clones-per-ip", "0", "--searches-per-minute", "0"])
-            .args(["--max-messages-per-second", "0", "--log-level", "warn"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(work.join("index.log"))?)
-            .spawn()
-            .map_err(|e| io::Error::new(e.kind(), format!("hazel-index: {e}")))?;
-        let index_process = Killed(index);
+        let (index_process, index_addr) = start_index(&bins.join("hazel-index"), &work, &[])?;
         let mut servents: Vec<Hazel> = Vec::new();
-        wait_for(Duration::from_secs(20), "hazel-index", || {
-            TcpStream::connect(index_addr).is_ok()
-        })?;
         let hazel = bins.join("hazel");
         let index = index_addr.to_string();
         let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
@@ -222,15 +257,7 @@ impl World {
             }
         };
         for (i, s) in self.servents.iter().enumerate() {
-            wait_for(
-                Duration::from_secs(60),
-                &format!("servent {i} on the index"),
-                || {
-                    s.ask("index status").is_ok_and(|v| {
-                        v[0]["state"] == "online" && v[0]["shared"].as_u64() == Some(expected(i))
-                    })
-                },
-            )?;
+            wait_on_index(s, i, expected(i))?;
         }
         wait_for(Duration::from_secs(60), "the user", || {
             let online = self

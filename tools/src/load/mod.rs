@@ -15,8 +15,23 @@ pub mod servent;
 pub mod transfer;
 
 use std::io;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
+
+/// Has the kernel kill the child `command` starts when this process dies
+/// (`PR_SET_PDEATHSIG`), so a killed tool leaves no servents behind.
+pub(crate) fn die_with_parent(command: &mut Command) {
+    // SAFETY: prctl only sets a flag of the child process, between fork and
+    // exec; it allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
 
 /// The `hazel` binary to spawn: the one given, or the one next to this
 /// executable (how `cargo build` lays them out).

@@ -218,6 +218,7 @@ impl Hazel {
         if let Some(share) = share {
             command.arg("--share").arg(share);
         }
+        super::die_with_parent(&mut command);
         let child = command
             .args(extra)
             .stdin(Stdio::null())
