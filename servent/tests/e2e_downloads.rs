@@ -102,6 +102,8 @@ fn a_file_found_by_search_downloads_byte_identical_from_one_source() {
     // The hit's bitprint gave the root; the source served the tree.
     let info = download(&getter, id).expect("the download");
     assert_eq!(info["verification"], "tiger tree and sha1", "{info}");
+    // A finished download moves no bytes.
+    assert_eq!(info["rate"], 0, "{info}");
     assert!(
         path.starts_with(getter.data_dir.join("downloads")),
         "{}",

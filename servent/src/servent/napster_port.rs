@@ -51,6 +51,10 @@ enum Role {
     /// A browse list: our nick line is queued (its own write); the list
     /// follows once it is out.
     Listing { rest: Vec<u8> },
+    /// Our pushed browse list (`SENDLIST`, the list): waiting for the
+    /// browser's `1` (closing before reading it would reset the connection
+    /// under the list).
+    ListPush { list: Vec<u8> },
     /// Refused or done: write what is queued, then close.
     Closing,
 }
@@ -191,11 +195,9 @@ impl NapsterPort {
                     .insert(id, PortConn::new(peer, role, Vec::new(), now));
             }
             PendingPush::List(list) => {
-                // Whatever the browser sends (its `1`) is not needed.
-                let mut conn = PortConn::new(peer, Role::Closing, list, now);
+                let mut conn = PortConn::new(peer, Role::ListPush { list }, Vec::new(), now);
                 conn.serving_list = true;
                 self.conns.insert(id, conn);
-                self.actions.push_back(Action::WantWrite(id));
             }
         }
         true
@@ -233,8 +235,24 @@ impl NapsterPort {
         match self.conns.get(&id).map(|c| &c.role) {
             Some(Role::Request) => self.on_request(id, parts, now, settled),
             Some(Role::Push { .. }) => self.on_push_bytes(id, parts, now, settled),
+            Some(Role::ListPush { .. }) => self.on_list_push_bytes(id),
             _ => {}
         }
+    }
+
+    /// The browser we push our list to greeted us: the list goes, then we close.
+    fn on_list_push_bytes(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.buf.first() != Some(&GREETING) {
+            return self.refuse(id, INVALID_REQUEST);
+        }
+        conn.buf.clear();
+        if let Role::ListPush { list } = std::mem::replace(&mut conn.role, Role::Closing) {
+            conn.out = list;
+        }
+        self.actions.push_back(Action::WantWrite(id));
     }
 
     /// Whether the number that ends a request at `used` may still be
@@ -538,7 +556,7 @@ impl NapsterPort {
     pub fn tick(&mut self, now: Instant, stall: Duration) {
         for (&id, conn) in &mut self.conns {
             let late = match conn.role {
-                Role::Request | Role::Push { .. } => {
+                Role::Request | Role::Push { .. } | Role::ListPush { .. } => {
                     now.saturating_duration_since(conn.since) >= REQUEST_TIMEOUT
                 }
                 Role::Body { .. } | Role::Listing { .. } | Role::Closing => {
@@ -566,6 +584,7 @@ impl NapsterPort {
                 state: match c.role {
                     Role::Request => "waiting for a request",
                     Role::Push { .. } => "pushing",
+                    Role::ListPush { .. } => "pushing our list",
                     Role::Body { .. } => "sending",
                     Role::Listing { .. } => "sending our list",
                     Role::Closing => "closing",

@@ -1162,7 +1162,10 @@ impl Download {
         let done = self.pieces.as_ref().map_or(0, Pieces::done_bytes);
         let (since, sum) = self.rate_window;
         let window = now.saturating_duration_since(since).as_secs_f64();
-        let rate = if window >= 1.0 {
+        // Only a running download has a rate (a finished one's would decay).
+        let rate = if self.state != State::Running {
+            0.0
+        } else if window >= 1.0 {
             sum as f64 / window
         } else {
             self.rate
