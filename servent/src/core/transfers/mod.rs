@@ -317,9 +317,7 @@ struct Download {
     chunk_source: Vec<Option<u16>>,
     fetches: usize,
     last_error: Option<String>,
-    /// Bytes received in the current rate window, and when it began.
-    rate_window: (Instant, u64),
-    rate: f64,
+    rate: RateMeter,
     last_checkpoint: Instant,
     unsaved: bool,
     /// Verified bytes the last synced checkpoint named.
@@ -384,6 +382,46 @@ pub struct Transfers {
     actions: VecDeque<TransferAction>,
     /// Pushes lately sent to each firewalled servent (by servent id).
     push_pace: HashMap<[u8; 16], PushPace>,
+}
+
+/// Bytes a second over a window of about five seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct RateMeter {
+    /// Bytes counted in the current window, and when it began.
+    window: (Instant, u64),
+    /// The last whole window's rate.
+    last: f64,
+}
+
+impl RateMeter {
+    pub fn new(now: Instant) -> RateMeter {
+        RateMeter {
+            window: (now, 0),
+            last: 0.0,
+        }
+    }
+
+    pub fn count(&mut self, bytes: u64, now: Instant) {
+        let (since, sum) = self.window;
+        let elapsed = now.saturating_duration_since(since);
+        if elapsed >= Duration::from_secs(5) {
+            self.last = sum as f64 / elapsed.as_secs_f64();
+            self.window = (now, bytes);
+        } else {
+            self.window.1 = sum + bytes;
+        }
+    }
+
+    /// The current window's rate once it is a second long, else the last one's.
+    pub fn rate(&self, now: Instant) -> f64 {
+        let (since, sum) = self.window;
+        let window = now.saturating_duration_since(since).as_secs_f64();
+        if window >= 1.0 {
+            sum as f64 / window
+        } else {
+            self.last
+        }
+    }
 }
 
 /// Pushes sent to one servent: at most [`PUSH_BURST`] close together, then
@@ -1114,8 +1152,7 @@ impl Download {
             chunk_source: Vec::new(),
             fetches: 0,
             last_error: None,
-            rate_window: (now, 0),
-            rate: 0.0,
+            rate: RateMeter::new(now),
             last_checkpoint: now,
             unsaved: true,
             synced_verified: 0,
@@ -1146,29 +1183,17 @@ impl Download {
         }
     }
 
-    /// Counts `bytes` in the rate (a window of about five seconds).
     fn count_rate(&mut self, bytes: u64, now: Instant) {
-        let (since, sum) = self.rate_window;
-        let elapsed = now.saturating_duration_since(since);
-        if elapsed >= Duration::from_secs(5) {
-            self.rate = sum as f64 / elapsed.as_secs_f64();
-            self.rate_window = (now, bytes);
-        } else {
-            self.rate_window.1 = sum + bytes;
-        }
+        self.rate.count(bytes, now);
     }
 
     fn info(&self, now: Instant) -> DownloadInfo {
         let done = self.pieces.as_ref().map_or(0, Pieces::done_bytes);
-        let (since, sum) = self.rate_window;
-        let window = now.saturating_duration_since(since).as_secs_f64();
         // Only a running download has a rate (a finished one's would decay).
-        let rate = if self.state != State::Running {
-            0.0
-        } else if window >= 1.0 {
-            sum as f64 / window
+        let rate = if self.state == State::Running {
+            self.rate.rate(now)
         } else {
-            self.rate
+            0.0
         };
         let eta_secs = match (self.size(), &self.state) {
             (Some(size), State::Running) if rate > 0.0 => {

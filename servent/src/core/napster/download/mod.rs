@@ -21,7 +21,7 @@ use hazel_protocol::napster::{ClientMessage, ServerMessage, UserFile};
 
 use crate::core::events::SearchResult;
 use crate::core::transfers::record::{sanitize_name, DownloadRecord, NapsterSourceRecord};
-use crate::core::transfers::{DiskJob, DownloadEvent, DownloadId};
+use crate::core::transfers::{DiskJob, DownloadEvent, DownloadId, RateMeter};
 use crate::core::{Action, ConnId, Core, CoreEvent};
 
 mod control;
@@ -103,9 +103,7 @@ struct Download {
     checkpointed: u64,
     last_checkpoint: Instant,
     unsaved: bool,
-    /// Bytes received in the current rate window, and when it began.
-    rate_window: (Instant, u64),
-    rate: f64,
+    rate: RateMeter,
     state: State,
     conn: Option<ConnId>,
     peer: Option<SocketAddr>,
@@ -212,8 +210,7 @@ impl Core {
             checkpointed: 0,
             last_checkpoint: now,
             unsaved: true,
-            rate_window: (now, 0),
-            rate: 0.0,
+            rate: RateMeter::new(now),
             state: State::Asking,
             conn: None,
             peer: None,
@@ -534,8 +531,7 @@ impl Core {
             checkpointed: written,
             last_checkpoint: now,
             unsaved: false,
-            rate_window: (now, 0),
-            rate: 0.0,
+            rate: RateMeter::new(now),
             state,
             conn: None,
             peer: None,
@@ -597,16 +593,9 @@ impl Download {
         }
     }
 
-    /// Counts `bytes` in the rate (a window of about five seconds).
+    /// Counts `bytes` in the rate.
     fn count_rate(&mut self, bytes: u64, now: Instant) {
-        let (since, sum) = self.rate_window;
-        let elapsed = now.saturating_duration_since(since);
-        if elapsed >= Duration::from_secs(5) {
-            self.rate = sum as f64 / elapsed.as_secs_f64();
-            self.rate_window = (now, bytes);
-        } else {
-            self.rate_window.1 = sum + bytes;
-        }
+        self.rate.count(bytes, now);
     }
 
     /// Bytes a second now (0 when not receiving).
@@ -614,13 +603,7 @@ impl Download {
         if self.state != State::Receiving {
             return 0.0;
         }
-        let (since, sum) = self.rate_window;
-        let window = now.saturating_duration_since(since).as_secs_f64();
-        if window >= 1.0 {
-            sum as f64 / window
-        } else {
-            self.rate
-        }
+        self.rate.rate(now)
     }
 }
 
