@@ -134,6 +134,22 @@ impl Servent {
     }
 
     /// Tells the core whether uploads are busy (QueryHit flags).
+    /// Calls `f` with the data port and what it borrows from the servent.
+    fn with_napster_port<R>(
+        &mut self,
+        f: impl FnOnce(&mut napster_port::NapsterPort, napster_port::Parts<'_>) -> R,
+    ) -> R {
+        let library = Arc::clone(self.core.library());
+        let (slots, confinement) = self.uploads.slots_and_confinement();
+        let parts = napster_port::Parts {
+            core: &mut self.core,
+            slots,
+            confinement,
+            library: &library,
+        };
+        f(&mut self.napster_port, parts)
+    }
+
     fn publish_upload_state(&mut self) {
         self.core
             .set_upload_state(self.uploads.busy(), self.uploads.have_uploaded());
@@ -280,15 +296,7 @@ impl Handler for Servent {
             self.uploads.on_bytes(id, bytes, &library, &mut relay, now);
             self.publish_upload_state();
         } else if self.napster_port.contains(id) {
-            let library = Arc::clone(self.core.library());
-            let (slots, confinement) = self.uploads.slots_and_confinement();
-            let parts = napster_port::Parts {
-                core: &mut self.core,
-                slots,
-                confinement,
-                library: &library,
-            };
-            self.napster_port.on_bytes(id, bytes, parts, now);
+            self.with_napster_port(|port, parts| port.on_bytes(id, bytes, parts, now));
             self.publish_upload_state();
         } else {
             self.core.on_bytes(id, bytes, now);
@@ -316,15 +324,7 @@ impl Handler for Servent {
         self.core.handle_timeout(now);
         self.uploads.tick(now);
         if self.napster_port.poll_timeout().is_some_and(|t| t <= now) {
-            let library = Arc::clone(self.core.library());
-            let (slots, confinement) = self.uploads.slots_and_confinement();
-            let parts = napster_port::Parts {
-                core: &mut self.core,
-                slots,
-                confinement,
-                library: &library,
-            };
-            self.napster_port.settle(parts, now);
+            self.with_napster_port(|port, parts| port.settle(parts, now));
             self.publish_upload_state();
         }
         self.napster_port.tick(now, self.uploads.stall_limit());
