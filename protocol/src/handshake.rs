@@ -74,22 +74,33 @@ impl Header {
     /// A value can never break the block: CR, LF and other control bytes are replaced by spaces,
     /// and bytes not allowed in a name (space, colon, controls) become `-`.
     pub fn new(name: &str, value: &str) -> Header {
-        let name: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_graphic() && c != ':' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        let value: String = value
-            .chars()
-            .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
-            .collect();
-        let value = value.trim_matches(is_ws).to_string();
-        let line = format!("{name}: {value}");
+        let name: String = if name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+            name.to_string()
+        } else {
+            name.chars()
+                .map(|c| {
+                    if c.is_ascii_graphic() && c != ':' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect()
+        };
+        let unsafe_char = |c: char| c.is_control() && c != '\t';
+        let value: String = if value.contains(unsafe_char) {
+            let cleaned: String = value
+                .chars()
+                .map(|c| if unsafe_char(c) { ' ' } else { c })
+                .collect();
+            cleaned.trim_matches(is_ws).to_string()
+        } else {
+            value.trim_matches(is_ws).to_string()
+        };
+        let mut line = String::with_capacity(name.len() + 2 + value.len());
+        line.push_str(&name);
+        line.push_str(": ");
+        line.push_str(&value);
         Header { line, name, value }
     }
 

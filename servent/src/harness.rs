@@ -172,7 +172,9 @@ pub struct Net {
     open_links: usize,
     /// Emptied delivery buffers, for the next writes.
     spare_buffers: Vec<Vec<u8>>,
-    queue: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    /// (virtual nanoseconds since `start`, sequence, slot): plain integers
+    /// compare faster than `Instant`s and make a smaller heap.
+    queue: BinaryHeap<Reverse<(u64, u64, u32)>>,
     /// Deliveries by slot; the heap orders (time, sequence, slot).
     slots: Vec<Option<Delivery>>,
     free_slots: Vec<usize>,
@@ -330,7 +332,13 @@ impl Net {
             }
         };
         self.seq += 1;
-        self.queue.push(Reverse((at, self.seq, slot)));
+        self.queue
+            .push(Reverse((self.nanos(at), self.seq, slot as u32)));
+    }
+
+    /// Virtual time `at` as nanoseconds since the start.
+    fn nanos(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.start).as_nanos() as u64
     }
 
     /// Carries out what `node`'s core asks until it is quiet.
@@ -461,9 +469,10 @@ impl Net {
     /// Runs every delivery and timer due up to `until`, in time order; false
     /// when `max_steps` ran out first.
     pub fn run_until(&mut self, until: Instant, max_steps: usize) -> bool {
+        let until_ns = self.nanos(until);
         for _ in 0..max_steps {
             match self.queue.peek() {
-                Some(Reverse((at, _, _))) if *at <= until => {}
+                Some(Reverse((at, _, _))) if *at <= until_ns => {}
                 _ => {
                     self.now = self.now.max(until);
                     return true;
@@ -472,7 +481,8 @@ impl Net {
             let Some(Reverse((at, _, slot))) = self.queue.pop() else {
                 break;
             };
-            self.now = self.now.max(at);
+            self.now = self.now.max(self.start + Duration::from_nanos(at));
+            let slot = slot as usize;
             let Some(delivery) = self.slots.get_mut(slot).and_then(Option::take) else {
                 continue;
             };
@@ -502,7 +512,7 @@ impl Net {
             let Some(Reverse((at, _, _))) = self.queue.peek() else {
                 return true;
             };
-            let at = *at;
+            let at = self.start + Duration::from_nanos(*at);
             self.run_until(at, 1);
         }
         self.in_flight == 0

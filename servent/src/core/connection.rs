@@ -216,6 +216,17 @@ impl Connection {
             self.out.drain(..self.out_pos);
             self.out_pos = 0;
         }
+        let Some(deflater) = self.deflater.as_mut() else {
+            // Plain: frames are copied straight out of the queue.
+            let mut batch_bytes = 0;
+            while batch_bytes < REFILL_BYTES {
+                let Some(frame) = self.queue.pop() else { break };
+                batch_bytes += frame.len();
+                self.out.extend_from_slice(&frame);
+                self.descriptors_out += 1;
+            }
+            return;
+        };
         let mut batch: Vec<Frame> = Vec::new();
         let mut batch_bytes = 0;
         while batch_bytes < REFILL_BYTES {
@@ -224,18 +235,9 @@ impl Connection {
             batch.push(frame);
         }
         self.descriptors_out += batch.len() as u64;
-        match self.deflater.as_mut() {
-            None => {
-                for frame in &batch {
-                    self.out.extend_from_slice(frame);
-                }
-            }
-            Some(deflater) => {
-                // Sync-flushed after the batch so the peer can decode it now.
-                let parts: Vec<&[u8]> = batch.iter().map(|f| &f[..]).collect();
-                deflater.compress_parts(&parts, &mut self.out);
-            }
-        }
+        // Sync-flushed after the batch so the peer can decode it now.
+        let parts: Vec<&[u8]> = batch.iter().map(|f| &f[..]).collect();
+        deflater.compress_parts(&parts, &mut self.out);
     }
 
     /// The reactor wrote `n` bytes of [`Connection::output`].

@@ -19,6 +19,13 @@ use hazel_tools::lab::report::{self, Sweep};
 use hazel_tools::lab::topology::Topology;
 use hazel_tools::lab::{run, Arch, Row, Scenario};
 
+/// A simulation allocates and frees small buffers by the million across
+/// gigabytes of cores: mimalloc's per-size pages take 30-45 % off a
+/// 100,000-node run compared with the system allocator (README, "How the
+/// architectures compare").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "hazel-lab", version)]
 struct Cli {
