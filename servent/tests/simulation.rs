@@ -145,9 +145,30 @@ fn distances(n: usize, edges: &[(usize, usize)], origin: usize) -> Vec<Option<us
 }
 
 fn build(n: usize, extra: usize, seed: u64, deflate: bool) -> (Net, Vec<(usize, usize)>) {
+    build_on(n, extra, seed, deflate, 1)
+}
+
+/// [`build`] on `threads` threads, with 20 ms of latency on every link (so
+/// the threads have windows to run side by side in; equal latencies, so a
+/// query's first copy still comes along a shortest path, as the checks
+/// expect).
+fn build_on(
+    n: usize,
+    extra: usize,
+    seed: u64,
+    deflate: bool,
+    threads: usize,
+) -> (Net, Vec<(usize, usize)>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let edges = random_graph(n, extra, &mut rng);
     let mut net = Net::new(n, seed, deflate);
+    if threads > 1 {
+        net.net.set_latency(harness::Latency {
+            base: std::time::Duration::from_millis(20),
+            jitter: std::time::Duration::ZERO,
+        });
+        net.net.set_threads(threads);
+    }
     for &(a, b) in &edges {
         net.dial(a, b);
     }
@@ -265,7 +286,7 @@ fn check_push(net: &mut Net, origin: usize, target: usize, distance: usize) {
     for (node, events) in net.net.events.iter().enumerate() {
         let pushes: Vec<_> = events
             .iter()
-            .filter_map(|e| match e {
+            .filter_map(|(_, e)| match e {
                 CoreEvent::PushRequest(p) => Some(p),
                 _ => None,
             })
@@ -307,6 +328,20 @@ fn a_thousand_nodes_route_queries_hits_and_pushes() {
         check_push(&mut net, origin, target, distance);
     }
     eprintln!("1000-node simulation took {:?}", started.elapsed());
+}
+
+#[test]
+fn on_two_threads_queries_hits_and_pushes_route_the_same() {
+    let (mut net, edges) = build_on(1000, 1000, 0x5eed_0004, false, 2);
+    for (origin, ttl) in [(3usize, 3u8), (800, 4)] {
+        let responders = check_search(&mut net, &edges, origin, ttl);
+        assert!(responders.len() > 10, "reach: {}", responders.len());
+        let &(target, distance) = responders
+            .iter()
+            .max_by_key(|(node, d)| (*d, std::cmp::Reverse(*node)))
+            .expect("a responder");
+        check_push(&mut net, origin, target, distance);
+    }
 }
 
 #[test]

@@ -119,6 +119,10 @@ struct SimArgs {
     jitter_ms: u64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Threads the simulated network runs on (1 to 16). Results depend on
+    /// the seed and on this, not on the machine.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
+    threads: u16,
     /// Output format.
     #[arg(long, default_value = "csv")]
     format: Format,
@@ -193,6 +197,7 @@ fn scenarios(args: &SimArgs) -> Vec<Scenario> {
                         s.latency_ms = args.latency_ms;
                         s.jitter_ms = args.jitter_ms;
                         s.seed = args.seed;
+                        s.threads = usize::from(args.threads);
                         s.workload.queries = args.queries;
                         s.workload.files = args.files;
                         s.workload.alpha = args.alpha;

@@ -151,6 +151,7 @@ impl Overlay {
             // Room for the links of rejoining nodes.
             net.add(core_config(node, scenario, max_degree + 64));
         }
+        net.set_threads(scenario.threads);
         for &(a, b) in edges {
             net.dial(a as usize, b as usize);
         }
@@ -217,25 +218,20 @@ impl Overlay {
         let start = self.net.now;
         let search = self.net.cores[o].search_with_ttl(text, ttl, start);
         self.net.pump(o);
-        let mut first = None;
-        loop {
-            let done = self.net.settle(1);
-            if first.is_none() && !self.net.events[o].is_empty() {
-                first = self.net.events[o].iter().find_map(|e| match e {
-                    CoreEvent::SearchResult(r) if r.search == search => Some(FirstAnswer {
-                        hops: u32::from(r.hops) + 1,
-                        latency: self.net.now - start,
-                    }),
-                    _ => None,
-                });
-                self.net.take_events(o);
-            }
-            if done {
-                break;
-            }
-        }
+        self.settle();
+        // The first result of this search, and when it came.
+        let first = self
+            .net
+            .take_events(o)
+            .into_iter()
+            .find_map(|(at, e)| match e {
+                CoreEvent::SearchResult(r) if r.search == search => Some(FirstAnswer {
+                    hops: u32::from(r.hops) + 1,
+                    latency: at - start,
+                }),
+                _ => None,
+            });
         self.net.keep_events(false);
-        self.net.take_events(o);
         (first, self.collect(&[origin], bytes_before))
     }
 

@@ -166,3 +166,35 @@ fn pong_caching_cuts_the_ping_pong_share() {
         uncached.ping_pong_share
     );
 }
+
+#[test]
+fn one_thread_or_two_measure_the_same_flood() {
+    // The thread count changes which of two deliveries due at the same
+    // instant runs first, and the latency draws: not what a flood costs.
+    let mut s = scenario(Arch::Flood, 1000);
+    s.workload.queries = 40;
+    s.threads = 1;
+    let one = run(&s);
+    s.threads = 2;
+    let two = run(&s);
+    let close = |a: f64, b: f64| (a - b).abs() <= 0.05 * a.max(b);
+    assert!(
+        close(one.messages_per_query, two.messages_per_query),
+        "messages per query: {} on one thread, {} on two",
+        one.messages_per_query,
+        two.messages_per_query
+    );
+    assert!(
+        close(one.reach, two.reach),
+        "reach: {} vs {}",
+        one.reach,
+        two.reach
+    );
+    // Forty queries: two of them may go either way.
+    assert!(
+        (one.success - two.success).abs() <= 0.05,
+        "success: {} vs {}",
+        one.success,
+        two.success
+    );
+}
