@@ -1275,6 +1275,20 @@ mod tests {
         assert_eq!(delta(4, |c| c.received.ping), 0);
     }
 
+    /// `nodes` unlinked nodes on two threads, every link `latency_ms` long.
+    fn two_thread_net(seed: u64, latency_ms: u64, nodes: usize) -> Net {
+        let mut net = Net::new(seed);
+        net.set_latency(Latency {
+            base: Duration::from_millis(latency_ms),
+            jitter: Duration::ZERO,
+        });
+        for n in 0..nodes {
+            net.add(config(n));
+        }
+        net.set_threads(2);
+        net
+    }
+
     /// 60 nodes on a random graph (a ring plus chords), linked up.
     fn random_net(seed: u64, threads: usize, jitter: Duration) -> Net {
         let mut net = Net::new(seed);
@@ -1358,15 +1372,7 @@ mod tests {
         assert_ne!(run(7).1, run(8).1, "another seed, other latencies");
 
         // A line on two threads: one hop per 50 ms, and nothing early.
-        let mut net = Net::new(1);
-        net.set_latency(Latency {
-            base: Duration::from_millis(50),
-            jitter: Duration::ZERO,
-        });
-        for n in 0..8 {
-            net.add(config(n));
-        }
-        net.set_threads(2);
+        let mut net = two_thread_net(1, 50, 8);
         for n in 0..7 {
             net.dial(n, n + 1);
         }
@@ -1401,15 +1407,7 @@ mod tests {
     #[test]
     fn a_close_arrives_after_the_bytes_sent_before_it() {
         // A Bye written just before the close reaches the peer, as over TCP.
-        let mut net = Net::new(2);
-        net.set_latency(Latency {
-            base: Duration::from_millis(30),
-            jitter: Duration::ZERO,
-        });
-        for n in 0..4 {
-            net.add(config(n));
-        }
-        net.set_threads(2);
+        let mut net = two_thread_net(2, 30, 4);
         net.dial(0, 3);
         assert!(net.settle(100_000));
         let conn = net.cores[0].established_ids()[0];

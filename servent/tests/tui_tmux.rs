@@ -178,11 +178,31 @@ fn the_playground_searches_downloads_and_quits_leaving_the_terminal_as_it_was() 
             .any(|l| l.starts_with("1   Hazel Trio") && l.contains("100%") && l.contains("done"))
     });
     assert!(screen.contains("Downloads (1)"), "{screen}");
-    let saved = demo.join("you").join("downloads").join(live);
+    let downloads = demo.join("you").join("downloads");
+    let saved = downloads.join(live);
+    // (Placed before the row says done; a short wait only makes a failure
+    // say what is there instead.)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !saved.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let listing: Vec<String> = std::fs::read_dir(&downloads)
+        .map(|d| {
+            d.flatten()
+                .map(|e| {
+                    format!(
+                        "{:?} {:?}",
+                        e.file_name(),
+                        e.metadata().map(|m| m.len()).ok()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     assert_eq!(
         std::fs::metadata(&saved).map(|m| m.len()).unwrap_or(0),
         1536 * 1024,
-        "{}",
+        "{}: the downloads folder holds {listing:?}; the screen was\n{screen}",
         saved.display()
     );
 

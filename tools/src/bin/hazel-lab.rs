@@ -20,7 +20,7 @@ use hazel_tools::lab::topology::Topology;
 use hazel_tools::lab::{run, Arch, Row, Scenario};
 
 /// A simulation allocates and frees small buffers by the million across
-/// gigabytes of cores: mimalloc's per-size pages take 30-45 % off a
+/// gigabytes of cores: mimalloc takes a quarter to a third off a
 /// 100,000-node run compared with the system allocator (README, "How the
 /// architectures compare").
 #[global_allocator]
@@ -218,9 +218,14 @@ fn sim(args: &SimArgs) -> io::Result<()> {
     }
     for scenario in scenarios(args) {
         let row: Row = run(&scenario);
+        // The process's peak so far: the largest run's, when several ran.
+        let peak = hazel_tools::load::proc_stats::peak_rss_bytes(std::process::id()).map_or_else(
+            |_| "?".to_string(),
+            |b| format!("{:.2}", b as f64 / (1u64 << 30) as f64),
+        );
         eprintln!(
             "{} n={} ttl={} {}: {:.1} s (setup {:.1} s; {} queries with {} messages in {:.1} s, \
-             {:.2} µs per message)",
+             {:.2} µs per message; peak RSS {peak} GiB)",
             row.arch,
             row.nodes,
             row.ttl,

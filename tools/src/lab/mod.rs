@@ -19,7 +19,9 @@
 //! - [`sim`]: one run of one architecture: the query loop, churn and the
 //!   measured quantities ([`Row`]). [`report`]: tables and plots.
 //!
-//! Everything is seeded: the same scenario and seed give the same numbers.
+//! Everything is seeded: the same scenario, seed and thread count
+//! (`Scenario::threads`, the harness's shares of the network) give the same
+//! numbers on any machine.
 
 pub mod central;
 pub mod dht;
