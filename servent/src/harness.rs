@@ -27,7 +27,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -651,6 +651,19 @@ struct SpinBarrier {
     arrived: AtomicUsize,
     generation: AtomicUsize,
     parties: usize,
+    /// Set when a party panicked: the others stop waiting and panic too.
+    broken: AtomicBool,
+}
+
+/// Breaks the barrier if its thread unwinds.
+struct BreakOnPanic<'a>(&'a SpinBarrier);
+
+impl Drop for BreakOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.broken.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl SpinBarrier {
@@ -659,6 +672,7 @@ impl SpinBarrier {
             arrived: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
             parties,
+            broken: AtomicBool::new(false),
         }
     }
 
@@ -671,6 +685,10 @@ impl SpinBarrier {
         }
         let mut spins = 0u32;
         while self.generation.load(Ordering::Acquire) == generation {
+            assert!(
+                !self.broken.load(Ordering::Acquire),
+                "another thread of the net panicked"
+            );
             if spins < 20_000 {
                 spins += 1;
                 std::hint::spin_loop();
@@ -1084,6 +1102,7 @@ impl Net {
         let statuses: [Vec<Mutex<Status>>; 2] =
             std::array::from_fn(|_| (0..shards).map(|_| Mutex::new(Status::default())).collect());
         let worker = |mut ctx: Ctx| -> bool {
+            let _guard = BreakOnPanic(&barrier);
             let me = ctx.shard.index;
             let mut sent = Status::default();
             let mut round = 0;
