@@ -26,7 +26,9 @@ pub enum Queued {
 }
 
 pub struct Links {
-    conns: HashMap<ConnId, Connection, ConnIdHashBuilder>,
+    /// Boxed: a connection is over a kilobyte, and a hash table keeps slack
+    /// slots (up to half of them empty) at the size of its values.
+    conns: HashMap<ConnId, Box<Connection>, ConnIdHashBuilder>,
     /// Established links, for floods, in the order they came up.
     established: Vec<ConnId>,
     actions: VecDeque<Action>,
@@ -44,11 +46,11 @@ impl Links {
     }
 
     pub fn get(&self, id: ConnId) -> Option<&Connection> {
-        self.conns.get(&id)
+        self.conns.get(&id).map(|c| &**c)
     }
 
     pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Connection> {
-        self.conns.get_mut(&id)
+        self.conns.get_mut(&id).map(|c| &mut **c)
     }
 
     pub fn contains(&self, id: ConnId) -> bool {
@@ -56,7 +58,7 @@ impl Links {
     }
 
     pub fn insert(&mut self, conn: Connection) {
-        self.conns.insert(conn.id, conn);
+        self.conns.insert(conn.id, Box::new(conn));
     }
 
     pub fn len(&self) -> usize {
@@ -68,7 +70,7 @@ impl Links {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Connection> {
-        self.conns.values()
+        self.conns.values().map(|c| &**c)
     }
 
     pub fn ids(&self) -> Vec<ConnId> {
@@ -81,7 +83,7 @@ impl Links {
     }
 
     pub fn is_established(&self, id: ConnId) -> bool {
-        self.conns.get(&id).is_some_and(Connection::is_established)
+        self.get(id).is_some_and(Connection::is_established)
     }
 
     /// The handshake of `id` completed.
@@ -223,7 +225,7 @@ impl Links {
                 reason: reason.to_string(),
             });
         }
-        Some(conn)
+        Some(*conn)
     }
 
     /// Bytes waiting to be written on `id` (empty when none).

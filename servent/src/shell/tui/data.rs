@@ -237,9 +237,16 @@ pub struct FileGroup {
 
 impl FileGroup {
     fn new(r: &SearchResult, key: FileKey) -> FileGroup {
+        // An index result is named by its sharer's path (`\`-separated):
+        // the group shows, and sorts by, the file's own name, as an overlay
+        // hit for the same file would name it.
+        let name = match r.napster {
+            Some(_) => r.name.rsplit('\\').next().unwrap_or(&r.name).to_string(),
+            None => r.name.clone(),
+        };
         FileGroup {
             key,
-            name: r.name.clone(),
+            name,
             size: r.size,
             results: Vec::new(),
             sources: Vec::new(),
@@ -465,5 +472,36 @@ mod tests {
         g.sort();
         let names: Vec<&str> = g.groups.iter().map(|x| x.name.as_str()).collect();
         assert_eq!(names, ["c.txt", "b.txt", "a.ogg"]);
+    }
+
+    #[test]
+    fn an_index_result_is_named_and_sorted_by_its_file_name_not_its_path() {
+        let mut g = Grouped::default();
+        // The index's copy of "zeta" comes first, named by the sharer's folder.
+        let mut z = result(1, "aaa\\zeta.ogg", None, 1, false);
+        z.origin = "127.0.0.1:8888".into();
+        z.napster = Some(Box::new(crate::core::events::NapsterHit {
+            nick: "sharer".into(),
+            raw_name: b"aaa\\zeta.ogg".to_vec(),
+            md5: String::new(),
+            bitrate: 0,
+            frequency: 0,
+            length: 0,
+            link_speed: 0,
+        }));
+        g.add(&z);
+        g.add(&result(2, "beta.ogg", Some("urn:sha1:B"), 2, false));
+        g.add(&result(3, "zeta.ogg", Some("urn:sha1:Z"), 3, false));
+        g.sort = SortBy::Name;
+        g.descending = false;
+        g.sort();
+        let names: Vec<&str> = g.groups.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["beta.ogg", "zeta.ogg"],
+            "the index copy joined the overlay's"
+        );
+        let zeta = &g.groups[1];
+        assert_eq!((zeta.origin, zeta.results.len()), ("both", 2));
     }
 }
